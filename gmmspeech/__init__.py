@@ -1,0 +1,62 @@
+"""gmmspeech: GMM-UBM speaker modelling.
+
+Public names are imported lazily (PEP 562) so that ``import gmmspeech`` and the CLI start
+fast and heavy modules (librosa, h5py) are loaded only when used. Each public name maps to
+the module that defines it; add a line to ``_EXPORTS`` when a module gains a public name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # errors
+    "GmmSpeechError": "errors",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "AudioError": "errors",
+    "ModelFormatError": "errors",
+    "ModelMismatchError": "errors",
+    "ConvergenceWarning": "errors",
+    # core model and training
+    "DiagGMM": "gmm",
+    "SufficientStats": "stats",
+    "accumulate": "stats",
+    "em_step": "ubm",
+    "train_ubm": "ubm",
+    "UBMConfig": "config",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .config import UBMConfig
+    from .errors import (
+        AudioError,
+        ConfigError,
+        ConvergenceWarning,
+        DataError,
+        GmmSpeechError,
+        ModelFormatError,
+        ModelMismatchError,
+    )
+    from .gmm import DiagGMM
+    from .stats import SufficientStats, accumulate
+    from .ubm import em_step, train_ubm
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gmmspeech' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = ["__version__", *_EXPORTS]
