@@ -1,0 +1,346 @@
+"""Many MAP-adapted speaker (or class) models in one HDF5 file.
+
+A speaker model adapted from a UBM differs from it only in the parameters named by ``adapt``
+(usually only the means), so a :class:`SpeakerModels` file stores the model ids, the adapted
+parameters (``means`` (S, K, D), ``weights`` (S, K), ``variances`` (S, K, D), each only when
+adapted) and the UBM's identity: its SHA-256 fingerprint, K and D. Loading needs the same UBM;
+another UBM is refused with a :class:`~gmmspeech.errors.ModelMismatchError`.
+
+File layout (format ``gmmspeech.SpeakerModels``, version 1)::
+
+    attrs:  format, format_version, gmmspeech_version, config (JSON), ubm_sha256,
+            n_components, n_features, adapt, feature_config (JSON, the UBM's)
+    ids        (S,) UTF-8 strings
+    means      (S, K, D) float64   if "m" in adapt
+    weights    (S, K)    float64   if "w" in adapt
+    variances  (S, K, D) float64   if "v" in adapt
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, ModelFormatError, ModelMismatchError
+from .gmm import DiagGMM
+from .h5io import atomic_path, from_json, open_checked, to_json, write_header
+from .map import check_adapt, map_parameters
+from .stats import SufficientStats, accumulate
+
+log = logging.getLogger(__name__)
+
+FORMAT = "gmmspeech.SpeakerModels"
+FORMAT_VERSION = 1
+
+
+def ubm_fingerprint(ubm: DiagGMM) -> str:
+    """SHA-256 hex digest of the UBM's float64 weights, means and variances (and shapes)."""
+    h = hashlib.sha256()
+    h.update(f"K={ubm.n_components};D={ubm.n_features};".encode())
+    for arr in (ubm.weights, ubm.means, ubm.variances):
+        h.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())
+    return h.hexdigest()
+
+
+class SpeakerModels:
+    """A set of models MAP-adapted from one UBM, indexed by id.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        The UBM the models were adapted from.
+    ids : sequence of str, length S
+        Unique model ids (speaker or class ids).
+    means : array-like, shape (S, K, D), optional
+        Adapted means (omit when means were not adapted).
+    weights : array-like, shape (S, K), optional
+        Adapted weights.
+    variances : array-like, shape (S, K, D), optional
+        Adapted variances.
+    config : dict, optional
+        How the models were made (relevance factor, adapt, ...), stored in the file.
+
+    Examples
+    --------
+    >>> ubm = DiagGMM([0.5, 0.5], [[-1.0], [1.0]], [[1.0], [1.0]])
+    >>> models = SpeakerModels(ubm, ["a"], means=[[[-0.5], [1.5]]])
+    >>> models["a"].means.ravel().tolist()
+    [-0.5, 1.5]
+    """
+
+    def __init__(
+        self,
+        ubm: DiagGMM,
+        ids: Sequence[str],
+        *,
+        means: Any = None,
+        weights: Any = None,
+        variances: Any = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.ubm = ubm
+        self.ids: list[str] = [str(i) for i in ids]
+        seen: dict[str, int] = {}
+        for i, name in enumerate(self.ids):
+            if name in seen:
+                raise DataError(
+                    f"ids: model id {name!r} appears twice (positions {seen[name]} and {i}); "
+                    f"model ids must be unique"
+                )
+            seen[name] = i
+        self._index = seen
+        s, k, d = len(self.ids), ubm.n_components, ubm.n_features
+        self.means = None if means is None else np.asarray(means, dtype=np.float64)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        self.variances = None if variances is None else np.asarray(variances, dtype=np.float64)
+        for name, arr, shape in (
+            ("means", self.means, (s, k, d)),
+            ("weights", self.weights, (s, k)),
+            ("variances", self.variances, (s, k, d)),
+        ):
+            if arr is not None and arr.shape != shape:
+                got_d = arr.shape[-1] if arr.ndim == 3 else None
+                exc = ModelMismatchError if name != "weights" and got_d != d else DataError
+                raise exc(
+                    f"{name}: expected shape {shape} (S={s} models, K={k}, D={d} of the UBM), "
+                    f"got {arr.shape}"
+                )
+        if self.means is None and self.weights is None and self.variances is None and s:
+            raise DataError("SpeakerModels: give at least one of means, weights, variances")
+        self.config = dict(config) if config else {}
+
+    # ------------------------------------------------------------------ access
+    @property
+    def adapt(self) -> str:
+        """Which parameters differ from the UBM, e.g. ``"m"`` or ``"mwv"``."""
+        return "".join(
+            ch
+            for ch, arr in (("m", self.means), ("w", self.weights), ("v", self.variances))
+            if arr is not None
+        )
+
+    @property
+    def n_features(self) -> int:
+        return self.ubm.n_features
+
+    @property
+    def n_components(self) -> int:
+        return self.ubm.n_components
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def index(self, model_id: str) -> int:
+        """Position of ``model_id``; :class:`DataError` naming it when unknown."""
+        try:
+            return self._index[model_id]
+        except KeyError:
+            raise DataError(
+                f"model {model_id!r} is not in the models file ({len(self.ids)} models, e.g. "
+                f"{', '.join(repr(i) for i in self.ids[:3])}); enroll it first"
+            ) from None
+
+    def parameters(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(weights (K,), means (K, D), variances (K, D))`` of the model at position ``i``."""
+        u = self.ubm
+        w = u.weights if self.weights is None else self.weights[i]
+        mu = u.means if self.means is None else self.means[i]
+        var = u.variances if self.variances is None else self.variances[i]
+        return w, mu, var
+
+    def __getitem__(self, model_id: str) -> DiagGMM:
+        w, mu, var = self.parameters(self.index(model_id))
+        return DiagGMM(w, mu, var, feature_config=self.ubm.feature_config)
+
+    def subset(self, ids: Iterable[str]) -> SpeakerModels:
+        """The models named by ``ids``, in that order."""
+        pos = [self.index(i) for i in ids]
+
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[pos]
+
+        return SpeakerModels(
+            self.ubm,
+            [self.ids[p] for p in pos],
+            means=take(self.means),
+            weights=take(self.weights),
+            variances=take(self.variances),
+            config=self.config,
+        )
+
+    # ------------------------------------------------------------------ storage
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the models atomically (only what differs from the UBM, plus its fingerprint)."""
+        import h5py
+
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            write_header(f, FORMAT, FORMAT_VERSION, self.config)
+            f.attrs["ubm_sha256"] = ubm_fingerprint(self.ubm)
+            f.attrs["n_components"] = self.n_components
+            f.attrs["n_features"] = self.n_features
+            f.attrs["adapt"] = self.adapt
+            if self.ubm.feature_config is not None:
+                f.attrs["feature_config"] = to_json(self.ubm.feature_config)
+            f.create_dataset("ids", data=np.array(self.ids, dtype=object), dtype=h5py.string_dtype())
+            for name in ("means", "weights", "variances"):
+                arr = getattr(self, name)
+                if arr is not None:
+                    f.create_dataset(name, data=arr, chunks=True if arr.ndim == 3 else None)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], ubm: DiagGMM) -> SpeakerModels:
+        """Read a models file written by :meth:`save`; ``ubm`` must be the one it was made with.
+
+        Raises
+        ------
+        ModelFormatError
+            Missing, truncated or foreign file.
+        ModelMismatchError
+            ``ubm`` is not the UBM the models were adapted from.
+        """
+        f = open_checked(path, FORMAT, FORMAT_VERSION)
+        try:
+            want = ubm_fingerprint(ubm)
+            got = f.attrs.get("ubm_sha256")
+            got = got.decode() if isinstance(got, bytes) else got
+            if got != want:
+                k, d = f.attrs.get("n_components"), f.attrs.get("n_features")
+                raise ModelMismatchError(
+                    f"{path}: the models were adapted from another UBM (K={k}, D={d}, sha256 "
+                    f"{str(got)[:12]}...) than the one given (K={ubm.n_components}, "
+                    f"D={ubm.n_features}, sha256 {want[:12]}...); use the UBM they were "
+                    f"enrolled with, or enroll again"
+                )
+            if "ids" not in f:
+                raise ModelFormatError(f"{path}: missing dataset 'ids'")
+            try:
+                ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["ids"][()]]
+                arrays = {n: (f[n][()] if n in f else None) for n in ("means", "weights", "variances")}
+                config = from_json(f.attrs.get("config"), {})
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelFormatError(f"{path}: cannot read models ({exc})") from None
+        finally:
+            f.close()
+        try:
+            return cls(ubm, ids, config=config, **arrays)
+        except DataError as exc:
+            raise ModelFormatError(f"{path}: invalid models: {exc}") from None
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_stats(
+        cls,
+        ubm: DiagGMM,
+        stats: Mapping[str, SufficientStats],
+        *,
+        relevance_factor: float = 16.0,
+        adapt: str = "m",
+        variance_floor: Any = None,
+    ) -> SpeakerModels:
+        """MAP-adapt one model per entry of ``stats`` (id -> statistics under ``ubm``)."""
+        adapt = check_adapt(adapt)
+        ids = list(stats)
+        s, k, d = len(ids), ubm.n_components, ubm.n_features
+        means = np.empty((s, k, d)) if "m" in adapt else None
+        weights = np.empty((s, k)) if "w" in adapt else None
+        variances = np.empty((s, k, d)) if "v" in adapt else None
+        for i, sid in enumerate(ids):
+            w, mu, var = map_parameters(
+                ubm,
+                stats[sid],
+                relevance_factor=relevance_factor,
+                adapt=adapt,
+                variance_floor=variance_floor,
+            )
+            if means is not None:
+                means[i] = mu
+            if weights is not None:
+                weights[i] = w
+            if variances is not None:
+                variances[i] = var
+        r = float(relevance_factor)
+        cfg = {"relevance_factor": r if np.isfinite(r) else "inf", "adapt": adapt}
+        return cls(ubm, ids, means=means, weights=weights, variances=variances, config=cfg)
+
+
+def enroll(
+    ubm: DiagGMM,
+    features: Any,
+    spk2utt: Any,
+    *,
+    relevance_factor: float = 16.0,
+    adapt: str = "m",
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> SpeakerModels:
+    """Enrol one model per speaker from all of that speaker's utterances.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        The UBM to adapt.
+    features : mapping utt_id -> array of shape (n_frames, D)
+        E.g. a :class:`gmmspeech.FeatureStore` or a dict of arrays.
+    spk2utt : mapping spk_id -> list of utt_id, or an object with a ``spk2utt`` attribute
+        Which utterances belong to which speaker (a data dir works).
+    relevance_factor, adapt
+        See :func:`gmmspeech.map_adapt`.
+    chunk_size : int, optional
+        Frames per block when accumulating statistics.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    SpeakerModels
+        Models in the order of ``spk2utt``.
+
+    Raises
+    ------
+    DataError
+        An utterance is missing from ``features`` (named with its speaker), or a speaker has
+        no utterances.
+    ModelMismatchError
+        Features of another dimension than the UBM's (the utterance is named).
+    """
+    from tqdm.auto import tqdm
+
+    mapping = getattr(spk2utt, "spk2utt", spk2utt)
+    if callable(mapping):
+        mapping = mapping()
+    stats: dict[str, SufficientStats] = {}
+    for spk in tqdm(list(mapping), desc="enroll", unit="spk", disable=not progress):
+        utts = list(mapping[spk])
+        if not utts:
+            raise DataError(f"speaker {spk!r} has no utterances; remove it from spk2utt")
+        total = SufficientStats.zeros(ubm.n_components, ubm.n_features, ubm.center)
+        for utt in utts:
+            x = _get_features(features, utt, f"speaker {spk!r}")
+            try:
+                total = total + accumulate(ubm, x, chunk_size=chunk_size)
+            except (ModelMismatchError, DataError) as exc:
+                raise type(exc)(f"utterance {utt!r} (speaker {spk!r}): {exc}") from None
+        stats[str(spk)] = total
+    log.info("enrolled %d speaker model(s) (adapt=%s, r=%g)", len(stats), adapt, relevance_factor)
+    return SpeakerModels.from_stats(ubm, stats, relevance_factor=relevance_factor, adapt=adapt)
+
+
+def _get_features(features: Any, utt: str, context: str) -> np.ndarray:
+    try:
+        return np.asarray(features[utt])
+    except KeyError:
+        raise DataError(
+            f"utterance {utt!r} ({context}) is not in the feature archive; extract its "
+            f"features or remove it from the data dir"
+        ) from None
