@@ -90,7 +90,12 @@ class UBMConfig:
             "a non-empty list of iteration counts >= 0",
             self.iterations_per_stage,
         )
-        _check(self.final_max_iterations >= 0, "final_max_iterations", ">= 0", self.final_max_iterations)
+        _check(
+            self.final_max_iterations >= 0,
+            "final_max_iterations",
+            ">= 0",
+            self.final_max_iterations,
+        )
         _check(self.tolerance >= 0, "tolerance", ">= 0", self.tolerance)
         _check(0 < self.split_epsilon <= 5, "split_epsilon", "in (0, 5]", self.split_epsilon)
         _check(0 <= self.var_floor_ratio < 1, "var_floor_ratio", "in [0, 1)", self.var_floor_ratio)

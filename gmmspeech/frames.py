@@ -67,8 +67,7 @@ def as_frames(
         hint = ""
         if out.shape[1] == 1 and np.asarray(X).ndim == 1:
             hint = (
-                f"; a 1-D array is read as frames of one feature: pass one frame as "
-                f"X.reshape(1, -1)"
+                "; a 1-D array is read as frames of one feature: pass one frame as X.reshape(1, -1)"
             )
         raise ModelMismatchError(
             f"{name}: frames have {out.shape[1]} features but the model expects "

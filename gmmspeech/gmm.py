@@ -31,6 +31,9 @@ FORMAT = "gmmspeech.DiagGMM"
 FORMAT_VERSION = 1
 DEFAULT_CHUNK_SIZE = 2048
 _LOG_2PI = float(np.log(2.0 * np.pi))
+# exp(-80) ~ 1.8e-35 is still a normal float32; below about -87 exp() gives denormals, which
+# make sums and matrix products many times slower. Terms that small never change a result.
+EXP_FLOOR = np.float32(-80.0)
 
 
 def _as_param(value: Any, name: str) -> np.ndarray:
@@ -58,6 +61,9 @@ class DiagGMM:
         The configuration that produced the model (stored in the model file).
     history : list of dict, optional
         Training history (one entry per EM iteration).
+    var_floor : array-like, shape (D,), optional
+        The variance floor used in training; kept so that later estimates (MAP) can apply
+        the same floor.
 
     Attributes
     ----------
@@ -87,6 +93,7 @@ class DiagGMM:
         feature_config: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
+        var_floor: Any = None,
     ) -> None:
         w = _as_param(weights, "weights")
         mu = _as_param(means, "means")
@@ -138,6 +145,15 @@ class DiagGMM:
         self.feature_config = dict(feature_config) if feature_config else None
         self.config = dict(config) if config else None
         self.history_: list[dict[str, Any]] = list(history) if history else []
+        self.var_floor: np.ndarray | None = None
+        if var_floor is not None:
+            vf = _as_param(var_floor, "var_floor").reshape(-1)
+            if vf.shape != (mu.shape[1],) or not np.isfinite(vf).all() or (vf < 0).any():
+                raise DataError(
+                    f"var_floor: expected {mu.shape[1]} finite values >= 0 (one per feature), "
+                    f"got shape {vf.shape}"
+                )
+            self.var_floor = vf
         self._natural: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ basics
@@ -163,6 +179,7 @@ class DiagGMM:
             feature_config=self.feature_config,
             config=self.config,
             history=[dict(h) for h in self.history_],
+            var_floor=self.var_floor,
         )
 
     @property
@@ -296,9 +313,7 @@ class DiagGMM:
             Best first.
         """
         if not 1 <= int(c) <= self.n_components:
-            raise DataError(
-                f"c: must be between 1 and n_components={self.n_components}, got {c}"
-            )
+            raise DataError(f"c: must be between 1 and n_components={self.n_components}, got {c}")
         c = int(c)
         x = as_frames(X, self.n_features)
         out = np.empty((x.shape[0], c), dtype=np.int64)
@@ -332,7 +347,9 @@ class DiagGMM:
         return X, labels.astype(np.int64)
 
     # ------------------------------------------------------------------ storage
-    def save(self, path: str | os.PathLike[str], *, extra_attrs: dict[str, Any] | None = None) -> None:
+    def save(
+        self, path: str | os.PathLike[str], *, extra_attrs: dict[str, Any] | None = None
+    ) -> None:
         """Write the model to an HDF5 file atomically (float64 parameters, no pickle)."""
         import h5py
 
@@ -346,6 +363,8 @@ class DiagGMM:
             f.create_dataset("weights", data=self.weights.astype(np.float64))
             f.create_dataset("means", data=self.means.astype(np.float64))
             f.create_dataset("variances", data=self.variances.astype(np.float64))
+            if self.var_floor is not None:
+                f.create_dataset("var_floor", data=self.var_floor.astype(np.float64))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DiagGMM:
@@ -367,12 +386,21 @@ class DiagGMM:
                 config = from_json(f.attrs.get("config"))
                 feature_config = from_json(f.attrs.get("feature_config"))
                 history = from_json(f.attrs.get("history"), [])
+                var_floor = f["var_floor"][()] if "var_floor" in f else None
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelFormatError(f"{path}: cannot read model data ({exc})") from None
         finally:
             f.close()
         try:
-            return cls(w, mu, var, feature_config=feature_config, config=config, history=history)
+            return cls(
+                w,
+                mu,
+                var,
+                feature_config=feature_config,
+                config=config,
+                history=history,
+                var_floor=var_floor,
+            )
         except DataError as exc:
             raise ModelFormatError(f"{path}: invalid model parameters: {exc}") from None
 
@@ -380,5 +408,8 @@ class DiagGMM:
 def _logsumexp_rows(r: np.ndarray) -> np.ndarray:
     """Row-wise log-sum-exp of a float32 (n, K) array, returned in float64."""
     m = r.max(axis=1, keepdims=True)
-    s = np.exp(r - m).sum(axis=1, dtype=np.float64)
+    e = r - m
+    np.maximum(e, EXP_FLOOR, out=e)  # keep exp() out of the (slow) float32 denormal range
+    np.exp(e, out=e)
+    s = e.sum(axis=1, dtype=np.float64)
     return np.log(s) + m[:, 0].astype(np.float64)

@@ -118,7 +118,7 @@ def open_checked(
         raise error(f"{p}: {what}, expected format {fmt!r}; is this a gmmspeech {fmt} file?")
     version = f.attrs.get("format_version")
     try:
-        version_int = int(version)  # type: ignore[arg-type]
+        version_int = int(version)
     except (TypeError, ValueError):
         f.close()
         raise error(f"{p}: missing or invalid 'format_version' attribute ({version!r})") from None

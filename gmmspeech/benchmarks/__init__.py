@@ -1,0 +1,7 @@
+"""Speed and memory benchmarks behind ``gmmspeech bench``.
+
+Each module provides ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; the
+modules are listed in :data:`BENCHMARKS`.
+"""
+
+BENCHMARKS: tuple[str, ...] = ("em",)

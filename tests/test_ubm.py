@@ -1,0 +1,212 @@
+import warnings
+
+import numpy as np
+import pytest
+
+import gmmspeech.ubm as ubm_mod
+from gmmspeech import ConfigError, DataError, DiagGMM, UBMConfig, em_step, train_ubm
+from gmmspeech.errors import ConvergenceWarning
+from gmmspeech.ubm import split_components, split_plan
+
+FAST = dict(iterations_per_stage=(2,), final_max_iterations=3, progress=False)
+
+
+def four_bumps(n=8000, seed=0):
+    truth = DiagGMM(
+        [0.1, 0.2, 0.3, 0.4],
+        [[0.0, 0.0], [6.0, 6.0], [-6.0, 6.0], [6.0, -6.0]],
+        [[1.0, 1.0], [0.5, 0.5], [2.0, 1.0], [1.0, 2.0]],
+    )
+    return truth, truth.sample(n, random_state=seed)[0]
+
+
+def test_em_step_matches_sklearn():
+    sklearn_mixture = pytest.importorskip("sklearn.mixture")
+    rng = np.random.default_rng(0)
+    truth, X = four_bumps(3000)
+    k, d = 4, 2
+    w0 = np.full(k, 0.25)
+    mu0 = rng.normal(size=(k, d)) * 3
+    var0 = rng.uniform(1.0, 3.0, size=(k, d))
+    ours = em_step(DiagGMM(w0, mu0, var0), X, config=UBMConfig(var_floor_ratio=0.0))
+    ref = sklearn_mixture.GaussianMixture(
+        n_components=k,
+        covariance_type="diag",
+        weights_init=w0,
+        means_init=mu0,
+        precisions_init=1.0 / var0,
+        max_iter=1,
+        reg_covar=0.0,
+        tol=0.0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X)
+    np.testing.assert_allclose(ours.weights, ref.weights_, rtol=1e-5)
+    np.testing.assert_allclose(ours.means, ref.means_, rtol=1e-5, atol=1e-5)
+    # second-order sums are float32 products accumulated in float64 (DESIGN section 3): the
+    # variance of a component far from the data centre loses ~1e-4 relative to cancellation
+    np.testing.assert_allclose(ours.variances, ref.covariances_, rtol=3e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_em_never_decreases_likelihood_within_a_stage(seed):
+    rng = np.random.default_rng(seed)
+    truth = DiagGMM(
+        rng.dirichlet(np.ones(6)), rng.normal(size=(6, 3)) * 4, rng.uniform(0.5, 2, (6, 3))
+    )
+    X = truth.sample(5000, random_state=seed)[0]
+    gmm = train_ubm(X, 8, iterations_per_stage=(4,), final_max_iterations=5, progress=False)
+    by_stage = {}
+    for h in gmm.history_:
+        by_stage.setdefault(h["stage"], []).append((h["log_likelihood"], h["n_repairs"]))
+    checked = 0
+    for stage, seq in by_stage.items():
+        for (prev, rep), (cur, _) in zip(seq, seq[1:], strict=False):
+            if rep == 0:  # a repair legitimately moves the model
+                assert cur >= prev - 1e-5 * abs(prev), (stage, prev, cur)
+                checked += 1
+    assert checked >= 10
+
+
+def test_recovers_a_known_mixture():
+    truth, X = four_bumps(20_000)
+    gmm = train_ubm(X, 4, final_max_iterations=30, progress=False)
+    order = [int(np.argmin(((gmm.means - m) ** 2).sum(axis=1))) for m in truth.means]
+    assert sorted(order) == [0, 1, 2, 3]
+    np.testing.assert_allclose(gmm.means[order], truth.means, atol=0.08)
+    np.testing.assert_allclose(gmm.weights[order], truth.weights, atol=0.01)
+    np.testing.assert_allclose(gmm.variances[order], truth.variances, rtol=0.08)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7, 64, 1000])
+def test_exact_component_counts(k):
+    rng = np.random.default_rng(k)
+    X = rng.normal(size=(max(10 * k, 500), 2)).astype(np.float32)
+    gmm = train_ubm(X, k, iterations_per_stage=(1,), final_max_iterations=1, progress=False)
+    assert gmm.n_components == k
+    assert np.isfinite(gmm.means).all() and (gmm.variances > 0).all()
+    assert gmm.weights.sum() == pytest.approx(1.0)
+
+
+def test_split_plan_and_partial_split():
+    assert split_plan(1) == [1]
+    assert split_plan(3) == [1, 2, 3]
+    assert split_plan(1024)[-1] == 1024 and len(split_plan(1024)) == 11
+    assert split_plan(1000)[-2:] == [512, 1000]
+    gmm = DiagGMM(
+        [0.2, 0.5, 0.3], [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], [[1.0, 9.0], [4.0, 1.0], [1.0, 1.0]]
+    )
+    grown = split_components(gmm, 1, epsilon=0.5)
+    # only the heaviest (index 1) splits, along its widest dimension (0, sigma=2)
+    np.testing.assert_allclose(grown.weights, [0.2, 0.25, 0.3, 0.25])
+    np.testing.assert_allclose(grown.means[1], [0.0, 1.0])
+    np.testing.assert_allclose(grown.means[3], [2.0, 1.0])
+    np.testing.assert_allclose(grown.variances[3], [4.0, 1.0])
+    np.testing.assert_allclose(grown.means[[0, 2]], gmm.means[[0, 2]])
+
+
+def test_degenerate_data_is_repaired_without_nan(caplog):
+    rng = np.random.default_rng(0)
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, -2.0]]), 400, axis=0)
+    X = np.vstack([X, [[1e4, -1e4]] * 3])  # a few far outliers
+    X = X[rng.permutation(len(X))]
+    with caplog.at_level("INFO", logger="gmmspeech.ubm"):
+        gmm = train_ubm(X, 16, iterations_per_stage=(2,), final_max_iterations=2, progress=False)
+    assert gmm.n_components == 16
+    for arr in (gmm.weights, gmm.means, gmm.variances):
+        assert np.isfinite(arr).all()
+    assert (gmm.variances > 0).all()
+    assert sum(h["n_repairs"] for h in gmm.history_) > 0
+    assert "re-seeded" in caplog.text
+    assert np.isfinite(gmm.log_likelihood(X)).all()
+
+
+def test_identical_frames_and_too_few_frames_are_clear_errors():
+    with pytest.raises(DataError, match="all 100 frames are identical"):
+        train_ubm(np.ones((100, 3)), 2, progress=False)
+    X = np.random.default_rng(0).normal(size=(500, 3))
+    with pytest.raises(
+        DataError, match=r"500 frames are too few for 64 components.*n_components <= 50"
+    ):
+        train_ubm(X, 64, progress=False)
+    bad = X.copy()
+    bad[[4, 9, 11]] = np.nan
+    with pytest.raises(DataError, match="3 of 500 rows contain NaN"):
+        train_ubm(bad, 2, progress=False)
+    with pytest.raises(ConfigError, match="did you mean 'tolerance'"):
+        train_ubm(X, 2, tolerence=1e-3)
+    with pytest.raises(ConfigError, match="n_components: must be >= 1"):
+        train_ubm(X, 0)
+
+
+def test_integer_and_list_inputs():
+    rng = np.random.default_rng(1)
+    X = rng.integers(-50, 50, size=(3000, 2))
+    a = train_ubm(X, 4, **FAST)
+    utts = [X[:1000], X[1000:1001], X[1001:]]
+    b = train_ubm(utts, 4, **FAST)
+    np.testing.assert_allclose(a.means, b.means, rtol=1e-6)
+    with pytest.raises(DataError, match=r"X\[1\]: has 3 features but X\[0\] has 2"):
+        train_ubm([X, np.zeros((10, 3))], 2, progress=False)
+
+
+def test_deterministic_and_subsampling():
+    _, X = four_bumps(6000)
+    a = train_ubm(X, 8, **FAST)
+    b = train_ubm(X, 8, **FAST)
+    for name in ("weights", "means", "variances"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    sub = train_ubm(X, 8, max_frames=2000, random_state=3, **FAST)
+    keep = np.sort(np.random.default_rng(3).choice(6000, size=2000, replace=False))
+    ref = train_ubm(X[keep], 8, **FAST)
+    np.testing.assert_array_equal(sub.means, ref.means)
+
+
+def test_checkpoint_resume_gives_identical_model(tmp_path, monkeypatch):
+    _, X = four_bumps(4000)
+    opts = dict(iterations_per_stage=(2,), final_max_iterations=4, progress=False)
+    full = train_ubm(X, 16, **opts)
+
+    real_split = ubm_mod.split_components
+    calls = {"n": 0}
+
+    def dying_split(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real_split(*args, **kwargs)
+
+    monkeypatch.setattr(ubm_mod, "split_components", dying_split)
+    with pytest.raises(KeyboardInterrupt):
+        train_ubm(X, 16, checkpoint_dir=tmp_path, **opts)
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == ["ubm_stage000_k1.h5", "ubm_stage001_k2.h5", "ubm_stage002_k4.h5"]
+    (tmp_path / "ubm_stage003_k8.h5").write_bytes(b"half-written garbage")  # ignored
+
+    monkeypatch.setattr(ubm_mod, "split_components", real_split)
+    calls["resumed"] = 0
+
+    def counting_split(*args, **kwargs):
+        calls["resumed"] += 1
+        return real_split(*args, **kwargs)
+
+    monkeypatch.setattr(ubm_mod, "split_components", counting_split)
+    resumed = train_ubm(X, 16, checkpoint_dir=tmp_path, **opts)
+    assert calls["resumed"] == 2  # only 4 -> 8 and 8 -> 16 were run again
+    for name in ("weights", "means", "variances"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(full, name))
+    assert [h["log_likelihood"] for h in resumed.history_] == [
+        h["log_likelihood"] for h in full.history_
+    ]
+    # a different config does not pick up these checkpoints
+    other = train_ubm(X, 16, checkpoint_dir=tmp_path, split_epsilon=0.3, **{**opts})
+    assert not np.array_equal(other.means, full.means)
+
+
+def test_convergence_warning_when_capped():
+    _, X = four_bumps(3000)
+    with pytest.warns(ConvergenceWarning, match="final_max_iterations=1"):
+        train_ubm(
+            X, 8, iterations_per_stage=(1,), final_max_iterations=1, tolerance=1e-12, progress=False
+        )
