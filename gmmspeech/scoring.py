@@ -416,27 +416,36 @@ class _TestUtterance:
                 spk = np.matmul(self.z[f0:f1, :e], wt)
                 spk += dg
                 spk += self.ubm_comp[None, f0:f1]
-                tot += _lse(spk, axis=2).sum(axis=1)
+                tot += _lse_inplace(spk).sum(axis=1)
             out[b0 : b0 + ms.size] = tot / n - self.ubm_mean
         return out
 
     def _topc(self, bank: ModelBank, sel: np.ndarray, budget: int) -> np.ndarray:
+        """Top-C scores: the correction ``z . delta[m, c] + dg[m, c]`` is computed only for the
+        selected (frame, component) pairs, grouped by component so that each group is one
+        small (n_c, E) x (E, S) product with no copy of the model parameters."""
         delta_t, dg_t = bank.by_component()
         n, c = self.idx.shape
         e = bank.width
         all_models = sel.size == len(bank) and np.array_equal(sel, np.arange(len(bank)))
-        if not all_models:
-            delta_t = delta_t[:, :, sel]
-            dg_t = dg_t[:, sel]
         s = sel.size
-        frame_step = max(1, min(n, budget // max(1, c * e * s)))
+        frame_step = max(1, min(n, budget // max(1, c * max(e, s))))
         tot = np.zeros(s, dtype=np.float64)
         for f0 in range(0, n, frame_step):
             f1 = min(n, f0 + frame_step)
-            idx = self.idx[f0:f1].ravel()  # (P,) with P = frames * C
-            zp = np.repeat(self.z[f0:f1, :e], c, axis=0)  # (P, E)
-            corr = np.einsum("pe,pem->pm", zp, delta_t[idx], optimize=False)  # (P, S)
-            corr += dg_t[idx]
+            idx = self.idx[f0:f1].ravel()  # (P,) with P = frames * C, frame-major
+            order = np.argsort(idx, kind="stable")
+            sorted_idx = idx[order]
+            zs = self.z[f0:f1, :e][order // c]  # (P, E), grouped by component
+            comps, starts = np.unique(sorted_idx, return_index=True)
+            ends = np.append(starts[1:], sorted_idx.size)
+            corr_sorted = np.empty((idx.size, s), dtype=COMPUTE_DTYPE)
+            for comp, a, b in zip(comps.tolist(), starts.tolist(), ends.tolist(), strict=True):
+                w = delta_t[comp] if all_models else delta_t[comp][:, sel]
+                np.matmul(zs[a:b], w, out=corr_sorted[a:b])
+            corr = np.empty_like(corr_sorted)
+            corr[order] = corr_sorted
+            corr += dg_t[idx] if all_models else dg_t[idx][:, sel]
             corr64 = corr.astype(np.float64).reshape(f1 - f0, c, s)
             corr64 += self.logpi[f0:f1, :, None]
             tot += _lse(corr64, axis=1).sum(axis=0)
@@ -448,6 +457,15 @@ def _lse(a: np.ndarray, axis: int) -> np.ndarray:
     m = a.max(axis=axis, keepdims=True)
     s = np.exp(a - m).sum(axis=axis, dtype=np.float64)
     return np.log(s) + np.squeeze(m, axis=axis).astype(np.float64)
+
+
+def _lse_inplace(a: np.ndarray) -> np.ndarray:
+    """log-sum-exp over the last axis of a float32 work array (overwritten), float64 out."""
+    m = a.max(axis=-1, keepdims=True)
+    a -= m
+    np.exp(a, out=a)
+    s = a.sum(axis=-1)  # terms in [0, 1], the largest 1: float32 is accurate enough here
+    return np.log(s.astype(np.float64)) + m[..., 0].astype(np.float64)
 
 
 # ---------------------------------------------------------------------------- public API

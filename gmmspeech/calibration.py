@@ -1,0 +1,112 @@
+"""Affine calibration of scores to log-likelihood ratios by prior-weighted logistic regression.
+
+``llr = a * score + b`` with ``a, b`` minimising the prior-weighted cross-entropy (the
+objective of Brummer's FoCal / BOSARIS, i.e. Cllr at the effective prior ``pi``)::
+
+    pi / N_tar  sum_tar  log(1 + exp(-(a s + b + logit pi)))
+  + (1 - pi) / N_non sum_non log(1 + exp(  a s + b + logit pi))
+
+Trained on one set of scores with known labels and applied to another. Stored as JSON (no
+pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit
+
+from .errors import DataError
+from .h5io import atomic_path
+from .metrics import _split
+
+
+class LogisticCalibration:
+    """Score -> LLR calibration ``llr = slope * score + offset``.
+
+    Parameters
+    ----------
+    prior : float
+        The effective target prior the objective is weighted for (0.5: Cllr).
+
+    Attributes
+    ----------
+    slope_, offset_ : float
+        Fitted after :meth:`fit`.
+
+    Examples
+    --------
+    >>> cal = LogisticCalibration().fit([2.0, 3.0, 1.5, -1.0, 0.0, 2.1], [1, 1, 1, 0, 0, 0])
+    >>> bool(cal.slope_ > 0)
+    True
+    """
+
+    def __init__(self, prior: float = 0.5) -> None:
+        if not 0.0 < float(prior) < 1.0:
+            raise DataError(f"prior: must be strictly between 0 and 1, got {prior!r}")
+        self.prior = float(prior)
+        self.slope_: float | None = None
+        self.offset_: float | None = None
+
+    def fit(self, scores: Any, is_target: Any) -> LogisticCalibration:
+        """Fit on scores (n,) with labels (n,); returns ``self``."""
+        s, t = _split(scores, is_target)
+        # standardise the scores for a well-conditioned problem; map back afterwards
+        loc, scale = float(s.mean()), float(s.std()) or 1.0
+        x = (s - loc) / scale
+        pi = self.prior
+        logit_pi = float(np.log(pi / (1.0 - pi)))
+        wt = np.where(t, pi / t.sum(), (1.0 - pi) / (~t).sum())
+        sign = np.where(t, 1.0, -1.0)
+
+        def objective(p: np.ndarray) -> tuple[float, np.ndarray]:
+            a, b = p
+            u = sign * (a * x + b + logit_pi)  # log(1 + exp(-u)) per trial
+            loss = float((wt * np.logaddexp(0.0, -u)).sum())
+            g = -wt * sign * expit(-u)
+            return loss, np.array([(g * x).sum(), g.sum()])
+
+        res = minimize(objective, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+        a, b = (float(v) for v in res.x)
+        self.slope_ = a / scale
+        self.offset_ = b - a * loc / scale
+        return self
+
+    def _check_fitted(self) -> tuple[float, float]:
+        if self.slope_ is None or self.offset_ is None:
+            raise DataError("LogisticCalibration: call fit() (or load()) before transform()")
+        return self.slope_, self.offset_
+
+    def transform(self, scores: Any) -> np.ndarray:
+        """Calibrated LLRs (natural log), same shape as ``scores``."""
+        a, b = self._check_fitted()
+        return a * np.asarray(scores, dtype=np.float64) + b
+
+    def to_dict(self) -> dict[str, Any]:
+        a, b = self._check_fitted()
+        return {"format": "gmmspeech.LogisticCalibration", "prior": self.prior, "slope": a,
+                "offset": b}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the calibration as JSON, atomically."""
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LogisticCalibration:
+        """Read a calibration written by :meth:`save`."""
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+            if d.get("format") != "gmmspeech.LogisticCalibration":
+                raise KeyError("format")
+            cal = cls(d["prior"])
+            cal.slope_, cal.offset_ = float(d["slope"]), float(d["offset"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DataError(f"{p}: not a gmmspeech calibration JSON file ({exc})") from None
+        return cal

@@ -1,0 +1,185 @@
+"""Score normalisation with a cohort: Z-, T-, ZT-, S-norm and adaptive S-norm.
+
+Notation, for a trial of model ``m`` against test utterance ``t`` with raw score ``s``:
+
+* ``model_cohort`` (M, Nu): model ``m`` scored against Nu cohort (impostor) *utterances*;
+  gives the Z-norm statistics ``mu_z[m], sd_z[m]``.
+* ``test_cohort`` (T, Nm): test utterance ``t`` scored against Nm cohort *models*; gives the
+  T-norm statistics ``mu_t[t], sd_t[t]``.
+* ``cohort_cohort`` (Nm, Nu): cohort models against cohort utterances, for ZT-norm (the
+  T-norm cohort scores are Z-normalised with it first).
+
+Definitions (``sd`` is the population standard deviation; NaN cohort entries, e.g.
+same-speaker pairs, are ignored):
+
+* Z-norm   ``(s - mu_z[m]) / sd_z[m]``
+* T-norm   ``(s - mu_t[t]) / sd_t[t]``
+* ZT-norm  Z-norm ``s`` and every ``test_cohort[t, j]`` (with cohort model ``j``'s Z-norm
+  statistics from ``cohort_cohort[j]``), then T-norm the former with the latter
+* S-norm   ``0.5 (Z-norm + T-norm)``
+* adaptive S-norm  as S-norm, but each side's statistics come from only its ``top_n``
+  highest cohort scores (Matejka et al. 2017).
+
+Each function takes the trial scores (n,) and the integer positions of each trial's model
+(``model_index``, rows of ``model_cohort``) and test utterance (``test_index``, rows of
+``test_cohort``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+
+METHODS = ("none", "z", "t", "zt", "s", "as")
+
+
+def _stats(cohort: Any, name: str, top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    c = np.asarray(cohort, dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] == 0:
+        raise DataError(f"{name}: expected a 2-D array (rows, cohort size), got shape {c.shape}")
+    if top_n is not None:
+        if int(top_n) < 1:
+            raise DataError(f"top_n: must be >= 1, got {top_n}")
+        n = min(int(top_n), c.shape[1])
+        # NaN (excluded) entries sort last: replace with -inf for the selection
+        filled = np.where(np.isnan(c), -np.inf, c)
+        top = -np.sort(-filled, axis=1)[:, :n]
+        c = np.where(np.isinf(top), np.nan, top)
+    valid = (~np.isnan(c)).sum(axis=1)
+    if (valid < 2).any():
+        row = int(np.flatnonzero(valid < 2)[0])
+        raise DataError(
+            f"{name}: row {row} has {int(valid[row])} usable cohort score(s); need at least 2 "
+            f"(use a larger cohort)"
+        )
+    mu = np.nanmean(c, axis=1)
+    sd = np.nanstd(c, axis=1)
+    if (sd <= 0).any():
+        row = int(np.flatnonzero(sd <= 0)[0])
+        raise DataError(f"{name}: row {row} has identical cohort scores (std 0); cannot normalise")
+    return mu, sd
+
+
+def _index(idx: Any, n_rows: int, n_trials: int, name: str) -> np.ndarray:
+    i = np.asarray(idx)
+    if i.shape != (n_trials,) or i.dtype.kind not in "iu":
+        raise DataError(f"{name}: expected {n_trials} integer positions, got {i.shape} {i.dtype}")
+    if n_trials and (i.min() < 0 or i.max() >= n_rows):
+        raise DataError(f"{name}: positions must be in [0, {n_rows}), got {i.min()}..{i.max()}")
+    return i
+
+
+def znorm(scores: Any, model_cohort: Any, model_index: Any) -> np.ndarray:
+    """Z-norm: ``(s - mean) / std`` of the trial's model against the cohort utterances.
+
+    Parameters
+    ----------
+    scores : array-like, shape (n,)
+    model_cohort : array-like, shape (M, Nu)
+    model_index : array-like of int, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    mu, sd = _stats(model_cohort, "model_cohort")
+    i = _index(model_index, mu.size, s.size, "model_index")
+    return (s - mu[i]) / sd[i]
+
+
+def tnorm(scores: Any, test_cohort: Any, test_index: Any) -> np.ndarray:
+    """T-norm: ``(s - mean) / std`` of the trial's test utterance against the cohort models.
+
+    ``test_cohort`` has shape (T, Nm); ``test_index`` (n,) picks its rows.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    mu, sd = _stats(test_cohort, "test_cohort")
+    i = _index(test_index, mu.size, s.size, "test_index")
+    return (s - mu[i]) / sd[i]
+
+
+def ztnorm(
+    scores: Any,
+    model_cohort: Any,
+    test_cohort: Any,
+    cohort_cohort: Any,
+    model_index: Any,
+    test_index: Any,
+) -> np.ndarray:
+    """ZT-norm: Z-norm, then T-norm with Z-normalised cohort-model scores.
+
+    ``cohort_cohort`` (Nm, Nu) holds the cohort models against the cohort utterances.
+    """
+    z = znorm(scores, model_cohort, model_index)
+    tc = np.asarray(test_cohort, dtype=np.float64)
+    mu_c, sd_c = _stats(cohort_cohort, "cohort_cohort")
+    if tc.ndim != 2 or tc.shape[1] != mu_c.size:
+        raise DataError(
+            f"test_cohort: expected {mu_c.size} columns (one per cohort model, like the rows "
+            f"of cohort_cohort), got shape {tc.shape}"
+        )
+    return tnorm(z, (tc - mu_c) / sd_c, test_index)
+
+
+def snorm(
+    scores: Any,
+    model_cohort: Any,
+    test_cohort: Any,
+    model_index: Any,
+    test_index: Any,
+    *,
+    top_n: int | None = None,
+) -> np.ndarray:
+    """Symmetric normalisation ``0.5 (Z-norm + T-norm)``; adaptive when ``top_n`` is given."""
+    s = np.asarray(scores, dtype=np.float64)
+    mu_z, sd_z = _stats(model_cohort, "model_cohort", top_n)
+    mu_t, sd_t = _stats(test_cohort, "test_cohort", top_n)
+    i = _index(model_index, mu_z.size, s.size, "model_index")
+    j = _index(test_index, mu_t.size, s.size, "test_index")
+    return 0.5 * ((s - mu_z[i]) / sd_z[i] + (s - mu_t[j]) / sd_t[j])
+
+
+def adaptive_snorm(
+    scores: Any,
+    model_cohort: Any,
+    test_cohort: Any,
+    model_index: Any,
+    test_index: Any,
+    *,
+    top_n: int = 200,
+) -> np.ndarray:
+    """Adaptive S-norm: S-norm with each side's ``top_n`` highest cohort scores."""
+    return snorm(scores, model_cohort, test_cohort, model_index, test_index, top_n=top_n)
+
+
+def normalize(
+    method: str,
+    scores: Any,
+    *,
+    model_index: Any,
+    test_index: Any,
+    model_cohort: Any = None,
+    test_cohort: Any = None,
+    cohort_cohort: Any = None,
+    top_n: int = 200,
+) -> np.ndarray:
+    """Dispatch on ``method`` in ``{"none", "z", "t", "zt", "s", "as"}``."""
+    if method not in METHODS:
+        raise DataError(f"norm: expected one of {', '.join(METHODS)}, got {method!r}")
+    if method == "none":
+        return np.asarray(scores, dtype=np.float64).copy()
+    if method == "z":
+        return znorm(scores, model_cohort, model_index)
+    if method == "t":
+        return tnorm(scores, test_cohort, test_index)
+    if method == "zt":
+        return ztnorm(scores, model_cohort, test_cohort, cohort_cohort, model_index, test_index)
+    if method == "s":
+        return snorm(scores, model_cohort, test_cohort, model_index, test_index)
+    return adaptive_snorm(
+        scores, model_cohort, test_cohort, model_index, test_index, top_n=top_n
+    )
