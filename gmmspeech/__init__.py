@@ -28,6 +28,34 @@ _EXPORTS: dict[str, str] = {
     "em_step": "ubm",
     "train_ubm": "ubm",
     "UBMConfig": "config",
+    # speaker models, scoring and decisions (issue 4)
+    "map_adapt": "map",
+    "SpeakerModels": "speakermodels",
+    "enroll": "speakermodels",
+    "llr": "scoring",
+    "score_trials": "scoring",
+    "score_matrix": "scoring",
+    "read_trials": "scoring",
+    "read_scores": "scoring",
+    "write_scores": "scoring",
+    "TrialList": "scoring",
+    "znorm": "norm",
+    "tnorm": "norm",
+    "ztnorm": "norm",
+    "snorm": "norm",
+    "adaptive_snorm": "norm",
+    "LogisticCalibration": "calibration",
+    "eer": "metrics",
+    "min_dcf": "metrics",
+    "act_dcf": "metrics",
+    "cllr": "metrics",
+    "min_cllr": "metrics",
+    "det_curve": "metrics",
+    "identification_accuracy": "metrics",
+    "confusion_matrix": "metrics",
+    "plot_det": "plots",
+    "plot_score_histograms": "plots",
+    "GMMClassifier": "classifier",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -44,6 +72,33 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .gmm import DiagGMM
     from .stats import SufficientStats, accumulate
     from .ubm import em_step, train_ubm
+
+    # issue 4
+    from .calibration import LogisticCalibration
+    from .classifier import GMMClassifier
+    from .map import map_adapt
+    from .metrics import (
+        act_dcf,
+        cllr,
+        confusion_matrix,
+        det_curve,
+        eer,
+        identification_accuracy,
+        min_cllr,
+        min_dcf,
+    )
+    from .norm import adaptive_snorm, snorm, tnorm, znorm, ztnorm
+    from .plots import plot_det, plot_score_histograms
+    from .scoring import (
+        TrialList,
+        llr,
+        read_scores,
+        read_trials,
+        score_matrix,
+        score_trials,
+        write_scores,
+    )
+    from .speakermodels import SpeakerModels, enroll
 
 
 def __getattr__(name: str) -> Any:
