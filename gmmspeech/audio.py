@@ -1,0 +1,203 @@
+"""Reading audio files into mono float32 signals.
+
+:func:`load_audio` reads anything libsndfile reads (WAV in any PCM/float/A-law/u-law
+encoding, FLAC, OGG/Vorbis, MP3, AIFF, ...), down-mixes multi-channel audio by averaging the
+channels and resamples with librosa when a rate is asked for. Every failure is an
+:class:`~gmmspeech.errors.AudioError` naming the file and the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioError, ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Leading bytes of the containers libsndfile reads, to tell "not audio" from "corrupt".
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"RIFF", "WAV"),
+    (b"RIFX", "WAV"),
+    (b"RF64", "WAV (RF64)"),
+    (b"fLaC", "FLAC"),
+    (b"OggS", "OGG"),
+    (b"ID3", "MP3"),
+    (b"\xff\xfb", "MP3"),
+    (b"\xff\xf3", "MP3"),
+    (b"\xff\xf2", "MP3"),
+    (b"\xff\xfa", "MP3"),
+    (b"FORM", "AIFF"),
+    (b".snd", "AU"),
+    (b"caff", "CAF"),
+    (b"NIST", "NIST SPHERE"),
+)
+
+#: Frames a decoder may legitimately deliver short of the header's count (MP3 padding).
+_SHORT_TOLERANCE = 2048
+
+
+def _sniff(head: bytes) -> str | None:
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def _wav_declared_shortfall(path: Path, size: int) -> tuple[int, int] | None:
+    """For a RIFF WAV, (declared data bytes, available data bytes) if the data is cut short."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, csize = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"data":
+                    # 0 and 0xFFFFFFFF are written by streaming recorders that never
+                    # patch the header: nothing to compare against.
+                    if csize in (0, 0xFFFFFFFF):
+                        return None
+                    available = size - (pos + 8)
+                    return (csize, available) if csize > available else None
+                pos += 8 + csize + (csize & 1)
+    except OSError:
+        return None
+    return None
+
+
+def load_audio(
+    path: str | os.PathLike[str], sample_rate: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Read an audio file as a mono float32 signal.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file libsndfile reads: WAV (PCM 8/16/24/32-bit, float, A-law, u-law), FLAC,
+        OGG/Vorbis, MP3, AIFF, ... Paths may contain spaces.
+    sample_rate : int, optional
+        Resample to this rate (Hz) with :func:`librosa.resample` if the file's rate
+        differs. ``None`` keeps the file's rate.
+
+    Returns
+    -------
+    signal : ndarray, shape (n_samples,), float32
+        Samples in [-1, 1] (the file's full scale); multi-channel files are averaged.
+    rate : int
+        The rate of ``signal`` in Hz (``sample_rate`` when given).
+
+    Raises
+    ------
+    AudioError
+        The file is missing, empty (0 bytes), not audio, truncated or corrupt, holds no
+        samples, or holds NaN/infinite samples. The message names the file and the cause.
+    ConfigError
+        ``sample_rate`` is not a positive integer.
+    """
+    if sample_rate is not None and (
+        isinstance(sample_rate, bool)
+        or not isinstance(sample_rate, (int, np.integer))
+        or sample_rate <= 0
+    ):
+        raise ConfigError(f"sample_rate: must be None or a positive integer, got {sample_rate!r}")
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a folder, expected an audio file")
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise AudioError(
+            f"{p}: cannot be read ({exc.strerror or exc}); check its permissions"
+        ) from None
+    if size == 0:
+        raise AudioError(f"{p}: the file is empty (0 bytes); re-copy or re-record it")
+    kind = _sniff(head)
+    try:
+        with sf.SoundFile(str(p)) as snd:
+            declared_frames, fmt, rate = int(snd.frames), str(snd.format), int(snd.samplerate)
+            data = snd.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
+        reason = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+        if kind is None:
+            raise AudioError(
+                f"{p}: not an audio file ({size} bytes starting with {head[:8]!r}; "
+                f"libsndfile: {reason}); expected WAV, FLAC, OGG, MP3 or another format "
+                f"libsndfile reads"
+            ) from None
+        raise AudioError(
+            f"{p}: corrupt or truncated {kind} file ({size} bytes; libsndfile: {reason}); "
+            f"re-copy the file or re-encode it"
+        ) from None
+    shortfall = _wav_declared_shortfall(p, size) if kind == "WAV" else None
+    if shortfall is not None:
+        declared, available = shortfall
+        raise AudioError(
+            f"{p}: truncated WAV file: its header declares {declared} bytes of audio but only "
+            f"{available} are present; re-copy the file, or rewrite it (e.g. with sox) if the "
+            f"shorter audio is wanted"
+        )
+    if declared_frames > 0 and data.shape[0] < declared_frames - _SHORT_TOLERANCE:
+        raise AudioError(
+            f"{p}: truncated {kind or fmt} file: the header declares {declared_frames} "
+            f"samples but only {data.shape[0]} could be decoded; re-copy the file"
+        )
+    if data.shape[0] == 0:
+        raise AudioError(f"{p}: holds no samples (a valid {fmt} header with 0 frames)")
+    if data.shape[1] > 1:
+        signal = data.mean(axis=1, dtype=np.float32)
+    else:
+        signal = data[:, 0]
+    bad = ~np.isfinite(signal)
+    if bad.any():
+        n_bad = int(bad.sum())
+        first = int(np.argmax(bad))
+        raise AudioError(
+            f"{p}: {n_bad} of {signal.size} samples are NaN or infinite (first at sample "
+            f"{first}, {first / rate:.3f} s); the file is corrupt, re-export it"
+        )
+    if sample_rate is not None and int(sample_rate) != rate:
+        signal = resample(signal, rate, int(sample_rate))
+        log.debug("%s: resampled from %d Hz to %d Hz", p, rate, sample_rate)
+        rate = int(sample_rate)
+    return np.ascontiguousarray(signal, dtype=np.float32), int(rate)
+
+
+def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Resample a mono signal with librosa (soxr high quality).
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n_samples,)
+    orig_rate, target_rate : int
+        Rates in Hz.
+
+    Returns
+    -------
+    ndarray, shape (round(n_samples * target_rate / orig_rate),), float32
+    """
+    if orig_rate == target_rate:
+        return np.asarray(signal, dtype=np.float32)
+    import librosa
+
+    out = librosa.resample(
+        np.asarray(signal, dtype=np.float32), orig_sr=orig_rate, target_sr=target_rate
+    )
+    return np.asarray(out, dtype=np.float32)
+
+
+__all__ = ["load_audio", "resample"]

@@ -1,0 +1,444 @@
+"""Acoustic features: MFCC (librosa) + deltas + energy VAD + CMVN or feature warping.
+
+The pipeline of :func:`extract_features` for one utterance:
+
+1. resample to ``config.sample_rate`` if needed (logged);
+2. frame ``t`` covers samples ``[t * hop, t * hop + win)`` (no edge padding, as Kaldi's
+   ``snip-edges``), so there are ``1 + (n_samples - win) // hop`` frames;
+3. MFCCs: pre-emphasis, :func:`librosa.stft` with the window centred in ``n_fft`` samples,
+   power spectrum, mel filterbank (:func:`librosa.filters.mel`), :func:`librosa.power_to_db`,
+   orthonormal DCT-II; c0 is kept or replaced by the log frame energy;
+4. deltas and delta-deltas by linear regression over ``+-delta_window`` frames;
+5. VAD on the raw frame energy in dBFS (see :class:`~gmmspeech.config.FeatureConfig`);
+6. normalisation over the kept frames (CMN, CMVN, sliding, or feature warping).
+
+librosa returns ``(n_mfcc, n_frames)``; it is transposed once, here, to the project's
+``(n_frames, n_features)`` layout. Every array returned is float32.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import numpy as np
+
+from .config import FeatureConfig
+from .errors import AudioError, ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+_ENERGY_FLOOR = 1e-20  # mean square floor: -200 dBFS, so digital silence stays finite
+_LOG_ENERGY_FLOOR = 1e-10  # sum-of-squares floor for energy="log_energy"
+_STD_FLOOR = 1e-6
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    import librosa
+
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    basis = np.ascontiguousarray(basis, dtype=np.float32)
+    basis.setflags(write=False)
+    return basis
+
+
+@functools.lru_cache(maxsize=16)
+def _dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
+    """Rows 0..n_mfcc-1 of the orthonormal DCT-II of size n_mels (scipy's definition)."""
+    import scipy.fft
+
+    mat = scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc]
+    mat = np.ascontiguousarray(mat, dtype=np.float32)
+    mat.setflags(write=False)
+    return mat
+
+
+def _check_signal(signal: Any, sample_rate: Any) -> tuple[np.ndarray, int]:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        raise ConfigError(f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}")
+    if sample_rate <= 0:
+        raise ConfigError(f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}")
+    try:
+        y = np.asarray(signal)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"signal: cannot be read as a numeric array ({exc})") from None
+    if y.dtype.kind not in "iuf":
+        raise DataError(f"signal: expected real numbers, got dtype {y.dtype}")
+    if y.ndim != 1:
+        raise DataError(
+            f"signal: expected a mono 1-D array (n_samples,), got shape {y.shape}; "
+            f"down-mix multi-channel audio first (gmmspeech.load_audio does)"
+        )
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise DataError(
+            f"signal: {int(bad.sum())} of {y.size} samples are NaN or infinite "
+            f"(first at sample {int(np.argmax(bad))})"
+        )
+    return y, int(sample_rate)
+
+
+def frame_view(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Frames of a signal at the config's rate, as a read-only strided view.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n_samples,)
+    config : FeatureConfig
+
+    Returns
+    -------
+    ndarray, shape (n_frames, win_length)
+        ``n_frames = 1 + (n_samples - win_length) // hop_length`` (0 if shorter than a window).
+    """
+    win, hop = config.win_length, config.hop_length
+    if signal.shape[0] < win:
+        return np.empty((0, win), dtype=signal.dtype)
+    return np.lib.stride_tricks.sliding_window_view(signal, win)[::hop]
+
+
+def frame_energy_db(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Mean-square energy of each raw frame in dBFS (0 dB = a full-scale square wave).
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n_samples,)
+        At ``config.sample_rate``.
+    config : FeatureConfig
+
+    Returns
+    -------
+    ndarray, shape (n_frames,), float32
+        ``10 log10(mean(x^2))`` over each frame's samples, before pre-emphasis and windowing,
+        floored at -200 dB. A full-scale sine gives -3.01 dB.
+    """
+    frames = frame_view(np.asarray(signal, dtype=np.float32), config)
+    power = np.einsum("ij,ij->i", frames, frames) / np.float32(config.win_length)
+    return (10.0 * np.log10(np.maximum(power, _ENERGY_FLOOR))).astype(np.float32)
+
+
+def mfcc(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Static cepstra of every frame (no deltas, VAD or normalisation).
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n_samples,), float32
+        At ``config.sample_rate``, at least one window long.
+    config : FeatureConfig
+
+    Returns
+    -------
+    ndarray, shape (n_frames, n_mfcc), float32
+        The same as ``librosa.feature.mfcc`` of the pre-emphasised signal padded by
+        ``(n_fft - win_length) // 2`` zeros on the left and the rest of ``n_fft - win_length``
+        on the right, with ``center=False`` and this config's window, mel and DCT settings,
+        transposed. With ``energy="log_energy"`` column 0 holds ``ln(sum x^2)`` of the raw
+        frame instead of c0.
+    """
+    import librosa
+
+    win, hop, n_fft = config.win_length, config.hop_length, config.fft_size
+    y = np.asarray(signal, dtype=np.float32)
+    # Pre-emphasis written straight into the zero-padded buffer librosa frames: the window
+    # (win samples) sits centred in each n_fft-sample frame, so ``left`` zeros in front make
+    # frame t's window start at sample t * hop.
+    left = (n_fft - win) // 2
+    n = y.shape[0]
+    emph = np.zeros(n + n_fft - win, dtype=np.float32)
+    body = emph[left : left + n]
+    a = np.float32(config.pre_emphasis)
+    if a != 0:
+        body[0] = y[0] * (np.float32(1.0) - a)
+        np.multiply(y[:-1], -a, out=body[1:])
+        body[1:] += y[1:]
+    else:
+        body[:] = y
+    spec = librosa.stft(
+        emph, n_fft=n_fft, hop_length=hop, win_length=win, window=config.window, center=False
+    )
+    power = np.abs(spec)
+    np.square(power, out=power)
+    mel = _mel_basis(config.sample_rate, n_fft, config.n_mels, config.fmin, config.fmax) @ power
+    logmel = librosa.power_to_db(mel, top_db=config.top_db)
+    ceps = _dct_matrix(config.n_mfcc, config.n_mels) @ logmel  # (n_mfcc, n_frames)
+    out = np.ascontiguousarray(ceps.T, dtype=np.float32)  # the one transpose
+    if config.energy == "log_energy":
+        frames = frame_view(y, config)
+        energy = np.einsum("ij,ij->i", frames, frames)
+        out[:, 0] = np.log(np.maximum(energy, _LOG_ENERGY_FLOOR))
+    return out
+
+
+def add_deltas(x: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
+    """Append regression deltas (and deltas of deltas) to frames.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_frames, d)
+    order : int
+        0, 1 or 2.
+    window : int
+        Half-width ``N``: ``delta[t] = sum_{n=1}^{N} n (x[t+n] - x[t-n]) / (2 sum n^2)``,
+        with the first and last frames repeated beyond the edges.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, d * (order + 1)), float32
+        ``[x, delta(x), delta(delta(x))]`` side by side.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    n_frames, dim = x.shape
+    out = np.empty((n_frames, dim * (order + 1)), dtype=np.float32)
+    out[:, :dim] = x
+    if n_frames == 0:
+        return out
+    denom = np.float32(2.0 * sum(n * n for n in range(1, window + 1)))
+    cur = x
+    for k in range(1, order + 1):
+        padded = np.concatenate(
+            [np.repeat(cur[:1], window, axis=0), cur, np.repeat(cur[-1:], window, axis=0)]
+        )
+        target = out[:, k * dim : (k + 1) * dim]
+        target[...] = 0.0
+        for n in range(1, window + 1):
+            target += np.float32(n) * (
+                padded[window + n : window + n + n_frames]
+                - padded[window - n : window - n + n_frames]
+            )
+        target /= denom
+        cur = target
+    return out
+
+
+def _two_gaussian_speech(e: np.ndarray, n_iter: int = 30) -> np.ndarray:
+    """Frames of ``e`` (dB) more likely under the louder of two 1-D Gaussians fitted by EM.
+
+    When the fit finds no two separated modes (Ashman's D < 2), every frame is kept.
+    """
+    x = e.astype(np.float64)
+    if x.size < 4 or np.ptp(x) < 1e-3:
+        return np.ones(x.shape, dtype=bool)
+    mu = np.quantile(x, [0.1, 0.9])
+    var = np.full(2, max(float(x.var()), 1.0))
+    w = np.array([0.5, 0.5])
+    for _ in range(n_iter):
+        logp = (
+            np.log(w)[:, None]
+            - 0.5 * np.log(2 * np.pi * var)[:, None]
+            - 0.5 * (x[None, :] - mu[:, None]) ** 2 / var[:, None]
+        )
+        m = logp.max(axis=0)
+        post = np.exp(logp - m)
+        post /= post.sum(axis=0)
+        counts = post.sum(axis=1) + 1e-10
+        w = counts / counts.sum()
+        mu = (post @ x) / counts
+        var = np.maximum((post @ (x * x)) / counts - mu**2, 1.0)
+    hi = int(np.argmax(mu))
+    d = np.sqrt(2.0) * abs(mu[1] - mu[0]) / np.sqrt(var[0] + var[1])
+    if d < 2.0:
+        return np.ones(x.shape, dtype=bool)
+    return post[hi] > 0.5
+
+
+def vad_mask(energy_db: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Frames kept by the voice activity detector.
+
+    Parameters
+    ----------
+    energy_db : ndarray, shape (n_frames,)
+        Frame energies from :func:`frame_energy_db`.
+    config : FeatureConfig
+        ``vad``, ``vad_threshold_db``, ``vad_quantile`` and ``vad_floor_db`` are used.
+
+    Returns
+    -------
+    ndarray, shape (n_frames,), bool
+    """
+    e = np.asarray(energy_db, dtype=np.float32)
+    if config.vad == "none" or e.size == 0:
+        return np.ones(e.shape, dtype=bool)
+    audible = e > np.float32(config.vad_floor_db)
+    if config.vad == "energy":
+        ref = np.quantile(e, config.vad_quantile)
+        return audible & (e > np.float32(ref - config.vad_threshold_db))
+    mask = np.zeros(e.shape, dtype=bool)
+    if audible.any():
+        mask[audible] = _two_gaussian_speech(e[audible])
+    return mask
+
+
+def _window_bounds(n_frames: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start/end of a ``window``-frame window centred on each frame, shifted inside the data."""
+    t = np.arange(n_frames)
+    if n_frames <= window:
+        return np.zeros(n_frames, dtype=np.intp), np.full(n_frames, n_frames, dtype=np.intp)
+    start = np.clip(t - window // 2, 0, n_frames - window)
+    return start, start + window
+
+
+def normalize(x: np.ndarray, mode: str = "cmvn", window: int = 301) -> np.ndarray:
+    """Mean / variance normalisation or feature warping of one utterance's frames.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_frames, d)
+    mode : {"none", "cmn", "cmvn", "sliding_cmn", "sliding_cmvn", "warp"}
+        ``cmn``/``cmvn`` use the whole utterance; ``sliding_*`` a window of ``window``
+        frames centred on each frame (shifted at the edges to stay inside the utterance; the
+        whole utterance when it is shorter); ``warp`` maps each value to the standard-normal
+        quantile of its rank within that window.
+    window : int
+        Window length in frames for the sliding modes and warping.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, d), float32
+        Standard deviations are floored at 1e-6, so constant dimensions become 0.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if mode == "none" or x.shape[0] == 0:
+        return x
+    if mode in ("cmn", "cmvn"):
+        # Statistics accumulated in float64, the subtraction and scaling in float32.
+        mean = x.mean(axis=0, dtype=np.float64)
+        out = x - mean.astype(np.float32)
+        if mode == "cmvn":
+            var = np.einsum("ij,ij->j", out, out, dtype=np.float64) / x.shape[0]
+            out *= (1.0 / np.maximum(np.sqrt(var), _STD_FLOOR)).astype(np.float32)
+        return out
+    if mode in ("sliding_cmn", "sliding_cmvn"):
+        x64 = x.astype(np.float64)
+        start, end = _window_bounds(x.shape[0], window)
+        zero = np.zeros((1, x.shape[1]))
+        cs = np.concatenate([zero, np.cumsum(x64, axis=0)])
+        n = (end - start)[:, None].astype(np.float64)
+        mean = (cs[end] - cs[start]) / n
+        if mode == "sliding_cmn":
+            return (x64 - mean).astype(np.float32)
+        cs2 = np.concatenate([zero, np.cumsum(x64 * x64, axis=0)])
+        var = np.maximum((cs2[end] - cs2[start]) / n - mean**2, 0.0)
+        return ((x64 - mean) / np.maximum(np.sqrt(var), _STD_FLOOR)).astype(np.float32)
+    if mode == "warp":
+        return _warp(x, window)
+    raise ConfigError(f"normalization: unknown mode {mode!r}")
+
+
+def _warp(x: np.ndarray, window: int, block: int = 128) -> np.ndarray:
+    from scipy.special import ndtri
+
+    n_frames, dim = x.shape
+    start, end = _window_bounds(n_frames, window)
+    width = int(end[0] - start[0])
+    out = np.empty_like(x)
+    if width == n_frames:
+        # One window for every frame: ranks within the whole utterance.
+        for s in range(0, n_frames, block):
+            c = x[s : s + block]
+            less = (x[None, :, :] < c[:, None, :]).sum(axis=1)
+            equal = (x[None, :, :] == c[:, None, :]).sum(axis=1)
+            out[s : s + block] = ndtri((less + 0.5 * equal) / width)
+        return out
+    windows = np.lib.stride_tricks.sliding_window_view(x, width, axis=0)  # (T-w+1, d, w)
+    for s in range(0, n_frames, block):
+        c = x[s : s + block]  # (b, d)
+        win = windows[start[s : s + block]]  # (b, d, w)
+        less = (win < c[:, :, None]).sum(axis=2)
+        equal = (win == c[:, :, None]).sum(axis=2)
+        out[s : s + block] = ndtri((less + 0.5 * equal) / width)
+    return out
+
+
+def extract_features(
+    signal: Any, sample_rate: int, config: FeatureConfig | None = None
+) -> np.ndarray:
+    """Features of one utterance: MFCC + deltas, VAD-selected, normalised.
+
+    Parameters
+    ----------
+    signal : array-like, shape (n_samples,)
+        Mono audio in [-1, 1] (see :func:`gmmspeech.load_audio`).
+    sample_rate : int
+        Rate of ``signal`` in Hz. A rate other than ``config.sample_rate`` is resampled
+        (logged at INFO), never framed at the wrong rate.
+    config : FeatureConfig, optional
+        Defaults to ``FeatureConfig()``.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, config.n_features), float32
+        Only the frames kept by the VAD.
+
+    Raises
+    ------
+    DataError
+        The signal is not a 1-D real array or holds NaN/infinite samples.
+    AudioError
+        The signal is shorter than one window, or the VAD keeps no frame (silence).
+    """
+    feats, _ = extract_features_with_info(signal, sample_rate, config)
+    return feats
+
+
+def extract_features_with_info(
+    signal: Any, sample_rate: int, config: FeatureConfig | None = None
+) -> tuple[np.ndarray, int]:
+    """:func:`extract_features`, also returning the number of frames before the VAD.
+
+    Returns
+    -------
+    features : ndarray, shape (n_kept, config.n_features), float32
+    n_frames_total : int
+        Frames of the utterance before the VAD.
+    """
+    cfg = FeatureConfig() if config is None else config
+    if not isinstance(cfg, FeatureConfig):
+        raise ConfigError(f"config: expected a FeatureConfig, got {type(cfg).__name__}")
+    y, rate = _check_signal(signal, sample_rate)
+    if rate != cfg.sample_rate:
+        from .audio import resample
+
+        log.info(
+            "resampling a %.2f s signal from %d Hz to the feature config's %d Hz",
+            y.size / rate,
+            rate,
+            cfg.sample_rate,
+        )
+        y = resample(y, rate, cfg.sample_rate)
+    if y.shape[0] < cfg.win_length:
+        raise AudioError(
+            f"signal is shorter than one frame: {y.shape[0]} samples at {cfg.sample_rate} Hz "
+            f"({1000.0 * y.shape[0] / cfg.sample_rate:.1f} ms) < frame_length_ms="
+            f"{cfg.frame_length_ms:g} ms; drop the clip or use shorter frames"
+        )
+    static = mfcc(y, cfg)
+    energy = frame_energy_db(y, cfg)
+    n_total = static.shape[0]
+    feats = add_deltas(static, cfg.deltas, cfg.delta_window) if cfg.deltas else static
+    keep = vad_mask(energy, cfg)
+    n_kept = int(keep.sum())
+    if n_kept == 0:
+        raise AudioError(
+            f"the VAD kept no frame of {n_total} (loudest frame {float(energy.max()):.1f} "
+            f"dBFS, vad_floor_db={cfg.vad_floor_db:g}): the clip is silent; skip it, or "
+            f"lower vad_floor_db / set vad='none' if it is quiet speech"
+        )
+    if n_kept < n_total:
+        feats = feats[keep]
+    feats = normalize(feats, cfg.normalization, cfg.norm_window)
+    return np.ascontiguousarray(feats, dtype=np.float32), n_total
+
+
+__all__ = [
+    "add_deltas",
+    "extract_features",
+    "extract_features_with_info",
+    "frame_energy_db",
+    "frame_view",
+    "mfcc",
+    "normalize",
+    "vad_mask",
+]
