@@ -344,3 +344,101 @@ def _get_features(features: Any, utt: str, context: str) -> np.ndarray:
             f"utterance {utt!r} ({context}) is not in the feature archive; extract its "
             f"features or remove it from the data dir"
         ) from None
+
+
+# ---------------------------------------------------------------------------- CLI inputs
+def open_features(path: str | os.PathLike[str]) -> Any:
+    """Open a feature archive for reading as a mapping ``utt_id -> (n_frames, D) array``.
+
+    Uses :class:`gmmspeech.featstore.FeatureStore` when that module is present; otherwise a
+    minimal HDF5 reader (one dataset per utterance, at the root or under a ``features`` or
+    ``utterances`` group).
+    """
+    try:
+        from . import featstore  # type: ignore[attr-defined]
+    except ImportError:
+        featstore = None
+    if featstore is not None and hasattr(featstore, "FeatureStore"):
+        store_cls = featstore.FeatureStore
+        opener = getattr(store_cls, "open", None)
+        return opener(path) if callable(opener) else store_cls(path)
+    return _H5Features(path)
+
+
+class _H5Features:
+    """Minimal read-only mapping over an HDF5 file of per-utterance feature datasets."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import h5py
+
+        self.path = str(path)
+        if not os.path.isfile(self.path):
+            raise DataError(f"{self.path}: no such feature archive")
+        try:
+            self._f = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise DataError(f"{self.path}: not a readable HDF5 feature archive ({exc})") from None
+        self._group = self._f
+        for name in ("features", "utterances"):
+            if name in self._f and isinstance(self._f[name], h5py.Group):
+                self._group = self._f[name]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._group
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._group:
+            raise KeyError(key)
+        return np.asarray(self._group[key][()])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._group.keys())
+
+    def __len__(self) -> int:
+        return len(self._group)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_kaldi_map(path: str | os.PathLike[str], *, multi: bool = False) -> dict[str, Any]:
+    """Read a Kaldi-style ``<key> <value>...`` file (``utt2spk``, ``spk2utt``, ``utt2label``).
+
+    ``multi=True`` keeps all values as a list (``spk2utt``); otherwise exactly one value per
+    line. Errors name ``file:line``.
+    """
+    p = str(path)
+    if not os.path.isfile(p):
+        raise DataError(f"{p}: no such file")
+    out: dict[str, Any] = {}
+    with open(p, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 2 or (not multi and len(parts) != 2):
+                raise DataError(
+                    f"{p}:{n}: expected '<key> <value>'{' ...' if multi else ''}, got "
+                    f"{line.strip()!r}"
+                )
+            if parts[0] in out:
+                raise DataError(f"{p}:{n}: key {parts[0]!r} appears twice")
+            out[parts[0]] = parts[1:] if multi else parts[1]
+    return out
+
+
+def read_spk2utt(datadir: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """``spk_id -> [utt_id, ...]`` of a Kaldi data dir (``spk2utt``, or built from ``utt2spk``)."""
+    d = str(datadir)
+    if not os.path.isdir(d):
+        raise DataError(f"{d}: no such data dir")
+    spk2utt_path = os.path.join(d, "spk2utt")
+    if os.path.isfile(spk2utt_path):
+        return read_kaldi_map(spk2utt_path, multi=True)
+    utt2spk_path = os.path.join(d, "utt2spk")
+    if not os.path.isfile(utt2spk_path):
+        raise DataError(f"{d}: has neither spk2utt nor utt2spk; it cannot say who spoke what")
+    out: dict[str, list[str]] = {}
+    for utt, spk in read_kaldi_map(utt2spk_path).items():
+        out.setdefault(spk, []).append(utt)
+    return out

@@ -1,0 +1,44 @@
+"""``gmmspeech enroll``: MAP-adapt one model per speaker of a data dir into one HDF5 file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ..gmm import DiagGMM
+from ..speakermodels import enroll, open_features, read_spk2utt
+
+NAME = "enroll"
+HELP = "MAP-adapt one model per speaker (all of its utterances) into one models file"
+EXAMPLE = "gmmspeech enroll ubm.h5 feats.h5 data/enroll models.h5 --relevance-factor 16 --adapt m"
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ubm", metavar="UBM.h5", help="the UBM to adapt")
+    p.add_argument("features", metavar="FEATS.h5", help="feature archive with every utterance")
+    p.add_argument("datadir", metavar="DATADIR", help="data dir with spk2utt or utt2spk")
+    p.add_argument("output", metavar="MODELS.h5", help="models file to write")
+    p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP r (default 16)")
+    p.add_argument(
+        "--adapt", default="m", help="parameters to adapt: m, w, v combined (default m)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    ubm = DiagGMM.load(args.ubm)
+    spk2utt = read_spk2utt(args.datadir)
+    feats = open_features(args.features)
+    models = enroll(
+        ubm,
+        feats,
+        spk2utt,
+        relevance_factor=args.relevance_factor,
+        adapt=args.adapt,
+        progress=not args.no_progress,
+    )
+    models.save(args.output)
+    print(f"wrote {len(models)} speaker model(s) to {args.output}")
+    return 0
