@@ -8,6 +8,12 @@ relevance factor):
 * weights    ``w'_k   = alpha_k n_k / T + (1 - alpha_k) w_k``, then renormalised to sum to 1
 * variances  ``var'_k = alpha_k E_k[x^2] + (1 - alpha_k)(var_k + mu_k^2) - mu'_k^2``, floored
 
+The variance formula is computed in the equivalent form
+``alpha E[(x - mu')^2] + (1 - alpha)(var + (mu - mu')^2)``; when the means are not adapted
+(``adapt`` without ``m``, so ``mu' = mu``) this is the variance about the UBM mean,
+``alpha E[(x - mu)^2] + (1 - alpha) var`` (Reynolds' form presumes adapted means and could go
+negative otherwise).
+
 The statistics are taken about a shift ``s`` (:class:`~gmmspeech.stats.SufficientStats`);
 every formula above is invariant under ``x -> x - s`` (the variance one included: it is a
 mixture of second moments minus the square of the mixed mean), so the computation is done in
@@ -172,7 +178,11 @@ def map_parameters(
         weights = ubm.weights.copy()
     if "v" in adapt:
         ex2 = stats.second / safe_n  # E[(x - s)^2]
-        var = a * ex2 + (1.0 - a) * (ubm.variances + mu_s**2) - means_s**2
+        # a E[(x - mu')^2] + (1 - a)(var + (mu - mu')^2): equal to Reynolds'
+        # a E[x^2] + (1 - a)(var + mu^2) - mu'^2 when mu' = a E[x] + (1 - a) mu, and the
+        # variance about the kept UBM mean when the means are not adapted ("v", "wv")
+        ex2_about_new = ex2 - 2.0 * means_s * ex + means_s**2
+        var = a * ex2_about_new + (1.0 - a) * (ubm.variances + (mu_s - means_s) ** 2)
         floor = (
             default_variance_floor(ubm)
             if variance_floor is None
