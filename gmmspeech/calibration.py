@@ -89,8 +89,12 @@ class LogisticCalibration:
 
     def to_dict(self) -> dict[str, Any]:
         a, b = self._check_fitted()
-        return {"format": "gmmspeech.LogisticCalibration", "prior": self.prior, "slope": a,
-                "offset": b}
+        return {
+            "format": "gmmspeech.LogisticCalibration",
+            "prior": self.prior,
+            "slope": a,
+            "offset": b,
+        }
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the calibration as JSON, atomically."""

@@ -101,8 +101,15 @@ class GMMClassifier:
         return {
             k: getattr(self, k)
             for k in (
-                "n_components", "mode", "relevance_factor", "adapt", "top_c", "priors",
-                "random_state", "ubm_options", "progress",
+                "n_components",
+                "mode",
+                "relevance_factor",
+                "adapt",
+                "top_c",
+                "priors",
+                "random_state",
+                "ubm_options",
+                "progress",
             )
         }
 
@@ -131,40 +138,50 @@ class GMMClassifier:
         xs = self._frames_list(X)
         labels = np.asarray(list(y))
         if labels.shape[0] != len(xs):
-            raise DataError(f"y: expected {len(xs)} labels (one per utterance), got {labels.shape[0]}")
+            raise DataError(
+                f"y: expected {len(xs)} labels (one per utterance), got {labels.shape[0]}"
+            )
         self.classes_ = np.unique(labels)
         if self.classes_.size < 2:
             raise DataError(f"y: need at least 2 classes, got {self.classes_.size}")
         d = xs[0].shape[1]
         self.n_features_in_ = d
         opts = dict(self.ubm_options or {})
+        self.ubm_: DiagGMM | None = None
         if self.mode == "map":
             from .speakermodels import enroll
 
             self.ubm_ = train_ubm(
-                xs, self.n_components, random_state=self.random_state, progress=self.progress,
+                xs,
+                self.n_components,
+                random_state=self.random_state,
+                progress=self.progress,
                 **opts,
             )
             feats = {str(i): x for i, x in enumerate(xs)}
-            spk2utt = {
-                str(c): [str(i) for i in np.flatnonzero(labels == c)] for c in self.classes_
-            }
+            spk2utt = {str(c): [str(i) for i in np.flatnonzero(labels == c)] for c in self.classes_}
             bank = enroll(
-                self.ubm_, feats, spk2utt, relevance_factor=self.relevance_factor,
-                adapt=self.adapt, progress=self.progress,
+                self.ubm_,
+                feats,
+                spk2utt,
+                relevance_factor=self.relevance_factor,
+                adapt=self.adapt,
+                progress=self.progress,
             )
             self.class_models_: SpeakerModels | None = bank
             self.models_ = [bank[str(c)] for c in self.classes_]
         else:
-            self.ubm_ = None
             self.class_models_ = None
             self.models_ = []
             for c in self.classes_:
                 frames = [xs[i] for i in np.flatnonzero(labels == c)]
                 self.models_.append(
                     train_ubm(
-                        frames, self.n_components, random_state=self.random_state,
-                        progress=self.progress, **opts,
+                        frames,
+                        self.n_components,
+                        random_state=self.random_state,
+                        progress=self.progress,
+                        **opts,
                     )
                 )
         if isinstance(self.priors, str):
@@ -219,20 +236,19 @@ class GMMClassifier:
         self._check_fitted()
         xs = self._frames_list(X)
         out = np.empty((len(xs), len(self.models_)))
-        bank = None
-        if self.mode == "map" and self.top_c is not None and self.class_models_ is not None:
+        ubm = self.ubm_
+        if ubm is not None and self.top_c is not None and self.class_models_ is not None:
             from .scoring import ModelBank, _TestUtterance
 
-            bank = ModelBank(self.ubm_, self.class_models_)
+            bank = ModelBank(ubm, self.class_models_)
             sel = np.arange(len(self.models_))
+            c = min(int(self.top_c), ubm.n_components)
+            for i, x in enumerate(xs):
+                llr = _TestUtterance(ubm, x, "topc", c, None).scores(bank, sel, 1 << 24)
+                out[i] = x.shape[0] * (llr + ubm.score(x))
+            return out
         for i, x in enumerate(xs):
-            if bank is not None:
-                assert self.ubm_ is not None
-                c = min(int(self.top_c), self.ubm_.n_components)  # type: ignore[arg-type]
-                llr = _TestUtterance(self.ubm_, x, "topc", c, None).scores(bank, sel, 1 << 24)
-                out[i] = x.shape[0] * (llr + self.ubm_.score(x))
-            else:
-                out[i] = [m.log_likelihood(x).sum() for m in self.models_]
+            out[i] = [m.log_likelihood(x).sum() for m in self.models_]
         return out
 
     def predict_log_proba(self, X: Sequence[Any]) -> np.ndarray:
@@ -247,7 +263,8 @@ class GMMClassifier:
 
     def predict(self, X: Sequence[Any]) -> np.ndarray:
         """Most probable class per utterance, shape (n,)."""
-        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
+        lp = self.predict_log_proba(X)
+        return self.classes_[np.argmax(lp, axis=1)]
 
     def score(self, X: Sequence[Any], y: Sequence[Any]) -> float:
         """Accuracy of :meth:`predict` against ``y``."""

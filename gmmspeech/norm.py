@@ -180,6 +180,4 @@ def normalize(
         return ztnorm(scores, model_cohort, test_cohort, cohort_cohort, model_index, test_index)
     if method == "s":
         return snorm(scores, model_cohort, test_cohort, model_index, test_index)
-    return adaptive_snorm(
-        scores, model_cohort, test_cohort, model_index, test_index, top_n=top_n
-    )
+    return adaptive_snorm(scores, model_cohort, test_cohort, model_index, test_index, top_n=top_n)

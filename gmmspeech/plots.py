@@ -33,9 +33,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def det_points(
-    scores: Any, is_target: Any, clip: float = 1e-4
-) -> tuple[np.ndarray, np.ndarray]:
+def det_points(scores: Any, is_target: Any, clip: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
     """DET curve in normal-deviate coordinates ``(ppf(p_fa), ppf(p_miss))``, clipped."""
     from scipy.stats import norm
 

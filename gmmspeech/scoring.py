@@ -111,6 +111,8 @@ class TrialList:
         labels: list[bool] = []
         n_labelled = 0
         for i, t in enumerate(trials):
+            if hasattr(t, "model_id") and hasattr(t, "test_id"):  # datadir.Trial
+                t = (t.model_id, t.test_id, getattr(t, "target"))  # noqa: B009
             t = tuple(t)
             if len(t) not in (2, 3):
                 raise DataError(
@@ -144,9 +146,14 @@ def _parse_label(value: Any, where: str) -> bool:
 def read_trials(path: str | os.PathLike[str]) -> TrialList:
     """Read a Kaldi-style trials file: ``<model> <test> [target|nontarget]`` per line.
 
+    ``path`` may also be a data dir holding a ``trials`` file. Line numbers are kept for
+    error messages.
+
     Blank lines and lines starting with ``#`` are skipped.
     """
     p = Path(path)
+    if p.is_dir() and (p / "trials").is_file():
+        p = p / "trials"  # a data dir
     if not p.is_file():
         raise DataError(f"{p}: no such trials file")
     models: list[str] = []
@@ -173,9 +180,7 @@ def read_trials(path: str | os.PathLike[str]) -> TrialList:
         raise DataError(f"{p}: no trials (empty file)")
     if labels and len(labels) != len(models):
         raise DataError(f"{p}: some lines have a target/nontarget label and some do not")
-    return TrialList(
-        models, tests, np.array(labels, dtype=bool) if labels else None, lines, str(p)
-    )
+    return TrialList(models, tests, np.array(labels, dtype=bool) if labels else None, lines, str(p))
 
 
 def write_scores(
@@ -276,11 +281,12 @@ class ModelBank:
             self.ids = [str(i) for i in range(n)]
 
             def get(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-                m = models[i]  # type: ignore[index]
+                m = models[i]
                 return m.weights, m.means, m.variances
 
             mean_only = all(
-                np.array_equal(m.weights, ubm.weights) and np.array_equal(m.variances, ubm.variances)
+                np.array_equal(m.weights, ubm.weights)
+                and np.array_equal(m.variances, ubm.variances)
                 for m in models
             )
         self.mean_only = bool(mean_only)
@@ -309,6 +315,7 @@ class ModelBank:
             self.dg[i] = dg
             self.dmeans[i] = mu - ubm.means
         self._by_component: tuple[np.ndarray, np.ndarray] | None = None
+        self._by_model: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.delta.shape[0])
@@ -317,6 +324,12 @@ class ModelBank:
     def width(self) -> int:
         """E: D for mean-only models, 2D otherwise."""
         return int(self.delta.shape[2])
+
+    def by_model(self) -> np.ndarray:
+        """``delta`` as (M, E, K): the layout of the exact products, cached."""
+        if self._by_model is None:
+            self._by_model = np.ascontiguousarray(self.delta.transpose(0, 2, 1))
+        return self._by_model
 
     def by_component(self) -> tuple[np.ndarray, np.ndarray]:
         """``(delta (K, E, M), dg (K, M))``: the layout for top-C gathers, cached."""
@@ -408,7 +421,7 @@ class _TestUtterance:
         for b0 in range(0, sel.size, block):
             ms = sel[b0 : b0 + block]
             # (S, E, K) corrections, then (S, n, K) speaker component log-likelihoods
-            wt = np.ascontiguousarray(bank.delta[ms].transpose(0, 2, 1))
+            wt = bank.by_model()[ms[0] : ms[-1] + 1] if _is_range(ms) else bank.by_model()[ms]
             dg = bank.dg[ms][:, None, :]
             tot = np.zeros(ms.size, dtype=np.float64)
             for f0 in range(0, n, frame_step):
@@ -450,6 +463,11 @@ class _TestUtterance:
             corr64 += self.logpi[f0:f1, :, None]
             tot += _lse(corr64, axis=1).sum(axis=0)
         return tot / n
+
+
+def _is_range(a: np.ndarray) -> bool:
+    """True when ``a`` is a run of consecutive integers (a slice, no copy needed)."""
+    return bool(a.size) and int(a[-1]) - int(a[0]) == a.size - 1 and bool(np.all(np.diff(a) == 1))
 
 
 def _lse(a: np.ndarray, axis: int) -> np.ndarray:
@@ -510,8 +528,12 @@ def llr(
     if x.shape[0] == 0:
         raise DataError("X: no frames to score")
     if method == "exact" and model.n_components != ubm.n_components:
-        return float(np.mean(model.log_likelihood(x, chunk_size=chunk_size)
-                             - ubm.log_likelihood(x, chunk_size=chunk_size)))
+        return float(
+            np.mean(
+                model.log_likelihood(x, chunk_size=chunk_size)
+                - ubm.log_likelihood(x, chunk_size=chunk_size)
+            )
+        )
     bank = ModelBank(ubm, [model])
     utt = _TestUtterance(ubm, x, method, c, chunk_size)
     return float(utt.scores(bank, np.arange(1), DEFAULT_MEMORY_BUDGET)[0])
@@ -614,7 +636,11 @@ def score_trials(
     scores = np.empty(len(tl), dtype=np.float64)
     log.info(
         "scoring %d trials (%d test utterances x %d models) with method=%s%s",
-        len(tl), len(groups), len(bank), method, f", C={c}" if method == "topc" else "",
+        len(tl),
+        len(groups),
+        len(bank),
+        method,
+        f", C={c}" if method == "topc" else "",
     )
     for t, (rows, cols) in tqdm(
         groups.items(), desc="score", unit="utt", disable=not progress, total=len(groups)

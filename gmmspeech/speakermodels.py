@@ -192,7 +192,9 @@ class SpeakerModels:
             f.attrs["adapt"] = self.adapt
             if self.ubm.feature_config is not None:
                 f.attrs["feature_config"] = to_json(self.ubm.feature_config)
-            f.create_dataset("ids", data=np.array(self.ids, dtype=object), dtype=h5py.string_dtype())
+            f.create_dataset(
+                "ids", data=np.array(self.ids, dtype=object), dtype=h5py.string_dtype()
+            )
             for name in ("means", "weights", "variances"):
                 arr = getattr(self, name)
                 if arr is not None:
@@ -226,7 +228,9 @@ class SpeakerModels:
                 raise ModelFormatError(f"{path}: missing dataset 'ids'")
             try:
                 ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["ids"][()]]
-                arrays = {n: (f[n][()] if n in f else None) for n in ("means", "weights", "variances")}
+                arrays = {
+                    n: (f[n][()] if n in f else None) for n in ("means", "weights", "variances")
+                }
                 config = from_json(f.attrs.get("config"), {})
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelFormatError(f"{path}: cannot read models ({exc})") from None
@@ -350,19 +354,27 @@ def _get_features(features: Any, utt: str, context: str) -> np.ndarray:
 def open_features(path: str | os.PathLike[str]) -> Any:
     """Open a feature archive for reading as a mapping ``utt_id -> (n_frames, D) array``.
 
-    Uses :class:`gmmspeech.featstore.FeatureStore` when that module is present; otherwise a
-    minimal HDF5 reader (one dataset per utterance, at the root or under a ``features`` or
-    ``utterances`` group).
+    A ``gmmspeech.FeatureStore`` file (``gmmspeech extract``) is opened with
+    :class:`gmmspeech.featstore.FeatureStore`; any other HDF5 file is read by a minimal reader
+    (one dataset per utterance, at the root or under a ``features``, ``utterances`` or
+    ``utts`` group), e.g. features written by another tool.
     """
+    import h5py
+
+    p = str(path)
+    if not os.path.isfile(p):
+        raise DataError(f"{p}: no such feature archive")
     try:
-        from . import featstore  # type: ignore[attr-defined]
-    except ImportError:
-        featstore = None
-    if featstore is not None and hasattr(featstore, "FeatureStore"):
-        store_cls = featstore.FeatureStore
-        opener = getattr(store_cls, "open", None)
-        return opener(path) if callable(opener) else store_cls(path)
-    return _H5Features(path)
+        with h5py.File(p, "r") as f:
+            fmt = f.attrs.get("format")
+    except OSError as exc:
+        raise DataError(f"{p}: not a readable HDF5 feature archive ({exc})") from None
+    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+    if fmt == "gmmspeech.FeatureStore":
+        from .featstore import FeatureStore
+
+        return FeatureStore(p)
+    return _H5Features(p)
 
 
 class _H5Features:
@@ -379,7 +391,7 @@ class _H5Features:
         except OSError as exc:
             raise DataError(f"{self.path}: not a readable HDF5 feature archive ({exc})") from None
         self._group = self._f
-        for name in ("features", "utterances"):
+        for name in ("features", "utterances", "utts"):
             if name in self._f and isinstance(self._f[name], h5py.Group):
                 self._group = self._f[name]
 
@@ -427,11 +439,27 @@ def read_kaldi_map(path: str | os.PathLike[str], *, multi: bool = False) -> dict
     return out
 
 
+def _datadir(datadir: str | os.PathLike[str]) -> Any:
+    """The project's :class:`~gmmspeech.datadir.DataDir` when the folder has a ``wav.scp``."""
+    if os.path.isfile(os.path.join(str(datadir), "wav.scp")):
+        from .datadir import DataDir
+
+        return DataDir.read(datadir, check_audio=False)
+    return None
+
+
 def read_spk2utt(datadir: str | os.PathLike[str]) -> dict[str, list[str]]:
-    """``spk_id -> [utt_id, ...]`` of a Kaldi data dir (``spk2utt``, or built from ``utt2spk``)."""
+    """``spk_id -> [utt_id, ...]`` of a Kaldi data dir.
+
+    Read with :class:`~gmmspeech.datadir.DataDir` (validated) when the folder has a
+    ``wav.scp``; otherwise (e.g. a features-only folder) from ``spk2utt`` or ``utt2spk``.
+    """
     d = str(datadir)
     if not os.path.isdir(d):
         raise DataError(f"{d}: no such data dir")
+    dd = _datadir(d)
+    if dd is not None:
+        return dict(dd.spk2utt)
     spk2utt_path = os.path.join(d, "spk2utt")
     if os.path.isfile(spk2utt_path):
         return read_kaldi_map(spk2utt_path, multi=True)
@@ -442,3 +470,21 @@ def read_spk2utt(datadir: str | os.PathLike[str]) -> dict[str, list[str]]:
     for utt, spk in read_kaldi_map(utt2spk_path).items():
         out.setdefault(spk, []).append(utt)
     return out
+
+
+def read_utt2label(
+    datadir: str | os.PathLike[str], label_file: str = "utt2label"
+) -> dict[str, str]:
+    """``utt_id -> label`` of a data dir (its ``utt2label``, or another label file)."""
+    d = str(datadir)
+    if not os.path.isdir(d):
+        raise DataError(f"{d}: no such data dir")
+    if label_file == "utt2label":
+        dd = _datadir(d)
+        if dd is not None:
+            if not dd.utt2label:
+                raise DataError(
+                    f"{d}: has no utt2label; classification needs one label per utterance"
+                )
+            return dict(dd.utt2label)
+    return read_kaldi_map(os.path.join(d, label_file))

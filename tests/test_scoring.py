@@ -49,8 +49,7 @@ def _naive_linear(ubm: DiagGMM, spk: DiagGMM, x: np.ndarray) -> float:
     n = g.sum(0)
     f = g.T @ x
     return float(
-        np.sum((spk.means - ubm.means) / ubm.variances * (f - n[:, None] * ubm.means))
-        / x.shape[0]
+        np.sum((spk.means - ubm.means) / ubm.variances * (f - n[:, None] * ubm.means)) / x.shape[0]
     )
 
 
@@ -85,7 +84,9 @@ def test_exact_with_foreign_model_size() -> None:
 def _setup(n_models: int = 5, n_utts: int = 7, adapt: str = "m"):
     ubm = _ubm()
     rng = np.random.default_rng(9)
-    spk_data = {f"spk{i}": ubm.sample(200, 10 + i)[0] + rng.normal(0, 0.5, 4) for i in range(n_models)}
+    spk_data = {
+        f"spk{i}": ubm.sample(200, 10 + i)[0] + rng.normal(0, 0.5, 4) for i in range(n_models)
+    }
     models = [map_adapt(ubm, x, adapt=adapt) for x in spk_data.values()]
     ids = list(spk_data)
     sm = SpeakerModels(
@@ -104,9 +105,7 @@ def _setup(n_models: int = 5, n_utts: int = 7, adapt: str = "m"):
 def test_score_trials_equals_per_trial_llr(method: str, adapt: str) -> None:
     ubm, models, sm, feats = _setup(adapt=adapt)
     rng = np.random.default_rng(0)
-    trials = [
-        (m, u, bool(rng.integers(2))) for m in models for u in feats if rng.random() < 0.6
-    ]
+    trials = [(m, u, bool(rng.integers(2))) for m in models for u in feats if rng.random() < 0.6]
     got = score_trials(ubm, sm, feats, trials, method=method, top_c=3)
     want = [
         llr(ubm, models[m], feats[u], method=method, top_c=3 if method == "topc" else None)

@@ -31,8 +31,9 @@ def test_enroll_uses_all_utterances_and_round_trips(tmp_path: Path, adapt: str) 
     models = enroll(ubm, feats, spk2utt, adapt=adapt, relevance_factor=8.0)
     assert models.ids == ["alice", "bob", "carol"]
     for spk, utts in spk2utt.items():
-        ref = map_adapt(ubm, np.concatenate([feats[u] for u in utts]), adapt=adapt,
-                        relevance_factor=8.0)
+        ref = map_adapt(
+            ubm, np.concatenate([feats[u] for u in utts]), adapt=adapt, relevance_factor=8.0
+        )
         got = models[spk]
         np.testing.assert_allclose(got.means, ref.means, atol=1e-5)
         np.testing.assert_allclose(got.weights, ref.weights, atol=1e-7)

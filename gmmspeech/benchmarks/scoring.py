@@ -48,8 +48,12 @@ def _trials(models: list[str], utts: list[str]) -> list[tuple[str, str]]:
 
 
 def _time(
-    ubm: Any, bank: ModelBank, feats: dict[str, np.ndarray], trials: list[tuple[str, str]],
-    method: str, top_c: int,
+    ubm: Any,
+    bank: ModelBank,
+    feats: dict[str, np.ndarray],
+    trials: list[tuple[str, str]],
+    method: str,
+    top_c: int,
 ) -> tuple[float, float, np.ndarray]:
     with PeakRSS() as mem:
         t0 = time.perf_counter()
@@ -108,21 +112,25 @@ def run(args: argparse.Namespace) -> int:
         result[f"{key}_seconds"] = dt
         result[f"{key}_trials_per_second"] = rate
         result[f"{key}_peak_extra_rss_mib"] = mem
-        print(f"  {label:<22s} {len(trials):8d} trials {dt:8.2f} s {rate:10.0f} trials/s   "
-              f"peak extra RSS {mem:7.1f} MiB")
+        print(
+            f"  {label:<22s} {len(trials):8d} trials {dt:8.2f} s {rate:10.0f} trials/s   "
+            f"peak extra RSS {mem:7.1f} MiB"
+        )
         if method == "exact":
             exact_scores = s
         elif method == "topc" and topc_scores is None:
             topc_scores = s
     assert exact_scores is not None and topc_scores is not None
-    speedup = result["top" + str(args.top_c) + "_trials_per_second"] / result[
-        "exact_trials_per_second"
-    ]
+    speedup = (
+        result["top" + str(args.top_c) + "_trials_per_second"] / result["exact_trials_per_second"]
+    )
     diff = np.abs(topc_scores[: exact_scores.size] - exact_scores)
     result["topc_speedup_vs_exact"] = speedup
     result["topc_vs_exact_max_abs_score_diff"] = float(diff.max())
-    print(f"  top-{args.top_c} is {speedup:.1f}x faster than exact; max |top-C - exact| score "
-          f"difference {diff.max():.4g} on the shared trials")
+    print(
+        f"  top-{args.top_c} is {speedup:.1f}x faster than exact; max |top-C - exact| score "
+        f"difference {diff.max():.4g} on the shared trials"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

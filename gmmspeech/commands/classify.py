@@ -12,7 +12,7 @@ from ..classifier import GMMClassifier
 from ..errors import DataError
 from ..h5io import atomic_path
 from ..metrics import confusion_matrix, identification_accuracy
-from ..speakermodels import open_features, read_kaldi_map
+from ..speakermodels import open_features, read_utt2label
 
 NAME = "classify"
 HELP = "closed-set classification with one GMM per label (utt2label): accuracy, confusions"
@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load(feats: Any, datadir: str, label_file: str) -> tuple[list[str], list[Any], list[str]]:
-    labels = read_kaldi_map(Path(datadir) / label_file)
+    labels = read_utt2label(datadir, label_file)
     utts = list(labels)
     xs = []
     for u in utts:
@@ -60,8 +60,13 @@ def run(args: argparse.Namespace) -> int:
     _, xtr, ytr = _load(feats, args.train, args.label_file)
     utt_te, xte, yte = _load(test_feats, args.test, args.label_file)
     clf = GMMClassifier(
-        args.n_components, mode=args.mode, relevance_factor=args.relevance_factor,
-        adapt=args.adapt, top_c=args.top_c, random_state=args.seed, progress=True,
+        args.n_components,
+        mode=args.mode,
+        relevance_factor=args.relevance_factor,
+        adapt=args.adapt,
+        top_c=args.top_c,
+        random_state=args.seed,
+        progress=True,
     ).fit(xtr, ytr)
     unseen = sorted(set(yte) - set(clf.classes_.tolist()))
     if unseen:
@@ -69,16 +74,23 @@ def run(args: argparse.Namespace) -> int:
     pred = [str(p) for p in clf.predict(xte)]
     acc = identification_accuracy(yte, pred)
     cm, labels = confusion_matrix(yte, pred)
-    print(f"{len(yte)} test utterances, {len(clf.classes_)} classes, mode={args.mode}: "
-          f"accuracy {100 * acc:.2f}%")
+    print(
+        f"{len(yte)} test utterances, {len(clf.classes_)} classes, mode={args.mode}: "
+        f"accuracy {100 * acc:.2f}%"
+    )
     if args.predictions:
         with atomic_path(args.predictions) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for u, p in zip(utt_te, pred, strict=True):
                 f.write(f"{u} {p}\n")
     if args.json:
-        out = {"accuracy": acc, "n_test": len(yte), "mode": args.mode,
-               "n_components": args.n_components, "labels": labels,
-               "confusion_matrix": cm.tolist()}
+        out = {
+            "accuracy": acc,
+            "n_test": len(yte),
+            "mode": args.mode,
+            "n_components": args.n_components,
+            "labels": labels,
+            "confusion_matrix": cm.tolist(),
+        }
         with atomic_path(args.json) as tmp:
             Path(tmp).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -21,9 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("datadir", metavar="DATADIR", help="data dir with spk2utt or utt2spk")
     p.add_argument("output", metavar="MODELS.h5", help="models file to write")
     p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP r (default 16)")
-    p.add_argument(
-        "--adapt", default="m", help="parameters to adapt: m, w, v combined (default m)"
-    )
+    p.add_argument("--adapt", default="m", help="parameters to adapt: m, w, v combined (default m)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -30,7 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scores", metavar="SCORES", help="'<model> <test> <score>' lines")
     p.add_argument("trials", metavar="TRIALS", help="trials file with target/nontarget labels")
     p.add_argument("--json", default=None, metavar="PATH", help="write the metrics as JSON")
-    p.add_argument("--plot", default=None, metavar="PNG", help="write a DET plot (needs matplotlib)")
+    p.add_argument(
+        "--plot", default=None, metavar="PNG", help="write a DET plot (needs matplotlib)"
+    )
     p.add_argument("--hist", default=None, metavar="PNG", help="write score histograms")
     p.add_argument("--p-target", type=float, default=0.01, help="DCF target prior (default 0.01)")
     p.add_argument("--c-miss", type=float, default=1.0, help="DCF miss cost (default 1)")
@@ -60,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
     trials, s, t = _labelled(args.scores, args.trials)
     kw = {"p_target": args.p_target, "c_miss": args.c_miss, "c_fa": args.c_fa}
     systems = {"raw": s}
-    result: dict[str, Any] = {"scores": str(args.scores), "trials": str(args.trials),
-                              "eer_method": "ROC convex hull (BOSARIS rocch2eer)"}
+    result: dict[str, Any] = {
+        "scores": str(args.scores),
+        "trials": str(args.trials),
+        "eer_method": "ROC convex hull (BOSARIS rocch2eer)",
+    }
     result["raw"] = summary(s, t, **kw)
     if args.calibrate_on:
         _, ds, dt = _labelled(*args.calibrate_on)
@@ -72,13 +77,19 @@ def run(args: argparse.Namespace) -> int:
         result["calibrated"] = summary(cs, t, **kw)
         if args.write_calibrated:
             write_scores(args.write_calibrated, trials.model_ids, trials.test_ids, cs)
-    print(f"{len(t)} trials: {int(t.sum())} target, {int((~t).sum())} non-target; "
-          f"DCF at P_tar={args.p_target:g}, C_miss={args.c_miss:g}, C_fa={args.c_fa:g}")
-    print(f"{'system':<12s} {'EER%':>7s} {'minDCF':>7s} {'actDCF':>7s} {'Cllr':>7s} {'minCllr':>7s}")
+    print(
+        f"{len(t)} trials: {int(t.sum())} target, {int((~t).sum())} non-target; "
+        f"DCF at P_tar={args.p_target:g}, C_miss={args.c_miss:g}, C_fa={args.c_fa:g}"
+    )
+    print(
+        f"{'system':<12s} {'EER%':>7s} {'minDCF':>7s} {'actDCF':>7s} {'Cllr':>7s} {'minCllr':>7s}"
+    )
     for name in systems:
         m = result[name]
-        print(f"{name:<12s} {100 * m['eer']:7.2f} {m['min_dcf']:7.4f} {m['act_dcf']:7.4f} "
-              f"{m['cllr']:7.4f} {m['min_cllr']:7.4f}")
+        print(
+            f"{name:<12s} {100 * m['eer']:7.2f} {m['min_dcf']:7.4f} {m['act_dcf']:7.4f} "
+            f"{m['cllr']:7.4f} {m['min_cllr']:7.4f}"
+        )
     if args.plot:
         from ..plots import plot_det
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,15 @@ from ..errors import DataError
 from ..gmm import DiagGMM
 from ..norm import METHODS as NORM_METHODS
 from ..norm import normalize
-from ..scoring import METHODS, ModelBank, TrialList, read_trials, score_matrix, score_trials, write_scores
+from ..scoring import (
+    METHODS,
+    ModelBank,
+    TrialList,
+    read_trials,
+    score_matrix,
+    score_trials,
+    write_scores,
+)
 from ..speakermodels import SpeakerModels, enroll, open_features, read_spk2utt
 
 NAME = "score"
@@ -55,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
     feats = open_features(args.features)
     trials = read_trials(args.trials)
     progress = not args.no_progress
-    kw = {"method": args.method, "top_c": args.top_c, "progress": progress}
+    kw: dict[str, Any] = {"method": args.method, "top_c": args.top_c, "progress": progress}
     bank = ModelBank(ubm, models)
-    scores = score_trials(ubm, bank, feats, trials, **kw)  # type: ignore[arg-type]
+    scores = score_trials(ubm, bank, feats, trials, **kw)
     if args.norm != "none":
         if not args.cohort_dir:
             raise DataError(f"--norm {args.norm}: needs --cohort-dir (an impostor data dir)")
@@ -96,7 +103,10 @@ def _normalise(
         model_cohort = score_matrix(ubm, sub, cohort_feats, cohort_utts, **kw)
     if need_t:
         cohort_models = enroll(
-            ubm, cohort_feats, spk2utt, relevance_factor=args.relevance_factor,
+            ubm,
+            cohort_feats,
+            spk2utt,
+            relevance_factor=args.relevance_factor,
             adapt=models.adapt or "m",
         )
         cbank = ModelBank(ubm, cohort_models)
@@ -107,7 +117,12 @@ def _normalise(
             same = np.asarray(cohort_models.ids)[:, None] == utt_spk[None, :]
             cohort_cohort = np.where(same, np.nan, cc)  # no same-speaker pairs
     return normalize(
-        args.norm, scores, model_index=model_index, test_index=test_index,
-        model_cohort=model_cohort, test_cohort=test_cohort, cohort_cohort=cohort_cohort,
+        args.norm,
+        scores,
+        model_index=model_index,
+        test_index=test_index,
+        model_cohort=model_cohort,
+        test_cohort=test_cohort,
+        cohort_cohort=cohort_cohort,
         top_n=args.top_n,
     )
