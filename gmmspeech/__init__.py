@@ -28,6 +28,17 @@ _EXPORTS: dict[str, str] = {
     "em_step": "ubm",
     "train_ubm": "ubm",
     "UBMConfig": "config",
+    # audio, features and data (issue 3)
+    "load_audio": "audio",
+    "FeatureConfig": "config",
+    "extract_features": "features",
+    "DataDir": "datadir",
+    "Trial": "datadir",
+    "scan_audio": "datadir",
+    "split_speakers": "datadir",
+    "make_trials": "datadir",
+    "FeatureStore": "featstore",
+    "extract_to_store": "featstore",
     # speaker models, scoring and decisions (issue 4)
     "map_adapt": "map",
     "SpeakerModels": "speakermodels",
@@ -99,6 +110,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         write_scores,
     )
     from .speakermodels import SpeakerModels, enroll
+
+    # issue 3
+    from .audio import load_audio
+    from .config import FeatureConfig
+    from .datadir import DataDir, Trial, make_trials, scan_audio, split_speakers
+    from .featstore import FeatureStore, extract_to_store
+    from .features import extract_features
 
 
 def __getattr__(name: str) -> Any:

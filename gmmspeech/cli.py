@@ -18,7 +18,15 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import GmmSpeechError
 
-COMMAND_MODULES: tuple[str, ...] = ("bench", "enroll", "score", "evaluate", "classify")
+COMMAND_MODULES: tuple[str, ...] = (
+    "prepare",
+    "extract",
+    "bench",
+    "enroll",
+    "score",
+    "evaluate",
+    "classify",
+)
 
 log = logging.getLogger("gmmspeech")
 

@@ -1,0 +1,114 @@
+"""``gmmspeech prepare``: build a Kaldi-style data dir from a folder of audio files."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..datadir import make_trials, scan_audio, split_speakers
+from ..errors import ConfigError
+
+NAME = "prepare"
+HELP = "build a data dir (wav.scp, utt2spk, spk2utt, utt2label, trials) from a folder of audio"
+EXAMPLE = (
+    "gmmspeech prepare ../shared/data/arabic_speech_commands/dataset data/asc "
+    "--pattern '{label}/{spk}_NO_{round}.flac' --split --background 10"
+)
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", metavar="AUDIO_DIR", help="folder searched recursively for audio")
+    p.add_argument("output", metavar="OUT_DIR", help="data dir to write (created)")
+    p.add_argument(
+        "--pattern",
+        required=True,
+        help="path layout relative to AUDIO_DIR with named fields, e.g. "
+        "'{label}/{spk}_NO_{round}.flac', '{digit}_{spk}_{idx}.wav', "
+        "'{spk}/{spk}-{chapter}-{utt}.flac'; {name:regex} restricts a field, * and **/ "
+        "are wildcards",
+    )
+    p.add_argument(
+        "--utt-id",
+        default=None,
+        metavar="TEMPLATE",
+        help="utterance id template, e.g. '{spk}-{label}-{round}' (default: speaker field, "
+        "then the other fields, joined by '-')",
+    )
+    p.add_argument("--spk-field", default="spk", help="field naming the speaker (default spk)")
+    p.add_argument(
+        "--label-field", default="label", help="field written to utt2label (default label)"
+    )
+    p.add_argument(
+        "--split",
+        action="store_true",
+        help="write OUT_DIR/background, OUT_DIR/enroll and OUT_DIR/test (with trials) "
+        "instead of one data dir",
+    )
+    p.add_argument(
+        "--background",
+        type=float,
+        default=0.3,
+        help="with --split: background speakers, a fraction (<1) or a count (>=1) of the "
+        "speakers with 2+ utterances; 1-utterance speakers always go there (default 0.3)",
+    )
+    p.add_argument(
+        "--enroll",
+        type=float,
+        default=0.5,
+        help="with --split: fraction of each target speaker's utterances for enrolment "
+        "(default 0.5)",
+    )
+    p.add_argument(
+        "--enroll-labels",
+        default=None,
+        metavar="L1,L2,...",
+        help="with --split: enrol on utterances with these labels, test on the others",
+    )
+    p.add_argument(
+        "--trials-by",
+        choices=["spk", "label"],
+        default="spk",
+        help="with --split: trial models are enrolment speakers or labels (default spk)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    data = scan_audio(
+        args.root,
+        args.pattern,
+        utt_id=args.utt_id,
+        spk_field=args.spk_field or None,
+        label_field=args.label_field or None,
+    )
+    out = Path(args.output)
+    if not args.split:
+        data.write(out)
+        print(f"{out}: {data!r}")
+        return 0
+    labels = None
+    if args.enroll_labels:
+        labels = [x.strip() for x in args.enroll_labels.split(",") if x.strip()]
+        if data.utt2label is not None:
+            unknown = sorted(set(labels) - set(data.utt2label.values()))
+            if unknown:
+                raise ConfigError(
+                    f"--enroll-labels: {unknown} are not labels of this data (labels: "
+                    f"{sorted(set(data.utt2label.values()))[:10]}...)"
+                )
+    background = args.background
+    bg, en, te = split_speakers(
+        data,
+        background=int(background) if background >= 1 else background,
+        enroll=args.enroll,
+        enroll_labels=labels,
+        seed=args.seed,
+    )
+    te.trials = make_trials(en, te, by=args.trials_by)
+    for name, d in (("background", bg), ("enroll", en), ("test", te)):
+        d.write(out / name)
+        print(f"{out / name}: {d!r}")
+    return 0

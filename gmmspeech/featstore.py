@@ -1,0 +1,848 @@
+"""HDF5 feature archive: one dataset per utterance, written so a kill never corrupts it.
+
+Layout of a store ``OUT.h5``: the standard attributes (``format = "gmmspeech.FeatureStore"``,
+``format_version``, ``gmmspeech_version``, ``config`` = the :class:`FeatureConfig` as JSON),
+plus ``config_hash`` and ``n_features``; a group ``utts`` with one float32 dataset
+``(n_frames, n_features)`` per utterance (the id percent-encoded where it holds ``%``, ``/``
+or a leading ``.``), with attributes ``n_frames_total`` (before the VAD), ``duration``
+(seconds of audio) and ``source`` (the audio path).
+
+Crash safety (:func:`extract_to_store`). HDF5 is not journalled: a process killed while an
+HDF5 file is open for writing can leave it unreadable. So no file is ever written in place
+under its final name:
+
+* finished utterances go into *part files* ``OUT.h5.parts/part-NNNNNN.h5``, each written
+  under a temporary name and renamed when complete (every ``batch_size`` utterances);
+* when all utterances are done, the old store (if any) and the parts are merged, in sorted
+  id order, into a temporary file that is renamed onto ``OUT.h5``; then the parts are
+  deleted.
+
+A run killed at any moment (``kill -9`` included) leaves the previous ``OUT.h5`` (or none),
+complete part files, and at most a stray temporary file, which the next run deletes. The
+next run skips every utterance already in the store or a part file and finishes the job;
+the merged store is the same as that of an uninterrupted run. A lock file stops two runs
+from writing one store at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .config import FeatureConfig, config_hash, to_dict
+from .datadir import DataDir
+from .errors import ConfigError, DataError, GmmSpeechError, ModelFormatError
+from .h5io import from_json, open_checked, write_header
+
+log = logging.getLogger(__name__)
+
+FORMAT = "gmmspeech.FeatureStore"
+FORMAT_VERSION = 1
+GROUP = "utts"
+
+#: Utterances per part file (a kill loses at most this much work).
+DEFAULT_BATCH_SIZE = 256
+#: Largest fraction of a data directory's utterances that may fail before the run fails.
+DEFAULT_MAX_FAILED_FRACTION = 0.05
+
+
+def _encode(utt_id: str) -> str:
+    name = utt_id.replace("%", "%25").replace("/", "%2F")
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    return name
+
+
+def _decode(name: str) -> str:
+    return urllib.parse.unquote(name)
+
+
+def config_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences between two feature-config dicts (``key: a vs b``)."""
+    out = []
+    for key in sorted(set(stored) | set(wanted)):
+        a, b = stored.get(key, "<absent>"), wanted.get(key, "<absent>")
+        if a != b:
+            out.append(f"{key}: {a!r} in the store vs {b!r} requested")
+    return out
+
+
+class FeatureStore(Mapping[str, np.ndarray]):
+    """Read-only view of a feature archive written by :func:`extract_to_store`.
+
+    A mapping ``utt_id -> ndarray (n_frames, n_features) float32``, iterated in sorted id
+    order, and a frame source (:meth:`chunks`) for UBM training. Keep it out of forked
+    processes (open it in the worker instead); close it, or use it as a context manager.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.h5`` store.
+    utt_ids : iterable of str, optional
+        Restrict the view to these utterances (each must be in the store).
+
+    Attributes
+    ----------
+    path : Path
+    config : FeatureConfig
+        The feature configuration the store was extracted with.
+    config_hash : str
+    n_features : int
+    n_frames : int
+        Frames over the utterances of the view.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], utt_ids: Iterable[str] | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists() and _parts_dir(self.path).is_dir():
+            raise DataError(
+                f"{self.path}: not finished: an extraction into it was interrupted; run "
+                f"`gmmspeech extract` again with the same arguments to complete it"
+            )
+        self._f: h5py.File | None = open_checked(self.path, FORMAT, FORMAT_VERSION, DataError)
+        self._owner = True
+        try:
+            self._init_from_file(utt_ids)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> FeatureStore:
+        """Open a store (same as ``FeatureStore(path)``)."""
+        return cls(path)
+
+    def _init_from_file(self, utt_ids: Iterable[str] | None) -> None:
+        f = self._file
+        raw = from_json(f.attrs.get("config"), {})
+        try:
+            self.config = FeatureConfig(**raw)
+        except (TypeError, ConfigError) as exc:
+            raise DataError(
+                f"{self.path}: its feature config cannot be read by this gmmspeech ({exc})"
+            ) from None
+        self.config_hash = str(f.attrs.get("config_hash", config_hash(raw)))
+        self.n_features = int(f.attrs.get("n_features", self.config.n_features))
+        group = f.get(GROUP)
+        if not isinstance(group, h5py.Group):
+            raise DataError(f"{self.path}: no {GROUP!r} group; not a complete feature store")
+        self._group = group
+        names = {_decode(n): n for n in group.keys()}
+        if utt_ids is None:
+            self._names = dict(sorted(names.items()))
+        else:
+            wanted = list(dict.fromkeys(utt_ids))
+            missing = [u for u in wanted if u not in names]
+            if missing:
+                raise DataError(
+                    f"{self.path}: {len(missing)} utterance(s) not in the store, e.g. "
+                    f"{missing[:3]}; extract them first"
+                )
+            self._names = {u: names[u] for u in sorted(wanted)}
+        self.n_frames = int(sum(group[n].shape[0] for n in self._names.values()))
+
+    @property
+    def _file(self) -> h5py.File:
+        if self._f is None:
+            raise DataError(f"{self.path}: the store is closed")
+        return self._f
+
+    # ---------------------------------------------------------------- mapping
+    def __getitem__(self, utt_id: str) -> np.ndarray:
+        name = self._names.get(utt_id)
+        if name is None:
+            raise KeyError(utt_id)
+        self._file  # noqa: B018 - raises if closed
+        return np.asarray(self._group[name][()], dtype=np.float32)
+
+    def __contains__(self, utt_id: object) -> bool:
+        return utt_id in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return (
+            f"FeatureStore({str(self.path)!r}, {len(self)} utterances, {self.n_frames} frames "
+            f"x {self.n_features} features, config_hash={self.config_hash})"
+        )
+
+    def num_frames(self, utt_id: str) -> int:
+        """Frames of one utterance (without reading them)."""
+        name = self._names.get(utt_id)
+        if name is None:
+            raise KeyError(utt_id)
+        return int(self._group[name].shape[0])
+
+    def info(self, utt_id: str) -> dict[str, Any]:
+        """``n_frames``, ``n_frames_total`` (before VAD), ``duration`` (s) and ``source``."""
+        name = self._names.get(utt_id)
+        if name is None:
+            raise KeyError(utt_id)
+        ds = self._group[name]
+        out: dict[str, Any] = {"n_frames": int(ds.shape[0])}
+        for key in ("n_frames_total", "duration", "source"):
+            value = ds.attrs.get(key)
+            out[key] = value.decode() if isinstance(value, bytes) else value
+        if out["n_frames_total"] is not None:
+            out["n_frames_total"] = int(out["n_frames_total"])
+        if out["duration"] is not None:
+            out["duration"] = float(out["duration"])
+        return out
+
+    def select(self, utt_ids: Iterable[str]) -> FeatureStore:
+        """A view of some utterances (shares this store's file; closing it is a no-op)."""
+        view = object.__new__(FeatureStore)
+        view.path = self.path
+        view._f = self._file
+        view._owner = False
+        view._init_from_file(utt_ids)
+        return view
+
+    # ------------------------------------------------------------ frame source
+    def chunks(self, chunk_size: int = 8192) -> Iterator[np.ndarray]:
+        """Yield the frames of every utterance, in sorted id order, in float32 blocks.
+
+        Parameters
+        ----------
+        chunk_size : int
+            Frames per block; every block but the last holds exactly this many.
+
+        Yields
+        ------
+        ndarray, shape (<= chunk_size, n_features), float32
+            The buffer is reused: copy a block to keep it.
+        """
+        if chunk_size < 1:
+            raise ConfigError(f"chunk_size: must be >= 1, got {chunk_size!r}")
+        buf = np.empty((chunk_size, self.n_features), dtype=np.float32)
+        fill = 0
+        for utt in self._names:
+            a = self[utt]
+            pos = 0
+            while pos < a.shape[0]:
+                take = min(chunk_size - fill, a.shape[0] - pos)
+                buf[fill : fill + take] = a[pos : pos + take]
+                fill += take
+                pos += take
+                if fill == chunk_size:
+                    yield buf
+                    fill = 0
+        if fill:
+            yield buf[:fill]
+
+    # ---------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Close the file (views leave it open for their parent)."""
+        if self._f is not None and self._owner:
+            self._f.close()
+        self._f = None
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# =============================================================================== writing
+def _parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def _lock_path(out: Path) -> Path:
+    return out.with_name(out.name + ".lock")
+
+
+def log_path_for(out: str | os.PathLike[str]) -> Path:
+    """The extraction log written next to a store: ``OUT.h5.log``."""
+    p = Path(out)
+    return p.with_name(p.name + ".log")
+
+
+def _write_store_header(f: h5py.File, cfg: dict[str, Any], n_features: int) -> h5py.Group:
+    write_header(f, FORMAT, FORMAT_VERSION, cfg)
+    f.attrs["config_hash"] = config_hash(cfg)
+    f.attrs["n_features"] = int(n_features)
+    return f.create_group(GROUP, track_order=False)
+
+
+def _write_utt(
+    group: h5py.Group,
+    utt_id: str,
+    feats: np.ndarray,
+    n_frames_total: int,
+    duration: float,
+    source: str,
+) -> None:
+    ds = group.create_dataset(_encode(utt_id), data=feats, dtype=np.float32, track_times=False)
+    ds.attrs["n_frames_total"] = int(n_frames_total)
+    ds.attrs["duration"] = float(duration)
+    ds.attrs["source"] = str(source)
+
+
+@dataclasses.dataclass
+class ExtractReport:
+    """What :func:`extract_to_store` did.
+
+    Attributes
+    ----------
+    store : Path
+    log : Path
+        The log file listing the failures with their causes.
+    n_utterances : int
+        Utterances of the data directory.
+    n_existing : int
+        Already in the store or in part files of an interrupted run (skipped).
+    n_extracted : int
+        Extracted by this run.
+    failures : list of (utt_id, cause)
+    seconds : float
+        Wall time of the run.
+    audio_seconds : float
+        Seconds of audio extracted by this run.
+    frames : int
+        Frames written by this run (after VAD).
+    resampled : dict of int to int
+        Original rate -> number of utterances resampled from it.
+    """
+
+    store: Path
+    log: Path
+    n_utterances: int = 0
+    n_existing: int = 0
+    n_extracted: int = 0
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    audio_seconds: float = 0.0
+    frames: int = 0
+    resampled: dict[int, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_failed(self) -> int:
+        """Utterances that failed in this run."""
+        return len(self.failures)
+
+
+# ----------------------------------------------------------------------- workers
+_WORKER_CONFIG: FeatureConfig | None = None
+_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
+def _init_worker(cfg_dict: dict[str, Any]) -> None:
+    global _WORKER_CONFIG
+    _WORKER_CONFIG = FeatureConfig(**cfg_dict)
+
+
+_Result = tuple[str, "np.ndarray | None", int, float, int, str]
+
+
+def _extract_one(utt_id: str, path: str, cfg: FeatureConfig) -> _Result:
+    """(utt_id, features or None, n_frames_total, duration, original rate, error message)."""
+    from .audio import load_audio, resample
+    from .features import extract_features_with_info
+
+    try:
+        signal, orig_rate = load_audio(path)
+        duration = signal.shape[0] / orig_rate
+        if orig_rate != cfg.sample_rate:  # counted and logged once by the parent
+            signal = resample(signal, orig_rate, cfg.sample_rate)
+        feats, n_total = extract_features_with_info(signal, cfg.sample_rate, cfg)
+        return utt_id, feats, n_total, duration, orig_rate, ""
+    except GmmSpeechError as exc:
+        msg = str(exc)
+        if not msg.startswith(path) and not msg.startswith(str(Path(path))):
+            msg = f"{path}: {msg}"
+        return utt_id, None, 0, 0.0, 0, msg
+    except Exception as exc:  # a bug or an unexpected library error: count it, keep going
+        log.debug("utterance %s failed", utt_id, exc_info=True)
+        return utt_id, None, 0, 0.0, 0, f"{path}: unexpected {type(exc).__name__}: {exc}"
+
+
+def _extract_batch(batch: Sequence[tuple[str, str]]) -> list[_Result]:
+    cfg = _WORKER_CONFIG
+    assert cfg is not None, "worker not initialised"
+    return [_extract_one(u, p, cfg) for u, p in batch]
+
+
+@contextlib.contextmanager
+def _single_thread_env() -> Iterator[None]:
+    """Make processes spawned inside the block use one BLAS/OpenMP/numba thread each."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    try:
+        for k in _THREAD_VARS:
+            os.environ[k] = "1"
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _results(tasks: list[tuple[str, str]], cfg: FeatureConfig, jobs: int) -> Iterator[_Result]:
+    """Features of every task, in completion order; in-process when ``jobs == 1``."""
+    if jobs == 1:
+        for utt, path in tasks:
+            yield _extract_one(utt, path, cfg)
+        return
+    import multiprocessing
+
+    per_batch = max(1, min(16, len(tasks) // (jobs * 8)))
+    batches = [tasks[i : i + per_batch] for i in range(0, len(tasks), per_batch)]
+    ctx = multiprocessing.get_context("spawn")
+    with _single_thread_env():
+        pool = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(to_dict(cfg),)
+        )
+    try:
+        pending: set[Future[list[_Result]]] = set()
+        it = iter(batches)
+        max_pending = 4 * jobs  # bounded: memory does not grow with the data dir
+        while True:
+            while len(pending) < max_pending:
+                b = next(it, None)
+                if b is None:
+                    break
+                pending.add(pool.submit(_extract_batch, b))
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                try:
+                    yield from fut.result()
+                except BrokenProcessPool:
+                    raise DataError(
+                        "a feature worker process died (out of memory or killed); rerun "
+                        "`gmmspeech extract` (finished utterances are kept), or use fewer --jobs"
+                    ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------- the job
+class _Lock:
+    """An exclusive ``flock`` on ``OUT.h5.lock``; released by the OS if the process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> _Lock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no locking
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DataError(
+                f"{self.path.parent}: cannot write into the output folder "
+                f"({exc.strerror or exc}); choose a writable output path"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DataError(
+                f"{self.path}: another `gmmspeech extract` is writing this store; wait for "
+                f"it to finish"
+            ) from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
+
+
+def _check_output_folder(out: Path) -> None:
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.exists():
+        raise DataError(f"{out}: the output folder {folder} does not exist; create it first")
+    if not folder.is_dir():
+        raise DataError(f"{out}: {folder} is not a folder; choose another output path")
+    if out.is_dir():
+        raise DataError(f"{out}: is a folder; give the path of an .h5 file to write")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(
+            f"{out}: the output folder {folder} is not writable; choose another output path "
+            f"or fix its permissions"
+        )
+
+
+def _check_config(path: Path, f: h5py.File, cfg_dict: dict[str, Any], what: str) -> None:
+    stored = from_json(f.attrs.get("config"), {})
+    if config_hash(stored) != config_hash(cfg_dict):
+        diff = config_differences(stored, cfg_dict)
+        raise ConfigError(
+            f"{path}: {what} was extracted with a different feature config ("
+            + "; ".join(diff)
+            + "); write to another output file, or delete it to re-extract everything"
+        )
+
+
+def _scan_existing(
+    out: Path, parts: Path, cfg_dict: dict[str, Any]
+) -> tuple[set[str], list[Path], set[str]]:
+    """Ids in the store, the valid part files, and ids in those parts."""
+    in_store: set[str] = set()
+    if out.exists():
+        try:
+            with open_checked(out, FORMAT, FORMAT_VERSION, DataError) as f:
+                _check_config(out, f, cfg_dict, "the existing store")
+                group = f.get(GROUP)
+                if isinstance(group, h5py.Group):
+                    in_store = {_decode(n) for n in group.keys()}
+        except DataError as exc:
+            raise DataError(
+                f"{exc}; it will not be overwritten: move or delete it, or choose another "
+                f"output path"
+            ) from None
+    part_files: list[Path] = []
+    in_parts: set[str] = set()
+    if parts.is_dir():
+        for stray in parts.glob(".part-*"):
+            log.info("removing %s (left by an interrupted run)", stray)
+            stray.unlink()
+        for p in sorted(parts.glob("part-*.h5")):
+            try:
+                f = open_checked(p, FORMAT, FORMAT_VERSION, ModelFormatError)
+            except ModelFormatError as exc:  # cannot happen with atomic renames; be safe
+                log.warning("dropping unreadable part file %s (%s)", p, exc)
+                p.unlink()
+                continue
+            with f:
+                _check_config(p, f, cfg_dict, "an interrupted extraction into this store")
+                ids = {_decode(n) for n in f[GROUP].keys()}
+            if ids <= in_store:  # already merged by a run killed before its clean-up
+                p.unlink()
+                continue
+            part_files.append(p)
+            in_parts |= ids
+    return in_store, part_files, in_parts
+
+
+def _remove_stray_temps(out: Path) -> None:
+    for stray in out.parent.glob(f".{out.name}.*.tmp"):
+        log.info("removing %s (left by an interrupted run)", stray)
+        with contextlib.suppress(OSError):
+            stray.unlink()
+
+
+class _PartWriter:
+    """Writes results into part files of ``batch_size`` utterances, renamed when full."""
+
+    def __init__(self, parts: Path, cfg: dict[str, Any], n_features: int, batch: int) -> None:
+        self.parts = parts
+        self.cfg = cfg
+        self.n_features = n_features
+        self.batch = batch
+        existing = [int(p.stem.split("-")[1]) for p in parts.glob("part-*.h5")]
+        self.next_index = max(existing, default=-1) + 1
+        self._f: h5py.File | None = None
+        self._group: h5py.Group | None = None
+        self._count = 0
+        self._tmp: Path | None = None
+
+    def add(self, utt: str, feats: np.ndarray, n_total: int, dur: float, source: str) -> None:
+        if self._f is None:
+            self._tmp = self.parts / f".part-{self.next_index:06d}.h5.tmp"
+            self._f = h5py.File(self._tmp, "w")
+            self._group = _write_store_header(self._f, self.cfg, self.n_features)
+            self._count = 0
+        assert self._group is not None
+        _write_utt(self._group, utt, feats, n_total, dur, source)
+        self._count += 1
+        if self._count >= self.batch:
+            self.finish_part()
+
+    def finish_part(self) -> None:
+        if self._f is None:
+            return
+        assert self._tmp is not None
+        self._f.close()
+        self._f = None
+        with open(self._tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self._tmp, self.parts / f"part-{self.next_index:06d}.h5")
+        self.next_index += 1
+
+    def abort(self) -> None:
+        if self._f is not None:
+            with contextlib.suppress(Exception):
+                self._f.close()
+            self._f = None
+            if self._tmp is not None:
+                with contextlib.suppress(OSError):
+                    self._tmp.unlink()
+
+
+def _merge(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: int) -> int:
+    """Write the old store plus the parts, in sorted id order, atomically onto ``out``."""
+    from .h5io import atomic_path
+
+    sources: list[h5py.File] = []
+    try:
+        if out.exists():
+            sources.append(h5py.File(out, "r"))
+        for p in parts:
+            sources.append(h5py.File(p, "r"))
+        where: dict[str, h5py.Dataset] = {}
+        for f in sources:
+            for name, ds in f[GROUP].items():
+                where.setdefault(_decode(name), ds)
+        with atomic_path(out) as tmp:
+            with h5py.File(tmp, "w") as dst:
+                group = _write_store_header(dst, cfg, n_features)
+                # Rewritten (not h5o.copy'd) in sorted order, so the file's bytes do not
+                # depend on how the utterances were spread over part files.
+                for utt in sorted(where):
+                    ds = where[utt]
+                    attrs = ds.attrs
+                    _write_utt(
+                        group,
+                        utt,
+                        ds[()],
+                        int(attrs["n_frames_total"]),
+                        float(attrs["duration"]),
+                        _attr_str(attrs["source"]),
+                    )
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        return len(where)
+    finally:
+        for f in sources:
+            f.close()
+
+
+def _attr_str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _write_log(report: ExtractReport, cfg: dict[str, Any], jobs: int) -> None:
+    from .h5io import atomic_path
+
+    lines = [
+        f"# gmmspeech extract -> {report.store}",
+        f"# config_hash {config_hash(cfg)}; jobs {jobs}",
+        f"# utterances {report.n_utterances}; already done {report.n_existing}; extracted "
+        f"{report.n_extracted}; failed {report.n_failed}",
+        f"# audio {report.audio_seconds:.1f} s; frames {report.frames}; wall "
+        f"{report.seconds:.1f} s",
+        "# utt_id<TAB>cause",
+    ]
+    lines += [f"{u}\t{cause}" for u, cause in report.failures]
+    try:
+        with atomic_path(report.log) as tmp:
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:
+        log.warning("%s: cannot write the extraction log (%s)", report.log, exc)
+
+
+def extract_to_store(
+    data: DataDir | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: FeatureConfig | None = None,
+    *,
+    jobs: int = 1,
+    max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = False,
+) -> ExtractReport:
+    """Extract features of every utterance of a data directory into a store, resumably.
+
+    Parameters
+    ----------
+    data : DataDir or path-like
+        The utterances (``wav.scp``); a path is read with :meth:`DataDir.read` (missing audio
+        files then count as per-utterance failures).
+    out : path-like
+        The ``.h5`` store to create or complete.
+    config : FeatureConfig, optional
+        Defaults to ``FeatureConfig()``. Must equal the config of an existing store.
+    jobs : int
+        Worker processes (``spawn`` context; each returns arrays and only this process
+        writes). 1 computes in this process.
+    max_failed_fraction : float
+        The run fails (no store written; finished work kept for a rerun) when more than this
+        fraction of the data directory's utterances failed, or when none succeeded.
+    batch_size : int
+        Utterances per part file: a kill loses at most this many utterances of work.
+    progress : bool
+        Show a tqdm progress bar (on stderr).
+
+    Returns
+    -------
+    ExtractReport
+
+    Raises
+    ------
+    ConfigError
+        The store (or an interrupted run into it) used another feature config (the message
+        lists the differences), or an argument is invalid.
+    DataError
+        The output folder is missing or not writable, the existing file is not a feature
+        store, another run holds the lock, or too many utterances failed (see the log).
+    """
+    t0 = time.perf_counter()
+    cfg = FeatureConfig() if config is None else config
+    if not isinstance(cfg, FeatureConfig):
+        raise ConfigError(f"config: expected a FeatureConfig, got {type(cfg).__name__}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs: must be an integer >= 1, got {jobs!r}")
+    if not 0 <= max_failed_fraction <= 1:
+        raise ConfigError(f"max_failed_fraction: must be in [0, 1], got {max_failed_fraction!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+    dd = data if isinstance(data, DataDir) else DataDir.read(data, check_audio=False)
+    out_path = Path(out)
+    _check_output_folder(out_path)
+    cfg_dict = to_dict(cfg)
+    report = ExtractReport(store=out_path, log=log_path_for(out_path), n_utterances=len(dd))
+    parts = _parts_dir(out_path)
+
+    with _Lock(_lock_path(out_path)):
+        _remove_stray_temps(out_path)
+        in_store, part_files, in_parts = _scan_existing(out_path, parts, cfg_dict)
+        done = in_store | in_parts
+        todo = [(u, str(dd.audio_path(u))) for u in dd.utt_ids if u not in done]
+        report.n_existing = len(dd) - len(todo)
+        if report.n_existing:
+            log.info(
+                "%s: %d of %d utterances already extracted; %d to do",
+                out_path,
+                report.n_existing,
+                len(dd),
+                len(todo),
+            )
+        if todo:
+            try:
+                parts.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise DataError(
+                    f"{parts}: cannot create the work folder ({exc.strerror or exc}); choose "
+                    f"a writable output path"
+                ) from None
+            _run(todo, cfg, cfg_dict, jobs, batch_size, parts, report, progress)
+            part_files = sorted(parts.glob("part-*.h5"))
+        n_ok = report.n_existing + report.n_extracted
+        report.seconds = time.perf_counter() - t0
+        failed_fraction = report.n_failed / max(len(dd), 1)
+        if n_ok == 0 or failed_fraction > max_failed_fraction:
+            report.seconds = time.perf_counter() - t0
+            _write_log(report, cfg_dict, jobs)
+            example = f" (e.g. {report.failures[0][1]})" if report.failures else ""
+            raise DataError(
+                f"{out_path}: {report.n_failed} of {len(dd)} utterances failed"
+                f"{example}; more than max_failed_fraction={max_failed_fraction:g}, so the "
+                f"store was not written. Causes are listed in {report.log}; fix or remove "
+                f"those utterances (or raise --max-failed) and rerun: finished utterances "
+                f"are kept"
+            )
+        if part_files:
+            n = _merge(out_path, part_files, cfg_dict, cfg.n_features)
+            for p in part_files:
+                p.unlink()
+            log.info("%s: wrote %d utterances", out_path, n)
+        if parts.is_dir():
+            with contextlib.suppress(OSError):
+                parts.rmdir()
+        report.seconds = time.perf_counter() - t0
+        _write_log(report, cfg_dict, jobs)
+    if report.n_failed:
+        log.warning(
+            "%d of %d utterances failed and are not in the store; causes in %s",
+            report.n_failed,
+            len(dd),
+            report.log,
+        )
+    for rate, count in sorted(report.resampled.items()):
+        level = logging.WARNING if rate < cfg.sample_rate else logging.INFO
+        log.log(
+            level,
+            "%d utterance(s) were resampled from %d Hz to the config's %d Hz%s",
+            count,
+            rate,
+            cfg.sample_rate,
+            " (no content above the original Nyquist frequency)" if rate < cfg.sample_rate else "",
+        )
+    return report
+
+
+def _run(
+    todo: list[tuple[str, str]],
+    cfg: FeatureConfig,
+    cfg_dict: dict[str, Any],
+    jobs: int,
+    batch_size: int,
+    parts: Path,
+    report: ExtractReport,
+    progress: bool,
+) -> None:
+    from tqdm.auto import tqdm
+
+    writer = _PartWriter(parts, cfg_dict, cfg.n_features, batch_size)
+    bar = tqdm(total=len(todo), desc="extract", unit="utt", disable=not progress, leave=False)
+    sources = dict(todo)
+    try:
+        for utt, feats, n_total, dur, rate, err in _results(todo, cfg, min(jobs, len(todo))):
+            if feats is None:
+                report.failures.append((utt, err))
+                log.debug("utterance %s failed: %s", utt, err)
+            else:
+                writer.add(utt, feats, n_total, dur, sources[utt])
+                report.n_extracted += 1
+                report.audio_seconds += dur
+                report.frames += int(feats.shape[0])
+                if rate and rate != cfg.sample_rate:
+                    report.resampled[rate] = report.resampled.get(rate, 0) + 1
+            bar.update(1)
+        writer.finish_part()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+    report.failures.sort()
+
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_FAILED_FRACTION",
+    "ExtractReport",
+    "FeatureStore",
+    "config_differences",
+    "extract_to_store",
+    "log_path_for",
+]
