@@ -21,7 +21,10 @@ def noise(seconds: float, amp: float, seed: int, sr: int = SR) -> np.ndarray:
 
 
 def bursts(
-    layout: list[tuple[str, float]], seed: int = 0, sr: int = SR, loud: float = 0.2,
+    layout: list[tuple[str, float]],
+    seed: int = 0,
+    sr: int = SR,
+    loud: float = 0.2,
     quiet: float = 1e-3,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Concatenate ("speech"|"silence", seconds) segments of loud / very quiet noise.

@@ -38,7 +38,9 @@ def test_lossless_formats_round_trip(tmp_path: Path, fmt: str, subtype: str, ato
     np.testing.assert_allclose(y, x, atol=atol)
 
 
-@pytest.mark.parametrize("fmt,subtype", [("wav", "ALAW"), ("wav", "ULAW"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")])
+@pytest.mark.parametrize(
+    "fmt,subtype", [("wav", "ALAW"), ("wav", "ULAW"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")]
+)
 def test_lossy_formats_keep_the_tone(tmp_path: Path, fmt: str, subtype: str) -> None:
     x = sine(440.0, 1.0, amp=0.5)
     p = tmp_path / f"a.{fmt}"

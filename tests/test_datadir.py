@@ -140,8 +140,15 @@ def test_missing_audio_names_the_line(tmp_path: Path, audio: dict) -> None:
 
 def test_bad_trials(tmp_path: Path, audio: dict) -> None:
     d = _good(tmp_path, audio, trials="a b-1 maybe\na zz target\na b-1 target\na b-1 nontarget\n")
-    _problem(d, "trials:1", "target or nontarget", "trials:2", "unknown test utterance 'zz'",
-             "trials:4", "duplicate trial")
+    _problem(
+        d,
+        "trials:1",
+        "target or nontarget",
+        "trials:2",
+        "unknown test utterance 'zz'",
+        "trials:4",
+        "duplicate trial",
+    )
 
 
 def test_malformed_lines(tmp_path: Path, audio: dict) -> None:
@@ -150,8 +157,13 @@ def test_malformed_lines(tmp_path: Path, audio: dict) -> None:
         wav_scp=f"a-1 {audio['a1']}\n\nb-1 sox x.wav -t wav - |\nc-1\n",
         utt2spk="a-1 a x\n",
     )
-    _problem(d, "wav.scp:2: empty line", "wav.scp:3: piped commands", "wav.scp:4: expected 2 fields",
-             "utt2spk:1: expected 2 fields")
+    _problem(
+        d,
+        "wav.scp:2: empty line",
+        "wav.scp:3: piped commands",
+        "wav.scp:4: expected 2 fields",
+        "utt2spk:1: expected 2 fields",
+    )
 
 
 def test_no_wav_scp_or_no_folder(tmp_path: Path) -> None:
@@ -168,14 +180,27 @@ def _tree(root: Path, rels: list[str]) -> None:
 
 
 def test_pattern_label_folder_with_space(tmp_path: Path) -> None:
-    _tree(tmp_path, ["zoom in/00000001_NO_01.flac", "zoom in/00000002_NO_03.flac",
-                     "yes/00000001_NO_02.flac", "train.csv"])
+    _tree(
+        tmp_path,
+        [
+            "zoom in/00000001_NO_01.flac",
+            "zoom in/00000002_NO_03.flac",
+            "yes/00000001_NO_02.flac",
+            "train.csv",
+        ],
+    )
     dd = scan_audio(tmp_path, "{label}/{spk}_NO_{round}.flac")
     assert dd.utt_ids == ["00000001-yes-02", "00000001-zoom_in-01", "00000002-zoom_in-03"]
     assert dd.utt2spk["00000002-zoom_in-03"] == "00000002"
-    assert dd.utt2label == {"00000001-yes-02": "yes", "00000001-zoom_in-01": "zoom_in",
-                            "00000002-zoom_in-03": "zoom_in"}
-    assert dd.audio_path("00000001-zoom_in-01") == (tmp_path / "zoom in" / "00000001_NO_01.flac").resolve()
+    assert dd.utt2label == {
+        "00000001-yes-02": "yes",
+        "00000001-zoom_in-01": "zoom_in",
+        "00000002-zoom_in-03": "zoom_in",
+    }
+    assert (
+        dd.audio_path("00000001-zoom_in-01")
+        == (tmp_path / "zoom in" / "00000001_NO_01.flac").resolve()
+    )
 
 
 def test_pattern_fsdd_and_librispeech(tmp_path: Path) -> None:
@@ -183,8 +208,10 @@ def test_pattern_fsdd_and_librispeech(tmp_path: Path) -> None:
     dd = scan_audio(tmp_path / "fsdd", "{digit}_{spk}_{idx:[0-9]+}.wav", label_field="digit")
     assert dd.utt2spk == {"george-0-0": "george", "jackson-7-32": "jackson"}
     assert dd.utt2label == {"george-0-0": "0", "jackson-7-32": "7"}
-    _tree(tmp_path / "ls", ["1089/1089-134686-0000.flac", "1089/2000-1-1.flac",
-                            "other/103-1240-0000.flac"])
+    _tree(
+        tmp_path / "ls",
+        ["1089/1089-134686-0000.flac", "1089/2000-1-1.flac", "other/103-1240-0000.flac"],
+    )
     dd = scan_audio(tmp_path / "ls", "{spk}/{spk}-{chapter}-{utt}.flac")
     assert dd.utt_ids == ["1089-134686-0000"]  # the repeated {spk} must agree
     dd = scan_audio(tmp_path / "ls", "**/{spk}-{chapter}-{utt}.flac", utt_id="{spk}_{utt}")
@@ -227,7 +254,11 @@ def _corpus() -> DataDir:
 def test_split_speakers_fractions() -> None:
     data = _corpus()
     bg, en, te = split_speakers(data, background=0.25, enroll=0.5, seed=1)
-    bg_spk, en_spk, te_spk = set(bg.utt2spk.values()), set(en.utt2spk.values()), set(te.utt2spk.values())
+    bg_spk, en_spk, te_spk = (
+        set(bg.utt2spk.values()),
+        set(en.utt2spk.values()),
+        set(te.utt2spk.values()),
+    )
     assert {"single0", "single1", "single2"} <= bg_spk
     assert len(bg_spk) == 3 + 2  # 1-utt speakers + round(0.25 * 8)
     assert not bg_spk & en_spk and en_spk == te_spk and len(en_spk) == 6
@@ -265,14 +296,46 @@ def test_prepare_cli(tmp_path: Path) -> None:
             for r in (1, 2):
                 _touch(root / word / f"{spk:08d}_NO_{r:02d}.flac")
     out = tmp_path / "data"
-    assert main(["prepare", str(root), str(out), "--pattern", "{label}/{spk}_NO_{round}.flac",
-                 "--log-level", "ERROR"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                str(root),
+                str(out),
+                "--pattern",
+                "{label}/{spk}_NO_{round}.flac",
+                "--log-level",
+                "ERROR",
+            ]
+        )
+        == 0
+    )
     assert len(DataDir.read(out)) == 16
-    assert main(["prepare", str(root), str(out), "--pattern", "{label}/{spk}_NO_{round}.flac",
-                 "--split", "--background", "1", "--enroll-labels", "yes", "--log-level", "ERROR"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                str(root),
+                str(out),
+                "--pattern",
+                "{label}/{spk}_NO_{round}.flac",
+                "--split",
+                "--background",
+                "1",
+                "--enroll-labels",
+                "yes",
+                "--log-level",
+                "ERROR",
+            ]
+        )
+        == 0
+    )
     te = DataDir.read(out / "test")
     en = DataDir.read(out / "enroll")
     assert te.trials is not None and len(te.trials) == 3 * len(te)
     assert set(en.utt2label.values()) == {"yes"}
     # a bad pattern is a one-line error with exit code 1
-    assert main(["prepare", str(root), str(out), "--pattern", "{spk}.wav", "--log-level", "ERROR"]) == 1
+    assert (
+        main(["prepare", str(root), str(out), "--pattern", "{spk}.wav", "--log-level", "ERROR"])
+        == 1
+    )

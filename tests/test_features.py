@@ -218,7 +218,11 @@ def _warp_reference(x: np.ndarray, w: int) -> np.ndarray:
     n = x.shape[0]
     out = np.empty_like(x, dtype=np.float64)
     for t in range(n):
-        a, b = (0, n) if n <= w else (min(max(t - w // 2, 0), n - w), min(max(t - w // 2, 0), n - w) + w)
+        a, b = (
+            (0, n)
+            if n <= w
+            else (min(max(t - w // 2, 0), n - w), min(max(t - w // 2, 0), n - w) + w)
+        )
         for d in range(x.shape[1]):
             ranks = scipy.stats.rankdata(x[a:b, d])  # average ranks for ties
             r = ranks[t - a]
@@ -241,6 +245,7 @@ def test_pipeline_equals_its_parts() -> None:
     cfg = FeatureConfig()
     y, _ = bursts([("silence", 0.4), ("speech", 0.9), ("silence", 0.4)], seed=9)
     ref_static = _librosa_oracle(y, cfg).astype(np.float64)
+
     # deltas by the regression formula, written out
     def delta(c: np.ndarray) -> np.ndarray:
         p = np.concatenate([c[:1], c[:1], c, c[-1:], c[-1:]])
@@ -251,7 +256,10 @@ def test_pipeline_equals_its_parts() -> None:
     full = np.hstack([ref_static, d1, delta(d1)])
     n = full.shape[0]
     e = np.array(
-        [10 * np.log10(np.mean(y[t * 160 : t * 160 + 400].astype(np.float64) ** 2)) for t in range(n)]
+        [
+            10 * np.log10(np.mean(y[t * 160 : t * 160 + 400].astype(np.float64) ** 2))
+            for t in range(n)
+        ]
     )
     keep = e > max(np.quantile(e, 0.99) - 30.0, -75.0)
     kept = full[keep]
@@ -290,7 +298,9 @@ def test_real_files_of_each_dataset(shared_data: Path) -> None:
     picks = {
         "fsdd": sorted((shared_data / "fsdd" / "recordings").glob("*.wav"))[:3],
         "librispeech": sorted((shared_data / "librispeech_samples").rglob("*.flac"))[:2],
-        "arabic": sorted((shared_data / "arabic_speech_commands" / "dataset" / "zoom in").glob("*.flac"))[:3],
+        "arabic": sorted(
+            (shared_data / "arabic_speech_commands" / "dataset" / "zoom in").glob("*.flac")
+        )[:3],
         "environmental": sorted((shared_data / "environmental_sounds").rglob("*.flac"))[:3],
     }
     cfg = FeatureConfig()

@@ -1,0 +1,153 @@
+"""``gmmspeech extract``: config files, errors, and kill -9 followed by a resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_audio import make_datadir
+
+from gmmspeech.cli import main
+from gmmspeech.config import FeatureConfig
+from gmmspeech.errors import DataError
+from gmmspeech.featstore import FeatureStore, extract_to_store
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_extract_with_yaml_config_and_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = make_datadir(tmp_path, n_utts=3)
+    cfg_file = tmp_path / "feat.yaml"
+    cfg_file.write_text("features:\n  n_mfcc: 13\n  normalization: cmn\n")
+    out = tmp_path / "f.h5"
+    code = main(
+        [
+            "extract",
+            str(data),
+            str(out),
+            "--config",
+            str(cfg_file),
+            "--set",
+            "deltas=1",
+            "--no-progress",
+            "--log-level",
+            "ERROR",
+        ]
+    )
+    assert code == 0
+    assert "3 extracted" in capsys.readouterr().out
+    with FeatureStore(out) as store:
+        assert store.config == FeatureConfig(n_mfcc=13, normalization="cmn", deltas=1)
+        assert store.n_features == 26
+
+
+@pytest.mark.parametrize(
+    "yaml_text,extra,needle",
+    [
+        ("n_mfc: 13\n", [], "unknown feature option 'n_mfc'; did you mean 'n_mfcc'?"),
+        ("n_mfcc: [1, 2\n", [], "not valid YAML"),
+        ("", ["--set", "vad=maybe"], "vad: must be one of"),
+        ("", ["--set", "novalue"], "expected KEY=VALUE"),
+    ],
+)
+def test_config_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, yaml_text: str, extra: list, needle: str
+) -> None:
+    data = make_datadir(tmp_path, n_utts=1)
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(yaml_text)
+    code = main(
+        [
+            "extract",
+            str(data),
+            str(tmp_path / "f.h5"),
+            "--config",
+            str(cfg_file),
+            *extra,
+            "--log-level",
+            "ERROR",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and needle in err
+    assert err.startswith("gmmspeech extract: error:") and "Traceback" not in err
+    assert not (tmp_path / "f.h5").exists()
+
+
+def test_config_mismatch_via_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = make_datadir(tmp_path, n_utts=2)
+    out = tmp_path / "f.h5"
+    assert main(["extract", str(data), str(out), "--no-progress", "--log-level", "ERROR"]) == 0
+    capsys.readouterr()
+    assert main(["extract", str(data), str(out), "--set", "n_mels=24", "--log-level", "ERROR"]) == 1
+    assert "n_mels: 40 in the store vs 24 requested" in capsys.readouterr().err
+
+
+def _cli(*args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gmmspeech.cli",
+        "extract",
+        *args,
+        "--no-progress",
+        "--log-level",
+        "WARNING",
+    ]
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_store(tmp_path: Path) -> None:
+    data = make_datadir(tmp_path, n_utts=150, n_spk=5, seconds=0.4)
+    ref = tmp_path / "ref.h5"
+    extract_to_store(data, ref, batch_size=10)
+    out = tmp_path / "f.h5"
+    parts = tmp_path / "f.h5.parts"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    kills = 0
+    # Kill at several moments: before any part exists, and after some parts exist.
+    for wait_for_parts in (0, 2, 5):
+        proc = subprocess.Popen(
+            _cli(str(data), str(out), "--batch-size", "10"),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            n_parts = len(list(parts.glob("part-*.h5"))) if parts.is_dir() else 0
+            if (wait_for_parts == 0 and parts.is_dir()) or (
+                wait_for_parts and n_parts >= wait_for_parts + kills
+            ):
+                break
+            time.sleep(0.005)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        assert not out.exists() or proc.returncode == 0
+        if proc.returncode != 0:
+            with pytest.raises(DataError, match="interrupted"):
+                FeatureStore(out)
+    assert kills >= 2, "the extraction finished before it could be killed"
+    done = subprocess.run(
+        _cli(str(data), str(out), "--batch-size", "10"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == ref.read_bytes()
+    assert not parts.exists()
+    with FeatureStore(out) as a, FeatureStore(ref) as b:
+        assert list(a) == list(b) and len(a) == 150
+        for u in a:
+            np.testing.assert_array_equal(a[u], b[u])
