@@ -356,7 +356,16 @@ _THREAD_VARS = (
 
 
 def _init_worker(cfg_dict: dict[str, Any]) -> None:
+    """Worker start-up: one BLAS/OpenMP/numba thread each (the pool supplies parallelism)."""
     global _WORKER_CONFIG
+    for k in _THREAD_VARS:  # before numba / a BLAS is first loaded in this process
+        os.environ[k] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)  # numpy's BLAS is already loaded
+    except ImportError:  # pragma: no cover - optional
+        pass
     _WORKER_CONFIG = FeatureConfig(**cfg_dict)
 
 
@@ -392,36 +401,36 @@ def _extract_batch(batch: Sequence[tuple[str, str]]) -> list[_Result]:
 
 
 @contextlib.contextmanager
-def _single_thread_env() -> Iterator[None]:
-    """Make processes spawned inside the block use one BLAS/OpenMP/numba thread each."""
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+def _one_blas_thread() -> Iterator[None]:
+    """Limit BLAS/OpenMP to one thread here (threadpoolctl, when installed).
+
+    The feature matrices are small (40 x 257 filterbank products), so BLAS threads only add
+    synchronisation, and they compete with other processes on a busy machine.
+    """
     try:
-        for k in _THREAD_VARS:
-            os.environ[k] = "1"
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        return
+    with threadpool_limits(limits=1):
+        yield
 
 
 def _results(tasks: list[tuple[str, str]], cfg: FeatureConfig, jobs: int) -> Iterator[_Result]:
     """Features of every task, in completion order; in-process when ``jobs == 1``."""
     if jobs == 1:
-        for utt, path in tasks:
-            yield _extract_one(utt, path, cfg)
+        with _one_blas_thread():
+            for utt, path in tasks:
+                yield _extract_one(utt, path, cfg)
         return
     import multiprocessing
 
     per_batch = max(1, min(16, len(tasks) // (jobs * 8)))
     batches = [tasks[i : i + per_batch] for i in range(0, len(tasks), per_batch)]
     ctx = multiprocessing.get_context("spawn")
-    with _single_thread_env():
-        pool = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(to_dict(cfg),)
-        )
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(to_dict(cfg),)
+    )
     try:
         pending: set[Future[list[_Result]]] = set()
         it = iter(batches)
