@@ -39,6 +39,11 @@ _EXPORTS: dict[str, str] = {
     "make_trials": "datadir",
     "FeatureStore": "featstore",
     "extract_to_store": "featstore",
+    # where work runs (issue 6)
+    "LocalEngine": "engine",
+    "ProcessEngine": "engine",
+    "DaskEngine": "engine",
+    "make_engine": "engine",
     # speaker models, scoring and decisions (issue 4)
     "map_adapt": "map",
     "SpeakerModels": "speakermodels",
@@ -80,6 +85,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ModelFormatError,
         ModelMismatchError,
     )
+    from .engine import DaskEngine, LocalEngine, ProcessEngine, make_engine
     from .gmm import DiagGMM
     from .stats import SufficientStats, accumulate
     from .ubm import em_step, train_ubm

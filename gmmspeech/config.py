@@ -62,6 +62,9 @@ class UBMConfig:
         A component with a smaller weight than this is dead and re-seeded.
     chunk_size : int
         Frames per block in the E-step (memory O(chunk_size x K)).
+    shard_frames : int
+        Frames per map-reduce task (engines other than the in-process one run shards in
+        parallel; the split never depends on the number of workers).
     max_frames : int or None
         If the data has more frames, train on a seeded random subset of this many.
     random_state : int
@@ -77,6 +80,7 @@ class UBMConfig:
     min_count: float = 10.0
     min_weight: float = 1e-5
     chunk_size: int = 2048
+    shard_frames: int = 262_144
     max_frames: int | None = None
     random_state: int = 0
 
@@ -102,6 +106,7 @@ class UBMConfig:
         _check(self.min_count >= 0, "min_count", ">= 0", self.min_count)
         _check(0 <= self.min_weight < 1, "min_weight", "in [0, 1)", self.min_weight)
         _check(self.chunk_size >= 1, "chunk_size", ">= 1", self.chunk_size)
+        _check(self.shard_frames >= 1, "shard_frames", ">= 1", self.shard_frames)
         _check(
             self.max_frames is None or self.max_frames >= 1,
             "max_frames",

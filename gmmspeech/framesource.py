@@ -17,13 +17,23 @@ from .frames import COMPUTE_DTYPE, as_frames
 
 
 class FrameSource(Protocol):
-    """Anything that can stream its frames, block by block, more than once."""
+    """Anything that can stream its frames, block by block, more than once.
+
+    ``shards`` splits the source into independent pieces (plain, picklable objects that
+    have the same ``chunks`` method) for map-reduce engines; the split depends only on the
+    data and ``shard_frames``, never on the number of workers, so every engine sums the same
+    partial statistics in the same order.
+    """
 
     n_frames: int
     n_features: int
 
     def chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
         """Yield float32 blocks of shape (<= chunk_size, n_features), always in one order."""
+        ...
+
+    def shards(self, shard_frames: int) -> list[Any]:
+        """Split into pieces of about ``shard_frames`` frames, each with ``chunks()``."""
         ...
 
 
@@ -38,6 +48,10 @@ class ArraySource:
     def chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
         for start in range(0, self.n_frames, chunk_size):
             yield self.x[start : start + chunk_size]
+
+    def shards(self, shard_frames: int) -> list[Any]:
+        step = max(1, int(shard_frames))
+        return [ArraySource(self.x[s : s + step]) for s in range(0, self.n_frames, step)]
 
 
 class ListSource:
@@ -66,6 +80,20 @@ class ListSource:
                 pos += take
         if fill:
             yield buf[:fill]
+
+    def shards(self, shard_frames: int) -> list[Any]:
+        out: list[Any] = []
+        group: list[np.ndarray] = []
+        size = 0
+        for a in self.arrays:
+            group.append(a)
+            size += a.shape[0]
+            if size >= shard_frames:
+                out.append(ListSource(group))
+                group, size = [], 0
+        if group:
+            out.append(ListSource(group))
+        return out
 
 
 def as_source(

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .config import UBMConfig, config_hash, to_dict
+from .engine import Engine, LocalEngine, map_reduce
 from .errors import ConfigError, ConvergenceWarning, DataError, ModelFormatError
 from .framesource import FrameSource, as_source, global_moments
 from .gmm import DiagGMM
@@ -162,11 +163,28 @@ def estimate(
     return weights, means, variances, int(dead_idx.size)
 
 
-def _accumulate_source(gmm: DiagGMM, source: FrameSource, chunk_size: int) -> SufficientStats:
+def accumulate_shard(shard: Any, shared: tuple[DiagGMM, int]) -> SufficientStats:
+    """E-step over one shard (anything with ``chunks(chunk_size)``): the engines' map task.
+
+    Parameters
+    ----------
+    shard : FrameSource-like
+        The frames of one task.
+    shared : (DiagGMM, int)
+        The model and the block size, sent once per iteration to every worker.
+    """
+    gmm, chunk_size = shared
     total = SufficientStats.zeros(gmm.n_components, gmm.n_features, gmm.center)
-    for block in source.chunks(chunk_size):
+    for block in shard.chunks(chunk_size):
         total = total + accumulate(gmm, block, chunk_size=chunk_size)
     return total
+
+
+def _accumulate_source(
+    gmm: DiagGMM, shards: list[Any], chunk_size: int, engine: Engine
+) -> SufficientStats:
+    stats: SufficientStats = map_reduce(engine, accumulate_shard, shards, (gmm, chunk_size))
+    return stats
 
 
 def em_step(
@@ -298,6 +316,7 @@ def train_ubm(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     feature_config: dict[str, Any] | None = None,
+    engine: Engine | None = None,
     **options: Any,
 ) -> DiagGMM:
     """Train a universal background model by binary splitting and EM.
@@ -326,6 +345,10 @@ def train_ubm(
         Show a tqdm progress bar (default: when stderr is a terminal).
     feature_config : dict, optional
         The feature configuration of ``X``, stored in the model.
+    engine : Engine, optional
+        Where the E-step runs: :class:`~gmmspeech.LocalEngine` (default, in this process),
+        :class:`~gmmspeech.ProcessEngine` or :class:`~gmmspeech.DaskEngine`. Every engine
+        gives the same model up to float rounding of the (fixed-order) reduction.
 
     Returns
     -------
@@ -376,6 +399,8 @@ def train_ubm(
         )
 
     sizes = split_plan(k_target)
+    engine = engine if engine is not None else LocalEngine()
+    shards = source.shards(cfg.shard_frames)
     gmm = make([1.0], mean[None, :], np.maximum(var, floor)[None, :], [])
     start_stage = 0
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -410,7 +435,7 @@ def train_ubm(
             n_iter = planned[stage] + (cfg.final_max_iterations if final else 0)
             lls: list[float] = []
             for it in range(n_iter):
-                stats = _accumulate_source(gmm, source, step)
+                stats = _accumulate_source(gmm, shards, step, engine)
                 ll = stats.log_likelihood / stats.n_frames
                 w, mu, v, repairs = estimate(
                     stats,

@@ -1,0 +1,137 @@
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from gmmspeech import ConfigError, DiagGMM, LocalEngine, ProcessEngine, make_engine, train_ubm
+from gmmspeech.engine import map_reduce
+from gmmspeech.framesource import ArraySource
+from gmmspeech.stats import accumulate
+from gmmspeech.ubm import accumulate_shard
+
+OPTS = dict(iterations_per_stage=(2,), final_max_iterations=2, progress=False, shard_frames=3000)
+
+
+def data(n=12_000, seed=0):
+    rng = np.random.default_rng(seed)
+    truth = DiagGMM(
+        rng.dirichlet(np.ones(8)), rng.normal(size=(8, 5)) * 3, rng.uniform(0.5, 2, (8, 5))
+    )
+    return truth.sample(n, random_state=seed)[0].astype(np.float32)
+
+
+def assert_same_model(a, b, rtol=0.0):
+    for name in ("weights", "means", "variances"):
+        if rtol == 0.0:
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        else:
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol)
+
+
+class KillOnce:
+    """A shard that kills the worker process reading it, the first time only."""
+
+    def __init__(self, x, marker):
+        self.x = x
+        self.marker = marker
+
+    def chunks(self, chunk_size):
+        if os.path.exists(self.marker):
+            os.remove(self.marker)
+            os._exit(1)
+        yield from ArraySource(self.x).chunks(chunk_size)
+
+
+def test_sharded_local_run_matches_single_pass_stats():
+    X = data()
+    gmm = DiagGMM([0.5, 0.5], [[0.0] * 5, [1.0] * 5], [[2.0] * 5, [2.0] * 5])
+    shards = ArraySource(X).shards(2500)
+    assert [s.n_frames for s in shards] == [2500] * 4 + [2000]
+    total = map_reduce(LocalEngine(), accumulate_shard, shards, (gmm, 512))
+    whole = accumulate(gmm, X)
+    np.testing.assert_allclose(total.zeroth, whole.zeroth, rtol=1e-5)
+    np.testing.assert_allclose(total.second, whole.second, rtol=1e-5)
+
+
+def test_process_engine_gives_the_same_model():
+    X = data()
+    local = train_ubm(X, 8, **OPTS)
+    with ProcessEngine(n_workers=2) as engine:
+        pooled = train_ubm(X, 8, engine=engine, **OPTS)
+    # same shards, same order of reduction; BLAS with one thread per worker may round the
+    # block products differently from the parent's two threads, hence a float32 tolerance
+    assert_same_model(local, pooled, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def dask_engine():
+    pytest.importorskip("dask.distributed")
+    from gmmspeech import DaskEngine
+
+    engine = DaskEngine(n_workers=2, threads_per_worker=1)
+    yield engine
+    engine.close()
+
+
+def test_dask_local_cluster_gives_the_same_model(dask_engine):
+    X = data(seed=1)
+    local = train_ubm(X, 8, **OPTS)
+    distributed = train_ubm(X, 8, engine=dask_engine, **OPTS)
+    assert_same_model(local, distributed, rtol=1e-5)
+    assert len(dask_engine.client.scheduler_info()["workers"]) == 2
+
+
+def test_dask_survives_a_killed_worker(dask_engine, tmp_path):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    X = data(seed=2)
+    gmm = DiagGMM([0.5, 0.5], [[0.0] * 5, [1.0] * 5], [[2.0] * 5, [2.0] * 5])
+    marker = tmp_path / "kill-me"
+    marker.write_text("x")
+    shards = [KillOnce(X[i : i + 3000], str(marker)) for i in range(0, len(X), 3000)]
+    got = map_reduce(dask_engine, accumulate_shard, shards, (gmm, 1024))
+    assert not marker.exists()  # a worker really died
+    expected = accumulate_shard(ArraySource(X[:3000]), (gmm, 1024))
+    for s in ArraySource(X).shards(3000)[1:]:
+        expected = expected + accumulate_shard(s, (gmm, 1024))
+    np.testing.assert_allclose(got.zeroth, expected.zeroth, rtol=1e-6)
+    np.testing.assert_allclose(got.first, expected.first, rtol=1e-6, atol=1e-6)
+    # and the cluster still works afterwards
+    deadline = time.time() + 30
+    while len(dask_engine.client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(dask_engine.client.scheduler_info()["workers"]) == 2
+
+
+def test_misconfiguration_is_one_clear_line():
+    with pytest.raises(ConfigError, match="unknown engine 'dsak'; did you mean 'dask'"):
+        make_engine("dsak")
+    with pytest.raises(ConfigError, match="n_workers: must be >= 1"):
+        make_engine("processes", n_workers=0)
+    pytest.importorskip("dask.distributed")
+    engine = make_engine("dask", scheduler_address="tcp://127.0.0.1:9")
+    engine.timeout = 2.0
+    t0 = time.time()
+    with pytest.raises(
+        ConfigError, match=r"cannot reach a Dask scheduler at 'tcp://127.0.0.1:9'.*dask scheduler"
+    ):
+        engine.map(accumulate_shard, [])
+    assert time.time() - t0 < 20
+
+
+def test_missing_dask_extra(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_dask(name, *args, **kwargs):
+        if name.startswith("dask"):
+            raise ImportError("No module named 'dask'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask)
+    with pytest.raises(ConfigError, match=r"pip install 'gmmspeech\[dask\]'"):
+        make_engine("dask")
