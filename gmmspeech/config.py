@@ -66,9 +66,14 @@ class UBMConfig:
         Frames per map-reduce task (engines other than the in-process one run shards in
         parallel; the split never depends on the number of workers).
     max_frames : int or None
-        If the data has more frames, train on a seeded random subset of this many.
+        If in-memory data has more frames, train on a seeded random subset of this many.
+    subsample_every : int
+        Train on every k-th frame of each utterance (1: all frames).
+    subsample_fraction : float or None
+        Train on a seeded random fraction of each utterance's frames.
     random_state : int
-        Seed of the frame subset (training is otherwise deterministic).
+        Seed of ``max_frames`` and ``subsample_fraction`` (training is otherwise
+        deterministic).
     """
 
     n_components: int = 512
@@ -82,6 +87,8 @@ class UBMConfig:
     chunk_size: int = 2048
     shard_frames: int = 262_144
     max_frames: int | None = None
+    subsample_every: int = 1
+    subsample_fraction: float | None = None
     random_state: int = 0
 
     def __post_init__(self) -> None:
@@ -112,6 +119,13 @@ class UBMConfig:
             "max_frames",
             "None or >= 1",
             self.max_frames,
+        )
+        _check(self.subsample_every >= 1, "subsample_every", ">= 1", self.subsample_every)
+        _check(
+            self.subsample_fraction is None or 0.0 < self.subsample_fraction <= 1.0,
+            "subsample_fraction",
+            "None or in (0, 1]",
+            self.subsample_fraction,
         )
 
 

@@ -7,7 +7,9 @@ and lists of per-utterance arrays are supported here.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -96,9 +98,20 @@ class ListSource:
         return out
 
 
+def _is_store(obj: Any) -> bool:
+    from .featstore import FeatureStore
+
+    return isinstance(obj, FeatureStore)
+
+
 def as_source(
-    X: Any, *, max_frames: int | None = None, random_state: int = 0
-) -> ArraySource | ListSource:
+    X: Any,
+    *,
+    max_frames: int | None = None,
+    random_state: int = 0,
+    subsample_every: int = 1,
+    subsample_fraction: float | None = None,
+) -> ArraySource | ListSource | StoreSource:
     """Validate training data and wrap it as a frame source.
 
     Parameters
@@ -106,11 +119,30 @@ def as_source(
     X : array-like (N, D), or an iterable of (n_i, D) arrays
         One array of frames, or per-utterance arrays (a one-shot iterator is read once into
         memory).
+        A :class:`~gmmspeech.FeatureStore`, or a list of them, is streamed from disk at
+        every pass instead.
     max_frames : int, optional
-        Keep a seeded random subset of this many frames (in their original order).
+        Keep a seeded random subset of this many frames (in their original order); in-memory
+        data only.
     random_state : int
-        Seed of that subset.
+        Seed of that subset and of ``subsample_fraction``.
+    subsample_every : int
+        Keep every k-th frame of each utterance (1: all).
+    subsample_fraction : float, optional
+        Keep a seeded random fraction of each utterance's frames.
     """
+    if _is_store(X) or (
+        isinstance(X, (list, tuple)) and len(X) > 0 and all(_is_store(s) for s in X)
+    ):
+        stores = [X] if _is_store(X) else list(X)
+        if max_frames is not None:
+            raise DataError(
+                "max_frames: not available when streaming from a feature store; use "
+                "subsample_every or subsample_fraction"
+            )
+        return StoreSource(stores, subsample_every, subsample_fraction, random_state)
+    if subsample_every > 1 or subsample_fraction is not None:
+        X = _subsample_in_memory(X, subsample_every, subsample_fraction, random_state)
     if isinstance(X, np.ndarray) or (
         isinstance(X, (list, tuple)) and len(X) > 0 and np.isscalar(X[0])
     ):
@@ -143,6 +175,16 @@ def as_source(
     return ListSource(arrays)
 
 
+def _subsample_in_memory(X: Any, every: int, fraction: float | None, seed: int) -> list[np.ndarray]:
+    """Apply per-utterance subsampling to in-memory data (utterance ids are list indices)."""
+    arrays = [X] if isinstance(X, np.ndarray) else list(X)
+    out = []
+    for i, a in enumerate(arrays):
+        arr = as_frames(a, name=f"X[{i}]")
+        out.append(arr[_subsample_mask(str(i), arr.shape[0], every, fraction, seed)])
+    return out
+
+
 def global_moments(source: FrameSource, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of every frame of a source, in float64 (Chan's pairwise merge).
 
@@ -167,3 +209,164 @@ def global_moments(source: FrameSource, chunk_size: int) -> tuple[np.ndarray, np
         m2 = m2 + m2b + delta**2 * (n * nb / tot)
         n = tot
     return mean, m2 / max(n, 1)
+
+
+def _subsample_mask(utt_id: str, n: int, every: int, fraction: float | None, seed: int) -> Any:
+    """Which of an utterance's ``n`` frames to keep: a slice or a boolean mask.
+
+    The random choice depends only on (seed, utterance id), never on the shard or worker
+    that reads the utterance, so every engine trains on the same frames.
+    """
+    if fraction is not None:
+        digest = int.from_bytes(hashlib.sha256(utt_id.encode()).digest()[:8], "little")
+        rng = np.random.default_rng([int(seed), digest])
+        return rng.random(n) < fraction
+    return slice(None, None, every)
+
+
+class StoreShard:
+    """Some utterances of an HDF5 feature store; opens the file itself when read.
+
+    Plain data (a path and ids), so it can be sent to worker processes and Dask workers
+    that see the same storage.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        utt_ids: list[str],
+        n_frames: int,
+        n_features: int,
+        every: int = 1,
+        fraction: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.path = path
+        self.utt_ids = utt_ids
+        self.n_frames = n_frames
+        self.n_features = n_features
+        self.every = every
+        self.fraction = fraction
+        self.seed = seed
+
+    def arrays(self) -> Iterator[np.ndarray]:
+        """Each utterance's (subsampled) frames, in order."""
+        from .featstore import FeatureStore
+
+        with FeatureStore(self.path) as store:
+            for utt in self.utt_ids:
+                a = store[utt]
+                keep = _subsample_mask(utt, a.shape[0], self.every, self.fraction, self.seed)
+                yield np.ascontiguousarray(a[keep])
+
+    def chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
+        buf = np.empty((chunk_size, self.n_features), dtype=COMPUTE_DTYPE)
+        fill = 0
+        for a in self.arrays():
+            pos = 0
+            while pos < a.shape[0]:
+                take = min(chunk_size - fill, a.shape[0] - pos)
+                buf[fill : fill + take] = a[pos : pos + take]
+                fill += take
+                pos += take
+                if fill == chunk_size:
+                    yield buf
+                    fill = 0
+        if fill:
+            yield buf[:fill]
+
+
+class StoreSource:
+    """Frames streamed from one or more feature stores, never all in memory.
+
+    Parameters
+    ----------
+    stores : list of FeatureStore
+        Open stores (or views of some utterances); only their paths and ids are kept.
+    every : int
+        Keep every ``every``-th frame of each utterance.
+    fraction : float, optional
+        Keep a seeded random fraction of each utterance's frames instead.
+    seed : int
+        Seed of that choice.
+    """
+
+    def __init__(
+        self, stores: list[Any], every: int = 1, fraction: float | None = None, seed: int = 0
+    ) -> None:
+        if every < 1:
+            raise DataError(f"subsample_every: must be >= 1, got {every}")
+        if fraction is not None and not 0.0 < fraction <= 1.0:
+            raise DataError(f"subsample_fraction: must be in (0, 1], got {fraction}")
+        dims = {int(s.n_features) for s in stores}
+        if len(dims) != 1:
+            raise DataError(
+                "feature stores have different feature dimensions "
+                f"({', '.join(f'{s.path}: {s.n_features}' for s in stores)}); train on stores "
+                "extracted with one feature config"
+            )
+        self.n_features = dims.pop()
+        hashes = {str(s.config_hash) for s in stores}
+        if len(hashes) != 1:
+            raise DataError(
+                "feature stores were extracted with different feature configs "
+                f"({', '.join(f'{s.path}: {s.config_hash}' for s in stores)}); train on "
+                "stores extracted with one feature config"
+            )
+        from .config import to_dict
+
+        self.feature_config: dict[str, Any] = to_dict(stores[0].config)
+        self.every, self.fraction, self.seed = every, fraction, seed
+        self.entries: list[tuple[str, str, int]] = []  # (path, utt_id, frames kept)
+        for s in stores:
+            path = str(Path(s.path).resolve())
+            for utt in s:
+                n = s.num_frames(utt)
+                keep = _subsample_mask(utt, n, every, fraction, seed)
+                kept = int(np.count_nonzero(keep)) if fraction is not None else len(range(n)[keep])
+                if kept:
+                    self.entries.append((path, utt, kept))
+        self.n_frames = int(sum(e[2] for e in self.entries))
+        if self.n_frames == 0:
+            raise DataError(
+                "the feature store(s) hold no frames"
+                + (" after subsampling" if every > 1 or fraction is not None else "")
+            )
+
+    def shards(self, shard_frames: int) -> list[Any]:
+        out: list[Any] = []
+        group: list[tuple[str, str, int]] = []
+        size = 0
+
+        def flush() -> None:
+            # one shard reads one file: split the group where the path changes
+            start = 0
+            for i in range(1, len(group) + 1):
+                if i == len(group) or group[i][0] != group[start][0]:
+                    part = group[start:i]
+                    out.append(
+                        StoreShard(
+                            part[0][0],
+                            [e[1] for e in part],
+                            sum(e[2] for e in part),
+                            self.n_features,
+                            self.every,
+                            self.fraction,
+                            self.seed,
+                        )
+                    )
+                    start = i
+
+        for entry in self.entries:
+            group.append(entry)
+            size += entry[2]
+            if size >= shard_frames:
+                flush()
+                group, size = [], 0
+        if group:
+            flush()
+        return out
+
+    def chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
+        for shard in self.shards(2**62):
+            yield from shard.chunks(chunk_size)

@@ -329,8 +329,10 @@ def train_ubm(
 
     Parameters
     ----------
-    X : array-like (N, D), or iterable of (n_i, D) arrays
-        Training frames, as one array or one array per utterance.
+    X : array-like (N, D), iterable of (n_i, D) arrays, or FeatureStore(s)
+        Training frames, as one array or one array per utterance; a
+        :class:`~gmmspeech.FeatureStore` (or a list of them) is streamed from disk at every
+        EM iteration, so memory depends on ``chunk_size`` and K, not on the data size.
     n_components : int, optional
         Target number of components (overrides ``config.n_components``).
     config : UBMConfig, optional
@@ -366,7 +368,15 @@ def train_ubm(
     if random_state is not None:
         options["random_state"] = int(random_state)
     cfg = _resolve_config(config, n_components, options)
-    source = as_source(X, max_frames=cfg.max_frames, random_state=cfg.random_state)
+    source = as_source(
+        X,
+        max_frames=cfg.max_frames,
+        random_state=cfg.random_state,
+        subsample_every=cfg.subsample_every,
+        subsample_fraction=cfg.subsample_fraction,
+    )
+    if feature_config is None:
+        feature_config = getattr(source, "feature_config", None)
     k_target = int(cfg.n_components)
     needed = _MIN_FRAMES_PER_COMPONENT * k_target
     if source.n_frames < needed:
