@@ -72,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if args.log_level != "DEBUG":  # Dask's own INFO chatter drowns ours
+        for noisy in ("distributed", "tornado"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args._run(args))
     except GmmSpeechError as exc:

@@ -204,6 +204,7 @@ class DaskEngine:
                     threads_per_worker=self.threads_per_worker,
                     processes=True,
                     dashboard_address=None,
+                    silence_logs=logging.ERROR,
                 )
                 self._client = dd.Client(self._cluster)
             log.info("Dask engine: %s", self._client)
@@ -225,12 +226,22 @@ class DaskEngine:
                 f.release()
 
     def close(self) -> None:
-        if self._client is not None and self._owns_client:
-            self._client.close()
-        self._client = None
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
+        # workers and scheduler log their own shutdown chatter (closed comms) at ERROR level
+        # while a cluster we started goes down; keep that out of the user's terminal
+        quiet = [logging.getLogger(n) for n in ("distributed", "tornado")]
+        levels = [q.level for q in quiet]
+        try:
+            for q in quiet:
+                q.setLevel(logging.CRITICAL)
+            if self._client is not None and self._owns_client:
+                self._client.close()
+            self._client = None
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+        finally:
+            for q, level in zip(quiet, levels, strict=True):
+                q.setLevel(level)
 
     def __enter__(self) -> DaskEngine:
         return self
