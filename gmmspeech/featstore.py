@@ -281,6 +281,21 @@ def log_path_for(out: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".log")
 
 
+def _small_metadata_cache(f: h5py.File, size: int = 1 << 20) -> h5py.File:
+    """Cap HDF5's adaptive metadata cache of ``f`` (default up to 32 MiB per open file).
+
+    Extraction and merging touch every utterance's object header once; with the default
+    cache the memory of a merge would grow with the number of utterances and part files.
+    """
+    config = f.id.get_mdc_config()
+    config.set_initial_size = True
+    config.initial_size = size
+    config.min_size = size // 2
+    config.max_size = size
+    f.id.set_mdc_config(config)
+    return f
+
+
 def _write_store_header(f: h5py.File, cfg: dict[str, Any], n_features: int) -> h5py.Group:
     write_header(f, FORMAT, FORMAT_VERSION, cfg)
     f.attrs["config_hash"] = config_hash(cfg)
@@ -587,7 +602,7 @@ class _PartWriter:
     def add(self, utt: str, feats: np.ndarray, n_total: int, dur: float, source: str) -> None:
         if self._f is None:
             self._tmp = self.parts / f".part-{self.next_index:06d}.h5.tmp"
-            self._f = h5py.File(self._tmp, "w")
+            self._f = _small_metadata_cache(h5py.File(self._tmp, "w"))
             self._group = _write_store_header(self._f, self.cfg, self.n_features)
             self._count = 0
         assert self._group is not None
@@ -624,20 +639,23 @@ def _merge(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: int) -
     sources: list[h5py.File] = []
     try:
         if out.exists():
-            sources.append(h5py.File(out, "r"))
+            sources.append(_small_metadata_cache(h5py.File(out, "r")))
         for p in parts:
-            sources.append(h5py.File(p, "r"))
-        where: dict[str, h5py.Dataset] = {}
-        for f in sources:
-            for name, ds in f[GROUP].items():
-                where.setdefault(_decode(name), ds)
+            sources.append(_small_metadata_cache(h5py.File(p, "r")))
+        # Names only (not h5py Dataset objects), so memory does not grow with the count.
+        where: dict[str, tuple[int, str]] = {}
+        for i, f in enumerate(sources):
+            for name in f[GROUP].keys():
+                where.setdefault(_decode(name), (i, name))
         with atomic_path(out) as tmp:
             with h5py.File(tmp, "w") as dst:
+                _small_metadata_cache(dst)
                 group = _write_store_header(dst, cfg, n_features)
                 # Rewritten (not h5o.copy'd) in sorted order, so the file's bytes do not
                 # depend on how the utterances were spread over part files.
                 for utt in sorted(where):
-                    ds = where[utt]
+                    i, name = where[utt]
+                    ds = sources[i][GROUP][name]
                     attrs = ds.attrs
                     _write_utt(
                         group,
@@ -855,3 +873,53 @@ __all__ = [
     "extract_to_store",
     "log_path_for",
 ]
+
+
+def write_store(
+    path: str | os.PathLike[str],
+    features: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]],
+    config: FeatureConfig | None = None,
+) -> int:
+    """Write ready-made feature arrays as a feature store (atomically).
+
+    For features computed elsewhere, or synthetic ones (tests, benchmarks). Arrays are
+    written one at a time, so an iterator of ``(utt_id, array)`` pairs can be larger than
+    memory.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.h5`` file to create (replaced if it exists).
+    features : mapping or iterable of (str, ndarray (n_frames, n_features))
+        Utterance ids and their frames.
+    config : FeatureConfig, optional
+        The configuration recorded in the store (default ``FeatureConfig()``); its
+        ``n_features`` need not match the arrays, whose width is recorded separately.
+
+    Returns
+    -------
+    int
+        Number of utterances written.
+    """
+    from .frames import as_frames
+    from .h5io import atomic_path
+
+    cfg = to_dict(config if config is not None else FeatureConfig())
+    items = features.items() if isinstance(features, Mapping) else features
+    seen: set[str] = set()
+    n_features: int | None = None
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            group: h5py.Group | None = None
+            for utt_id, arr in items:
+                if utt_id in seen:
+                    raise DataError(f"{path}: duplicate utterance id {utt_id!r}")
+                seen.add(utt_id)
+                x = as_frames(arr, n_features, name=f"utterance {utt_id!r}")
+                if group is None:
+                    n_features = x.shape[1]
+                    group = _write_store_header(f, cfg, n_features)
+                _write_utt(group, utt_id, x, x.shape[0], 0.0, "array")
+            if group is None:
+                raise DataError(f"{path}: no utterances to write")
+    return len(seen)
