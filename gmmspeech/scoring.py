@@ -575,6 +575,7 @@ def score_trials(
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
+    engine: Any = None,
 ) -> np.ndarray:
     """Score a trial list.
 
@@ -596,6 +597,10 @@ def score_trials(
         to stay within it).
     progress : bool
         Show a progress bar over test utterances.
+    engine : Engine, optional
+        Where the work runs (:class:`~gmmspeech.LocalEngine` by default). With a process
+        pool or Dask, groups of test utterances are scored in parallel; workers read a
+        :class:`~gmmspeech.FeatureStore` themselves. Scores are identical on every engine.
 
     Returns
     -------
@@ -642,6 +647,18 @@ def score_trials(
         method,
         f", C={c}" if method == "topc" else "",
     )
+    if engine is not None and getattr(engine, "name", "local") != "local":
+        _score_on_engine(
+            engine,
+            ubm,
+            bank,
+            features,
+            groups,
+            first_line,
+            scores,
+            (method, c, chunk_size, memory_budget),
+        )
+        return scores
     for t, (rows, cols) in tqdm(
         groups.items(), desc="score", unit="utt", disable=not progress, total=len(groups)
     ):
@@ -653,6 +670,83 @@ def score_trials(
             raise DataError(f"test utterance {t!r} ({first_line[t]}): {exc}") from None
         scores[np.asarray(rows)] = s[inv]
     return scores
+
+
+_UTTS_PER_TASK = 32
+
+
+@dataclass
+class _ScoreTask:
+    """Some test utterances and, for each, the bank rows to score it against."""
+
+    utts: list[str]
+    cols: list[np.ndarray]
+    lines: list[str]
+    store_path: str | None = None
+    arrays: list[np.ndarray] | None = None
+
+
+def _score_task(task: _ScoreTask, shared: tuple[Any, ...]) -> list[np.ndarray]:
+    """Engine map task: scores of each utterance of ``task`` against its models."""
+    ubm, bank, (method, c, chunk_size, memory_budget) = shared
+    out: list[np.ndarray] = []
+    store: Any = None
+    if task.store_path is not None:
+        from .featstore import FeatureStore
+
+        store = FeatureStore(task.store_path)
+    try:
+        for i, (t, cols) in enumerate(zip(task.utts, task.cols, strict=True)):
+            name = f"test utterance {t!r} ({task.lines[i]})"
+            raw = store[t] if store is not None else task.arrays[i]  # type: ignore[index]
+            x = as_frames(raw, ubm.n_features, name=name)
+            try:
+                out.append(
+                    _TestUtterance(ubm, x, method, c, chunk_size).scores(bank, cols, memory_budget)
+                )
+            except DataError as exc:
+                raise DataError(f"{name}: {exc}") from None
+    finally:
+        if store is not None:
+            store.close()
+    return out
+
+
+def _score_on_engine(
+    engine: Any,
+    ubm: DiagGMM,
+    bank: ModelBank,
+    features: Any,
+    groups: dict[str, tuple[list[int], list[int]]],
+    first_line: dict[str, str],
+    scores: np.ndarray,
+    options: tuple[Any, ...],
+) -> None:
+    """Fill ``scores`` by mapping groups of test utterances over ``engine``."""
+    from .featstore import FeatureStore
+
+    store_path = str(Path(features.path).resolve()) if isinstance(features, FeatureStore) else None
+    items = list(groups.items())
+    tasks, inverses = [], []
+    for start in range(0, len(items), _UTTS_PER_TASK):
+        part = items[start : start + _UTTS_PER_TASK]
+        cols, invs = [], []
+        for _, (_, c) in part:
+            uniq, inv = np.unique(np.asarray(c, dtype=np.intp), return_inverse=True)
+            cols.append(uniq)
+            invs.append(inv)
+        utts = [t for t, _ in part]
+        arrays = None
+        if store_path is None:
+            arrays = [
+                _features_of(features, t, ubm.n_features, f"test utterance {t!r}") for t in utts
+            ]
+        tasks.append(_ScoreTask(utts, cols, [first_line[t] for t in utts], store_path, arrays))
+        inverses.append(invs)
+    results = engine.map(_score_task, tasks, (ubm, bank, options))
+    for task, invs, res in zip(tasks, inverses, results, strict=True):
+        for t, inv, s in zip(task.utts, invs, res, strict=True):
+            scores[np.asarray(groups[t][0])] = s[inv]
 
 
 def _has(features: Any, key: str) -> bool:
