@@ -75,7 +75,12 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .config import UBMConfig
+    from .audio import load_audio
+    from .calibration import LogisticCalibration
+    from .classifier import GMMClassifier
+    from .config import FeatureConfig, UBMConfig
+    from .datadir import DataDir, Trial, make_trials, scan_audio, split_speakers
+    from .engine import DaskEngine, LocalEngine, ProcessEngine, make_engine
     from .errors import (
         AudioError,
         ConfigError,
@@ -85,14 +90,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ModelFormatError,
         ModelMismatchError,
     )
-    from .engine import DaskEngine, LocalEngine, ProcessEngine, make_engine
+    from .featstore import FeatureStore, extract_to_store
+    from .features import extract_features
     from .gmm import DiagGMM
-    from .stats import SufficientStats, accumulate
-    from .ubm import em_step, train_ubm
-
-    # issue 4
-    from .calibration import LogisticCalibration
-    from .classifier import GMMClassifier
     from .map import map_adapt
     from .metrics import (
         act_dcf,
@@ -116,13 +116,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         write_scores,
     )
     from .speakermodels import SpeakerModels, enroll
-
-    # issue 3
-    from .audio import load_audio
-    from .config import FeatureConfig
-    from .datadir import DataDir, Trial, make_trials, scan_audio, split_speakers
-    from .featstore import FeatureStore, extract_to_store
-    from .features import extract_features
+    from .stats import SufficientStats, accumulate
+    from .ubm import em_step, train_ubm
 
 
 def __getattr__(name: str) -> Any:

@@ -203,7 +203,7 @@ class DaskEngine:
                     n_workers=n,
                     threads_per_worker=self.threads_per_worker,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",
                     silence_logs=logging.ERROR,
                 )
                 self._client = dd.Client(self._cluster)
