@@ -6,13 +6,20 @@ next to outputs and a stable hash used to decide whether a stage's output is up 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import difflib
 import hashlib
 import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import ConfigError
+
+_T = TypeVar("_T")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -353,3 +360,563 @@ class FeatureConfig:
     def n_features(self) -> int:
         """Feature dimension: ``n_mfcc * (deltas + 1)``."""
         return self.n_mfcc * (self.deltas + 1)
+
+
+# ============================================================================ experiments
+_TASKS = ("verification", "classification")
+_FOLD_BY = ("rank", "spk")
+_SCORING_METHODS = ("exact", "topc", "linear")
+_NORMS = ("none", "z", "t", "zt", "s", "as")
+_BACKENDS = ("local", "processes", "dask")
+
+
+@dataclass(frozen=True)
+class SetConfig:
+    """A set of audio files under ``data.root`` found by a path pattern.
+
+    Parameters
+    ----------
+    path : str
+        Folder searched recursively, relative to ``data.root`` (or absolute).
+    pattern : str
+        Layout of the file paths relative to ``path`` with named fields, e.g.
+        ``{spk}/{spk}-{chapter}-{utt}.flac`` (see :func:`gmmspeech.datadir.compile_pattern`).
+    utt_id : str or None
+        Utterance id template over the fields (default: speaker, then the other fields).
+    spk_field : str or None
+        Field naming the speaker (each file is its own speaker when the pattern lacks it).
+    label_field : str or None
+        Field naming the class label (``utt2label``).
+    include : tuple of str
+        List files (relative to ``data.root``): only audio whose path relative to
+        ``data.root`` appears in the first column (a ``file`` column of a CSV with a header)
+        of one of them is kept, e.g. the train/val/test CSVs of a corpus.
+    max_speakers : int or None
+        Keep only the first this many speakers (sorted ids), e.g. for quick runs.
+    max_per_speaker : int or None
+        Keep only the first this many utterances (sorted ids) of each speaker.
+    """
+
+    path: str = "."
+    pattern: str = ""
+    utt_id: str | None = None
+    spk_field: str | None = "spk"
+    label_field: str | None = "label"
+    include: tuple[str, ...] = ()
+    max_speakers: int | None = None
+    max_per_speaker: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "include", tuple(self.include))
+        _check(bool(self.pattern), "pattern", "a non-empty path pattern with fields", self.pattern)
+        _check(
+            self.max_speakers is None or self.max_speakers >= 1,
+            "max_speakers",
+            "None or >= 1",
+            self.max_speakers,
+        )
+        _check(
+            self.max_per_speaker is None or self.max_per_speaker >= 1,
+            "max_per_speaker",
+            "None or >= 1",
+            self.max_per_speaker,
+        )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the audio is and how it is split (:mod:`gmmspeech.pipeline`, stage ``prepare``).
+
+    Parameters
+    ----------
+    root : str
+        Corpus folder. In a YAML file a relative root is relative to the file's folder; in a
+        ``--set data.root=...`` override, to the current directory.
+    background : SetConfig or None
+        Verification: the speakers the UBM is trained on (also the score-normalisation
+        cohort).
+    targets : SetConfig or None
+        Verification: the speakers enrolled and tested.
+    enroll_fraction : float
+        Verification: fraction of each target speaker's utterances used for enrolment
+        (seeded draw; at least one utterance each side). Ignored with ``enroll_labels``.
+    enroll_labels : tuple of str
+        Verification: enrol on the utterances with these labels, test on the others.
+    trials : str or None
+        Verification: a trial list ``<model> <test-utt> target|nontarget`` to use instead of
+        every (model, test utterance) pair.
+    dataset : SetConfig or None
+        Classification: the labelled files.
+    n_folds : int
+        Classification: cross-validation folds.
+    fold_by : {"rank", "spk"}
+        Classification: fold of a file = its rank within its class modulo ``n_folds``
+        (``rank``), or whole speakers per fold (``spk``: speakers in sorted order, dealt
+        round-robin).
+    seed : int
+        Seed of the enrolment/test draw.
+    """
+
+    root: str = "."
+    background: SetConfig | None = None
+    targets: SetConfig | None = None
+    enroll_fraction: float = 0.5
+    enroll_labels: tuple[str, ...] = ()
+    trials: str | None = None
+    dataset: SetConfig | None = None
+    n_folds: int = 5
+    fold_by: str = "rank"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "enroll_labels", tuple(self.enroll_labels))
+        _check(0 < self.enroll_fraction < 1, "enroll_fraction", "in (0, 1)", self.enroll_fraction)
+        _check(self.n_folds >= 2, "n_folds", ">= 2", self.n_folds)
+        _check(self.fold_by in _FOLD_BY, "fold_by", f"one of {_FOLD_BY}", self.fold_by)
+
+
+@dataclass(frozen=True)
+class EnrollConfig:
+    """MAP adaptation of speaker (or class) models (:func:`gmmspeech.enroll`).
+
+    Parameters
+    ----------
+    relevance_factor : float
+        MAP relevance factor ``r`` (Reynolds et al. 2000).
+    adapt : str
+        Parameters adapted: a combination of ``m`` (means), ``w`` (weights), ``v``
+        (variances).
+    """
+
+    relevance_factor: float = 16.0
+    adapt: str = "m"
+
+    def __post_init__(self) -> None:
+        _check(self.relevance_factor > 0, "relevance_factor", "> 0", self.relevance_factor)
+        _check(
+            bool(self.adapt) and set(self.adapt) <= set("mwv"),
+            "adapt",
+            "a combination of m, w, v",
+            self.adapt,
+        )
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Scoring, score normalisation and the decision costs of the evaluation.
+
+    Parameters
+    ----------
+    method : {"exact", "topc", "linear"}
+        LLR scoring (:func:`gmmspeech.score_trials`).
+    top_c : int
+        C of top-C scoring.
+    norm : {"none", "z", "t", "zt", "s", "as"}
+        Score normalisation with the background speakers as cohort.
+    cohort_size : int or None
+        Use at most this many background speakers (sorted ids) as the cohort.
+    top_n : int
+        Cohort scores kept per side by adaptive S-norm (``as``).
+    p_target, c_miss, c_fa : float
+        Detection cost function parameters of minDCF.
+    """
+
+    method: str = "topc"
+    top_c: int = 5
+    norm: str = "none"
+    cohort_size: int | None = None
+    top_n: int = 200
+    p_target: float = 0.01
+    c_miss: float = 1.0
+    c_fa: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.method in _SCORING_METHODS, "method", f"one of {_SCORING_METHODS}", self.method)
+        _check(self.top_c >= 1, "top_c", ">= 1", self.top_c)
+        _check(self.norm in _NORMS, "norm", f"one of {_NORMS}", self.norm)
+        _check(
+            self.cohort_size is None or self.cohort_size >= 2,
+            "cohort_size",
+            "None or >= 2",
+            self.cohort_size,
+        )
+        _check(self.top_n >= 2, "top_n", ">= 2", self.top_n)
+        _check(0 < self.p_target < 1, "p_target", "in (0, 1)", self.p_target)
+        _check(self.c_miss > 0, "c_miss", "> 0", self.c_miss)
+        _check(self.c_fa > 0, "c_fa", "> 0", self.c_fa)
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """Where the work runs (:func:`gmmspeech.make_engine`).
+
+    Parameters
+    ----------
+    backend : {"local", "processes", "dask"}
+        UBM E-steps in this process, in a local process pool, or on a Dask cluster.
+    n_workers : int or None
+        Workers of the pool or local Dask cluster (None: the number of CPUs); with
+        ``processes`` also the feature-extraction processes.
+    scheduler_address : str or None
+        Address of a running Dask scheduler (``dask`` only; None starts a local cluster).
+    threads_per_worker : int
+        BLAS threads per worker.
+    """
+
+    backend: str = "local"
+    n_workers: int | None = None
+    scheduler_address: str | None = None
+    threads_per_worker: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.backend in _BACKENDS, "backend", f"one of {_BACKENDS}", self.backend)
+        _check(
+            self.n_workers is None or self.n_workers >= 1,
+            "n_workers",
+            "None or >= 1",
+            self.n_workers,
+        )
+        _check(self.threads_per_worker >= 1, "threads_per_worker", ">= 1", self.threads_per_worker)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment (``gmmspeech run``): every stage's options in one place.
+
+    Parameters
+    ----------
+    name : str
+        Experiment name (used in the report and the default output folder).
+    task : {"verification", "classification"}
+    out_dir : str or None
+        Experiment folder (relative to the current directory); None is ``exp/<name>``.
+    data, features, ubm, enroll, scoring, compute
+        The stage configurations.
+    """
+
+    name: str = "experiment"
+    task: str = "verification"
+    out_dir: str | None = None
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+    ubm: UBMConfig = dataclasses.field(default_factory=UBMConfig)
+    enroll: EnrollConfig = dataclasses.field(default_factory=EnrollConfig)
+    scoring: ScoringConfig = dataclasses.field(default_factory=ScoringConfig)
+    compute: ComputeConfig = dataclasses.field(default_factory=ComputeConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.task in _TASKS, "task", f"one of {_TASKS}", self.task)
+        _check(
+            bool(self.name) and not any(c in self.name for c in "/\\"),
+            "name",
+            "a non-empty name without slashes",
+            self.name,
+        )
+        if self.task == "verification":
+            for key in ("background", "targets"):
+                if getattr(self.data, key) is None:
+                    raise ConfigError(
+                        f"data.{key}: required for task 'verification'; add a 'data: {key}:' "
+                        f"section with 'path' and 'pattern'"
+                    )
+        elif self.data.dataset is None:
+            raise ConfigError(
+                "data.dataset: required for task 'classification'; add a 'data: dataset:' "
+                "section with 'path' and 'pattern' (the pattern needs a {label} field)"
+            )
+
+
+# ------------------------------------------------------------------------- YAML layer
+def _type_name(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(tp: Any, value: Any, key: str, where: str, ctx: _BuildContext) -> Any:
+    """Check ``value`` against the annotation ``tp`` (YAML types) and convert it."""
+    import types
+    import typing
+
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:
+            return _coerce(others[0], value, key, where, ctx)
+        raise ConfigError(f"{where}: {key}: unsupported annotation {tp!r}")  # pragma: no cover
+    if origin is tuple:
+        item_tp = typing.get_args(tp)[0]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(
+                f"{where}: {key}: expected a list (e.g. [1, 2]), got {value!r}; write it as a "
+                f"YAML list"
+            )
+        return tuple(_coerce(item_tp, v, f"{key}[{i}]", where, ctx) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{where}: {key}: expected a mapping of {getattr(tp, '__name__', tp)} options, got {value!r}"
+            )
+        return _build(tp, value, key + ".", ctx)
+    if tp is str and not isinstance(value, str) and key in ctx.raw:
+        return ctx.raw[key]  # --set name=2024: the text as typed
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(tp)
+    if ok is None:  # pragma: no cover - every config field has one of the types above
+        return value
+    if not ok:
+        none_ok = " or null" if key in ctx.optional else ""
+        raise ConfigError(
+            f"{where}: {key}: expected {_type_name(tp)}{none_ok}, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    return float(value) if tp is float else value
+
+
+@dataclass
+class _BuildContext:
+    marks: dict[str, str]
+    default_where: str
+    raw: dict[str, str] = dataclasses.field(default_factory=dict)
+    optional: set[str] = dataclasses.field(default_factory=set)
+
+
+def _build(cls: Any, values: dict[str, Any], prefix: str, ctx: _BuildContext) -> Any:
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    section_where = ctx.marks.get(prefix.rstrip("."), ctx.default_where)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        where = ctx.marks.get(dotted, section_where)
+        if not isinstance(key, str) or key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = (
+                f"; did you mean {prefix + close[0]!r}?"
+                if close
+                else f"; known keys here: {', '.join(names)}"
+            )
+            raise ConfigError(f"{where}: unknown key {dotted!r}{hint}")
+        tp = hints[key]
+        if type(None) in typing.get_args(tp):
+            ctx.optional.add(dotted)
+        kwargs[key] = _coerce(tp, value, dotted, where, ctx)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        msg = str(exc)
+        field = msg.split(":", 1)[0]
+        if field in names:
+            where = ctx.marks.get(prefix + field, section_where)
+            raise ConfigError(f"{where}: {prefix}{msg}") from None
+        raise ConfigError(f"{section_where}: {msg}") from None
+
+
+def _collect_marks(node: Any, prefix: str, where: str, marks: dict[str, str]) -> None:
+    """Record ``file:line`` of every mapping key (dotted) and reject duplicate keys."""
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        line = key_node.start_mark.line + 1
+        dotted = f"{prefix}{key}"
+        if key in seen:
+            raise ConfigError(
+                f"{where}:{line}: duplicate key {dotted!r} (first at line {seen[key]}); "
+                f"keep only one"
+            )
+        seen[key] = line
+        marks[dotted] = f"{where}:{line}"
+        _collect_marks(value_node, dotted + ".", where, marks)
+
+
+def read_yaml(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read a YAML config file with ``yaml.safe_load`` (plain data only, no tags).
+
+    Returns
+    -------
+    values : dict
+        The top-level mapping (empty for an empty file).
+    marks : dict of str to str
+        Dotted key -> ``"file:line"`` of the key, for error messages.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, invalid YAML (with its line), duplicate keys, or a top level that
+        is not a mapping.
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the config ({exc})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{p}{line}: not valid YAML ({problem}); configs are plain YAML mappings (no !tags)"
+        ) from None
+    if values is None:
+        return {}, {}
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{p}:1: expected a mapping of config sections (e.g. 'ubm: {{n_components: 512}}'), "
+            f"got {type(values).__name__}"
+        )
+    marks: dict[str, str] = {}
+    _collect_marks(node, "", str(p), marks)
+    return values, marks
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split ``"ubm.n_components=256"`` into the dotted key and its YAML value."""
+    import yaml
+
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(
+            f"--set {item}: expected KEY=VALUE with a dotted key, e.g. --set ubm.n_components=256"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item}: the value is not valid YAML ({exc})") from None
+    return key, value
+
+
+def apply_overrides(
+    values: dict[str, Any],
+    overrides: Sequence[str],
+    marks: dict[str, str] | None = None,
+    raw: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Apply ``--set key=value`` overrides to a nested dict (a deep copy is returned)."""
+    out = copy.deepcopy(values)
+    for item in overrides:
+        key, value = parse_override(item)
+        parts = key.split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if not isinstance(child, dict):
+                if child is not None:
+                    raise ConfigError(
+                        f"--set {item}: {'.'.join(parts[: i + 1])} is not a section "
+                        f"(it holds {child!r})"
+                    )
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+        if marks is not None:
+            for i in range(1, len(parts) + 1):
+                marks[".".join(parts[:i])] = f"--set {item}"
+        if raw is not None:
+            raw[key] = item.partition("=")[2]
+    return out
+
+
+def config_from_dict(
+    cls: type[_T],
+    values: dict[str, Any],
+    *,
+    where: str = "config",
+    marks: dict[str, str] | None = None,
+    raw: dict[str, str] | None = None,
+) -> _T:
+    """Build a config dataclass (nested sections included) from plain YAML data.
+
+    Every key is checked (unknown keys get a "did you mean" suggestion), every value is
+    type-checked against the field's annotation, and the dataclass's own validation runs;
+    errors name ``file:line`` (from ``marks``) and the dotted key.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    ctx = _BuildContext(marks=dict(marks or {}), default_where=where, raw=dict(raw or {}))
+    return _build(cls, values, "", ctx)
+
+
+def _resolve_paths(values: dict[str, Any], marks: dict[str, str], config_dir: Path) -> None:
+    """Make ``data.root`` and ``data.trials`` absolute: relative to the config file's folder,
+    or to the current directory when they come from a ``--set`` override."""
+    data = values.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in ("root", "trials"):
+        value = data.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        p = Path(value).expanduser()
+        if not p.is_absolute():
+            from_cli = marks.get(f"data.{key}", "").startswith("--set")
+            p = (Path.cwd() if from_cli else config_dir) / p
+        data[key] = str(p.resolve())
+
+
+def load_experiment_config(
+    path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    """Read an experiment YAML file, apply ``--set`` overrides and validate everything.
+
+    Parameters
+    ----------
+    path : path-like or None
+        The YAML file (``yaml.safe_load``); None starts from the defaults.
+    overrides : sequence of str
+        ``"section.key=value"`` items; values are YAML (``256``, ``[1, 2]``, ``null``) and
+        are type-checked like the file's.
+
+    Returns
+    -------
+    ExperimentConfig
+        With ``data.root`` and ``data.trials`` made absolute.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``file:line`` (or the ``--set`` item), the dotted key, what was expected and
+        what was found.
+    """
+    if path is None:
+        values: dict[str, Any] = {}
+        marks: dict[str, str] = {}
+        where, config_dir = "config", Path.cwd()
+    else:
+        values, marks = read_yaml(path)
+        where, config_dir = str(path), Path(path).resolve().parent
+    raw: dict[str, str] = {}
+    values = apply_overrides(values, overrides, marks, raw)
+    _resolve_paths(values, marks, config_dir)
+    return config_from_dict(ExperimentConfig, values, where=where, marks=marks, raw=raw)
+
+
+def dump_yaml(cfg: Any) -> str:
+    """The resolved config as YAML text (every field, defaults included), with its hash."""
+    import yaml
+
+    data = to_dict(cfg)
+    head = f"# resolved gmmspeech config; config_hash: {config_hash(data)}\n"
+    return head + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

@@ -1,0 +1,207 @@
+"""Experiment reports: resource measurements, the confusion-matrix plot and ``report.md``.
+
+Used by :mod:`gmmspeech.pipeline`; every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .h5io import atomic_path
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size in MiB of this process or its largest finished child.
+
+    ``getrusage`` reports the peak over the process's whole life, so within one run a value
+    measured after a stage is the peak of that stage *and* the stages before it.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    scale = 1.0 / 1024 if platform.system() != "Darwin" else 1.0 / (1024 * 1024)
+    return float(max(own, kids)) * scale
+
+
+def machine_description() -> str:
+    """One line: CPU count, memory, OS and Python (for the report's record of where it ran)."""
+    mem = ""
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        mem = f", {pages / 2**30:.0f} GiB RAM"
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        pass
+    cpu = platform.processor() or platform.machine()
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}){mem}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write JSON (indented, sorted keys) atomically."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def plot_confusion(
+    matrix: np.ndarray,
+    labels: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Confusion matrix",
+) -> None:
+    """Save a confusion-matrix image (rows: true class, columns: predicted class).
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (n_classes, n_classes)
+        Counts.
+    labels : sequence of str, length n_classes
+    path : path-like
+        PNG file, written atomically.
+    """
+    from .plots import _pyplot
+
+    plt = _pyplot()
+    m = np.asarray(matrix, dtype=np.float64)
+    n = m.shape[0]
+    rows = m.sum(axis=1, keepdims=True)
+    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    size = min(4 + 0.22 * n, 16)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), labels, rotation=90, fontsize="x-small" if n > 20 else "small")
+    ax.set_yticks(range(n), labels, fontsize="x-small" if n > 20 else "small")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    with atomic_path(path, suffix=Path(path).suffix or ".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_det_file(
+    systems: Mapping[str, tuple[Any, Any]], path: str | os.PathLike[str], title: str
+) -> None:
+    """A DET plot of several systems, saved atomically (see :func:`gmmspeech.plot_det`)."""
+    from .plots import _pyplot, plot_det
+
+    fig = plot_det(systems, None, title=title)
+    with atomic_path(path, suffix=Path(path).suffix or ".png") as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def render_report(
+    *,
+    name: str,
+    task: str,
+    config_yaml: str,
+    config_hash: str,
+    counts: Mapping[str, Any],
+    stages: Sequence[Mapping[str, Any]],
+    results: Mapping[str, Any],
+    figure: str | None,
+) -> str:
+    """The text of ``report.md``: the numbers, data counts, stage timings and the config."""
+    lines = [f"# {name}", ""]
+    lines.append(f"Task: {task}. Config hash `{config_hash}`. Machine: {machine_description()}.")
+    lines.append("")
+    lines.append("## Results")
+    lines.append("")
+    if task == "verification":
+        rows = []
+        for system in ("normalized", "raw"):
+            m = results.get(system)
+            if not m:
+                continue
+            rows.append(
+                [
+                    system,
+                    f"{100 * m['eer']:.2f}",
+                    f"{m['min_dcf']:.4f}",
+                    f"{m['act_dcf']:.4f}",
+                    f"{m['cllr']:.4f}",
+                    f"{m['min_cllr']:.4f}",
+                ]
+            )
+        lines.append(_table(["scores", "EER %", "minDCF", "actDCF", "Cllr", "minCllr"], rows))
+        lines.append("")
+        lines.append(
+            f"{results['n_trials']} trials ({results['n_target']} target, "
+            f"{results['n_nontarget']} non-target), {results['n_models']} models, "
+            f"{results['n_test_utts']} test utterances. EER from the ROC convex hull; minDCF at "
+            f"P_tar={results['p_target']:g}, C_miss={results['c_miss']:g}, "
+            f"C_fa={results['c_fa']:g}, normalised by min(C_miss P_tar, C_fa (1-P_tar)). "
+            f"Score normalisation: {results['norm']}."
+        )
+    else:
+        lines.append(
+            f"Accuracy {100 * results['accuracy']:.2f}% over {results['n_test']} test files "
+            f"({results['n_classes']} classes, {results['n_folds']}-fold cross-validation); "
+            f"mean of the fold accuracies {100 * results['mean_fold_accuracy']:.2f}% "
+            f"(folds: {', '.join(f'{100 * a:.1f}' for a in results['fold_accuracy'])})."
+        )
+        lines.append("")
+        per = results["per_class_accuracy"]
+        worst = sorted(per.items(), key=lambda kv: (kv[1], kv[0]))[:10]
+        lines.append(
+            _table(["class (10 hardest)", "accuracy %"], [[k, f"{100 * v:.1f}"] for k, v in worst])
+        )
+    if figure:
+        lines += ["", f"![{figure}]({figure})"]
+    lines += ["", "## Data", ""]
+    lines.append(_table(["what", "count"], [[k, v] for k, v in counts.items()]))
+    lines += ["", "## Stages", ""]
+    lines.append(
+        "Wall time of each stage when it last ran; peak RSS is the peak of the process that "
+        "ran it, up to the end of that stage (it includes the stages before it in the same "
+        "invocation)."
+    )
+    lines.append("")
+    rows = []
+    for st in stages:
+        rows.append(
+            [
+                st["index"],
+                st["name"],
+                f"{st['seconds']:.1f}" if st.get("seconds") is not None else "-",
+                f"{st['peak_rss_mib']:.0f}" if st.get("peak_rss_mib") is not None else "-",
+                st.get("finished", "-"),
+                st.get("status", ""),
+            ]
+        )
+    lines.append(_table(["#", "stage", "seconds", "peak RSS MiB", "finished", "this run"], rows))
+    lines += ["", "## Config", "", "```yaml", config_yaml.rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "machine_description",
+    "peak_rss_mib",
+    "plot_confusion",
+    "plot_det_file",
+    "render_report",
+    "write_json",
+    "write_text",
+]
