@@ -12,10 +12,11 @@ functions and plain data (arrays, paths, dataclasses); workers open HDF5 files t
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from .errors import ConfigError
@@ -34,6 +35,17 @@ class Engine(Protocol):
         self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
     ) -> list[Any]:
         """Return ``[fn(item, shared) for item in items]``, computed wherever the engine runs."""
+        ...
+
+    def imap(
+        self,
+        fn: Callable[[Any, Any], Any],
+        items: Iterable[Any],
+        shared: Any = None,
+        window: int = 8,
+    ) -> Iterator[Any]:
+        """Like :meth:`map`, but yields results in order as they are ready, with at most
+        ``window`` items in flight (bounded memory for long streams of work)."""
         ...
 
     def close(self) -> None:
@@ -71,6 +83,16 @@ class LocalEngine:
         self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
     ) -> list[Any]:
         return [fn(item, shared) for item in items]
+
+    def imap(
+        self,
+        fn: Callable[[Any, Any], Any],
+        items: Iterable[Any],
+        shared: Any = None,
+        window: int = 8,
+    ) -> Iterator[Any]:
+        for item in items:
+            yield fn(item, shared)
 
     def close(self) -> None:
         pass
@@ -119,6 +141,17 @@ class ProcessEngine:
         pool = self._executor()
         futures = [pool.submit(call, item, shared) for item in items]
         return [f.result() for f in futures]
+
+    def imap(
+        self,
+        fn: Callable[[Any, Any], Any],
+        items: Iterable[Any],
+        shared: Any = None,
+        window: int = 8,
+    ) -> Iterator[Any]:
+        call = functools.partial(_limited_call, fn, self.threads_per_worker)
+        pool = self._executor()
+        return _windowed(lambda item: pool.submit(call, item, shared), items, window)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -225,6 +258,24 @@ class DaskEngine:
             for f in futures:
                 f.release()
 
+    def imap(
+        self,
+        fn: Callable[[Any, Any], Any],
+        items: Iterable[Any],
+        shared: Any = None,
+        window: int = 8,
+    ) -> Iterator[Any]:
+        client = self.client
+        shared_ref = None
+        if shared is not None:
+            shared_ref = client.scatter([shared], broadcast=True, hash=False)[0]
+        call = functools.partial(_limited_call, fn, self.threads_per_worker)
+
+        def submit(item: Any) -> Any:
+            return client.submit(call, item, shared=shared_ref, pure=False, retries=self.retries)
+
+        return _windowed(submit, items, window)
+
     def close(self) -> None:
         # workers and scheduler log their own shutdown chatter (closed comms) at ERROR level
         # while a cluster we started goes down; keep that out of the user's terminal
@@ -252,6 +303,22 @@ class DaskEngine:
     def __repr__(self) -> str:
         where = self.address or f"LocalCluster(n_workers={self.n_workers})"
         return f"DaskEngine({where})"
+
+
+def _windowed(submit: Callable[[Any], Any], items: Iterable[Any], window: int) -> Iterator[Any]:
+    """Submit items with at most ``window`` futures pending; yield their results in order."""
+    pending: collections.deque[Any] = collections.deque()
+    it = iter(items)
+    try:
+        for item in it:
+            pending.append(submit(item))
+            if len(pending) >= max(1, window):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for f in pending:
+            f.cancel()
 
 
 def _import_distributed() -> Any:

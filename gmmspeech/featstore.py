@@ -431,8 +431,25 @@ def _one_blas_thread() -> Iterator[None]:
         yield
 
 
-def _results(tasks: list[tuple[str, str]], cfg: FeatureConfig, jobs: int) -> Iterator[_Result]:
+def _extract_batch_on_engine(
+    batch: Sequence[tuple[str, str]], cfg_dict: dict[str, Any]
+) -> list[_Result]:
+    """Engine map task: features of a batch of (utt_id, path)."""
+    cfg = FeatureConfig(**cfg_dict)
+    return [_extract_one(u, p, cfg) for u, p in batch]
+
+
+def _results(
+    tasks: list[tuple[str, str]], cfg: FeatureConfig, jobs: int, engine: Any = None
+) -> Iterator[_Result]:
     """Features of every task, in completion order; in-process when ``jobs == 1``."""
+    if engine is not None and getattr(engine, "name", "local") != "local":
+        per_batch = max(1, min(16, len(tasks) // 64))
+        batches = [tasks[i : i + per_batch] for i in range(0, len(tasks), per_batch)]
+        window = 4 * max(1, int(getattr(engine, "n_workers", None) or 2))
+        for res in engine.imap(_extract_batch_on_engine, batches, to_dict(cfg), window=window):
+            yield from res
+        return
     if jobs == 1:
         with _one_blas_thread():
             for utt, path in tasks:
@@ -706,6 +723,7 @@ def extract_to_store(
     max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
+    engine: Any = None,
 ) -> ExtractReport:
     """Extract features of every utterance of a data directory into a store, resumably.
 
@@ -728,6 +746,11 @@ def extract_to_store(
         Utterances per part file: a kill loses at most this many utterances of work.
     progress : bool
         Show a tqdm progress bar (on stderr).
+    engine : Engine, optional
+        Run the workers on a :class:`~gmmspeech.ProcessEngine` or
+        :class:`~gmmspeech.DaskEngine` instead of a pool of ``jobs`` processes (the workers
+        must see the audio paths); results still come back here and only this process
+        writes. The store is identical whichever runs it.
 
     Returns
     -------
@@ -781,7 +804,7 @@ def extract_to_store(
                     f"{parts}: cannot create the work folder ({exc.strerror or exc}); choose "
                     f"a writable output path"
                 ) from None
-            _run(todo, cfg, cfg_dict, jobs, batch_size, parts, report, progress)
+            _run(todo, cfg, cfg_dict, jobs, batch_size, parts, report, progress, engine)
             part_files = sorted(parts.glob("part-*.h5"))
         n_ok = report.n_existing + report.n_extracted
         report.seconds = time.perf_counter() - t0
@@ -836,6 +859,7 @@ def _run(
     parts: Path,
     report: ExtractReport,
     progress: bool,
+    engine: Any = None,
 ) -> None:
     from tqdm.auto import tqdm
 
@@ -843,7 +867,9 @@ def _run(
     bar = tqdm(total=len(todo), desc="extract", unit="utt", disable=not progress, leave=False)
     sources = dict(todo)
     try:
-        for utt, feats, n_total, dur, rate, err in _results(todo, cfg, min(jobs, len(todo))):
+        for utt, feats, n_total, dur, rate, err in _results(
+            todo, cfg, min(jobs, len(todo)), engine
+        ):
             if feats is None:
                 report.failures.append((utt, err))
                 log.debug("utterance %s failed: %s", utt, err)
