@@ -26,6 +26,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "score",
     "evaluate",
     "classify",
+    "train-ubm",
+    "run",
+    "demo",
 )
 
 log = logging.getLogger("gmmspeech")
@@ -41,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
-        mod = importlib.import_module(f".commands.{name}", __package__)
+        mod = importlib.import_module(f".commands.{name.replace('-', '_')}", __package__)
         p = sub.add_parser(
             mod.NAME,
             help=mod.HELP,

@@ -846,17 +846,19 @@ def config_from_dict(
     where: str = "config",
     marks: dict[str, str] | None = None,
     raw: dict[str, str] | None = None,
+    prefix: str = "",
 ) -> _T:
     """Build a config dataclass (nested sections included) from plain YAML data.
 
     Every key is checked (unknown keys get a "did you mean" suggestion), every value is
     type-checked against the field's annotation, and the dataclass's own validation runs;
-    errors name ``file:line`` (from ``marks``) and the dotted key.
+    errors name ``file:line`` (from ``marks``, keyed by dotted key) and the dotted key
+    (``prefix`` + key, e.g. ``prefix="ubm."`` for the ``ubm`` section of a file).
     """
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
     ctx = _BuildContext(marks=dict(marks or {}), default_where=where, raw=dict(raw or {}))
-    return _build(cls, values, "", ctx)
+    return _build(cls, values, prefix, ctx)
 
 
 def _resolve_paths(values: dict[str, Any], marks: dict[str, str], config_dir: Path) -> None:

@@ -224,17 +224,17 @@ class Experiment:
                 )
             if not force and self.is_done(i):
                 rec = self.record(i) or {}
-                log.info("stage %d %s: up to date (skipped)", i, name)
+                log.debug("stage %d %s: up to date (skipped)", i, name)
                 outcome = StageOutcome(i, name, "skipped", rec.get("seconds"))
             else:
-                log.info("stage %d %s: running", i, name)
+                log.debug("stage %d %s: running", i, name)
                 t0 = time.perf_counter()
                 outputs, info = getattr(self, f"_stage_{name}")()
                 seconds = time.perf_counter() - t0
                 self._invalidate_after(i)
                 self._write_record(i, outputs, info, seconds)
                 outcome = StageOutcome(i, name, "ran", seconds)
-                log.info("stage %d %s: done in %.1f s", i, name, seconds)
+                log.debug("stage %d %s: done in %.1f s", i, name, seconds)
             outcomes.append(outcome)
             if on_stage is not None:
                 on_stage(outcome)

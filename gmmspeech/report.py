@@ -188,10 +188,9 @@ def render_report(
                 f"{st['seconds']:.1f}" if st.get("seconds") is not None else "-",
                 f"{st['peak_rss_mib']:.0f}" if st.get("peak_rss_mib") is not None else "-",
                 st.get("finished", "-"),
-                st.get("status", ""),
             ]
         )
-    lines.append(_table(["#", "stage", "seconds", "peak RSS MiB", "finished", "this run"], rows))
+    lines.append(_table(["#", "stage", "seconds", "peak RSS MiB", "finished"], rows))
     lines += ["", "## Config", "", "```yaml", config_yaml.rstrip(), "```", ""]
     return "\n".join(lines)
 

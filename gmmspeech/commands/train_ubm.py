@@ -1,0 +1,168 @@
+"""``gmmspeech train-ubm``: train a UBM on the utterances of one or more feature stores."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..config import (
+    ComputeConfig,
+    ExperimentConfig,
+    UBMConfig,
+    apply_overrides,
+    config_from_dict,
+    read_yaml,
+    to_dict,
+)
+from ..errors import ConfigError, DataError
+
+NAME = "train-ubm"
+HELP = "train a UBM (binary splitting + EM) on the frames of feature stores"
+EXAMPLE = (
+    "gmmspeech train-ubm feats/background.h5 ubm.h5 --config configs/speaker_verification.yaml "
+    "--set ubm.n_components=256 --set compute.backend=processes [--datadir data/background]"
+)
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("stores", metavar="FEATS.h5", nargs="+", help="feature stores to train on")
+    p.add_argument("output", metavar="UBM.h5", help="model file to write")
+    p.add_argument(
+        "--config",
+        metavar="YAML",
+        default=None,
+        help="a config with 'ubm:' (and 'compute:') sections, e.g. an experiment config",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="e.g. --set ubm.n_components=256 --set compute.backend=processes (repeatable)",
+    )
+    p.add_argument(
+        "--datadir",
+        default=None,
+        help="use only the utterances of this data dir (wav.scp ids; default: all)",
+    )
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="checkpoint every split stage here; a rerun resumes (default: OUTPUT.ckpt)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def load_sections(path: str | None, overrides: list[str]) -> tuple[UBMConfig, ComputeConfig]:
+    """The ``ubm`` and ``compute`` sections of a config file plus ``--set`` overrides."""
+    values: dict[str, Any] = {}
+    marks: dict[str, str] = {}
+    where = "config"
+    if path is not None:
+        values, marks = read_yaml(path)
+        where = path
+    raw: dict[str, str] = {}
+    values = apply_overrides(values, overrides, marks, raw)
+    names = [f.name for f in ExperimentConfig.__dataclass_fields__.values()]
+    for key in values:
+        if key not in names:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{marks.get(str(key), where)}: unknown key {key!r}{hint}")
+    ubm = config_from_dict(
+        UBMConfig,
+        _section(values, "ubm", marks, where),
+        where=where,
+        marks=marks,
+        raw=raw,
+        prefix="ubm.",
+    )
+    compute = config_from_dict(
+        ComputeConfig,
+        _section(values, "compute", marks, where),
+        where=where,
+        marks=marks,
+        raw=raw,
+        prefix="compute.",
+    )
+    return ubm, compute
+
+
+def _section(values: dict[str, Any], key: str, marks: dict[str, str], where: str) -> Any:
+    section = values.get(key) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{marks.get(key, where)}: {key}: expected a mapping of options")
+    return section
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..datadir import DataDir
+    from ..engine import make_engine
+    from ..featstore import FeatureStore
+    from ..ubm import train_ubm
+
+    ubm_cfg, compute = load_sections(args.config, args.overrides)
+    wanted = None
+    if args.datadir:
+        wanted = set(DataDir.read(args.datadir, check_audio=False).utt_ids)
+    frames = []
+    feature_config = None
+    n_missing = 0
+    found: set[str] = set()
+    for path in args.stores:
+        with FeatureStore(path) as store:
+            if feature_config is None:
+                feature_config = to_dict(store.config)
+            elif to_dict(store.config) != feature_config:
+                raise DataError(
+                    f"{path}: extracted with another feature config than {args.stores[0]}; "
+                    f"train on stores of one feature config"
+                )
+            for utt in store:
+                if wanted is None or utt in wanted:
+                    frames.append(store[utt])
+                    found.add(utt)
+    if wanted is not None:
+        n_missing = len(wanted - found)
+        if n_missing:
+            log.warning(
+                "%d utterance(s) of %s have no features in the stores", n_missing, args.datadir
+            )
+    if not frames:
+        raise DataError(f"{', '.join(args.stores)}: no utterance to train on")
+    engine = make_engine(
+        compute.backend,
+        n_workers=compute.n_workers,
+        scheduler_address=compute.scheduler_address,
+        threads_per_worker=compute.threads_per_worker,
+    )
+    ckpt = Path(args.checkpoint_dir or f"{args.output}.ckpt")
+    try:
+        ubm = train_ubm(
+            frames,
+            config=ubm_cfg,
+            checkpoint_dir=ckpt,
+            progress=not args.no_progress,
+            feature_config=feature_config,
+            engine=engine,
+        )
+    finally:
+        engine.close()
+    ubm.save(args.output)
+    if args.checkpoint_dir is None:
+        import shutil
+
+        shutil.rmtree(ckpt, ignore_errors=True)
+    n_frames = sum(f.shape[0] for f in frames)
+    print(
+        f"wrote {args.output}: {ubm.n_components} components, {len(ubm.history_)} EM "
+        f"iterations; {len(frames)} utterances ({n_frames} frames) processed, {n_missing} missing"
+    )
+    return 0
