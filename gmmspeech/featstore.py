@@ -112,7 +112,9 @@ class FeatureStore(Mapping[str, np.ndarray]):
                 f"{self.path}: not finished: an extraction into it was interrupted; run "
                 f"`gmmspeech extract` again with the same arguments to complete it"
             )
-        self._f: h5py.File | None = open_checked(self.path, FORMAT, FORMAT_VERSION, DataError)
+        self._f: h5py.File | None = _small_metadata_cache(
+            open_checked(self.path, FORMAT, FORMAT_VERSION, DataError)
+        )
         self._owner = True
         try:
             self._init_from_file(utt_ids)

@@ -250,12 +250,21 @@ class StoreShard:
         self.seed = seed
 
     def arrays(self) -> Iterator[np.ndarray]:
-        """Each utterance's (subsampled) frames, in order."""
-        from .featstore import FeatureStore
+        """Each utterance's (subsampled) frames, in order.
 
-        with FeatureStore(self.path) as store:
+        Opens the file directly (not a :class:`FeatureStore`, whose constructor looks at
+        every utterance) with a small metadata cache, so a worker's memory and time depend on
+        its shard, not on the size of the store.
+        """
+        import h5py
+
+        from .featstore import GROUP, _encode, _small_metadata_cache
+
+        with h5py.File(self.path, "r") as f:
+            _small_metadata_cache(f)
+            group = f[GROUP]
             for utt in self.utt_ids:
-                a = store[utt]
+                a = np.asarray(group[_encode(utt)][()], dtype=COMPUTE_DTYPE)
                 keep = _subsample_mask(utt, a.shape[0], self.every, self.fraction, self.seed)
                 yield np.ascontiguousarray(a[keep])
 
