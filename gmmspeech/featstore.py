@@ -233,21 +233,9 @@ class FeatureStore(Mapping[str, np.ndarray]):
         """
         if chunk_size < 1:
             raise ConfigError(f"chunk_size: must be >= 1, got {chunk_size!r}")
-        buf = np.empty((chunk_size, self.n_features), dtype=np.float32)
-        fill = 0
-        for utt in self._names:
-            a = self[utt]
-            pos = 0
-            while pos < a.shape[0]:
-                take = min(chunk_size - fill, a.shape[0] - pos)
-                buf[fill : fill + take] = a[pos : pos + take]
-                fill += take
-                pos += take
-                if fill == chunk_size:
-                    yield buf
-                    fill = 0
-        if fill:
-            yield buf[:fill]
+        from .framesource import pack_blocks
+
+        yield from pack_blocks((self[u] for u in self._names), chunk_size, self.n_features)
 
     # ---------------------------------------------------------------- closing
     def close(self) -> None:

@@ -39,6 +39,38 @@ class FrameSource(Protocol):
         ...
 
 
+def pack_blocks(
+    arrays: Iterable[np.ndarray], chunk_size: int, n_features: int
+) -> Iterator[np.ndarray]:
+    """Repack a stream of (n_i, D) arrays into blocks of exactly ``chunk_size`` frames.
+
+    Every block but the last is full, whatever the utterance lengths, so the matrix
+    products stay efficient on short utterances. Blocks may be views of a reused buffer:
+    copy one to keep it.
+
+    Yields
+    ------
+    ndarray, shape (<= chunk_size, n_features), float32
+    """
+    buf = np.empty((chunk_size, n_features), dtype=COMPUTE_DTYPE)
+    fill = 0
+    for a in arrays:
+        pos = 0
+        while pos < a.shape[0]:
+            take = min(chunk_size - fill, a.shape[0] - pos)
+            if fill == 0 and take == chunk_size and a.dtype == COMPUTE_DTYPE:
+                yield a[pos : pos + take]  # a whole block: no copy needed
+            else:
+                buf[fill : fill + take] = a[pos : pos + take]
+                fill += take
+                if fill == chunk_size:
+                    yield buf
+                    fill = 0
+            pos += take
+    if fill:
+        yield buf[:fill]
+
+
 class ArraySource:
     """Frames held in one (N, D) array."""
 
@@ -65,23 +97,7 @@ class ListSource:
         self.n_features = int(arrays[0].shape[1])
 
     def chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
-        buf = np.empty((chunk_size, self.n_features), dtype=COMPUTE_DTYPE)
-        fill = 0
-        for a in self.arrays:
-            pos = 0
-            while pos < a.shape[0]:
-                take = min(chunk_size - fill, a.shape[0] - pos)
-                if fill == 0 and take == chunk_size:  # a whole block: no copy needed
-                    yield a[pos : pos + take]
-                else:
-                    buf[fill : fill + take] = a[pos : pos + take]
-                    fill += take
-                    if fill == chunk_size:
-                        yield buf
-                        fill = 0
-                pos += take
-        if fill:
-            yield buf[:fill]
+        return pack_blocks(self.arrays, chunk_size, self.n_features)
 
     def shards(self, shard_frames: int) -> list[Any]:
         out: list[Any] = []
@@ -269,20 +285,7 @@ class StoreShard:
                 yield np.ascontiguousarray(a[keep])
 
     def chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
-        buf = np.empty((chunk_size, self.n_features), dtype=COMPUTE_DTYPE)
-        fill = 0
-        for a in self.arrays():
-            pos = 0
-            while pos < a.shape[0]:
-                take = min(chunk_size - fill, a.shape[0] - pos)
-                buf[fill : fill + take] = a[pos : pos + take]
-                fill += take
-                pos += take
-                if fill == chunk_size:
-                    yield buf
-                    fill = 0
-        if fill:
-            yield buf[:fill]
+        return pack_blocks(self.arrays(), chunk_size, self.n_features)
 
 
 class StoreSource:
