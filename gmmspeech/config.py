@@ -791,7 +791,11 @@ def read_yaml(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, s
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """Split ``"ubm.n_components=256"`` into the dotted key and its YAML value."""
+    """Split ``"ubm.n_components=256"`` into the dotted key and its YAML value.
+
+    A value that is not valid YAML is kept as its text (string options such as patterns);
+    the type check of the option then decides whether that is acceptable.
+    """
     import yaml
 
     key, sep, raw = item.partition("=")
@@ -802,8 +806,8 @@ def parse_override(item: str) -> tuple[str, Any]:
         )
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item}: the value is not valid YAML ({exc})") from None
+    except yaml.YAMLError:
+        value = raw  # not YAML (e.g. a pattern like {spk}-{idx}): the text itself
     return key, value
 
 

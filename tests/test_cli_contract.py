@@ -1,0 +1,86 @@
+"""The uniform CLI contract: help with an example, --log-level, exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gmmspeech.cli import COMMAND_MODULES, build_parser, main
+
+EXPECTED = {
+    "prepare",
+    "extract",
+    "train-ubm",
+    "enroll",
+    "score",
+    "evaluate",
+    "classify",
+    "run",
+    "demo",
+    "bench",
+}
+
+
+def test_every_issue_command_is_registered() -> None:
+    assert set(COMMAND_MODULES) >= EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_help_has_an_example_and_log_level(name: str, capsys) -> None:
+    assert main([name, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "example:" in text and f"gmmspeech {name}" in text.split("example:")[1]
+    assert "--log-level" in text
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_usage_errors_exit_2(name: str, capsys) -> None:
+    assert main([name, "--no-such-option"]) == 2
+    capsys.readouterr()
+
+
+def test_unknown_command_exits_2(capsys) -> None:
+    assert main(["no-such-command"]) == 2
+    assert main([]) == 2
+    capsys.readouterr()
+
+
+def test_data_error_exits_1_with_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.yaml: no such config file" in err[0]
+    assert main(["train-ubm", str(tmp_path / "none.h5"), str(tmp_path / "ubm.h5")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none.h5" in err[0]
+    assert not (tmp_path / "ubm.h5").exists()
+
+
+def test_log_level_is_honoured(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("ubm: {n_componets: 3}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gmmspeech.cli", "train-ubm", "--log-level", "ERROR", "a.h5", "b"]
+        + ["--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "c.yaml:1: unknown key 'ubm.n_componets'; did you mean 'ubm.n_components'?" in (
+        proc.stderr
+    )
+
+
+def test_parser_builds_without_heavy_imports() -> None:
+    code = (
+        "import sys; from gmmspeech.cli import build_parser; build_parser(); "
+        "print(int('librosa' in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["0"], "the CLI should start without loading librosa"
+    assert build_parser().prog == "gmmspeech"

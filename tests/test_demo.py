@@ -1,0 +1,55 @@
+"""The bundled demo: data shipped with the package, and `gmmspeech demo` at tiny settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import soundfile as sf
+
+from gmmspeech.cli import main
+from gmmspeech.demo import demo_config, demo_data_dir
+
+
+def test_bundled_data_is_small_licensed_and_complete() -> None:
+    folder = demo_data_dir()
+    flacs = sorted(folder.rglob("*.flac"))
+    assert len(flacs) == 84
+    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert total <= 15 * 2**20
+    assert "Creative Commons Attribution 4.0" in (folder / "LICENSE.TXT").read_text()
+    assert "LibriSpeech" in (folder / "ATTRIBUTION.md").read_text()
+    info = sf.info(str(flacs[0]))
+    assert (info.samplerate, info.channels) == (16000, 1)
+    # 24 background speakers with one file each, 10 target speakers with 6 each
+    assert len(list((folder / "background").glob("*.flac"))) == 24
+    targets = sorted(p for p in (folder / "targets").iterdir() if p.is_dir())
+    assert len(targets) == 10 and all(len(list(t.glob("*.flac"))) == 6 for t in targets)
+    cfg = demo_config()
+    assert Path(cfg.data.root) == folder
+
+
+def test_demo_runs_in_the_current_directory(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    rc = main(
+        [
+            "demo",
+            "--no-progress",
+            "--set",
+            "ubm.n_components=8",
+            "--set",
+            "ubm.iterations_per_stage=[1, 2]",
+            "--set",
+            "ubm.final_max_iterations=2",
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    exp = tmp_path / "gmmspeech_demo"
+    res = json.loads((exp / "results.json").read_text())
+    # 10 models x 30 test utterances (3 per speaker), 30 target trials
+    assert (res["n_trials"], res["n_target"], res["n_models"]) == (300, 30, 10)
+    assert 0.0 <= res["eer"] < 0.2  # real speakers, even 8 components separate most
+    assert f"EER {100 * res['eer']:.2f}%" in out and "minDCF" in out
+    assert "gmmspeech_demo/det.png" in out and "gmmspeech_demo/report.md" in out
+    assert (exp / "det.png").is_file() and (exp / "report.md").is_file()

@@ -1,0 +1,296 @@
+"""gmmspeech run / pipeline: stages, skip-if-done, resume, results, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import lfilter
+
+from gmmspeech.cli import main
+from gmmspeech.config import load_experiment_config
+from gmmspeech.datadir import DataDir
+from gmmspeech.pipeline import STAGES, Experiment, assign_folds
+
+SR = 16000
+
+
+def voice(spk: int, seed: int, seconds: float = 1.0) -> np.ndarray:
+    """Noise through a speaker-specific two-resonance filter, with pauses (VAD has work)."""
+    rng = np.random.default_rng(1000 * spk + seed)
+    n = int(seconds * SR)
+    x = rng.standard_normal(n)
+    for f in (300 + 170 * spk, 1400 + 230 * spk):
+        r, w = 0.97, 2 * np.pi * f / SR
+        x = lfilter([1.0], [1.0, -2 * r * np.cos(w), r * r], x)
+    x = 0.1 * x / np.abs(x).max()
+    env = np.ones(n)
+    env[: n // 8] = 1e-3
+    env[-n // 8 :] = 1e-3
+    return (x * env).astype(np.float32)
+
+
+def make_corpus(root: Path, n_bg: int = 6, n_tg: int = 4, n_utt: int = 4) -> Path:
+    (root / "bg").mkdir(parents=True)
+    for s in range(n_bg):
+        for u in range(2):
+            sf.write(root / "bg" / f"b{s}-{u}.wav", voice(s, u), SR)
+    for s in range(n_tg):
+        d = root / "tg" / f"t{s}"
+        d.mkdir(parents=True, exist_ok=True)
+        for u in range(n_utt):
+            sf.write(d / f"t{s}-{u}.wav", voice(n_bg + s, u), SR)
+    return root
+
+
+CONFIG = """\
+name: synth
+task: verification
+data:
+  root: corpus
+  background: {{path: bg, pattern: "{{spk}}-{{n}}.wav"}}
+  targets: {{path: tg, pattern: "{{spk}}/{{spk}}-{{n}}.wav"}}
+features: {{n_mfcc: 13, deltas: 1, normalization: none}}  # CMVN would remove the
+# synthetic voices' only difference, their static spectral envelope
+ubm:
+  n_components: 4
+  iterations_per_stage: [1, 2]
+  final_max_iterations: 2
+scoring:
+  top_c: 2
+{extra}"""
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Path:
+    make_corpus(tmp_path / "corpus")
+    (tmp_path / "exp.yaml").write_text(CONFIG.format(extra=""), encoding="utf-8")
+    return tmp_path
+
+
+def record_hashes(out: Path) -> dict[str, tuple[str, float]]:
+    recs = {}
+    for p in sorted((out / "stages").glob("*.json")):
+        rec = json.loads(p.read_text())
+        recs[rec["name"]] = (rec["hash"], p.stat().st_mtime_ns)
+    return recs
+
+
+def test_run_verification_end_to_end(setup: Path, capsys) -> None:
+    out = setup / "exp"
+    rc = main(["run", str(setup / "exp.yaml"), "--out", str(out), "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    for i, name in enumerate(STAGES, 1):
+        assert f"stage {i} {name}: done" in printed
+    assert "utterances: 28 processed, 0 failed" in printed  # 6 x 2 bg + 4 x 4 target files
+    res = json.loads((out / "results.json").read_text())
+    # the trials are all (model, test) pairs: 4 models x 8 test utterances, 8 targets
+    assert (res["n_trials"], res["n_target"], res["n_models"]) == (32, 8, 4)
+    # recompute the metrics from the written scores and the trial list, independently
+    labels = {}
+    for line in (out / "data/test/trials").read_text().splitlines():
+        m, t, k = line.split()
+        labels[m, t] = k == "target"
+    rows = [line.split() for line in (out / "scores/scores.txt").read_text().splitlines()]
+    s = np.array([float(r[2]) for r in rows])
+    t = np.array([labels[r[0], r[1]] for r in rows])
+    assert t.sum() == 8 and len(s) == 32
+    tar, non = s[t], s[~t]
+    # EER: fraction of errors at the best threshold when the sets separate; otherwise
+    # between the (miss, fa) rates at the equal-rate crossing
+    if tar.min() > non.max():
+        assert res["eer"] == 0.0
+    else:
+        thr = np.sort(s)
+        miss = np.array([(tar < x).mean() for x in thr])
+        fa = np.array([(non >= x).mean() for x in thr])
+        assert np.min(np.maximum(miss, fa)) >= res["eer"] - 1e-12
+    assert res["eer"] < 0.25  # the synthetic speakers are easy to tell apart
+    assert (out / "det.png").stat().st_size > 1000
+    report = (out / "report.md").read_text()
+    assert "EER %" in report and "| 3 | ubm |" in report
+    assert "n_components: 4" in report  # the resolved config is in the report
+    cfg_text = (out / "config.yaml").read_text()
+    assert cfg_text.startswith("# resolved gmmspeech config; config_hash: ")
+
+
+def test_skip_when_done_and_partial_rerun(setup: Path, capsys) -> None:
+    out = setup / "exp"
+    args = ["run", str(setup / "exp.yaml"), "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    before = record_hashes(out)
+    model_mtime = (out / "ubm/ubm.h5").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("up to date, skipped") == len(STAGES)
+    assert record_hashes(out) == before
+    # a scoring change reruns normalise.. only: stages 1-5 keep their records and files
+    assert main([*args, "--set", "scoring.norm=z"]) == 0
+    printed = capsys.readouterr().out
+    for i in range(1, 6):
+        assert f"stage {i} {STAGES[i - 1]}: up to date" in printed
+    for i in range(6, 9):
+        assert f"stage {i} {STAGES[i - 1]}: done" in printed
+    assert (out / "ubm/ubm.h5").stat().st_mtime_ns == model_mtime
+    res = json.loads((out / "results.json").read_text())
+    assert res["norm"] == "z" and "raw" in res and "normalized" in res
+    # --force reruns what is selected
+    assert main([*args, "--set", "scoring.norm=z", "--stage", "4", "--stop-stage", "4", "--force"]) == 0
+    assert "stage 4 enroll: done" in capsys.readouterr().out
+
+
+def test_killed_stage_resumes(setup: Path, monkeypatch) -> None:
+    cfg = load_experiment_config(setup / "exp.yaml")
+    out = setup / "exp"
+    exp = Experiment(cfg, out)
+    calls = {"n": 0}
+    original = Experiment._stage_enroll
+
+    def dies_once(self: Experiment):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # a kill in the middle of the stage
+        return original(self)
+
+    monkeypatch.setattr(Experiment, "_stage_enroll", dies_once)
+    with pytest.raises(KeyboardInterrupt):
+        exp.run()
+    assert exp.is_done(3) and not exp.is_done(4)
+    assert not (out / "stages/04_enroll.json").exists()
+    outcomes = Experiment(cfg, out).run()
+    assert [o.status for o in outcomes] == ["skipped"] * 3 + ["ran"] * 5
+    assert (out / "results.json").is_file()
+
+
+def test_stage_range_needs_earlier_stages(setup: Path, capsys) -> None:
+    out = setup / "exp"
+    rc = main(["run", str(setup / "exp.yaml"), "--out", str(out), "--stage", "3"])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs stage 2 (extract)" in err
+    assert main(["run", str(setup / "exp.yaml"), "--stage", "5", "--stop-stage", "2"]) == 1
+
+
+def test_classification_end_to_end(tmp_path: Path) -> None:
+    root = tmp_path / "corpus" / "sounds"
+    for c in range(3):
+        d = root / f"class{c}"
+        d.mkdir(parents=True)
+        for i in range(5):
+            sf.write(d / f"c{c}_{i}.wav", voice(c, i, 0.6), SR)
+    (tmp_path / "cls.yaml").write_text(
+        "name: cls\ntask: classification\n"
+        "data:\n  root: corpus\n"
+        "  dataset: {path: sounds, pattern: '{label}/{file}.wav', utt_id: '{file}'}\n"
+        "  n_folds: 5\n"
+        "features: {n_mfcc: 13, deltas: 0, vad: none}\n"
+        "ubm: {n_components: 4, iterations_per_stage: [1], final_max_iterations: 2}\n"
+        "enroll: {adapt: mw}\nscoring: {top_c: 2}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "exp"
+    assert main(["run", str(tmp_path / "cls.yaml"), "--out", str(out), "--no-progress"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    rows = [line.split() for line in (out / "scores/predictions.txt").read_text().splitlines()]
+    assert len(rows) == 15
+    acc = np.mean([r[1] == r[2] for r in rows])
+    assert res["accuracy"] == pytest.approx(acc)
+    # fold k holds the k-th file of each class: 3 files per fold, one per class
+    for k in range(5):
+        fold_rows = [r for r in rows if int(r[3]) == k]
+        assert sorted(r[1] for r in fold_rows) == ["class0", "class1", "class2"]
+        assert res["fold_accuracy"][k] == pytest.approx(np.mean([r[1] == r[2] for r in fold_rows]))
+    assert np.array(res["confusion_matrix"]).sum() == 15
+    assert res["per_class_accuracy"].keys() == {"class0", "class1", "class2"}
+    assert (out / "confusion.png").stat().st_size > 1000
+    assert (out / "ubm/fold4.h5").is_file() and not (out / "ubm/checkpoints0").exists()
+
+
+def test_assign_folds_known_answers() -> None:
+    wav = {f"u{i}": f"{i}.wav" for i in range(7)}
+    spk = {"u0": "a", "u1": "a", "u2": "b", "u3": "c", "u4": "c", "u5": "d", "u6": "d"}
+    lab = {"u0": "x", "u1": "x", "u2": "x", "u3": "y", "u4": "y", "u5": "x", "u6": "y"}
+    d = DataDir(wav, spk, lab)
+    # rank within class (sorted ids): x: u0 u1 u2 u5 -> 0 1 0 1; y: u3 u4 u6 -> 0 1 0
+    assert assign_folds(d, 2, "rank") == {
+        "u0": 0, "u1": 1, "u2": 0, "u3": 0, "u4": 1, "u5": 1, "u6": 0,
+    }  # fmt: skip
+    # speakers a b c d -> folds 0 1 2 0
+    assert assign_folds(d, 3, "spk") == {
+        "u0": 0, "u1": 0, "u2": 1, "u3": 2, "u4": 2, "u5": 0, "u6": 0,
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------------ bad input
+def run_bad(setup: Path, capsys, *extra: str) -> str:
+    out = setup / "exp_bad"
+    rc = main(["run", str(setup / "exp.yaml"), "--out", str(out), "--no-progress", *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1, err
+    assert len(err.splitlines()) == 1, err
+    assert not out.exists(), "a failed run must leave no partial outputs"
+    return err
+
+
+def test_bad_unknown_key(setup: Path, capsys) -> None:
+    text = CONFIG.format(extra="scoring_extra: 1\n")
+    (setup / "exp.yaml").write_text(text, encoding="utf-8")
+    err = run_bad(setup, capsys)
+    assert f"exp.yaml:{len(text.splitlines())}: unknown key 'scoring_extra'" in err
+    assert "did you mean 'scoring'" in err
+
+
+def test_bad_type(setup: Path, capsys) -> None:
+    err = run_bad(setup, capsys, "--set", "scoring.top_c=five")
+    assert "scoring.top_c" in err and "expected an integer" in err
+
+
+def test_bad_missing_data_path(setup: Path, capsys) -> None:
+    err = run_bad(setup, capsys, "--set", "data.root=/nonexistent/corpus")
+    assert "data.root" in err and "/nonexistent/corpus" in err and "exp.yaml" in err
+    err = run_bad(setup, capsys, "--set", "data.targets.path=nope")
+    assert "data.targets.path" in err and "does not exist" in err
+
+
+def test_bad_empty_data_dir(setup: Path, capsys) -> None:
+    (setup / "corpus" / "empty").mkdir()
+    err = run_bad(setup, capsys, "--set", "data.background.path=empty")
+    assert "data.background" in err and "no file matches" in err
+
+
+def test_bad_trial_list(setup: Path, capsys) -> None:
+    trials = setup / "my_trials"
+    trials.write_text("t0 t0-1 target\nt9 t1-2 nontarget\n", encoding="utf-8")
+    err = run_bad(setup, capsys, "--set", f"data.trials={trials}")
+    assert f"{trials}:2" in err and "'t9'" in err
+
+
+def test_bad_trial_list_unknown_test_id(setup: Path, capsys) -> None:
+    trials = setup / "my_trials"
+    # with enroll_fraction 0.5 of 4 utterances two are test utterances; 'zz' is none of them
+    trials.write_text("t0 zz target\n", encoding="utf-8")
+    err = run_bad(setup, capsys, "--set", f"data.trials={trials}")
+    assert f"{trials}:1" in err and "'zz'" in err
+
+
+def test_custom_trial_list_is_used(setup: Path) -> None:
+    cfg = load_experiment_config(setup / "exp.yaml")
+    exp = Experiment(cfg, setup / "probe")
+    exp.run(1, 1)
+    te = DataDir.read(setup / "probe/data/test", check_audio=False)
+    chosen = [t for t in te.trials or [] if t.model_id in ("t0", "t1")][:6]
+    assert any(t.target for t in chosen) and not all(t.target for t in chosen)
+    path = setup / "trials.txt"
+    path.write_text(
+        "".join(f"{t.model_id} {t.test_id} {'target' if t.target else 'nontarget'}\n" for t in chosen)
+    )
+    out = setup / "exp"
+    assert main(["run", str(setup / "exp.yaml"), "--out", str(out), "--set", f"data.trials={path}"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["n_trials"] == len(chosen)
+    assert res["n_target"] == sum(t.target for t in chosen)
