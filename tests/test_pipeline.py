@@ -140,7 +140,10 @@ def test_skip_when_done_and_partial_rerun(setup: Path, capsys) -> None:
     res = json.loads((out / "results.json").read_text())
     assert res["norm"] == "z" and "raw" in res and "normalized" in res
     # --force reruns what is selected
-    assert main([*args, "--set", "scoring.norm=z", "--stage", "4", "--stop-stage", "4", "--force"]) == 0
+    assert (
+        main([*args, "--set", "scoring.norm=z", "--stage", "4", "--stop-stage", "4", "--force"])
+        == 0
+    )
     assert "stage 4 enroll: done" in capsys.readouterr().out
 
 
@@ -287,10 +290,15 @@ def test_custom_trial_list_is_used(setup: Path) -> None:
     assert any(t.target for t in chosen) and not all(t.target for t in chosen)
     path = setup / "trials.txt"
     path.write_text(
-        "".join(f"{t.model_id} {t.test_id} {'target' if t.target else 'nontarget'}\n" for t in chosen)
+        "".join(
+            f"{t.model_id} {t.test_id} {'target' if t.target else 'nontarget'}\n" for t in chosen
+        )
     )
     out = setup / "exp"
-    assert main(["run", str(setup / "exp.yaml"), "--out", str(out), "--set", f"data.trials={path}"]) == 0
+    assert (
+        main(["run", str(setup / "exp.yaml"), "--out", str(out), "--set", f"data.trials={path}"])
+        == 0
+    )
     res = json.loads((out / "results.json").read_text())
     assert res["n_trials"] == len(chosen)
     assert res["n_target"] == sum(t.target for t in chosen)

@@ -44,7 +44,12 @@ CASES = {
         lambda r: r["n_test"] == 223 and r["n_classes"] == 45 and r["accuracy"] > 0.5,
     ),
     "audio_classification/fsdd_digits": (
-        ["--set", "data.dataset.max_per_speaker=60", "--set", "data.dataset.utt_id={spk}-{idx}-{label}"],
+        [
+            "--set",
+            "data.dataset.max_per_speaker=60",
+            "--set",
+            "data.dataset.utt_id={spk}-{idx}-{label}",
+        ],
         # idx 0, 1, 10..13 of every digit: 60 clips per speaker, 6 leave-one-speaker-out folds
         lambda r: r["n_test"] == 360 and r["n_classes"] == 10 and r["accuracy"] > 0.3,
     ),
