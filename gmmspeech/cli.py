@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    logging.captureWarnings(True)  # ConvergenceWarning etc. as one log line, not source code
     if args.log_level != "DEBUG":  # Dask's own INFO chatter drowns ours
         for noisy in ("distributed", "tornado"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -405,20 +405,11 @@ def _extract_batch(batch: Sequence[tuple[str, str]]) -> list[_Result]:
     return [_extract_one(u, p, cfg) for u, p in batch]
 
 
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Limit BLAS/OpenMP to one thread here (threadpoolctl, when installed).
+def _one_blas_thread() -> contextlib.AbstractContextManager[None]:
+    """One BLAS thread here: feature matrices are small (40 x 257 filterbank products)."""
+    from .threads import blas_threads
 
-    The feature matrices are small (40 x 257 filterbank products), so BLAS threads only add
-    synchronisation, and they compete with other processes on a busy machine.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
+    return blas_threads(1)
 
 
 def _extract_batch_on_engine(

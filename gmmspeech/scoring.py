@@ -44,6 +44,7 @@ from .frames import COMPUTE_DTYPE, as_frames
 from .gmm import DiagGMM
 from .h5io import atomic_path
 from .speakermodels import SpeakerModels
+from .threads import blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -659,16 +660,17 @@ def score_trials(
             (method, c, chunk_size, memory_budget),
         )
         return scores
-    for t, (rows, cols) in tqdm(
-        groups.items(), desc="score", unit="utt", disable=not progress, total=len(groups)
-    ):
-        x = _features_of(features, t, ubm.n_features, f"test utterance {t!r} ({first_line[t]})")
-        uniq, inv = np.unique(np.asarray(cols, dtype=np.intp), return_inverse=True)
-        try:
-            s = _TestUtterance(ubm, x, method, c, chunk_size).scores(bank, uniq, memory_budget)
-        except DataError as exc:
-            raise DataError(f"test utterance {t!r} ({first_line[t]}): {exc}") from None
-        scores[np.asarray(rows)] = s[inv]
+    with blas_threads(1):  # per-utterance matrices are small: see gmmspeech.threads
+        for t, (rows, cols) in tqdm(
+            groups.items(), desc="score", unit="utt", disable=not progress, total=len(groups)
+        ):
+            x = _features_of(features, t, ubm.n_features, f"test utterance {t!r} ({first_line[t]})")
+            uniq, inv = np.unique(np.asarray(cols, dtype=np.intp), return_inverse=True)
+            try:
+                s = _TestUtterance(ubm, x, method, c, chunk_size).scores(bank, uniq, memory_budget)
+            except DataError as exc:
+                raise DataError(f"test utterance {t!r} ({first_line[t]}): {exc}") from None
+            scores[np.asarray(rows)] = s[inv]
     return scores
 
 

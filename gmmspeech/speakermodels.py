@@ -31,6 +31,7 @@ from .gmm import DiagGMM
 from .h5io import atomic_path, from_json, open_checked, to_json, write_header
 from .map import check_adapt, map_parameters
 from .stats import SufficientStats, accumulate
+from .threads import blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -324,18 +325,19 @@ def enroll(
     if callable(mapping):
         mapping = mapping()
     stats: dict[str, SufficientStats] = {}
-    for spk in tqdm(list(mapping), desc="enroll", unit="spk", disable=not progress):
-        utts = list(mapping[spk])
-        if not utts:
-            raise DataError(f"speaker {spk!r} has no utterances; remove it from spk2utt")
-        total = SufficientStats.zeros(ubm.n_components, ubm.n_features, ubm.center)
-        for utt in utts:
-            x = _get_features(features, utt, f"speaker {spk!r}")
-            try:
-                total = total + accumulate(ubm, x, chunk_size=chunk_size)
-            except (ModelMismatchError, DataError) as exc:
-                raise type(exc)(f"utterance {utt!r} (speaker {spk!r}): {exc}") from None
-        stats[str(spk)] = total
+    with blas_threads(1):  # per-utterance matrices are small: see gmmspeech.threads
+        for spk in tqdm(list(mapping), desc="enroll", unit="spk", disable=not progress):
+            utts = list(mapping[spk])
+            if not utts:
+                raise DataError(f"speaker {spk!r} has no utterances; remove it from spk2utt")
+            total = SufficientStats.zeros(ubm.n_components, ubm.n_features, ubm.center)
+            for utt in utts:
+                x = _get_features(features, utt, f"speaker {spk!r}")
+                try:
+                    total = total + accumulate(ubm, x, chunk_size=chunk_size)
+                except (ModelMismatchError, DataError) as exc:
+                    raise type(exc)(f"utterance {utt!r} (speaker {spk!r}): {exc}") from None
+            stats[str(spk)] = total
     log.info("enrolled %d speaker model(s) (adapt=%s, r=%g)", len(stats), adapt, relevance_factor)
     return SpeakerModels.from_stats(ubm, stats, relevance_factor=relevance_factor, adapt=adapt)
 
