@@ -13,7 +13,9 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from . import __version__
 from .errors import GmmSpeechError
@@ -63,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Show a Python warning as one log line (no source excerpt) in the CLI."""
+    log.warning("%s: %s", category.__name__, message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (0 ok, 1 data/config error, 2 usage)."""
     parser = build_parser()
@@ -75,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    logging.captureWarnings(True)  # ConvergenceWarning etc. as one log line, not source code
+    warnings.showwarning = _log_warning  # ConvergenceWarning etc. as one log line
     if args.log_level != "DEBUG":  # Dask's own INFO chatter drowns ours
         for noisy in ("distributed", "tornado"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -501,9 +501,8 @@ class Experiment:
             out[utt] = int(fold)
         return out
 
-    def _train_ubm(
-        self, frames: list[np.ndarray], out: str, ckpt: str, keep: bool = False
-    ) -> dict[str, Any]:
+    def _train_ubm(self, frames: Any, out: str, ckpt: str, keep: bool = False) -> dict[str, Any]:
+        """Train and save a UBM; ``frames`` is a FeatureStore (or a view), streamed from disk."""
         from .engine import make_engine
         from .ubm import train_ubm
 
@@ -530,7 +529,7 @@ class Experiment:
             shutil.rmtree(self.path(ckpt), ignore_errors=True)
         hist = ubm.history_
         return {
-            "frames": int(sum(f.shape[0] for f in frames)),
+            "frames": int((ubm.config or {}).get("n_frames", 0)),
             "n_components": ubm.n_components,
             "iterations": len(hist),
             "final_log_likelihood": hist[-1]["log_likelihood"] if hist else None,
@@ -540,15 +539,14 @@ class Experiment:
         self.path("ubm").mkdir(parents=True, exist_ok=True)
         if self.cfg.task == "verification":
             with self._store("background") as store:
-                frames = [store[u] for u in store]
-            info = self._train_ubm(frames, "ubm/ubm.h5", "ubm/checkpoints")
+                info = self._train_ubm(store, "ubm/ubm.h5", "ubm/checkpoints")
             return ["ubm/ubm.h5"], info
         folds = self._folds()
         outputs, info = [], {}
         with self._store("all") as store:
             for k in self.folds:
                 out = f"ubm/fold{k}.h5"
-                frames = [store[u] for u in store if folds.get(u, k) != k]
+                frames = store.select([u for u in store if folds.get(u, k) != k])
                 log.info("fold %d: UBM on %d training files", k, len(frames))
                 # checkpoints stay until every fold is done: a resumed run reloads the
                 # finished folds' final checkpoints (keyed by data and config) at no cost

@@ -437,6 +437,7 @@ def train_ubm(
         bar = tqdm(total=total_iters, desc="UBM", unit="it", leave=True)
     total_repairs = sum(int(h.get("n_repairs", 0)) for h in gmm.history_)
     converged = True
+    last_change = float("nan")
     try:
         for stage in range(start_stage, len(sizes)):
             if stage > 0:
@@ -471,9 +472,9 @@ def train_ubm(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(K=gmm.n_components, ll=f"{ll:.4f}")
-                if final and it + 1 >= planned[stage] and len(lls) >= 2:
-                    change = (lls[-1] - lls[-2]) / max(abs(lls[-1]), 1e-12)
-                    if abs(change) < cfg.tolerance:
+                if final and len(lls) >= 2:
+                    last_change = (lls[-1] - lls[-2]) / max(abs(lls[-1]), 1e-12)
+                    if it + 1 >= planned[stage] and abs(last_change) < cfg.tolerance:
                         break
             else:
                 if final and cfg.final_max_iterations > 0:
@@ -497,8 +498,8 @@ def train_ubm(
     if not converged:
         warnings.warn(
             f"UBM training stopped after final_max_iterations={cfg.final_max_iterations} "
-            f"without reaching tolerance={cfg.tolerance}; raise final_max_iterations for a "
-            f"fully converged model",
+            f"without reaching tolerance={cfg.tolerance} (last relative log-likelihood "
+            f"change {last_change:.2g}); raise final_max_iterations for a fully converged model",
             ConvergenceWarning,
             stacklevel=2,
         )

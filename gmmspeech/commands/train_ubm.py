@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,6 @@ from ..config import (
     apply_overrides,
     config_from_dict,
     read_yaml,
-    to_dict,
 )
 from ..errors import ConfigError, DataError
 
@@ -102,41 +102,11 @@ def _section(values: dict[str, Any], key: str, marks: dict[str, str], where: str
     return section
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..datadir import DataDir
+def _train(args: argparse.Namespace, views: list[Any], ubm_cfg: Any, compute: Any) -> Any:
+    """Train on store views through the configured engine; save the model atomically."""
     from ..engine import make_engine
-    from ..featstore import FeatureStore
     from ..ubm import train_ubm
 
-    ubm_cfg, compute = load_sections(args.config, args.overrides)
-    wanted = None
-    if args.datadir:
-        wanted = set(DataDir.read(args.datadir, check_audio=False).utt_ids)
-    frames = []
-    feature_config = None
-    n_missing = 0
-    found: set[str] = set()
-    for path in args.stores:
-        with FeatureStore(path) as store:
-            if feature_config is None:
-                feature_config = to_dict(store.config)
-            elif to_dict(store.config) != feature_config:
-                raise DataError(
-                    f"{path}: extracted with another feature config than {args.stores[0]}; "
-                    f"train on stores of one feature config"
-                )
-            for utt in store:
-                if wanted is None or utt in wanted:
-                    frames.append(store[utt])
-                    found.add(utt)
-    if wanted is not None:
-        n_missing = len(wanted - found)
-        if n_missing:
-            log.warning(
-                "%d utterance(s) of %s have no features in the stores", n_missing, args.datadir
-            )
-    if not frames:
-        raise DataError(f"{', '.join(args.stores)}: no utterance to train on")
     engine = make_engine(
         compute.backend,
         n_workers=compute.n_workers,
@@ -146,23 +116,50 @@ def run(args: argparse.Namespace) -> int:
     ckpt = Path(args.checkpoint_dir or f"{args.output}.ckpt")
     try:
         ubm = train_ubm(
-            frames,
-            config=ubm_cfg,
-            checkpoint_dir=ckpt,
-            progress=not args.no_progress,
-            feature_config=feature_config,
-            engine=engine,
+            views, config=ubm_cfg, checkpoint_dir=ckpt, progress=not args.no_progress, engine=engine
         )
     finally:
         engine.close()
     ubm.save(args.output)
     if args.checkpoint_dir is None:
-        import shutil
-
         shutil.rmtree(ckpt, ignore_errors=True)
-    n_frames = sum(f.shape[0] for f in frames)
+    return ubm
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..datadir import DataDir
+    from ..featstore import FeatureStore
+
+    ubm_cfg, compute = load_sections(args.config, args.overrides)
+    wanted = None
+    if args.datadir:
+        wanted = set(DataDir.read(args.datadir, check_audio=False).utt_ids)
+    stores = [FeatureStore(path) for path in args.stores]
+    try:
+        views = []
+        n_missing = 0
+        found: set[str] = set()
+        for store in stores:
+            ids = [u for u in store if wanted is None or u in wanted]
+            found.update(ids)
+            if ids:
+                views.append(store.select(ids))
+        if wanted is not None:
+            n_missing = len(wanted - found)
+            if n_missing:
+                log.warning(
+                    "%d utterance(s) of %s have no features in the stores", n_missing, args.datadir
+                )
+        if not views:
+            raise DataError(f"{', '.join(args.stores)}: no utterance to train on")
+        ubm = _train(args, views, ubm_cfg, compute)
+    finally:
+        for store in stores:
+            store.close()
+    n_frames = int((ubm.config or {}).get("n_frames", 0))
     print(
         f"wrote {args.output}: {ubm.n_components} components, {len(ubm.history_)} EM "
-        f"iterations; {len(frames)} utterances ({n_frames} frames) processed, {n_missing} missing"
+        f"iterations; {len(found)} utterances ({n_frames} frames, streamed from disk) "
+        f"processed, {n_missing} missing"
     )
     return 0
