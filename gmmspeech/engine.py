@@ -56,13 +56,17 @@ class Engine(Protocol):
 def map_reduce(
     engine: Engine, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
 ) -> Any:
-    """``sum(engine.map(fn, items, shared))`` added strictly in the order of ``items``."""
-    results = engine.map(fn, items, shared)
-    if not results:
+    """``sum(fn(item, shared) for item in items)`` added strictly in the order of ``items``.
+
+    Results are added as they arrive (a window of a few tasks per worker in flight), so the
+    driver holds a bounded number of partial results however many items there are.
+    """
+    window = 4 * max(1, int(getattr(engine, "parallelism", 1)))
+    total: Any = None
+    for r in engine.imap(fn, items, shared, window=window):
+        total = r if total is None else total + r
+    if total is None:
         raise ValueError("map_reduce: no items")
-    total = results[0]
-    for r in results[1:]:
-        total = total + r
     return total
 
 
@@ -78,6 +82,7 @@ class LocalEngine:
     """Runs everything in this process (the default; no services, no pickling)."""
 
     name = "local"
+    parallelism = 1
 
     def map(
         self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
@@ -123,6 +128,11 @@ class ProcessEngine:
         self.n_workers = int(n)
         self.threads_per_worker = int(threads_per_worker)
         self._pool: Any = None
+
+    @property
+    def parallelism(self) -> int:
+        """How many tasks run at once."""
+        return self.n_workers
 
     def _executor(self) -> Any:
         if self._pool is None:
@@ -242,6 +252,12 @@ class DaskEngine:
                 self._client = dd.Client(self._cluster)
             log.info("Dask engine: %s", self._client)
         return self._client
+
+    @property
+    def parallelism(self) -> int:
+        """How many tasks run at once (worker threads of the cluster)."""
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
 
     def map(
         self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
