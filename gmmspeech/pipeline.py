@@ -456,14 +456,21 @@ class Experiment:
         self.path("features").mkdir(parents=True, exist_ok=True)
         write_json(marker, {"hash": self.hashes["extract"]})
         outputs, info = [], {}
-        for name in self._sets():
-            rep = extract_to_store(
-                self.path(f"data/{name}"),
-                self.path(f"features/{name}.h5"),
-                self.cfg.features,
-                jobs=jobs,
-                progress=self.progress,
-            )
+        with contextlib.ExitStack() as stack:
+            # processes: extract_to_store's own pool of `jobs`; dask: the cluster's workers
+            engine = stack.enter_context(self._engine()) if c.backend == "dask" else None
+            reports = [
+                extract_to_store(
+                    self.path(f"data/{name}"),
+                    self.path(f"features/{name}.h5"),
+                    self.cfg.features,
+                    jobs=jobs,
+                    progress=self.progress,
+                    engine=engine,
+                )
+                for name in self._sets()
+            ]
+        for name, rep in zip(self._sets(), reports, strict=True):
             outputs.append(f"features/{name}.h5")
             info[name] = {
                 "utterances": rep.n_utterances,
@@ -501,10 +508,10 @@ class Experiment:
             out[utt] = int(fold)
         return out
 
-    def _train_ubm(self, frames: Any, out: str, ckpt: str, keep: bool = False) -> dict[str, Any]:
-        """Train and save a UBM; ``frames`` is a FeatureStore (or a view), streamed from disk."""
+    @contextlib.contextmanager
+    def _engine(self) -> Iterator[Any]:
+        """The engine of ``compute.*`` (closed when the block ends)."""
         from .engine import make_engine
-        from .ubm import train_ubm
 
         c = self.cfg.compute
         engine = make_engine(
@@ -514,6 +521,15 @@ class Experiment:
             threads_per_worker=c.threads_per_worker,
         )
         try:
+            yield engine
+        finally:
+            engine.close()
+
+    def _train_ubm(self, frames: Any, out: str, ckpt: str, keep: bool = False) -> dict[str, Any]:
+        """Train and save a UBM; ``frames`` is a FeatureStore (or a view), streamed from disk."""
+        from .ubm import train_ubm
+
+        with self._engine() as engine:
             ubm = train_ubm(
                 frames,
                 config=self.cfg.ubm,
@@ -522,8 +538,6 @@ class Experiment:
                 feature_config=to_dict(self.cfg.features),
                 engine=engine,
             )
-        finally:
-            engine.close()
         ubm.save(self.path(out))
         if not keep:
             shutil.rmtree(self.path(ckpt), ignore_errors=True)
@@ -627,7 +641,10 @@ class Experiment:
                 n_dropped = len(te.trials or []) - len(trials)
                 if not trials:
                     raise DataError(f"{self.path('data/test/trials')}: no trial can be scored")
-                scores = score_trials(ubm, models, store, trials, **self._score_kw())
+                with self._engine() as engine:
+                    scores = score_trials(
+                        ubm, models, store, trials, engine=engine, **self._score_kw()
+                    )
             write_scores(
                 self.path("scores/raw.txt"),
                 [t[0] for t in trials],
