@@ -53,3 +53,34 @@ def test_demo_runs_in_the_current_directory(tmp_path: Path, monkeypatch, capsys)
     assert f"EER {100 * res['eer']:.2f}%" in out and "minDCF" in out
     assert "gmmspeech_demo/det.png" in out and "gmmspeech_demo/report.md" in out
     assert (exp / "det.png").is_file() and (exp / "report.md").is_file()
+
+
+def test_demo_on_a_dask_cluster_gives_the_same_experiment(tmp_path: Path) -> None:
+    """compute.backend=dask runs extraction, the UBM E-step and scoring on 2 local workers."""
+    import pytest
+
+    pytest.importorskip("dask.distributed")
+    tiny = [
+        "--set",
+        "ubm.n_components=8",
+        "--set",
+        "ubm.iterations_per_stage=[1, 2]",
+        "--set",
+        "ubm.final_max_iterations=2",
+        "--no-progress",
+    ]
+    assert main(["demo", "--out", str(tmp_path / "local"), *tiny]) == 0
+    dask = ["--set", "compute.backend=dask", "--set", "compute.n_workers=2"]
+    assert main(["demo", "--out", str(tmp_path / "dask"), *tiny, *dask]) == 0
+    for name in ("features/background.h5", "features/test.h5"):
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes()
+    local = (tmp_path / "local" / "scores" / "raw.txt").read_text().split("\n")
+    dist = (tmp_path / "dask" / "scores" / "raw.txt").read_text().split("\n")
+    assert len(local) > 300
+    for a, b in zip(local, dist, strict=True):
+        if a:
+            ma, ta, sa = a.split()
+            mb, tb, sb = b.split()
+            assert (ma, ta) == (mb, tb) and abs(float(sa) - float(sb)) <= 1e-6 * max(
+                1.0, abs(float(sa))
+            )
