@@ -26,6 +26,7 @@ from writing one store at once.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -630,20 +631,47 @@ class _PartWriter:
                     self._tmp.unlink()
 
 
+class _OpenFiles:
+    """At most ``limit`` HDF5 files open for reading at once, least recently used closed.
+
+    The merge reads utterances in sorted id order; part files hold mostly consecutive ids
+    (batches are submitted in data-dir order), so a few open files suffice however many
+    part files a large extraction made, and neither memory (each open file has its own
+    metadata cache) nor file descriptors grow with the number of utterances.
+    """
+
+    def __init__(self, paths: list[Path], limit: int = 8) -> None:
+        self.paths = paths
+        self.limit = limit
+        self.open: collections.OrderedDict[int, h5py.File] = collections.OrderedDict()
+
+    def __getitem__(self, i: int) -> h5py.File:
+        f = self.open.pop(i, None)
+        if f is None:
+            if len(self.open) >= self.limit:
+                _, oldest = self.open.popitem(last=False)
+                oldest.close()
+            f = _small_metadata_cache(h5py.File(self.paths[i], "r"))
+        self.open[i] = f
+        return f
+
+    def close(self) -> None:
+        for f in self.open.values():
+            f.close()
+        self.open.clear()
+
+
 def _merge(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: int) -> int:
     """Write the old store plus the parts, in sorted id order, atomically onto ``out``."""
     from .h5io import atomic_path
 
-    sources: list[h5py.File] = []
+    paths = ([out] if out.exists() else []) + list(parts)
+    files = _OpenFiles(paths)
     try:
-        if out.exists():
-            sources.append(_small_metadata_cache(h5py.File(out, "r")))
-        for p in parts:
-            sources.append(_small_metadata_cache(h5py.File(p, "r")))
         # Names only (not h5py Dataset objects), so memory does not grow with the count.
         where: dict[str, tuple[int, str]] = {}
-        for i, f in enumerate(sources):
-            for name in f[GROUP].keys():
+        for i in range(len(paths)):
+            for name in files[i][GROUP].keys():
                 where.setdefault(_decode(name), (i, name))
         with atomic_path(out) as tmp:
             with h5py.File(tmp, "w") as dst:
@@ -653,7 +681,7 @@ def _merge(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: int) -
                 # depend on how the utterances were spread over part files.
                 for utt in sorted(where):
                     i, name = where[utt]
-                    ds = sources[i][GROUP][name]
+                    ds = files[i][GROUP][name]
                     attrs = ds.attrs
                     _write_utt(
                         group,
@@ -667,8 +695,7 @@ def _merge(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: int) -
                 os.fsync(fh.fileno())
         return len(where)
     finally:
-        for f in sources:
-            f.close()
+        files.close()
 
 
 def _attr_str(value: Any) -> str:

@@ -1,0 +1,35 @@
+from pathlib import Path
+
+import h5py
+from helpers_audio import make_datadir
+
+import gmmspeech.featstore as fs
+from gmmspeech.config import FeatureConfig
+
+
+def test_merge_of_many_parts_keeps_few_files_open(tmp_path: Path, monkeypatch) -> None:
+    data = make_datadir(tmp_path, n_utts=12)
+    cfg = FeatureConfig(n_mfcc=13)
+    fs.extract_to_store(data, tmp_path / "one.h5", cfg)
+
+    opened: list[int] = []
+    real_init = fs._OpenFiles.__init__
+
+    def small_lru(self, paths, limit=8):
+        real_init(self, paths, limit=2)
+
+    real_getitem = fs._OpenFiles.__getitem__
+
+    def counting_getitem(self, i):
+        f = real_getitem(self, i)
+        opened.append(len(self.open))
+        return f
+
+    monkeypatch.setattr(fs._OpenFiles, "__init__", small_lru)
+    monkeypatch.setattr(fs._OpenFiles, "__getitem__", counting_getitem)
+    report = fs.extract_to_store(data, tmp_path / "many.h5", cfg, batch_size=1)  # 12 part files
+    assert report.n_extracted == 12
+    assert max(opened) <= 2 and len(opened) >= 24
+    assert (tmp_path / "many.h5").read_bytes() == (tmp_path / "one.h5").read_bytes()
+    with h5py.File(tmp_path / "many.h5", "r") as f:
+        assert len(f["utts"]) == 12
