@@ -926,3 +926,69 @@ def dump_yaml(cfg: Any) -> str:
     data = to_dict(cfg)
     head = f"# resolved gmmspeech config; config_hash: {config_hash(data)}\n"
     return head + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+def load_sections(
+    path: str | os.PathLike[str] | None,
+    overrides: Sequence[str],
+    sections: dict[str, type],
+    *,
+    bare: str | None = None,
+) -> dict[str, Any]:
+    """Some sections of a config file, with ``--set`` overrides, typed and validated.
+
+    For commands that need part of an experiment config (``train-ubm``: ``ubm`` and
+    ``compute``; ``extract``: ``features`` and ``compute``). An experiment config file works
+    as it is; its other sections are checked for unknown names only.
+
+    Parameters
+    ----------
+    path : path-like or None
+        A YAML file (``yaml.safe_load``); None starts from the defaults.
+    overrides : sequence of str
+        ``section.key=value`` items.
+    sections : dict of str to dataclass type
+        The sections to build, e.g. ``{"ubm": UBMConfig}``.
+    bare : str, optional
+        A section whose keys may also be given at the top level of the file (when it has no
+        section names) and in undotted ``--set key=value`` items.
+
+    Returns
+    -------
+    dict of str to dataclass instance
+        One built config per requested section.
+
+    Raises
+    ------
+    ConfigError
+        Unknown section or key (with a suggestion), wrong type or invalid value, naming the
+        file:line or the ``--set`` item.
+    """
+    values: dict[str, Any] = {}
+    marks: dict[str, str] = {}
+    where = "config"
+    if path is not None:
+        values, marks = read_yaml(path)
+        where = str(path)
+    names = [f.name for f in dataclasses.fields(ExperimentConfig)]
+    if bare is not None:
+        if values and not any(k in names for k in values):
+            values = {bare: values}
+            marks = {f"{bare}.{k}": v for k, v in marks.items()}
+        overrides = [o if "." in o.partition("=")[0] else f"{bare}.{o}" for o in overrides]
+    raw: dict[str, str] = {}
+    values = apply_overrides(values, overrides, marks, raw)
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; sections are {names}"
+            raise ConfigError(f"{marks.get(str(key), where)}: unknown section {key!r}{hint}")
+    out: dict[str, Any] = {}
+    for name, cls in sections.items():
+        section = values.get(name) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{marks.get(name, where)}: {name}: expected a mapping of options")
+        out[name] = config_from_dict(
+            cls, section, where=where, marks=marks, raw=raw, prefix=f"{name}."
+        )
+    return out

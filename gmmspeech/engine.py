@@ -102,6 +102,12 @@ class LocalEngine:
     def close(self) -> None:
         pass
 
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return "LocalEngine()"
 

@@ -52,7 +52,16 @@ def test_extract_with_yaml_config_and_overrides(
 @pytest.mark.parametrize(
     "yaml_text,extra,needle",
     [
-        ("n_mfc: 13\n", [], "unknown feature option 'n_mfc'; did you mean 'n_mfcc'?"),
+        (
+            "n_mfc: 13\n",
+            [],
+            "c.yaml:1: unknown key 'features.n_mfc'; did you mean 'features.n_mfcc'?",
+        ),
+        (
+            "features:\n  n_mfcc: 13\nubmm: {}\n",
+            [],
+            "c.yaml:3: unknown section 'ubmm'; did you mean 'ubm'?",
+        ),
         ("n_mfcc: [1, 2\n", [], "not valid YAML"),
         ("", ["--set", "vad=maybe"], "vad: must be one of"),
         ("", ["--set", "novalue"], "expected KEY=VALUE"),
@@ -151,3 +160,14 @@ def test_kill_9_then_resume_gives_the_uninterrupted_store(tmp_path: Path) -> Non
         assert list(a) == list(b) and len(a) == 150
         for u in a:
             np.testing.assert_array_equal(a[u], b[u])
+
+
+def test_compute_section_chooses_the_workers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = make_datadir(tmp_path, n_utts=4)
+    assert main(["extract", str(data), str(tmp_path / "a.h5"), "--no-progress"]) == 0
+    opts = ["--set", "compute.backend=processes", "--set", "compute.n_workers=2", "--no-progress"]
+    assert main(["extract", str(data), str(tmp_path / "b.h5"), *opts]) == 0
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    capsys.readouterr()
+    assert main(["extract", str(data), str(tmp_path / "c.h5"), "--set", "compute.backend=mpi"]) == 1
+    assert "compute.backend" in capsys.readouterr().err

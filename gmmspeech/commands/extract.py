@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import difflib
+import contextlib
 import logging
-from pathlib import Path
+import os
 from typing import Any
 
-from ..config import FeatureConfig
-from ..errors import ConfigError
+from ..config import ComputeConfig, FeatureConfig, load_sections
+from ..engine import make_engine
 from ..featstore import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FAILED_FRACTION, extract_to_store
 
 NAME = "extract"
@@ -28,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="YAML",
         default=None,
         help="feature options: a YAML mapping of FeatureConfig fields, at the top level or "
-        "under a 'features:' key (default: FeatureConfig defaults)",
+        "under a 'features:' key (an experiment config works too; its 'compute:' section "
+        "chooses the workers) (default: FeatureConfig defaults)",
     )
     p.add_argument(
         "--set",
@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one feature option, e.g. --set n_mfcc=13 (repeatable; YAML values)",
+        help="override one option, e.g. --set n_mfcc=13 or --set compute.backend=dask "
+        "(repeatable; YAML values, type-checked)",
     )
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument(
@@ -56,66 +57,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def feature_config_from_mapping(values: Any, where: str) -> FeatureConfig:
-    """A FeatureConfig from a mapping, rejecting unknown keys with a suggestion."""
-    if values is None:
-        return FeatureConfig()
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping of feature options, got {values!r}")
-    names = [f.name for f in dataclasses.fields(FeatureConfig)]
-    for key in values:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {names}"
-            raise ConfigError(f"{where}: unknown feature option {key!r}{hint}")
-    return FeatureConfig(**values)
-
-
-def load_feature_config(path: str | None, overrides: list[str]) -> FeatureConfig:
-    """Read ``--config`` (YAML, ``yaml.safe_load``) and apply ``--set key=value`` overrides."""
-    import yaml
-
-    values: dict[str, Any] = {}
-    where = "--config"
-    if path is not None:
-        p = Path(path)
-        where = str(p)
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read the config ({exc.strerror or exc})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-        if loaded is not None:
-            if not isinstance(loaded, dict):
-                raise ConfigError(f"{p}: expected a mapping of feature options")
-            section = loaded.get("features", loaded)
-            if not isinstance(section, dict):
-                raise ConfigError(f"{p}: 'features' must be a mapping of feature options")
-            values = dict(section)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
-        key = key.strip().removeprefix("features.")
-        try:
-            values[key] = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item}: the value is not valid YAML ({exc})") from None
-    return feature_config_from_mapping(values, where)
+def load_feature_config(path: str | None, overrides: list[str]) -> tuple[FeatureConfig, Any]:
+    """The ``features`` (also accepted at the top level / undotted) and ``compute`` sections."""
+    got = load_sections(
+        path, overrides, {"features": FeatureConfig, "compute": ComputeConfig}, bare="features"
+    )
+    return got["features"], got["compute"]
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_feature_config(args.config, args.overrides)
-    report = extract_to_store(
-        args.datadir,
-        args.output,
-        cfg,
-        jobs=args.jobs,
-        max_failed_fraction=args.max_failed,
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-    )
+    cfg, compute = load_feature_config(args.config, args.overrides)
+    jobs = args.jobs
+    if compute.backend == "processes" and jobs == 1:
+        jobs = compute.n_workers or os.cpu_count() or 1
+    with contextlib.ExitStack() as stack:
+        engine = None
+        if compute.backend == "dask":
+            engine = stack.enter_context(
+                make_engine(
+                    "dask",
+                    n_workers=compute.n_workers,
+                    scheduler_address=compute.scheduler_address,
+                    threads_per_worker=compute.threads_per_worker,
+                )
+            )
+        report = extract_to_store(
+            args.datadir,
+            args.output,
+            cfg,
+            jobs=jobs,
+            max_failed_fraction=args.max_failed,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+            engine=engine,
+        )
     rtf = report.audio_seconds / report.seconds if report.seconds > 0 else float("nan")
     print(
         f"{args.output}: {report.n_extracted} extracted, {report.n_existing} already there, "

@@ -8,15 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..config import (
-    ComputeConfig,
-    ExperimentConfig,
-    UBMConfig,
-    apply_overrides,
-    config_from_dict,
-    read_yaml,
-)
-from ..errors import ConfigError, DataError
+from ..config import ComputeConfig, UBMConfig
+from ..config import load_sections as config_sections
+from ..errors import DataError
 
 NAME = "train-ubm"
 HELP = "train a UBM (binary splitting + EM) on the frames of feature stores"
@@ -60,46 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_sections(path: str | None, overrides: list[str]) -> tuple[UBMConfig, ComputeConfig]:
     """The ``ubm`` and ``compute`` sections of a config file plus ``--set`` overrides."""
-    values: dict[str, Any] = {}
-    marks: dict[str, str] = {}
-    where = "config"
-    if path is not None:
-        values, marks = read_yaml(path)
-        where = path
-    raw: dict[str, str] = {}
-    values = apply_overrides(values, overrides, marks, raw)
-    names = [f.name for f in ExperimentConfig.__dataclass_fields__.values()]
-    for key in values:
-        if key not in names:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{marks.get(str(key), where)}: unknown key {key!r}{hint}")
-    ubm = config_from_dict(
-        UBMConfig,
-        _section(values, "ubm", marks, where),
-        where=where,
-        marks=marks,
-        raw=raw,
-        prefix="ubm.",
-    )
-    compute = config_from_dict(
-        ComputeConfig,
-        _section(values, "compute", marks, where),
-        where=where,
-        marks=marks,
-        raw=raw,
-        prefix="compute.",
-    )
-    return ubm, compute
-
-
-def _section(values: dict[str, Any], key: str, marks: dict[str, str], where: str) -> Any:
-    section = values.get(key) or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{marks.get(key, where)}: {key}: expected a mapping of options")
-    return section
+    got = config_sections(path, overrides, {"ubm": UBMConfig, "compute": ComputeConfig})
+    return got["ubm"], got["compute"]
 
 
 def _train(args: argparse.Namespace, views: list[Any], ubm_cfg: Any, compute: Any) -> Any:
