@@ -201,6 +201,51 @@ def _subsample_in_memory(X: Any, every: int, fraction: float | None, seed: int) 
     return out
 
 
+class Moments:
+    """Count, mean and sum of squared deviations of frames (float64); adds with ``+``.
+
+    ``+`` is Chan's pairwise merge, so moments of shards computed anywhere combine exactly
+    as a map-reduce (``var = m2 / n``).
+    """
+
+    def __init__(self, n: int, mean: np.ndarray, m2: np.ndarray) -> None:
+        self.n, self.mean, self.m2 = n, mean, m2
+
+    @classmethod
+    def of(cls, block: np.ndarray) -> Moments:
+        """Moments of one (n, D) block."""
+        b = block.astype(np.float64)
+        mean = b.mean(axis=0) if b.shape[0] else np.zeros(b.shape[1])
+        return cls(int(b.shape[0]), mean, ((b - mean) ** 2).sum(axis=0))
+
+    def __add__(self, other: Moments) -> Moments:
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        tot = self.n + other.n
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / tot)
+        m2 = self.m2 + other.m2 + delta**2 * (self.n * other.n / tot)
+        return Moments(tot, mean, m2)
+
+    @property
+    def var(self) -> np.ndarray:
+        """Population variance, shape (D,)."""
+        return self.m2 / max(self.n, 1)
+
+
+def shard_moments(shard: Any, chunk_size: int) -> Moments:
+    """Moments of every frame of a source or shard (anything with ``chunks``); a map task."""
+    total: Moments | None = None
+    for block in shard.chunks(chunk_size):
+        m = Moments.of(block)
+        total = m if total is None else total + m
+    if total is None:
+        raise DataError("no frames in a shard")
+    return total
+
+
 def global_moments(source: FrameSource, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of every frame of a source, in float64 (Chan's pairwise merge).
 
@@ -209,22 +254,8 @@ def global_moments(source: FrameSource, chunk_size: int) -> tuple[np.ndarray, np
     mean : ndarray, shape (D,)
     var : ndarray, shape (D,)
     """
-    n = 0
-    mean = np.zeros(source.n_features)
-    m2 = np.zeros(source.n_features)
-    for block in source.chunks(chunk_size):
-        b = block.astype(np.float64)
-        nb = b.shape[0]
-        if nb == 0:
-            continue
-        mb = b.mean(axis=0)
-        m2b = ((b - mb) ** 2).sum(axis=0)
-        delta = mb - mean
-        tot = n + nb
-        mean = mean + delta * (nb / tot)
-        m2 = m2 + m2b + delta**2 * (n * nb / tot)
-        n = tot
-    return mean, m2 / max(n, 1)
+    m = shard_moments(source, chunk_size)
+    return m.mean, m.var
 
 
 def _subsample_mask(utt_id: str, n: int, every: int, fraction: float | None, seed: int) -> Any:

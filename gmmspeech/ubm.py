@@ -22,7 +22,7 @@ import numpy as np
 from .config import UBMConfig, config_hash, to_dict
 from .engine import Engine, LocalEngine, map_reduce
 from .errors import ConfigError, ConvergenceWarning, DataError, ModelFormatError
-from .framesource import FrameSource, as_source, global_moments
+from .framesource import FrameSource, Moments, as_source, shard_moments
 from .gmm import DiagGMM
 from .stats import SufficientStats, accumulate
 
@@ -387,7 +387,10 @@ def train_ubm(
             f"n_components <= {suggestion} or more data"
         )
     step = cfg.chunk_size
-    mean, var = global_moments(source, step)
+    engine = engine if engine is not None else LocalEngine()
+    shards = source.shards(cfg.shard_frames)
+    moments: Moments = map_reduce(engine, shard_moments, shards, step)  # workers read the data
+    mean, var = moments.mean, moments.var
     if not (var > 0).any():
         raise DataError(
             f"X: all {source.n_frames} frames are identical; a GMM needs some spread in the data"
@@ -409,8 +412,6 @@ def train_ubm(
         )
 
     sizes = split_plan(k_target)
-    engine = engine if engine is not None else LocalEngine()
-    shards = source.shards(cfg.shard_frames)
     gmm = make([1.0], mean[None, :], np.maximum(var, floor)[None, :], [])
     start_stage = 0
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None

@@ -135,3 +135,17 @@ def test_missing_dask_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_dask)
     with pytest.raises(ConfigError, match=r"pip install 'gmmspeech\[dask\]'"):
         make_engine("dask")
+
+
+def test_moments_merge_like_one_pass():
+    from gmmspeech.framesource import Moments, shard_moments
+
+    X = data(seed=4).astype(np.float64) * 30 + 1000  # far from zero: the merge must not cancel
+    shards = ArraySource(X.astype(np.float32)).shards(1700)
+    total = map_reduce(LocalEngine(), shard_moments, shards, 256)
+    ref = X.astype(np.float32).astype(np.float64)
+    assert total.n == len(X)
+    np.testing.assert_allclose(total.mean, ref.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(total.var, ref.var(axis=0), rtol=1e-10)
+    empty = Moments(0, np.zeros(5), np.zeros(5))
+    assert (empty + total).n == total.n and (total + empty).n == total.n
