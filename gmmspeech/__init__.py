@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "split_speakers": "datadir",
     "make_trials": "datadir",
     "FeatureStore": "featstore",
-    "extract_to_store": "featstore",
+    "extract_to_store": "extraction",
     # where work runs (issue 6)
     "LocalEngine": "engine",
     "ProcessEngine": "engine",
@@ -90,7 +90,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ModelFormatError,
         ModelMismatchError,
     )
-    from .featstore import FeatureStore, extract_to_store
+    from .extraction import extract_to_store
+    from .featstore import FeatureStore
     from .features import extract_features
     from .gmm import DiagGMM
     from .map import map_adapt

@@ -1,18 +1,11 @@
-"""HDF5 feature archive: one dataset per utterance, written so a kill never corrupts it.
+"""``extract_to_store``: features of a data directory into a store, resumably and safely.
 
-Layout of a store ``OUT.h5``: the standard attributes (``format = "gmmspeech.FeatureStore"``,
-``format_version``, ``gmmspeech_version``, ``config`` = the :class:`FeatureConfig` as JSON),
-plus ``config_hash`` and ``n_features``; a group ``utts`` with one float32 dataset
-``(n_frames, n_features)`` per utterance (the id percent-encoded where it holds ``%``, ``/``
-or a leading ``.``), with attributes ``n_frames_total`` (before the VAD), ``duration``
-(seconds of audio) and ``source`` (the audio path).
+Crash safety. HDF5 is not journalled: a process killed while an HDF5 file is open for
+writing can leave it unreadable. So no file is ever written in place under its final name:
 
-Crash safety (:func:`extract_to_store`). HDF5 is not journalled: a process killed while an
-HDF5 file is open for writing can leave it unreadable. So no file is ever written in place
-under its final name:
-
-* finished utterances go into *part files* ``OUT.h5.parts/part-NNNNNN.h5``, each written
-  under a temporary name and renamed when complete (every ``batch_size`` utterances);
+* finished utterances go into *part files* ``OUT.h5.parts/part-NNNNNN.h5`` (each a small
+  store of its own), written under a temporary name and renamed when complete (every
+  ``batch_size`` utterances);
 * when all utterances are done, the old store (if any) and the parts are merged, in sorted
   id order, into a temporary file that is renamed onto ``OUT.h5``; then the parts are
   deleted.
@@ -20,8 +13,11 @@ under its final name:
 A run killed at any moment (``kill -9`` included) leaves the previous ``OUT.h5`` (or none),
 complete part files, and at most a stray temporary file, which the next run deletes. The
 next run skips every utterance already in the store or a part file and finishes the job;
-the merged store is the same as that of an uninterrupted run. A lock file stops two runs
-from writing one store at once.
+the merged store is the same, byte for byte, as that of an uninterrupted run. A lock file
+stops two runs from writing one store at once.
+
+Workers (processes of a pool, or an engine's) compute features and return arrays; only
+this process writes.
 """
 
 from __future__ import annotations
@@ -32,12 +28,10 @@ import dataclasses
 import logging
 import os
 import time
-import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import h5py
@@ -46,13 +40,20 @@ import numpy as np
 from .config import FeatureConfig, config_hash, to_dict
 from .datadir import DataDir
 from .errors import ConfigError, DataError, GmmSpeechError, ModelFormatError
-from .h5io import from_json, open_checked, write_header
+from .featstore import (
+    FORMAT,
+    FORMAT_VERSION,
+    GROUP,
+    StoreWriter,
+    UttInfo,
+    config_differences,
+    read_frames,
+    read_index,
+    small_metadata_cache,
+)
+from .h5io import from_json, open_checked
 
 log = logging.getLogger(__name__)
-
-FORMAT = "gmmspeech.FeatureStore"
-FORMAT_VERSION = 1
-GROUP = "utts"
 
 #: Utterances per part file (a kill loses at most this much work).
 DEFAULT_BATCH_SIZE = 256
@@ -60,204 +61,6 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_MAX_FAILED_FRACTION = 0.05
 
 
-def _encode(utt_id: str) -> str:
-    name = utt_id.replace("%", "%25").replace("/", "%2F")
-    if name.startswith("."):
-        name = "%2E" + name[1:]
-    return name
-
-
-def _decode(name: str) -> str:
-    return urllib.parse.unquote(name)
-
-
-def config_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
-    """Human-readable differences between two feature-config dicts (``key: a vs b``)."""
-    out = []
-    for key in sorted(set(stored) | set(wanted)):
-        a, b = stored.get(key, "<absent>"), wanted.get(key, "<absent>")
-        if a != b:
-            out.append(f"{key}: {a!r} in the store vs {b!r} requested")
-    return out
-
-
-class FeatureStore(Mapping[str, np.ndarray]):
-    """Read-only view of a feature archive written by :func:`extract_to_store`.
-
-    A mapping ``utt_id -> ndarray (n_frames, n_features) float32``, iterated in sorted id
-    order, and a frame source (:meth:`chunks`) for UBM training. Keep it out of forked
-    processes (open it in the worker instead); close it, or use it as a context manager.
-
-    Parameters
-    ----------
-    path : path-like
-        The ``.h5`` store.
-    utt_ids : iterable of str, optional
-        Restrict the view to these utterances (each must be in the store).
-
-    Attributes
-    ----------
-    path : Path
-    config : FeatureConfig
-        The feature configuration the store was extracted with.
-    config_hash : str
-    n_features : int
-    n_frames : int
-        Frames over the utterances of the view.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], utt_ids: Iterable[str] | None = None) -> None:
-        self.path = Path(path)
-        if not self.path.exists() and _parts_dir(self.path).is_dir():
-            raise DataError(
-                f"{self.path}: not finished: an extraction into it was interrupted; run "
-                f"`gmmspeech extract` again with the same arguments to complete it"
-            )
-        self._f: h5py.File | None = _small_metadata_cache(
-            open_checked(self.path, FORMAT, FORMAT_VERSION, DataError)
-        )
-        self._owner = True
-        try:
-            self._init_from_file(utt_ids)
-        except BaseException:
-            self.close()
-            raise
-
-    @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> FeatureStore:
-        """Open a store (same as ``FeatureStore(path)``)."""
-        return cls(path)
-
-    def _init_from_file(self, utt_ids: Iterable[str] | None) -> None:
-        f = self._file
-        raw = from_json(f.attrs.get("config"), {})
-        try:
-            self.config = FeatureConfig(**raw)
-        except (TypeError, ConfigError) as exc:
-            raise DataError(
-                f"{self.path}: its feature config cannot be read by this gmmspeech ({exc})"
-            ) from None
-        self.config_hash = str(f.attrs.get("config_hash", config_hash(raw)))
-        self.n_features = int(f.attrs.get("n_features", self.config.n_features))
-        group = f.get(GROUP)
-        if not isinstance(group, h5py.Group):
-            raise DataError(f"{self.path}: no {GROUP!r} group; not a complete feature store")
-        self._group = group
-        names = {_decode(n): n for n in group.keys()}
-        if utt_ids is None:
-            self._names = dict(sorted(names.items()))
-        else:
-            wanted = list(dict.fromkeys(utt_ids))
-            missing = [u for u in wanted if u not in names]
-            if missing:
-                raise DataError(
-                    f"{self.path}: {len(missing)} utterance(s) not in the store, e.g. "
-                    f"{missing[:3]}; extract them first"
-                )
-            self._names = {u: names[u] for u in sorted(wanted)}
-        self.n_frames = int(sum(group[n].shape[0] for n in self._names.values()))
-
-    @property
-    def _file(self) -> h5py.File:
-        if self._f is None:
-            raise DataError(f"{self.path}: the store is closed")
-        return self._f
-
-    # ---------------------------------------------------------------- mapping
-    def __getitem__(self, utt_id: str) -> np.ndarray:
-        name = self._names.get(utt_id)
-        if name is None:
-            raise KeyError(utt_id)
-        self._file  # noqa: B018 - raises if closed
-        return np.asarray(self._group[name][()], dtype=np.float32)
-
-    def __contains__(self, utt_id: object) -> bool:
-        return utt_id in self._names
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __repr__(self) -> str:
-        return (
-            f"FeatureStore({str(self.path)!r}, {len(self)} utterances, {self.n_frames} frames "
-            f"x {self.n_features} features, config_hash={self.config_hash})"
-        )
-
-    def num_frames(self, utt_id: str) -> int:
-        """Frames of one utterance (without reading them)."""
-        name = self._names.get(utt_id)
-        if name is None:
-            raise KeyError(utt_id)
-        return int(self._group[name].shape[0])
-
-    def info(self, utt_id: str) -> dict[str, Any]:
-        """``n_frames``, ``n_frames_total`` (before VAD), ``duration`` (s) and ``source``."""
-        name = self._names.get(utt_id)
-        if name is None:
-            raise KeyError(utt_id)
-        ds = self._group[name]
-        out: dict[str, Any] = {"n_frames": int(ds.shape[0])}
-        for key in ("n_frames_total", "duration", "source"):
-            value = ds.attrs.get(key)
-            out[key] = value.decode() if isinstance(value, bytes) else value
-        if out["n_frames_total"] is not None:
-            out["n_frames_total"] = int(out["n_frames_total"])
-        if out["duration"] is not None:
-            out["duration"] = float(out["duration"])
-        return out
-
-    def select(self, utt_ids: Iterable[str]) -> FeatureStore:
-        """A view of some utterances (shares this store's file; closing it is a no-op)."""
-        view = object.__new__(FeatureStore)
-        view.path = self.path
-        view._f = self._file
-        view._owner = False
-        view._init_from_file(utt_ids)
-        return view
-
-    # ------------------------------------------------------------ frame source
-    def chunks(self, chunk_size: int = 8192) -> Iterator[np.ndarray]:
-        """Yield the frames of every utterance, in sorted id order, in float32 blocks.
-
-        Parameters
-        ----------
-        chunk_size : int
-            Frames per block; every block but the last holds exactly this many.
-
-        Yields
-        ------
-        ndarray, shape (<= chunk_size, n_features), float32
-            The buffer is reused: copy a block to keep it.
-        """
-        if chunk_size < 1:
-            raise ConfigError(f"chunk_size: must be >= 1, got {chunk_size!r}")
-        from .framesource import pack_blocks
-
-        yield from pack_blocks((self[u] for u in self._names), chunk_size, self.n_features)
-
-    # ---------------------------------------------------------------- closing
-    def close(self) -> None:
-        """Close the file (views leave it open for their parent)."""
-        if self._f is not None and self._owner:
-            self._f.close()
-        self._f = None
-
-    def __enter__(self) -> FeatureStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-# =============================================================================== writing
 def _parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
@@ -270,42 +73,6 @@ def log_path_for(out: str | os.PathLike[str]) -> Path:
     """The extraction log written next to a store: ``OUT.h5.log``."""
     p = Path(out)
     return p.with_name(p.name + ".log")
-
-
-def _small_metadata_cache(f: h5py.File, size: int = 1 << 20) -> h5py.File:
-    """Cap HDF5's adaptive metadata cache of ``f`` (default up to 32 MiB per open file).
-
-    Extraction and merging touch every utterance's object header once; with the default
-    cache the memory of a merge would grow with the number of utterances and part files.
-    """
-    config = f.id.get_mdc_config()
-    config.set_initial_size = True
-    config.initial_size = size
-    config.min_size = size // 2
-    config.max_size = size
-    f.id.set_mdc_config(config)
-    return f
-
-
-def _write_store_header(f: h5py.File, cfg: dict[str, Any], n_features: int) -> h5py.Group:
-    write_header(f, FORMAT, FORMAT_VERSION, cfg)
-    f.attrs["config_hash"] = config_hash(cfg)
-    f.attrs["n_features"] = int(n_features)
-    return f.create_group(GROUP, track_order=False)
-
-
-def _write_utt(
-    group: h5py.Group,
-    utt_id: str,
-    feats: np.ndarray,
-    n_frames_total: int,
-    duration: float,
-    source: str,
-) -> None:
-    ds = group.create_dataset(_encode(utt_id), data=feats, dtype=np.float32, track_times=False)
-    ds.attrs["n_frames_total"] = int(n_frames_total)
-    ds.attrs["duration"] = float(duration)
-    ds.attrs["source"] = str(source)
 
 
 @dataclasses.dataclass
@@ -544,9 +311,7 @@ def _scan_existing(
         try:
             with open_checked(out, FORMAT, FORMAT_VERSION, DataError) as f:
                 _check_config(out, f, cfg_dict, "the existing store")
-                group = f.get(GROUP)
-                if isinstance(group, h5py.Group):
-                    in_store = {_decode(n) for n in group.keys()}
+                in_store = set(read_index(f, out))
         except DataError as exc:
             raise DataError(
                 f"{exc}; it will not be overwritten: move or delete it, or choose another "
@@ -567,7 +332,7 @@ def _scan_existing(
                 continue
             with f:
                 _check_config(p, f, cfg_dict, "an interrupted extraction into this store")
-                ids = {_decode(n) for n in f[GROUP].keys()}
+                ids = set(read_index(f, p))
             if ids <= in_store:  # already merged by a run killed before its clean-up
                 p.unlink()
                 continue
@@ -594,28 +359,25 @@ class _PartWriter:
         existing = [int(p.stem.split("-")[1]) for p in parts.glob("part-*.h5")]
         self.next_index = max(existing, default=-1) + 1
         self._f: h5py.File | None = None
-        self._group: h5py.Group | None = None
-        self._count = 0
+        self._writer: StoreWriter | None = None
         self._tmp: Path | None = None
 
     def add(self, utt: str, feats: np.ndarray, n_total: int, dur: float, source: str) -> None:
-        if self._f is None:
+        if self._writer is None:
             self._tmp = self.parts / f".part-{self.next_index:06d}.h5.tmp"
-            self._f = _small_metadata_cache(h5py.File(self._tmp, "w"))
-            self._group = _write_store_header(self._f, self.cfg, self.n_features)
-            self._count = 0
-        assert self._group is not None
-        _write_utt(self._group, utt, feats, n_total, dur, source)
-        self._count += 1
-        if self._count >= self.batch:
+            self._f = small_metadata_cache(h5py.File(self._tmp, "w"))
+            self._writer = StoreWriter(self._f, self.cfg, self.n_features)
+        self._writer.add(utt, feats, n_total, dur, source)
+        if len(self._writer.rows) >= self.batch:
             self.finish_part()
 
     def finish_part(self) -> None:
-        if self._f is None:
+        if self._f is None or self._writer is None:
             return
         assert self._tmp is not None
+        self._writer.finish()
         self._f.close()
-        self._f = None
+        self._f, self._writer = None, None
         with open(self._tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(self._tmp, self.parts / f"part-{self.next_index:06d}.h5")
@@ -625,7 +387,7 @@ class _PartWriter:
         if self._f is not None:
             with contextlib.suppress(Exception):
                 self._f.close()
-            self._f = None
+            self._f, self._writer = None, None
             if self._tmp is not None:
                 with contextlib.suppress(OSError):
                     self._tmp.unlink()
@@ -637,26 +399,35 @@ class _OpenFiles:
     The merge reads utterances in sorted id order; part files hold mostly consecutive ids
     (batches are submitted in data-dir order), so a few open files suffice however many
     part files a large extraction made, and neither memory (each open file has its own
-    metadata cache) nor file descriptors grow with the number of utterances.
+    metadata cache) nor file descriptors grow with the number of utterances. Indexing
+    gives the ``utts`` group of a file.
     """
 
     def __init__(self, paths: list[Path], limit: int = 8) -> None:
         self.paths = paths
         self.limit = limit
-        self.open: collections.OrderedDict[int, h5py.File] = collections.OrderedDict()
+        self.open: collections.OrderedDict[int, tuple[h5py.File, h5py.Group]] = (
+            collections.OrderedDict()
+        )
 
-    def __getitem__(self, i: int) -> h5py.File:
-        f = self.open.pop(i, None)
-        if f is None:
+    def __getitem__(self, i: int) -> h5py.Group:
+        entry = self.open.pop(i, None)
+        if entry is None:
             if len(self.open) >= self.limit:
-                _, oldest = self.open.popitem(last=False)
+                _, (oldest, _) = self.open.popitem(last=False)
                 oldest.close()
-            f = _small_metadata_cache(h5py.File(self.paths[i], "r"))
-        self.open[i] = f
-        return f
+            f = small_metadata_cache(h5py.File(self.paths[i], "r"))
+            entry = (f, f[GROUP])
+        self.open[i] = entry
+        return entry[1]
+
+    def index(self, i: int) -> dict[str, UttInfo]:
+        """The index of file ``i``."""
+        self[i]
+        return read_index(self.open[i][0], self.paths[i])
 
     def close(self) -> None:
-        for f in self.open.values():
+        for f, _ in self.open.values():
             f.close()
         self.open.clear()
 
@@ -668,38 +439,32 @@ def _merge(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: int) -
     paths = ([out] if out.exists() else []) + list(parts)
     files = _OpenFiles(paths)
     try:
-        # Names only (not h5py Dataset objects), so memory does not grow with the count.
-        where: dict[str, tuple[int, str]] = {}
+        # Index rows only (names, not h5py objects), so memory stays small per utterance.
+        where: dict[str, tuple[int, UttInfo]] = {}
         for i in range(len(paths)):
-            for name in files[i][GROUP].keys():
-                where.setdefault(_decode(name), (i, name))
+            for utt, row in files.index(i).items():
+                where.setdefault(utt, (i, row))
         with atomic_path(out) as tmp:
             with h5py.File(tmp, "w") as dst:
-                _small_metadata_cache(dst)
-                group = _write_store_header(dst, cfg, n_features)
-                # Rewritten (not h5o.copy'd) in sorted order, so the file's bytes do not
-                # depend on how the utterances were spread over part files.
+                small_metadata_cache(dst)
+                writer = StoreWriter(dst, cfg, n_features)
+                # Rewritten (not copied object by object) in sorted order, so the file's
+                # bytes do not depend on how the utterances were spread over part files.
                 for utt in sorted(where):
-                    i, name = where[utt]
-                    ds = files[i][GROUP][name]
-                    attrs = ds.attrs
-                    _write_utt(
-                        group,
+                    i, row = where[utt]
+                    writer.add(
                         utt,
-                        ds[()],
-                        int(attrs["n_frames_total"]),
-                        float(attrs["duration"]),
-                        _attr_str(attrs["source"]),
+                        read_frames(files[i], row.name),
+                        row.n_frames_total,
+                        row.duration,
+                        row.source,
                     )
+                writer.finish()
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
         return len(where)
     finally:
         files.close()
-
-
-def _attr_str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _write_log(report: ExtractReport, cfg: dict[str, Any], jobs: int) -> None:
@@ -783,6 +548,9 @@ def extract_to_store(
         raise ConfigError(f"max_failed_fraction: must be in [0, 1], got {max_failed_fraction!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+    from .spectral import window
+
+    window(cfg.window, cfg.win_length)  # a bad window name fails here, not per utterance
     dd = data if isinstance(data, DataDir) else DataDir.read(data, check_audio=False)
     out_path = Path(out)
     _check_output_folder(out_path)
@@ -902,58 +670,6 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_FAILED_FRACTION",
     "ExtractReport",
-    "FeatureStore",
-    "config_differences",
     "extract_to_store",
     "log_path_for",
 ]
-
-
-def write_store(
-    path: str | os.PathLike[str],
-    features: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]],
-    config: FeatureConfig | None = None,
-) -> int:
-    """Write ready-made feature arrays as a feature store (atomically).
-
-    For features computed elsewhere, or synthetic ones (tests, benchmarks). Arrays are
-    written one at a time, so an iterator of ``(utt_id, array)`` pairs can be larger than
-    memory.
-
-    Parameters
-    ----------
-    path : path-like
-        The ``.h5`` file to create (replaced if it exists).
-    features : mapping or iterable of (str, ndarray (n_frames, n_features))
-        Utterance ids and their frames.
-    config : FeatureConfig, optional
-        The configuration recorded in the store (default ``FeatureConfig()``); its
-        ``n_features`` need not match the arrays, whose width is recorded separately.
-
-    Returns
-    -------
-    int
-        Number of utterances written.
-    """
-    from .frames import as_frames
-    from .h5io import atomic_path
-
-    cfg = to_dict(config if config is not None else FeatureConfig())
-    items = features.items() if isinstance(features, Mapping) else features
-    seen: set[str] = set()
-    n_features: int | None = None
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            group: h5py.Group | None = None
-            for utt_id, arr in items:
-                if utt_id in seen:
-                    raise DataError(f"{path}: duplicate utterance id {utt_id!r}")
-                seen.add(utt_id)
-                x = as_frames(arr, n_features, name=f"utterance {utt_id!r}")
-                if group is None:
-                    n_features = x.shape[1]
-                    group = _write_store_header(f, cfg, n_features)
-                _write_utt(group, utt_id, x, x.shape[0], 0.0, "array")
-            if group is None:
-                raise DataError(f"{path}: no utterances to write")
-    return len(seen)

@@ -1,24 +1,25 @@
-"""Acoustic features: MFCC (librosa) + deltas + energy VAD + CMVN or feature warping.
+"""Acoustic features: MFCC + deltas + energy VAD + CMVN or feature warping.
 
 The pipeline of :func:`extract_features` for one utterance:
 
 1. resample to ``config.sample_rate`` if needed (logged);
 2. frame ``t`` covers samples ``[t * hop, t * hop + win)`` (no edge padding, as Kaldi's
    ``snip-edges``), so there are ``1 + (n_samples - win) // hop`` frames;
-3. MFCCs: pre-emphasis, :func:`librosa.stft` with the window centred in ``n_fft`` samples,
-   power spectrum, mel filterbank (:func:`librosa.filters.mel`), :func:`librosa.power_to_db`,
-   orthonormal DCT-II; c0 is kept or replaced by the log frame energy;
+3. MFCCs as ``librosa.feature.mfcc`` defines them: pre-emphasis, windowed power spectrum,
+   Slaney mel filterbank, ``power_to_db``, orthonormal DCT-II; c0 is kept or replaced by
+   the log frame energy. The blocks are numpy code in :mod:`gmmspeech.spectral` (checked
+   against librosa by the tests) because importing librosa's spectral stack costs about
+   1.3 s per process;
 4. deltas and delta-deltas by linear regression over ``+-delta_window`` frames;
 5. VAD on the raw frame energy in dBFS (see :class:`~gmmspeech.config.FeatureConfig`);
 6. normalisation over the kept frames (CMN, CMVN, sliding, or feature warping).
 
-librosa returns ``(n_mfcc, n_frames)``; it is transposed once, here, to the project's
-``(n_frames, n_features)`` layout. Every array returned is float32.
+Arrays are ``(n_frames, n_features)`` throughout (librosa's layout is the transpose); every
+array returned is float32.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
@@ -32,27 +33,7 @@ log = logging.getLogger(__name__)
 _ENERGY_FLOOR = 1e-20  # mean square floor: -200 dBFS, so digital silence stays finite
 _LOG_ENERGY_FLOOR = 1e-10  # sum-of-squares floor for energy="log_energy"
 _STD_FLOOR = 1e-6
-
-
-@functools.lru_cache(maxsize=16)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
-    import librosa
-
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
-    basis = np.ascontiguousarray(basis, dtype=np.float32)
-    basis.setflags(write=False)
-    return basis
-
-
-@functools.lru_cache(maxsize=16)
-def _dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
-    """Rows 0..n_mfcc-1 of the orthonormal DCT-II of size n_mels (scipy's definition)."""
-    import scipy.fft
-
-    mat = scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc]
-    mat = np.ascontiguousarray(mat, dtype=np.float32)
-    mat.setflags(write=False)
-    return mat
+_SPECTRUM_BLOCK = 2048  # frames per FFT block
 
 
 def _check_signal(signal: Any, sample_rate: Any) -> tuple[np.ndarray, int]:
@@ -135,41 +116,35 @@ def mfcc(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
         The same as ``librosa.feature.mfcc`` of the pre-emphasised signal padded by
         ``(n_fft - win_length) // 2`` zeros on the left and the rest of ``n_fft - win_length``
         on the right, with ``center=False`` and this config's window, mel and DCT settings,
-        transposed. With ``energy="log_energy"`` column 0 holds ``ln(sum x^2)`` of the raw
-        frame instead of c0.
+        transposed to frames x coefficients (computed with :mod:`gmmspeech.spectral`). With
+        ``energy="log_energy"`` column 0 holds ``ln(sum x^2)`` of the raw frame instead of c0.
     """
-    import librosa
+    from .spectral import dct_matrix, log_power, mel_filterbank, power_spectrum, window
 
-    win, hop, n_fft = config.win_length, config.hop_length, config.fft_size
+    win, n_fft = config.win_length, config.fft_size
     y = np.asarray(signal, dtype=np.float32)
-    # Pre-emphasis written straight into the zero-padded buffer librosa frames: the window
-    # (win samples) sits centred in each n_fft-sample frame, so ``left`` zeros in front make
-    # frame t's window start at sample t * hop.
-    left = (n_fft - win) // 2
-    n = y.shape[0]
-    emph = np.zeros(n + n_fft - win, dtype=np.float32)
-    body = emph[left : left + n]
     a = np.float32(config.pre_emphasis)
-    if a != 0:
-        body[0] = y[0] * (np.float32(1.0) - a)
-        np.multiply(y[:-1], -a, out=body[1:])
-        body[1:] += y[1:]
+    if a != 0 and y.shape[0]:
+        emph = np.empty_like(y)
+        emph[0] = y[0] * (np.float32(1.0) - a)
+        np.multiply(y[:-1], -a, out=emph[1:])
+        emph[1:] += y[1:]
     else:
-        body[:] = y
-    spec = librosa.stft(
-        emph, n_fft=n_fft, hop_length=hop, win_length=win, window=config.window, center=False
-    )
-    power = np.abs(spec)
-    np.square(power, out=power)
-    mel = _mel_basis(config.sample_rate, n_fft, config.n_mels, config.fmin, config.fmax) @ power
-    logmel = librosa.power_to_db(mel, top_db=config.top_db)
-    ceps = _dct_matrix(config.n_mfcc, config.n_mels) @ logmel  # (n_mfcc, n_frames)
-    out = np.ascontiguousarray(ceps.T, dtype=np.float32)  # the one transpose
+        emph = y
+    frames = frame_view(emph, config)
+    fb = mel_filterbank(config.sample_rate, n_fft, config.n_mels, config.fmin, config.fmax).T
+    w = window(config.window, win)
+    mel = np.empty((frames.shape[0], config.n_mels), dtype=np.float32)
+    for s in range(0, frames.shape[0], _SPECTRUM_BLOCK):  # memory O(block x n_fft)
+        block = frames[s : s + _SPECTRUM_BLOCK]
+        np.matmul(power_spectrum(block, w, n_fft), fb, out=mel[s : s + block.shape[0]])
+    logmel = log_power(mel, config.top_db)
+    out = logmel @ dct_matrix(config.n_mfcc, config.n_mels).T  # (n_frames, n_mfcc)
     if config.energy == "log_energy":
-        frames = frame_view(y, config)
-        energy = np.einsum("ij,ij->i", frames, frames)
+        raw = frame_view(y, config)
+        energy = np.einsum("ij,ij->i", raw, raw)
         out[:, 0] = np.log(np.maximum(energy, _LOG_ENERGY_FLOOR))
-    return out
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def add_deltas(x: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:

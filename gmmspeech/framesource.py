@@ -305,13 +305,13 @@ class StoreShard:
         """
         import h5py
 
-        from .featstore import GROUP, _encode, _small_metadata_cache
+        from .featstore import GROUP, encode_id, read_frames, small_metadata_cache
 
         with h5py.File(self.path, "r") as f:
-            _small_metadata_cache(f)
+            small_metadata_cache(f)
             group = f[GROUP]
             for utt in self.utt_ids:
-                a = np.asarray(group[_encode(utt)][()], dtype=COMPUTE_DTYPE)
+                a = read_frames(group, encode_id(utt))
                 keep = _subsample_mask(utt, a.shape[0], self.every, self.fraction, self.seed)
                 yield np.ascontiguousarray(a[keep])
 

@@ -437,7 +437,7 @@ class Experiment:
         return ["all"]
 
     def _stage_extract(self) -> tuple[list[str], dict[str, Any]]:
-        from .featstore import extract_to_store
+        from .extraction import extract_to_store
 
         c = self.cfg.compute
         jobs = (c.n_workers or _cpu_count()) if c.backend == "processes" else 1

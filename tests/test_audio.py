@@ -10,7 +10,7 @@ import soundfile as sf
 from helpers_audio import SR, sine, write_wav
 
 import gmmspeech
-from gmmspeech.audio import load_audio
+from gmmspeech.audio import load_audio, resample
 from gmmspeech.errors import AudioError, ConfigError
 
 
@@ -73,6 +73,19 @@ def test_resampling_8k_to_16k(tmp_path: Path) -> None:
 
     ref = librosa.resample(sf.read(str(p), dtype="float32")[0], orig_sr=8000, target_sr=16000)
     np.testing.assert_allclose(y, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize(("orig", "target"), [(44100, 16000), (22050, 16000), (16000, 8000)])
+def test_resample_equals_librosa_resample(orig: int, target: int) -> None:
+    import librosa
+
+    rng = np.random.default_rng(orig)
+    for n in (orig, orig // 3 + 7, 1001):
+        x = (0.1 * rng.standard_normal(n)).astype(np.float32)
+        ref = librosa.resample(x, orig_sr=orig, target_sr=target)
+        got = resample(x, orig, target)
+        assert got.dtype == np.float32 and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, atol=1e-6)
 
 
 def test_path_with_spaces(tmp_path: Path) -> None:

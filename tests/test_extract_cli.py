@@ -16,7 +16,8 @@ from helpers_audio import make_datadir
 from gmmspeech.cli import main
 from gmmspeech.config import FeatureConfig
 from gmmspeech.errors import DataError
-from gmmspeech.featstore import FeatureStore, extract_to_store
+from gmmspeech.extraction import extract_to_store
+from gmmspeech.featstore import FeatureStore
 
 REPO = Path(__file__).resolve().parents[1]
 

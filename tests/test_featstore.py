@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from gmmspeech.audio import load_audio
 from gmmspeech.config import FeatureConfig, config_hash, to_dict
 from gmmspeech.datadir import DataDir
 from gmmspeech.errors import ConfigError, DataError
-from gmmspeech.featstore import FeatureStore, extract_to_store
+from gmmspeech.extraction import extract_to_store
+from gmmspeech.featstore import FeatureStore, StoreWriter
 from gmmspeech.features import extract_features
 
 
@@ -166,13 +168,11 @@ def test_leftovers_of_a_killed_run_are_cleaned(tmp_path: Path) -> None:
         ids = list(done)
         for k, chunk in enumerate([ids[:3], ids[3:6]]):
             with h5py.File(parts / f"part-{k:06d}.h5", "w") as f:
-                for key, value in h5py.File(tmp_path / "tmp.h5", "r").attrs.items():
-                    f.attrs[key] = value
-                g = f.create_group("utts")
+                writer = StoreWriter(f, to_dict(done.config), done.n_features)
                 for u in chunk:
-                    g.create_dataset(u, data=done[u])
-                    for key, value in done._group[u].attrs.items():
-                        g[u].attrs[key] = value
+                    i = done.info(u)
+                    writer.add(u, done[u], i["n_frames_total"], i["duration"], i["source"])
+                writer.finish()
     (parts / ".part-000002.h5.tmp").write_bytes(b"\x89HDF\r\n half written")
     (tmp_path / ".f.h5.abc123.tmp").write_bytes(b"half merged")
     with pytest.raises(DataError, match="interrupted"):
@@ -214,7 +214,7 @@ def test_8k_audio_into_16k_config_is_resampled(
 ) -> None:
     data = make_datadir(tmp_path, n_utts=2, sr=8000)
     out = tmp_path / "f.h5"
-    with caplog.at_level("WARNING", logger="gmmspeech.featstore"):
+    with caplog.at_level("WARNING", logger="gmmspeech.extraction"):
         report = extract_to_store(data, out)
     assert report.resampled == {8000: 2}
     assert any("resampled from 8000 Hz" in r.getMessage() for r in caplog.records)
@@ -280,3 +280,58 @@ def test_bad_arguments(tmp_path: Path) -> None:
         extract_to_store(data, tmp_path / "f.h5", to_dict(FeatureConfig()))  # type: ignore[arg-type]
     with pytest.raises(DataError, match="not a data directory"):
         extract_to_store(tmp_path / "nodir", tmp_path / "f.h5")
+
+
+def _write_v1_store(path: Path, store: FeatureStore, ids: list[str]) -> None:
+    """A store as gmmspeech wrote it before format 2: facts as attributes, no index."""
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "gmmspeech.FeatureStore"
+        f.attrs["format_version"] = 1
+        f.attrs["gmmspeech_version"] = "0.1.0"
+        f.attrs["config"] = json.dumps(to_dict(store.config), sort_keys=True)
+        f.attrs["config_hash"] = store.config_hash
+        f.attrs["n_features"] = store.n_features
+        g = f.create_group("utts")
+        for u in ids:
+            info = store.info(u)
+            ds = g.create_dataset(u, data=store[u])
+            ds.attrs["n_frames_total"] = info["n_frames_total"]
+            ds.attrs["duration"] = info["duration"]
+            ds.attrs["source"] = info["source"]
+
+
+def test_format_1_stores_are_read_and_completed(tmp_path: Path) -> None:
+    data = make_datadir(tmp_path, n_utts=5)
+    ref = tmp_path / "ref.h5"
+    extract_to_store(data, ref)
+    old = tmp_path / "old.h5"
+    with FeatureStore(ref) as store:
+        ids = list(store)
+        _write_v1_store(old, store, ids[:3])
+        with FeatureStore(old) as legacy:
+            assert list(legacy) == ids[:3]
+            for u in ids[:3]:
+                np.testing.assert_array_equal(legacy[u], store[u])
+                assert legacy.info(u) == store.info(u)
+            assert legacy.n_frames == sum(store.num_frames(u) for u in ids[:3])
+    report = extract_to_store(data, old)  # completes it, written in the current format
+    assert (report.n_existing, report.n_extracted) == (3, 2)
+    assert old.read_bytes() == ref.read_bytes()
+
+
+def test_index_rows_match_the_datasets(tmp_path: Path) -> None:
+    data = make_datadir(tmp_path, n_utts=4)
+    out = tmp_path / "f.h5"
+    extract_to_store(data, out)
+    with h5py.File(out, "r") as f:
+        index = f["index"]
+        ids = list(index["utt_id"].asstr()[()])
+        assert ids == sorted(f["utts"].keys())
+        assert [f["utts"][u].shape[0] for u in ids] == list(index["n_frames"][()])
+        assert all(len(f["utts"][u].attrs) == 0 for u in ids)
+    with h5py.File(out, "a") as f:  # damage it: one row fewer than datasets
+        rows = f["index"]["n_frames"][()]
+        del f["index"]["n_frames"]
+        f["index"].create_dataset("n_frames", data=rows[:-1])
+    with pytest.raises(DataError, match=r"f\.h5: the columns of the 'index' table differ"):
+        FeatureStore(out)

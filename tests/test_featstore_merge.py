@@ -3,7 +3,7 @@ from pathlib import Path
 import h5py
 from helpers_audio import make_datadir
 
-import gmmspeech.featstore as fs
+import gmmspeech.extraction as fs
 from gmmspeech.config import FeatureConfig
 
 

@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
             ids[i] for i in np.linspace(0, len(ids) - 1, min(args.rtf_utts, len(ids))).astype(int)
         ]
         signals = [load_audio(data.audio_path(u), sample_rate=sr)[0] for u in pick]
-        from ..featstore import _one_blas_thread
+        from ..extraction import _one_blas_thread
 
         with _one_blas_thread():  # both sides alike, as extraction itself runs
             rtf = _time_rtf(signals, sr, args.repeat)

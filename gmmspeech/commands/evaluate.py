@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from ..calibration import LogisticCalibration
 from ..errors import DataError
 from ..h5io import atomic_path
 from ..metrics import summary
@@ -70,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     result["raw"] = summary(s, t, **kw)
     if args.calibrate_on:
         _, ds, dt = _labelled(*args.calibrate_on)
+        from ..calibration import LogisticCalibration  # scipy.optimize: 0.3 s to import
+
         cal = LogisticCalibration().fit(ds, dt)
         cs = cal.transform(s)
         systems["calibrated"] = cs

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..config import ComputeConfig, FeatureConfig, load_sections
 from ..engine import make_engine
-from ..featstore import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FAILED_FRACTION, extract_to_store
+from ..extraction import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FAILED_FRACTION, extract_to_store
 
 NAME = "extract"
 HELP = "extract MFCC features of a data dir into an HDF5 feature store (resumable)"
