@@ -393,6 +393,59 @@ class _PartWriter:
                     self._tmp.unlink()
 
 
+class _SortedStore:
+    """The final store, written while extracting, in sorted id order (fresh runs only).
+
+    Results arrive in completion order, close to the (sorted) order of submission; each is
+    held until every utterance before it has arrived or failed, then written. So the bytes
+    are those the merge of part files would write, the merge's second pass over the data
+    is saved, and with worker processes the writing overlaps their computing. At most the
+    results in flight wait here. The file is a temporary one next to the store (removed by
+    the next run if this one is killed) until :meth:`finish` returns it for renaming.
+    """
+
+    def __init__(self, out: Path, order: list[str], cfg: dict[str, Any], n_features: int) -> None:
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+        self.tmp = Path(name)
+        self.order = order
+        self.pos = 0
+        self.waiting: dict[str, tuple[np.ndarray, int, float, str] | None] = {}
+        self._f: h5py.File | None = small_metadata_cache(h5py.File(self.tmp, "w"))
+        self._writer = StoreWriter(self._f, cfg, n_features)
+
+    def add(self, utt: str, item: tuple[np.ndarray, int, float, str] | None) -> None:
+        """One result: (features, n_frames_total, duration, source), or None if it failed."""
+        self.waiting[utt] = item
+        while self.pos < len(self.order) and self.order[self.pos] in self.waiting:
+            head = self.order[self.pos]
+            got = self.waiting.pop(head)
+            self.pos += 1
+            if got is not None:
+                self._writer.add(head, *got)
+
+    def finish(self) -> Path:
+        """Write the index and close; the complete file, to be renamed onto the store."""
+        if self.pos != len(self.order) or self._f is None:
+            raise RuntimeError("_SortedStore.finish: results are missing")  # a bug if seen
+        self._writer.finish()
+        self._f.close()
+        self._f = None
+        with open(self.tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        return self.tmp
+
+    def abort(self) -> None:
+        if self._f is not None:
+            with contextlib.suppress(Exception):
+                self._f.close()
+            self._f = None
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
 class _OpenFiles:
     """At most ``limit`` HDF5 files open for reading at once, least recently used closed.
 
@@ -572,6 +625,7 @@ def extract_to_store(
                 len(dd),
                 len(todo),
             )
+        final: _SortedStore | None = None
         if todo:
             try:
                 parts.mkdir(exist_ok=True)
@@ -580,12 +634,23 @@ def extract_to_store(
                     f"{parts}: cannot create the work folder ({exc.strerror or exc}); choose "
                     f"a writable output path"
                 ) from None
-            _run(todo, cfg, cfg_dict, jobs, batch_size, parts, report, progress, engine)
+            ids = [u for u, _ in todo]
+            # A fresh run writes the store as it goes; a resumed one merges old and new.
+            if not in_store and not part_files and ids == sorted(ids):
+                final = _SortedStore(out_path, ids, cfg_dict, cfg.n_features)
+            try:
+                _run(todo, cfg, cfg_dict, jobs, batch_size, parts, report, progress, engine, final)
+            except BaseException:
+                if final is not None:
+                    final.abort()
+                raise
             part_files = sorted(parts.glob("part-*.h5"))
         n_ok = report.n_existing + report.n_extracted
         report.seconds = time.perf_counter() - t0
         failed_fraction = report.n_failed / max(len(dd), 1)
         if n_ok == 0 or failed_fraction > max_failed_fraction:
+            if final is not None:
+                final.abort()
             report.seconds = time.perf_counter() - t0
             _write_log(report, cfg_dict, jobs)
             example = f" (e.g. {report.failures[0][1]})" if report.failures else ""
@@ -596,11 +661,14 @@ def extract_to_store(
                 f"those utterances (or raise --max-failed) and rerun: finished utterances "
                 f"are kept"
             )
-        if part_files:
+        if final is not None:
+            os.replace(final.finish(), out_path)
+            log.info("%s: wrote %d utterances", out_path, report.n_extracted)
+        elif part_files:
             n = _merge(out_path, part_files, cfg_dict, cfg.n_features)
-            for p in part_files:
-                p.unlink()
             log.info("%s: wrote %d utterances", out_path, n)
+        for p in part_files:
+            p.unlink()
         if parts.is_dir():
             with contextlib.suppress(OSError):
                 parts.rmdir()
@@ -636,7 +704,9 @@ def _run(
     report: ExtractReport,
     progress: bool,
     engine: Any = None,
+    final: _SortedStore | None = None,
 ) -> None:
+    """Extract ``todo`` into part files (and into ``final`` when given)."""
     from tqdm.auto import tqdm
 
     writer = _PartWriter(parts, cfg_dict, cfg.n_features, batch_size)
@@ -649,8 +719,12 @@ def _run(
             if feats is None:
                 report.failures.append((utt, err))
                 log.debug("utterance %s failed: %s", utt, err)
+                if final is not None:
+                    final.add(utt, None)
             else:
                 writer.add(utt, feats, n_total, dur, sources[utt])
+                if final is not None:
+                    final.add(utt, (feats, n_total, dur, sources[utt]))
                 report.n_extracted += 1
                 report.audio_seconds += dur
                 report.frames += int(feats.shape[0])

@@ -97,7 +97,7 @@ def test_failures_are_counted_logged_and_skipped(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="4 of 12 utterances failed") as info:
         extract_to_store(data, out)
     assert "f.h5.log" in str(info.value)
-    assert not out.exists()
+    assert not out.exists() and not list(tmp_path.glob(".f.h5.*"))  # no temporary left
     assert (tmp_path / "f.h5.parts").is_dir()
     with pytest.raises(DataError, match="interrupted"):
         FeatureStore(out)
@@ -116,6 +116,11 @@ def test_failures_are_counted_logged_and_skipped(tmp_path: Path) -> None:
     with FeatureStore(out) as store:
         assert len(store) == 8 and not any(u.startswith("zz-") for u in store)
     assert not (tmp_path / "f.h5.parts").exists()
+    # a fresh run with the failures allowed writes the same store as it goes
+    fresh = tmp_path / "fresh.h5"
+    report = extract_to_store(data, fresh, max_failed_fraction=0.5)
+    assert (report.n_extracted, report.n_failed) == (8, 4)
+    assert fresh.read_bytes() == out.read_bytes()
 
 
 def test_nothing_succeeding_fails(tmp_path: Path) -> None:
@@ -335,3 +340,38 @@ def test_index_rows_match_the_datasets(tmp_path: Path) -> None:
         f["index"].create_dataset("n_frames", data=rows[:-1])
     with pytest.raises(DataError, match=r"f\.h5: the columns of the 'index' table differ"):
         FeatureStore(out)
+
+
+def test_store_written_during_extraction_is_sorted_whatever_the_arrival_order(
+    tmp_path: Path,
+) -> None:
+    """Results reach the parent out of order; the store must not depend on that order."""
+    from gmmspeech.extraction import _merge, _SortedStore
+
+    rng = np.random.default_rng(0)
+    ids = [f"utt{i:03d}" for i in range(40)]
+    feats = {u: rng.standard_normal((int(rng.integers(5, 50)), 6)).astype(np.float32) for u in ids}
+    failed = {"utt007", "utt020", "utt039"}
+    cfg = to_dict(FeatureConfig(n_mfcc=6, deltas=0))
+    out = tmp_path / "s.h5"
+    final = _SortedStore(out, ids, cfg, 6)
+    arrival = list(rng.permutation(ids))
+    for k, u in enumerate(arrival):
+        final.add(u, None if u in failed else (feats[u], len(feats[u]) + 3, 0.5, f"/a/{u}.wav"))
+        assert final.pos == next((i for i, v in enumerate(ids) if v not in arrival[: k + 1]), 40)
+    os.replace(final.finish(), out)
+    # reference: the same utterances in part files of 7, merged
+    part = tmp_path / "part.h5"
+    with h5py.File(part, "w") as f:
+        writer = StoreWriter(f, cfg, 6)
+        for u in reversed(ids):
+            if u not in failed:
+                writer.add(u, feats[u], len(feats[u]) + 3, 0.5, f"/a/{u}.wav")
+        writer.finish()
+    ref = tmp_path / "ref.h5"
+    assert _merge(ref, [part], cfg, 6) == 37
+    assert out.read_bytes() == ref.read_bytes()
+    with FeatureStore(out) as store:
+        assert list(store) == [u for u in ids if u not in failed]
+        np.testing.assert_array_equal(store["utt011"], feats["utt011"])
+        assert store.info("utt011")["n_frames_total"] == len(feats["utt011"]) + 3

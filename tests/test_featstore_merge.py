@@ -5,6 +5,7 @@ from helpers_audio import make_datadir
 
 import gmmspeech.extraction as fs
 from gmmspeech.config import FeatureConfig
+from gmmspeech.datadir import DataDir
 
 
 def test_merge_of_many_parts_keeps_few_files_open(tmp_path: Path, monkeypatch) -> None:
@@ -27,9 +28,12 @@ def test_merge_of_many_parts_keeps_few_files_open(tmp_path: Path, monkeypatch) -
 
     monkeypatch.setattr(fs._OpenFiles, "__init__", small_lru)
     monkeypatch.setattr(fs._OpenFiles, "__getitem__", counting_getitem)
-    report = fs.extract_to_store(data, tmp_path / "many.h5", cfg, batch_size=1)  # 12 part files
-    assert report.n_extracted == 12
-    assert max(opened) <= 2 and len(opened) >= 24
+    dd = DataDir.read(data)
+    fs.extract_to_store(dd.subset(dd.utt_ids[:2]), tmp_path / "many.h5", cfg)
+    # resumed, so merged: the old store and 10 part files of one utterance
+    report = fs.extract_to_store(data, tmp_path / "many.h5", cfg, batch_size=1)
+    assert report.n_extracted == 10
+    assert max(opened) <= 2 and len(opened) == 11 + 12  # each index, then each utterance
     assert (tmp_path / "many.h5").read_bytes() == (tmp_path / "one.h5").read_bytes()
     with h5py.File(tmp_path / "many.h5", "r") as f:
         assert len(f["utts"]) == 12
