@@ -28,7 +28,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -39,7 +39,15 @@ import numpy as np
 
 from .config import FeatureConfig, config_hash, to_dict
 from .datadir import DataDir
-from .errors import ConfigError, DataError, GmmSpeechError, ModelFormatError
+from .errors import ConfigError, DataError, ModelFormatError
+from .extraction_worker import (
+    _extract_batch,
+    _extract_batch_on_engine,
+    _extract_one,
+    _init_worker,
+    _one_blas_thread,
+    _Result,
+)
 from .featstore import (
     FORMAT,
     FORMAT_VERSION,
@@ -116,76 +124,6 @@ class ExtractReport:
     def n_failed(self) -> int:
         """Utterances that failed in this run."""
         return len(self.failures)
-
-
-# ----------------------------------------------------------------------- workers
-_WORKER_CONFIG: FeatureConfig | None = None
-_THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-)
-
-
-def _init_worker(cfg_dict: dict[str, Any]) -> None:
-    """Worker start-up: one BLAS/OpenMP/numba thread each (the pool supplies parallelism)."""
-    global _WORKER_CONFIG
-    for k in _THREAD_VARS:  # before numba / a BLAS is first loaded in this process
-        os.environ[k] = "1"
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=1)  # numpy's BLAS is already loaded
-    except ImportError:  # pragma: no cover - optional
-        pass
-    _WORKER_CONFIG = FeatureConfig(**cfg_dict)
-
-
-_Result = tuple[str, "np.ndarray | None", int, float, int, str]
-
-
-def _extract_one(utt_id: str, path: str, cfg: FeatureConfig) -> _Result:
-    """(utt_id, features or None, n_frames_total, duration, original rate, error message)."""
-    from .audio import load_audio, resample
-    from .features import extract_features_with_info
-
-    try:
-        signal, orig_rate = load_audio(path)
-        duration = signal.shape[0] / orig_rate
-        if orig_rate != cfg.sample_rate:  # counted and logged once by the parent
-            signal = resample(signal, orig_rate, cfg.sample_rate)
-        feats, n_total = extract_features_with_info(signal, cfg.sample_rate, cfg)
-        return utt_id, feats, n_total, duration, orig_rate, ""
-    except GmmSpeechError as exc:
-        msg = str(exc)
-        if not msg.startswith(path) and not msg.startswith(str(Path(path))):
-            msg = f"{path}: {msg}"
-        return utt_id, None, 0, 0.0, 0, msg
-    except Exception as exc:  # a bug or an unexpected library error: count it, keep going
-        log.debug("utterance %s failed", utt_id, exc_info=True)
-        return utt_id, None, 0, 0.0, 0, f"{path}: unexpected {type(exc).__name__}: {exc}"
-
-
-def _extract_batch(batch: Sequence[tuple[str, str]]) -> list[_Result]:
-    cfg = _WORKER_CONFIG
-    assert cfg is not None, "worker not initialised"
-    return [_extract_one(u, p, cfg) for u, p in batch]
-
-
-def _one_blas_thread() -> contextlib.AbstractContextManager[None]:
-    """One BLAS thread here: feature matrices are small (40 x 257 filterbank products)."""
-    from .threads import blas_threads
-
-    return blas_threads(1)
-
-
-def _extract_batch_on_engine(
-    batch: Sequence[tuple[str, str]], cfg_dict: dict[str, Any]
-) -> list[_Result]:
-    """Engine map task: features of a batch of (utt_id, path)."""
-    cfg = FeatureConfig(**cfg_dict)
-    return [_extract_one(u, p, cfg) for u, p in batch]
 
 
 def _results(

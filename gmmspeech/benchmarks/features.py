@@ -142,6 +142,18 @@ def _time_rtf(signals: list[np.ndarray], sr: int, repeat: int) -> dict[str, Any]
     }
 
 
+# Runs the command line and reports its own peak memory on stderr: measured from outside,
+# a child started by fork + exec from this (large) process would report this one's size.
+_CLI_WITH_PEAK = (
+    "import sys\n"
+    "from gmmspeech.cli import main\n"
+    "from gmmspeech.benchmarks.memory import max_rss_mib\n"
+    "code = main(sys.argv[1:])\n"
+    "print(f'peak_rss_mib={max_rss_mib():.2f}', file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
 def _run_cli(datadir: Path, out: Path, jobs: int) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds (the process and its workers) and peak RSS (MiB, the
     process itself) of one ``gmmspeech extract`` run."""
@@ -149,8 +161,8 @@ def _run_cli(datadir: Path, out: Path, jobs: int) -> tuple[float, float, float]:
 
     cmd = [
         sys.executable,
-        "-m",
-        "gmmspeech.cli",
+        "-c",
+        _CLI_WITH_PEAK,
         "extract",
         str(datadir),
         str(out),
@@ -164,18 +176,15 @@ def _run_cli(datadir: Path, out: Path, jobs: int) -> tuple[float, float, float]:
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.decode(errors="replace")
     if proc.returncode != 0:
-        raise ConfigError(f"`{' '.join(cmd)}` failed ({proc.returncode}): {err.strip()[-500:]}")
+        raise ConfigError(f"`gmmspeech extract` failed ({proc.returncode}): {err.strip()[-500:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return wall, cpu, usage.ru_maxrss / 1024.0
+    peak = [float(x.split("=")[1]) for x in err.split() if x.startswith("peak_rss_mib=")]
+    return wall, cpu, peak[-1] if peak else float("nan")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -204,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
             ids[i] for i in np.linspace(0, len(ids) - 1, min(args.rtf_utts, len(ids))).astype(int)
         ]
         signals = [load_audio(data.audio_path(u), sample_rate=sr)[0] for u in pick]
-        from ..extraction import _one_blas_thread
+        from ..extraction_worker import _one_blas_thread
 
         with _one_blas_thread():  # both sides alike, as extraction itself runs
             rtf = _time_rtf(signals, sr, args.repeat)

@@ -20,7 +20,19 @@ def current_rss_mib() -> float:
 
 
 def max_rss_mib() -> float:
-    """Peak resident set size of this process since it started, in MiB."""
+    """Peak resident set size of this process since it started, in MiB.
+
+    Linux's ``VmHWM``, which starts afresh at ``exec``; ``ru_maxrss`` (the fallback
+    elsewhere) does not: a process started by fork + exec from a large one reports that
+    one's size.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
