@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     # audio, features and data (issue 3)
     "load_audio": "audio",
     "FeatureConfig": "config",
+    "ExtractConfig": "config",
     "extract_features": "features",
     "DataDir": "datadir",
     "Trial": "datadir",
@@ -78,7 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .audio import load_audio
     from .calibration import LogisticCalibration
     from .classifier import GMMClassifier
-    from .config import FeatureConfig, UBMConfig
+    from .config import ExtractConfig, FeatureConfig, UBMConfig
     from .datadir import DataDir, Trial, make_trials, scan_audio, split_speakers
     from .engine import DaskEngine, LocalEngine, ProcessEngine, make_engine
     from .errors import (

@@ -362,6 +362,40 @@ class FeatureConfig:
         return self.n_mfcc * (self.deltas + 1)
 
 
+@dataclass(frozen=True)
+class ExtractConfig:
+    """How :func:`gmmspeech.extract_to_store` runs (not what it computes: the store's
+    features depend on :class:`FeatureConfig` alone).
+
+    Parameters
+    ----------
+    max_failed_fraction : float
+        The run fails (no store written; finished work kept for a rerun) when more than
+        this fraction of the data directory's utterances failed, or when none succeeded.
+    batch_size : int
+        Utterances per part file: a killed run loses at most this many utterances of work.
+    """
+
+    max_failed_fraction: float = 0.05
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _check(
+            not isinstance(self.max_failed_fraction, bool) and 0 <= self.max_failed_fraction <= 1,
+            "max_failed_fraction",
+            "in [0, 1]",
+            self.max_failed_fraction,
+        )
+        _check(
+            isinstance(self.batch_size, int)
+            and not isinstance(self.batch_size, bool)
+            and self.batch_size >= 1,
+            "batch_size",
+            "an integer >= 1",
+            self.batch_size,
+        )
+
+
 # ============================================================================ experiments
 _TASKS = ("verification", "classification")
 _FOLD_BY = ("rank", "spk")
@@ -590,7 +624,7 @@ class ExperimentConfig:
     task : {"verification", "classification"}
     out_dir : str or None
         Experiment folder (relative to the current directory); None is ``exp/<name>``.
-    data, features, ubm, enroll, scoring, compute
+    data, features, extract, ubm, enroll, scoring, compute
         The stage configurations.
     """
 
@@ -599,6 +633,7 @@ class ExperimentConfig:
     out_dir: str | None = None
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+    extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
     ubm: UBMConfig = dataclasses.field(default_factory=UBMConfig)
     enroll: EnrollConfig = dataclasses.field(default_factory=EnrollConfig)
     scoring: ScoringConfig = dataclasses.field(default_factory=ScoringConfig)

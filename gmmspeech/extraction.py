@@ -37,7 +37,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .config import FeatureConfig, config_hash, to_dict
+from .config import ExtractConfig, FeatureConfig, config_hash, to_dict
 from .datadir import DataDir
 from .errors import ConfigError, DataError, ModelFormatError
 from .extraction_worker import (
@@ -62,11 +62,6 @@ from .featstore import (
 from .h5io import from_json, open_checked
 
 log = logging.getLogger(__name__)
-
-#: Utterances per part file (a kill loses at most this much work).
-DEFAULT_BATCH_SIZE = 256
-#: Largest fraction of a data directory's utterances that may fail before the run fails.
-DEFAULT_MAX_FAILED_FRACTION = 0.05
 
 
 def _parts_dir(out: Path) -> Path:
@@ -484,8 +479,8 @@ def extract_to_store(
     config: FeatureConfig | None = None,
     *,
     jobs: int = 1,
-    max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_failed_fraction: float | None = None,
+    batch_size: int | None = None,
     progress: bool = False,
     engine: Any = None,
 ) -> ExtractReport:
@@ -503,11 +498,13 @@ def extract_to_store(
     jobs : int
         Worker processes (``spawn`` context; each returns arrays and only this process
         writes). 1 computes in this process.
-    max_failed_fraction : float
+    max_failed_fraction : float, optional
         The run fails (no store written; finished work kept for a rerun) when more than this
-        fraction of the data directory's utterances failed, or when none succeeded.
-    batch_size : int
+        fraction of the data directory's utterances failed, or when none succeeded. Default
+        :class:`~gmmspeech.config.ExtractConfig`'s.
+    batch_size : int, optional
         Utterances per part file: a kill loses at most this many utterances of work.
+        Default :class:`~gmmspeech.config.ExtractConfig`'s.
     progress : bool
         Show a tqdm progress bar (on stderr).
     engine : Engine, optional
@@ -535,10 +532,14 @@ def extract_to_store(
         raise ConfigError(f"config: expected a FeatureConfig, got {type(cfg).__name__}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs: must be an integer >= 1, got {jobs!r}")
-    if not 0 <= max_failed_fraction <= 1:
-        raise ConfigError(f"max_failed_fraction: must be in [0, 1], got {max_failed_fraction!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+    defaults = ExtractConfig()
+    opts = ExtractConfig(
+        max_failed_fraction=(
+            defaults.max_failed_fraction if max_failed_fraction is None else max_failed_fraction
+        ),
+        batch_size=defaults.batch_size if batch_size is None else batch_size,
+    )
+    max_failed, batch = opts.max_failed_fraction, opts.batch_size
     from .spectral import window
 
     window(cfg.window, cfg.win_length)  # a bad window name fails here, not per utterance
@@ -555,6 +556,7 @@ def extract_to_store(
         done = in_store | in_parts
         todo = [(u, str(dd.audio_path(u))) for u in dd.utt_ids if u not in done]
         report.n_existing = len(dd) - len(todo)
+        todo = _drop_missing_audio(todo, dd, report, max_failed)
         if report.n_existing:
             log.info(
                 "%s: %d of %d utterances already extracted; %d to do",
@@ -577,7 +579,7 @@ def extract_to_store(
             if not in_store and not part_files and ids == sorted(ids):
                 final = _SortedStore(out_path, ids, cfg_dict, cfg.n_features)
             try:
-                _run(todo, cfg, cfg_dict, jobs, batch_size, parts, report, progress, engine, final)
+                _run(todo, cfg, cfg_dict, jobs, batch, parts, report, progress, engine, final)
             except BaseException:
                 if final is not None:
                     final.abort()
@@ -586,7 +588,7 @@ def extract_to_store(
         n_ok = report.n_existing + report.n_extracted
         report.seconds = time.perf_counter() - t0
         failed_fraction = report.n_failed / max(len(dd), 1)
-        if n_ok == 0 or failed_fraction > max_failed_fraction:
+        if n_ok == 0 or failed_fraction > max_failed:
             if final is not None:
                 final.abort()
             report.seconds = time.perf_counter() - t0
@@ -594,7 +596,7 @@ def extract_to_store(
             example = f" (e.g. {report.failures[0][1]})" if report.failures else ""
             raise DataError(
                 f"{out_path}: {report.n_failed} of {len(dd)} utterances failed"
-                f"{example}; more than max_failed_fraction={max_failed_fraction:g}, so the "
+                f"{example}; more than max_failed_fraction={max_failed:g}, so the "
                 f"store was not written. Causes are listed in {report.log}; fix or remove "
                 f"those utterances (or raise --max-failed) and rerun: finished utterances "
                 f"are kept"
@@ -630,6 +632,39 @@ def extract_to_store(
             " (no content above the original Nyquist frequency)" if rate < cfg.sample_rate else "",
         )
     return report
+
+
+def _drop_missing_audio(
+    todo: list[tuple[str, str]], dd: DataDir, report: ExtractReport, max_failed: float
+) -> list[tuple[str, str]]:
+    """Count audio files that do not exist as failures up front; fail at once if too many.
+
+    A wrong path prefix in ``wav.scp`` is found in milliseconds instead of after a whole
+    run of failing utterances.
+    """
+    missing = [(u, p) for u, p in todo if not os.path.isfile(p)]
+    if not missing:
+        return todo
+    where = f"{dd.root / 'wav.scp'}" if dd.root is not None else "wav.scp"
+    utt, path = missing[0]
+    if len(missing) / max(len(dd), 1) > max_failed or len(missing) == len(dd):
+        raise DataError(
+            f"{where}: {len(missing)} of {len(dd)} audio files do not exist (e.g. {path!r} "
+            f"of utterance {utt!r}); more than max_failed_fraction={max_failed:g}. Fix the "
+            f"paths (relative ones are relative to the data directory), or rebuild the data "
+            f"directory with `gmmspeech prepare`"
+        )
+    log.warning(
+        "%s: %d audio file(s) do not exist (e.g. %r); those utterances are skipped and listed "
+        "in %s",
+        where,
+        len(missing),
+        path,
+        report.log,
+    )
+    gone = {u for u, _ in missing}
+    report.failures.extend((u, f"{p}: no such file; check the path") for u, p in missing)
+    return [(u, p) for u, p in todo if u not in gone]
 
 
 def _run(
@@ -679,8 +714,6 @@ def _run(
 
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE",
-    "DEFAULT_MAX_FAILED_FRACTION",
     "ExtractReport",
     "extract_to_store",
     "log_path_for",

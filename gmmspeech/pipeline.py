@@ -465,6 +465,8 @@ class Experiment:
                     self.path(f"features/{name}.h5"),
                     self.cfg.features,
                     jobs=jobs,
+                    max_failed_fraction=self.cfg.extract.max_failed_fraction,
+                    batch_size=self.cfg.extract.batch_size,
                     progress=self.progress,
                     engine=engine,
                 )

@@ -13,6 +13,7 @@ from gmmspeech.config import (
     DataConfig,
     EnrollConfig,
     ExperimentConfig,
+    ExtractConfig,
     FeatureConfig,
     ScoringConfig,
     UBMConfig,
@@ -217,6 +218,7 @@ def test_dump_roundtrip(tmp_path: Path) -> None:
 SECTIONS = {
     "ubm": UBMConfig,
     "features": FeatureConfig,
+    "extract": ExtractConfig,
     "enroll": EnrollConfig,
     "scoring": ScoringConfig,
     "compute": ComputeConfig,

@@ -66,6 +66,12 @@ def test_extract_with_yaml_config_and_overrides(
         ("n_mfcc: [1, 2\n", [], "not valid YAML"),
         ("", ["--set", "vad=maybe"], "vad: must be one of"),
         ("", ["--set", "novalue"], "expected KEY=VALUE"),
+        (
+            "extract:\n  max_failed_fraction: 2\n",
+            [],
+            "max_failed_fraction: must be in [0, 1], got 2",
+        ),
+        ("", ["--set", "extract.batch_size=0"], "batch_size: must be an integer >= 1, got 0"),
     ],
 )
 def test_config_errors_are_one_line(
@@ -90,6 +96,51 @@ def test_config_errors_are_one_line(
     assert code == 1 and needle in err
     assert err.startswith("gmmspeech extract: error:") and "Traceback" not in err
     assert not (tmp_path / "f.h5").exists()
+
+
+def _add_missing_audio(data: Path, n: int) -> None:
+    """Append utterances whose audio files do not exist (wav.scp stays sorted)."""
+    for name in ("wav.scp", "utt2spk"):
+        lines = (data / name).read_text().splitlines()
+        for i in range(n):
+            value = str(data / f"gone{i}.wav") if name == "wav.scp" else "spkz"
+            lines.append(f"zz-gone{i} {value}")
+        (data / name).write_text("\n".join(sorted(lines)) + "\n")
+    (data / "spk2utt").unlink(missing_ok=True)
+
+
+def test_missing_audio_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = make_datadir(tmp_path, n_utts=3)
+    _add_missing_audio(data, 2)
+    out = tmp_path / "f.h5"
+    code = main(["extract", str(data), str(out), "--no-progress", "--log-level", "ERROR"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{data / 'wav.scp'}: 2 of 5 audio files do not exist" in err
+    assert "gone0.wav" in err and "max_failed_fraction=0.05" in err
+    assert not out.exists() and not (tmp_path / "f.h5.parts").exists()
+
+
+def test_a_few_missing_audio_files_are_skipped_and_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = make_datadir(tmp_path, n_utts=3)
+    _add_missing_audio(data, 1)
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("extract:\n  max_failed_fraction: 0.3\n")
+    out = tmp_path / "f.h5"
+    args = ["extract", str(data), str(out), "--config", str(cfg_file), "--no-progress"]
+    assert main([*args, "--log-level", "WARNING"]) == 0
+    captured = capsys.readouterr()
+    assert "3 extracted" in captured.out and "1 failed" in captured.out
+    assert "1 audio file(s) do not exist" in caplog.text
+    assert "zz-gone0\t" in (tmp_path / "f.h5.log").read_text()
+    with FeatureStore(out) as store:
+        assert len(store) == 3
+    # the command-line flag wins over the config file
+    out2 = tmp_path / "g.h5"
+    code = main(["extract", str(data), str(out2), "--config", str(cfg_file), "--max-failed", "0.1"])
+    assert code == 1 and "1 of 4 audio files do not exist" in capsys.readouterr().err
 
 
 def test_config_mismatch_via_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

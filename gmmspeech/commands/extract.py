@@ -6,11 +6,10 @@ import argparse
 import contextlib
 import logging
 import os
-from typing import Any
 
-from ..config import ComputeConfig, FeatureConfig, load_sections
+from ..config import ComputeConfig, ExtractConfig, FeatureConfig, load_sections
 from ..engine import make_engine
-from ..extraction import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FAILED_FRACTION, extract_to_store
+from ..extraction import extract_to_store
 
 NAME = "extract"
 HELP = "extract MFCC features of a data dir into an HDF5 feature store (resumable)"
@@ -43,30 +42,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-failed",
         type=float,
-        default=DEFAULT_MAX_FAILED_FRACTION,
+        default=None,
         metavar="FRACTION",
-        help="fail the run when more than this fraction of utterances fail "
-        f"(default {DEFAULT_MAX_FAILED_FRACTION:g})",
+        help="fail the run when more than this fraction of utterances fail (default: the "
+        f"config's extract.max_failed_fraction, {ExtractConfig().max_failed_fraction:g})",
     )
     p.add_argument(
         "--batch-size",
         type=int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"utterances per checkpoint (default {DEFAULT_BATCH_SIZE})",
+        default=None,
+        help="utterances per checkpoint (default: the config's extract.batch_size, "
+        f"{ExtractConfig().batch_size})",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def load_feature_config(path: str | None, overrides: list[str]) -> tuple[FeatureConfig, Any]:
-    """The ``features`` (also accepted at the top level / undotted) and ``compute`` sections."""
+def load_feature_config(
+    path: str | None, overrides: list[str]
+) -> tuple[FeatureConfig, ExtractConfig, ComputeConfig]:
+    """The ``features`` (also accepted at the top level / undotted), ``extract`` and
+    ``compute`` sections."""
     got = load_sections(
-        path, overrides, {"features": FeatureConfig, "compute": ComputeConfig}, bare="features"
+        path,
+        overrides,
+        {"features": FeatureConfig, "extract": ExtractConfig, "compute": ComputeConfig},
+        bare="features",
     )
-    return got["features"], got["compute"]
+    return got["features"], got["extract"], got["compute"]
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg, compute = load_feature_config(args.config, args.overrides)
+    cfg, opts, compute = load_feature_config(args.config, args.overrides)
     jobs = args.jobs
     if compute.backend == "processes" and jobs == 1:
         jobs = compute.n_workers or os.cpu_count() or 1
@@ -86,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
             args.output,
             cfg,
             jobs=jobs,
-            max_failed_fraction=args.max_failed,
-            batch_size=args.batch_size,
+            max_failed_fraction=(
+                opts.max_failed_fraction if args.max_failed is None else args.max_failed
+            ),
+            batch_size=opts.batch_size if args.batch_size is None else args.batch_size,
             progress=not args.no_progress,
             engine=engine,
         )
