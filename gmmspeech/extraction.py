@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -171,42 +172,71 @@ def _results(
 
 
 # ---------------------------------------------------------------------- the job
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive, non-blocking lock on an open file; False if another holds it.
+
+    The OS releases it when the process dies (``flock`` on POSIX, ``msvcrt.locking`` on
+    Windows), so a killed run never leaves a stale lock.
+    """
+    if sys.platform == "win32":  # pragma: no cover - tested on POSIX only
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
 class _Lock:
-    """An exclusive ``flock`` on ``OUT.h5.lock``; released by the OS if the process dies."""
+    """An exclusive lock on ``OUT.h5.lock``: one writer per store."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
 
     def __enter__(self) -> _Lock:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no locking
-            return self
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise DataError(
-                f"{self.path.parent}: cannot write into the output folder "
-                f"({exc.strerror or exc}); choose a writable output path"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        for _ in range(5):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise DataError(
+                    f"{self.path.parent}: cannot write into the output folder "
+                    f"({exc.strerror or exc}); choose a writable output path"
+                ) from None
+            if not _try_lock(fd):
+                os.close(fd)
+                raise DataError(
+                    f"{self.path}: another `gmmspeech extract` is writing this store; wait "
+                    f"for it to finish"
+                )
+            try:  # the holder before us may have removed the file we opened: lock anew
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except OSError:
+                same = False
+            if same:
+                self._fd = fd
+                return self
             os.close(fd)
-            raise DataError(
-                f"{self.path}: another `gmmspeech extract` is writing this store; wait for "
-                f"it to finish"
-            ) from None
-        self._fd = fd
-        return self
+        raise DataError(f"{self.path}: could not take the lock; try again")
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
+            if sys.platform != "win32":  # an open file cannot be removed on Windows
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
             os.close(self._fd)
             self._fd = None
+            if sys.platform == "win32":  # pragma: no cover
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
 
 
 def _check_output_folder(out: Path) -> None:

@@ -275,6 +275,30 @@ def test_a_second_writer_is_locked_out(tmp_path: Path) -> None:
     assert extract_to_store(data, out).n_extracted == 1
 
 
+def test_lock_taken_on_a_file_removed_meanwhile_is_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous holder removes the lock file between our open and our lock."""
+    import gmmspeech.extraction as ex
+
+    path = tmp_path / "f.h5.lock"
+    calls = []
+    real = ex._try_lock
+
+    def racing(fd: int) -> bool:
+        calls.append(fd)
+        if len(calls) == 1:  # the file we opened is replaced before we hold it
+            path.unlink()
+            path.write_bytes(b"")
+        return real(fd)
+
+    monkeypatch.setattr(ex, "_try_lock", racing)
+    with ex._Lock(path) as lock:
+        assert len(calls) == 2
+        assert lock._fd is not None and os.path.samestat(os.fstat(lock._fd), os.stat(path))
+    assert not path.exists()
+
+
 def test_bad_arguments(tmp_path: Path) -> None:
     data = make_datadir(tmp_path, n_utts=1)
     with pytest.raises(ConfigError, match="jobs"):
