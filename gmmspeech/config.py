@@ -182,7 +182,8 @@ class FeatureConfig:
     n_fft : int or None
         FFT size; ``None`` is the next power of two at or above the window length.
     window : str
-        Window function name understood by ``scipy.signal.get_window`` (e.g. ``hamming``).
+        Analysis window, in its periodic form: ``hamming``, ``hann``, ``blackman`` or
+        ``rectangular``, or any other name ``scipy.signal.get_window`` knows.
     pre_emphasis : float
         Coefficient of the pre-emphasis filter ``y[n] = x[n] - a x[n-1]``; 0 disables it.
     n_mels : int

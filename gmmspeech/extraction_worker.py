@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,31 @@ _THREAD_VARS = (
 )
 
 
+def keep_freed_memory() -> None:
+    """Let glibc's malloc keep freed memory for reuse rather than give it back at once.
+
+        Feature extraction allocates and frees tens of MB per minute of audio (signal copies,
+        FFT blocks, feature matrices). With glibc's defaults most of it is returned to the
+        kernel on ``free`` and page-faulted in again on the next utterance: on one-minute
+        utterances that was 30 % of the run time (system time 1.18 s of 3.77 s for 100
+        utterances; 0.16 s after this call). Peak memory is unchanged; memory freed after the
+        peak is kept (up to 256 MB) for the next utterance. Only for processes dedicated to
+        extraction or running a whole experiment (the ``extract`` and ``run`` commands, and
+    extraction workers); a no-op without glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 * 2**20)  # blocks below 32 MB from the heap, reused
+    mallopt(m_trim_threshold, 256 * 2**20)  # keep up to 256 MB free at the heap's top
+
+
 def _init_worker(cfg_dict: dict[str, Any]) -> None:
     """Worker start-up: one BLAS/OpenMP/numba thread each (the pool supplies parallelism)."""
     global _WORKER_CONFIG
@@ -41,6 +67,7 @@ def _init_worker(cfg_dict: dict[str, Any]) -> None:
         threadpool_limits(limits=1)  # numpy's BLAS is already loaded
     except ImportError:  # pragma: no cover - optional
         pass
+    keep_freed_memory()
     _WORKER_CONFIG = FeatureConfig(**cfg_dict)
 
 
@@ -86,5 +113,6 @@ def _extract_batch_on_engine(
     batch: Sequence[tuple[str, str]], cfg_dict: dict[str, Any]
 ) -> list[_Result]:
     """Engine map task: features of a batch of (utt_id, path)."""
+    keep_freed_memory()
     cfg = FeatureConfig(**cfg_dict)
     return [_extract_one(u, p, cfg) for u, p in batch]

@@ -10,6 +10,7 @@ import os
 from ..config import ComputeConfig, ExtractConfig, FeatureConfig, load_sections
 from ..engine import make_engine
 from ..extraction import extract_to_store
+from ..extraction_worker import keep_freed_memory
 
 NAME = "extract"
 HELP = "extract MFCC features of a data dir into an HDF5 feature store (resumable)"
@@ -73,6 +74,7 @@ def load_feature_config(
 
 def run(args: argparse.Namespace) -> int:
     cfg, opts, compute = load_feature_config(args.config, args.overrides)
+    keep_freed_memory()  # this process only extracts
     jobs = args.jobs
     if compute.backend == "processes" and jobs == 1:
         jobs = compute.n_workers or os.cpu_count() or 1
