@@ -55,3 +55,21 @@ def test_usage_and_value_errors(capsys):
     assert main(["bench", "nope"]) == 2
     assert main(["no-such-command"]) == 2
     assert main(["--version"]) == 0
+
+
+def test_bench_features_small_writes_consistent_figures(tmp_path, capsys):
+    out = tmp_path / "f.json"
+    args = ["--n-utts", "8", "--seconds", "1", "--rtf-utts", "2", "--repeat", "1"]
+    assert main(["bench", "features", *args, "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    runs = data["extract"]
+    assert set(runs) == {"jobs1", "jobs2", "jobs1_half", "jobs2_half"}
+    assert runs["jobs1"]["store_bytes"] == runs["jobs2"]["store_bytes"]
+    assert runs["jobs1_half"]["store_bytes"] < runs["jobs1"]["store_bytes"]
+    assert all(0 < r["peak_rss_mib"] < 2000 for r in runs.values())
+    assert data["speedup"] == runs["jobs1"]["seconds"] / runs["jobs2"]["seconds"]
+    extra1 = runs["jobs1"]["seconds"] - runs["jobs1_half"]["seconds"]
+    assert data["fixed_seconds"]["jobs1"] == runs["jobs1_half"]["seconds"] - extra1
+    assert data["rtf"]["n_signals"] == 2
+    text = capsys.readouterr().out
+    assert "faster than --jobs 1" in text and "per extra utterance" in text

@@ -6,8 +6,10 @@
    timed interleaved after a warm-up (librosa's lazy imports and numba caches).
 2. Wall time of ``gmmspeech extract DATADIR OUT.h5 --jobs 1`` and ``--jobs N``, each run as
    a fresh command-line process (so both pay the same start-up), and the speed-up; with the
-   peak resident memory of each process (``wait4``), and of a run on half of the data dir
-   (memory should not grow with the number of utterances).
+   peak resident memory of each process, and of runs on half of the data dir: memory
+   should not grow with the number of utterances, and ``full - half`` is the cost of
+   utterances without a run's fixed start-up and finishing, whose ratio between 1 and N
+   jobs is the speed-up a large data dir approaches.
 
 Without ``--datadir`` a synthetic data dir of noise-burst "utterances" is written to a
 temporary folder.
@@ -250,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
                 ("jobs1", data_dir, 1),
                 (f"jobs{args.jobs}", data_dir, args.jobs),
                 ("jobs1_half", half_dir, 1),
+                (f"jobs{args.jobs}_half", half_dir, args.jobs),
             ):
                 out = tmp / f"{label}.h5"
                 wall, cpu, rss = _run_cli(dd, out, jobs)
@@ -260,9 +263,21 @@ def run(args: argparse.Namespace) -> int:
                     "store_bytes": out.stat().st_size,
                 }
                 out.unlink()
-            speedup = runs["jobs1"]["seconds"] / runs[f"jobs{args.jobs}"]["seconds"]
+            n = f"jobs{args.jobs}"
+            speedup = runs["jobs1"]["seconds"] / runs[n]["seconds"]
+            # The second half of the utterances cost (full - half): what each extra
+            # utterance costs, without the fixed start-up and finishing of a run.
+            extra1 = runs["jobs1"]["seconds"] - runs["jobs1_half"]["seconds"]
+            extra_n = runs[n]["seconds"] - runs[f"{n}_half"]["seconds"]
+            marginal = extra1 / extra_n if extra_n > 0 else float("nan")
+            fixed = {
+                "jobs1": runs["jobs1_half"]["seconds"] - extra1,
+                n: runs[f"{n}_half"]["seconds"] - extra_n,
+            }
             result["extract"] = runs
             result["speedup"] = speedup
+            result["marginal_speedup"] = marginal
+            result["fixed_seconds"] = fixed
             print(f"`gmmspeech extract` of {len(data)} utterances (fresh processes):")
             for label, r in runs.items():
                 print(
@@ -271,6 +286,11 @@ def run(args: argparse.Namespace) -> int:
                     f"store {r['store_bytes'] / 2**20:7.1f} MiB"
                 )
             print(f"  --jobs {args.jobs} is {speedup:.2f}x faster than --jobs 1")
+            print(
+                f"  of which fixed (start-up, finishing): {fixed['jobs1']:.2f} s with --jobs 1, "
+                f"{fixed[n]:.2f} s with --jobs {args.jobs}; per extra utterance --jobs "
+                f"{args.jobs} is {marginal:.2f}x faster (the speed-up of large data dirs)"
+            )
             print(
                 f"  memory: {runs['jobs1_half']['peak_rss_mib']:.1f} MiB for {len(half)} "
                 f"utterances vs {runs['jobs1']['peak_rss_mib']:.1f} MiB for {len(data)}"
