@@ -53,8 +53,8 @@ def _check_signal(signal: Any, sample_rate: Any) -> tuple[np.ndarray, int]:
             f"down-mix multi-channel audio first (gmmspeech.load_audio does)"
         )
     y = np.ascontiguousarray(y, dtype=np.float32)
-    bad = ~np.isfinite(y)
-    if bad.any():
+    if not np.isfinite(y).all():
+        bad = ~np.isfinite(y)
         raise DataError(
             f"signal: {int(bad.sum())} of {y.size} samples are NaN or infinite "
             f"(first at sample {int(np.argmax(bad))})"
