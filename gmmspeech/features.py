@@ -171,19 +171,30 @@ def add_deltas(x: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
     if n_frames == 0:
         return out
     denom = np.float32(2.0 * sum(n * n for n in range(1, window + 1)))
+    padded = np.empty((n_frames + 2 * window, dim), dtype=np.float32)
+    acc = np.empty((n_frames, dim), dtype=np.float32)
+    diff = np.empty((n_frames, dim), dtype=np.float32)
     cur = x
     for k in range(1, order + 1):
-        padded = np.concatenate(
-            [np.repeat(cur[:1], window, axis=0), cur, np.repeat(cur[-1:], window, axis=0)]
+        padded[:window] = cur[0]
+        padded[window : window + n_frames] = cur
+        padded[window + n_frames :] = cur[-1]
+        # sum_n n (x[t+n] - x[t-n]), in preallocated buffers (no temporaries per term)
+        np.subtract(
+            padded[window + 1 : window + 1 + n_frames],
+            padded[window - 1 : window - 1 + n_frames],
+            out=acc,
         )
-        target = out[:, k * dim : (k + 1) * dim]
-        target[...] = 0.0
-        for n in range(1, window + 1):
-            target += np.float32(n) * (
-                padded[window + n : window + n + n_frames]
-                - padded[window - n : window - n + n_frames]
+        for n in range(2, window + 1):
+            np.subtract(
+                padded[window + n : window + n + n_frames],
+                padded[window - n : window - n + n_frames],
+                out=diff,
             )
-        target /= denom
+            diff *= np.float32(n)
+            acc += diff
+        target = out[:, k * dim : (k + 1) * dim]
+        np.divide(acc, denom, out=target)
         cur = target
     return out
 
@@ -278,13 +289,7 @@ def normalize(x: np.ndarray, mode: str = "cmvn", window: int = 301) -> np.ndarra
     if mode == "none" or x.shape[0] == 0:
         return x
     if mode in ("cmn", "cmvn"):
-        # Statistics accumulated in float64, the subtraction and scaling in float32.
-        mean = x.mean(axis=0, dtype=np.float64)
-        out = x - mean.astype(np.float32)
-        if mode == "cmvn":
-            var = np.einsum("ij,ij->j", out, out, dtype=np.float64) / x.shape[0]
-            out *= (1.0 / np.maximum(np.sqrt(var), _STD_FLOOR)).astype(np.float32)
-        return out
+        return _mean_var_norm(x.copy(), mode == "cmvn")
     if mode in ("sliding_cmn", "sliding_cmvn"):
         x64 = x.astype(np.float64)
         start, end = _window_bounds(x.shape[0], window)
@@ -300,6 +305,19 @@ def normalize(x: np.ndarray, mode: str = "cmvn", window: int = 301) -> np.ndarra
     if mode == "warp":
         return _warp(x, window)
     raise ConfigError(f"normalization: unknown mode {mode!r}")
+
+
+def _mean_var_norm(x: np.ndarray, variance: bool) -> np.ndarray:
+    """CMN / CMVN of ``x`` (float32, C-contiguous) in place; returns ``x``.
+
+    Statistics are accumulated in float64, the subtraction and scaling done in float32.
+    """
+    mean = x.mean(axis=0, dtype=np.float64)
+    x -= mean.astype(np.float32)
+    if variance:
+        var = np.einsum("ij,ij->j", x, x, dtype=np.float64) / x.shape[0]
+        x *= (1.0 / np.maximum(np.sqrt(var), _STD_FLOOR)).astype(np.float32)
+    return x
 
 
 def _warp(x: np.ndarray, window: int, block: int = 128) -> np.ndarray:
@@ -403,7 +421,10 @@ def extract_features_with_info(
         )
     if n_kept < n_total:
         feats = feats[keep]
-    feats = normalize(feats, cfg.normalization, cfg.norm_window)
+    if cfg.normalization in ("cmn", "cmvn") and feats.flags.c_contiguous:
+        feats = _mean_var_norm(feats, cfg.normalization == "cmvn")  # ours: in place
+    else:
+        feats = normalize(feats, cfg.normalization, cfg.norm_window)
     return np.ascontiguousarray(feats, dtype=np.float32), n_total
 
 

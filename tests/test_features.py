@@ -139,6 +139,26 @@ def test_deltas_of_a_linear_ramp() -> None:
     np.testing.assert_allclose(out[0, 3:6], 0.5 * slopes, rtol=1e-6)
 
 
+@pytest.mark.parametrize("n_frames", [1, 2, 3, 7, 40])
+@pytest.mark.parametrize("window", [1, 2, 3])
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_deltas_equal_the_regression_formula_written_out(
+    n_frames: int, window: int, order: int
+) -> None:
+    rng = np.random.default_rng(n_frames * 10 + window)
+    x = rng.standard_normal((n_frames, 4)).astype(np.float32)
+    blocks, cur = [x.astype(np.float64)], x.astype(np.float64)
+    norm = 2 * sum(m * m for m in range(1, window + 1))
+    for _ in range(order):  # edges repeated beyond the first and last frame
+        d = np.zeros_like(cur)
+        for t in range(n_frames):
+            for m in range(1, window + 1):
+                d[t] += m * (cur[min(t + m, n_frames - 1)] - cur[max(t - m, 0)])
+        cur = d / norm
+        blocks.append(cur)
+    np.testing.assert_allclose(add_deltas(x, order, window), np.hstack(blocks), atol=1e-5)
+
+
 # -------------------------------------------------------------------------- VAD
 @pytest.mark.parametrize("mode", ["energy", "gmm"])
 def test_vad_keeps_bursts_and_drops_silence(mode: str) -> None:
