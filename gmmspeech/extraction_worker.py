@@ -27,21 +27,20 @@ _THREAD_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
 )
 
 
 def keep_freed_memory() -> None:
     """Let glibc's malloc keep freed memory for reuse rather than give it back at once.
 
-        Feature extraction allocates and frees tens of MB per minute of audio (signal copies,
-        FFT blocks, feature matrices). With glibc's defaults most of it is returned to the
-        kernel on ``free`` and page-faulted in again on the next utterance: on one-minute
-        utterances that was 30 % of the run time (system time 1.18 s of 3.77 s for 100
-        utterances; 0.16 s after this call). Peak memory is unchanged; memory freed after the
-        peak is kept (up to 256 MB) for the next utterance. Only for processes dedicated to
-        extraction or running a whole experiment (the ``extract`` and ``run`` commands, and
-    extraction workers); a no-op without glibc.
+    Feature extraction allocates and frees tens of MB per minute of audio (signal copies,
+    FFT blocks, feature matrices). With glibc's defaults most of it is returned to the
+    kernel on ``free`` and page-faulted in again for the next utterance of another length:
+    on one-minute utterances that was 30 % of the run time (system time 1.18 s of 3.77 s
+    for 100 utterances; 0.15 s after this call). Peak memory is unchanged; memory freed
+    after the peak is kept (up to 256 MB) for the next utterance. Called by processes that
+    extract or run whole experiments (the ``extract`` and ``run`` commands, and extraction
+    workers); a no-op without glibc.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -57,9 +56,9 @@ def keep_freed_memory() -> None:
 
 
 def _init_worker(cfg_dict: dict[str, Any]) -> None:
-    """Worker start-up: one BLAS/OpenMP/numba thread each (the pool supplies parallelism)."""
+    """Worker start-up: one BLAS/OpenMP thread each (the pool supplies the parallelism)."""
     global _WORKER_CONFIG
-    for k in _THREAD_VARS:  # before numba / a BLAS is first loaded in this process
+    for k in _THREAD_VARS:  # before a BLAS is first loaded in this process
         os.environ[k] = "1"
     try:
         from threadpoolctl import threadpool_limits
