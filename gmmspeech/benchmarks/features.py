@@ -286,10 +286,17 @@ def run(args: argparse.Namespace) -> int:
                     f"store {r['store_bytes'] / 2**20:7.1f} MiB"
                 )
             print(f"  --jobs {args.jobs} is {speedup:.2f}x faster than --jobs 1")
+            noisy = min(fixed.values()) < 0  # the halves differ, or the machine was busy
             print(
-                f"  of which fixed (start-up, finishing): {fixed['jobs1']:.2f} s with --jobs 1, "
-                f"{fixed[n]:.2f} s with --jobs {args.jobs}; per extra utterance --jobs "
-                f"{args.jobs} is {marginal:.2f}x faster (the speed-up of large data dirs)"
+                f"  estimated fixed cost (start-up, finishing): {fixed['jobs1']:.2f} s with "
+                f"--jobs 1, {fixed[n]:.2f} s with --jobs {args.jobs}; per extra utterance "
+                f"--jobs {args.jobs} is {marginal:.2f}x faster (the speed-up of large data dirs)"
+                + (
+                    "; a negative estimate means the two halves of the data dir are unlike or "
+                    "the timings are noisy: rerun, or use a synthetic data dir"
+                    if noisy
+                    else ""
+                )
             )
             print(
                 f"  memory: {runs['jobs1_half']['peak_rss_mib']:.1f} MiB for {len(half)} "
