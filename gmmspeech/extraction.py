@@ -311,6 +311,36 @@ def _remove_stray_temps(out: Path) -> None:
             stray.unlink()
 
 
+class _TempStore:
+    """A store (or part file) written under a temporary name.
+
+    Add utterances through :attr:`writer`, then :meth:`finish` (index, close, fsync; the
+    caller renames the file into place) or :meth:`abort` (close and delete).
+    """
+
+    def __init__(self, tmp: Path, cfg: dict[str, Any], n_features: int) -> None:
+        self.tmp = tmp
+        self._f: h5py.File | None = small_metadata_cache(h5py.File(tmp, "w"))
+        self.writer = StoreWriter(self._f, cfg, n_features)
+
+    def finish(self) -> Path:
+        assert self._f is not None, "finished twice"
+        self.writer.finish()
+        self._f.close()
+        self._f = None
+        with open(self.tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        return self.tmp
+
+    def abort(self) -> None:
+        if self._f is not None:
+            with contextlib.suppress(Exception):
+                self._f.close()
+            self._f = None
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
 class _PartWriter:
     """Writes results into part files of ``batch_size`` utterances, renamed when full."""
 
@@ -321,39 +351,27 @@ class _PartWriter:
         self.batch = batch
         existing = [int(p.stem.split("-")[1]) for p in parts.glob("part-*.h5")]
         self.next_index = max(existing, default=-1) + 1
-        self._f: h5py.File | None = None
-        self._writer: StoreWriter | None = None
-        self._tmp: Path | None = None
+        self._part: _TempStore | None = None
 
     def add(self, utt: str, feats: np.ndarray, n_total: int, dur: float, source: str) -> None:
-        if self._writer is None:
-            self._tmp = self.parts / f".part-{self.next_index:06d}.h5.tmp"
-            self._f = small_metadata_cache(h5py.File(self._tmp, "w"))
-            self._writer = StoreWriter(self._f, self.cfg, self.n_features)
-        self._writer.add(utt, feats, n_total, dur, source)
-        if len(self._writer.rows) >= self.batch:
+        if self._part is None:
+            tmp = self.parts / f".part-{self.next_index:06d}.h5.tmp"
+            self._part = _TempStore(tmp, self.cfg, self.n_features)
+        self._part.writer.add(utt, feats, n_total, dur, source)
+        if len(self._part.writer.rows) >= self.batch:
             self.finish_part()
 
     def finish_part(self) -> None:
-        if self._f is None or self._writer is None:
+        if self._part is None:
             return
-        assert self._tmp is not None
-        self._writer.finish()
-        self._f.close()
-        self._f, self._writer = None, None
-        with open(self._tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self._tmp, self.parts / f"part-{self.next_index:06d}.h5")
+        os.replace(self._part.finish(), self.parts / f"part-{self.next_index:06d}.h5")
+        self._part = None
         self.next_index += 1
 
     def abort(self) -> None:
-        if self._f is not None:
-            with contextlib.suppress(Exception):
-                self._f.close()
-            self._f, self._writer = None, None
-            if self._tmp is not None:
-                with contextlib.suppress(OSError):
-                    self._tmp.unlink()
+        if self._part is not None:
+            self._part.abort()
+            self._part = None
 
 
 class _SortedStore:
@@ -376,8 +394,7 @@ class _SortedStore:
         self.order = order
         self.pos = 0
         self.waiting: dict[str, tuple[np.ndarray, int, float, str] | None] = {}
-        self._f: h5py.File | None = small_metadata_cache(h5py.File(self.tmp, "w"))
-        self._writer = StoreWriter(self._f, cfg, n_features)
+        self._store = _TempStore(self.tmp, cfg, n_features)
 
     def add(self, utt: str, item: tuple[np.ndarray, int, float, str] | None) -> None:
         """One result: (features, n_frames_total, duration, source), or None if it failed."""
@@ -387,26 +404,16 @@ class _SortedStore:
             got = self.waiting.pop(head)
             self.pos += 1
             if got is not None:
-                self._writer.add(head, *got)
+                self._store.writer.add(head, *got)
 
     def finish(self) -> Path:
         """Write the index and close; the complete file, to be renamed onto the store."""
-        if self.pos != len(self.order) or self._f is None:
+        if self.pos != len(self.order):
             raise RuntimeError("_SortedStore.finish: results are missing")  # a bug if seen
-        self._writer.finish()
-        self._f.close()
-        self._f = None
-        with open(self.tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        return self.tmp
+        return self._store.finish()
 
     def abort(self) -> None:
-        if self._f is not None:
-            with contextlib.suppress(Exception):
-                self._f.close()
-            self._f = None
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
+        self._store.abort()
 
 
 class _OpenFiles:
@@ -461,23 +468,18 @@ def _merge(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: int) -
             for utt, row in files.index(i).items():
                 where.setdefault(utt, (i, row))
         with atomic_path(out) as tmp:
-            with h5py.File(tmp, "w") as dst:
-                small_metadata_cache(dst)
-                writer = StoreWriter(dst, cfg, n_features)
+            merged = _TempStore(tmp, cfg, n_features)
+            try:
                 # Rewritten (not copied object by object) in sorted order, so the file's
                 # bytes do not depend on how the utterances were spread over part files.
                 for utt in sorted(where):
                     i, row = where[utt]
-                    writer.add(
-                        utt,
-                        read_frames(files[i], row.name),
-                        row.n_frames_total,
-                        row.duration,
-                        row.source,
-                    )
-                writer.finish()
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+                    frames = read_frames(files[i], row.name)
+                    merged.writer.add(utt, frames, row.n_frames_total, row.duration, row.source)
+                merged.finish()
+            except BaseException:
+                merged.abort()
+                raise
         return len(where)
     finally:
         files.close()
@@ -562,13 +564,11 @@ def extract_to_store(
         raise ConfigError(f"config: expected a FeatureConfig, got {type(cfg).__name__}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs: must be an integer >= 1, got {jobs!r}")
-    defaults = ExtractConfig()
-    opts = ExtractConfig(
-        max_failed_fraction=(
-            defaults.max_failed_fraction if max_failed_fraction is None else max_failed_fraction
-        ),
-        batch_size=defaults.batch_size if batch_size is None else batch_size,
-    )
+    opts = ExtractConfig()
+    if max_failed_fraction is not None:
+        opts = dataclasses.replace(opts, max_failed_fraction=max_failed_fraction)
+    if batch_size is not None:
+        opts = dataclasses.replace(opts, batch_size=batch_size)
     max_failed, batch = opts.max_failed_fraction, opts.batch_size
     from .spectral import window
 
