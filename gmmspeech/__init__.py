@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _EXPORTS: dict[str, str] = {
     # errors
@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "em_step": "ubm",
     "train_ubm": "ubm",
     "UBMConfig": "config",
-    # audio, features and data (issue 3)
+    # audio, features and data
     "load_audio": "audio",
     "FeatureConfig": "config",
     "ExtractConfig": "config",
@@ -40,12 +40,12 @@ _EXPORTS: dict[str, str] = {
     "make_trials": "datadir",
     "FeatureStore": "featstore",
     "extract_to_store": "extraction",
-    # where work runs (issue 6)
+    # where work runs
     "LocalEngine": "engine",
     "ProcessEngine": "engine",
     "DaskEngine": "engine",
     "make_engine": "engine",
-    # speaker models, scoring and decisions (issue 4)
+    # speaker models, scoring and decisions
     "map_adapt": "map",
     "SpeakerModels": "speakermodels",
     "enroll": "speakermodels",

@@ -21,8 +21,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from .atomic import atomic_path
 from .errors import DataError
-from .h5io import atomic_path
 from .metrics import _split
 
 

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
-from . import __version__
+from ._version import __version__
 from .errors import GmmSpeechError
 
 COMMAND_MODULES: tuple[str, ...] = (

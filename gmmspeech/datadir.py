@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import ConfigError, DataError
-from .h5io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -457,7 +457,7 @@ class _OpenFiles:
 
 def _merge(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: int) -> int:
     """Write the old store plus the parts, in sorted id order, atomically onto ``out``."""
-    from .h5io import atomic_path
+    from .atomic import atomic_path
 
     paths = ([out] if out.exists() else []) + list(parts)
     files = _OpenFiles(paths)
@@ -486,7 +486,7 @@ def _merge(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: int) -
 
 
 def _write_log(report: ExtractReport, cfg: dict[str, Any], jobs: int) -> None:
-    from .h5io import atomic_path
+    from .atomic import atomic_path
 
     lines = [
         f"# gmmspeech extract -> {report.store}",

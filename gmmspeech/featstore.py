@@ -429,8 +429,8 @@ def write_store(
     int
         Number of utterances written.
     """
+    from .atomic import atomic_path
     from .frames import as_frames
-    from .h5io import atomic_path
 
     cfg = to_dict(config if config is not None else FeatureConfig())
     items = features.items() if isinstance(features, Mapping) else features

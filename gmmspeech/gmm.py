@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import DataError, ModelFormatError
 from .frames import COMPUTE_DTYPE, as_frames
-from .h5io import atomic_path, from_json, open_checked, to_json, write_header
+from .h5io import from_json, open_checked, to_json, write_header
 
 log = logging.getLogger(__name__)
 

@@ -2,49 +2,21 @@
 
 Every file carries the attributes ``format`` (e.g. ``"gmmspeech.DiagGMM"``),
 ``format_version`` (an integer), ``gmmspeech_version`` and, where it applies, the JSON of the
-configuration that produced it. Files are written atomically: to a temporary file in the same
-folder, then renamed over the target, so a killed writer never leaves a half-written file.
+configuration that produced it. Files are written through :mod:`gmmspeech.atomic`.
 No pickle is used anywhere: structured values are stored as JSON strings.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import h5py
 
-from . import __version__
+from ._version import __version__
 from .errors import GmmSpeechError, ModelFormatError
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
-
-    On any exception the temporary file is removed and ``path`` is left untouched.
-    """
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise GmmSpeechError(
-            f"{target}: the output folder {folder} does not exist; create it first"
-        )
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def write_header(

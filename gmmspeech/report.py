@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .h5io import atomic_path
+from .atomic import atomic_path
 
 
 def peak_rss_mib() -> float:

@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import DataError, ModelMismatchError
 from .frames import COMPUTE_DTYPE, as_frames
 from .gmm import DiagGMM
-from .h5io import atomic_path
 from .speakermodels import SpeakerModels
 from .threads import blas_threads
 

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import DataError, ModelFormatError, ModelMismatchError
 from .gmm import DiagGMM
-from .h5io import atomic_path, from_json, open_checked, to_json, write_header
+from .h5io import from_json, open_checked, to_json, write_header
 from .map import check_adapt, map_parameters
 from .stats import SufficientStats, accumulate
 from .threads import blas_threads

@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_path
 from ..classifier import GMMClassifier
 from ..errors import DataError
-from ..h5io import atomic_path
 from ..metrics import confusion_matrix, identification_accuracy
 from ..speakermodels import open_features, read_utt2label
 

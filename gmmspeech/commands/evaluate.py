@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import DataError
-from ..h5io import atomic_path
 from ..metrics import summary
 from ..scoring import align_scores, read_scores, read_trials, write_scores
 
