@@ -81,6 +81,10 @@ def test_demo_on_a_dask_cluster_gives_the_same_experiment(tmp_path: Path) -> Non
         if a:
             ma, ta, sa = a.split()
             mb, tb, sb = b.split()
-            assert (ma, ta) == (mb, tb) and abs(float(sa) - float(sb)) <= 1e-6 * max(
+            # Scores are frame means of float32 log-likelihood differences; each term has
+            # log-likelihoods of magnitude ~1e2, so BLAS blocking that differs between a
+            # multi-threaded local process and one-thread workers moves a score by up to
+            # ~eps32 * 1e2 = 6e-6. Anything larger is a real difference.
+            assert (ma, ta) == (mb, tb) and abs(float(sa) - float(sb)) <= 1e-5 * max(
                 1.0, abs(float(sa))
             )
