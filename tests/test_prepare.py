@@ -12,11 +12,16 @@ from gmmspeech.datadir import DataDir
 from gmmspeech.errors import ConfigError, DataError
 from gmmspeech.prepare import (
     assign_folds,
+    check_trials,
     compile_pattern,
+    limit_speakers,
     make_trials,
     scan_audio,
+    select_listed,
     split_speakers,
+    split_verification,
 )
+from gmmspeech.trials import TrialList
 
 
 def _touch(path: Path) -> Path:
@@ -140,6 +145,68 @@ def test_make_trials_all_pairs() -> None:
     assert int(np.sum(trials.is_target)) == len(te)
     by_label = make_trials(en, te, by="label")
     assert set(by_label.model_ids) == set(en.utt2label.values())
+
+
+def test_split_verification_with_a_separate_background(caplog: pytest.LogCaptureFixture) -> None:
+    data = _corpus()
+    bg = data.subset(u for u, s in data.utt2spk.items() if s in ("s0", "s1"))
+    tg = data.subset(u for u, s in data.utt2spk.items() if s not in ("s0", "s1"))
+    with caplog.at_level("WARNING"):
+        sets = split_verification(tg, background=bg, enroll=0.5, seed=3)
+    assert "3 speaker(s) with a single utterance" in caplog.text
+    assert sets.background is bg
+    en_spk = set(sets.enroll.utt2spk.values())
+    assert en_spk == {"s2", "s3", "s4", "s5", "s6", "s7"} == set(sets.test.utt2spk.values())
+    # 6 speakers x 6 utterances, half enrolled: 18 test utterances, 6 x 18 trials
+    assert sets.counts() == {
+        "background_speakers": 2,
+        "background_utts": 12,
+        "target_speakers": 6,
+        "enroll_utts": 18,
+        "test_utts": 18,
+        "trials": 108,
+        "target_trials": 18,
+        "nontarget_trials": 90,
+    }
+    with pytest.raises(DataError, match=r"share 2 speaker\(s\) \(e.g. \['s0', 's1'\]\)"):
+        split_verification(data, background=bg)
+    with pytest.raises(ConfigError, match=r"enroll_labels: \['w9'\] are not labels"):
+        split_verification(tg, background=bg, enroll_labels=["w0", "w9"])
+
+
+def test_split_verification_checks_a_user_trial_list(tmp_path: Path) -> None:
+    data = _corpus()
+    sets = split_verification(data, background=2, seed=0)
+    te_utt, en_spk = sets.test.utt_ids[0], sorted(set(sets.enroll.utt2spk.values()))
+    good = TrialList([en_spk[0], en_spk[1]], [te_utt, te_utt], [True, False], [3, 5], "my")
+    again = split_verification(data, background=2, seed=0, trials=good)
+    assert again.trials is good and again.test.utt_ids == sets.test.utt_ids
+    bad_model = TrialList([en_spk[0], "nobody"], [te_utt, te_utt], [True, False], [3, 5], "my")
+    with pytest.raises(DataError, match=r"^my:5: model 'nobody' is not an enrolled speaker"):
+        check_trials(bad_model, sets.enroll, sets.test)
+    enrol_utt = sets.enroll.utt_ids[0]
+    bad_test = TrialList([en_spk[0]], [enrol_utt], [True], [7], "my")
+    with pytest.raises(DataError, match=rf"^my:7: test utterance '{enrol_utt}' is not a test"):
+        check_trials(bad_test, sets.enroll, sets.test)
+    with pytest.raises(DataError, match="need target/nontarget labels"):
+        check_trials(TrialList([en_spk[0]], [te_utt]), sets.enroll, sets.test)
+    sets.write(tmp_path / "out")
+    written = DataDir.read(tmp_path / "out/test", check_audio=False).trials
+    assert written is not None and written.pairs == sets.trials.pairs
+
+
+def test_select_listed_and_limit_speakers(tmp_path: Path) -> None:
+    _tree(tmp_path, ["a/1.wav", "a/2.wav", "b/1.wav", "b/2.wav", "c/1.wav"])
+    data = scan_audio(tmp_path, "{spk}/{n}.wav")
+    (tmp_path / "keep.txt").write_text("a/2.wav extra columns\n\nc/1.wav\n")
+    (tmp_path / "keep.csv").write_text("id,file\nx,b/1.wav\n")
+    got = select_listed(data, tmp_path, ["keep.txt", "keep.csv"], "include")
+    assert got.utt_ids == ["a-2", "b-1", "c-1"]
+    with pytest.raises(DataError, match="^include: none of the 5 files found is listed"):
+        (tmp_path / "none.txt").write_text("zz/1.wav\n")
+        select_listed(data, tmp_path, ["none.txt"], "include")
+    assert limit_speakers(data, 2, 1).utt_ids == ["a-1", "b-1"]
+    assert limit_speakers(data, None, None) is data
 
 
 def test_prepare_cli(tmp_path: Path) -> None:
