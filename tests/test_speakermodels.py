@@ -76,5 +76,3 @@ def test_enroll_errors_name_the_utterance() -> None:
         SpeakerModels(ubm, ["a", "a"], means=np.zeros((2, 8, 3)))
     with pytest.raises(ModelMismatchError):
         SpeakerModels(ubm, ["a"], means=np.zeros((1, 8, 4)))
-
-
