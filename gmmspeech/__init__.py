@@ -34,10 +34,9 @@ _EXPORTS: dict[str, str] = {
     "ExtractConfig": "config",
     "extract_features": "features",
     "DataDir": "datadir",
-    "Trial": "datadir",
-    "scan_audio": "datadir",
-    "split_speakers": "datadir",
-    "make_trials": "datadir",
+    "scan_audio": "prepare",
+    "split_speakers": "prepare",
+    "make_trials": "prepare",
     "FeatureStore": "featstore",
     "extract_to_store": "extraction",
     # where work runs
@@ -52,10 +51,11 @@ _EXPORTS: dict[str, str] = {
     "llr": "scoring",
     "score_trials": "scoring",
     "score_matrix": "scoring",
-    "read_trials": "scoring",
-    "read_scores": "scoring",
-    "write_scores": "scoring",
-    "TrialList": "scoring",
+    "TrialList": "trials",
+    "read_trials": "trials",
+    "read_scores": "trials",
+    "write_scores": "trials",
+    "align_scores": "trials",
     "znorm": "norm",
     "tnorm": "norm",
     "ztnorm": "norm",
@@ -80,7 +80,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .calibration import LogisticCalibration
     from .classifier import GMMClassifier
     from .config import ExtractConfig, FeatureConfig, UBMConfig
-    from .datadir import DataDir, Trial, make_trials, scan_audio, split_speakers
+    from .datadir import DataDir
     from .engine import DaskEngine, LocalEngine, ProcessEngine, make_engine
     from .errors import (
         AudioError,
@@ -108,17 +108,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from .norm import adaptive_snorm, snorm, tnorm, znorm, ztnorm
     from .plots import plot_det, plot_score_histograms
-    from .scoring import (
-        TrialList,
-        llr,
-        read_scores,
-        read_trials,
-        score_matrix,
-        score_trials,
-        write_scores,
-    )
+    from .prepare import make_trials, scan_audio, split_speakers
+    from .scoring import llr, score_matrix, score_trials
     from .speakermodels import SpeakerModels, enroll
     from .stats import SufficientStats, accumulate
+    from .trials import TrialList, align_scores, read_scores, read_trials, write_scores
     from .ubm import em_step, train_ubm
 
 

@@ -415,7 +415,7 @@ class SetConfig:
         Folder searched recursively, relative to ``data.root`` (or absolute).
     pattern : str
         Layout of the file paths relative to ``path`` with named fields, e.g.
-        ``{spk}/{spk}-{chapter}-{utt}.flac`` (see :func:`gmmspeech.datadir.compile_pattern`).
+        ``{spk}/{spk}-{chapter}-{utt}.flac`` (see :func:`gmmspeech.prepare.compile_pattern`).
     utt_id : str or None
         Utterance id template over the fields (default: speaker, then the other fields).
     spk_field : str or None

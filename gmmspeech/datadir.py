@@ -1,7 +1,8 @@
 """Kaldi-style data directories.
 
 A data directory is a folder of plain-text tables, one entry per line, first column an id,
-sorted by id (byte order, as ``LC_ALL=C sort``):
+sorted by id (byte order, as ``LC_ALL=C sort``), read with the one table parser
+(:func:`gmmspeech.tables.read_table`):
 
 ``wav.scp``
     ``<utt-id> <path>``; the path is the rest of the line and may contain spaces. Relative
@@ -14,130 +15,34 @@ sorted by id (byte order, as ``LC_ALL=C sort``):
 ``utt2label`` (optional)
     ``<utt-id> <label>``; e.g. a digit, keyword or sound class.
 ``trials`` (optional)
-    ``<model-id> <test-utt-id> target|nontarget``; test ids are utterances of this folder.
+    ``<model-id> <test-utt-id> [target|nontarget]`` in the grammar of
+    :mod:`gmmspeech.trials`; test ids are utterances of this folder.
+``utt2fold`` (classification experiments)
+    ``<utt-id> <fold>``, a cross-validation fold number.
 
 :meth:`DataDir.read` validates all of it and names ``file:line`` and the fix for every
-problem. :func:`scan_audio` builds a data directory from a folder of audio files whose
-paths follow a pattern with named fields; :func:`split_speakers` and :func:`make_trials`
-make background / enrolment / test sets and all-pairs trial lists.
+problem. :func:`read_spk2utt`, :func:`read_utt2label` and :func:`read_kaldi_map` read single
+tables (also of folders without ``wav.scp``), :func:`read_utt2fold` and
+:func:`read_predictions` the tables a classification experiment writes. Building data
+directories from a corpus is :mod:`gmmspeech.prepare`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-
-import numpy as np
+from typing import Literal, NamedTuple, overload
 
 from .atomic import atomic_path
-from .errors import ConfigError, DataError
+from .errors import DataError
+from .tables import Problems, read_table
+from .trials import TrialList, read_trials
 
 log = logging.getLogger(__name__)
 
 _MAX_LISTED = 10
-TRIAL_KINDS = ("target", "nontarget")
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One verification trial: does ``test_id`` belong to ``model_id``?"""
-
-    model_id: str
-    test_id: str
-    target: bool
-
-
-class _Problems:
-    """Collects validation problems and raises them together."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-        self.items: list[str] = []
-
-    def add(self, msg: str) -> None:
-        self.items.append(msg)
-
-    def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        shown = self.items[:_MAX_LISTED]
-        more = len(self.items) - len(shown)
-        tail = f"\n  ... and {more} more" if more else ""
-        raise DataError(
-            f"{self.where}: {len(self.items)} problem(s):\n  " + "\n  ".join(shown) + tail
-        )
-
-
-def _read_lines(path: Path) -> list[tuple[int, str]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
-    return [(i, line.rstrip("\r")) for i, line in enumerate(lines, 1)]
-
-
-def _parse_table(
-    path: Path,
-    problems: _Problems,
-    *,
-    min_fields: int,
-    max_fields: int | None,
-    rest_is_one_field: bool = False,
-    check_sorted: bool = True,
-) -> list[tuple[int, str, list[str]]]:
-    """Parse ``id fields...`` lines; report empty, short, duplicate and unsorted lines."""
-    rows: list[tuple[int, str, list[str]]] = []
-    first_line: dict[str, int] = {}
-    prev: str | None = None
-    name = path.name
-    for lineno, line in _read_lines(path):
-        where = f"{name}:{lineno}"
-        if not line.strip():
-            problems.add(f"{where}: empty line; delete it")
-            continue
-        if line[0].isspace():
-            problems.add(f"{where}: line starts with whitespace; the id must come first")
-            continue
-        if rest_is_one_field:
-            parts = line.split(None, 1)
-            fields = [parts[1].strip()] if len(parts) == 2 and parts[1].strip() else []
-        else:
-            fields = line.split()[1:]
-        key = line.split(None, 1)[0]
-        if len(fields) < min_fields or (max_fields is not None and len(fields) > max_fields):
-            want = (
-                f"{min_fields + 1}"
-                if max_fields == min_fields
-                else f"at least {min_fields + 1}"
-                if max_fields is None
-                else f"{min_fields + 1} to {max_fields + 1}"
-            )
-            problems.add(f"{where}: expected {want} fields, got {len(fields) + 1}: {line!r}")
-            continue
-        if key in first_line:
-            problems.add(
-                f"{where}: duplicate id {key!r} (first at line {first_line[key]}); "
-                f"ids must be unique: remove or rename one"
-            )
-            continue
-        if check_sorted and prev is not None and key < prev:
-            problems.add(
-                f"{where}: not sorted ({key!r} after {prev!r}); sort the file with "
-                f"`LC_ALL=C sort -k1,1 -o {name} {name}`"
-            )
-        first_line[key] = lineno
-        prev = key
-        rows.append((lineno, key, fields))
-    return rows
 
 
 class DataDir:
@@ -151,7 +56,7 @@ class DataDir:
         Utterance id -> speaker id. Defaults to each utterance being its own speaker.
     utt2label : mapping of str to str, optional
         Utterance id -> class label.
-    trials : sequence of Trial, optional
+    trials : TrialList, optional
         Trials whose test ids are utterances of this directory.
     root : path-like, optional
         Folder relative audio paths are resolved against (the data directory's own folder
@@ -162,7 +67,7 @@ class DataDir:
     wav_scp, utt2spk : dict of str to str
         Sorted by utterance id.
     utt2label : dict of str to str or None
-    trials : list of Trial or None
+    trials : TrialList or None
     root : Path or None
     """
 
@@ -171,7 +76,7 @@ class DataDir:
         wav_scp: Mapping[str, str],
         utt2spk: Mapping[str, str] | None = None,
         utt2label: Mapping[str, str] | None = None,
-        trials: Sequence[Trial] | None = None,
+        trials: TrialList | None = None,
         root: str | os.PathLike[str] | None = None,
     ) -> None:
         self.wav_scp: dict[str, str] = {k: str(wav_scp[k]) for k in sorted(wav_scp)}
@@ -180,7 +85,7 @@ class DataDir:
         self.utt2label: dict[str, str] | None = (
             None if utt2label is None else {k: str(utt2label[k]) for k in sorted(utt2label)}
         )
-        self.trials: list[Trial] | None = None if trials is None else list(trials)
+        self.trials: TrialList | None = trials
         self.root: Path | None = None if root is None else Path(root)
 
     # ------------------------------------------------------------------ access
@@ -224,7 +129,9 @@ class DataDir:
             raise DataError(f"subset: unknown utterance ids {sorted(unknown)[:5]}")
         trials = None
         if self.trials is not None:
-            trials = [t for t in self.trials if t.test_id in keep]
+            trials = self.trials.select(
+                [i for i, t in enumerate(self.trials.test_ids) if t in keep]
+            )
         return DataDir(
             {u: self.wav_scp[u] for u in keep},
             {u: self.utt2spk[u] for u in keep},
@@ -242,7 +149,7 @@ class DataDir:
         DataError
             Listing every problem with the id involved and how to fix it.
         """
-        problems = _Problems(where)
+        problems = Problems(where)
         for utt in self.wav_scp:
             if utt not in self.utt2spk:
                 problems.add(f"utterance {utt!r} of wav.scp has no utt2spk entry; add one")
@@ -258,12 +165,13 @@ class DataDir:
                     problems.add(f"utterance {utt!r} of utt2label is not in wav.scp")
         if self.trials is not None:
             seen: set[tuple[str, str]] = set()
-            for i, t in enumerate(self.trials, 1):
-                if t.test_id not in self.wav_scp:
-                    problems.add(f"trial {i}: test utterance {t.test_id!r} is not in wav.scp")
-                if (t.model_id, t.test_id) in seen:
-                    problems.add(f"trial {i}: duplicate trial {t.model_id} {t.test_id}")
-                seen.add((t.model_id, t.test_id))
+            for i, (model, test) in enumerate(self.trials.pairs):
+                where = self.trials.where(i)
+                if test not in self.wav_scp:
+                    problems.add(f"{where}: test utterance {test!r} is not in wav.scp")
+                if (model, test) in seen:
+                    problems.add(f"{where}: duplicate trial {model} {test}")
+                seen.add((model, test))
         if check_audio:
             for utt in self.wav_scp:
                 p = self.audio_path(utt)
@@ -295,126 +203,31 @@ class DataDir:
                 f"{folder}: not a data directory (no such folder); create one with "
                 f"`gmmspeech prepare`"
             )
-        problems = _Problems(str(folder))
-        wav_path = folder / "wav.scp"
-        if not wav_path.is_file():
+        if not (folder / "wav.scp").is_file():
             raise DataError(f"{folder}: no wav.scp; a data directory needs wav.scp and utt2spk")
-        wav_rows = _parse_table(
-            wav_path, problems, min_fields=1, max_fields=1, rest_is_one_field=True
+        problems = Problems(str(folder))
+        wav_line = _read_wav_scp(folder / "wav.scp", problems)
+        wav = {utt: target for utt, (_, target) in wav_line.items()}
+        utt2spk = _read_utt_table(
+            folder / "utt2spk", problems, wav_line, "'<utt-id> <spk-id>'", required=True
         )
-        wav = {}
-        wav_line = {}
-        for lineno, utt, fields in wav_rows:
-            target = fields[0]
-            if target.endswith("|"):
-                problems.add(
-                    f"wav.scp:{lineno}: piped commands are not supported ({target!r}); "
-                    f"convert the audio to files and list their paths"
-                )
-                continue
-            wav[utt] = target
-            wav_line[utt] = lineno
-        if not wav_rows and not problems.items:
-            problems.add("wav.scp: is empty; list one '<utt-id> <path>' per line")
-
-        utt2spk: dict[str, str] = {}
-        spk_path = folder / "utt2spk"
-        if not spk_path.is_file():
-            problems.add("utt2spk: missing; write '<utt-id> <spk-id>' per utterance")
-        else:
-            for lineno, utt, fields in _parse_table(spk_path, problems, min_fields=1, max_fields=1):
-                if utt not in wav:
-                    problems.add(
-                        f"utt2spk:{lineno}: unknown utterance {utt!r} (not in wav.scp); "
-                        f"remove the line or add the utterance to wav.scp"
-                    )
-                utt2spk[utt] = fields[0]
-            for utt, lineno in wav_line.items():
-                if utt not in utt2spk:
-                    problems.add(
-                        f"wav.scp:{lineno}: utterance {utt!r} has no utt2spk line; add "
-                        f"'{utt} <spk-id>' to utt2spk"
-                    )
-
-        s2u_path = folder / "spk2utt"
-        if s2u_path.is_file() and utt2spk:
-            expected: dict[str, set[str]] = {}
-            for utt, spk in utt2spk.items():
-                expected.setdefault(spk, set()).add(utt)
-            seen_spk = set()
-            for lineno, spk, utts in _parse_table(
-                s2u_path, problems, min_fields=1, max_fields=None
-            ):
-                seen_spk.add(spk)
-                if spk not in expected:
-                    problems.add(
-                        f"spk2utt:{lineno}: speaker {spk!r} has no utterance in utt2spk; "
-                        f"regenerate spk2utt from utt2spk (utils/utt2spk_to_spk2utt.pl)"
-                    )
-                elif set(utts) != expected[spk]:
-                    diff = sorted(set(utts) ^ expected[spk])[:3]
-                    problems.add(
-                        f"spk2utt:{lineno}: speaker {spk!r} disagrees with utt2spk "
-                        f"(e.g. {diff}); regenerate spk2utt from utt2spk"
-                    )
-            for spk in sorted(set(expected) - seen_spk)[:_MAX_LISTED]:
-                problems.add(f"spk2utt: speaker {spk!r} of utt2spk is missing; regenerate it")
-
-        utt2label: dict[str, str] | None = None
-        lab_path = folder / "utt2label"
-        if lab_path.is_file():
-            utt2label = {}
-            for lineno, utt, fields in _parse_table(lab_path, problems, min_fields=1, max_fields=1):
-                if utt not in wav:
-                    problems.add(
-                        f"utt2label:{lineno}: unknown utterance {utt!r} (not in wav.scp); "
-                        f"remove the line"
-                    )
-                utt2label[utt] = fields[0]
-            for utt, lineno in wav_line.items():
-                if utt not in utt2label:
-                    problems.add(
-                        f"wav.scp:{lineno}: utterance {utt!r} has no utt2label line; label "
-                        f"every utterance or delete utt2label"
-                    )
-
-        trials: list[Trial] | None = None
-        trials_path = folder / "trials"
-        if trials_path.is_file():
-            trials = []
-            seen_pairs: dict[tuple[str, str], int] = {}
-            for lineno, line in _read_lines(trials_path):
-                where = f"trials:{lineno}"
-                fields = line.split()
-                if len(fields) != 3:
-                    problems.add(
-                        f"{where}: expected '<model-id> <test-utt-id> target|nontarget', "
-                        f"got {line!r}"
-                    )
-                    continue
-                model, test, kind = fields
-                if kind not in TRIAL_KINDS:
-                    problems.add(f"{where}: third field must be target or nontarget, got {kind!r}")
-                    continue
+        if (folder / "spk2utt").is_file() and utt2spk:
+            _check_spk2utt(folder / "spk2utt", problems, utt2spk)
+        utt2label = _read_utt_table(folder / "utt2label", problems, wav_line, "'<utt-id> <label>'")
+        trials = None
+        if (folder / "trials").is_file():
+            trials = read_trials(folder / "trials", name="trials", problems=problems)
+            for i, test in enumerate(trials.test_ids):
                 if test not in wav:
                     problems.add(
-                        f"{where}: unknown test utterance {test!r} (not in wav.scp); trials "
-                        f"must list utterances of this data directory"
+                        f"{trials.where(i)}: unknown test utterance {test!r} (not in wav.scp); "
+                        f"trials must list utterances of this data directory"
                     )
-                if (model, test) in seen_pairs:
-                    problems.add(
-                        f"{where}: duplicate trial {model} {test} (first at line "
-                        f"{seen_pairs[model, test]}); remove one"
-                    )
-                    continue
-                seen_pairs[model, test] = lineno
-                trials.append(Trial(model, test, kind == "target"))
-
         problems.raise_if_any()
         dd = cls(wav, utt2spk, utt2label, trials, root=folder)
         if check_audio:
-            missing = _Problems(str(folder))
-            for utt, lineno in wav_line.items():
+            missing = Problems(str(folder))
+            for utt, (lineno, _) in wav_line.items():
                 p = dd.audio_path(utt)
                 if not p.is_file():
                     missing.add(
@@ -448,10 +261,7 @@ class DataDir:
         if self.utt2label is not None:
             tables["utt2label"] = [f"{u} {lab}" for u, lab in self.utt2label.items()]
         if self.trials is not None:
-            tables["trials"] = [
-                f"{t.model_id} {t.test_id} {'target' if t.target else 'nontarget'}"
-                for t in self.trials
-            ]
+            tables["trials"] = self.trials.to_lines()
         for name in ("utt2label", "trials"):
             stale = folder / name
             if name not in tables and stale.exists():
@@ -465,306 +275,188 @@ class DataDir:
                 raise DataError(f"{folder / name}: cannot write ({exc.strerror or exc})") from None
 
 
-# --------------------------------------------------------------------------- building
-_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]+))?\}")
-
-
-def compile_pattern(pattern: str) -> tuple[re.Pattern[str], list[str]]:
-    """Turn a layout pattern into a regular expression.
-
-    Parameters
-    ----------
-    pattern : str
-        A path relative to the root with ``/`` separators and named fields, e.g.
-        ``{label}/{spk}_NO_{round}.flac``, ``{digit}_{spk}_{idx}.wav`` or
-        ``{spk}/{spk}-{chapter}-{utt}.flac``. A field matches one or more characters other
-        than ``/`` (as few as possible), or the regular expression given after a colon
-        (``{idx:[0-9]+}``); a field used twice must match the same text both times. ``*``
-        matches any characters except ``/`` and ``**/`` any number of folders.
-
-    Returns
-    -------
-    regex : re.Pattern
-        Matches whole relative paths.
-    fields : list of str
-        Field names in order of first appearance.
-    """
-    if not pattern or pattern.startswith("/"):
-        raise ConfigError(f"pattern: must be a relative path pattern, got {pattern!r}")
-    out: list[str] = []
-    fields: list[str] = []
-    pos = 0
-    for m in _FIELD.finditer(pattern):
-        out.append(_literal(pattern[pos : m.start()]))
-        name, rx = m.group(1), m.group(2)
-        if name in fields:
-            out.append(f"(?P={name})")
-        else:
-            fields.append(name)
-            out.append(f"(?P<{name}>{rx if rx else '[^/]+?'})")
-        pos = m.end()
-    out.append(_literal(pattern[pos:]))
-    if "{" in "".join(_FIELD.sub("", pattern)) or "}" in _FIELD.sub("", pattern):
-        raise ConfigError(
-            f"pattern: unbalanced braces in {pattern!r}; fields look like {{name}} or "
-            f"{{name:regex}}"
-        )
-    if not fields:
-        raise ConfigError(f"pattern: {pattern!r} has no {{field}}; e.g. '{{spk}}/{{utt}}.wav'")
-    try:
-        regex = re.compile("".join(out))
-    except re.error as exc:
-        raise ConfigError(
-            f"pattern: invalid field regular expression in {pattern!r}: {exc}"
-        ) from None
-    return regex, fields
-
-
-def _literal(text: str) -> str:
-    parts = []
-    i = 0
-    while i < len(text):
-        if text.startswith("**/", i):
-            parts.append("(?:[^/]+/)*")
-            i += 3
-        elif text[i] == "*":
-            parts.append("[^/]*")
-            i += 1
-        else:
-            parts.append(re.escape(text[i]))
-            i += 1
-    return "".join(parts)
-
-
-def _token(value: str) -> str:
-    """A field value usable inside an id or label (whitespace -> '_')."""
-    return re.sub(r"\s+", "_", value.strip())
-
-
-def scan_audio(
-    root: str | os.PathLike[str],
-    pattern: str,
-    *,
-    utt_id: str | None = None,
-    spk_field: str | None = "spk",
-    label_field: str | None = "label",
-) -> DataDir:
-    """Build a data directory from the audio files under ``root`` whose paths match a pattern.
-
-    Parameters
-    ----------
-    root : path-like
-        Folder to search (recursively).
-    pattern : str
-        Layout of the paths relative to ``root``; see :func:`compile_pattern`.
-    utt_id : str, optional
-        Template of utterance ids over the fields, e.g. ``"{spk}-{label}-{round}"``.
-        Default: the speaker field, then every other field in pattern order, joined by
-        ``-``. Whitespace in values becomes ``_``.
-    spk_field : str or None
-        Field holding the speaker. If the pattern has no such field, every utterance is its
-        own speaker.
-    label_field : str or None
-        Field holding a class label written to ``utt2label`` (skipped when absent).
-
-    Returns
-    -------
-    DataDir
-        With absolute audio paths.
-
-    Raises
-    ------
-    DataError
-        No file matches, or two files get the same utterance id.
-    """
-    base = Path(root)
-    if not base.is_dir():
-        raise DataError(f"{base}: no such folder")
-    regex, fields = compile_pattern(pattern)
-    spk = spk_field if spk_field in fields else None
-    label = label_field if label_field in fields else None
-    if utt_id is None:
-        order = ([spk] if spk else []) + [f for f in fields if f != spk]
-        template = "-".join("{" + f + "}" for f in order)
-    else:
-        template = utt_id
-        used = set(_FIELD_NAMES.findall(template))
-        unknown = used - set(fields)
-        if unknown:
-            raise ConfigError(
-                f"utt_id: template {template!r} uses {sorted(unknown)}, which the pattern "
-                f"does not define (fields: {fields})"
+# --------------------------------------------------------------- per-file parsers
+def _read_wav_scp(path: Path, problems: Problems) -> dict[str, tuple[int, str]]:
+    """``utt -> (line, audio path)`` of a ``wav.scp``."""
+    rows = read_table(path, rest_is_one_field=True, strict=True, name="wav.scp", problems=problems)
+    out: dict[str, tuple[int, str]] = {}
+    for row in rows:
+        target = row.fields[0]
+        if target.endswith("|"):
+            problems.add(
+                f"wav.scp:{row.line}: piped commands are not supported ({target!r}); "
+                f"convert the audio to files and list their paths"
             )
-    wav: dict[str, str] = {}
-    utt2spk: dict[str, str] = {}
-    utt2label: dict[str, str] = {}
-    source: dict[str, str] = {}
-    n_seen = 0
-    unmatched: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames.sort()
-        for fname in sorted(filenames):
-            full = Path(dirpath) / fname
-            rel = full.relative_to(base).as_posix()
-            n_seen += 1
-            m = regex.fullmatch(rel)
-            if m is None:
-                unmatched.append(rel)
-                continue
-            values = {k: _token(v) for k, v in m.groupdict().items()}
-            try:
-                uid = template.format(**values)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ConfigError(f"utt_id: bad template {template!r} ({exc})") from None
-            if not uid or any(c.isspace() for c in uid):
-                raise DataError(f"{rel}: utterance id {uid!r} is empty or has whitespace")
-            if uid in wav:
-                raise DataError(
-                    f"{base}: files {source[uid]!r} and {rel!r} both get utterance id "
-                    f"{uid!r}; use more fields in the id template (--utt-id), e.g. "
-                    f"{'-'.join('{' + f + '}' for f in fields)!r}"
-                )
-            wav[uid] = str(full.resolve())
-            source[uid] = rel
-            utt2spk[uid] = values[spk] if spk else uid
-            if label:
-                utt2label[uid] = values[label]
-    if not wav:
-        example = f", e.g. {unmatched[0]!r}" if unmatched else ""
-        raise DataError(
-            f"{base}: no file matches the pattern {pattern!r} ({n_seen} files seen{example}); "
-            f"the pattern is matched against whole paths relative to {base}"
-        )
-    if unmatched:
-        log.info(
-            "%s: %d of %d files do not match %r and were skipped (e.g. %r)",
-            base,
-            len(unmatched),
-            n_seen,
-            pattern,
-            unmatched[0],
-        )
-    if spk is None:
-        log.info(
-            "pattern %r has no {%s} field: each utterance is its own speaker", pattern, spk_field
-        )
-    return DataDir(wav, utt2spk, utt2label if label else None)
+            continue
+        out[row.key] = (row.line, target)
+    if not rows and not problems.items:
+        problems.add("wav.scp: is empty; list one '<utt-id> <path>' per line")
+    return out
 
 
-_FIELD_NAMES = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)[^{}]*\}")
-
-
-def split_speakers(
-    data: DataDir,
+def _read_utt_table(
+    path: Path,
+    problems: Problems,
+    wav_line: Mapping[str, tuple[int, str]],
+    layout: str,
     *,
-    background: float = 0.3,
-    enroll: float = 0.5,
-    enroll_labels: Iterable[str] | None = None,
-    seed: int = 0,
-) -> tuple[DataDir, DataDir, DataDir]:
-    """Split into background speakers and enrolment / test utterances of target speakers.
+    required: bool = False,
+) -> dict[str, str] | None:
+    """An ``<utt-id> <value>`` table of a data dir, checked against ``wav.scp``.
 
-    Parameters
-    ----------
-    data : DataDir
-    background : float or int
-        Speakers set aside for UBM training: a fraction in [0, 1) of the speakers with at
-        least two utterances, or (>= 1) their number. Speakers with a single utterance cannot
-        be enrolled and tested, so they always go to the background.
-    enroll : float
-        Fraction in (0, 1) of each target speaker's utterances used for enrolment (at least
-        one, and at least one left for test). Ignored when ``enroll_labels`` is given.
-    enroll_labels : iterable of str, optional
-        Enrol on the utterances with these labels (``utt2label``) and test on the rest,
-        e.g. some keywords for enrolment and the others for test.
-    seed : int
-        Seed of the speaker and utterance draws.
-
-    Returns
-    -------
-    background, enroll, test : DataDir
-        Background and target speakers are disjoint; enrolment and test share speakers but
-        no utterance.
+    None when the file is absent and not ``required``.
     """
-    if background < 0:
-        raise ConfigError(f"background: must be >= 0, got {background!r}")
-    if not 0 < enroll < 1:
-        raise ConfigError(f"enroll: must be in (0, 1), got {enroll!r}")
-    rng = np.random.default_rng(seed)
-    spk2utt = data.spk2utt
-    single = [s for s, us in spk2utt.items() if len(us) < 2]
-    multi = [s for s, us in spk2utt.items() if len(us) >= 2]
-    order = [multi[i] for i in rng.permutation(len(multi))]
-    n_bg = int(background) if background >= 1 else int(round(background * len(multi)))
-    if n_bg >= len(multi):
-        raise ConfigError(
-            f"background: {background!r} leaves no target speaker ({len(multi)} speakers have "
-            f"two or more utterances); use a smaller value"
-        )
-    bg_spk = set(single) | set(order[:n_bg])
-    targets = sorted(order[n_bg:])
-    labels = None if enroll_labels is None else set(enroll_labels)
-    if labels is not None and data.utt2label is None:
-        raise ConfigError("enroll_labels: the data directory has no utt2label")
-    enroll_utts: list[str] = []
-    test_utts: list[str] = []
-    for spk in targets:
-        utts = spk2utt[spk]
-        if labels is not None:
-            assert data.utt2label is not None
-            e = [u for u in utts if data.utt2label[u] in labels]
-            t = [u for u in utts if data.utt2label[u] not in labels]
-        else:
-            perm = [utts[i] for i in rng.permutation(len(utts))]
-            k = min(max(int(round(enroll * len(utts))), 1), len(utts) - 1)
-            e, t = perm[:k], perm[k:]
-        enroll_utts += e
-        test_utts += t
-    bg = data.subset(u for u, s in data.utt2spk.items() if s in bg_spk)
-    bg.trials = None
-    en = data.subset(enroll_utts)
-    en.trials = None
-    te = data.subset(test_utts)
-    te.trials = None
-    log.info(
-        "split: %d background speakers (%d utts), %d target speakers (%d enrol, %d test utts)",
-        len(bg_spk),
-        len(bg),
-        len(targets),
-        len(en),
-        len(te),
+    name = path.name
+    if not path.is_file():
+        if required:
+            problems.add(f"{name}: missing; write {layout} per utterance")
+            return {}
+        return None
+    out: dict[str, str] = {}
+    for row in read_table(path, strict=True, name=name, problems=problems):
+        if row.key not in wav_line:
+            problems.add(
+                f"{name}:{row.line}: unknown utterance {row.key!r} (not in wav.scp); "
+                f"remove the line or add the utterance to wav.scp"
+            )
+        out[row.key] = row.fields[0]
+    for utt, (lineno, _) in wav_line.items():
+        if utt not in out:
+            fix = (
+                f"add '{utt} <spk-id>' to utt2spk"
+                if name == "utt2spk"
+                else f"label every utterance or delete {name}"
+            )
+            problems.add(f"wav.scp:{lineno}: utterance {utt!r} has no {name} line; {fix}")
+    return out
+
+
+def _check_spk2utt(path: Path, problems: Problems, utt2spk: Mapping[str, str]) -> None:
+    """A data dir's ``spk2utt`` must be the inverse of its ``utt2spk``."""
+    expected: dict[str, set[str]] = {}
+    for utt, spk in utt2spk.items():
+        expected.setdefault(spk, set()).add(utt)
+    seen_spk = set()
+    for row in read_table(path, max_fields=None, strict=True, name="spk2utt", problems=problems):
+        spk, utts = row.key, row.fields
+        seen_spk.add(spk)
+        if spk not in expected:
+            problems.add(
+                f"spk2utt:{row.line}: speaker {spk!r} has no utterance in utt2spk; "
+                f"regenerate spk2utt from utt2spk (utils/utt2spk_to_spk2utt.pl)"
+            )
+        elif set(utts) != expected[spk]:
+            diff = sorted(set(utts) ^ expected[spk])[:3]
+            problems.add(
+                f"spk2utt:{row.line}: speaker {spk!r} disagrees with utt2spk "
+                f"(e.g. {diff}); regenerate spk2utt from utt2spk"
+            )
+    for spk in sorted(set(expected) - seen_spk)[:_MAX_LISTED]:
+        problems.add(f"spk2utt: speaker {spk!r} of utt2spk is missing; regenerate it")
+
+
+# ------------------------------------------------------------- single tables
+@overload
+def read_kaldi_map(
+    path: str | os.PathLike[str], *, multi: Literal[False] = ...
+) -> dict[str, str]: ...
+@overload
+def read_kaldi_map(
+    path: str | os.PathLike[str], *, multi: Literal[True]
+) -> dict[str, list[str]]: ...
+def read_kaldi_map(
+    path: str | os.PathLike[str], *, multi: bool = False
+) -> dict[str, str] | dict[str, list[str]]:
+    """Read a Kaldi-style ``<key> <value>...`` file (``utt2spk``, ``spk2utt``, ``utt2label``).
+
+    ``multi=True`` keeps all values as a list (``spk2utt``); otherwise exactly one value per
+    line. Empty lines are skipped and the keys need not be sorted. Errors name ``file:line``.
+    """
+    rows = read_table(
+        path,
+        max_fields=None if multi else 1,
+        layout="<key> <value> ..." if multi else "<key> <value>",
     )
-    return bg, en, te
+    if multi:
+        return {row.key: row.fields for row in rows}
+    return {row.key: row.fields[0] for row in rows}
 
 
-def make_trials(enroll: DataDir, test: DataDir, by: str = "spk") -> list[Trial]:
-    """All (model, test utterance) pairs; a target when the test utterance is the model's.
+def read_spk2utt(datadir: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """``spk_id -> [utt_id, ...]`` of a Kaldi data dir.
 
-    Parameters
-    ----------
-    enroll : DataDir
-        Its speakers (``by="spk"``) or labels (``by="label"``) are the models.
-    test : DataDir
-    by : {"spk", "label"}
-
-    Returns
-    -------
-    list of Trial
-        Sorted by model, then test utterance.
+    Read with :meth:`DataDir.read` (validated) when the folder has a ``wav.scp``; otherwise
+    (e.g. a features-only folder) from ``spk2utt`` or ``utt2spk``.
     """
-    if by not in ("spk", "label"):
-        raise ConfigError(f"by: must be 'spk' or 'label', got {by!r}")
+    d = Path(datadir)
+    if not d.is_dir():
+        raise DataError(f"{d}: no such data dir")
+    if (d / "wav.scp").is_file():
+        return dict(DataDir.read(d, check_audio=False).spk2utt)
+    if (d / "spk2utt").is_file():
+        return read_kaldi_map(d / "spk2utt", multi=True)
+    if not (d / "utt2spk").is_file():
+        raise DataError(f"{d}: has neither spk2utt nor utt2spk; it cannot say who spoke what")
+    out: dict[str, list[str]] = {}
+    for utt, spk in read_kaldi_map(d / "utt2spk").items():
+        out.setdefault(spk, []).append(utt)
+    return out
 
-    def owner(d: DataDir, which: str) -> dict[str, str]:
-        if by == "spk":
-            return d.utt2spk
-        if d.utt2label is None:
-            raise DataError(f"make_trials: the {which} data directory has no utt2label")
-        return d.utt2label
 
-    models = sorted(set(owner(enroll, "enrolment").values()))
-    test_owner = owner(test, "test")
-    return [Trial(m, u, test_owner[u] == m) for m in models for u in test.wav_scp]
+def read_utt2label(
+    datadir: str | os.PathLike[str], label_file: str = "utt2label"
+) -> dict[str, str]:
+    """``utt_id -> label`` of a data dir (its ``utt2label``, or another label file)."""
+    d = Path(datadir)
+    if not d.is_dir():
+        raise DataError(f"{d}: no such data dir")
+    if label_file == "utt2label" and (d / "wav.scp").is_file():
+        dd = DataDir.read(d, check_audio=False)
+        if not dd.utt2label:
+            raise DataError(f"{d}: has no utt2label; classification needs one label per utterance")
+        return dict(dd.utt2label)
+    return read_kaldi_map(d / label_file)
 
 
-__all__ = ["DataDir", "Trial", "compile_pattern", "make_trials", "scan_audio", "split_speakers"]
+def read_utt2fold(path: str | os.PathLike[str]) -> dict[str, int]:
+    """``utt_id -> fold`` of a ``utt2fold`` file (``<utt-id> <fold>``, fold an integer >= 0)."""
+    out: dict[str, int] = {}
+    for row in read_table(path, layout="<utt-id> <fold>"):
+        text = row.fields[0]
+        if not text.isdigit():
+            raise DataError(f"{path}:{row.line}: fold {text!r} is not an integer >= 0")
+        out[row.key] = int(text)
+    return out
+
+
+class Prediction(NamedTuple):
+    """One line of a predictions file: ``<utt-id> <true-label> <predicted-label> <fold>``."""
+
+    utt_id: str
+    label: str
+    predicted: str
+    fold: int
+
+
+def read_predictions(path: str | os.PathLike[str]) -> list[Prediction]:
+    """The lines of a predictions file, in file order (each utterance once)."""
+    out: list[Prediction] = []
+    for row in read_table(
+        path, min_fields=3, max_fields=3, layout="<utt-id> <label> <predicted> <fold>"
+    ):
+        label, predicted, fold = row.fields
+        if not fold.isdigit():
+            raise DataError(f"{path}:{row.line}: fold {fold!r} is not an integer >= 0")
+        out.append(Prediction(row.key, label, predicted, int(fold)))
+    return out
+
+
+__all__ = [
+    "DataDir",
+    "Prediction",
+    "read_kaldi_map",
+    "read_predictions",
+    "read_spk2utt",
+    "read_utt2fold",
+    "read_utt2label",
+]

@@ -23,7 +23,6 @@ stage). A stage that runs invalidates the records of the stages after it.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import logging
 import shutil
@@ -36,8 +35,9 @@ from typing import Any
 import numpy as np
 
 from .config import ExperimentConfig, SetConfig, config_hash, dump_yaml, to_dict
-from .datadir import DataDir, Trial, make_trials, scan_audio, split_speakers
+from .datadir import DataDir, read_predictions, read_utt2fold
 from .errors import ConfigError, DataError
+from .prepare import assign_folds, limit_speakers, scan_audio, select_listed, split_verification
 from .report import (
     peak_rss_mib,
     plot_confusion,
@@ -46,6 +46,7 @@ from .report import (
     write_json,
     write_text,
 )
+from .trials import TrialList, read_scores, read_trials, write_scores
 
 log = logging.getLogger(__name__)
 
@@ -295,27 +296,8 @@ class Experiment:
         except (DataError, ConfigError) as exc:
             raise type(exc)(f"{self.where}: data.{key}: {exc}") from None
         if s.include:
-            keep: set[str] = set()
-            for item in s.include:
-                keep |= _read_list(root / item, f"{self.where}: data.{key}.include")
-            root_r = root.resolve()
-            chosen = []
-            for utt in data.utt_ids:
-                p = Path(data.wav_scp[utt])
-                with contextlib.suppress(ValueError):
-                    if p.relative_to(root_r).as_posix() in keep:
-                        chosen.append(utt)
-            if not chosen:
-                raise DataError(
-                    f"{self.where}: data.{key}.include: none of the {len(data)} files found is "
-                    f"listed in {', '.join(s.include)} (paths are relative to data.root)"
-                )
-            data = data.subset(chosen)
-        if s.max_speakers is not None or s.max_per_speaker is not None:
-            spk2utt = data.spk2utt
-            spks = sorted(spk2utt)[: s.max_speakers]
-            chosen = [u for spk in spks for u in spk2utt[spk][: s.max_per_speaker]]
-            data = data.subset(chosen)
+            data = select_listed(data, root, s.include, f"{self.where}: data.{key}.include")
+        data = limit_speakers(data, s.max_speakers, s.max_per_speaker)
         return data
 
     # ---------------------------------------------------------------- stages
@@ -329,81 +311,21 @@ class Experiment:
         assert d.background is not None and d.targets is not None
         bg = self._scan("background", d.background)
         tg = self._scan("targets", d.targets)
-        both = sorted(set(bg.utt2spk.values()) & set(tg.utt2spk.values()))
-        if both:
-            raise DataError(
-                f"{self.where}: data.background and data.targets share {len(both)} speaker(s) "
-                f"(e.g. {both[:3]}); background speakers must not be enrolled or tested"
-            )
-        labels = list(d.enroll_labels) or None
-        if labels is not None:
-            known = set((tg.utt2label or {}).values())
-            unknown = sorted(set(labels) - known)
-            if unknown:
-                raise ConfigError(
-                    f"{self.where}: data.enroll_labels: {unknown[:5]} are not labels of "
-                    f"data.targets (labels: {sorted(known)[:8]}...)"
-                )
+        trials = None if d.trials is None else read_trials(d.trials)
         try:
-            single, en, te = split_speakers(
-                tg, background=0, enroll=d.enroll_fraction, enroll_labels=labels, seed=d.seed
+            sets = split_verification(
+                tg,
+                background=bg,
+                enroll=d.enroll_fraction,
+                enroll_labels=list(d.enroll_labels) or None,
+                seed=d.seed,
+                trials=trials,
             )
-        except ConfigError as exc:
-            raise DataError(f"{self.where}: data.targets: {exc}") from None
-        if len(single):
-            log.warning(
-                "data.targets: %d speaker(s) with a single utterance cannot be enrolled and "
-                "tested; they are left out",
-                len(single.spk2utt),
-            )
-        if not len(en) or not len(te):
-            raise DataError(
-                f"{self.where}: data.targets: the split left {len(en)} enrolment and {len(te)} "
-                f"test utterances; each target speaker needs utterances on both sides"
-            )
-        te.trials = self._trials(en, te)
-        outputs = []
-        for name, dd in (("background", bg), ("enroll", en), ("test", te)):
-            dd.write(self.path(f"data/{name}"))
-            outputs.append(f"data/{name}/wav.scp")
-        outputs.append("data/test/trials")
-        n_tar = sum(t.target for t in te.trials)
-        info = {
-            "background_speakers": len(bg.spk2utt),
-            "background_utts": len(bg),
-            "target_speakers": len(en.spk2utt),
-            "enroll_utts": len(en),
-            "test_utts": len(te),
-            "trials": len(te.trials),
-            "target_trials": n_tar,
-            "nontarget_trials": len(te.trials) - n_tar,
-        }
-        return outputs, info
-
-    def _trials(self, en: DataDir, te: DataDir) -> list[Trial]:
-        if self.cfg.data.trials is None:
-            return make_trials(en, te, by="spk")
-        from .scoring import read_trials
-
-        path = Path(self.cfg.data.trials)
-        tl = read_trials(path)
-        if tl.is_target is None:
-            raise DataError(f"{path}: data.trials: the trials need target/nontarget labels")
-        models = set(en.utt2spk.values())
-        out = []
-        for i, (m, t) in enumerate(zip(tl.model_ids, tl.test_ids, strict=True)):
-            if m not in models:
-                raise DataError(
-                    f"{tl.where(i)}: model {m!r} is not an enrolled speaker of data.targets "
-                    f"(e.g. {sorted(models)[:3]}); fix the trial list (data.trials)"
-                )
-            if t not in te.wav_scp:
-                raise DataError(
-                    f"{tl.where(i)}: test utterance {t!r} is not a test utterance of "
-                    f"data.targets (e.g. {te.utt_ids[:2]}); fix the trial list (data.trials)"
-                )
-            out.append(Trial(m, t, bool(tl.is_target[i])))
-        return out
+        except (ConfigError, DataError) as exc:
+            raise type(exc)(f"{self.where}: data: {exc}") from None
+        sets.write(self.path("data"))
+        outputs = [f"data/{name}/wav.scp" for name in ("background", "enroll", "test")]
+        return [*outputs, "data/test/trials"], sets.counts()
 
     def _prepare_classification(self) -> tuple[list[str], dict[str, Any]]:
         d = self.cfg.data
@@ -507,11 +429,7 @@ class Experiment:
         return DataDir.read(self.path(f"data/{name}"), check_audio=False)
 
     def _folds(self) -> dict[str, int]:
-        out = {}
-        for line in self.path("data/all/utt2fold").read_text(encoding="utf-8").splitlines():
-            utt, fold = line.split()
-            out[utt] = int(fold)
-        return out
+        return read_utt2fold(self.path("data/all/utt2fold"))
 
     @contextlib.contextmanager
     def _engine(self) -> Iterator[Any]:
@@ -629,7 +547,7 @@ class Experiment:
 
     def _stage_score(self) -> tuple[list[str], dict[str, Any]]:
         from .gmm import DiagGMM
-        from .scoring import score_matrix, score_trials, write_scores
+        from .scoring import score_matrix, score_trials
         from .speakermodels import SpeakerModels
 
         self.path("scores").mkdir(parents=True, exist_ok=True)
@@ -637,25 +555,19 @@ class Experiment:
             ubm = DiagGMM.load(self.path("ubm/ubm.h5"))
             models = SpeakerModels.load(self.path("models/models.h5"), ubm)
             te = self._datadir("test")
+            all_trials = te.trials or TrialList([], [])
             with self._store("test") as store:
-                trials = [
-                    (t.model_id, t.test_id, t.target)
-                    for t in te.trials or []
-                    if t.test_id in store and t.model_id in models
-                ]
-                n_dropped = len(te.trials or []) - len(trials)
+                trials = all_trials.select(
+                    [i for i, (m, t) in enumerate(all_trials.pairs) if t in store and m in models]
+                )
+                n_dropped = len(all_trials) - len(trials)
                 if not trials:
                     raise DataError(f"{self.path('data/test/trials')}: no trial can be scored")
                 with self._engine() as engine:
                     scores = score_trials(
                         ubm, models, store, trials, engine=engine, **self._score_kw()
                     )
-            write_scores(
-                self.path("scores/raw.txt"),
-                [t[0] for t in trials],
-                [t[1] for t in trials],
-                scores,
-            )
+            write_scores(self.path("scores/raw.txt"), trials.model_ids, trials.test_ids, scores)
             info = {"trials_scored": len(trials), "trials_dropped": n_dropped}
             return ["scores/raw.txt"], info
         data = self._datadir("all")
@@ -678,8 +590,6 @@ class Experiment:
     def _stage_normalize(self) -> tuple[list[str], dict[str, Any]]:
         if self.cfg.task != "verification":
             return [], {"applies": False}
-        from .scoring import read_scores, write_scores
-
         s = self.cfg.scoring
         raw = read_scores(self.path("scores/raw.txt"))
         keys = list(raw)
@@ -758,11 +668,13 @@ class Experiment:
 
     def _evaluate_verification(self) -> tuple[list[str], dict[str, Any]]:
         from .metrics import summary
-        from .scoring import read_scores
 
         s = self.cfg.scoring
         te = self._datadir("test")
-        label = {(t.model_id, t.test_id): t.target for t in te.trials or []}
+        tl = te.trials
+        if tl is None or tl.is_target is None:
+            raise DataError(f"{self.path('data/test')}: no labelled trials; rerun stage 1")
+        label = dict(zip(tl.pairs, tl.is_target.tolist(), strict=True))
         kw = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
         systems: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, rel in (("normalized", "scores/scores.txt"), ("raw", "scores/raw.txt")):
@@ -817,13 +729,10 @@ class Experiment:
     def _evaluate_classification(self) -> tuple[list[str], dict[str, Any]]:
         from .metrics import confusion_matrix
 
-        rows = [
-            line.split()
-            for line in self.path("scores/predictions.txt").read_text("utf-8").splitlines()
-        ]
-        true = [r[1] for r in rows]
-        pred = [r[2] for r in rows]
-        fold = np.array([int(r[3]) for r in rows])
+        rows = read_predictions(self.path("scores/predictions.txt"))
+        true = [r.label for r in rows]
+        pred = [r.predicted for r in rows]
+        fold = np.array([r.fold for r in rows])
         correct = np.array([a == b for a, b in zip(true, pred, strict=True)])
         labels = sorted(set(true))
         per_class = {
@@ -928,67 +837,6 @@ def _present(spk2utt: dict[str, list[str]], store: Any) -> tuple[dict[str, list[
     return out, dropped
 
 
-def _read_list(path: Path, where: str) -> set[str]:
-    """Paths listed in a text/CSV file: the first column, or the ``file`` column of a CSV."""
-    if not path.is_file():
-        raise DataError(f"{where}: list file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    out: set[str] = set()
-    if path.suffix.lower() == ".csv":
-        reader = csv.reader(text.splitlines())
-        header = next(reader, None)
-        col = 0
-        if header is not None and "file" in header:
-            col = header.index("file")
-        elif header is not None and header:
-            out.add(header[0].strip())
-        for row in reader:
-            if row:
-                out.add(row[col].strip())
-    else:
-        for line in text.splitlines():
-            if line.strip():
-                out.add(line.split()[0])
-    if not out:
-        raise DataError(f"{where}: list file {str(path)!r} lists no file")
-    return {Path(p).as_posix() for p in out}
-
-
-def assign_folds(data: DataDir, n_folds: int, by: str = "rank") -> dict[str, int]:
-    """Cross-validation fold of every utterance.
-
-    Parameters
-    ----------
-    data : DataDir
-        With ``utt2label`` for ``by="rank"``.
-    n_folds : int
-    by : {"rank", "spk"}
-        ``rank``: the i-th file of each class (sorted ids) goes to fold ``i % n_folds``.
-        ``spk``: the j-th speaker (sorted ids) and all of its files go to fold
-        ``j % n_folds``.
-
-    Returns
-    -------
-    dict of str to int
-        Utterance id -> fold in ``[0, n_folds)``, sorted by utterance id.
-    """
-    out: dict[str, int] = {}
-    if by == "rank":
-        if data.utt2label is None:
-            raise DataError("assign_folds: by='rank' needs utt2label")
-        per: dict[str, int] = {}
-        for utt in data.utt_ids:
-            lab = data.utt2label[utt]
-            out[utt] = per.get(lab, 0) % n_folds
-            per[lab] = per.get(lab, 0) + 1
-    elif by == "spk":
-        order = {spk: j % n_folds for j, spk in enumerate(sorted(data.spk2utt))}
-        out = {utt: order[data.utt2spk[utt]] for utt in data.utt_ids}
-    else:
-        raise ConfigError(f"fold_by: must be 'rank' or 'spk', got {by!r}")
-    return out
-
-
 def headline(results: dict[str, Any]) -> str:
     """One line with the main numbers of a results dict."""
     if results.get("task") == "classification":
@@ -1004,4 +852,4 @@ def headline(results: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["STAGES", "Experiment", "StageOutcome", "assign_folds", "headline"]
+__all__ = ["STAGES", "Experiment", "StageOutcome", "headline"]

@@ -31,20 +31,19 @@ the number of trials (only the trial list and the scores, a few bytes per trial,
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path
 from .errors import DataError, ModelMismatchError
 from .frames import COMPUTE_DTYPE, as_frames
 from .gmm import DiagGMM
 from .speakermodels import SpeakerModels
 from .threads import blas_threads
+from .trials import TrialList
 
 log = logging.getLogger(__name__)
 
@@ -52,193 +51,6 @@ METHODS = ("exact", "topc", "linear")
 DEFAULT_TOP_C = 5
 #: float32 elements allowed in the largest work buffer (64 MB)
 DEFAULT_MEMORY_BUDGET = 16 * 1024 * 1024
-
-_TARGET_WORDS = {"target": True, "tgt": True, "1": True, "true": True, "yes": True}
-_NONTARGET_WORDS = {
-    "nontarget": False,
-    "non-target": False,
-    "nontgt": False,
-    "imp": False,
-    "impostor": False,
-    "0": False,
-    "false": False,
-    "no": False,
-}
-
-
-# ---------------------------------------------------------------------------- trial lists
-@dataclass
-class TrialList:
-    """A list of trials ``(model_id, test_id[, is_target])`` with their source lines.
-
-    Attributes
-    ----------
-    model_ids, test_ids : list of str, length n
-    is_target : ndarray of bool, shape (n,), or None when the list has no labels
-    lines : list of int
-        1-based line numbers in ``source`` (positions for in-memory lists).
-    source : str
-        File name (or ``"trials"``) used in error messages.
-    """
-
-    model_ids: list[str]
-    test_ids: list[str]
-    is_target: np.ndarray | None = None
-    lines: list[int] = field(default_factory=list)
-    source: str = "trials"
-
-    def __post_init__(self) -> None:
-        if not self.lines:
-            self.lines = list(range(1, len(self.model_ids) + 1))
-
-    def __len__(self) -> int:
-        return len(self.model_ids)
-
-    def where(self, i: int) -> str:
-        """``source:line`` of trial ``i``."""
-        return f"{self.source}:{self.lines[i]}"
-
-    @classmethod
-    def from_tuples(cls, trials: Iterable[Sequence[Any]], source: str = "trials") -> TrialList:
-        """From ``(model_id, test_id)`` or ``(model_id, test_id, is_target)`` tuples."""
-        if isinstance(trials, TrialList):
-            return trials
-        if hasattr(trials, "trials") and not isinstance(trials, (list, tuple)):
-            trials = trials.trials  # a data dir
-            if callable(trials):
-                trials = trials()
-        models: list[str] = []
-        tests: list[str] = []
-        labels: list[bool] = []
-        n_labelled = 0
-        for i, t in enumerate(trials):
-            if hasattr(t, "model_id") and hasattr(t, "test_id"):  # datadir.Trial
-                t = (t.model_id, t.test_id, getattr(t, "target"))  # noqa: B009
-            t = tuple(t)
-            if len(t) not in (2, 3):
-                raise DataError(
-                    f"{source}:{i + 1}: expected (model_id, test_id[, is_target]), got {t!r}"
-                )
-            models.append(str(t[0]))
-            tests.append(str(t[1]))
-            if len(t) == 3:
-                labels.append(_parse_label(t[2], f"{source}:{i + 1}"))
-                n_labelled += 1
-        if n_labelled not in (0, len(models)):
-            raise DataError(f"{source}: some trials have a target label and some do not")
-        is_target = np.array(labels, dtype=bool) if n_labelled else None
-        return cls(models, tests, is_target, source=source)
-
-
-def _parse_label(value: Any, where: str) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    key = str(value).strip().lower()
-    if key in _TARGET_WORDS:
-        return True
-    if key in _NONTARGET_WORDS:
-        return False
-    raise DataError(
-        f"{where}: trial label {value!r} is neither 'target' nor 'nontarget' "
-        f"(also accepted: tgt/imp/1/0/true/false)"
-    )
-
-
-def read_trials(path: str | os.PathLike[str]) -> TrialList:
-    """Read a Kaldi-style trials file: ``<model> <test> [target|nontarget]`` per line.
-
-    ``path`` may also be a data dir holding a ``trials`` file. Line numbers are kept for
-    error messages.
-
-    Blank lines and lines starting with ``#`` are skipped.
-    """
-    p = Path(path)
-    if p.is_dir() and (p / "trials").is_file():
-        p = p / "trials"  # a data dir
-    if not p.is_file():
-        raise DataError(f"{p}: no such trials file")
-    models: list[str] = []
-    tests: list[str] = []
-    labels: list[bool] = []
-    lines: list[int] = []
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            if len(parts) not in (2, 3):
-                raise DataError(
-                    f"{p}:{n}: expected '<model> <test> [target|nontarget]', got {line.strip()!r}"
-                )
-            if len(parts) == 3:
-                labels.append(_parse_label(parts[2], f"{p}:{n}"))
-            elif labels:
-                raise DataError(f"{p}:{n}: missing the target/nontarget label of earlier lines")
-            models.append(parts[0])
-            tests.append(parts[1])
-            lines.append(n)
-    if not models:
-        raise DataError(f"{p}: no trials (empty file)")
-    if labels and len(labels) != len(models):
-        raise DataError(f"{p}: some lines have a target/nontarget label and some do not")
-    return TrialList(models, tests, np.array(labels, dtype=bool) if labels else None, lines, str(p))
-
-
-def write_scores(
-    path: str | os.PathLike[str],
-    model_ids: Sequence[str],
-    test_ids: Sequence[str],
-    scores: Any,
-) -> None:
-    """Write ``<model> <test> <score>`` lines atomically (scores with 9 significant digits)."""
-    s = np.asarray(scores, dtype=np.float64)
-    if not len(model_ids) == len(test_ids) == s.shape[0]:
-        raise DataError(
-            f"write_scores: {len(model_ids)} model ids, {len(test_ids)} test ids and "
-            f"{s.shape[0]} scores; they must be equally many"
-        )
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for m, t, v in zip(model_ids, test_ids, s, strict=True):
-            f.write(f"{m} {t} {v:.9g}\n")
-
-
-def read_scores(path: str | os.PathLike[str]) -> dict[tuple[str, str], float]:
-    """Read ``<model> <test> <score>`` lines into ``{(model, test): score}``."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such scores file")
-    out: dict[tuple[str, str], float] = {}
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            if len(parts) != 3:
-                raise DataError(f"{p}:{n}: expected '<model> <test> <score>', got {line.strip()!r}")
-            try:
-                v = float(parts[2])
-            except ValueError:
-                raise DataError(f"{p}:{n}: score {parts[2]!r} is not a number") from None
-            if not np.isfinite(v):
-                raise DataError(f"{p}:{n}: score {parts[2]!r} is not finite")
-            key = (parts[0], parts[1])
-            if key in out:
-                raise DataError(f"{p}:{n}: trial {key[0]} {key[1]} scored twice")
-            out[key] = v
-    return out
-
-
-def align_scores(scores: Mapping[tuple[str, str], float], trials: TrialList) -> np.ndarray:
-    """Scores in the order of ``trials``; :class:`DataError` naming the first missing trial."""
-    out = np.empty(len(trials))
-    for i, (m, t) in enumerate(zip(trials.model_ids, trials.test_ids, strict=True)):
-        try:
-            out[i] = scores[(m, t)]
-        except KeyError:
-            raise DataError(
-                f"{trials.where(i)}: trial {m} {t} has no score; score the same trials list"
-            ) from None
-    return out
 
 
 # ---------------------------------------------------------------------------- model bank

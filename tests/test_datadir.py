@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 
 import gmmspeech
-from gmmspeech.cli import main
 from gmmspeech.datadir import (
     DataDir,
-    Trial,
-    compile_pattern,
-    make_trials,
-    scan_audio,
-    split_speakers,
+    read_kaldi_map,
+    read_predictions,
+    read_spk2utt,
+    read_utt2fold,
+    read_utt2label,
 )
-from gmmspeech.errors import ConfigError, DataError
+from gmmspeech.errors import DataError
+from gmmspeech.trials import TrialList
 
 
 def _touch(path: Path) -> Path:
@@ -63,7 +63,8 @@ def test_read_good_dir_with_spaces_labels_and_trials(tmp_path: Path, audio: dict
     assert dd.audio_path("a-1") == audio["a1"]  # the path with spaces survives
     assert dd.spk2utt == {"a": ["a-1", "a-2"], "b": ["b-1"]}
     assert dd.utt2label == {"a-1": "yes", "a-2": "no", "b-1": "yes"}
-    assert dd.trials == [Trial("a", "b-1", False), Trial("b", "b-1", True)]
+    assert dd.trials is not None and dd.trials.pairs == [("a", "b-1"), ("b", "b-1")]
+    assert dd.trials.is_target is not None and dd.trials.is_target.tolist() == [False, True]
     assert gmmspeech.DataDir is DataDir
 
 
@@ -72,7 +73,7 @@ def test_write_read_round_trip(tmp_path: Path, audio: dict) -> None:
         {"b-1": str(audio["b1"]), "a-1": str(audio["a1"])},
         {"b-1": "b", "a-1": "a"},
         {"a-1": "x", "b-1": "y"},
-        [Trial("a", "b-1", False)],
+        TrialList(["a"], ["b-1"], [False]),
     )
     dd.write(tmp_path / "out")
     text = (tmp_path / "out" / "wav.scp").read_text()
@@ -80,7 +81,8 @@ def test_write_read_round_trip(tmp_path: Path, audio: dict) -> None:
     assert (tmp_path / "out" / "spk2utt").read_text() == "a a-1\nb b-1\n"
     back = DataDir.read(tmp_path / "out")
     assert back.wav_scp == dd.wav_scp and back.utt2spk == dd.utt2spk
-    assert back.utt2label == dd.utt2label and back.trials == dd.trials
+    assert back.utt2label == dd.utt2label and back.trials is not None
+    assert back.trials.pairs == [("a", "b-1")] and back.trials.is_target.tolist() == [False]
 
 
 def test_relative_paths_resolve_against_the_data_dir(tmp_path: Path) -> None:
@@ -173,169 +175,71 @@ def test_no_wav_scp_or_no_folder(tmp_path: Path) -> None:
         DataDir.read(tmp_path / "nope")
 
 
-# ---------------------------------------------------------------------------- scanning
-def _tree(root: Path, rels: list[str]) -> None:
-    for r in rels:
-        _touch(root / r)
+# ----------------------------------------------------------------- single tables
+def test_read_spk2utt_from_utt2spk(tmp_path: Path) -> None:
+    (tmp_path / "utt2spk").write_text("u1 a\nu2 b\nu3 a\n")
+    assert read_spk2utt(tmp_path) == {"a": ["u1", "u3"], "b": ["u2"]}
+    (tmp_path / "utt2spk").write_text("u1 a\nu2\n")
+    with pytest.raises(DataError, match="utt2spk:2"):
+        read_spk2utt(tmp_path)
 
 
-def test_pattern_label_folder_with_space(tmp_path: Path) -> None:
-    _tree(
-        tmp_path,
-        [
-            "zoom in/00000001_NO_01.flac",
-            "zoom in/00000002_NO_03.flac",
-            "yes/00000001_NO_02.flac",
-            "train.csv",
-        ],
-    )
-    dd = scan_audio(tmp_path, "{label}/{spk}_NO_{round}.flac")
-    assert dd.utt_ids == ["00000001-yes-02", "00000001-zoom_in-01", "00000002-zoom_in-03"]
-    assert dd.utt2spk["00000002-zoom_in-03"] == "00000002"
-    assert dd.utt2label == {
-        "00000001-yes-02": "yes",
-        "00000001-zoom_in-01": "zoom_in",
-        "00000002-zoom_in-03": "zoom_in",
-    }
-    assert (
-        dd.audio_path("00000001-zoom_in-01")
-        == (tmp_path / "zoom in" / "00000001_NO_01.flac").resolve()
-    )
+def test_spk2utt_and_labels_of_folders_with_and_without_wav_scp(tmp_path: Path) -> None:
+    (tmp_path / "spk2utt").write_text("b u2\na u3 u1\n")  # unsorted is fine outside a data dir
+    assert read_spk2utt(tmp_path) == {"b": ["u2"], "a": ["u3", "u1"]}
+    (tmp_path / "my_labels").write_text("u1 yes\n\nu2 no\n")  # empty lines are skipped
+    assert read_utt2label(tmp_path, "my_labels") == {"u1": "yes", "u2": "no"}
+    d = _write(tmp_path / "d", wav_scp="u1 x.wav\nu2 y.wav\n", utt2spk="u1 a\nu2 a\n")
+    with pytest.raises(DataError, match="has no utt2label"):
+        read_utt2label(d)
+    (d / "utt2label").write_text("u1 yes\nu2 no\n")
+    assert read_utt2label(d) == {"u1": "yes", "u2": "no"}
+    assert read_spk2utt(d) == {"a": ["u1", "u2"]}
 
 
-def test_pattern_fsdd_and_librispeech(tmp_path: Path) -> None:
-    _tree(tmp_path / "fsdd", ["7_jackson_32.wav", "0_george_0.wav"])
-    dd = scan_audio(tmp_path / "fsdd", "{digit}_{spk}_{idx:[0-9]+}.wav", label_field="digit")
-    assert dd.utt2spk == {"george-0-0": "george", "jackson-7-32": "jackson"}
-    assert dd.utt2label == {"george-0-0": "0", "jackson-7-32": "7"}
-    _tree(
-        tmp_path / "ls",
-        ["1089/1089-134686-0000.flac", "1089/2000-1-1.flac", "other/103-1240-0000.flac"],
-    )
-    dd = scan_audio(tmp_path / "ls", "{spk}/{spk}-{chapter}-{utt}.flac")
-    assert dd.utt_ids == ["1089-134686-0000"]  # the repeated {spk} must agree
-    dd = scan_audio(tmp_path / "ls", "**/{spk}-{chapter}-{utt}.flac", utt_id="{spk}_{utt}")
-    assert dd.utt_ids == ["103_0000", "1089_0000", "2000_1"]
-    assert dd.utt2label is None
+def test_table_rejects_duplicates_and_wrong_field_counts(tmp_path: Path) -> None:
+    p = tmp_path / "utt2spk"
+    p.write_text("u1 a\nu2 b\nu1 c\n")
+    with pytest.raises(DataError) as info:
+        read_kaldi_map(p)
+    assert str(info.value) == (f"{p}:3: duplicate id 'u1' (first at line 1); remove or rename one")
+    p.write_text("u1 a\nu2 b c\n")
+    with pytest.raises(DataError) as info:
+        read_kaldi_map(p)
+    assert str(info.value) == f"{p}:2: expected '<key> <value>', got 3 field(s): 'u2 b c'"
+    p.write_text("a u1 u2\nb\n")
+    with pytest.raises(DataError, match=rf"^{p}:2: expected '<key> <value> \.\.\.', got 1 f"):
+        read_kaldi_map(p, multi=True)
 
 
-def test_scan_errors(tmp_path: Path) -> None:
-    _tree(tmp_path, ["a/x_1.wav", "b/x_1.wav"])
-    with pytest.raises(DataError, match="both get utterance id"):
-        scan_audio(tmp_path, "{d}/{spk}_{n}.wav", utt_id="{spk}-{n}")
-    with pytest.raises(DataError, match="no file matches"):
-        scan_audio(tmp_path, "{spk}.flac")
-    with pytest.raises(ConfigError, match="no {field}"):
-        compile_pattern("a/b.wav")
-    with pytest.raises(ConfigError, match="does not define"):
-        scan_audio(tmp_path, "{d}/{spk}_{n}.wav", utt_id="{speaker}")
+def test_utf8_bom_is_named_as_such(tmp_path: Path, audio: dict) -> None:
+    bom = b"\xef\xbb\xbf"  # U+FEFF encoded in UTF-8
+    p = tmp_path / "utt2spk"
+    p.write_bytes(bom + b"u1 a\nu2 b\n")
+    with pytest.raises(DataError) as info:
+        read_kaldi_map(p)
+    msg = str(info.value)
+    assert msg.startswith(f"{p}:1: the file starts with a UTF-8 byte order mark (BOM)"), msg
+    # in a data dir, the BOM is reported with the other problems, and the rest is checked
+    d = _good(tmp_path, audio)
+    (d / "utt2spk").write_bytes(bom + b"a-1 a\na-2 a\nb-1 b\nzz b\n")
+    msg = _problem(d, "utt2spk:1: the file starts with a UTF-8 byte order mark (BOM)")
+    assert "utt2spk:4: unknown utterance 'zz'" in msg and "2 problem(s)" in msg
+    assert "'\\ufeffa-1'" not in msg  # the BOM is not taken as part of the first id
 
 
-def test_no_speaker_field_means_one_speaker_per_utterance(tmp_path: Path) -> None:
-    _tree(tmp_path, ["stimDog_070dB/dog1.flac", "stimCat059dB/cat1.flac"])
-    dd = scan_audio(tmp_path, "stim{label}{db:_?[0-9]+}dB/{file}.flac")
-    assert dd.utt2label == {"Cat-059-cat1": "Cat", "Dog-_070-dog1": "Dog"}
-    assert dd.utt2spk == {u: u for u in dd.utt_ids}
-
-
-# ------------------------------------------------------------------- splits and trials
-def _corpus() -> DataDir:
-    wav, spk, lab = {}, {}, {}
-    for s in range(8):
-        for i in range(6):
-            u = f"s{s}-u{i}"
-            wav[u], spk[u], lab[u] = f"/x/{u}.wav", f"s{s}", f"w{i % 3}"
-    for s in range(3):
-        u = f"single{s}-u0"
-        wav[u], spk[u], lab[u] = f"/x/{u}.wav", f"single{s}", "w0"
-    return DataDir(wav, spk, lab)
-
-
-def test_split_speakers_fractions() -> None:
-    data = _corpus()
-    bg, en, te = split_speakers(data, background=0.25, enroll=0.5, seed=1)
-    bg_spk, en_spk, te_spk = (
-        set(bg.utt2spk.values()),
-        set(en.utt2spk.values()),
-        set(te.utt2spk.values()),
-    )
-    assert {"single0", "single1", "single2"} <= bg_spk
-    assert len(bg_spk) == 3 + 2  # 1-utt speakers + round(0.25 * 8)
-    assert not bg_spk & en_spk and en_spk == te_spk and len(en_spk) == 6
-    assert not set(en.utt_ids) & set(te.utt_ids)
-    assert len(bg) + len(en) + len(te) == len(data)
-    assert all(len(u) == 3 for u in en.spk2utt.values())
-    again = split_speakers(data, background=0.25, enroll=0.5, seed=1)
-    assert again[1].utt_ids == en.utt_ids  # seeded
-
-
-def test_split_by_labels_and_counts() -> None:
-    bg, en, te = split_speakers(_corpus(), background=2, enroll_labels=["w0"], seed=0)
-    assert len(set(bg.utt2spk.values())) == 3 + 2
-    assert set(en.utt2label.values()) == {"w0"} and "w0" not in set(te.utt2label.values())
-    with pytest.raises(ConfigError, match="leaves no target"):
-        split_speakers(_corpus(), background=8)
-
-
-def test_make_trials_all_pairs() -> None:
-    _, en, te = split_speakers(_corpus(), background=0, seed=0)
-    trials = make_trials(en, te)
-    models = sorted(set(en.utt2spk.values()))
-    assert len(trials) == len(models) * len(te)
-    for t in trials:
-        assert t.target == (te.utt2spk[t.test_id] == t.model_id)
-    assert sum(t.target for t in trials) == len(te)
-    by_label = make_trials(en, te, by="label")
-    assert {t.model_id for t in by_label} == set(en.utt2label.values())
-
-
-def test_prepare_cli(tmp_path: Path) -> None:
-    root = tmp_path / "audio"
-    for spk in range(4):
-        for word in ("yes", "zoom in"):
-            for r in (1, 2):
-                _touch(root / word / f"{spk:08d}_NO_{r:02d}.flac")
-    out = tmp_path / "data"
-    assert (
-        main(
-            [
-                "prepare",
-                str(root),
-                str(out),
-                "--pattern",
-                "{label}/{spk}_NO_{round}.flac",
-                "--log-level",
-                "ERROR",
-            ]
-        )
-        == 0
-    )
-    assert len(DataDir.read(out)) == 16
-    assert (
-        main(
-            [
-                "prepare",
-                str(root),
-                str(out),
-                "--pattern",
-                "{label}/{spk}_NO_{round}.flac",
-                "--split",
-                "--background",
-                "1",
-                "--enroll-labels",
-                "yes",
-                "--log-level",
-                "ERROR",
-            ]
-        )
-        == 0
-    )
-    te = DataDir.read(out / "test")
-    en = DataDir.read(out / "enroll")
-    assert te.trials is not None and len(te.trials) == 3 * len(te)
-    assert set(en.utt2label.values()) == {"yes"}
-    # a bad pattern is a one-line error with exit code 1
-    assert (
-        main(["prepare", str(root), str(out), "--pattern", "{spk}.wav", "--log-level", "ERROR"])
-        == 1
-    )
+def test_utt2fold_and_predictions(tmp_path: Path) -> None:
+    p = tmp_path / "utt2fold"
+    p.write_text("u1 0\nu2 3\n")
+    assert read_utt2fold(p) == {"u1": 0, "u2": 3}
+    p.write_text("u1 0\nu2 three\n")
+    with pytest.raises(DataError, match=rf"^{p}:2: fold 'three' is not an integer"):
+        read_utt2fold(p)
+    q = tmp_path / "predictions.txt"
+    q.write_text("u2 dog cat 1\nu1 cat cat 0\n")
+    rows = read_predictions(q)
+    assert [tuple(r) for r in rows] == [("u2", "dog", "cat", 1), ("u1", "cat", "cat", 0)]
+    assert rows[0].predicted == "cat" and rows[1].fold == 0
+    q.write_text("u2 dog cat 1\nu1 cat 0\n")
+    with pytest.raises(DataError, match=rf"^{q}:2: expected '<utt-id> <label> <predicted> <fold>'"):
+        read_predictions(q)

@@ -13,7 +13,7 @@ from scipy.signal import lfilter
 from gmmspeech.cli import main
 from gmmspeech.config import load_experiment_config
 from gmmspeech.datadir import DataDir
-from gmmspeech.pipeline import STAGES, Experiment, assign_folds
+from gmmspeech.pipeline import STAGES, Experiment
 
 SR = 16000
 
@@ -214,21 +214,6 @@ def test_classification_end_to_end(tmp_path: Path) -> None:
     assert (out / "ubm/fold4.h5").is_file() and not (out / "ubm/checkpoints0").exists()
 
 
-def test_assign_folds_known_answers() -> None:
-    wav = {f"u{i}": f"{i}.wav" for i in range(7)}
-    spk = {"u0": "a", "u1": "a", "u2": "b", "u3": "c", "u4": "c", "u5": "d", "u6": "d"}
-    lab = {"u0": "x", "u1": "x", "u2": "x", "u3": "y", "u4": "y", "u5": "x", "u6": "y"}
-    d = DataDir(wav, spk, lab)
-    # rank within class (sorted ids): x: u0 u1 u2 u5 -> 0 1 0 1; y: u3 u4 u6 -> 0 1 0
-    assert assign_folds(d, 2, "rank") == {
-        "u0": 0, "u1": 1, "u2": 0, "u3": 0, "u4": 1, "u5": 1, "u6": 0,
-    }  # fmt: skip
-    # speakers a b c d -> folds 0 1 2 0
-    assert assign_folds(d, 3, "spk") == {
-        "u0": 0, "u1": 0, "u2": 1, "u3": 2, "u4": 2, "u5": 0, "u6": 0,
-    }  # fmt: skip
-
-
 # ------------------------------------------------------------------------ bad input
 def run_bad(setup: Path, capsys, *extra: str) -> str:
     out = setup / "exp_bad"
@@ -286,14 +271,15 @@ def test_custom_trial_list_is_used(setup: Path) -> None:
     exp = Experiment(cfg, setup / "probe")
     exp.run(1, 1)
     te = DataDir.read(setup / "probe/data/test", check_audio=False)
-    chosen = [t for t in te.trials or [] if t.model_id in ("t0", "t1")][:6]
-    assert any(t.target for t in chosen) and not all(t.target for t in chosen)
+    assert te.trials is not None and te.trials.is_target is not None
+    chosen = [
+        (m, t, bool(y))
+        for (m, t), y in zip(te.trials.pairs, te.trials.is_target, strict=True)
+        if m in ("t0", "t1")
+    ][:6]
+    assert any(y for _, _, y in chosen) and not all(y for _, _, y in chosen)
     path = setup / "trials.txt"
-    path.write_text(
-        "".join(
-            f"{t.model_id} {t.test_id} {'target' if t.target else 'nontarget'}\n" for t in chosen
-        )
-    )
+    path.write_text("".join(f"{m} {t} {'target' if y else 'nontarget'}\n" for m, t, y in chosen))
     out = setup / "exp"
     assert (
         main(["run", str(setup / "exp.yaml"), "--out", str(out), "--set", f"data.trials={path}"])
@@ -301,4 +287,4 @@ def test_custom_trial_list_is_used(setup: Path) -> None:
     )
     res = json.loads((out / "results.json").read_text())
     assert res["n_trials"] == len(chosen)
-    assert res["n_target"] == sum(t.target for t in chosen)
+    assert res["n_target"] == sum(y for _, _, y in chosen)

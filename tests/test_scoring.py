@@ -10,15 +10,8 @@ from oracles import component_log_likelihoods, log_likelihood, posteriors
 from scipy.special import logsumexp
 
 from gmmspeech import DataError, DiagGMM, ModelMismatchError, SpeakerModels, map_adapt
-from gmmspeech.scoring import (
-    TrialList,
-    llr,
-    read_scores,
-    read_trials,
-    score_matrix,
-    score_trials,
-    write_scores,
-)
+from gmmspeech.scoring import llr, score_matrix, score_trials
+from gmmspeech.trials import read_trials
 
 
 def _ubm(k: int = 12, d: int = 4, seed: int = 0) -> DiagGMM:
@@ -146,27 +139,3 @@ def test_feature_dimension_mismatch() -> None:
         score_trials(ubm, sm, feats, [("spk0", "utt0")])
     with pytest.raises(ModelMismatchError):
         llr(ubm, models["spk0"], np.zeros((20, 5)))
-
-
-def test_score_file_round_trip(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    ms = [f"m{i}" for i in range(20)]
-    ts = [f"t{i % 7}" for i in range(20)]
-    s = rng.normal(size=20) * 10
-    write_scores(tmp_path / "s.txt", ms, ts, s)
-    back = read_scores(tmp_path / "s.txt")
-    assert list(back) == list(zip(ms, ts, strict=True))
-    np.testing.assert_allclose(list(back.values()), s, rtol=1e-8)
-
-
-def test_trial_and_score_file_errors(tmp_path: Path) -> None:
-    p = tmp_path / "trials"
-    p.write_text("a b target\na c maybe\n")
-    with pytest.raises(DataError, match=r"trials:2.*'maybe'"):
-        read_trials(p)
-    q = tmp_path / "scores"
-    q.write_text("a b 1.0\na c x\n")
-    with pytest.raises(DataError, match=r"scores:2.*'x'"):
-        read_scores(q)
-    t = TrialList.from_tuples([("a", "b", True), ("a", "c", "nontarget")])
-    assert t.is_target.tolist() == [True, False]

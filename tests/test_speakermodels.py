@@ -10,7 +10,7 @@ import pytest
 
 from gmmspeech import DataError, DiagGMM, ModelMismatchError, enroll, map_adapt
 from gmmspeech.errors import ModelFormatError
-from gmmspeech.speakermodels import SpeakerModels, read_spk2utt
+from gmmspeech.speakermodels import SpeakerModels
 
 
 def _ubm(seed: int = 0) -> DiagGMM:
@@ -76,11 +76,3 @@ def test_enroll_errors_name_the_utterance() -> None:
         SpeakerModels(ubm, ["a", "a"], means=np.zeros((2, 8, 3)))
     with pytest.raises(ModelMismatchError):
         SpeakerModels(ubm, ["a"], means=np.zeros((1, 8, 4)))
-
-
-def test_read_spk2utt_from_utt2spk(tmp_path: Path) -> None:
-    (tmp_path / "utt2spk").write_text("u1 a\nu2 b\nu3 a\n")
-    assert read_spk2utt(tmp_path) == {"a": ["u1", "u3"], "b": ["u2"]}
-    (tmp_path / "utt2spk").write_text("u1 a\nu2\n")
-    with pytest.raises(DataError, match="utt2spk:2"):
-        read_spk2utt(tmp_path)

@@ -10,9 +10,10 @@ from typing import Any
 
 from ..atomic import atomic_path
 from ..classifier import GMMClassifier
+from ..datadir import read_utt2label
 from ..errors import DataError
 from ..metrics import confusion_matrix, identification_accuracy
-from ..speakermodels import open_features, read_utt2label
+from ..speakermodels import open_features
 
 NAME = "classify"
 HELP = "closed-set classification with one GMM per label (utt2label): accuracy, confusions"

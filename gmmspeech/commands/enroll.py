@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..datadir import read_spk2utt
 from ..gmm import DiagGMM
-from ..speakermodels import enroll, open_features, read_spk2utt
+from ..speakermodels import enroll, open_features
 
 NAME = "enroll"
 HELP = "MAP-adapt one model per speaker (all of its utterances) into one models file"

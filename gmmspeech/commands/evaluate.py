@@ -13,7 +13,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import DataError
 from ..metrics import summary
-from ..scoring import align_scores, read_scores, read_trials, write_scores
+from ..trials import TrialList, align_scores, read_scores, read_trials, write_scores
 
 NAME = "evaluate"
 HELP = "verification metrics (EER by ROC convex hull, minDCF, actDCF, Cllr) of a scores file"
@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _labelled(scores_path: str, trials_path: str) -> tuple[Any, np.ndarray, np.ndarray]:
+def _labelled(scores_path: str, trials_path: str) -> tuple[TrialList, np.ndarray, np.ndarray]:
     trials = read_trials(trials_path)
     if trials.is_target is None:
         raise DataError(

@@ -6,8 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..datadir import make_trials, scan_audio, split_speakers
-from ..errors import ConfigError
+from ..prepare import scan_audio, split_verification
 
 NAME = "prepare"
 HELP = "build a data dir (wav.scp, utt2spk, spk2utt, utt2label, trials) from a folder of audio"
@@ -92,23 +91,16 @@ def run(args: argparse.Namespace) -> int:
     labels = None
     if args.enroll_labels:
         labels = [x.strip() for x in args.enroll_labels.split(",") if x.strip()]
-        if data.utt2label is not None:
-            unknown = sorted(set(labels) - set(data.utt2label.values()))
-            if unknown:
-                raise ConfigError(
-                    f"--enroll-labels: {unknown} are not labels of this data (labels: "
-                    f"{sorted(set(data.utt2label.values()))[:10]}...)"
-                )
     background = args.background
-    bg, en, te = split_speakers(
+    sets = split_verification(
         data,
         background=int(background) if background >= 1 else background,
         enroll=args.enroll,
         enroll_labels=labels,
         seed=args.seed,
+        trials_by=args.trials_by,
     )
-    te.trials = make_trials(en, te, by=args.trials_by)
-    for name, d in (("background", bg), ("enroll", en), ("test", te)):
-        d.write(out / name)
+    sets.write(out)
+    for name, d in (("background", sets.background), ("enroll", sets.enroll), ("test", sets.test)):
         print(f"{out / name}: {d!r}")
     return 0

@@ -8,20 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from ..datadir import read_spk2utt
 from ..errors import DataError
 from ..gmm import DiagGMM
 from ..norm import METHODS as NORM_METHODS
 from ..norm import normalize
-from ..scoring import (
-    METHODS,
-    ModelBank,
-    TrialList,
-    read_trials,
-    score_matrix,
-    score_trials,
-    write_scores,
-)
-from ..speakermodels import SpeakerModels, enroll, open_features, read_spk2utt
+from ..scoring import METHODS, ModelBank, score_matrix, score_trials
+from ..speakermodels import SpeakerModels, enroll, open_features
+from ..trials import TrialList, read_trials, write_scores
 
 NAME = "score"
 HELP = "score trials '<model> <test> [target|nontarget]' as frame-averaged LLRs"

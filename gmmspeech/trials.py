@@ -1,0 +1,349 @@
+"""Trial lists and score files: the one trial type and its one text grammar.
+
+A verification trial asks whether test utterance ``test_id`` was spoken by model
+``model_id``. :class:`TrialList` holds a list of them from the data preparation to the
+metrics; text files are for people and for resuming.
+
+Trials file grammar
+-------------------
+UTF-8 text, one trial per line, fields separated by whitespace::
+
+    <model-id> <test-id> [<label>]
+
+- ``<label>`` is ``target`` or ``nontarget``, in any case. Aliases: ``tgt``, ``true``,
+  ``yes``, ``1`` for target; ``non-target``, ``nontgt``, ``imp``, ``impostor``, ``false``,
+  ``no``, ``0`` for non-target.
+- Either every trial has a label or none has: an unlabelled list can be scored but not
+  evaluated.
+- Empty lines, and lines whose first non-blank character is ``#``, are skipped.
+- A ``(model-id, test-id)`` pair appears at most once, and a file holds at least one trial.
+- :meth:`TrialList.to_lines` writes ``target`` / ``nontarget`` only.
+
+The trials file of a data directory (``DIR/trials``) follows the same grammar; its test ids
+must be utterances of that directory. Every error names ``file:line``.
+
+Scores file grammar
+-------------------
+``<model-id> <test-id> <score>`` per line (a finite number; empty and ``#`` lines skipped,
+each pair once). :func:`write_scores` writes 9 significant digits; :func:`align_scores` puts
+the scores of a file in the order of a trial list and names the first trial without one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .atomic import atomic_path
+from .errors import DataError
+from .tables import Problems, read_table
+
+_TARGET_WORDS = frozenset({"target", "tgt", "1", "true", "yes"})
+_NONTARGET_WORDS = frozenset(
+    {"nontarget", "non-target", "nontgt", "imp", "impostor", "0", "false", "no"}
+)
+_TRIAL_LAYOUT = "<model-id> <test-id> [target|nontarget]"
+
+#: A trial given as a tuple: ``(model_id, test_id)`` or ``(model_id, test_id, label)``,
+#: the label a bool or a word of the grammar.
+TrialTuple = tuple[str, str] | tuple[str, str, bool | str]
+
+
+@dataclass
+class TrialList:
+    """A list of trials ``(model_id, test_id[, is_target])`` with their source lines.
+
+    Attributes
+    ----------
+    model_ids, test_ids : list of str, length n
+    is_target : ndarray of bool, shape (n,), or None when the list has no labels
+    lines : list of int
+        1-based line numbers in ``source`` (positions for in-memory lists).
+    source : str
+        File name (or ``"trials"``) used in error messages.
+    """
+
+    model_ids: list[str]
+    test_ids: list[str]
+    is_target: np.ndarray | None = None
+    lines: list[int] = field(default_factory=list)
+    source: str = "trials"
+
+    def __post_init__(self) -> None:
+        self.model_ids = [str(m) for m in self.model_ids]
+        self.test_ids = [str(t) for t in self.test_ids]
+        if not self.lines:
+            self.lines = list(range(1, len(self.model_ids) + 1))
+        if self.is_target is not None:
+            self.is_target = np.asarray(self.is_target, dtype=bool)
+        n = len(self.model_ids)
+        sizes = {len(self.test_ids), len(self.lines)}
+        if self.is_target is not None:
+            sizes.add(self.is_target.shape[0])
+        if sizes != {n}:
+            raise DataError(
+                f"{self.source}: {n} model ids, {len(self.test_ids)} test ids, "
+                f"{len(self.lines)} line numbers and "
+                f"{'no' if self.is_target is None else self.is_target.shape[0]} labels; "
+                f"they must be equally many"
+            )
+
+    def __len__(self) -> int:
+        return len(self.model_ids)
+
+    def where(self, i: int) -> str:
+        """``source:line`` of trial ``i``."""
+        return f"{self.source}:{self.lines[i]}"
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """``(model_id, test_id)`` of every trial, in order."""
+        return list(zip(self.model_ids, self.test_ids, strict=True))
+
+    def select(self, index: Sequence[int] | np.ndarray) -> TrialList:
+        """The trials at positions ``index`` (their source lines kept)."""
+        idx = [int(i) for i in index]
+        return TrialList(
+            [self.model_ids[i] for i in idx],
+            [self.test_ids[i] for i in idx],
+            None if self.is_target is None else self.is_target[idx],
+            [self.lines[i] for i in idx],
+            self.source,
+        )
+
+    def to_lines(self) -> list[str]:
+        """The trials as lines of the grammar (without line ends)."""
+        if self.is_target is None:
+            return [f"{m} {t}" for m, t in self.pairs]
+        return [
+            f"{m} {t} {'target' if y else 'nontarget'}"
+            for (m, t), y in zip(self.pairs, self.is_target, strict=True)
+        ]
+
+    @classmethod
+    def from_tuples(
+        cls, trials: TrialList | Iterable[TrialTuple], source: str = "trials"
+    ) -> TrialList:
+        """From ``(model_id, test_id)`` or ``(model_id, test_id, label)`` tuples.
+
+        A :class:`TrialList` is returned as it is. Labels are bools or words of the grammar.
+        """
+        if isinstance(trials, TrialList):
+            return trials
+        models: list[str] = []
+        tests: list[str] = []
+        labels: list[bool] = []
+        for i, t in enumerate(trials):
+            if len(t) not in (2, 3):
+                raise DataError(
+                    f"{source}:{i + 1}: expected (model_id, test_id[, is_target]), got {t!r}"
+                )
+            models.append(str(t[0]))
+            tests.append(str(t[1]))
+            if len(t) == 3:
+                labels.append(parse_label(t[2], f"{source}:{i + 1}"))
+        if len(labels) not in (0, len(models)):
+            raise DataError(f"{source}: some trials have a target label and some do not")
+        is_target = np.array(labels, dtype=bool) if labels else None
+        return cls(models, tests, is_target, source=source)
+
+
+def parse_label(value: bool | np.bool_ | str, where: str) -> bool:
+    """``True`` for a target label, ``False`` for a non-target one (see the grammar)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    key = str(value).strip().lower()
+    if key in _TARGET_WORDS:
+        return True
+    if key in _NONTARGET_WORDS:
+        return False
+    raise DataError(
+        f"{where}: trial label {value!r} is not a label; write target or nontarget "
+        f"(also accepted: tgt/imp/1/0/true/false/yes/no)"
+    )
+
+
+def read_trials(
+    path: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    problems: Problems | None = None,
+) -> TrialList:
+    """Read a trials file (see the grammar in the module docstring).
+
+    Parameters
+    ----------
+    path : path-like
+        The file, or a data directory holding a ``trials`` file.
+    name : str, optional
+        How the file is named in messages and in :attr:`TrialList.source` (default: its
+        path).
+    problems : Problems, optional
+        Collect every problem here instead of raising the first (the returned list then
+        holds the well-formed trials only).
+
+    Raises
+    ------
+    DataError
+        Naming ``file:line`` of a malformed line, an unknown label, a duplicate trial,
+        labelled and unlabelled lines mixed, or a file without trials.
+    """
+    p = Path(path)
+    if p.is_dir() and (p / "trials").is_file():
+        p = p / "trials"
+    label = str(p) if name is None else name
+    if not p.is_file():
+        raise DataError(f"{label}: no such trials file")
+    rows = read_table(
+        p,
+        min_fields=1,
+        max_fields=2,
+        comments=True,
+        unique=2,
+        what="trial",
+        layout=_TRIAL_LAYOUT,
+        name=label,
+        problems=problems,
+    )
+    models: list[str] = []
+    tests: list[str] = []
+    labels: list[bool] = []
+    lines: list[int] = []
+    labelled: bool | None = None
+    first = 0
+    for row in rows:
+        where = f"{label}:{row.line}"
+        has_label = len(row.fields) == 2
+        if labelled is None:
+            labelled, first = has_label, row.line
+        elif has_label != labelled:
+            msg = (
+                f"{where}: {'a' if has_label else 'no'} target/nontarget label, but line "
+                f"{first} has {'none' if has_label else 'one'}; label every trial or none"
+            )
+            if problems is None:
+                raise DataError(msg)
+            problems.add(msg)
+            continue
+        if has_label:
+            try:
+                labels.append(parse_label(row.fields[1], where))
+            except DataError as exc:
+                if problems is None:
+                    raise
+                problems.add(str(exc))
+                continue
+        models.append(row.key)
+        tests.append(row.fields[0])
+        lines.append(row.line)
+    if not rows and (problems is None or not problems.items):
+        msg = f"{label}: no trials (empty file); write '{_TRIAL_LAYOUT}' per line"
+        if problems is None:
+            raise DataError(msg)
+        problems.add(msg)
+    return TrialList(
+        models, tests, np.array(labels, dtype=bool) if labelled else None, lines, label
+    )
+
+
+def write_trials(path: str | os.PathLike[str], trials: TrialList) -> None:
+    """Write a trials file atomically (``target`` / ``nontarget`` labels when labelled)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("".join(line + "\n" for line in trials.to_lines()), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------- scores
+def write_scores(
+    path: str | os.PathLike[str],
+    model_ids: Sequence[str],
+    test_ids: Sequence[str],
+    scores: ArrayLike,
+) -> None:
+    """Write ``<model> <test> <score>`` lines atomically (scores with 9 significant digits)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if not len(model_ids) == len(test_ids) == s.shape[0]:
+        raise DataError(
+            f"write_scores: {len(model_ids)} model ids, {len(test_ids)} test ids and "
+            f"{s.shape[0]} scores; they must be equally many"
+        )
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for m, t, v in zip(model_ids, test_ids, s, strict=True):
+            f.write(f"{m} {t} {v:.9g}\n")
+
+
+def read_scores(path: str | os.PathLike[str]) -> dict[tuple[str, str], float]:
+    """Read ``<model> <test> <score>`` lines into ``{(model, test): score}`` (file order).
+
+    Raises
+    ------
+    DataError
+        ``file:line`` of a malformed line, a score that is not a finite number, or a trial
+        scored twice.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such scores file")
+    out: dict[tuple[str, str], float] = {}
+    for row in read_table(
+        p,
+        min_fields=2,
+        max_fields=2,
+        comments=True,
+        unique=2,
+        what="trial",
+        layout="<model> <test> <score>",
+    ):
+        text = row.fields[1]
+        try:
+            v = float(text)
+        except ValueError:
+            raise DataError(f"{p}:{row.line}: score {text!r} is not a number") from None
+        if not np.isfinite(v):
+            raise DataError(f"{p}:{row.line}: score {text!r} is not finite")
+        out[row.key, row.fields[0]] = v
+    return out
+
+
+def align_scores(scores: Mapping[tuple[str, str], float], trials: TrialList) -> np.ndarray:
+    """Scores in the order of ``trials``.
+
+    Parameters
+    ----------
+    scores : mapping of (model_id, test_id) to float
+        E.g. from :func:`read_scores`; scores of trials not in ``trials`` are ignored.
+    trials : TrialList
+
+    Returns
+    -------
+    ndarray, shape (len(trials),), float64
+
+    Raises
+    ------
+    DataError
+        Naming ``source:line`` of the first trial that has no score.
+    """
+    out = np.empty(len(trials))
+    for i, (m, t) in enumerate(trials.pairs):
+        try:
+            out[i] = scores[(m, t)]
+        except KeyError:
+            raise DataError(
+                f"{trials.where(i)}: trial {m} {t} has no score; score the same trials list"
+            ) from None
+    return out
+
+
+__all__ = [
+    "TrialList",
+    "align_scores",
+    "parse_label",
+    "read_scores",
+    "read_trials",
+    "write_scores",
+    "write_trials",
+]
