@@ -22,16 +22,25 @@ same-speaker pairs, are ignored):
 
 Each function takes the trial scores (n,) and the integer positions of each trial's model
 (``model_index``, rows of ``model_cohort``) and test utterance (``test_index``, rows of
-``test_cohort``).
+``test_cohort``). :func:`cohort_normalize` builds those cohort score matrices from models,
+features and a cohort of speakers, and is what ``gmmspeech score --norm`` and the pipeline's
+normalise stage both call.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .errors import DataError
+from .gmm import DiagGMM
+from .scoring import ModelBank, score_matrix
+from .speakermodels import SpeakerModels, enroll
+
+log = logging.getLogger(__name__)
 
 METHODS = ("none", "z", "t", "zt", "s", "as")
 
@@ -181,3 +190,90 @@ def normalize(
     if method == "s":
         return snorm(scores, model_cohort, test_cohort, model_index, test_index)
     return adaptive_snorm(scores, model_cohort, test_cohort, model_index, test_index, top_n=top_n)
+
+
+def cohort_normalize(
+    method: str,
+    scores: Any,
+    model_ids: Sequence[str],
+    test_ids: Sequence[str],
+    *,
+    ubm: DiagGMM,
+    models: SpeakerModels,
+    test_features: Any,
+    cohort_features: Any,
+    cohort_spk2utt: Mapping[str, Sequence[str]],
+    relevance_factor: float,
+    adapt: str,
+    score_method: str = "topc",
+    top_c: int | None = 5,
+    top_n: int = 200,
+    progress: bool = False,
+) -> np.ndarray:
+    """Normalise trial scores with a cohort of speakers: score the cohort, then :func:`normalize`.
+
+    The Z side scores the trials' models against every cohort utterance; the T side enrols
+    one cohort model per cohort speaker (MAP from ``ubm``) and scores it against every test
+    utterance; ZT-norm also scores the cohort models against the cohort utterances, leaving
+    out (NaN) each cohort model's own speaker.
+
+    Parameters
+    ----------
+    method : {"none", "z", "t", "zt", "s", "as"}
+    scores : array-like, shape (n,)
+        Raw trial scores.
+    model_ids, test_ids : sequence of str, length n
+        The model and the test utterance of each trial.
+    ubm : DiagGMM
+    models : SpeakerModels
+        Holds every model of ``model_ids``.
+    test_features, cohort_features : mapping of str to ndarray (n_frames, n_features)
+        Features of the test utterances and of the cohort utterances (may be the same).
+    cohort_spk2utt : mapping of str to sequence of str
+        Cohort speaker -> utterances, in the order the cohort matrices use.
+    relevance_factor, adapt
+        MAP options of the cohort models.
+    score_method, top_c, progress
+        Scoring options (:func:`gmmspeech.score_matrix`).
+    top_n : int
+        Cohort scores kept per side by adaptive S-norm.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Normalised scores, float64.
+    """
+    if method == "none":
+        return np.asarray(scores, dtype=np.float64).copy()
+    kw: dict[str, Any] = {"method": score_method, "top_c": top_c, "progress": progress}
+    spk2utt = {spk: list(utts) for spk, utts in cohort_spk2utt.items()}
+    cohort_utts = [u for utts in spk2utt.values() for u in utts]
+    utt_spk = np.array([spk for spk, utts in spk2utt.items() for _ in utts])
+    m_pos = {m: i for i, m in enumerate(sorted(set(model_ids)))}
+    t_pos = {t: i for i, t in enumerate(sorted(set(test_ids)))}
+    model_cohort = test_cohort = cohort_cohort = None
+    if method in ("z", "zt", "s", "as"):
+        log.info("Z side: %d models x %d cohort utterances", len(m_pos), len(cohort_utts))
+        bank = ModelBank(ubm, models.subset(list(m_pos)))
+        model_cohort = score_matrix(ubm, bank, cohort_features, cohort_utts, **kw)
+    if method in ("t", "zt", "s", "as"):
+        cohort_models = enroll(
+            ubm, cohort_features, spk2utt, relevance_factor=relevance_factor, adapt=adapt
+        )
+        cbank = ModelBank(ubm, cohort_models)
+        log.info("T side: %d cohort models x %d test utterances", len(cbank), len(t_pos))
+        test_cohort = score_matrix(ubm, cbank, test_features, list(t_pos), **kw).T
+        if method == "zt":
+            cc = score_matrix(ubm, cbank, cohort_features, cohort_utts, **kw)
+            same = np.asarray(cohort_models.ids)[:, None] == utt_spk[None, :]
+            cohort_cohort = np.where(same, np.nan, cc)  # no same-speaker pairs
+    return normalize(
+        method,
+        scores,
+        model_index=np.array([m_pos[m] for m in model_ids]),
+        test_index=np.array([t_pos[t] for t in test_ids]),
+        model_cohort=model_cohort,
+        test_cohort=test_cohort,
+        cohort_cohort=cohort_cohort,
+        top_n=top_n,
+    )

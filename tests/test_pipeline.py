@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from scipy.signal import lfilter
 from gmmspeech.cli import main
 from gmmspeech.config import load_experiment_config
 from gmmspeech.datadir import DataDir
-from gmmspeech.pipeline import STAGES, Experiment, assign_folds
+from gmmspeech.pipeline import REGISTRY, STAGES, Experiment, assign_folds
 
 SR = 16000
 
@@ -152,15 +153,17 @@ def test_killed_stage_resumes(setup: Path, monkeypatch) -> None:
     out = setup / "exp"
     exp = Experiment(cfg, out)
     calls = {"n": 0}
-    original = Experiment._stage_enroll
+    table = REGISTRY["verification"]
+    original = table[3]
 
-    def dies_once(self: Experiment):
+    def dies_once(ws):
         calls["n"] += 1
         if calls["n"] == 1:
             raise KeyboardInterrupt  # a kill in the middle of the stage
-        return original(self)
+        return original.run(ws)
 
-    monkeypatch.setattr(Experiment, "_stage_enroll", dies_once)
+    patched = (*table[:3], dataclasses.replace(original, run=dies_once), *table[4:])
+    monkeypatch.setitem(REGISTRY, "verification", patched)
     with pytest.raises(KeyboardInterrupt):
         exp.run()
     assert exp.is_done(3) and not exp.is_done(4)

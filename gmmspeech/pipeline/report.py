@@ -1,6 +1,6 @@
 """Experiment reports: resource measurements, the confusion-matrix plot and ``report.md``.
 
-Used by :mod:`gmmspeech.pipeline`; every file is written atomically.
+Used by the pipeline stages; every file is written atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path
+from ..atomic import atomic_path
+from ..plots import _pyplot, plot_det
 
 
 def peak_rss_mib() -> float:
@@ -73,8 +74,6 @@ def plot_confusion(
     path : path-like
         PNG file, written atomically.
     """
-    from .plots import _pyplot
-
     plt = _pyplot()
     m = np.asarray(matrix, dtype=np.float64)
     n = m.shape[0]
@@ -98,8 +97,6 @@ def plot_det_file(
     systems: Mapping[str, tuple[Any, Any]], path: str | os.PathLike[str], title: str
 ) -> None:
     """A DET plot of several systems, saved atomically (see :func:`gmmspeech.plot_det`)."""
-    from .plots import _pyplot, plot_det
-
     fig = plot_det(systems, None, title=title)
     with atomic_path(path, suffix=Path(path).suffix or ".png") as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
