@@ -67,7 +67,7 @@ def extract(ws: Workspace, sets: Sequence[str]) -> StageResult:
             "audio_seconds": round(rep.audio_seconds, 1),
             "frames": rep.frames,
         }
-        log.info(
+        log.debug(
             "extract %s: %d extracted, %d already there, %d failed (of %d)",
             name,
             rep.n_extracted,
