@@ -109,23 +109,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(out)
 
 
-def render_report(
-    *,
-    name: str,
-    task: str,
-    config_yaml: str,
-    config_hash: str,
-    counts: Mapping[str, Any],
-    stages: Sequence[Mapping[str, Any]],
-    results: Mapping[str, Any],
-    figure: str | None,
-) -> str:
-    """The text of ``report.md``: the numbers, data counts, stage timings and the config."""
-    lines = [f"# {name}", ""]
-    lines.append(f"Task: {task}. Config hash `{config_hash}`. Machine: {machine_description()}.")
-    lines.append("")
-    lines.append("## Results")
-    lines.append("")
+def _results_lines(task: str, results: Mapping[str, Any]) -> list[str]:
+    """The results section: metrics table (verification) or accuracies (classification)."""
+    lines: list[str] = []
     if task == "verification":
         rows = []
         for system in ("normalized", "raw"):
@@ -165,6 +151,27 @@ def render_report(
         lines.append(
             _table(["class (10 hardest)", "accuracy %"], [[k, f"{100 * v:.1f}"] for k, v in worst])
         )
+    return lines
+
+
+def render_report(
+    *,
+    name: str,
+    task: str,
+    config_yaml: str,
+    config_hash: str,
+    counts: Mapping[str, Any],
+    stages: Sequence[Mapping[str, Any]],
+    results: Mapping[str, Any],
+    figure: str | None,
+) -> str:
+    """The text of ``report.md``: the numbers, data counts, stage timings and the config."""
+    lines = [f"# {name}", ""]
+    lines.append(f"Task: {task}. Config hash `{config_hash}`. Machine: {machine_description()}.")
+    lines.append("")
+    lines.append("## Results")
+    lines.append("")
+    lines += _results_lines(task, results)
     if figure:
         lines += ["", f"![{figure}]({figure})"]
     lines += ["", "## Data", ""]
