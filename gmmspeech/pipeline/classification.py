@@ -20,7 +20,7 @@ from ..errors import ConfigError, DataError
 from ..gmm import DiagGMM
 from ..metrics import confusion_matrix
 from ..speakermodels import SpeakerModels, enroll
-from . import common
+from .common import extract_stage, report_stage
 from .report import plot_confusion, write_json, write_text
 from .workspace import StageResult, Workspace
 
@@ -98,7 +98,7 @@ def assign_folds(data: DataDir, n_folds: int, by: str = "rank") -> dict[str, int
 
 def extract(ws: Workspace) -> StageResult:
     """Stage 2: features of ``data/all``."""
-    return common.extract(ws, SETS)
+    return extract_stage(ws, SETS)
 
 
 def ubm(ws: Workspace) -> StageResult:
@@ -218,4 +218,4 @@ def evaluate(ws: Workspace) -> StageResult:
 
 def report(ws: Workspace) -> StageResult:
     """Stage 8: ``report.md`` with the confusion matrix."""
-    return common.report(ws, "confusion.png")
+    return report_stage(ws, "confusion.png")

@@ -20,7 +20,7 @@ from .workspace import StageResult, Workspace
 log = logging.getLogger(__name__)
 
 
-def extract(ws: Workspace, sets: Sequence[str]) -> StageResult:
+def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
     """Stage 2: the feature store ``features/<set>.h5`` of each prepared data dir ``sets``.
 
     Stores of another data preparation or feature config are removed; stores of an
@@ -78,7 +78,7 @@ def extract(ws: Workspace, sets: Sequence[str]) -> StageResult:
     return outputs, info
 
 
-def report(ws: Workspace, figure: str) -> StageResult:
+def report_stage(ws: Workspace, figure: str) -> StageResult:
     """Last stage: ``report.md`` from ``results.json``, the stage records and the config."""
     results = json.loads(ws.path("results.json").read_text(encoding="utf-8"))
     stages = []

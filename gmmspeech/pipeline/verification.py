@@ -19,7 +19,7 @@ from ..metrics import summary
 from ..norm import cohort_normalize
 from ..scoring import read_scores, read_trials, score_trials, write_scores
 from ..speakermodels import SpeakerModels, enroll
-from . import common
+from .common import extract_stage, report_stage
 from .report import plot_det_file, write_json
 from .workspace import StageResult, Workspace, _present
 
@@ -116,7 +116,7 @@ def _trials(ws: Workspace, en: DataDir, te: DataDir) -> list[Trial]:
 
 def extract(ws: Workspace) -> StageResult:
     """Stage 2: features of the background, enrolment and test sets."""
-    return common.extract(ws, SETS)
+    return extract_stage(ws, SETS)
 
 
 def ubm(ws: Workspace) -> StageResult:
@@ -282,4 +282,4 @@ def evaluate(ws: Workspace) -> StageResult:
 
 def report(ws: Workspace) -> StageResult:
     """Stage 8: ``report.md`` with the DET plot."""
-    return common.report(ws, "det.png")
+    return report_stage(ws, "det.png")
