@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import DataError
 from .gmm import DiagGMM
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 METHODS = ("none", "z", "t", "zt", "s", "as")
 
 
-def _stats(cohort: Any, name: str, top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _stats(cohort: ArrayLike, name: str, top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     c = np.asarray(cohort, dtype=np.float64)
     if c.ndim != 2 or c.shape[1] == 0:
         raise DataError(f"{name}: expected a 2-D array (rows, cohort size), got shape {c.shape}")
@@ -72,7 +73,7 @@ def _stats(cohort: Any, name: str, top_n: int | None = None) -> tuple[np.ndarray
     return mu, sd
 
 
-def _index(idx: Any, n_rows: int, n_trials: int, name: str) -> np.ndarray:
+def _index(idx: ArrayLike, n_rows: int, n_trials: int, name: str) -> np.ndarray:
     i = np.asarray(idx)
     if i.shape != (n_trials,) or i.dtype.kind not in "iu":
         raise DataError(f"{name}: expected {n_trials} integer positions, got {i.shape} {i.dtype}")
@@ -81,7 +82,7 @@ def _index(idx: Any, n_rows: int, n_trials: int, name: str) -> np.ndarray:
     return i
 
 
-def znorm(scores: Any, model_cohort: Any, model_index: Any) -> np.ndarray:
+def znorm(scores: ArrayLike, model_cohort: ArrayLike, model_index: ArrayLike) -> np.ndarray:
     """Z-norm: ``(s - mean) / std`` of the trial's model against the cohort utterances.
 
     Parameters
@@ -100,7 +101,7 @@ def znorm(scores: Any, model_cohort: Any, model_index: Any) -> np.ndarray:
     return (s - mu[i]) / sd[i]
 
 
-def tnorm(scores: Any, test_cohort: Any, test_index: Any) -> np.ndarray:
+def tnorm(scores: ArrayLike, test_cohort: ArrayLike, test_index: ArrayLike) -> np.ndarray:
     """T-norm: ``(s - mean) / std`` of the trial's test utterance against the cohort models.
 
     ``test_cohort`` has shape (T, Nm); ``test_index`` (n,) picks its rows.
@@ -112,12 +113,12 @@ def tnorm(scores: Any, test_cohort: Any, test_index: Any) -> np.ndarray:
 
 
 def ztnorm(
-    scores: Any,
-    model_cohort: Any,
-    test_cohort: Any,
-    cohort_cohort: Any,
-    model_index: Any,
-    test_index: Any,
+    scores: ArrayLike,
+    model_cohort: ArrayLike,
+    test_cohort: ArrayLike,
+    cohort_cohort: ArrayLike,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
 ) -> np.ndarray:
     """ZT-norm: Z-norm, then T-norm with Z-normalised cohort-model scores.
 
@@ -135,11 +136,11 @@ def ztnorm(
 
 
 def snorm(
-    scores: Any,
-    model_cohort: Any,
-    test_cohort: Any,
-    model_index: Any,
-    test_index: Any,
+    scores: ArrayLike,
+    model_cohort: ArrayLike,
+    test_cohort: ArrayLike,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
     *,
     top_n: int | None = None,
 ) -> np.ndarray:
@@ -153,11 +154,11 @@ def snorm(
 
 
 def adaptive_snorm(
-    scores: Any,
-    model_cohort: Any,
-    test_cohort: Any,
-    model_index: Any,
-    test_index: Any,
+    scores: ArrayLike,
+    model_cohort: ArrayLike,
+    test_cohort: ArrayLike,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
     *,
     top_n: int = 200,
 ) -> np.ndarray:
@@ -167,13 +168,13 @@ def adaptive_snorm(
 
 def normalize(
     method: str,
-    scores: Any,
+    scores: ArrayLike,
     *,
-    model_index: Any,
-    test_index: Any,
-    model_cohort: Any = None,
-    test_cohort: Any = None,
-    cohort_cohort: Any = None,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
+    model_cohort: ArrayLike | None = None,
+    test_cohort: ArrayLike | None = None,
+    cohort_cohort: ArrayLike | None = None,
     top_n: int = 200,
 ) -> np.ndarray:
     """Dispatch on ``method`` in ``{"none", "z", "t", "zt", "s", "as"}``."""
@@ -182,19 +183,28 @@ def normalize(
     if method == "none":
         return np.asarray(scores, dtype=np.float64).copy()
     if method == "z":
-        return znorm(scores, model_cohort, model_index)
+        return znorm(scores, _given(model_cohort, "model_cohort", method), model_index)
     if method == "t":
-        return tnorm(scores, test_cohort, test_index)
+        return tnorm(scores, _given(test_cohort, "test_cohort", method), test_index)
+    mc = _given(model_cohort, "model_cohort", method)
+    tc = _given(test_cohort, "test_cohort", method)
     if method == "zt":
-        return ztnorm(scores, model_cohort, test_cohort, cohort_cohort, model_index, test_index)
+        cc = _given(cohort_cohort, "cohort_cohort", method)
+        return ztnorm(scores, mc, tc, cc, model_index, test_index)
     if method == "s":
-        return snorm(scores, model_cohort, test_cohort, model_index, test_index)
-    return adaptive_snorm(scores, model_cohort, test_cohort, model_index, test_index, top_n=top_n)
+        return snorm(scores, mc, tc, model_index, test_index)
+    return adaptive_snorm(scores, mc, tc, model_index, test_index, top_n=top_n)
+
+
+def _given(cohort: ArrayLike | None, name: str, method: str) -> ArrayLike:
+    if cohort is None:
+        raise DataError(f"norm {method!r}: needs {name} (cohort scores), got None")
+    return cohort
 
 
 def cohort_normalize(
     method: str,
-    scores: Any,
+    scores: ArrayLike,
     model_ids: Sequence[str],
     test_ids: Sequence[str],
     *,
