@@ -10,6 +10,10 @@ over the classes. Two ways of making the class models:
     components per frame).
 ``mode="ml"``
     an independent EM-trained GMM per class (maximum likelihood).
+
+With a UBM, every class decision goes through :func:`class_llrs` (the frame-averaged LLR of
+each class model, :func:`gmmspeech.score_matrix`): :class:`GMMClassifier` in ``map`` mode,
+``gmmspeech classify`` and the cross-validation folds of the pipeline all score that way.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from .errors import DataError
 from .frames import as_frames
 from .gmm import DiagGMM
 from .map import check_adapt
-from .speakermodels import SpeakerModels
+from .scoring import score_matrix
+from .speakermodels import SpeakerModels, enroll
+from .ubm import train_ubm
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +135,6 @@ class GMMClassifier:
             One feature sequence per utterance.
         y : sequence of labels, length len(X)
         """
-        from .ubm import train_ubm
-
         if self.mode not in ("map", "ml"):
             raise DataError(f"mode: expected 'map' or 'ml', got {self.mode!r}")
         if self.mode == "map":
@@ -149,8 +153,6 @@ class GMMClassifier:
         opts = dict(self.ubm_options or {})
         self.ubm_: DiagGMM | None = None
         if self.mode == "map":
-            from .speakermodels import enroll
-
             self.ubm_ = train_ubm(
                 xs,
                 self.n_components,
@@ -230,22 +232,23 @@ class GMMClassifier:
     def log_likelihoods(self, X: Sequence[Any]) -> np.ndarray:
         """Total log-likelihood of each utterance under each class model, shape (n, n_classes).
 
-        In ``map`` mode with ``top_c``, each class model is evaluated on the UBM's C best
-        components per frame (``log p_class ~ log p_ubm + top-C LLR``).
+        In ``map`` mode the class models are scored by :func:`class_llrs` (exactly, or on
+        the UBM's C best components per frame with ``top_c``), so that
+        ``log p_class = n_frames * (LLR + mean log p_ubm)``.
         """
         self._check_fitted()
         xs = self._frames_list(X)
         out = np.empty((len(xs), len(self.models_)))
         ubm = self.ubm_
-        if ubm is not None and self.top_c is not None and self.class_models_ is not None:
-            from .scoring import ModelBank, _TestUtterance
-
-            bank = ModelBank(ubm, self.class_models_)
-            sel = np.arange(len(self.models_))
-            c = min(int(self.top_c), ubm.n_components)
+        if ubm is not None and self.class_models_ is not None:
+            feats = {str(i): x for i, x in enumerate(xs)}
+            method = "exact" if self.top_c is None else "topc"
+            top_c = None if self.top_c is None else min(int(self.top_c), ubm.n_components)
+            llrs = class_llrs(
+                ubm, self.class_models_, feats, list(feats), method=method, top_c=top_c
+            )
             for i, x in enumerate(xs):
-                llr = _TestUtterance(ubm, x, "topc", c, None).scores(bank, sel, 1 << 24)
-                out[i] = x.shape[0] * (llr + ubm.score(x))
+                out[i] = x.shape[0] * (llrs[i] + ubm.score(x))
             return out
         for i, x in enumerate(xs):
             out[i] = [m.log_likelihood(x).sum() for m in self.models_]
@@ -279,3 +282,56 @@ class GMMClassifier:
         """The class models (alias of ``models_``)."""
         self._check_fitted()
         return self.models_
+
+
+def class_llrs(
+    ubm: DiagGMM,
+    class_models: SpeakerModels,
+    features: Any,
+    utt_ids: Sequence[str],
+    *,
+    method: str = "topc",
+    top_c: int | None = 5,
+    progress: bool = False,
+) -> np.ndarray:
+    """Frame-averaged LLR of every class model for every utterance.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        The UBM the class models were adapted from.
+    class_models : SpeakerModels
+        One model per class.
+    features : mapping of str to ndarray (n_frames, n_features)
+    utt_ids : sequence of str, length n
+    method, top_c, progress
+        As :func:`gmmspeech.score_matrix`.
+
+    Returns
+    -------
+    ndarray, shape (n, n_classes)
+        Column ``j`` belongs to ``class_models.ids[j]``.
+    """
+    return score_matrix(
+        ubm, class_models, features, utt_ids, method=method, top_c=top_c, progress=progress
+    ).T
+
+
+def predict_classes(
+    ubm: DiagGMM,
+    class_models: SpeakerModels,
+    features: Any,
+    utt_ids: Sequence[str],
+    *,
+    method: str = "topc",
+    top_c: int | None = 5,
+    progress: bool = False,
+) -> list[str]:
+    """The class (model id) of highest LLR for each utterance (equal priors).
+
+    Parameters are those of :func:`class_llrs`; returns one model id per utterance.
+    """
+    llrs = class_llrs(
+        ubm, class_models, features, utt_ids, method=method, top_c=top_c, progress=progress
+    )
+    return [class_models.ids[j] for j in np.argmax(llrs, axis=1)]

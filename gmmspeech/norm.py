@@ -22,21 +22,31 @@ same-speaker pairs, are ignored):
 
 Each function takes the trial scores (n,) and the integer positions of each trial's model
 (``model_index``, rows of ``model_cohort``) and test utterance (``test_index``, rows of
-``test_cohort``).
+``test_cohort``). :func:`cohort_normalize` builds those cohort score matrices from models,
+features and a cohort of speakers, and is what ``gmmspeech score --norm`` and the pipeline's
+normalise stage both call.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import DataError
+from .gmm import DiagGMM
+from .scoring import ModelBank, score_matrix
+from .speakermodels import SpeakerModels, enroll
+
+log = logging.getLogger(__name__)
 
 METHODS = ("none", "z", "t", "zt", "s", "as")
 
 
-def _stats(cohort: Any, name: str, top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _stats(cohort: ArrayLike, name: str, top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     c = np.asarray(cohort, dtype=np.float64)
     if c.ndim != 2 or c.shape[1] == 0:
         raise DataError(f"{name}: expected a 2-D array (rows, cohort size), got shape {c.shape}")
@@ -63,7 +73,7 @@ def _stats(cohort: Any, name: str, top_n: int | None = None) -> tuple[np.ndarray
     return mu, sd
 
 
-def _index(idx: Any, n_rows: int, n_trials: int, name: str) -> np.ndarray:
+def _index(idx: ArrayLike, n_rows: int, n_trials: int, name: str) -> np.ndarray:
     i = np.asarray(idx)
     if i.shape != (n_trials,) or i.dtype.kind not in "iu":
         raise DataError(f"{name}: expected {n_trials} integer positions, got {i.shape} {i.dtype}")
@@ -72,7 +82,7 @@ def _index(idx: Any, n_rows: int, n_trials: int, name: str) -> np.ndarray:
     return i
 
 
-def znorm(scores: Any, model_cohort: Any, model_index: Any) -> np.ndarray:
+def znorm(scores: ArrayLike, model_cohort: ArrayLike, model_index: ArrayLike) -> np.ndarray:
     """Z-norm: ``(s - mean) / std`` of the trial's model against the cohort utterances.
 
     Parameters
@@ -91,7 +101,7 @@ def znorm(scores: Any, model_cohort: Any, model_index: Any) -> np.ndarray:
     return (s - mu[i]) / sd[i]
 
 
-def tnorm(scores: Any, test_cohort: Any, test_index: Any) -> np.ndarray:
+def tnorm(scores: ArrayLike, test_cohort: ArrayLike, test_index: ArrayLike) -> np.ndarray:
     """T-norm: ``(s - mean) / std`` of the trial's test utterance against the cohort models.
 
     ``test_cohort`` has shape (T, Nm); ``test_index`` (n,) picks its rows.
@@ -103,12 +113,12 @@ def tnorm(scores: Any, test_cohort: Any, test_index: Any) -> np.ndarray:
 
 
 def ztnorm(
-    scores: Any,
-    model_cohort: Any,
-    test_cohort: Any,
-    cohort_cohort: Any,
-    model_index: Any,
-    test_index: Any,
+    scores: ArrayLike,
+    model_cohort: ArrayLike,
+    test_cohort: ArrayLike,
+    cohort_cohort: ArrayLike,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
 ) -> np.ndarray:
     """ZT-norm: Z-norm, then T-norm with Z-normalised cohort-model scores.
 
@@ -126,11 +136,11 @@ def ztnorm(
 
 
 def snorm(
-    scores: Any,
-    model_cohort: Any,
-    test_cohort: Any,
-    model_index: Any,
-    test_index: Any,
+    scores: ArrayLike,
+    model_cohort: ArrayLike,
+    test_cohort: ArrayLike,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
     *,
     top_n: int | None = None,
 ) -> np.ndarray:
@@ -144,11 +154,11 @@ def snorm(
 
 
 def adaptive_snorm(
-    scores: Any,
-    model_cohort: Any,
-    test_cohort: Any,
-    model_index: Any,
-    test_index: Any,
+    scores: ArrayLike,
+    model_cohort: ArrayLike,
+    test_cohort: ArrayLike,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
     *,
     top_n: int = 200,
 ) -> np.ndarray:
@@ -158,13 +168,13 @@ def adaptive_snorm(
 
 def normalize(
     method: str,
-    scores: Any,
+    scores: ArrayLike,
     *,
-    model_index: Any,
-    test_index: Any,
-    model_cohort: Any = None,
-    test_cohort: Any = None,
-    cohort_cohort: Any = None,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
+    model_cohort: ArrayLike | None = None,
+    test_cohort: ArrayLike | None = None,
+    cohort_cohort: ArrayLike | None = None,
     top_n: int = 200,
 ) -> np.ndarray:
     """Dispatch on ``method`` in ``{"none", "z", "t", "zt", "s", "as"}``."""
@@ -173,11 +183,107 @@ def normalize(
     if method == "none":
         return np.asarray(scores, dtype=np.float64).copy()
     if method == "z":
-        return znorm(scores, model_cohort, model_index)
+        return znorm(scores, _given(model_cohort, "model_cohort", method), model_index)
     if method == "t":
-        return tnorm(scores, test_cohort, test_index)
+        return tnorm(scores, _given(test_cohort, "test_cohort", method), test_index)
+    mc = _given(model_cohort, "model_cohort", method)
+    tc = _given(test_cohort, "test_cohort", method)
     if method == "zt":
-        return ztnorm(scores, model_cohort, test_cohort, cohort_cohort, model_index, test_index)
+        cc = _given(cohort_cohort, "cohort_cohort", method)
+        return ztnorm(scores, mc, tc, cc, model_index, test_index)
     if method == "s":
-        return snorm(scores, model_cohort, test_cohort, model_index, test_index)
-    return adaptive_snorm(scores, model_cohort, test_cohort, model_index, test_index, top_n=top_n)
+        return snorm(scores, mc, tc, model_index, test_index)
+    return adaptive_snorm(scores, mc, tc, model_index, test_index, top_n=top_n)
+
+
+def _given(cohort: ArrayLike | None, name: str, method: str) -> ArrayLike:
+    if cohort is None:
+        raise DataError(f"norm {method!r}: needs {name} (cohort scores), got None")
+    return cohort
+
+
+def cohort_normalize(
+    method: str,
+    scores: ArrayLike,
+    model_ids: Sequence[str],
+    test_ids: Sequence[str],
+    *,
+    ubm: DiagGMM,
+    models: SpeakerModels,
+    test_features: Any,
+    cohort_features: Any,
+    cohort_spk2utt: Mapping[str, Sequence[str]],
+    relevance_factor: float,
+    adapt: str,
+    score_method: str = "topc",
+    top_c: int | None = 5,
+    top_n: int = 200,
+    progress: bool = False,
+) -> np.ndarray:
+    """Normalise trial scores with a cohort of speakers: score the cohort, then :func:`normalize`.
+
+    The Z side scores the trials' models against every cohort utterance; the T side enrols
+    one cohort model per cohort speaker (MAP from ``ubm``) and scores it against every test
+    utterance; ZT-norm also scores the cohort models against the cohort utterances, leaving
+    out (NaN) each cohort model's own speaker.
+
+    Parameters
+    ----------
+    method : {"none", "z", "t", "zt", "s", "as"}
+    scores : array-like, shape (n,)
+        Raw trial scores.
+    model_ids, test_ids : sequence of str, length n
+        The model and the test utterance of each trial.
+    ubm : DiagGMM
+    models : SpeakerModels
+        Holds every model of ``model_ids``.
+    test_features, cohort_features : mapping of str to ndarray (n_frames, n_features)
+        Features of the test utterances and of the cohort utterances (may be the same).
+    cohort_spk2utt : mapping of str to sequence of str
+        Cohort speaker -> utterances, in the order the cohort matrices use.
+    relevance_factor, adapt
+        MAP options of the cohort models.
+    score_method, top_c, progress
+        Scoring options (:func:`gmmspeech.score_matrix`).
+    top_n : int
+        Cohort scores kept per side by adaptive S-norm.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Normalised scores, float64.
+    """
+    if method == "none":
+        return np.asarray(scores, dtype=np.float64).copy()
+    kw: dict[str, Any] = {"method": score_method, "top_c": top_c, "progress": progress}
+    spk2utt = {spk: list(utts) for spk, utts in cohort_spk2utt.items()}
+    cohort_utts = [u for utts in spk2utt.values() for u in utts]
+    utt_spk = np.array([spk for spk, utts in spk2utt.items() for _ in utts])
+    m_pos = {m: i for i, m in enumerate(sorted(set(model_ids)))}
+    t_pos = {t: i for i, t in enumerate(sorted(set(test_ids)))}
+    model_cohort = test_cohort = cohort_cohort = None
+    if method in ("z", "zt", "s", "as"):
+        log.info("Z side: %d models x %d cohort utterances", len(m_pos), len(cohort_utts))
+        bank = ModelBank(ubm, models.subset(list(m_pos)))
+        model_cohort = score_matrix(ubm, bank, cohort_features, cohort_utts, **kw)
+    if method in ("t", "zt", "s", "as"):
+        cohort_models = enroll(
+            ubm, cohort_features, spk2utt, relevance_factor=relevance_factor, adapt=adapt
+        )
+        cbank = ModelBank(ubm, cohort_models)
+        log.info("T side: %d cohort models x %d test utterances", len(cbank), len(t_pos))
+        test_cohort = score_matrix(ubm, cbank, test_features, list(t_pos), **kw).T
+        if method == "zt":
+            cc = score_matrix(ubm, cbank, cohort_features, cohort_utts, **kw)
+            same = np.asarray(cohort_models.ids)[:, None] == utt_spk[None, :]
+            cohort_cohort = np.where(same, np.nan, cc)  # no same-speaker pairs
+    return normalize(
+        method,
+        scores,
+        model_index=np.array([m_pos[m] for m in model_ids]),
+        test_index=np.array([t_pos[t] for t in test_ids]),
+        model_cohort=model_cohort,
+        test_cohort=test_cohort,
+        cohort_cohort=cohort_cohort,
+        top_n=top_n,
+    )

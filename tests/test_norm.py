@@ -74,6 +74,8 @@ def test_dispatch_and_errors(case) -> None:
     )
     with pytest.raises(DataError, match="norm"):
         normalize("q", s, model_index=mi, test_index=ti)
+    with pytest.raises(DataError, match="norm 'zt': needs cohort_cohort"):
+        normalize("zt", s, model_index=mi, test_index=ti, model_cohort=mc, test_cohort=tc)
     with pytest.raises(DataError, match="model_index"):
         znorm(s, mc, mi + 10)
     with pytest.raises(DataError, match="std 0"):

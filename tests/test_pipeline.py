@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from scipy.signal import lfilter
 from gmmspeech.cli import main
 from gmmspeech.config import load_experiment_config
 from gmmspeech.datadir import DataDir
-from gmmspeech.pipeline import STAGES, Experiment
+from gmmspeech.errors import ConfigError
+from gmmspeech.pipeline import REGISTRY, STAGES, Experiment, stage_number, stages_of
 
 SR = 16000
 
@@ -152,15 +154,17 @@ def test_killed_stage_resumes(setup: Path, monkeypatch) -> None:
     out = setup / "exp"
     exp = Experiment(cfg, out)
     calls = {"n": 0}
-    original = Experiment._stage_enroll
+    table = REGISTRY["verification"]
+    original = table[3]
 
-    def dies_once(self: Experiment):
+    def dies_once(ws):
         calls["n"] += 1
         if calls["n"] == 1:
             raise KeyboardInterrupt  # a kill in the middle of the stage
-        return original(self)
+        return original.run(ws)
 
-    monkeypatch.setattr(Experiment, "_stage_enroll", dies_once)
+    patched = (*table[:3], dataclasses.replace(original, run=dies_once), *table[4:])
+    monkeypatch.setitem(REGISTRY, "verification", patched)
     with pytest.raises(KeyboardInterrupt):
         exp.run()
     assert exp.is_done(3) and not exp.is_done(4)
@@ -177,6 +181,22 @@ def test_stage_range_needs_earlier_stages(setup: Path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "needs stage 2 (extract)" in err
     assert main(["run", str(setup / "exp.yaml"), "--stage", "5", "--stop-stage", "2"]) == 1
+
+
+def test_stage_registry_rejects_unknown_names(setup: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown stage 'scroe'.*did you mean 'score'"):
+        stage_number("scroe")
+    exp = Experiment(load_experiment_config(setup / "exp.yaml"), setup / "exp")
+    with pytest.raises(ConfigError, match=r"unknown stage 'training'; the stages are 1 prepare"):
+        exp.run("training")
+    assert not (setup / "exp").exists()
+    with pytest.raises(ConfigError, match="task: no stages for 'regression'"):
+        stages_of("regression")
+    # both tasks run the same stage names in the same order; names select stages too
+    assert {tuple(st.name for st in table) for table in REGISTRY.values()} == {STAGES}
+    assert stage_number("normalize") == 6
+    outcomes = exp.run("prepare", "prepare")
+    assert [o.status for o in outcomes] == ["ran"] + ["not selected"] * 7
 
 
 def test_classification_end_to_end(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from ..config import load_experiment_config
-from ..pipeline import STAGES, Experiment, StageOutcome, headline
+from ..pipeline import STAGES, Experiment, StageOutcome, extraction_summary, headline
 
 NAME = "run"
 HELP = (
@@ -59,6 +59,9 @@ def run_experiment(exp: Experiment, args: argparse.Namespace) -> int:
     """Run the selected stages, print one line per stage, the counts and the headline."""
 
     def show(o: StageOutcome) -> None:
+        if o.name == "extract" and o.status == "ran":
+            for line in extraction_summary((exp.record(o.index) or {}).get("info", {})):
+                print(line)
         secs = f"{o.seconds:.1f} s" if o.seconds is not None else "-"
         what = "done" if o.status == "ran" else "up to date, skipped"
         print(f"stage {o.index} {o.name}: {what} ({secs})", flush=True)

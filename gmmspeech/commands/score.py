@@ -6,16 +6,14 @@ import argparse
 import logging
 from typing import Any
 
-import numpy as np
-
 from ..datadir import read_spk2utt
 from ..errors import DataError
 from ..gmm import DiagGMM
 from ..norm import METHODS as NORM_METHODS
-from ..norm import normalize
-from ..scoring import METHODS, ModelBank, score_matrix, score_trials
-from ..speakermodels import SpeakerModels, enroll, open_features
-from ..trials import TrialList, read_trials, write_scores
+from ..norm import cohort_normalize
+from ..scoring import METHODS, ModelBank, score_trials
+from ..speakermodels import SpeakerModels, open_features
+from ..trials import read_trials, write_scores
 
 NAME = "score"
 HELP = "score trials '<model> <test> [target|nontarget]' as frame-averaged LLRs"
@@ -62,61 +60,23 @@ def run(args: argparse.Namespace) -> int:
     if args.norm != "none":
         if not args.cohort_dir:
             raise DataError(f"--norm {args.norm}: needs --cohort-dir (an impostor data dir)")
-        scores = _normalise(args, ubm, models, feats, trials, scores, kw)
+        scores = cohort_normalize(
+            args.norm,
+            scores,
+            trials.model_ids,
+            trials.test_ids,
+            ubm=ubm,
+            models=models,
+            test_features=feats,
+            cohort_features=open_features(args.cohort_feats) if args.cohort_feats else feats,
+            cohort_spk2utt=read_spk2utt(args.cohort_dir),
+            relevance_factor=args.relevance_factor,
+            adapt=models.adapt or "m",
+            score_method=args.method,
+            top_c=args.top_c,
+            top_n=args.top_n,
+            progress=progress,
+        )
     write_scores(args.output, trials.model_ids, trials.test_ids, scores)
     print(f"wrote {len(trials)} score(s) to {args.output}")
     return 0
-
-
-def _normalise(
-    args: argparse.Namespace,
-    ubm: DiagGMM,
-    models: SpeakerModels,
-    feats: Any,
-    trials: TrialList,
-    scores: np.ndarray,
-    kw: dict[str, Any],
-) -> np.ndarray:
-    """Score the cohort (both sides as needed) and normalise ``scores``."""
-    cohort_feats = open_features(args.cohort_feats) if args.cohort_feats else feats
-    spk2utt = read_spk2utt(args.cohort_dir)
-    cohort_utts = [u for utts in spk2utt.values() for u in utts]
-    utt_spk = np.array([s for s, utts in spk2utt.items() for _ in utts])
-    model_ids = sorted(set(trials.model_ids))
-    test_ids = sorted(set(trials.test_ids))
-    m_pos = {m: i for i, m in enumerate(model_ids)}
-    t_pos = {t: i for i, t in enumerate(test_ids)}
-    model_index = np.array([m_pos[m] for m in trials.model_ids])
-    test_index = np.array([t_pos[t] for t in trials.test_ids])
-    need_z = args.norm in ("z", "zt", "s", "as")
-    need_t = args.norm in ("t", "zt", "s", "as")
-    model_cohort = test_cohort = cohort_cohort = None
-    if need_z:
-        log.info("Z side: %d models x %d cohort utterances", len(model_ids), len(cohort_utts))
-        sub = ModelBank(ubm, models.subset(model_ids))
-        model_cohort = score_matrix(ubm, sub, cohort_feats, cohort_utts, **kw)
-    if need_t:
-        cohort_models = enroll(
-            ubm,
-            cohort_feats,
-            spk2utt,
-            relevance_factor=args.relevance_factor,
-            adapt=models.adapt or "m",
-        )
-        cbank = ModelBank(ubm, cohort_models)
-        log.info("T side: %d cohort models x %d test utterances", len(cbank), len(test_ids))
-        test_cohort = score_matrix(ubm, cbank, feats, test_ids, **kw).T
-        if args.norm == "zt":
-            cc = score_matrix(ubm, cbank, cohort_feats, cohort_utts, **kw)
-            same = np.asarray(cohort_models.ids)[:, None] == utt_spk[None, :]
-            cohort_cohort = np.where(same, np.nan, cc)  # no same-speaker pairs
-    return normalize(
-        args.norm,
-        scores,
-        model_index=model_index,
-        test_index=test_index,
-        model_cohort=model_cohort,
-        test_cohort=test_cohort,
-        cohort_cohort=cohort_cohort,
-        top_n=args.top_n,
-    )

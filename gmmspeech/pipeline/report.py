@@ -1,6 +1,6 @@
 """Experiment reports: resource measurements, the confusion-matrix plot and ``report.md``.
 
-Used by :mod:`gmmspeech.pipeline`; every file is written atomically.
+Used by the pipeline stages; every file is written atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path
+from ..atomic import atomic_path
+from ..plots import _pyplot, plot_det
 
 
 def peak_rss_mib() -> float:
@@ -73,8 +74,6 @@ def plot_confusion(
     path : path-like
         PNG file, written atomically.
     """
-    from .plots import _pyplot
-
     plt = _pyplot()
     m = np.asarray(matrix, dtype=np.float64)
     n = m.shape[0]
@@ -98,8 +97,6 @@ def plot_det_file(
     systems: Mapping[str, tuple[Any, Any]], path: str | os.PathLike[str], title: str
 ) -> None:
     """A DET plot of several systems, saved atomically (see :func:`gmmspeech.plot_det`)."""
-    from .plots import _pyplot, plot_det
-
     fig = plot_det(systems, None, title=title)
     with atomic_path(path, suffix=Path(path).suffix or ".png") as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
@@ -112,23 +109,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(out)
 
 
-def render_report(
-    *,
-    name: str,
-    task: str,
-    config_yaml: str,
-    config_hash: str,
-    counts: Mapping[str, Any],
-    stages: Sequence[Mapping[str, Any]],
-    results: Mapping[str, Any],
-    figure: str | None,
-) -> str:
-    """The text of ``report.md``: the numbers, data counts, stage timings and the config."""
-    lines = [f"# {name}", ""]
-    lines.append(f"Task: {task}. Config hash `{config_hash}`. Machine: {machine_description()}.")
-    lines.append("")
-    lines.append("## Results")
-    lines.append("")
+def _results_lines(task: str, results: Mapping[str, Any]) -> list[str]:
+    """The results section: metrics table (verification) or accuracies (classification)."""
+    lines: list[str] = []
     if task == "verification":
         rows = []
         for system in ("normalized", "raw"):
@@ -168,6 +151,27 @@ def render_report(
         lines.append(
             _table(["class (10 hardest)", "accuracy %"], [[k, f"{100 * v:.1f}"] for k, v in worst])
         )
+    return lines
+
+
+def render_report(
+    *,
+    name: str,
+    task: str,
+    config_yaml: str,
+    config_hash: str,
+    counts: Mapping[str, Any],
+    stages: Sequence[Mapping[str, Any]],
+    results: Mapping[str, Any],
+    figure: str | None,
+) -> str:
+    """The text of ``report.md``: the numbers, data counts, stage timings and the config."""
+    lines = [f"# {name}", ""]
+    lines.append(f"Task: {task}. Config hash `{config_hash}`. Machine: {machine_description()}.")
+    lines.append("")
+    lines.append("## Results")
+    lines.append("")
+    lines += _results_lines(task, results)
     if figure:
         lines += ["", f"![{figure}]({figure})"]
     lines += ["", "## Data", ""]

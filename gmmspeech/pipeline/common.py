@@ -1,0 +1,131 @@
+"""Stages that both tasks run the same way: feature extraction and the report."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+from ..config import dump_yaml
+from ..engine import Engine
+from ..extraction import extract_to_store
+from ..extraction_worker import keep_freed_memory
+from .report import render_report, write_json, write_text
+from .workspace import StageResult, Workspace
+
+log = logging.getLogger(__name__)
+
+
+def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
+    """Stage 2: the feature store ``features/<set>.h5`` of each prepared data dir ``sets``.
+
+    Stores of another data preparation or feature config are removed; stores of an
+    interrupted run of this same stage are completed (``extract_to_store`` resumes).
+    """
+    c = ws.cfg.compute
+    jobs = (c.n_workers or os.cpu_count() or 1) if c.backend == "processes" else 1
+    marker = ws.path("features/stage.json")
+    try:
+        same = json.loads(marker.read_text("utf-8")).get("hash") == ws.hashes["extract"]
+    except (OSError, ValueError):
+        same = False
+    if not same and ws.path("features").exists():
+        log.info("%s: removing features of another config", ws.path("features"))
+        shutil.rmtree(ws.path("features"))
+    ws.path("features").mkdir(parents=True, exist_ok=True)
+    write_json(marker, {"hash": ws.hashes["extract"]})
+    outputs, info = [], {}
+    keep_freed_memory()  # freed memory kept for reuse: long utterances extract 30 % faster
+    with contextlib.ExitStack() as stack:
+        # processes: extract_to_store's own pool of `jobs`; dask: the cluster's workers
+        engine: Engine | None = stack.enter_context(ws.engine()) if c.backend == "dask" else None
+        reports = [
+            extract_to_store(
+                ws.path(f"data/{name}"),
+                ws.path(f"features/{name}.h5"),
+                ws.cfg.features,
+                jobs=jobs,
+                max_failed_fraction=ws.cfg.extract.max_failed_fraction,
+                batch_size=ws.cfg.extract.batch_size,
+                progress=ws.progress,
+                engine=engine,
+            )
+            for name in sets
+        ]
+    for name, rep in zip(sets, reports, strict=True):
+        outputs.append(f"features/{name}.h5")
+        info[name] = {
+            "utterances": rep.n_utterances,
+            "extracted": rep.n_extracted,
+            "already_there": rep.n_existing,
+            "failed": rep.n_failed,
+            "failures": rep.failures[:20],
+            "audio_seconds": round(rep.audio_seconds, 1),
+            "frames": rep.frames,
+        }
+        log.debug(
+            "extract %s: %d extracted, %d already there, %d failed (of %d)",
+            name,
+            rep.n_extracted,
+            rep.n_existing,
+            rep.n_failed,
+            rep.n_utterances,
+        )
+    return outputs, info
+
+
+def report_stage(ws: Workspace, figure: str) -> StageResult:
+    """Last stage: ``report.md`` from ``results.json``, the stage records and the config."""
+    results = json.loads(ws.path("results.json").read_text(encoding="utf-8"))
+    stages = []
+    for i, name in enumerate(ws.stage_names[:-1], 1):
+        rec = ws.record(i) or {}
+        stages.append(
+            {
+                "index": i,
+                "name": name,
+                "seconds": rec.get("seconds"),
+                "peak_rss_mib": rec.get("peak_rss_mib"),
+                "finished": rec.get("finished", "-"),
+            }
+        )
+    text = render_report(
+        name=ws.cfg.name,
+        task=ws.cfg.task,
+        config_yaml=dump_yaml(ws.cfg),
+        config_hash=ws.config_hash,
+        counts=ws.data_counts(),
+        stages=stages,
+        results=results,
+        figure=figure,
+    )
+    write_text(ws.path("report.md"), text)
+    return ["report.md"], {}
+
+
+def extraction_summary(info: dict[str, Any]) -> list[str]:
+    """One line per feature store from the extract stage's record ``info``."""
+    return [
+        f"extract {name}: {rec['extracted']} extracted, {rec['already_there']} already there, "
+        f"{rec['failed']} failed (of {rec['utterances']})"
+        for name, rec in info.items()
+    ]
+
+
+def headline(results: dict[str, Any]) -> str:
+    """One line with the main numbers of a results dict."""
+    if results.get("task") == "classification":
+        return (
+            f"accuracy {100 * results['accuracy']:.2f}% ({results['n_test']} files, "
+            f"{results['n_classes']} classes, {results['n_folds']} folds; mean fold accuracy "
+            f"{100 * results['mean_fold_accuracy']:.2f}%)"
+        )
+    return (
+        f"EER {100 * results['eer']:.2f}%, minDCF {results['min_dcf']:.4f} "
+        f"(P_tar={results['p_target']:g}), Cllr {results['cllr']:.3f}; {results['n_trials']} "
+        f"trials ({results['n_target']} target), {results['n_models']} models"
+    )

@@ -1,0 +1,350 @@
+"""Experiments from one config: stages that are skipped when their outputs are up to date.
+
+An :class:`Experiment` runs the stages of its task's table in :data:`REGISTRY`, in order, in
+one folder::
+
+    1 prepare    data dirs (background / enroll / test + trials, or all + folds)
+    2 extract    HDF5 feature stores (resumable)
+    3 ubm        the UBM (one per fold for classification), checkpointed per split stage
+    4 enroll     MAP speaker models (class models per fold)
+    5 score      raw LLR scores (class scores and predictions per fold)
+    6 normalize  cohort score normalisation (verification; nothing for classification)
+    7 evaluate   results.json and the DET plot (confusion matrix)
+    8 report     report.md
+
+Each stage writes every output atomically and then a record ``stages/NN_name.json`` holding
+the stage's hash, its outputs, wall time and peak memory. The hash chains the config
+sections the stage reads with the hash of the stage before it, so changing e.g.
+``scoring.norm`` reruns normalise, evaluate and report only. A stage is skipped when its
+record has the current hash and all its outputs exist; a run killed anywhere therefore
+resumes at the stage it was in (feature extraction and UBM training also resume inside the
+stage). A stage that runs invalidates the records of the stages after it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..config import ExperimentConfig, config_hash, dump_yaml, to_dict
+from ..errors import ConfigError, DataError
+from . import classification, verification
+from .report import peak_rss_mib, write_json, write_text
+from .workspace import StageResult, Workspace
+
+log = logging.getLogger(__name__)
+
+_RECORD_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One row of a task's stage table.
+
+    Attributes
+    ----------
+    name : str
+        The stage name (also the name of its record file).
+    sections : callable
+        ``sections(config)``: the part of the config the stage reads (its hash input).
+    run : callable
+        ``run(workspace) -> (outputs, info)``: does the work and writes every output.
+    """
+
+    name: str
+    sections: Callable[[ExperimentConfig], object]
+    run: Callable[[Workspace], StageResult]
+
+
+def _prepare_sections(cfg: ExperimentConfig) -> object:
+    return {"task": cfg.task, "data": to_dict(cfg.data)}
+
+
+def _extract_sections(cfg: ExperimentConfig) -> object:
+    return to_dict(cfg.features)
+
+
+def _ubm_sections(cfg: ExperimentConfig) -> object:
+    return to_dict(cfg.ubm)
+
+
+def _enroll_sections(cfg: ExperimentConfig) -> object:
+    return to_dict(cfg.enroll)
+
+
+def _score_sections(cfg: ExperimentConfig) -> object:
+    return {"method": cfg.scoring.method, "top_c": cfg.scoring.top_c}
+
+
+def _normalize_sections(cfg: ExperimentConfig) -> object:
+    s = cfg.scoring
+    return {"norm": s.norm, "cohort_size": s.cohort_size, "top_n": s.top_n}
+
+
+def _evaluate_sections(cfg: ExperimentConfig) -> object:
+    s = cfg.scoring
+    return {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
+
+
+def _report_sections(cfg: ExperimentConfig) -> object:
+    return {"name": cfg.name}
+
+
+#: Task -> its stages in order. Both tasks have the same stage names (``--stage N`` counts
+#: from 1 in this order); each row names the config sections the stage reads and the
+#: function that runs it.
+REGISTRY: dict[str, tuple[Stage, ...]] = {
+    "verification": (
+        Stage("prepare", _prepare_sections, verification.prepare),
+        Stage("extract", _extract_sections, verification.extract),
+        Stage("ubm", _ubm_sections, verification.ubm),
+        Stage("enroll", _enroll_sections, verification.enroll_speakers),
+        Stage("score", _score_sections, verification.score),
+        Stage("normalize", _normalize_sections, verification.normalize),
+        Stage("evaluate", _evaluate_sections, verification.evaluate),
+        Stage("report", _report_sections, verification.report),
+    ),
+    "classification": (
+        Stage("prepare", _prepare_sections, classification.prepare),
+        Stage("extract", _extract_sections, classification.extract),
+        Stage("ubm", _ubm_sections, classification.ubm),
+        Stage("enroll", _enroll_sections, classification.enroll_classes),
+        Stage("score", _score_sections, classification.score),
+        Stage("normalize", _normalize_sections, classification.normalize),
+        Stage("evaluate", _evaluate_sections, classification.evaluate),
+        Stage("report", _report_sections, classification.report),
+    ),
+}
+
+#: Stage names in order; ``--stage N`` counts from 1.
+STAGES: tuple[str, ...] = tuple(st.name for st in REGISTRY["verification"])
+
+
+def stages_of(task: str) -> tuple[Stage, ...]:
+    """The stage table of ``task``; a :class:`ConfigError` names the known tasks."""
+    try:
+        return REGISTRY[task]
+    except KeyError:
+        raise ConfigError(
+            f"task: no stages for {task!r}; expected one of {', '.join(REGISTRY)}"
+        ) from None
+
+
+def stage_number(name: str) -> int:
+    """1-based number of the stage called ``name``.
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is no stage; the message lists the stages (and the closest match).
+    """
+    if name in STAGES:
+        return STAGES.index(name) + 1
+    close = difflib.get_close_matches(name, STAGES, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"stage: unknown stage {name!r}; the stages are "
+        f"{', '.join(f'{i} {s}' for i, s in enumerate(STAGES, 1))}{hint}"
+    )
+
+
+@dataclasses.dataclass
+class StageOutcome:
+    """What happened to one stage in a run.
+
+    Attributes
+    ----------
+    index : int
+        1-based stage number.
+    name : str
+    status : {"ran", "skipped", "not selected"}
+    seconds : float or None
+        Wall time of the stage when it (last) ran.
+    """
+
+    index: int
+    name: str
+    status: str
+    seconds: float | None = None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _chain_hashes(config: ExperimentConfig, table: Sequence[Stage]) -> dict[str, str]:
+    """Stage name -> hash of its sections chained with the hash of the stage before it."""
+    hashes: dict[str, str] = {}
+    prev = ""
+    for st in table:
+        prev = config_hash(
+            {
+                "stage": st.name,
+                "v": _RECORD_VERSION,
+                "config": st.sections(config),
+                "upstream": prev,
+            }
+        )
+        hashes[st.name] = prev
+    return hashes
+
+
+class Experiment(Workspace):
+    """One experiment folder driven by an :class:`~gmmspeech.config.ExperimentConfig`.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+    out_dir : path-like, optional
+        The experiment folder (default ``config.out_dir`` or ``exp/<name>``).
+    config_path : str, optional
+        The YAML file the config came from (named in error messages).
+    progress : bool
+        Show progress bars.
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        out_dir: str | Path | None = None,
+        *,
+        config_path: str | None = None,
+        progress: bool = False,
+    ) -> None:
+        table = stages_of(config.task)
+        super().__init__(
+            config,
+            out_dir,
+            stage_names=[st.name for st in table],
+            hashes=_chain_hashes(config, table),
+            config_path=config_path,
+            progress=progress,
+        )
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """This experiment's task's stage table (looked up in :data:`REGISTRY`)."""
+        return stages_of(self.cfg.task)
+
+    def is_done(self, index: int) -> bool:
+        """Whether stage ``index`` has a record with the current hash and all its outputs."""
+        rec = self.record(index)
+        if rec is None or rec.get("hash") != self.hashes[self.stage_names[index - 1]]:
+            return False
+        return all((self.out / rel).exists() for rel in rec.get("outputs", []))
+
+    def run(
+        self,
+        stage: int | str = 1,
+        stop_stage: int | str | None = None,
+        *,
+        force: bool = False,
+        on_stage: Callable[[StageOutcome], None] | None = None,
+    ) -> list[StageOutcome]:
+        """Run stages ``stage`` .. ``stop_stage`` (1-based numbers or names, inclusive).
+
+        Parameters
+        ----------
+        stage, stop_stage : int or str
+            First and last stage to consider (default: all).
+        force : bool
+            Rerun the selected stages even when their outputs are up to date.
+        on_stage : callable, optional
+            Called with each :class:`StageOutcome` as it completes.
+
+        Returns
+        -------
+        list of StageOutcome
+            One per stage (``not selected`` outside the range).
+
+        Raises
+        ------
+        ConfigError
+            Invalid stage range or unknown stage name.
+        DataError
+            From the stages; also when a selected stage needs the output of an earlier
+            stage that has not run (the message says which).
+        """
+        n = len(self.stages)
+        first = stage_number(stage) if isinstance(stage, str) else stage
+        last = n if stop_stage is None else stop_stage
+        last = stage_number(last) if isinstance(last, str) else last
+        if not 1 <= first <= last <= n:
+            raise ConfigError(
+                f"--stage {first} --stop-stage {last}: need 1 <= stage <= stop-stage <= {n}"
+            )
+        outcomes = []
+        for i, st in enumerate(self.stages, 1):
+            if i < first or i > last:
+                outcomes.append(StageOutcome(i, st.name, "not selected"))
+                continue
+            outcome = self._run_one(i, st, force)
+            outcomes.append(outcome)
+            if on_stage is not None:
+                on_stage(outcome)
+        return outcomes
+
+    def _run_one(self, i: int, st: Stage, force: bool) -> StageOutcome:
+        if i > 1 and not self.is_done(i - 1):
+            raise DataError(
+                f"{self.out}: stage {i} ({st.name}) needs stage {i - 1} "
+                f"({self.stage_names[i - 2]}) to be up to date for this config; run with "
+                f"--stage {i - 1} (or from the start)"
+            )
+        if not force and self.is_done(i):
+            rec = self.record(i) or {}
+            log.debug("stage %d %s: up to date (skipped)", i, st.name)
+            return StageOutcome(i, st.name, "skipped", rec.get("seconds"))
+        log.debug("stage %d %s: running", i, st.name)
+        t0 = time.perf_counter()
+        outputs, info = st.run(self)
+        seconds = time.perf_counter() - t0
+        self._invalidate_after(i)
+        self._write_record(i, outputs, info, seconds)
+        log.debug("stage %d %s: done in %.1f s", i, st.name, seconds)
+        return StageOutcome(i, st.name, "ran", seconds)
+
+    def _invalidate_after(self, index: int) -> None:
+        for j in range(index + 1, len(self.stages) + 1):
+            p = self.record_path(j)
+            if p.exists():
+                p.unlink()
+
+    def _write_record(
+        self, index: int, outputs: Sequence[str], info: dict[str, Any], seconds: float
+    ) -> None:
+        (self.out / "stages").mkdir(parents=True, exist_ok=True)
+        name = self.stage_names[index - 1]
+        write_text(self.out / "config.yaml", dump_yaml(self.cfg))
+        write_json(
+            self.record_path(index),
+            {
+                "stage": index,
+                "name": name,
+                "hash": self.hashes[name],
+                "config_hash": self.config_hash,
+                "outputs": list(outputs),
+                "seconds": round(seconds, 3),
+                "peak_rss_mib": round(peak_rss_mib(), 1),
+                "finished": _now(),
+                "info": info,
+            },
+        )
+
+    def results(self) -> dict[str, Any]:
+        """The contents of ``results.json``."""
+        p = self.path("results.json")
+        if not p.is_file():
+            raise DataError(f"{p}: no results yet; run the evaluate stage")
+        data: dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))
+        return data
+
+
+__all__ = ["REGISTRY", "STAGES", "Experiment", "Stage", "StageOutcome", "stage_number", "stages_of"]

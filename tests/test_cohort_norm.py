@@ -1,0 +1,186 @@
+"""Cohort score normalisation through its three doors: the library, ``score --norm``, the stage.
+
+The oracle writes the normalisations out by hand (means and population standard deviations
+over explicit Python lists), from cohort score matrices computed one model and one
+utterance at a time; it does not call :mod:`gmmspeech.norm`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_pipeline import CONFIG, make_corpus
+
+from gmmspeech.cli import main
+from gmmspeech.config import load_experiment_config
+from gmmspeech.datadir import DataDir
+from gmmspeech.featstore import FeatureStore
+from gmmspeech.gmm import DiagGMM
+from gmmspeech.norm import cohort_normalize
+from gmmspeech.pipeline import Experiment
+from gmmspeech.scoring import score_matrix
+from gmmspeech.speakermodels import SpeakerModels, enroll
+from gmmspeech.trials import read_scores
+
+METHODS = ("z", "t", "zt", "s", "as")
+TOP_C = 2
+
+
+def _score(ubm, models, feats, model_id, utt) -> float:
+    # the whole bank against one utterance, as every scoring path does (float32 products
+    # round differently for other bank shapes)
+    col = score_matrix(ubm, models, feats, [utt], method="topc", top_c=TOP_C)[:, 0]
+    return float(col[models.index(model_id)])
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    mu = sum(values) / len(values)
+    return mu, (sum((v - mu) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def oracle(method, raw, trials, ubm, models, test_feats, cohort_feats, spk2utt, top_n, adapt):
+    """Normalised scores written out from the definitions (Matejka et al. 2017 for AS-norm)."""
+    cmodels = enroll(ubm, cohort_feats, spk2utt, relevance_factor=16.0, adapt=adapt)
+    cohort_utts = [(spk, u) for spk, utts in spk2utt.items() for u in utts]
+
+    def z_side(m: str, keep: int | None = None) -> tuple[float, float]:
+        vals = sorted(
+            (_score(ubm, models, cohort_feats, m, u) for _, u in cohort_utts), reverse=True
+        )
+        return _mean_sd(vals[:keep] if keep else vals)
+
+    def t_values(t: str) -> dict[str, float]:
+        return {c: _score(ubm, cmodels, test_feats, c, t) for c in spk2utt}
+
+    out = []
+    for (m, t), s in zip(trials, raw, strict=True):
+        mu_z, sd_z = z_side(m, top_n if method == "as" else None)
+        tv = t_values(t)
+        if method == "zt":
+            # every cohort model's own Z-norm statistics, without its own speaker's utterances
+            znormed = []
+            for c, v in tv.items():
+                own = [
+                    _score(ubm, cmodels, cohort_feats, c, u) for spk, u in cohort_utts if spk != c
+                ]
+                mu_c, sd_c = _mean_sd(own)
+                znormed.append((v - mu_c) / sd_c)
+            mu_t, sd_t = _mean_sd(znormed)
+            out.append(((s - mu_z) / sd_z - mu_t) / sd_t)
+            continue
+        tvals = sorted(tv.values(), reverse=True)
+        mu_t, sd_t = _mean_sd(tvals[:top_n] if method == "as" else tvals)
+        z, tn = (s - mu_z) / sd_z, (s - mu_t) / sd_t
+        out.append({"z": z, "t": tn, "s": 0.5 * (z + tn), "as": 0.5 * (z + tn)}[method])
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("cohort")
+    rng = np.random.default_rng(3)
+    k, d = 8, 3
+    ubm = DiagGMM(np.full(k, 1 / k), rng.normal(0, 2, (k, d)), np.ones((k, d)))
+    feats: dict[str, np.ndarray] = {}
+
+    def utt(name: str, off: np.ndarray, n: int) -> None:
+        feats[name] = (ubm.sample(n, rng)[0] + off).astype(np.float32)
+
+    enrol = {f"spk{i}": [f"spk{i}-e{j}" for j in range(2)] for i in range(3)}
+    cohort = {f"coh{i}": [f"coh{i}-u{j}" for j in range(3)] for i in range(4)}
+    for utts in {**enrol, **cohort}.values():
+        off = rng.normal(0, 1.0, d)
+        for u in utts:
+            utt(u, off, 120)
+    tests = [f"x{j}" for j in range(5)]
+    for u in tests:
+        utt(u, rng.normal(0, 1.0, d), 90)
+    models = enroll(ubm, feats, enrol)
+    # trials in an order where a trial's model position differs from its test position
+    trials = [(m, t) for t in reversed(tests) for m in sorted(enrol)]
+    raw = score_matrix(ubm, models, feats, tests, method="topc", top_c=TOP_C)
+    raw_trials = np.array([raw[sorted(enrol).index(m), tests.index(t)] for m, t in trials])
+    ubm.save(tmp / "ubm.h5")
+    models.save(tmp / "models.h5")
+    with h5py.File(tmp / "feats.h5", "w") as f:
+        for u, x in feats.items():
+            f.create_dataset(u, data=x)
+    (tmp / "trials").write_text("".join(f"{m} {t}\n" for m, t in trials))
+    (tmp / "cohort").mkdir()
+    (tmp / "cohort/utt2spk").write_text(
+        "".join(f"{u} {spk}\n" for spk, utts in cohort.items() for u in utts)
+    )
+    return {
+        "tmp": tmp,
+        "ubm": ubm,
+        "models": models,
+        "feats": feats,
+        "cohort": cohort,
+        "trials": trials,
+        "raw": raw_trials,
+    }
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_library_and_score_command_match_the_definitions(world: dict, method: str) -> None:
+    w = world
+    want = oracle(
+        method, w["raw"], w["trials"], w["ubm"], w["models"], w["feats"], w["feats"],
+        w["cohort"], top_n=2, adapt="m",
+    )  # fmt: skip
+    got = cohort_normalize(
+        method,
+        w["raw"],
+        [m for m, _ in w["trials"]],
+        [t for _, t in w["trials"]],
+        ubm=w["ubm"],
+        models=w["models"],
+        test_features=w["feats"],
+        cohort_features=w["feats"],
+        cohort_spk2utt=w["cohort"],
+        relevance_factor=16.0,
+        adapt="m",
+        score_method="topc",
+        top_c=TOP_C,
+        top_n=2,
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    tmp = w["tmp"]
+    out = tmp / f"scores_{method}.txt"
+    args = [str(tmp / n) for n in ("ubm.h5", "models.h5", "feats.h5", "trials")]
+    rc = main(
+        ["score", *args, str(out), "--method", "topc", "--top-c", str(TOP_C), "--norm", method,
+         "--cohort-dir", str(tmp / "cohort"), "--top-n", "2", "--no-progress"]
+    )  # fmt: skip
+    assert rc == 0
+    written = read_scores(out)
+    cli = np.array([written[m, t] for m, t in w["trials"]])
+    np.testing.assert_allclose(cli, want, rtol=1e-7, atol=1e-7)
+
+
+def test_normalize_stage_matches_the_definitions(tmp_path: Path) -> None:
+    make_corpus(tmp_path / "corpus")
+    (tmp_path / "exp.yaml").write_text(CONFIG.format(extra="  top_n: 3\n"), encoding="utf-8")
+    out = tmp_path / "exp"
+    Experiment(load_experiment_config(tmp_path / "exp.yaml"), out).run()
+    ubm = DiagGMM.load(out / "ubm/ubm.h5")
+    models = SpeakerModels.load(out / "models/models.h5", ubm)
+    spk2utt = DataDir.read(out / "data/background", check_audio=False).spk2utt
+    raw_scores = read_scores(out / "scores/raw.txt")
+    trials = list(raw_scores)
+    raw = np.array([raw_scores[k] for k in trials])
+    with (
+        FeatureStore(out / "features/background.h5") as cf,
+        FeatureStore(out / "features/test.h5") as tf,
+    ):
+        for method in METHODS:
+            cfg = load_experiment_config(tmp_path / "exp.yaml", [f"scoring.norm={method}"])
+            outcomes = Experiment(cfg, out).run()
+            assert [o.status for o in outcomes] == ["skipped"] * 5 + ["ran"] * 3
+            want = oracle(method, raw, trials, ubm, models, tf, cf, spk2utt, top_n=3, adapt="m")
+            written = read_scores(out / "scores/scores.txt")
+            got = np.array([written[k] for k in trials])
+            np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7, err_msg=method)
