@@ -1,42 +1,105 @@
-"""Configuration dataclasses: the only place where defaults live.
+"""Configuration dataclasses: the only place where defaults live, with their validation.
 
-Each stage has a frozen dataclass. ``to_dict`` / ``config_hash`` give the JSON form stored
-next to outputs and a stable hash used to decide whether a stage's output is up to date.
+Each stage has a frozen dataclass that checks its values when built. A rule that the library
+applies too (e.g. :func:`check_adapt`, :func:`check_relevance_factor`) is stated here once and
+called from both sides. ``to_dict`` / ``config_hash`` give the JSON form stored next to outputs
+and a stable hash used to decide whether a stage's output is up to date. Reading YAML files and
+``--set`` overrides is :mod:`gmmspeech.configio`.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import difflib
 import hashlib
 import json
-import os
-from collections.abc import Sequence
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from .errors import ConfigError, short_repr
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:  # pragma: no cover - the protocol of dataclass instances, for type checkers
+    from _typeshed import DataclassInstance
 
 
-def to_dict(cfg: Any) -> dict[str, Any]:
+def to_dict(cfg: DataclassInstance) -> dict[str, object]:
     """A JSON-compatible dict of a config dataclass (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+    data: dict[str, object] = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    return data
 
 
-def config_hash(cfg: Any) -> str:
+def config_hash(cfg: DataclassInstance | Mapping[str, object]) -> str:
     """A stable 16-hex-digit hash of a config dataclass or JSON-compatible dict."""
-    data = cfg if isinstance(cfg, dict) else to_dict(cfg)
+    data = cfg if isinstance(cfg, Mapping) else to_dict(cfg)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _check(cond: bool, name: str, rule: str, value: Any) -> None:
+def _check(cond: bool, name: str, rule: str, value: object) -> None:
     if not cond:
-        raise ConfigError(f"{name}: must be {rule}, got {value!r}")
+        raise ConfigError(f"{name}: must be {rule}, got {short_repr(value)}")
+
+
+def _check_min(obj: object, name: str, low: float, *, optional: bool = False) -> None:
+    """``obj.name >= low`` (or None when ``optional``)."""
+    value = getattr(obj, name)
+    ok = (optional and value is None) or (value is not None and value >= low)
+    _check(ok, name, f"None or >= {low:g}" if optional else f">= {low:g}", value)
+
+
+def _check_choice(obj: object, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(obj, name)
+    _check(value in choices, name, f"one of {choices}", value)
+
+
+# ------------------------------------------------------------- rules the library shares
+ADAPT_LETTERS = "mwv"
+
+
+def check_adapt(adapt: str) -> str:
+    """Validate a MAP ``adapt`` string: a non-empty combination of ``m`` (means), ``w``
+    (weights) and ``v`` (variances), each at most once.
+
+    Returns
+    -------
+    str
+        The canonical form (letters in the order ``m``, ``w``, ``v``).
+
+    Raises
+    ------
+    ConfigError
+        Anything else, e.g. ``"mm"`` or ``"x"``.
+    """
+    text = adapt if isinstance(adapt, str) else ""
+    letters = set(text)
+    if not letters or not letters <= set(ADAPT_LETTERS) or len(letters) != len(text):
+        raise ConfigError(
+            f"adapt: expected a non-empty combination of 'm' (means), 'w' (weights) and "
+            f"'v' (variances), each at most once, e.g. 'm' or 'mwv'; got {short_repr(adapt)}"
+        )
+    return "".join(ch for ch in ADAPT_LETTERS if ch in letters)
+
+
+def check_relevance_factor(relevance_factor: float) -> float:
+    """Validate a MAP relevance factor ``r`` (``alpha_k = n_k / (n_k + r)``).
+
+    ``r >= 0``: 0 gives the maximum-likelihood estimate under the UBM's responsibilities and
+    ``inf`` gives the UBM back; NaN and negative values are errors.
+
+    Returns
+    -------
+    float
+    """
+    ok = isinstance(relevance_factor, numbers.Real) and not isinstance(relevance_factor, bool)
+    r = float(relevance_factor) if ok else math.nan
+    if not r >= 0.0:
+        raise ConfigError(
+            f"relevance_factor: must be a number >= 0 (16 is usual; .inf keeps the UBM), got "
+            f"{short_repr(relevance_factor)}"
+        )
+    return r
 
 
 @dataclass(frozen=True)
@@ -100,34 +163,22 @@ class UBMConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "iterations_per_stage", tuple(self.iterations_per_stage))
-        _check(int(self.n_components) >= 1, "n_components", ">= 1", self.n_components)
+        _check_min(self, "n_components", 1)
+        its = self.iterations_per_stage
         _check(
-            len(self.iterations_per_stage) >= 1
-            and all(int(i) >= 0 for i in self.iterations_per_stage),
+            len(its) >= 1 and all(int(i) >= 0 for i in its),
             "iterations_per_stage",
             "a non-empty list of iteration counts >= 0",
-            self.iterations_per_stage,
+            its,
         )
-        _check(
-            self.final_max_iterations >= 0,
-            "final_max_iterations",
-            ">= 0",
-            self.final_max_iterations,
-        )
-        _check(self.tolerance >= 0, "tolerance", ">= 0", self.tolerance)
+        for name in ("final_max_iterations", "tolerance", "min_count"):
+            _check_min(self, name, 0)
+        for name in ("chunk_size", "shard_frames", "subsample_every"):
+            _check_min(self, name, 1)
+        _check_min(self, "max_frames", 1, optional=True)
         _check(0 < self.split_epsilon <= 5, "split_epsilon", "in (0, 5]", self.split_epsilon)
         _check(0 <= self.var_floor_ratio < 1, "var_floor_ratio", "in [0, 1)", self.var_floor_ratio)
-        _check(self.min_count >= 0, "min_count", ">= 0", self.min_count)
         _check(0 <= self.min_weight < 1, "min_weight", "in [0, 1)", self.min_weight)
-        _check(self.chunk_size >= 1, "chunk_size", ">= 1", self.chunk_size)
-        _check(self.shard_frames >= 1, "shard_frames", ">= 1", self.shard_frames)
-        _check(
-            self.max_frames is None or self.max_frames >= 1,
-            "max_frames",
-            "None or >= 1",
-            self.max_frames,
-        )
-        _check(self.subsample_every >= 1, "subsample_every", ">= 1", self.subsample_every)
         _check(
             self.subsample_fraction is None or 0.0 < self.subsample_fraction <= 1.0,
             "subsample_fraction",
@@ -381,28 +432,30 @@ class ExtractConfig:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
+        fraction, batch = self.max_failed_fraction, self.batch_size
         _check(
-            not isinstance(self.max_failed_fraction, bool) and 0 <= self.max_failed_fraction <= 1,
+            not isinstance(fraction, bool) and 0 <= fraction <= 1,
             "max_failed_fraction",
             "in [0, 1]",
-            self.max_failed_fraction,
+            fraction,
         )
         _check(
-            isinstance(self.batch_size, int)
-            and not isinstance(self.batch_size, bool)
-            and self.batch_size >= 1,
+            isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1,
             "batch_size",
             "an integer >= 1",
-            self.batch_size,
+            batch,
         )
 
 
 # ============================================================================ experiments
-_TASKS = ("verification", "classification")
+TASKS = ("verification", "classification")
 _FOLD_BY = ("rank", "spk")
-_SCORING_METHODS = ("exact", "topc", "linear")
-_NORMS = ("none", "z", "t", "zt", "s", "as")
-_BACKENDS = ("local", "processes", "dask")
+#: LLR scoring methods (``scoring.method``).
+SCORING_METHODS = ("exact", "topc", "linear")
+#: Score normalisations (``scoring.norm``).
+NORMS = ("none", "z", "t", "zt", "s", "as")
+#: Engines (``compute.backend``).
+BACKENDS = ("local", "processes", "dask")
 
 
 @dataclass(frozen=True)
@@ -444,18 +497,8 @@ class SetConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "include", tuple(self.include))
         _check(bool(self.pattern), "pattern", "a non-empty path pattern with fields", self.pattern)
-        _check(
-            self.max_speakers is None or self.max_speakers >= 1,
-            "max_speakers",
-            "None or >= 1",
-            self.max_speakers,
-        )
-        _check(
-            self.max_per_speaker is None or self.max_per_speaker >= 1,
-            "max_per_speaker",
-            "None or >= 1",
-            self.max_per_speaker,
-        )
+        _check_min(self, "max_speakers", 1, optional=True)
+        _check_min(self, "max_per_speaker", 1, optional=True)
 
 
 @dataclass(frozen=True)
@@ -506,8 +549,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "enroll_labels", tuple(self.enroll_labels))
         _check(0 < self.enroll_fraction < 1, "enroll_fraction", "in (0, 1)", self.enroll_fraction)
-        _check(self.n_folds >= 2, "n_folds", ">= 2", self.n_folds)
-        _check(self.fold_by in _FOLD_BY, "fold_by", f"one of {_FOLD_BY}", self.fold_by)
+        _check_min(self, "n_folds", 2)
+        _check_choice(self, "fold_by", _FOLD_BY)
 
 
 @dataclass(frozen=True)
@@ -527,13 +570,8 @@ class EnrollConfig:
     adapt: str = "m"
 
     def __post_init__(self) -> None:
-        _check(self.relevance_factor > 0, "relevance_factor", "> 0", self.relevance_factor)
-        _check(
-            bool(self.adapt) and set(self.adapt) <= set("mwv"),
-            "adapt",
-            "a combination of m, w, v",
-            self.adapt,
-        )
+        object.__setattr__(self, "relevance_factor", check_relevance_factor(self.relevance_factor))
+        object.__setattr__(self, "adapt", check_adapt(self.adapt))
 
 
 @dataclass(frozen=True)
@@ -566,16 +604,11 @@ class ScoringConfig:
     c_fa: float = 1.0
 
     def __post_init__(self) -> None:
-        _check(self.method in _SCORING_METHODS, "method", f"one of {_SCORING_METHODS}", self.method)
-        _check(self.top_c >= 1, "top_c", ">= 1", self.top_c)
-        _check(self.norm in _NORMS, "norm", f"one of {_NORMS}", self.norm)
-        _check(
-            self.cohort_size is None or self.cohort_size >= 2,
-            "cohort_size",
-            "None or >= 2",
-            self.cohort_size,
-        )
-        _check(self.top_n >= 2, "top_n", ">= 2", self.top_n)
+        _check_choice(self, "method", SCORING_METHODS)
+        _check_min(self, "top_c", 1)
+        _check_choice(self, "norm", NORMS)
+        _check_min(self, "cohort_size", 2, optional=True)
+        _check_min(self, "top_n", 2)
         _check(0 < self.p_target < 1, "p_target", "in (0, 1)", self.p_target)
         _check(self.c_miss > 0, "c_miss", "> 0", self.c_miss)
         _check(self.c_fa > 0, "c_fa", "> 0", self.c_fa)
@@ -604,14 +637,9 @@ class ComputeConfig:
     threads_per_worker: int = 1
 
     def __post_init__(self) -> None:
-        _check(self.backend in _BACKENDS, "backend", f"one of {_BACKENDS}", self.backend)
-        _check(
-            self.n_workers is None or self.n_workers >= 1,
-            "n_workers",
-            "None or >= 1",
-            self.n_workers,
-        )
-        _check(self.threads_per_worker >= 1, "threads_per_worker", ">= 1", self.threads_per_worker)
+        _check_choice(self, "backend", BACKENDS)
+        _check_min(self, "n_workers", 1, optional=True)
+        _check_min(self, "threads_per_worker", 1)
 
 
 @dataclass(frozen=True)
@@ -641,7 +669,7 @@ class ExperimentConfig:
     compute: ComputeConfig = dataclasses.field(default_factory=ComputeConfig)
 
     def __post_init__(self) -> None:
-        _check(self.task in _TASKS, "task", f"one of {_TASKS}", self.task)
+        _check_choice(self, "task", TASKS)
         _check(
             bool(self.name) and not any(c in self.name for c in "/\\"),
             "name",
@@ -660,371 +688,3 @@ class ExperimentConfig:
                 "data.dataset: required for task 'classification'; add a 'data: dataset:' "
                 "section with 'path' and 'pattern' (the pattern needs a {label} field)"
             )
-
-
-# ------------------------------------------------------------------------- YAML layer
-def _type_name(tp: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    return names.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _coerce(tp: Any, value: Any, key: str, where: str, ctx: _BuildContext) -> Any:
-    """Check ``value`` against the annotation ``tp`` (YAML types) and convert it."""
-    import types
-    import typing
-
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or origin is types.UnionType:
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        others = [a for a in args if a is not type(None)]
-        if len(others) == 1:
-            return _coerce(others[0], value, key, where, ctx)
-        raise ConfigError(f"{where}: {key}: unsupported annotation {tp!r}")  # pragma: no cover
-    if origin is tuple:
-        item_tp = typing.get_args(tp)[0]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(
-                f"{where}: {key}: expected a list (e.g. [1, 2]), got {value!r}; write it as a "
-                f"YAML list"
-            )
-        return tuple(_coerce(item_tp, v, f"{key}[{i}]", where, ctx) for i, v in enumerate(value))
-    if dataclasses.is_dataclass(tp):
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"{where}: {key}: expected a mapping of {getattr(tp, '__name__', tp)} options, got {value!r}"
-            )
-        return _build(tp, value, key + ".", ctx)
-    if tp is str and not isinstance(value, str) and key in ctx.raw:
-        return ctx.raw[key]  # --set name=2024: the text as typed
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }.get(tp)
-    if ok is None:  # pragma: no cover - every config field has one of the types above
-        return value
-    if not ok:
-        none_ok = " or null" if key in ctx.optional else ""
-        raise ConfigError(
-            f"{where}: {key}: expected {_type_name(tp)}{none_ok}, got {value!r} "
-            f"({type(value).__name__})"
-        )
-    return float(value) if tp is float else value
-
-
-@dataclass
-class _BuildContext:
-    marks: dict[str, str]
-    default_where: str
-    raw: dict[str, str] = dataclasses.field(default_factory=dict)
-    optional: set[str] = dataclasses.field(default_factory=set)
-
-
-def _build(cls: Any, values: dict[str, Any], prefix: str, ctx: _BuildContext) -> Any:
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    section_where = ctx.marks.get(prefix.rstrip("."), ctx.default_where)
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        dotted = f"{prefix}{key}"
-        where = ctx.marks.get(dotted, section_where)
-        if not isinstance(key, str) or key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = (
-                f"; did you mean {prefix + close[0]!r}?"
-                if close
-                else f"; known keys here: {', '.join(names)}"
-            )
-            raise ConfigError(f"{where}: unknown key {dotted!r}{hint}")
-        tp = hints[key]
-        if type(None) in typing.get_args(tp):
-            ctx.optional.add(dotted)
-        kwargs[key] = _coerce(tp, value, dotted, where, ctx)
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        msg = str(exc)
-        field = msg.split(":", 1)[0]
-        if field in names:
-            where = ctx.marks.get(prefix + field, section_where)
-            raise ConfigError(f"{where}: {prefix}{msg}") from None
-        raise ConfigError(f"{section_where}: {msg}") from None
-
-
-def _collect_marks(node: Any, prefix: str, where: str, marks: dict[str, str]) -> None:
-    """Record ``file:line`` of every mapping key (dotted) and reject duplicate keys."""
-    import yaml
-
-    if not isinstance(node, yaml.MappingNode):
-        return
-    seen: dict[str, int] = {}
-    for key_node, value_node in node.value:
-        key = str(key_node.value)
-        line = key_node.start_mark.line + 1
-        dotted = f"{prefix}{key}"
-        if key in seen:
-            raise ConfigError(
-                f"{where}:{line}: duplicate key {dotted!r} (first at line {seen[key]}); "
-                f"keep only one"
-            )
-        seen[key] = line
-        marks[dotted] = f"{where}:{line}"
-        _collect_marks(value_node, dotted + ".", where, marks)
-
-
-def read_yaml(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Read a YAML config file with ``yaml.safe_load`` (plain data only, no tags).
-
-    Returns
-    -------
-    values : dict
-        The top-level mapping (empty for an empty file).
-    marks : dict of str to str
-        Dotted key -> ``"file:line"`` of the key, for error messages.
-
-    Raises
-    ------
-    ConfigError
-        Unreadable file, invalid YAML (with its line), duplicate keys, or a top level that
-        is not a mapping.
-    """
-    import yaml
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read the config ({exc})") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{p}{line}: not valid YAML ({problem}); configs are plain YAML mappings (no !tags)"
-        ) from None
-    if values is None:
-        return {}, {}
-    if not isinstance(values, dict):
-        raise ConfigError(
-            f"{p}:1: expected a mapping of config sections (e.g. 'ubm: {{n_components: 512}}'), "
-            f"got {type(values).__name__}"
-        )
-    marks: dict[str, str] = {}
-    _collect_marks(node, "", str(p), marks)
-    return values, marks
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """Split ``"ubm.n_components=256"`` into the dotted key and its YAML value.
-
-    A value that is not valid YAML is kept as its text (string options such as patterns);
-    the type check of the option then decides whether that is acceptable.
-    """
-    import yaml
-
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(
-            f"--set {item}: expected KEY=VALUE with a dotted key, e.g. --set ubm.n_components=256"
-        )
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw  # not YAML (e.g. a pattern like {spk}-{idx}): the text itself
-    return key, value
-
-
-def apply_overrides(
-    values: dict[str, Any],
-    overrides: Sequence[str],
-    marks: dict[str, str] | None = None,
-    raw: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Apply ``--set key=value`` overrides to a nested dict (a deep copy is returned)."""
-    out = copy.deepcopy(values)
-    for item in overrides:
-        key, value = parse_override(item)
-        parts = key.split(".")
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if not isinstance(child, dict):
-                if child is not None:
-                    raise ConfigError(
-                        f"--set {item}: {'.'.join(parts[: i + 1])} is not a section "
-                        f"(it holds {child!r})"
-                    )
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = value
-        if marks is not None:
-            for i in range(1, len(parts) + 1):
-                marks[".".join(parts[:i])] = f"--set {item}"
-        if raw is not None:
-            raw[key] = item.partition("=")[2]
-    return out
-
-
-def config_from_dict(
-    cls: type[_T],
-    values: dict[str, Any],
-    *,
-    where: str = "config",
-    marks: dict[str, str] | None = None,
-    raw: dict[str, str] | None = None,
-    prefix: str = "",
-) -> _T:
-    """Build a config dataclass (nested sections included) from plain YAML data.
-
-    Every key is checked (unknown keys get a "did you mean" suggestion), every value is
-    type-checked against the field's annotation, and the dataclass's own validation runs;
-    errors name ``file:line`` (from ``marks``, keyed by dotted key) and the dotted key
-    (``prefix`` + key, e.g. ``prefix="ubm."`` for the ``ubm`` section of a file).
-    """
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
-    ctx = _BuildContext(marks=dict(marks or {}), default_where=where, raw=dict(raw or {}))
-    return _build(cls, values, prefix, ctx)
-
-
-def _resolve_paths(values: dict[str, Any], marks: dict[str, str], config_dir: Path) -> None:
-    """Make ``data.root`` and ``data.trials`` absolute: relative to the config file's folder,
-    or to the current directory when they come from a ``--set`` override."""
-    data = values.get("data")
-    if not isinstance(data, dict):
-        return
-    for key in ("root", "trials"):
-        value = data.get(key)
-        if not isinstance(value, str) or not value:
-            continue
-        p = Path(value).expanduser()
-        if not p.is_absolute():
-            from_cli = marks.get(f"data.{key}", "").startswith("--set")
-            p = (Path.cwd() if from_cli else config_dir) / p
-        data[key] = str(p.resolve())
-
-
-def load_experiment_config(
-    path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()
-) -> ExperimentConfig:
-    """Read an experiment YAML file, apply ``--set`` overrides and validate everything.
-
-    Parameters
-    ----------
-    path : path-like or None
-        The YAML file (``yaml.safe_load``); None starts from the defaults.
-    overrides : sequence of str
-        ``"section.key=value"`` items; values are YAML (``256``, ``[1, 2]``, ``null``) and
-        are type-checked like the file's.
-
-    Returns
-    -------
-    ExperimentConfig
-        With ``data.root`` and ``data.trials`` made absolute.
-
-    Raises
-    ------
-    ConfigError
-        Naming ``file:line`` (or the ``--set`` item), the dotted key, what was expected and
-        what was found.
-    """
-    if path is None:
-        values: dict[str, Any] = {}
-        marks: dict[str, str] = {}
-        where, config_dir = "config", Path.cwd()
-    else:
-        values, marks = read_yaml(path)
-        where, config_dir = str(path), Path(path).resolve().parent
-    raw: dict[str, str] = {}
-    values = apply_overrides(values, overrides, marks, raw)
-    _resolve_paths(values, marks, config_dir)
-    return config_from_dict(ExperimentConfig, values, where=where, marks=marks, raw=raw)
-
-
-def dump_yaml(cfg: Any) -> str:
-    """The resolved config as YAML text (every field, defaults included), with its hash."""
-    import yaml
-
-    data = to_dict(cfg)
-    head = f"# resolved gmmspeech config; config_hash: {config_hash(data)}\n"
-    return head + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
-
-
-def load_sections(
-    path: str | os.PathLike[str] | None,
-    overrides: Sequence[str],
-    sections: dict[str, type],
-    *,
-    bare: str | None = None,
-) -> dict[str, Any]:
-    """Some sections of a config file, with ``--set`` overrides, typed and validated.
-
-    For commands that need part of an experiment config (``train-ubm``: ``ubm`` and
-    ``compute``; ``extract``: ``features`` and ``compute``). An experiment config file works
-    as it is; its other sections are checked for unknown names only.
-
-    Parameters
-    ----------
-    path : path-like or None
-        A YAML file (``yaml.safe_load``); None starts from the defaults.
-    overrides : sequence of str
-        ``section.key=value`` items.
-    sections : dict of str to dataclass type
-        The sections to build, e.g. ``{"ubm": UBMConfig}``.
-    bare : str, optional
-        A section whose keys may also be given at the top level of the file (when it has no
-        section names) and in undotted ``--set key=value`` items.
-
-    Returns
-    -------
-    dict of str to dataclass instance
-        One built config per requested section.
-
-    Raises
-    ------
-    ConfigError
-        Unknown section or key (with a suggestion), wrong type or invalid value, naming the
-        file:line or the ``--set`` item.
-    """
-    values: dict[str, Any] = {}
-    marks: dict[str, str] = {}
-    where = "config"
-    if path is not None:
-        values, marks = read_yaml(path)
-        where = str(path)
-    names = [f.name for f in dataclasses.fields(ExperimentConfig)]
-    if bare is not None:
-        if values and not any(k in names for k in values):
-            values = {bare: values}
-            marks = {f"{bare}.{k}": v for k, v in marks.items()}
-        overrides = [o if "." in o.partition("=")[0] else f"{bare}.{o}" for o in overrides]
-    raw: dict[str, str] = {}
-    values = apply_overrides(values, overrides, marks, raw)
-    for key in values:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; sections are {names}"
-            raise ConfigError(f"{marks.get(str(key), where)}: unknown section {key!r}{hint}")
-    out: dict[str, Any] = {}
-    for name, cls in sections.items():
-        section = values.get(name) or {}
-        if not isinstance(section, dict):
-            raise ConfigError(f"{marks.get(name, where)}: {name}: expected a mapping of options")
-        out[name] = config_from_dict(
-            cls, section, where=where, marks=marks, raw=raw, prefix=f"{name}."
-        )
-    return out

@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from .config import NORMS
 from .errors import DataError
 
-METHODS = ("none", "z", "t", "zt", "s", "as")
+METHODS = NORMS
 
 
 def _stats(cohort: Any, name: str, top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:

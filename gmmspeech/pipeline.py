@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import ExperimentConfig, SetConfig, config_hash, dump_yaml, to_dict
+from .config import ExperimentConfig, SetConfig, config_hash, to_dict
+from .configio import dump_yaml
 from .datadir import DataDir, Trial, make_trials, scan_audio, split_speakers
 from .errors import ConfigError, DataError
 from .report import (

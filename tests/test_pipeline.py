@@ -11,7 +11,7 @@ import soundfile as sf
 from scipy.signal import lfilter
 
 from gmmspeech.cli import main
-from gmmspeech.config import load_experiment_config
+from gmmspeech.configio import load_config
 from gmmspeech.datadir import DataDir
 from gmmspeech.pipeline import STAGES, Experiment, assign_folds
 
@@ -148,7 +148,7 @@ def test_skip_when_done_and_partial_rerun(setup: Path, capsys) -> None:
 
 
 def test_killed_stage_resumes(setup: Path, monkeypatch) -> None:
-    cfg = load_experiment_config(setup / "exp.yaml")
+    cfg = load_config(setup / "exp.yaml")
     out = setup / "exp"
     exp = Experiment(cfg, out)
     calls = {"n": 0}
@@ -282,7 +282,7 @@ def test_bad_trial_list_unknown_test_id(setup: Path, capsys) -> None:
 
 
 def test_custom_trial_list_is_used(setup: Path) -> None:
-    cfg = load_experiment_config(setup / "exp.yaml")
+    cfg = load_config(setup / "exp.yaml")
     exp = Experiment(cfg, setup / "probe")
     exp.run(1, 1)
     te = DataDir.read(setup / "probe/data/test", check_audio=False)

@@ -18,10 +18,9 @@ from gmmspeech.config import (
     ScoringConfig,
     UBMConfig,
     config_hash,
-    dump_yaml,
-    load_experiment_config,
     to_dict,
 )
+from gmmspeech.configio import dump_yaml, load_config
 from gmmspeech.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +54,7 @@ def line_of(text: str, needle: str) -> int:
 
 def test_loads_with_defaults_and_values(tmp_path: Path) -> None:
     p = write(tmp_path, BASE)
-    cfg = load_experiment_config(p)
+    cfg = load_config(p)
     assert cfg.ubm.n_components == 64
     # everything not in the file is the dataclass default
     assert cfg.ubm.iterations_per_stage == UBMConfig().iterations_per_stage
@@ -70,7 +69,7 @@ def test_unknown_key_names_line_and_suggests(tmp_path: Path) -> None:
     text = BASE.replace("  n_components: 64", "  n_componets: 64")
     p = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
-        load_experiment_config(p)
+        load_config(p)
     msg = str(err.value)
     assert f"{p}:{line_of(text, 'n_componets')}:" in msg
     assert "'ubm.n_componets'" in msg and "did you mean 'ubm.n_components'" in msg
@@ -80,11 +79,11 @@ def test_unknown_nested_and_section_keys(tmp_path: Path) -> None:
     text = BASE.replace('    pattern: "{spk}-{n}.wav"', '    patern: "{spk}-{n}.wav"')
     p = write(tmp_path, text)
     with pytest.raises(ConfigError, match=r"data\.background\.patern.*did you mean"):
-        load_experiment_config(p)
+        load_config(p)
     text = BASE + "scorng:\n  top_c: 3\n"
     p = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
-        load_experiment_config(p)
+        load_config(p)
     assert f":{line_of(text, 'scorng')}:" in str(err.value)
     assert "did you mean 'scoring'" in str(err.value)
 
@@ -104,15 +103,15 @@ def test_wrong_types_and_values(tmp_path: Path, old: str, new: str, key: str, ex
     text = BASE.replace(old, new)
     p = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
-        load_experiment_config(p)
+        load_config(p)
     msg = str(err.value)
     assert f"{p}:{line_of(text, new.strip())}:" in msg
     assert key in msg and expect in msg
 
 
 def test_float_field_accepts_int_and_hash_is_stable(tmp_path: Path) -> None:
-    a = load_experiment_config(write(tmp_path, BASE + "enroll:\n  relevance_factor: 16\n"))
-    b = load_experiment_config(write(tmp_path, BASE + "enroll:\n  relevance_factor: 16.0\n"))
+    a = load_config(write(tmp_path, BASE + "enroll:\n  relevance_factor: 16\n"))
+    b = load_config(write(tmp_path, BASE + "enroll:\n  relevance_factor: 16.0\n"))
     assert a.enroll.relevance_factor == 16.0 and isinstance(a.enroll.relevance_factor, float)
     assert config_hash(to_dict(a)) == config_hash(to_dict(b))
 
@@ -121,7 +120,7 @@ def test_duplicate_keys_rejected(tmp_path: Path) -> None:
     text = BASE + "ubm:\n  n_components: 32\n"
     p = write(tmp_path, text)
     with pytest.raises(ConfigError, match=r"duplicate key 'ubm'.*first at line"):
-        load_experiment_config(p)
+        load_config(p)
 
 
 def test_no_tags_or_objects(tmp_path: Path) -> None:
@@ -129,7 +128,7 @@ def test_no_tags_or_objects(tmp_path: Path) -> None:
     text = BASE + f"name: !!python/object/apply:os.system ['touch {marker}']\n"
     p = write(tmp_path, text)
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_experiment_config(p)
+        load_config(p)
     assert not marker.exists()
 
 
@@ -137,22 +136,22 @@ def test_invalid_yaml_names_line(tmp_path: Path) -> None:
     text = BASE + "scoring: {top_c: 5\n"
     p = write(tmp_path, text)
     with pytest.raises(ConfigError, match=rf"{p}:\d+: not valid YAML"):
-        load_experiment_config(p)
+        load_config(p)
 
 
 def test_top_level_must_be_mapping(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected a mapping"):
-        load_experiment_config(write(tmp_path, "- a\n- b\n"))
+        load_config(write(tmp_path, "- a\n- b\n"))
 
 
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="no such config file"):
-        load_experiment_config("/nonexistent/x.yaml")
+        load_config("/nonexistent/x.yaml")
 
 
 def test_overrides_are_typed(tmp_path: Path) -> None:
     p = write(tmp_path, BASE)
-    cfg = load_experiment_config(
+    cfg = load_config(
         p,
         [
             "ubm.n_components=256",
@@ -184,7 +183,7 @@ def test_overrides_are_typed(tmp_path: Path) -> None:
 def test_bad_overrides_name_the_item(tmp_path: Path, item: str, expect: str) -> None:
     p = write(tmp_path, BASE)
     with pytest.raises(ConfigError) as err:
-        load_experiment_config(p, [item])
+        load_config(p, [item])
     assert expect in str(err.value)
     assert str(err.value).startswith(f"--set {item}")
 
@@ -194,22 +193,22 @@ def test_override_paths_are_relative_to_cwd(tmp_path: Path, monkeypatch) -> None
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    cfg = load_experiment_config(p, ["data.root=mydata"])
+    cfg = load_config(p, ["data.root=mydata"])
     assert cfg.data.root == str((elsewhere / "mydata").resolve())
 
 
 def test_task_requirements(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.background: required"):
-        load_experiment_config(write(tmp_path, "task: verification\n"))
+        load_config(write(tmp_path, "task: verification\n"))
     with pytest.raises(ConfigError, match=r"data\.dataset: required"):
-        load_experiment_config(write(tmp_path, "task: classification\n"))
+        load_config(write(tmp_path, "task: classification\n"))
 
 
 def test_dump_roundtrip(tmp_path: Path) -> None:
-    cfg = load_experiment_config(write(tmp_path, BASE), ["scoring.top_c=3"])
+    cfg = load_config(write(tmp_path, BASE), ["scoring.top_c=3"])
     text = dump_yaml(cfg)
     assert f"config_hash: {config_hash(to_dict(cfg))}" in text.splitlines()[0]
-    again = load_experiment_config(write(tmp_path, text))
+    again = load_config(write(tmp_path, text))
     assert again == cfg
     assert yaml.safe_load(text) == to_dict(cfg)
 
@@ -230,7 +229,7 @@ def test_configs_folder_documents_the_defaults(name: str) -> None:
     """configs/*.yaml list every option; the stage sections hold exactly the defaults."""
     path = REPO / "configs" / name
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    cfg = load_experiment_config(path)
+    cfg = load_config(path)
     for section, cls in SECTIONS.items():
         fields = {f.name for f in dataclasses.fields(cls)}
         assert set(raw[section]) == fields, f"{name}: {section} must list every option"
