@@ -7,7 +7,7 @@ item or the command-line flag), the dotted key, what was expected and what was f
 Public entry points:
 
 * :func:`load_config` - a whole :class:`~gmmspeech.config.ExperimentConfig` from a YAML file;
-* :class:`ConfigSource` - some sections of a file for a command (``train-ubm``: ``ubm`` and
+* :class:`ConfigSource` - some sections of a file (``train-ubm`` uses ``ubm`` and
   ``compute``), with ``--set`` items and command-line flags applied on top;
 * :func:`config_from_dict` - one dataclass from plain data (e.g. a dict built in Python);
 * :func:`did_you_mean` - the one "did you mean" helper of the package.
@@ -19,7 +19,6 @@ once instead of exhausting memory.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import difflib
@@ -549,23 +548,6 @@ class ConfigSource:
         self.values = values
         self.marks = marks
 
-    @classmethod
-    def from_args(
-        cls,
-        args: argparse.Namespace,
-        flags: Mapping[str, str] | None = None,
-        *,
-        bare: str | None = None,
-    ) -> ConfigSource:
-        """From a command's ``--config`` and ``--set`` (:func:`add_config_arguments`) and
-        the flags ``{dest: dotted key}`` that were given (those left at None are not)."""
-        given = {}
-        for dest, key in (flags or {}).items():
-            value = getattr(args, dest)
-            if value is not None:
-                given[key] = ("--" + dest.replace("_", "-"), value)
-        return cls(args.config, args.overrides, given, bare=bare)
-
     def section(self, name: str, cls: type[_T]) -> _T:
         """Section ``name`` built as ``cls``, typed and validated."""
         section = self.values.get(name) or {}
@@ -579,39 +561,9 @@ class ConfigSource:
         )
 
 
-def add_config_arguments(p: argparse.ArgumentParser, sections: str, example: str) -> None:
-    """Add ``--config YAML`` and ``--set KEY=VALUE`` (dest ``overrides``) to a command.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-    sections : str
-        The sections the command reads, for the help text (e.g. ``"'ubm:' and 'compute:'"``).
-    example : str
-        An example ``--set`` item.
-    """
-    p.add_argument(
-        "--config",
-        metavar="YAML",
-        default=None,
-        help=f"a config with {sections} sections, e.g. an experiment config (default: the "
-        f"defaults of gmmspeech.config)",
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"override one config value, e.g. --set {example} (repeatable; the value is YAML "
-        f"and type-checked); flags such as --relevance-factor override both",
-    )
-
-
 __all__ = [
     "MAX_YAML_NODES",
     "ConfigSource",
-    "add_config_arguments",
     "apply_overrides",
     "config_from_dict",
     "did_you_mean",

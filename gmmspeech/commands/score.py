@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import EnrollConfig, ScoringConfig
 from ..errors import DataError
 from ..gmm import DiagGMM
 from ..norm import METHODS as NORM_METHODS
@@ -22,6 +23,7 @@ from ..scoring import (
     write_scores,
 )
 from ..speakermodels import SpeakerModels, enroll, open_features, read_spk2utt
+from . import add_config_arguments, config_source
 
 NAME = "score"
 HELP = "score trials '<model> <test> [target|nontarget]' as frame-averaged LLRs"
@@ -39,36 +41,63 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("features", metavar="FEATS.h5", help="feature archive of the test utterances")
     p.add_argument("trials", metavar="TRIALS", help="trials file (a data dir's trials)")
     p.add_argument("output", metavar="SCORES", help="scores file to write")
-    p.add_argument("--method", choices=METHODS, default="topc", help="default topc")
-    p.add_argument("--top-c", type=int, default=5, help="C for topc (default 5)")
+    add_config_arguments(p, "'scoring:' and 'enroll:'", "scoring.top_c=3")
+    d = ScoringConfig()
+    p.add_argument(
+        "--method", choices=METHODS, default=None, help=f"default: scoring.method, {d.method}"
+    )
+    p.add_argument("--top-c", type=int, default=None, help=f"C for topc (default {d.top_c})")
     p.add_argument(
         "--norm",
         choices=NORM_METHODS,
-        default="none",
-        help="score normalisation with a cohort: z, t, zt, s, as (adaptive S-norm)",
+        default=None,
+        help="score normalisation with a cohort: z, t, zt, s, as (adaptive S-norm) "
+        f"(default: scoring.norm, {d.norm})",
     )
     p.add_argument("--cohort-dir", default=None, help="cohort data dir (utt2spk or spk2utt)")
     p.add_argument(
         "--cohort-feats", default=None, help="features of the cohort (default: FEATS.h5)"
     )
-    p.add_argument("--top-n", type=int, default=200, help="cohort size for adaptive S-norm")
-    p.add_argument("--relevance-factor", type=float, default=16.0, help="for cohort models")
+    p.add_argument(
+        "--top-n",
+        type=int,
+        default=None,
+        help=f"cohort scores kept by adaptive S-norm (default: scoring.top_n, {d.top_n})",
+    )
+    p.add_argument(
+        "--relevance-factor",
+        type=float,
+        default=None,
+        help="MAP r of the cohort models (default: enroll.relevance_factor, "
+        f"{EnrollConfig().relevance_factor:g})",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+FLAGS = {
+    "method": "scoring.method",
+    "top_c": "scoring.top_c",
+    "norm": "scoring.norm",
+    "top_n": "scoring.top_n",
+    "relevance_factor": "enroll.relevance_factor",
+}
+
+
 def run(args: argparse.Namespace) -> int:
+    src = config_source(args, FLAGS)
+    sc, en = src.section("scoring", ScoringConfig), src.section("enroll", EnrollConfig)
     ubm = DiagGMM.load(args.ubm)
     models = SpeakerModels.load(args.models, ubm)
     feats = open_features(args.features)
     trials = read_trials(args.trials)
     progress = not args.no_progress
-    kw: dict[str, Any] = {"method": args.method, "top_c": args.top_c, "progress": progress}
+    kw: dict[str, Any] = {"method": sc.method, "top_c": sc.top_c, "progress": progress}
     bank = ModelBank(ubm, models)
     scores = score_trials(ubm, bank, feats, trials, **kw)
-    if args.norm != "none":
+    if sc.norm != "none":
         if not args.cohort_dir:
-            raise DataError(f"--norm {args.norm}: needs --cohort-dir (an impostor data dir)")
-        scores = _normalise(args, ubm, models, feats, trials, scores, kw)
+            raise DataError(f"--norm {sc.norm}: needs --cohort-dir (an impostor data dir)")
+        scores = _normalise(args, sc, en, ubm, models, feats, trials, scores, kw)
     write_scores(args.output, trials.model_ids, trials.test_ids, scores)
     print(f"wrote {len(trials)} score(s) to {args.output}")
     return 0
@@ -76,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _normalise(
     args: argparse.Namespace,
+    sc: ScoringConfig,
+    en: EnrollConfig,
     ubm: DiagGMM,
     models: SpeakerModels,
     feats: Any,
@@ -94,8 +125,8 @@ def _normalise(
     t_pos = {t: i for i, t in enumerate(test_ids)}
     model_index = np.array([m_pos[m] for m in trials.model_ids])
     test_index = np.array([t_pos[t] for t in trials.test_ids])
-    need_z = args.norm in ("z", "zt", "s", "as")
-    need_t = args.norm in ("t", "zt", "s", "as")
+    need_z = sc.norm in ("z", "zt", "s", "as")
+    need_t = sc.norm in ("t", "zt", "s", "as")
     model_cohort = test_cohort = cohort_cohort = None
     if need_z:
         log.info("Z side: %d models x %d cohort utterances", len(model_ids), len(cohort_utts))
@@ -106,23 +137,23 @@ def _normalise(
             ubm,
             cohort_feats,
             spk2utt,
-            relevance_factor=args.relevance_factor,
-            adapt=models.adapt or "m",
+            relevance_factor=en.relevance_factor,
+            adapt=models.adapt or en.adapt,
         )
         cbank = ModelBank(ubm, cohort_models)
         log.info("T side: %d cohort models x %d test utterances", len(cbank), len(test_ids))
         test_cohort = score_matrix(ubm, cbank, feats, test_ids, **kw).T
-        if args.norm == "zt":
+        if sc.norm == "zt":
             cc = score_matrix(ubm, cbank, cohort_feats, cohort_utts, **kw)
             same = np.asarray(cohort_models.ids)[:, None] == utt_spk[None, :]
             cohort_cohort = np.where(same, np.nan, cc)  # no same-speaker pairs
     return normalize(
-        args.norm,
+        sc.norm,
         scores,
         model_index=model_index,
         test_index=test_index,
         model_cohort=model_cohort,
         test_cohort=test_cohort,
         cohort_cohort=cohort_cohort,
-        top_n=args.top_n,
+        top_n=sc.top_n,
     )
