@@ -1,10 +1,9 @@
-"""Configuration dataclasses: the only place where defaults live, with their validation.
+"""Configuration dataclasses, one frozen dataclass per stage: the only place defaults live.
 
-Each stage has a frozen dataclass that checks its values when built. A rule that the library
-applies too (e.g. :func:`check_adapt`, :func:`check_relevance_factor`) is stated here once and
-called from both sides. ``to_dict`` / ``config_hash`` give the JSON form stored next to outputs
-and a stable hash used to decide whether a stage's output is up to date. Reading YAML files and
-``--set`` overrides is :mod:`gmmspeech.configio`.
+Each checks its values when built; a rule the library applies too (:func:`check_adapt`,
+:func:`check_relevance_factor`) is stated here once and called from both sides. ``to_dict`` /
+``config_hash`` give the JSON form stored with outputs and the hash that decides whether a
+stage's output is up to date. YAML files and ``--set`` are :mod:`gmmspeech.configio`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ConfigError, short_repr
 
-if TYPE_CHECKING:  # pragma: no cover - the protocol of dataclass instances, for type checkers
+if TYPE_CHECKING:  # pragma: no cover
     from _typeshed import DataclassInstance
 
 
@@ -49,6 +48,19 @@ def _check_min(obj: object, name: str, low: float, *, optional: bool = False) ->
     _check(ok, name, f"None or >= {low:g}" if optional else f">= {low:g}", value)
 
 
+def _check_in(obj: object, name: str, interval: str, *, optional: bool = False) -> None:
+    """``obj.name`` in ``interval``, written like ``"(0, 5]"`` (or None when ``optional``)."""
+    value = getattr(obj, name)
+    lo, hi = (float(x) for x in interval[1:-1].split(","))
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        ok = (lo < value if interval[0] == "(" else lo <= value) and (
+            value < hi if interval[-1] == ")" else value <= hi
+        )
+    ok = ok or (optional and value is None)
+    _check(ok, name, f"None or in {interval}" if optional else f"in {interval}", value)
+
+
 def _check_choice(obj: object, name: str, choices: tuple[str, ...]) -> None:
     value = getattr(obj, name)
     _check(value in choices, name, f"one of {choices}", value)
@@ -59,19 +71,9 @@ ADAPT_LETTERS = "mwv"
 
 
 def check_adapt(adapt: str) -> str:
-    """Validate a MAP ``adapt`` string: a non-empty combination of ``m`` (means), ``w``
-    (weights) and ``v`` (variances), each at most once.
-
-    Returns
-    -------
-    str
-        The canonical form (letters in the order ``m``, ``w``, ``v``).
-
-    Raises
-    ------
-    ConfigError
-        Anything else, e.g. ``"mm"`` or ``"x"``.
-    """
+    """The canonical form (letters in the order ``mwv``) of a MAP ``adapt`` string: a
+    non-empty combination of ``m`` (means), ``w`` (weights) and ``v`` (variances), each at
+    most once; a :class:`ConfigError` for anything else (e.g. ``"mm"``)."""
     text = adapt if isinstance(adapt, str) else ""
     letters = set(text)
     if not letters or not letters <= set(ADAPT_LETTERS) or len(letters) != len(text):
@@ -83,15 +85,9 @@ def check_adapt(adapt: str) -> str:
 
 
 def check_relevance_factor(relevance_factor: float) -> float:
-    """Validate a MAP relevance factor ``r`` (``alpha_k = n_k / (n_k + r)``).
-
-    ``r >= 0``: 0 gives the maximum-likelihood estimate under the UBM's responsibilities and
-    ``inf`` gives the UBM back; NaN and negative values are errors.
-
-    Returns
-    -------
-    float
-    """
+    """A MAP relevance factor ``r`` (``alpha_k = n_k / (n_k + r)``) as a float: ``r >= 0``
+    (0 gives the ML estimate under the UBM's responsibilities, ``inf`` the UBM itself); a
+    :class:`ConfigError` for NaN, negative or non-numbers."""
     ok = isinstance(relevance_factor, numbers.Real) and not isinstance(relevance_factor, bool)
     r = float(relevance_factor) if ok else math.nan
     if not r >= 0.0:
@@ -109,32 +105,26 @@ class UBMConfig:
     Parameters
     ----------
     n_components : int
-        Target number of Gaussians. Any positive integer: binary splitting up to the largest
-        power of two below it, then the heaviest components only (never rounded).
+        Target number of Gaussians. Binary splitting up to the largest power of two below
+        it, then the heaviest components only (never rounded).
     iterations_per_stage : tuple of int
-        EM iterations after each split; stage ``j`` (after the ``j``-th split) runs entry
-        ``j - 1``, and the last entry repeats for later stages.
+        EM iterations after each split: stage ``j`` runs entry ``j - 1``, the last repeats.
     final_max_iterations : int
         At the target size, after the scheduled iterations, EM continues until the relative
-        change of the mean log-likelihood per frame falls below ``tolerance`` or this many
-        extra iterations have run.
+        change of the mean log-likelihood per frame is below ``tolerance``, at most this
+        many extra iterations.
     tolerance : float
         Relative log-likelihood change that ends the final stage.
     split_epsilon : float
-        Split offset in standard deviations: means ``mu -/+ split_epsilon * sigma`` along
-        each component's highest-variance dimension.
+        Split offset: means ``mu -/+ split_epsilon * sigma`` along the highest-variance axis.
     var_floor_ratio : float
-        Variance floor as a fraction of the global per-dimension variance of the data,
-        applied at every M-step.
-    min_count : float
-        A component with fewer (soft) frames than this is dead and re-seeded.
-    min_weight : float
-        A component with a smaller weight than this is dead and re-seeded.
+        Variance floor, a fraction of the data's global per-dimension variance (every M-step).
+    min_count, min_weight : float
+        A component with fewer (soft) frames or a smaller weight is dead and re-seeded.
     chunk_size : int
         Frames per block in the E-step (memory O(chunk_size x K)).
     shard_frames : int
-        Frames per map-reduce task (engines other than the in-process one run shards in
-        parallel; the split never depends on the number of workers).
+        Frames per map-reduce task (the split never depends on the number of workers).
     max_frames : int or None
         If in-memory data has more frames, train on a seeded random subset of this many.
     subsample_every : int
@@ -142,8 +132,7 @@ class UBMConfig:
     subsample_fraction : float or None
         Train on a seeded random fraction of each utterance's frames.
     random_state : int
-        Seed of ``max_frames`` and ``subsample_fraction`` (training is otherwise
-        deterministic).
+        Seed of ``max_frames`` and ``subsample_fraction`` (training is otherwise deterministic).
     """
 
     n_components: int = 512
@@ -165,26 +154,17 @@ class UBMConfig:
         object.__setattr__(self, "iterations_per_stage", tuple(self.iterations_per_stage))
         _check_min(self, "n_components", 1)
         its = self.iterations_per_stage
-        _check(
-            len(its) >= 1 and all(int(i) >= 0 for i in its),
-            "iterations_per_stage",
-            "a non-empty list of iteration counts >= 0",
-            its,
-        )
+        ok = len(its) >= 1 and all(int(i) >= 0 for i in its)
+        _check(ok, "iterations_per_stage", "a non-empty list of iteration counts >= 0", its)
         for name in ("final_max_iterations", "tolerance", "min_count"):
             _check_min(self, name, 0)
         for name in ("chunk_size", "shard_frames", "subsample_every"):
             _check_min(self, name, 1)
         _check_min(self, "max_frames", 1, optional=True)
-        _check(0 < self.split_epsilon <= 5, "split_epsilon", "in (0, 5]", self.split_epsilon)
-        _check(0 <= self.var_floor_ratio < 1, "var_floor_ratio", "in [0, 1)", self.var_floor_ratio)
-        _check(0 <= self.min_weight < 1, "min_weight", "in [0, 1)", self.min_weight)
-        _check(
-            self.subsample_fraction is None or 0.0 < self.subsample_fraction <= 1.0,
-            "subsample_fraction",
-            "None or in (0, 1]",
-            self.subsample_fraction,
-        )
+        _check_in(self, "split_epsilon", "(0, 5]")
+        _check_in(self, "var_floor_ratio", "[0, 1)")
+        _check_in(self, "min_weight", "[0, 1)")
+        _check_in(self, "subsample_fraction", "(0, 1]", optional=True)
 
 
 _ENERGY_MODES = ("c0", "log_energy")
@@ -416,14 +396,14 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """How :func:`gmmspeech.extract_to_store` runs (not what it computes: the store's
-    features depend on :class:`FeatureConfig` alone).
+    """How :func:`gmmspeech.extract_to_store` runs (the features depend on
+    :class:`FeatureConfig` alone).
 
     Parameters
     ----------
     max_failed_fraction : float
-        The run fails (no store written; finished work kept for a rerun) when more than
-        this fraction of the data directory's utterances failed, or when none succeeded.
+        The run fails (no store written; finished work kept for a rerun) when more than this
+        fraction of the utterances failed, or none succeeded.
     batch_size : int
         Utterances per part file: a killed run loses at most this many utterances of work.
     """
@@ -432,19 +412,10 @@ class ExtractConfig:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        fraction, batch = self.max_failed_fraction, self.batch_size
-        _check(
-            not isinstance(fraction, bool) and 0 <= fraction <= 1,
-            "max_failed_fraction",
-            "in [0, 1]",
-            fraction,
-        )
-        _check(
-            isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1,
-            "batch_size",
-            "an integer >= 1",
-            batch,
-        )
+        _check_in(self, "max_failed_fraction", "[0, 1]")
+        batch = self.batch_size
+        ok = isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1
+        _check(ok, "batch_size", "an integer >= 1", batch)
 
 
 # ============================================================================ experiments
@@ -467,22 +438,18 @@ class SetConfig:
     path : str
         Folder searched recursively, relative to ``data.root`` (or absolute).
     pattern : str
-        Layout of the file paths relative to ``path`` with named fields, e.g.
+        Layout of the file paths under ``path`` with named fields, e.g.
         ``{spk}/{spk}-{chapter}-{utt}.flac`` (see :func:`gmmspeech.datadir.compile_pattern`).
     utt_id : str or None
         Utterance id template over the fields (default: speaker, then the other fields).
-    spk_field : str or None
-        Field naming the speaker (each file is its own speaker when the pattern lacks it).
-    label_field : str or None
-        Field naming the class label (``utt2label``).
+    spk_field, label_field : str or None
+        Fields naming the speaker (each file is its own speaker when the pattern lacks it)
+        and the class label (``utt2label``).
     include : tuple of str
         List files (relative to ``data.root``): only audio whose path relative to
-        ``data.root`` appears in the first column (a ``file`` column of a CSV with a header)
-        of one of them is kept, e.g. the train/val/test CSVs of a corpus.
-    max_speakers : int or None
-        Keep only the first this many speakers (sorted ids), e.g. for quick runs.
-    max_per_speaker : int or None
-        Keep only the first this many utterances (sorted ids) of each speaker.
+        ``data.root`` is in the first column (or a CSV's ``file`` column) of one is kept.
+    max_speakers, max_per_speaker : int or None
+        Keep only the first this many speakers, and utterances per speaker (sorted ids).
     """
 
     path: str = "."
@@ -508,29 +475,27 @@ class DataConfig:
     Parameters
     ----------
     root : str
-        Corpus folder. In a YAML file a relative root is relative to the file's folder; in a
-        ``--set data.root=...`` override, to the current directory.
+        Corpus folder, relative to the YAML file's folder (to the current directory in a
+        ``--set data.root=...``).
     background : SetConfig or None
-        Verification: the speakers the UBM is trained on (also the score-normalisation
-        cohort).
+        Verification: the speakers the UBM is trained on (also the normalisation cohort).
     targets : SetConfig or None
         Verification: the speakers enrolled and tested.
     enroll_fraction : float
         Verification: fraction of each target speaker's utterances used for enrolment
-        (seeded draw; at least one utterance each side). Ignored with ``enroll_labels``.
+        (seeded draw; at least one each side). Ignored with ``enroll_labels``.
     enroll_labels : tuple of str
         Verification: enrol on the utterances with these labels, test on the others.
     trials : str or None
-        Verification: a trial list ``<model> <test-utt> target|nontarget`` to use instead of
-        every (model, test utterance) pair.
+        Verification: a trial list ``<model> <test-utt> target|nontarget`` (default: every
+        model against every test utterance).
     dataset : SetConfig or None
         Classification: the labelled files.
     n_folds : int
         Classification: cross-validation folds.
     fold_by : {"rank", "spk"}
         Classification: fold of a file = its rank within its class modulo ``n_folds``
-        (``rank``), or whole speakers per fold (``spk``: speakers in sorted order, dealt
-        round-robin).
+        (``rank``), or whole speakers, in sorted order dealt round-robin (``spk``).
     seed : int
         Seed of the enrolment/test draw.
     """
@@ -548,7 +513,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "enroll_labels", tuple(self.enroll_labels))
-        _check(0 < self.enroll_fraction < 1, "enroll_fraction", "in (0, 1)", self.enroll_fraction)
+        _check_in(self, "enroll_fraction", "(0, 1)")
         _check_min(self, "n_folds", 2)
         _check_choice(self, "fold_by", _FOLD_BY)
 
@@ -609,7 +574,7 @@ class ScoringConfig:
         _check_choice(self, "norm", NORMS)
         _check_min(self, "cohort_size", 2, optional=True)
         _check_min(self, "top_n", 2)
-        _check(0 < self.p_target < 1, "p_target", "in (0, 1)", self.p_target)
+        _check_in(self, "p_target", "(0, 1)")
         _check(self.c_miss > 0, "c_miss", "> 0", self.c_miss)
         _check(self.c_fa > 0, "c_fa", "> 0", self.c_fa)
 
@@ -624,7 +589,7 @@ class ComputeConfig:
         UBM E-steps in this process, in a local process pool, or on a Dask cluster.
     n_workers : int or None
         Workers of the pool or local Dask cluster (None: the number of CPUs); with
-        ``processes`` also the feature-extraction processes.
+        ``processes`` also the extraction processes.
     scheduler_address : str or None
         Address of a running Dask scheduler (``dask`` only; None starts a local cluster).
     threads_per_worker : int
@@ -649,7 +614,7 @@ class ExperimentConfig:
     Parameters
     ----------
     name : str
-        Experiment name (used in the report and the default output folder).
+        Experiment name (in the report and the default output folder).
     task : {"verification", "classification"}
     out_dir : str or None
         Experiment folder (relative to the current directory); None is ``exp/<name>``.
@@ -670,21 +635,15 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         _check_choice(self, "task", TASKS)
-        _check(
-            bool(self.name) and not any(c in self.name for c in "/\\"),
-            "name",
-            "a non-empty name without slashes",
-            self.name,
-        )
+        ok = bool(self.name) and not any(c in self.name for c in "/\\")
+        _check(ok, "name", "a non-empty name without slashes", self.name)
         if self.task == "verification":
-            for key in ("background", "targets"):
-                if getattr(self.data, key) is None:
-                    raise ConfigError(
-                        f"data.{key}: required for task 'verification'; add a 'data: {key}:' "
-                        f"section with 'path' and 'pattern'"
-                    )
-        elif self.data.dataset is None:
+            missing = [k for k in ("background", "targets") if getattr(self.data, k) is None]
+        else:
+            missing = [] if self.data.dataset is not None else ["dataset"]
+        for key in missing:
+            label = " (the pattern needs a {label} field)" if key == "dataset" else ""
             raise ConfigError(
-                "data.dataset: required for task 'classification'; add a 'data: dataset:' "
-                "section with 'path' and 'pattern' (the pattern needs a {label} field)"
+                f"data.{key}: required for task {self.task!r}; add a 'data: {key}:' section "
+                f"with 'path' and 'pattern'{label}"
             )
