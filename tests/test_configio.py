@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -20,8 +22,15 @@ from gmmspeech.config import (
     config_hash,
     to_dict,
 )
-from gmmspeech.configio import dump_yaml, load_config
-from gmmspeech.errors import ConfigError
+from gmmspeech.configio import (
+    MAX_YAML_NODES,
+    ConfigSource,
+    did_you_mean,
+    dump_yaml,
+    load_config,
+)
+from gmmspeech.errors import MAX_REPR, ConfigError, short_repr
+from gmmspeech.gmm import DiagGMM
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -238,3 +247,180 @@ def test_configs_folder_documents_the_defaults(name: str) -> None:
     data_fields = {f.name for f in dataclasses.fields(DataConfig)}
     assert set(raw["data"]) <= data_fields
     assert set(raw) == {f.name for f in dataclasses.fields(ExperimentConfig)}
+
+
+# ------------------------------------------------------------------ bounded YAML (hostile)
+def _laughs(levels: int, width: int = 9) -> str:
+    lines = ['a0: &a0 ["lol"]']
+    for i in range(1, levels + 1):
+        refs = ", ".join([f"*a{i - 1}"] * width)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_billion_laughs_fails_fast_with_a_clear_error(tmp_path: Path) -> None:
+    # 9 ** 9 = 387 million "lol"s once expanded, from a file of under 1 KB
+    text = "name: t\n" + _laughs(9).replace("a9: &a9", "scoring: &a9")
+    p = write(tmp_path, text)
+    assert p.stat().st_size < 1024
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert time.perf_counter() - t0 < 2.0
+    msg = str(err.value)
+    assert "aliases expand to more than" in msg and str(MAX_YAML_NODES) in msg
+    assert msg.startswith(f"{p}:")
+    assert len(msg) < 300
+
+
+def test_aliases_below_the_cap_still_work(tmp_path: Path) -> None:
+    text = """\
+name: t
+data:
+  background: &set
+    path: bg
+    pattern: "{spk}-{n}.wav"
+  targets: *set
+"""
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.data.targets == cfg.data.background
+    assert cfg.data.targets is not None and cfg.data.targets.pattern == "{spk}-{n}.wav"
+
+
+def test_recursive_alias_is_an_error(tmp_path: Path) -> None:
+    p = write(tmp_path, "name: t\nscoring: &s\n  x: *s\n")
+    with pytest.raises(ConfigError, match="recursive"):
+        load_config(p)
+
+
+def test_error_messages_do_not_repr_huge_values(tmp_path: Path) -> None:
+    big = "[" + ", ".join(str(i) for i in range(20000)) + "]"
+    p = write(tmp_path, BASE + f"scoring:\n  method: {big}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    msg = str(err.value)
+    assert "scoring.method" in msg and "expected a string" in msg
+    assert len(msg) < 400 and "19999" not in msg
+    p = write(tmp_path, BASE.replace("name: t", "name: " + "x" * 100_000 + "/y"))
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert "without slashes" in str(err.value) and len(str(err.value)) < 400
+
+
+def test_short_repr_is_bounded_and_exact_when_short() -> None:
+    for value in ([1, 2], (3,), {"a": [1.5, None]}, "ab'c", 7):
+        assert short_repr(value) == repr(value)
+    nested: list[object] = ["x"]
+    for _ in range(30):  # 2**30 leaves if expanded
+        nested = [nested, nested]
+    t0 = time.perf_counter()
+    text = short_repr(nested)
+    assert time.perf_counter() - t0 < 0.5
+    assert len(text) == MAX_REPR and text.endswith("...")
+
+
+def test_numeric_labels_get_a_hint_to_quote_them(tmp_path: Path) -> None:
+    text = BASE.replace("ubm:\n", "  enroll_labels: [01, 02]\nubm:\n")
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    msg = str(err.value)
+    assert f"{p}:{line_of(text, 'enroll_labels')}:" in msg
+    assert "data.enroll_labels[0]: expected a string, got 1 (int)" in msg
+    assert "quote it" in msg
+    quoted = load_config(write(tmp_path, text.replace("[01, 02]", "['01', '02']")))
+    assert quoted.data.enroll_labels == ("01", "02")
+
+
+# ------------------------------------------------------------------ ${env:NAME}
+def test_env_variables_in_strings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GMMS_CORPUS", str(tmp_path / "corpus"))
+    monkeypatch.setenv("GMMS_K", "32")
+    monkeypatch.delenv("GMMS_UNSET", raising=False)
+    text = (
+        BASE.replace("root: corpus", "root: ${env:GMMS_CORPUS}")
+        .replace("path: bg", "path: ${env:GMMS_UNSET,bg}-dir")
+        .replace("n_components: 64", "n_components: ${env:GMMS_K}")
+    )
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.data.root == str((tmp_path / "corpus").resolve())
+    assert cfg.data.background is not None and cfg.data.background.path == "bg-dir"
+    assert cfg.ubm.n_components == 32
+    monkeypatch.setenv("GMMS_K", "2024")
+    named = load_config(write(tmp_path, text.replace("name: t", "name: ${env:GMMS_K}")))
+    assert named.name == "2024"  # a string option keeps the text
+
+
+def test_unset_env_variable_names_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GMMS_UNSET", raising=False)
+    text = BASE.replace("path: tg", "path: ${env:GMMS_UNSET}/tg")
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    msg = str(err.value)
+    assert msg.startswith(f"{p}:{line_of(text, 'GMMS_UNSET')}:")
+    assert "GMMS_UNSET is not set" in msg and "data.targets.path" in msg
+
+
+# ------------------------------------------------------------------ rules stated once
+def test_enroll_rules_are_the_map_rules(tmp_path: Path) -> None:
+    from gmmspeech.map import map_adapt
+
+    text = BASE + "enroll:\n  adapt: mm\n"
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert f"{p}:{line_of(text, 'adapt: mm')}: enroll.adapt" in str(err.value)
+    ubm = DiagGMM(np.full(2, 0.5), np.array([[0.0], [3.0]]), np.ones((2, 1)))
+    x = np.zeros((5, 1))
+    for bad in ("mm", "x", ""):
+        with pytest.raises(ConfigError) as a:
+            EnrollConfig(adapt=bad)
+        with pytest.raises(ConfigError) as b:
+            map_adapt(ubm, x, adapt=bad)
+        assert str(a.value) == str(b.value)
+    for bad_r in (-1.0, float("nan"), "16"):
+        with pytest.raises(ConfigError) as a:
+            EnrollConfig(relevance_factor=bad_r)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError) as b:
+            map_adapt(ubm, x, relevance_factor=bad_r)  # type: ignore[arg-type]
+        assert str(a.value) == str(b.value)
+    # r = 0 (maximum likelihood) and r = inf (the UBM) are valid on both sides
+    assert EnrollConfig(relevance_factor=0).relevance_factor == 0.0
+    assert EnrollConfig(relevance_factor=float("inf"), adapt="wm").adapt == "mw"
+    assert np.allclose(map_adapt(ubm, x, relevance_factor=float("inf")).means, ubm.means)
+
+
+def test_one_did_you_mean_helper() -> None:
+    """difflib is used in one place: configio.did_you_mean."""
+    users = sorted(
+        str(p.relative_to(REPO))
+        for p in (REPO / "gmmspeech").rglob("*.py")
+        if "difflib" in p.read_text(encoding="utf-8")
+    )
+    assert users == ["gmmspeech/configio.py"]
+    assert did_you_mean("procesess", ["local", "processes"]) == "did you mean 'processes'?"
+    assert did_you_mean("zzz", ["local"], otherwise="none") == "none"
+
+
+def test_public_load_config() -> None:
+    import gmmspeech
+
+    assert gmmspeech.load_config is load_config
+    assert "load_config" in gmmspeech.__all__
+
+
+def test_config_source_sections_flags_and_bare(tmp_path: Path) -> None:
+    p = write(tmp_path, "n_mfcc: 13\n")
+    src = ConfigSource(p, ["deltas=1"], bare="features")
+    feats = src.section("features", FeatureConfig)
+    assert (feats.n_mfcc, feats.deltas) == (13, 1)
+    p = write(tmp_path, BASE + "enroll:\n  adapt: mw\n  relevance_factor: 8\n")
+    src = ConfigSource(p, ["enroll.relevance_factor=4"], {"enroll.adapt": ("--adapt", "v")})
+    assert src.section("enroll", EnrollConfig) == EnrollConfig(relevance_factor=4.0, adapt="v")
+    with pytest.raises(ConfigError, match=r"^--adapt mm: enroll\.adapt"):
+        ConfigSource(p, [], {"enroll.adapt": ("--adapt", "mm")}).section("enroll", EnrollConfig)
+    with pytest.raises(ConfigError, match="did you mean 'scoring'"):
+        ConfigSource(p, ["scorin.top_c=3"])
