@@ -1,70 +1,22 @@
 """Configuration dataclasses, one frozen dataclass per stage: the only place defaults live.
 
 Each checks its values when built; a rule the library applies too (:func:`check_adapt`,
-:func:`check_relevance_factor`) is stated here once and called from both sides. ``to_dict`` /
-``config_hash`` give the JSON form stored with outputs and the hash that decides whether a
-stage's output is up to date. YAML files and ``--set`` are :mod:`gmmspeech.configio`.
+:func:`check_relevance_factor`) is stated here once and called from both sides. ``to_dict``
+and ``config_hash`` (JSON form, hash) come from ``_configbase``; YAML is :mod:`.configio`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import numbers
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from ._configbase import check as _check
+from ._configbase import check_choice, check_in, check_min, normalise
+from ._configbase import config_hash as config_hash  # the JSON form and hash, re-exported
+from ._configbase import to_dict as to_dict
 from .errors import ConfigError, short_repr
-
-if TYPE_CHECKING:  # pragma: no cover
-    from _typeshed import DataclassInstance
-
-
-def to_dict(cfg: DataclassInstance) -> dict[str, object]:
-    """A JSON-compatible dict of a config dataclass (tuples become lists)."""
-    data: dict[str, object] = json.loads(json.dumps(dataclasses.asdict(cfg)))
-    return data
-
-
-def config_hash(cfg: DataclassInstance | Mapping[str, object]) -> str:
-    """A stable 16-hex-digit hash of a config dataclass or JSON-compatible dict."""
-    data = cfg if isinstance(cfg, Mapping) else to_dict(cfg)
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _check(cond: bool, name: str, rule: str, value: object) -> None:
-    if not cond:
-        raise ConfigError(f"{name}: must be {rule}, got {short_repr(value)}")
-
-
-def _check_min(obj: object, name: str, low: float, *, optional: bool = False) -> None:
-    """``obj.name >= low`` (or None when ``optional``)."""
-    value = getattr(obj, name)
-    ok = (optional and value is None) or (value is not None and value >= low)
-    _check(ok, name, f"None or >= {low:g}" if optional else f">= {low:g}", value)
-
-
-def _check_in(obj: object, name: str, interval: str, *, optional: bool = False) -> None:
-    """``obj.name`` in ``interval``, written like ``"(0, 5]"`` (or None when ``optional``)."""
-    value = getattr(obj, name)
-    lo, hi = (float(x) for x in interval[1:-1].split(","))
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        ok = (lo < value if interval[0] == "(" else lo <= value) and (
-            value < hi if interval[-1] == ")" else value <= hi
-        )
-    ok = ok or (optional and value is None)
-    _check(ok, name, f"None or in {interval}" if optional else f"in {interval}", value)
-
-
-def _check_choice(obj: object, name: str, choices: tuple[str, ...]) -> None:
-    value = getattr(obj, name)
-    _check(value in choices, name, f"one of {choices}", value)
-
 
 # ------------------------------------------------------------- rules the library shares
 ADAPT_LETTERS = "mwv"
@@ -75,13 +27,12 @@ def check_adapt(adapt: str) -> str:
     non-empty combination of ``m`` (means), ``w`` (weights) and ``v`` (variances), each at
     most once; a :class:`ConfigError` for anything else (e.g. ``"mm"``)."""
     text = adapt if isinstance(adapt, str) else ""
-    letters = set(text)
-    if not letters or not letters <= set(ADAPT_LETTERS) or len(letters) != len(text):
+    if not text or not set(text) <= set(ADAPT_LETTERS) or len(set(text)) != len(text):
         raise ConfigError(
             f"adapt: expected a non-empty combination of 'm' (means), 'w' (weights) and "
             f"'v' (variances), each at most once, e.g. 'm' or 'mwv'; got {short_repr(adapt)}"
         )
-    return "".join(ch for ch in ADAPT_LETTERS if ch in letters)
+    return "".join(ch for ch in ADAPT_LETTERS if ch in text)
 
 
 def check_relevance_factor(relevance_factor: float) -> float:
@@ -91,10 +42,8 @@ def check_relevance_factor(relevance_factor: float) -> float:
     ok = isinstance(relevance_factor, numbers.Real) and not isinstance(relevance_factor, bool)
     r = float(relevance_factor) if ok else math.nan
     if not r >= 0.0:
-        raise ConfigError(
-            f"relevance_factor: must be a number >= 0 (16 is usual; .inf keeps the UBM), got "
-            f"{short_repr(relevance_factor)}"
-        )
+        rule = "a number >= 0 (16 is usual; .inf keeps the UBM)"
+        raise ConfigError(f"relevance_factor: must be {rule}, got {short_repr(relevance_factor)}")
     return r
 
 
@@ -109,12 +58,9 @@ class UBMConfig:
         it, then the heaviest components only (never rounded).
     iterations_per_stage : tuple of int
         EM iterations after each split: stage ``j`` runs entry ``j - 1``, the last repeats.
-    final_max_iterations : int
-        At the target size, after the scheduled iterations, EM continues until the relative
-        change of the mean log-likelihood per frame is below ``tolerance``, at most this
-        many extra iterations.
-    tolerance : float
-        Relative log-likelihood change that ends the final stage.
+    final_max_iterations, tolerance : int, float
+        At the target size EM then runs until the relative change of the mean log-likelihood
+        per frame is below ``tolerance``, at most ``final_max_iterations`` more iterations.
     split_epsilon : float
         Split offset: means ``mu -/+ split_epsilon * sigma`` along the highest-variance axis.
     var_floor_ratio : float
@@ -151,20 +97,20 @@ class UBMConfig:
     random_state: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "iterations_per_stage", tuple(self.iterations_per_stage))
-        _check_min(self, "n_components", 1)
+        normalise(self)
+        check_min(self, "n_components", 1)
         its = self.iterations_per_stage
         ok = len(its) >= 1 and all(int(i) >= 0 for i in its)
         _check(ok, "iterations_per_stage", "a non-empty list of iteration counts >= 0", its)
         for name in ("final_max_iterations", "tolerance", "min_count"):
-            _check_min(self, name, 0)
+            check_min(self, name, 0)
         for name in ("chunk_size", "shard_frames", "subsample_every"):
-            _check_min(self, name, 1)
-        _check_min(self, "max_frames", 1, optional=True)
-        _check_in(self, "split_epsilon", "(0, 5]")
-        _check_in(self, "var_floor_ratio", "[0, 1)")
-        _check_in(self, "min_weight", "[0, 1)")
-        _check_in(self, "subsample_fraction", "(0, 1]", optional=True)
+            check_min(self, name, 1)
+        check_min(self, "max_frames", 1, optional=True)
+        check_in(self, "split_epsilon", "(0, 5]")
+        check_in(self, "var_floor_ratio", "[0, 1)")
+        check_in(self, "min_weight", "[0, 1)")
+        check_in(self, "subsample_fraction", "(0, 1]", optional=True)
 
 
 _ENERGY_MODES = ("c0", "log_energy")
@@ -412,7 +358,8 @@ class ExtractConfig:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        _check_in(self, "max_failed_fraction", "[0, 1]")
+        normalise(self)
+        check_in(self, "max_failed_fraction", "[0, 1]")
         batch = self.batch_size
         ok = isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1
         _check(ok, "batch_size", "an integer >= 1", batch)
@@ -462,10 +409,10 @@ class SetConfig:
     max_per_speaker: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "include", tuple(self.include))
+        normalise(self)
         _check(bool(self.pattern), "pattern", "a non-empty path pattern with fields", self.pattern)
-        _check_min(self, "max_speakers", 1, optional=True)
-        _check_min(self, "max_per_speaker", 1, optional=True)
+        check_min(self, "max_speakers", 1, optional=True)
+        check_min(self, "max_per_speaker", 1, optional=True)
 
 
 @dataclass(frozen=True)
@@ -512,10 +459,10 @@ class DataConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "enroll_labels", tuple(self.enroll_labels))
-        _check_in(self, "enroll_fraction", "(0, 1)")
-        _check_min(self, "n_folds", 2)
-        _check_choice(self, "fold_by", _FOLD_BY)
+        normalise(self)
+        check_in(self, "enroll_fraction", "(0, 1)")
+        check_min(self, "n_folds", 2)
+        check_choice(self, "fold_by", _FOLD_BY)
 
 
 @dataclass(frozen=True)
@@ -569,12 +516,13 @@ class ScoringConfig:
     c_fa: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_choice(self, "method", SCORING_METHODS)
-        _check_min(self, "top_c", 1)
-        _check_choice(self, "norm", NORMS)
-        _check_min(self, "cohort_size", 2, optional=True)
-        _check_min(self, "top_n", 2)
-        _check_in(self, "p_target", "(0, 1)")
+        normalise(self)
+        check_choice(self, "method", SCORING_METHODS)
+        check_min(self, "top_c", 1)
+        check_choice(self, "norm", NORMS)
+        check_min(self, "cohort_size", 2, optional=True)
+        check_min(self, "top_n", 2)
+        check_in(self, "p_target", "(0, 1)")
         _check(self.c_miss > 0, "c_miss", "> 0", self.c_miss)
         _check(self.c_fa > 0, "c_fa", "> 0", self.c_fa)
 
@@ -602,9 +550,10 @@ class ComputeConfig:
     threads_per_worker: int = 1
 
     def __post_init__(self) -> None:
-        _check_choice(self, "backend", BACKENDS)
-        _check_min(self, "n_workers", 1, optional=True)
-        _check_min(self, "threads_per_worker", 1)
+        normalise(self)
+        check_choice(self, "backend", BACKENDS)
+        check_min(self, "n_workers", 1, optional=True)
+        check_min(self, "threads_per_worker", 1)
 
 
 @dataclass(frozen=True)
@@ -634,7 +583,7 @@ class ExperimentConfig:
     compute: ComputeConfig = dataclasses.field(default_factory=ComputeConfig)
 
     def __post_init__(self) -> None:
-        _check_choice(self, "task", TASKS)
+        check_choice(self, "task", TASKS)
         ok = bool(self.name) and not any(c in self.name for c in "/\\")
         _check(ok, "name", "a non-empty name without slashes", self.name)
         if self.task == "verification":

@@ -337,7 +337,7 @@ def _scalar_ok(tp: object, value: object) -> bool | None:
 
 
 def _coerce(tp: object, value: object, key: str, where: str, ctx: _BuildContext) -> object:
-    """Check ``value`` against the annotation ``tp`` (YAML types) and convert it."""
+    """Check ``value`` against the annotation ``tp`` (YAML types); build nested sections."""
     origin = typing.get_origin(tp)
     if origin is typing.Union or origin is types.UnionType:
         args = typing.get_args(tp)
@@ -374,7 +374,7 @@ def _coerce(tp: object, value: object, key: str, where: str, ctx: _BuildContext)
             f"{where}: {key}: expected {_TYPE_NAMES.get(tp, str(tp))}{none_ok}, got "
             f"{short_repr(value)} ({type(value).__name__}){hint}"
         )
-    return float(value) if tp is float and isinstance(value, int) else value
+    return value  # the dataclass gives numbers one type (config._normalise)
 
 
 def _build(cls: type[_T], values: dict[str, object], prefix: str, ctx: _BuildContext) -> _T:

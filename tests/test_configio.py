@@ -424,3 +424,17 @@ def test_config_source_sections_flags_and_bare(tmp_path: Path) -> None:
         ConfigSource(p, [], {"enroll.adapt": ("--adapt", "mm")}).section("enroll", EnrollConfig)
     with pytest.raises(ConfigError, match="did you mean 'scoring'"):
         ConfigSource(p, ["scorin.top_c=3"])
+
+
+def test_python_built_configs_have_one_type_per_field() -> None:
+    """25 and 25.0, [1, 2] and (1, 2) make equal configs with one hash, from Python too."""
+    a = UBMConfig(tolerance=0, n_components=64.0, iterations_per_stage=[1, 2])  # type: ignore[arg-type]
+    b = UBMConfig(tolerance=0.0, n_components=64, iterations_per_stage=(1, 2))
+    assert a == b and config_hash(a) == config_hash(b)
+    assert type(a.tolerance) is float and type(a.n_components) is int
+    assert type(a.iterations_per_stage) is tuple
+    s = ScoringConfig(c_fa=2, cohort_size=None)
+    assert type(s.c_fa) is float and s.cohort_size is None
+    assert type(ExtractConfig(max_failed_fraction=0).max_failed_fraction) is float
+    with pytest.raises(ConfigError, match="n_components: must be >= 1"):
+        UBMConfig(n_components=0.0)  # type: ignore[arg-type]
