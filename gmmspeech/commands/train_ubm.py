@@ -6,11 +6,15 @@ import argparse
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 from ..config import ComputeConfig, UBMConfig
 from ..configio import ConfigSource
+from ..datadir import DataDir
+from ..engine import make_engine
 from ..errors import DataError
+from ..featstore import FeatureStore
+from ..gmm import DiagGMM
+from ..ubm import train_ubm
 from . import add_config_arguments, config_source
 
 NAME = "train-ubm"
@@ -47,11 +51,13 @@ def load_sections(src: ConfigSource) -> tuple[UBMConfig, ComputeConfig]:
     return src.section("ubm", UBMConfig), src.section("compute", ComputeConfig)
 
 
-def _train(args: argparse.Namespace, views: list[Any], ubm_cfg: Any, compute: Any) -> Any:
+def _train(
+    args: argparse.Namespace,
+    views: list[FeatureStore],
+    ubm_cfg: UBMConfig,
+    compute: ComputeConfig,
+) -> DiagGMM:
     """Train on store views through the configured engine; save the model atomically."""
-    from ..engine import make_engine
-    from ..ubm import train_ubm
-
     engine = make_engine(
         compute.backend,
         n_workers=compute.n_workers,
@@ -72,9 +78,6 @@ def _train(args: argparse.Namespace, views: list[Any], ubm_cfg: Any, compute: An
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..datadir import DataDir
-    from ..featstore import FeatureStore
-
     ubm_cfg, compute = load_sections(config_source(args))
     wanted = None
     if args.datadir:
