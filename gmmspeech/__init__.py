@@ -27,7 +27,15 @@ _EXPORTS: dict[str, str] = {
     "accumulate": "stats",
     "em_step": "ubm",
     "train_ubm": "ubm",
+    # configs: the dataclasses and the YAML layer
     "UBMConfig": "config",
+    "EnrollConfig": "config",
+    "ScoringConfig": "config",
+    "ComputeConfig": "config",
+    "DataConfig": "config",
+    "ExperimentConfig": "config",
+    "load_config": "configio",
+    "ConfigSource": "configio",
     # audio, features and data
     "load_audio": "audio",
     "FeatureConfig": "config",
@@ -79,7 +87,17 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .audio import load_audio
     from .calibration import LogisticCalibration
     from .classifier import GMMClassifier
-    from .config import ExtractConfig, FeatureConfig, UBMConfig
+    from .config import (
+        ComputeConfig,
+        DataConfig,
+        EnrollConfig,
+        ExperimentConfig,
+        ExtractConfig,
+        FeatureConfig,
+        ScoringConfig,
+        UBMConfig,
+    )
+    from .configio import ConfigSource, load_config
     from .datadir import DataDir
     from .engine import DaskEngine, LocalEngine, ProcessEngine, make_engine
     from .errors import (

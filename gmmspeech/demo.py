@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import ExperimentConfig, load_experiment_config
+from .config import ExperimentConfig
+from .configio import load_config
 from .errors import DataError
 
 
@@ -34,7 +35,7 @@ def demo_config(overrides: Sequence[str] = ()) -> ExperimentConfig:
     overrides : sequence of str
         E.g. ``["ubm.n_components=16"]`` for a quicker run.
     """
-    return load_experiment_config(demo_data_dir() / "demo.yaml", overrides)
+    return load_config(demo_data_dir() / "demo.yaml", overrides)
 
 
 __all__ = ["demo_config", "demo_data_dir"]

@@ -19,11 +19,13 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from .errors import ConfigError
+from .config import BACKENDS
+from .configio import did_you_mean
+from .errors import ConfigError, short_repr
 
 log = logging.getLogger(__name__)
 
-ENGINE_NAMES = ("local", "processes", "dask")
+ENGINE_NAMES = BACKENDS
 
 
 class Engine(Protocol):
@@ -369,10 +371,9 @@ def make_engine(
         return DaskEngine(
             address=scheduler_address, n_workers=n_workers, threads_per_worker=threads_per_worker
         )
-    import difflib
-
-    close = difflib.get_close_matches(str(backend), ENGINE_NAMES, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(backend, ENGINE_NAMES, otherwise="")
     raise ConfigError(
-        f"compute.backend: unknown engine {backend!r}; {hint}choose one of {', '.join(ENGINE_NAMES)}"
+        f"compute.backend: unknown engine {short_repr(backend)}; "
+        + (f"{hint} " if hint else "")
+        + f"choose one of {', '.join(ENGINE_NAMES)}"
     )

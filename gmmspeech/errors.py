@@ -36,6 +36,56 @@ class ConvergenceWarning(UserWarning):
     """Training did not converge, or had to repair degenerate components."""
 
 
+#: Longest ``repr`` of a value quoted in an error message.
+MAX_REPR = 80
+
+
+class _Full(Exception):
+    """Raised inside :func:`short_repr` once the text is long enough."""
+
+
+def short_repr(value: object, limit: int = MAX_REPR) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages.
+
+    Containers are written item by item and the walk stops as soon as the text is long
+    enough, so a huge or deeply shared value (e.g. from a hostile YAML file) costs no more
+    than its first characters.
+    """
+    parts: list[str] = []
+    size = 0
+
+    def put(text: str) -> None:
+        nonlocal size
+        parts.append(text)
+        size += len(text)
+        if size > limit:
+            raise _Full
+
+    def walk(v: object) -> None:
+        if isinstance(v, dict):
+            put("{")
+            for i, (k, x) in enumerate(v.items()):
+                put(", " if i else "")
+                walk(k)
+                put(": ")
+                walk(x)
+            put("}")
+        elif isinstance(v, (list, tuple)):
+            put("[" if isinstance(v, list) else "(")
+            for i, x in enumerate(v):
+                put(", " if i else "")
+                walk(x)
+            put("]" if isinstance(v, list) else ",)" if len(v) == 1 else ")")
+        else:
+            put(repr(v[: limit + 1] if isinstance(v, str) else v))
+
+    try:
+        walk(value)
+    except _Full:
+        return "".join(parts)[: limit - 3] + "..."
+    return "".join(parts)
+
+
 __all__ = [
     "AudioError",
     "ConfigError",
@@ -44,4 +94,5 @@ __all__ = [
     "GmmSpeechError",
     "ModelFormatError",
     "ModelMismatchError",
+    "short_repr",
 ]

@@ -31,27 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, ModelMismatchError
+from .config import check_adapt, check_relevance_factor
+from .errors import ModelMismatchError
 from .gmm import DiagGMM
 from .stats import SufficientStats, accumulate
 
 log = logging.getLogger(__name__)
-
-_VALID_ADAPT = frozenset("mwv")
-
-
-def check_adapt(adapt: str) -> str:
-    """Validate an ``adapt`` string (any non-empty combination of ``m``, ``w``, ``v``).
-
-    Returns the canonical form (letters in the order ``m``, ``w``, ``v``).
-    """
-    letters = set(str(adapt))
-    if not letters or not letters <= _VALID_ADAPT or len(letters) != len(str(adapt)):
-        raise ConfigError(
-            f"adapt: expected a non-empty combination of 'm' (means), 'w' (weights) and "
-            f"'v' (variances), each at most once, e.g. 'm' or 'mwv'; got {adapt!r}"
-        )
-    return "".join(ch for ch in "mwv" if ch in letters)
 
 
 def default_variance_floor(ubm: DiagGMM, ratio: float = 1e-2) -> np.ndarray:
@@ -110,9 +95,7 @@ def map_adapt(
         Invalid ``relevance_factor`` or ``adapt``.
     """
     adapt = check_adapt(adapt)
-    r = float(relevance_factor)
-    if not r >= 0.0:
-        raise ConfigError(f"relevance_factor: must be >= 0, got {relevance_factor!r}")
+    r = check_relevance_factor(relevance_factor)
     stats = _as_stats(ubm, X_or_stats, chunk_size)
     weights, means, variances = map_parameters(
         ubm, stats, relevance_factor=r, adapt=adapt, variance_floor=variance_floor
@@ -155,7 +138,7 @@ def map_parameters(
     Parameters not named in ``adapt`` are the UBM's (copies). See :func:`map_adapt`.
     """
     adapt = check_adapt(adapt)
-    r = float(relevance_factor)
+    r = check_relevance_factor(relevance_factor)
     n = stats.zeroth
     s = stats.shift
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .config import NORMS
 from .errors import DataError
 from .gmm import DiagGMM
 from .scoring import ModelBank, score_matrix
@@ -43,7 +44,7 @@ from .speakermodels import SpeakerModels, enroll
 
 log = logging.getLogger(__name__)
 
-METHODS = ("none", "z", "t", "zt", "s", "as")
+METHODS = NORMS
 
 
 def _stats(cohort: ArrayLike, name: str, top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:

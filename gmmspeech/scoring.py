@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import SCORING_METHODS
 from .errors import DataError, ModelMismatchError
 from .frames import COMPUTE_DTYPE, as_frames
 from .gmm import DiagGMM
@@ -47,7 +48,7 @@ from .trials import TrialList
 
 log = logging.getLogger(__name__)
 
-METHODS = ("exact", "topc", "linear")
+METHODS = SCORING_METHODS
 DEFAULT_TOP_C = 5
 #: float32 elements allowed in the largest work buffer (64 MB)
 DEFAULT_MEMORY_BUDGET = 16 * 1024 * 1024

@@ -7,7 +7,6 @@ The EM loop is ``accumulate`` (E-step over blocks of frames) -> ``+`` -> :func:`
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import logging
 import os
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .config import UBMConfig, config_hash, to_dict
+from .configio import did_you_mean
 from .engine import Engine, LocalEngine, map_reduce
 from .errors import ConfigError, ConvergenceWarning, DataError, ModelFormatError
 from .framesource import FrameSource, Moments, as_source, shard_moments
@@ -260,9 +260,8 @@ def _resolve_config(
     names = {f.name for f in dataclasses.fields(UBMConfig)}
     for key in overrides:
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"train_ubm: unknown option {key!r}{hint}")
+            hint = did_you_mean(key, names)
+            raise ConfigError(f"train_ubm: unknown option {key!r}" + (f"; {hint}" if hint else ""))
     if n_components is not None:
         overrides = {**overrides, "n_components": int(n_components)}
     return dataclasses.replace(cfg, **overrides) if overrides else cfg

@@ -15,7 +15,7 @@ import pytest
 from test_pipeline import CONFIG, make_corpus
 
 from gmmspeech.cli import main
-from gmmspeech.config import load_experiment_config
+from gmmspeech.configio import load_config
 from gmmspeech.datadir import DataDir
 from gmmspeech.featstore import FeatureStore
 from gmmspeech.gmm import DiagGMM
@@ -165,7 +165,7 @@ def test_normalize_stage_matches_the_definitions(tmp_path: Path) -> None:
     make_corpus(tmp_path / "corpus")
     (tmp_path / "exp.yaml").write_text(CONFIG.format(extra="  top_n: 3\n"), encoding="utf-8")
     out = tmp_path / "exp"
-    Experiment(load_experiment_config(tmp_path / "exp.yaml"), out).run()
+    Experiment(load_config(tmp_path / "exp.yaml"), out).run()
     ubm = DiagGMM.load(out / "ubm/ubm.h5")
     models = SpeakerModels.load(out / "models/models.h5", ubm)
     spk2utt = DataDir.read(out / "data/background", check_audio=False).spk2utt
@@ -177,7 +177,7 @@ def test_normalize_stage_matches_the_definitions(tmp_path: Path) -> None:
         FeatureStore(out / "features/test.h5") as tf,
     ):
         for method in METHODS:
-            cfg = load_experiment_config(tmp_path / "exp.yaml", [f"scoring.norm={method}"])
+            cfg = load_config(tmp_path / "exp.yaml", [f"scoring.norm={method}"])
             outcomes = Experiment(cfg, out).run()
             assert [o.status for o in outcomes] == ["skipped"] * 5 + ["ran"] * 3
             want = oracle(method, raw, trials, ubm, models, tf, cf, spk2utt, top_n=3, adapt="m")

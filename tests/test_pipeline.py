@@ -12,7 +12,7 @@ import soundfile as sf
 from scipy.signal import lfilter
 
 from gmmspeech.cli import main
-from gmmspeech.config import load_experiment_config
+from gmmspeech.configio import load_config
 from gmmspeech.datadir import DataDir
 from gmmspeech.errors import ConfigError
 from gmmspeech.pipeline import REGISTRY, STAGES, Experiment, stage_number, stages_of
@@ -150,7 +150,7 @@ def test_skip_when_done_and_partial_rerun(setup: Path, capsys) -> None:
 
 
 def test_killed_stage_resumes(setup: Path, monkeypatch) -> None:
-    cfg = load_experiment_config(setup / "exp.yaml")
+    cfg = load_config(setup / "exp.yaml")
     out = setup / "exp"
     exp = Experiment(cfg, out)
     calls = {"n": 0}
@@ -186,7 +186,7 @@ def test_stage_range_needs_earlier_stages(setup: Path, capsys) -> None:
 def test_stage_registry_rejects_unknown_names(setup: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown stage 'scroe'.*did you mean 'score'"):
         stage_number("scroe")
-    exp = Experiment(load_experiment_config(setup / "exp.yaml"), setup / "exp")
+    exp = Experiment(load_config(setup / "exp.yaml"), setup / "exp")
     with pytest.raises(ConfigError, match=r"unknown stage 'training'; the stages are 1 prepare"):
         exp.run("training")
     assert not (setup / "exp").exists()
@@ -287,7 +287,7 @@ def test_bad_trial_list_unknown_test_id(setup: Path, capsys) -> None:
 
 
 def test_custom_trial_list_is_used(setup: Path) -> None:
-    cfg = load_experiment_config(setup / "exp.yaml")
+    cfg = load_config(setup / "exp.yaml")
     exp = Experiment(cfg, setup / "probe")
     exp.run(1, 1)
     te = DataDir.read(setup / "probe/data/test", check_audio=False)

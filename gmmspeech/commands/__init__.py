@@ -1,0 +1,69 @@
+"""The subcommands of the ``gmmspeech`` command line, and the options they share.
+
+Each command reads the config sections it uses from ``--config`` and ``--set``
+(:func:`add_config_arguments`, :func:`config_source`); a flag that mirrors a config field
+defaults to None and, when given, overrides that field, so the defaults live in
+:mod:`gmmspeech.config` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+from ..configio import ConfigSource
+
+
+def add_config_arguments(p: argparse.ArgumentParser, sections: str, example: str) -> None:
+    """Add ``--config YAML`` and ``--set KEY=VALUE`` (dest ``overrides``) to a command.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+    sections : str
+        The sections the command reads, for the help text (e.g. ``"'ubm:' and 'compute:'"``).
+    example : str
+        An example ``--set`` item.
+    """
+    p.add_argument(
+        "--config",
+        metavar="YAML",
+        default=None,
+        help=f"a config with {sections} sections, e.g. an experiment config (default: the "
+        f"defaults of gmmspeech.config)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override one config value, e.g. --set {example} (repeatable; the value is YAML "
+        f"and type-checked); a flag that mirrors a config value overrides both",
+    )
+
+
+def config_source(
+    args: argparse.Namespace, flags: Mapping[str, str] | None = None, *, bare: str | None = None
+) -> ConfigSource:
+    """The config of a command: ``--config``, then ``--set``, then the mirroring flags.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``config`` and ``overrides`` (:func:`add_config_arguments`).
+    flags : mapping of str to str, optional
+        Argument dest -> dotted config key, e.g. ``{"adapt": "enroll.adapt"}``; a flag left
+        at None is not applied.
+    bare : str, optional
+        See :class:`gmmspeech.configio.ConfigSource`.
+    """
+    given: dict[str, tuple[str, object]] = {}
+    for dest, key in (flags or {}).items():
+        value = getattr(args, dest)
+        if value is not None:
+            given[key] = ("--" + dest.replace("_", "-"), value)
+    return ConfigSource(args.config, args.overrides, given, bare=bare)
+
+
+__all__ = ["add_config_arguments", "config_source"]

@@ -10,10 +10,12 @@ from typing import Any
 
 from ..atomic import atomic_path
 from ..classifier import GMMClassifier
+from ..config import EnrollConfig, ScoringConfig, UBMConfig
 from ..datadir import read_utt2label
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..metrics import confusion_matrix, identification_accuracy
 from ..speakermodels import open_features
+from . import add_config_arguments, config_source
 
 NAME = "classify"
 HELP = "closed-set classification with one GMM per label (utt2label): accuracy, confusions"
@@ -30,15 +32,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("train", metavar="TRAIN_DIR", help="data dir with utt2label (training)")
     p.add_argument("test", metavar="TEST_DIR", help="data dir with utt2label (evaluation)")
     p.add_argument("--test-features", default=None, help="feature archive of TEST (default: FEATS)")
-    p.add_argument("--mode", choices=["map", "ml"], default="map")
-    p.add_argument("--n-components", type=int, default=64)
-    p.add_argument("--relevance-factor", type=float, default=16.0)
-    p.add_argument("--adapt", default="mw", help="MAP parameters (map mode, default mw)")
-    p.add_argument("--top-c", type=int, default=None, help="top-C scoring (map mode)")
+    p.add_argument(
+        "--mode",
+        choices=["map", "ml"],
+        default="map",
+        help="map: a UBM and one MAP-adapted model per label; ml: one EM-trained GMM per label",
+    )
+    add_config_arguments(p, "'ubm:', 'enroll:' and 'scoring:'", "enroll.adapt=mw")
+    p.add_argument(
+        "--n-components",
+        type=int,
+        default=None,
+        help=f"components of the UBM or of each GMM (default: ubm.n_components, "
+        f"{UBMConfig().n_components})",
+    )
+    p.add_argument(
+        "--relevance-factor",
+        type=float,
+        default=None,
+        help=f"MAP r (default: enroll.relevance_factor, {EnrollConfig().relevance_factor:g})",
+    )
+    p.add_argument(
+        "--adapt",
+        default=None,
+        help=f"MAP parameters (default: enroll.adapt, {EnrollConfig().adapt}; mw often "
+        f"suits sound classes)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["exact", "topc"],
+        default=None,
+        help=f"map mode scoring (default: scoring.method, {ScoringConfig().method})",
+    )
+    p.add_argument(
+        "--top-c", type=int, default=None, help=f"C of topc (default {ScoringConfig().top_c})"
+    )
     p.add_argument("--label-file", default="utt2label", help="label file name (default utt2label)")
     p.add_argument("--json", default=None, metavar="PATH")
     p.add_argument("--predictions", default=None, metavar="PATH", help="'<utt> <label>' lines")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"seed of UBM training (default: ubm.random_state, {UBMConfig().random_state})",
+    )
 
 
 def _load(feats: Any, datadir: str, label_file: str) -> tuple[list[str], list[Any], list[str]]:
@@ -55,18 +92,34 @@ def _load(feats: Any, datadir: str, label_file: str) -> tuple[list[str], list[An
     return utts, xs, [labels[u] for u in utts]
 
 
+FLAGS = {
+    "n_components": "ubm.n_components",
+    "seed": "ubm.random_state",
+    "relevance_factor": "enroll.relevance_factor",
+    "adapt": "enroll.adapt",
+    "method": "scoring.method",
+    "top_c": "scoring.top_c",
+}
+
+
 def run(args: argparse.Namespace) -> int:
+    src = config_source(args, FLAGS)
+    ubm_cfg, en = src.section("ubm", UBMConfig), src.section("enroll", EnrollConfig)
+    sc = src.section("scoring", ScoringConfig)
+    if sc.method == "linear":
+        raise ConfigError("scoring.method: classify scores with 'exact' or 'topc', not 'linear'")
     feats = open_features(args.features)
     test_feats = open_features(args.test_features) if args.test_features else feats
     _, xtr, ytr = _load(feats, args.train, args.label_file)
     utt_te, xte, yte = _load(test_feats, args.test, args.label_file)
     clf = GMMClassifier(
-        args.n_components,
+        ubm_cfg.n_components,
         mode=args.mode,
-        relevance_factor=args.relevance_factor,
-        adapt=args.adapt,
-        top_c=args.top_c,
-        random_state=args.seed,
+        relevance_factor=en.relevance_factor,
+        adapt=en.adapt,
+        top_c=sc.top_c if sc.method == "topc" else None,
+        random_state=ubm_cfg.random_state,
+        ubm_options={"config": ubm_cfg},
         progress=True,
     ).fit(xtr, ytr)
     unseen = sorted(set(yte) - set(clf.classes_.tolist()))
@@ -88,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             "accuracy": acc,
             "n_test": len(yte),
             "mode": args.mode,
-            "n_components": args.n_components,
+            "n_components": ubm_cfg.n_components,
             "labels": labels,
             "confusion_matrix": cm.tolist(),
         }

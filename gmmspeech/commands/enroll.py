@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..config import EnrollConfig
 from ..datadir import read_spk2utt
 from ..gmm import DiagGMM
 from ..speakermodels import enroll, open_features
+from . import add_config_arguments, config_source
 
 NAME = "enroll"
 HELP = "MAP-adapt one model per speaker (all of its utterances) into one models file"
@@ -21,12 +23,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("features", metavar="FEATS.h5", help="feature archive with every utterance")
     p.add_argument("datadir", metavar="DATADIR", help="data dir with spk2utt or utt2spk")
     p.add_argument("output", metavar="MODELS.h5", help="models file to write")
-    p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP r (default 16)")
-    p.add_argument("--adapt", default="m", help="parameters to adapt: m, w, v combined (default m)")
+    add_config_arguments(p, "an 'enroll:'", "enroll.relevance_factor=8")
+    p.add_argument(
+        "--relevance-factor",
+        type=float,
+        default=None,
+        help=f"MAP r (default: enroll.relevance_factor, {EnrollConfig().relevance_factor:g})",
+    )
+    p.add_argument(
+        "--adapt",
+        default=None,
+        help=f"parameters to adapt: m, w, v combined (default: enroll.adapt, "
+        f"{EnrollConfig().adapt})",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+FLAGS = {"relevance_factor": "enroll.relevance_factor", "adapt": "enroll.adapt"}
+
+
 def run(args: argparse.Namespace) -> int:
+    cfg = config_source(args, FLAGS).section("enroll", EnrollConfig)
     ubm = DiagGMM.load(args.ubm)
     spk2utt = read_spk2utt(args.datadir)
     feats = open_features(args.features)
@@ -34,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         ubm,
         feats,
         spk2utt,
-        relevance_factor=args.relevance_factor,
-        adapt=args.adapt,
+        relevance_factor=cfg.relevance_factor,
+        adapt=cfg.adapt,
         progress=not args.no_progress,
     )
     models.save(args.output)

@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
+from ..config import ScoringConfig
 from ..errors import DataError
 from ..metrics import summary
 from ..trials import TrialList, align_scores, read_scores, read_trials, write_scores
+from . import add_config_arguments, config_source
 
 NAME = "evaluate"
 HELP = "verification metrics (EER by ROC convex hull, minDCF, actDCF, Cllr) of a scores file"
@@ -33,9 +35,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--plot", default=None, metavar="PNG", help="write a DET plot (needs matplotlib)"
     )
     p.add_argument("--hist", default=None, metavar="PNG", help="write score histograms")
-    p.add_argument("--p-target", type=float, default=0.01, help="DCF target prior (default 0.01)")
-    p.add_argument("--c-miss", type=float, default=1.0, help="DCF miss cost (default 1)")
-    p.add_argument("--c-fa", type=float, default=1.0, help="DCF false-alarm cost (default 1)")
+    add_config_arguments(p, "a 'scoring:'", "scoring.p_target=0.05")
+    d = ScoringConfig()
+    p.add_argument(
+        "--p-target",
+        type=float,
+        default=None,
+        help=f"DCF target prior (default: scoring.p_target, {d.p_target:g})",
+    )
+    p.add_argument(
+        "--c-miss", type=float, default=None, help=f"DCF miss cost (default {d.c_miss:g})"
+    )
+    p.add_argument(
+        "--c-fa", type=float, default=None, help=f"DCF false-alarm cost (default {d.c_fa:g})"
+    )
     p.add_argument(
         "--calibrate-on",
         nargs=2,
@@ -57,9 +70,13 @@ def _labelled(scores_path: str, trials_path: str) -> tuple[TrialList, np.ndarray
     return trials, align_scores(read_scores(scores_path), trials), trials.is_target
 
 
+FLAGS = {"p_target": "scoring.p_target", "c_miss": "scoring.c_miss", "c_fa": "scoring.c_fa"}
+
+
 def run(args: argparse.Namespace) -> int:
+    sc = config_source(args, FLAGS).section("scoring", ScoringConfig)
     trials, s, t = _labelled(args.scores, args.trials)
-    kw = {"p_target": args.p_target, "c_miss": args.c_miss, "c_fa": args.c_fa}
+    kw = {"p_target": sc.p_target, "c_miss": sc.c_miss, "c_fa": sc.c_fa}
     systems = {"raw": s}
     result: dict[str, Any] = {
         "scores": str(args.scores),
@@ -80,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             write_scores(args.write_calibrated, trials.model_ids, trials.test_ids, cs)
     print(
         f"{len(t)} trials: {int(t.sum())} target, {int((~t).sum())} non-target; "
-        f"DCF at P_tar={args.p_target:g}, C_miss={args.c_miss:g}, C_fa={args.c_fa:g}"
+        f"DCF at P_tar={sc.p_target:g}, C_miss={sc.c_miss:g}, C_fa={sc.c_fa:g}"
     )
     print(
         f"{'system':<12s} {'EER%':>7s} {'minDCF':>7s} {'actDCF':>7s} {'Cllr':>7s} {'minCllr':>7s}"

@@ -7,10 +7,12 @@ import contextlib
 import logging
 import os
 
-from ..config import ComputeConfig, ExtractConfig, FeatureConfig, load_sections
+from ..config import ComputeConfig, ExtractConfig, FeatureConfig
+from ..configio import ConfigSource
 from ..engine import make_engine
 from ..extraction import extract_to_store
 from ..extraction_worker import keep_freed_memory
+from . import add_config_arguments, config_source
 
 NAME = "extract"
 HELP = "extract MFCC features of a data dir into an HDF5 feature store (resumable)"
@@ -22,61 +24,59 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("datadir", metavar="DATADIR", help="Kaldi-style data dir (wav.scp, utt2spk)")
     p.add_argument("output", metavar="OUT.h5", help="feature store to create or complete")
+    add_config_arguments(
+        p,
+        "'features:' (or FeatureConfig fields at the top level), 'extract:' and 'compute:'",
+        "n_mfcc=13 or --set compute.backend=dask",
+    )
     p.add_argument(
-        "--config",
-        metavar="YAML",
+        "--jobs",
+        type=int,
         default=None,
-        help="feature options: a YAML mapping of FeatureConfig fields, at the top level or "
-        "under a 'features:' key (an experiment config works too; its 'compute:' section "
-        "chooses the workers) (default: FeatureConfig defaults)",
+        help="worker processes: shorthand for --set compute.backend=processes --set "
+        "compute.n_workers=N (default: the compute section; one process when it is local)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one option, e.g. --set n_mfcc=13 or --set compute.backend=dask "
-        "(repeatable; YAML values, type-checked)",
-    )
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument(
         "--max-failed",
         type=float,
         default=None,
         metavar="FRACTION",
-        help="fail the run when more than this fraction of utterances fail (default: the "
-        f"config's extract.max_failed_fraction, {ExtractConfig().max_failed_fraction:g})",
+        help="fail the run when more than this fraction of utterances fail (default: "
+        f"extract.max_failed_fraction, {ExtractConfig().max_failed_fraction:g})",
     )
     p.add_argument(
         "--batch-size",
         type=int,
         default=None,
-        help="utterances per checkpoint (default: the config's extract.batch_size, "
-        f"{ExtractConfig().batch_size})",
+        help=f"utterances per checkpoint (default: extract.batch_size, {ExtractConfig().batch_size})",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def load_feature_config(
-    path: str | None, overrides: list[str]
-) -> tuple[FeatureConfig, ExtractConfig, ComputeConfig]:
+FLAGS = {
+    "max_failed": "extract.max_failed_fraction",
+    "batch_size": "extract.batch_size",
+    "jobs": "compute.n_workers",
+}
+
+
+def load_feature_config(src: ConfigSource) -> tuple[FeatureConfig, ExtractConfig, ComputeConfig]:
     """The ``features`` (also accepted at the top level / undotted), ``extract`` and
     ``compute`` sections."""
-    got = load_sections(
-        path,
-        overrides,
-        {"features": FeatureConfig, "extract": ExtractConfig, "compute": ComputeConfig},
-        bare="features",
+    return (
+        src.section("features", FeatureConfig),
+        src.section("extract", ExtractConfig),
+        src.section("compute", ComputeConfig),
     )
-    return got["features"], got["extract"], got["compute"]
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg, opts, compute = load_feature_config(args.config, args.overrides)
+    if args.jobs is not None:
+        args.overrides = [*args.overrides, "compute.backend=processes"]
+    cfg, opts, compute = load_feature_config(config_source(args, FLAGS, bare="features"))
     keep_freed_memory()  # this process only extracts
-    jobs = args.jobs
-    if compute.backend == "processes" and jobs == 1:
+    jobs = 1
+    if compute.backend == "processes":
         jobs = compute.n_workers or os.cpu_count() or 1
     with contextlib.ExitStack() as stack:
         engine = None
@@ -94,10 +94,8 @@ def run(args: argparse.Namespace) -> int:
             args.output,
             cfg,
             jobs=jobs,
-            max_failed_fraction=(
-                opts.max_failed_fraction if args.max_failed is None else args.max_failed
-            ),
-            batch_size=opts.batch_size if args.batch_size is None else args.batch_size,
+            max_failed_fraction=opts.max_failed_fraction,
+            batch_size=opts.batch_size,
             progress=not args.no_progress,
             engine=engine,
         )

@@ -6,7 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..config import DataConfig, SetConfig
 from ..prepare import scan_audio, split_verification
+from . import add_config_arguments, config_source
 
 NAME = "prepare"
 HELP = "build a data dir (wav.scp, utt2spk, spk2utt, utt2label, trials) from a folder of audio"
@@ -36,10 +38,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="utterance id template, e.g. '{spk}-{label}-{round}' (default: speaker field, "
         "then the other fields, joined by '-')",
     )
-    p.add_argument("--spk-field", default="spk", help="field naming the speaker (default spk)")
     p.add_argument(
-        "--label-field", default="label", help="field written to utt2label (default label)"
+        "--spk-field",
+        default=None,
+        help=f"field naming the speaker ('' for none; default {SetConfig.spk_field})",
     )
+    p.add_argument(
+        "--label-field",
+        default=None,
+        help=f"field written to utt2label ('' for none; default {SetConfig.label_field})",
+    )
+    add_config_arguments(p, "a 'data:'", "data.seed=1")
     p.add_argument(
         "--split",
         action="store_true",
@@ -56,15 +65,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--enroll",
         type=float,
-        default=0.5,
+        default=None,
         help="with --split: fraction of each target speaker's utterances for enrolment "
-        "(default 0.5)",
+        f"(default: data.enroll_fraction, {DataConfig().enroll_fraction:g})",
     )
     p.add_argument(
         "--enroll-labels",
         default=None,
         metavar="L1,L2,...",
-        help="with --split: enrol on utterances with these labels, test on the others",
+        help="with --split: enrol on utterances with these labels, test on the others "
+        "(default: data.enroll_labels)",
     )
     p.add_argument(
         "--trials-by",
@@ -72,32 +82,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="spk",
         help="with --split: trial models are enrolment speakers or labels (default spk)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=None, help=f"seed of the split (default {DataConfig().seed})"
+    )
+
+
+FLAGS = {"enroll": "data.enroll_fraction", "seed": "data.seed"}
+
+
+def _set_config(args: argparse.Namespace) -> SetConfig:
+    """The scanned set: the pattern flags over the :class:`SetConfig` defaults."""
+    given = {
+        k: getattr(args, k) for k in ("spk_field", "label_field") if getattr(args, k) is not None
+    }
+    return SetConfig(pattern=args.pattern, utt_id=args.utt_id, **given)
 
 
 def run(args: argparse.Namespace) -> int:
+    dcfg = config_source(args, FLAGS).section("data", DataConfig)
+    sc = _set_config(args)
     data = scan_audio(
         args.root,
-        args.pattern,
-        utt_id=args.utt_id,
-        spk_field=args.spk_field or None,
-        label_field=args.label_field or None,
+        sc.pattern,
+        utt_id=sc.utt_id,
+        spk_field=sc.spk_field or None,
+        label_field=sc.label_field or None,
     )
     out = Path(args.output)
     if not args.split:
         data.write(out)
         print(f"{out}: {data!r}")
         return 0
-    labels = None
+    labels = list(dcfg.enroll_labels) or None
     if args.enroll_labels:
         labels = [x.strip() for x in args.enroll_labels.split(",") if x.strip()]
     background = args.background
     sets = split_verification(
         data,
         background=int(background) if background >= 1 else background,
-        enroll=args.enroll,
+        enroll=dcfg.enroll_fraction,
         enroll_labels=labels,
-        seed=args.seed,
+        seed=dcfg.seed,
         trials_by=args.trials_by,
     )
     sets.write(out)

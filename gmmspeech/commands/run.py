@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..config import load_experiment_config
+from ..configio import load_config
 from ..pipeline import STAGES, Experiment, StageOutcome, extraction_summary, headline
 
 NAME = "run"
@@ -89,6 +89,6 @@ def run_experiment(exp: Experiment, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_experiment_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides)
     exp = Experiment(cfg, args.out, config_path=args.config, progress=not args.no_progress)
     return run_experiment(exp, args)

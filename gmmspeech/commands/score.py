@@ -6,6 +6,7 @@ import argparse
 import logging
 from typing import Any
 
+from ..config import EnrollConfig, ScoringConfig
 from ..datadir import read_spk2utt
 from ..errors import DataError
 from ..gmm import DiagGMM
@@ -14,6 +15,7 @@ from ..norm import cohort_normalize
 from ..scoring import METHODS, ModelBank, score_trials
 from ..speakermodels import SpeakerModels, open_features
 from ..trials import read_trials, write_scores
+from . import add_config_arguments, config_source
 
 NAME = "score"
 HELP = "score trials '<model> <test> [target|nontarget]' as frame-averaged LLRs"
@@ -31,37 +33,64 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("features", metavar="FEATS.h5", help="feature archive of the test utterances")
     p.add_argument("trials", metavar="TRIALS", help="trials file (a data dir's trials)")
     p.add_argument("output", metavar="SCORES", help="scores file to write")
-    p.add_argument("--method", choices=METHODS, default="topc", help="default topc")
-    p.add_argument("--top-c", type=int, default=5, help="C for topc (default 5)")
+    add_config_arguments(p, "'scoring:' and 'enroll:'", "scoring.top_c=3")
+    d = ScoringConfig()
+    p.add_argument(
+        "--method", choices=METHODS, default=None, help=f"default: scoring.method, {d.method}"
+    )
+    p.add_argument("--top-c", type=int, default=None, help=f"C for topc (default {d.top_c})")
     p.add_argument(
         "--norm",
         choices=NORM_METHODS,
-        default="none",
-        help="score normalisation with a cohort: z, t, zt, s, as (adaptive S-norm)",
+        default=None,
+        help="score normalisation with a cohort: z, t, zt, s, as (adaptive S-norm) "
+        f"(default: scoring.norm, {d.norm})",
     )
     p.add_argument("--cohort-dir", default=None, help="cohort data dir (utt2spk or spk2utt)")
     p.add_argument(
         "--cohort-feats", default=None, help="features of the cohort (default: FEATS.h5)"
     )
-    p.add_argument("--top-n", type=int, default=200, help="cohort size for adaptive S-norm")
-    p.add_argument("--relevance-factor", type=float, default=16.0, help="for cohort models")
+    p.add_argument(
+        "--top-n",
+        type=int,
+        default=None,
+        help=f"cohort scores kept by adaptive S-norm (default: scoring.top_n, {d.top_n})",
+    )
+    p.add_argument(
+        "--relevance-factor",
+        type=float,
+        default=None,
+        help="MAP r of the cohort models (default: enroll.relevance_factor, "
+        f"{EnrollConfig().relevance_factor:g})",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+FLAGS = {
+    "method": "scoring.method",
+    "top_c": "scoring.top_c",
+    "norm": "scoring.norm",
+    "top_n": "scoring.top_n",
+    "relevance_factor": "enroll.relevance_factor",
+}
+
+
 def run(args: argparse.Namespace) -> int:
+    src = config_source(args, FLAGS)
+    sc, en = src.section("scoring", ScoringConfig), src.section("enroll", EnrollConfig)
     ubm = DiagGMM.load(args.ubm)
     models = SpeakerModels.load(args.models, ubm)
     feats = open_features(args.features)
     trials = read_trials(args.trials)
     progress = not args.no_progress
-    kw: dict[str, Any] = {"method": args.method, "top_c": args.top_c, "progress": progress}
+    kw: dict[str, Any] = {"method": sc.method, "top_c": sc.top_c, "progress": progress}
     bank = ModelBank(ubm, models)
     scores = score_trials(ubm, bank, feats, trials, **kw)
-    if args.norm != "none":
+    if sc.norm != "none":
         if not args.cohort_dir:
-            raise DataError(f"--norm {args.norm}: needs --cohort-dir (an impostor data dir)")
+            raise DataError(f"--norm {sc.norm}: needs --cohort-dir (an impostor data dir)")
         scores = cohort_normalize(
-            args.norm,
+            sc.norm,
             scores,
             trials.model_ids,
             trials.test_ids,
@@ -70,11 +99,11 @@ def run(args: argparse.Namespace) -> int:
             test_features=feats,
             cohort_features=open_features(args.cohort_feats) if args.cohort_feats else feats,
             cohort_spk2utt=read_spk2utt(args.cohort_dir),
-            relevance_factor=args.relevance_factor,
-            adapt=models.adapt or "m",
-            score_method=args.method,
-            top_c=args.top_c,
-            top_n=args.top_n,
+            relevance_factor=en.relevance_factor,
+            adapt=models.adapt or en.adapt,
+            score_method=sc.method,
+            top_c=sc.top_c,
+            top_n=sc.top_n,
             progress=progress,
         )
     write_scores(args.output, trials.model_ids, trials.test_ids, scores)

@@ -6,11 +6,16 @@ import argparse
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 from ..config import ComputeConfig, UBMConfig
-from ..config import load_sections as config_sections
+from ..configio import ConfigSource
+from ..datadir import DataDir
+from ..engine import make_engine
 from ..errors import DataError
+from ..featstore import FeatureStore
+from ..gmm import DiagGMM
+from ..ubm import train_ubm
+from . import add_config_arguments, config_source
 
 NAME = "train-ubm"
 HELP = "train a UBM (binary splitting + EM) on the frames of feature stores"
@@ -25,19 +30,8 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("stores", metavar="FEATS.h5", nargs="+", help="feature stores to train on")
     p.add_argument("output", metavar="UBM.h5", help="model file to write")
-    p.add_argument(
-        "--config",
-        metavar="YAML",
-        default=None,
-        help="a config with 'ubm:' (and 'compute:') sections, e.g. an experiment config",
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="e.g. --set ubm.n_components=256 --set compute.backend=processes (repeatable)",
+    add_config_arguments(
+        p, "'ubm:' and 'compute:'", "ubm.n_components=256 --set compute.backend=processes"
     )
     p.add_argument(
         "--datadir",
@@ -52,17 +46,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def load_sections(path: str | None, overrides: list[str]) -> tuple[UBMConfig, ComputeConfig]:
-    """The ``ubm`` and ``compute`` sections of a config file plus ``--set`` overrides."""
-    got = config_sections(path, overrides, {"ubm": UBMConfig, "compute": ComputeConfig})
-    return got["ubm"], got["compute"]
+def load_sections(src: ConfigSource) -> tuple[UBMConfig, ComputeConfig]:
+    """The ``ubm`` and ``compute`` sections."""
+    return src.section("ubm", UBMConfig), src.section("compute", ComputeConfig)
 
 
-def _train(args: argparse.Namespace, views: list[Any], ubm_cfg: Any, compute: Any) -> Any:
+def _train(
+    args: argparse.Namespace,
+    views: list[FeatureStore],
+    ubm_cfg: UBMConfig,
+    compute: ComputeConfig,
+) -> DiagGMM:
     """Train on store views through the configured engine; save the model atomically."""
-    from ..engine import make_engine
-    from ..ubm import train_ubm
-
     engine = make_engine(
         compute.backend,
         n_workers=compute.n_workers,
@@ -83,10 +78,7 @@ def _train(args: argparse.Namespace, views: list[Any], ubm_cfg: Any, compute: An
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..datadir import DataDir
-    from ..featstore import FeatureStore
-
-    ubm_cfg, compute = load_sections(args.config, args.overrides)
+    ubm_cfg, compute = load_sections(config_source(args))
     wanted = None
     if args.datadir:
         wanted = set(DataDir.read(args.datadir, check_audio=False).utt_ids)

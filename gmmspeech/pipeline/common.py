@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
-from ..config import dump_yaml
+from ..configio import dump_yaml
 from ..engine import Engine
 from ..extraction import extract_to_store
 from ..extraction_worker import keep_freed_memory

@@ -24,7 +24,6 @@ stage). A stage that runs invalidates the records of the stages after it.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import logging
 import time
@@ -33,7 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..config import ExperimentConfig, config_hash, dump_yaml, to_dict
+from ..config import ExperimentConfig, config_hash, to_dict
+from ..configio import did_you_mean, dump_yaml
 from ..errors import ConfigError, DataError
 from . import classification, verification
 from .report import peak_rss_mib, write_json, write_text
@@ -147,8 +147,8 @@ def stage_number(name: str) -> int:
     """
     if name in STAGES:
         return STAGES.index(name) + 1
-    close = difflib.get_close_matches(name, STAGES, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, STAGES, otherwise="")
+    hint = f"; {hint}" if hint else ""
     raise ConfigError(
         f"stage: unknown stage {name!r}; the stages are "
         f"{', '.join(f'{i} {s}' for i, s in enumerate(STAGES, 1))}{hint}"
