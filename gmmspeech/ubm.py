@@ -22,236 +22,44 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .config import UBMConfig, config_hash, to_dict
+from .em import (
+    FAR_OUT,
+    accumulate_shard,
+    em_step,
+    estimate,
+    floor_scale,
+    robust_variance,
+    sample_shard,
+    split_components,
+    split_plan,
+    variance_floor,
+)
 from .engine import Engine, LocalEngine, map_reduce
 from .errors import ConfigError, ConvergenceWarning, DataError, ModelFormatError
 from .framesource import FrameSource, Moments, as_source, shard_moments
 from .gmm import DiagGMM
-from .stats import SufficientStats, accumulate
+from .stats import SufficientStats
+
+__all__ = [
+    "Schedule",
+    "accumulate_shard",
+    "em_step",
+    "estimate",
+    "floor_scale",
+    "robust_variance",
+    "sample_shard",
+    "split_components",
+    "split_plan",
+    "train_ubm",
+    "variance_floor",
+]
 
 log = logging.getLogger(__name__)
 
 _MIN_FRAMES_PER_COMPONENT = 10
+# the robust scale is taken from at most this many frames (every n-th), a bounded sample
+_ROBUST_SAMPLE_FRAMES = 100_000
 _CHECKPOINT_RE = re.compile(r"^ubm_stage(\d{3})_k(\d+)\.h5$")
-
-
-# ---------------------------------------------------------------------------- splitting
-def split_plan(n_components: int) -> list[int]:
-    """Model sizes stage by stage: 1, 2, 4, ... then ``n_components`` (never rounded).
-
-    >>> split_plan(1000)[-3:]
-    [256, 512, 1000]
-    """
-    sizes = [1]
-    while sizes[-1] * 2 <= n_components:
-        sizes.append(sizes[-1] * 2)
-    if sizes[-1] != n_components:
-        sizes.append(n_components)
-    return sizes
-
-
-def _split_one(
-    weights: np.ndarray, means: np.ndarray, variances: np.ndarray, src: int, dst: int, eps: float
-) -> None:
-    """Split component ``src`` into ``src`` and ``dst`` in place (along its widest dimension)."""
-    d = int(np.argmax(variances[src]))
-    offset = eps * np.sqrt(variances[src, d])
-    means[dst] = means[src]
-    variances[dst] = variances[src]
-    means[src, d] -= offset
-    means[dst, d] += offset
-    weights[src] *= 0.5
-    weights[dst] = weights[src]
-
-
-def split_components(gmm: DiagGMM, n_new: int, epsilon: float) -> DiagGMM:
-    """Grow a model by ``n_new`` components by splitting its heaviest ones.
-
-    Each split component keeps its variances; its mean moves by ``-epsilon * sigma`` and the
-    new component's by ``+epsilon * sigma`` along the component's highest-variance
-    dimension; both get half of the weight. New components are appended at the end.
-
-    Parameters
-    ----------
-    gmm : DiagGMM
-        Model with K components.
-    n_new : int
-        How many to add, 1 <= n_new <= K.
-    epsilon : float
-        Offset in standard deviations.
-
-    Returns
-    -------
-    DiagGMM with K + n_new components.
-    """
-    k = gmm.n_components
-    if not 1 <= n_new <= k:
-        raise DataError(f"n_new: must be between 1 and {k}, got {n_new}")
-    order = np.argsort(-gmm.weights, kind="stable")[:n_new]
-    w = np.concatenate([gmm.weights, np.zeros(n_new)])
-    mu = np.concatenate([gmm.means, np.zeros((n_new, gmm.n_features))])
-    var = np.concatenate([gmm.variances, np.ones((n_new, gmm.n_features))])
-    for j, src in enumerate(order):
-        _split_one(w, mu, var, int(src), k + j, epsilon)
-    return DiagGMM(
-        w,
-        mu,
-        var,
-        feature_config=gmm.feature_config,
-        config=gmm.config,
-        history=gmm.history_,
-        var_floor=gmm.var_floor,
-    )
-
-
-# ---------------------------------------------------------------------------- M-step
-def variance_floor(global_variance: np.ndarray, ratio: float) -> np.ndarray:
-    """Per-dimension floor ``ratio * global variance`` (dimensions with no spread get a tiny
-    positive floor relative to the others, so variances are never zero).
-
-    Returns
-    -------
-    ndarray, shape (D,)
-    """
-    gv = np.asarray(global_variance, dtype=np.float64)
-    scale = float(gv.max()) if gv.size and gv.max() > 0 else 1.0
-    return np.maximum(ratio * gv, 1e-8 * scale) if ratio > 0 else np.full_like(gv, 1e-8 * scale)
-
-
-def estimate(
-    stats: SufficientStats,
-    *,
-    var_floor: np.ndarray,
-    min_count: float,
-    min_weight: float,
-    split_epsilon: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """M-step with variance floor and dead-component repair.
-
-    Parameters
-    ----------
-    stats : SufficientStats
-        Statistics of K components over D features.
-    var_floor : ndarray, shape (D,)
-        Lower bound on every variance.
-    min_count, min_weight : float
-        A component with ``n_k < min_count`` or ``n_k / N < min_weight`` is dead: instead of
-        dividing by (almost) zero it is re-seeded by splitting the heaviest live component.
-    split_epsilon : float
-        Offset (in standard deviations) of such a re-seeding split.
-
-    Returns
-    -------
-    weights : ndarray, shape (K,)
-    means : ndarray, shape (K, D)
-    variances : ndarray, shape (K, D)
-    n_repairs : int
-        How many dead components were re-seeded.
-    """
-    n = stats.zeroth
-    total = float(n.sum())
-    if total <= 0:
-        raise DataError("no frames were accumulated; cannot estimate a model")
-    dead = (n < min_count) | (n / total < min_weight)
-    if dead.all():
-        raise DataError(f"every component has fewer than {min_count} frames; use fewer components")
-    weights = np.where(dead, 0.0, n / total)
-    weights /= weights.sum()
-    means = stats.means()
-    variances = np.maximum(stats.variances(), var_floor)
-    dead_idx = np.flatnonzero(dead)
-    for k in dead_idx:
-        heaviest = int(np.argmax(weights))
-        _split_one(weights, means, variances, heaviest, int(k), split_epsilon)
-    return weights, means, variances, int(dead_idx.size)
-
-
-def accumulate_shard(shard: Any, shared: tuple[DiagGMM, int]) -> SufficientStats:
-    """E-step over one shard (anything with ``chunks(chunk_size)``): the engines' map task.
-
-    Parameters
-    ----------
-    shard : FrameSource-like
-        The frames of one task.
-    shared : (DiagGMM, int)
-        The model and the block size, sent once per iteration to every worker.
-    """
-    gmm, chunk_size = shared
-    total = SufficientStats.zeros(gmm.n_components, gmm.n_features, gmm.center)
-    for block in shard.chunks(chunk_size):
-        total = total + accumulate(gmm, block, chunk_size=chunk_size)
-    return total
-
-
-def _accumulate_source(
-    gmm: DiagGMM, shards: list[Any], chunk_size: int, engine: Engine
-) -> SufficientStats:
-    stats: SufficientStats = map_reduce(engine, accumulate_shard, shards, (gmm, chunk_size))
-    return stats
-
-
-def em_step(
-    gmm: DiagGMM,
-    X: Any,
-    *,
-    config: UBMConfig | None = None,
-    var_floor: Any = None,
-    chunk_size: int | None = None,
-) -> DiagGMM:
-    """One EM iteration: accumulate statistics of ``X`` under ``gmm``, then re-estimate.
-
-    Parameters
-    ----------
-    gmm : DiagGMM
-        The current model (K components, D features).
-    X : array-like, shape (N, D) or (N,) for D = 1
-        Frames.
-    config : UBMConfig, optional
-        Supplies ``var_floor_ratio``, ``min_count``, ``min_weight``, ``split_epsilon`` and
-        ``chunk_size`` (defaults: ``UBMConfig()``).
-    var_floor : array-like, shape (D,), optional
-        Absolute variance floor. Default: ``gmm.var_floor`` if set, else
-        ``config.var_floor_ratio`` times the variance of ``X``.
-    chunk_size : int, optional
-        Overrides ``config.chunk_size``.
-
-    Returns
-    -------
-    DiagGMM
-        The re-estimated model; its ``history_`` gains one entry whose ``log_likelihood`` is
-        the mean per-frame log-likelihood of ``X`` under the input model.
-    """
-    cfg = config or UBMConfig()
-    step = int(chunk_size or cfg.chunk_size)
-    stats = accumulate(gmm, X, chunk_size=step)
-    if var_floor is not None:
-        floor = np.broadcast_to(np.asarray(var_floor, dtype=np.float64), (gmm.n_features,))
-    elif gmm.var_floor is not None:
-        floor = gmm.var_floor
-    else:
-        floor = variance_floor(stats.global_variance(), cfg.var_floor_ratio)
-    w, mu, var, repairs = estimate(
-        stats,
-        var_floor=floor,
-        min_count=cfg.min_count,
-        min_weight=cfg.min_weight,
-        split_epsilon=cfg.split_epsilon,
-    )
-    entry = {
-        "stage": -1,
-        "n_components": gmm.n_components,
-        "iteration": len(gmm.history_),
-        "log_likelihood": stats.log_likelihood / max(stats.n_frames, 1),
-        "n_repairs": repairs,
-    }
-    return DiagGMM(
-        w,
-        mu,
-        var,
-        feature_config=gmm.feature_config,
-        config=gmm.config,
-        history=[*gmm.history_, entry],
-        var_floor=gmm.var_floor,
-    )
 
 
 # ---------------------------------------------------------------------------- training
@@ -274,11 +82,11 @@ def _did_you_mean(key: str, names: set[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _fingerprint(source: FrameSource, mean: np.ndarray, var: np.ndarray) -> str:
+def _fingerprint(source: FrameSource, *arrays: np.ndarray) -> str:
     h = hashlib.sha256()
     h.update(f"{source.n_frames}:{source.n_features}".encode())
-    h.update(np.ascontiguousarray(mean, dtype=np.float64).tobytes())
-    h.update(np.ascontiguousarray(var, dtype=np.float64).tobytes())
+    for arr in arrays:
+        h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -409,7 +217,9 @@ class _Trainer:
         """One EM iteration over all shards; returns the new model and the mean
         log-likelihood per frame of the data under ``gmm``."""
         cfg = self.cfg
-        stats = _accumulate_source(gmm, self.shards, cfg.chunk_size, self.engine)
+        stats: SufficientStats = map_reduce(
+            self.engine, accumulate_shard, self.shards, (gmm, cfg.chunk_size)
+        )
         ll = stats.log_likelihood / stats.n_frames
         w, mu, v, repairs = estimate(
             stats,
@@ -516,9 +326,20 @@ def _prepare(
         raise DataError(
             f"X: all {source.n_frames} frames are identical; a GMM needs some spread in the data"
         )
-    floor = variance_floor(var, cfg.var_floor_ratio)
+    stride = max(1, -(-source.n_frames // _ROBUST_SAMPLE_FRAMES))
+    parts = [p for p in engine.map(sample_shard, shards, (cfg.chunk_size, stride)) if p.size]
+    scale, n_far = floor_scale(var, np.concatenate(parts))
+    if n_far:
+        warnings.warn(
+            f"X: about {n_far * stride} of {source.n_frames} frames lie more than "
+            f"{FAR_OUT:g} robust standard deviations from the median (plain variance up to "
+            f"{float(np.max(var / np.maximum(scale, 1e-300))):.3g} x the median-based one); "
+            f"the variance floor ignores them, but check the features for corrupt frames",
+            stacklevel=3,
+        )
+    floor = variance_floor(scale, cfg.var_floor_ratio)
     cfg_dict = to_dict(cfg)
-    key = f"{config_hash(cfg_dict)}-{_fingerprint(source, mean, var)}"
+    key = f"{config_hash(cfg_dict)}-{_fingerprint(source, mean, var, floor)}"
     model_config = {**cfg_dict, "n_frames": source.n_frames}
     trainer = _Trainer(cfg, shards, engine, floor, feature_config, model_config, mean, var)
     return trainer, key
