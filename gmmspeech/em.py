@@ -8,14 +8,25 @@ far-out frames, which can raise the plain variance a thousandfold, cannot raise 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .config import UBMConfig
 from .errors import DataError
 from .gmm import DiagGMM
 from .stats import SufficientStats, accumulate
+
+
+class Chunked(Protocol):
+    """Frames that can be read block by block: a shard of a frame source (a map task's item)."""
+
+    def chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
+        """Yield float32 blocks of shape (<= chunk_size, D), always in one order."""
+        ...
+
 
 # the MAD of a normal distribution is sigma / 1.4826 (1 / Phi^-1(3/4))
 _MAD_TO_SIGMA = 1.482602218505602
@@ -172,7 +183,7 @@ def floor_scale(var: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, int]:
     return scale, n_far
 
 
-def sample_shard(shard: Any, shared: tuple[int, int]) -> np.ndarray:
+def sample_shard(shard: Chunked, shared: tuple[int, int]) -> np.ndarray:
     """Every ``stride``-th frame of each block of a shard, shape (n, D) float32: a map task.
 
     ``shared`` is ``(chunk_size, stride)``.
@@ -231,7 +242,7 @@ def estimate(
     return weights, means, variances, int(dead_idx.size)
 
 
-def accumulate_shard(shard: Any, shared: tuple[DiagGMM, int]) -> SufficientStats:
+def accumulate_shard(shard: Chunked, shared: tuple[DiagGMM, int]) -> SufficientStats:
     """E-step over one shard (anything with ``chunks(chunk_size)``): the engines' map task.
 
     Parameters
@@ -250,10 +261,10 @@ def accumulate_shard(shard: Any, shared: tuple[DiagGMM, int]) -> SufficientStats
 
 def em_step(
     gmm: DiagGMM,
-    X: Any,
+    X: ArrayLike,
     *,
     config: UBMConfig | None = None,
-    var_floor: Any = None,
+    var_floor: ArrayLike | None = None,
     chunk_size: int | None = None,
 ) -> DiagGMM:
     """One EM iteration: accumulate statistics of ``X`` under ``gmm``, then re-estimate.

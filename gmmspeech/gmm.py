@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .atomic import atomic_path
 from .errors import DataError, ModelFormatError
@@ -56,7 +57,7 @@ class FrameBlock(NamedTuple):
     z: np.ndarray
 
 
-def _as_param(value: Any, name: str) -> np.ndarray:
+def _as_param(value: ArrayLike, name: str) -> np.ndarray:
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -106,14 +107,14 @@ class DiagGMM:
 
     def __init__(
         self,
-        weights: Any,
-        means: Any,
-        variances: Any,
+        weights: ArrayLike,
+        means: ArrayLike,
+        variances: ArrayLike,
         *,
         feature_config: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
-        var_floor: Any = None,
+        var_floor: ArrayLike | None = None,
     ) -> None:
         w = _as_param(weights, "weights")
         mu = _as_param(means, "means")
@@ -230,7 +231,7 @@ class DiagGMM:
 
     # ------------------------------------------------------------------ compute
     def blocks(
-        self, X: Any, *, chunk_size: int | None = None, ones_column: bool = False
+        self, X: ArrayLike, *, chunk_size: int | None = None, ones_column: bool = False
     ) -> Iterator[FrameBlock]:
         """The first half of the block kernel: per-component log-likelihoods, a block of
         frames at a time.
@@ -272,7 +273,9 @@ class DiagGMM:
             r += g
             yield FrameBlock(start, stop, r, z)
 
-    def component_log_likelihoods(self, X: Any, *, chunk_size: int | None = None) -> np.ndarray:
+    def component_log_likelihoods(
+        self, X: ArrayLike, *, chunk_size: int | None = None
+    ) -> np.ndarray:
         """Per-frame, per-component ``log w_k + log N(x_t; mu_k, var_k)``.
 
         Parameters
@@ -289,7 +292,7 @@ class DiagGMM:
             out[blk.start : blk.stop] = blk.logp
         return out
 
-    def log_likelihood(self, X: Any, *, chunk_size: int | None = None) -> np.ndarray:
+    def log_likelihood(self, X: ArrayLike, *, chunk_size: int | None = None) -> np.ndarray:
         """Per-frame log-likelihood ``log p(x_t)``.
 
         Parameters
@@ -306,14 +309,14 @@ class DiagGMM:
             out[blk.start : blk.stop], _ = log_normalize(blk.logp)
         return out
 
-    def score(self, X: Any, *, chunk_size: int | None = None) -> float:
+    def score(self, X: ArrayLike, *, chunk_size: int | None = None) -> float:
         """Mean per-frame log-likelihood of ``X`` (shape (N, D)); a float."""
         ll = self.log_likelihood(X, chunk_size=chunk_size)
         if ll.size == 0:
             raise DataError("X: no frames to score")
         return float(ll.mean())
 
-    def posteriors(self, X: Any, *, chunk_size: int | None = None) -> np.ndarray:
+    def posteriors(self, X: ArrayLike, *, chunk_size: int | None = None) -> np.ndarray:
         """Component responsibilities ``p(k | x_t)``; rows sum to 1.
 
         Parameters
@@ -336,7 +339,7 @@ class DiagGMM:
             p[:, absent] = 0.0
         return out
 
-    def top_components(self, X: Any, c: int, *, chunk_size: int | None = None) -> np.ndarray:
+    def top_components(self, X: ArrayLike, c: int, *, chunk_size: int | None = None) -> np.ndarray:
         """Indices of the ``c`` components with the highest ``log w_k + log N_k(x_t)``.
 
         Parameters

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
@@ -133,7 +134,7 @@ class TrialList:
         return cls(models, tests, is_target, source=source)
 
 
-def _parse_label(value: Any, where: str) -> bool:
+def _parse_label(value: ArrayLike, where: str) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     key = str(value).strip().lower()
@@ -191,7 +192,7 @@ def write_scores(
     path: str | os.PathLike[str],
     model_ids: Sequence[str],
     test_ids: Sequence[str],
-    scores: Any,
+    scores: ArrayLike,
 ) -> None:
     """Write ``<model> <test> <score>`` lines atomically (scores with 9 significant digits)."""
     s = np.asarray(scores, dtype=np.float64)
@@ -476,7 +477,7 @@ def _is_range(a: np.ndarray) -> bool:
 def llr(
     ubm: DiagGMM,
     model: DiagGMM,
-    X: Any,
+    X: ArrayLike,
     *,
     top_c: int | None = None,
     method: str | None = None,
@@ -698,7 +699,9 @@ def _close_worker_store() -> None:
         held[1].close()
 
 
-def _score_task(task: _ScoreTask, shared: tuple[Any, ...]) -> list[np.ndarray]:
+def _score_task(
+    task: _ScoreTask, shared: tuple[DiagGMM, ModelBank, tuple[str, int, int | None, int]]
+) -> list[np.ndarray]:
     """Engine map task: for each utterance of ``task``, the scores against ``cols``."""
     ubm, bank, (method, c, chunk_size, memory_budget) = shared
     store = _worker_store(task.store_path) if task.store_path is not None else None
@@ -758,7 +761,7 @@ def _run(
             _close_worker_store()
 
 
-def _has(features: Any, key: str) -> bool:
+def _has(features: Mapping[str, np.ndarray], key: str) -> bool:
     try:
         return key in features
     except TypeError:

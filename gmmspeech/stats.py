@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import ModelMismatchError
 from .gmm import DiagGMM, log_normalize
@@ -46,7 +47,9 @@ class SufficientStats:
     n_frames: int = 0
 
     @classmethod
-    def zeros(cls, n_components: int, n_features: int, shift: Any = None) -> SufficientStats:
+    def zeros(
+        cls, n_components: int, n_features: int, shift: ArrayLike | None = None
+    ) -> SufficientStats:
         """Empty statistics (the identity of ``+``)."""
         s = np.zeros(n_features) if shift is None else np.asarray(shift, dtype=np.float64)
         return cls(
@@ -64,7 +67,7 @@ class SufficientStats:
     def n_features(self) -> int:
         return int(self.first.shape[1])
 
-    def shifted(self, shift: Any) -> SufficientStats:
+    def shifted(self, shift: ArrayLike) -> SufficientStats:
         """The same statistics taken about another point (exact algebra)."""
         new = np.asarray(shift, dtype=np.float64)
         delta = self.shift - new  # x - new = (x - old) + delta
@@ -121,7 +124,7 @@ class SufficientStats:
         return np.maximum(self.second.sum(axis=0) / n - m * m, 0.0)
 
 
-def accumulate(gmm: DiagGMM, X: Any, *, chunk_size: int | None = None) -> SufficientStats:
+def accumulate(gmm: DiagGMM, X: ArrayLike, *, chunk_size: int | None = None) -> SufficientStats:
     """E-step: accumulate the sufficient statistics of frames under ``gmm``.
 
     Parameters

@@ -14,16 +14,19 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from .config import UBMConfig, config_hash, to_dict
 from .em import (
     FAR_OUT,
+    Chunked,
     accumulate_shard,
     em_step,
     estimate,
@@ -36,6 +39,7 @@ from .em import (
 )
 from .engine import Engine, LocalEngine, map_reduce
 from .errors import ConfigError, ConvergenceWarning, DataError, ModelFormatError
+from .featstore import FeatureStore
 from .framesource import FrameSource, Moments, as_source, shard_moments
 from .gmm import DiagGMM
 from .stats import SufficientStats
@@ -180,14 +184,14 @@ class _Trainer:
     """One training run's data, floor and options; runs EM iterations and stages."""
 
     cfg: UBMConfig
-    shards: list[Any]
+    shards: list[Chunked]
     engine: Engine
     floor: np.ndarray
     feature_config: dict[str, Any] | None
     model_config: dict[str, Any]
     mean: np.ndarray
     var: np.ndarray
-    bar: Any = None  # a tqdm bar, or None
+    bar: tqdm | None = None
 
     def make(
         self, w: np.ndarray, mu: np.ndarray, v: np.ndarray, history: list[dict[str, Any]]
@@ -295,7 +299,10 @@ class _Trainer:
 
 
 def _prepare(
-    X: Any, cfg: UBMConfig, feature_config: dict[str, Any] | None, engine: Engine
+    X: ArrayLike | FeatureStore | Iterable[ArrayLike | FeatureStore],
+    cfg: UBMConfig,
+    feature_config: dict[str, Any] | None,
+    engine: Engine,
 ) -> tuple[_Trainer, str]:
     """Check the data, compute its moments and the variance floor (one pass over the data).
 
@@ -346,7 +353,7 @@ def _prepare(
 
 
 def train_ubm(
-    X: Any,
+    X: ArrayLike | FeatureStore | Iterable[ArrayLike | FeatureStore],
     n_components: int | None = None,
     *,
     config: UBMConfig | None = None,
