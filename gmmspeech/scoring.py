@@ -365,32 +365,47 @@ class _TestUtterance:
         self.n = x.shape[0]
         if self.n == 0:
             raise DataError("no frames to score")
-        d = ubm.n_features
-        k = ubm.n_components
         self.method = method
         if method == "linear":
-            # UBM statistics about the centre c: counts N_k and first_k = sum_t g_tk (x_t - c);
-            # v_k = Sigma_k^{-1} (F_k - N_k mu_k) / T = Sigma_k^{-1} (first_k - N_k (mu_k - c)) / T
-            first = np.zeros((k, d))
-            counts = np.zeros(k)
-            for blk in ubm.blocks(x, chunk_size=chunk_size):
-                log_normalize(blk.logp, posteriors=True)
-                counts += blk.logp.sum(axis=0, dtype=np.float64)
-                first += (blk.logp.T @ blk.z[:, :d]).astype(np.float64)
-            centred = first - counts[:, None] * (ubm.means - ubm.center)
-            self.v = (centred / ubm.variances / self.n).astype(COMPUTE_DTYPE).ravel()
-            return
-        self.z = np.empty((self.n, 2 * d), dtype=COMPUTE_DTYPE)
-        if method == "exact":
-            self.ubm_comp = np.empty((self.n, k), dtype=COMPUTE_DTYPE)
-            self.ubm_frame = np.empty(self.n, dtype=np.float64)
-            for blk in ubm.blocks(x, chunk_size=chunk_size):
-                self.ubm_comp[blk.start : blk.stop] = blk.logp
-                self.z[blk.start : blk.stop] = blk.z
-                self.ubm_frame[blk.start : blk.stop], _ = log_normalize(blk.logp)
-            self.ubm_mean = float(self.ubm_frame.mean())
-            return
-        # top-C
+            self._prepare_linear(ubm, x, chunk_size)
+        elif method == "exact":
+            self._prepare_exact(ubm, x, chunk_size)
+        else:
+            self._prepare_topc(ubm, x, top_c, chunk_size)
+
+    def _prepare_linear(self, ubm: DiagGMM, x: np.ndarray, chunk_size: int | None) -> None:
+        """``v`` (K*D,): UBM statistics about the centre c, counts N_k and
+        ``first_k = sum_t g_tk (x_t - c)``, as
+        ``v_k = Sigma_k^{-1} (F_k - N_k mu_k) / T = Sigma_k^{-1} (first_k - N_k (mu_k - c)) / T``.
+        """
+        k, d = ubm.n_components, ubm.n_features
+        first = np.zeros((k, d))
+        counts = np.zeros(k)
+        for blk in ubm.blocks(x, chunk_size=chunk_size):
+            log_normalize(blk.logp, posteriors=True)
+            counts += blk.logp.sum(axis=0, dtype=np.float64)
+            first += (blk.logp.T @ blk.z[:, :d]).astype(np.float64)
+        centred = first - counts[:, None] * (ubm.means - ubm.center)
+        self.v = (centred / ubm.variances / self.n).astype(COMPUTE_DTYPE).ravel()
+
+    def _prepare_exact(self, ubm: DiagGMM, x: np.ndarray, chunk_size: int | None) -> None:
+        """``z`` (T, 2D), the UBM's component log-likelihoods (T, K) and mean frame score."""
+        self.z = np.empty((self.n, 2 * ubm.n_features), dtype=COMPUTE_DTYPE)
+        self.ubm_comp = np.empty((self.n, ubm.n_components), dtype=COMPUTE_DTYPE)
+        ubm_frame = np.empty(self.n, dtype=np.float64)
+        for blk in ubm.blocks(x, chunk_size=chunk_size):
+            self.ubm_comp[blk.start : blk.stop] = blk.logp
+            self.z[blk.start : blk.stop] = blk.z
+            ubm_frame[blk.start : blk.stop], _ = log_normalize(blk.logp)
+        self.ubm_mean = float(ubm_frame.mean())
+
+    def _prepare_topc(
+        self, ubm: DiagGMM, x: np.ndarray, top_c: int, chunk_size: int | None
+    ) -> None:
+        """``z`` (T, 2D), the top-C UBM components per frame ``idx`` (T, C) and ``logpi``
+        (T, C), the log of the UBM's posterior among those C components."""
+        k = ubm.n_components
+        self.z = np.empty((self.n, 2 * ubm.n_features), dtype=COMPUTE_DTYPE)
         self.idx = np.empty((self.n, top_c), dtype=np.intp)
         self.logpi = np.empty((self.n, top_c), dtype=np.float64)
         for start, stop, r, z in ubm.blocks(x, chunk_size=chunk_size):
@@ -401,7 +416,6 @@ class _TestUtterance:
                 idx = np.broadcast_to(np.arange(k), (stop - start, k))
             vals = np.take_along_axis(r, idx, axis=1).astype(np.float64)
             self.idx[start:stop] = idx
-            # log of the UBM's posterior among the selected components
             self.logpi[start:stop] = vals - log_normalize(vals.copy())[0][:, None]
 
     def scores(self, bank: ModelBank, sel: np.ndarray, budget: int) -> np.ndarray:
