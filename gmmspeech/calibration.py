@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 from scipy.special import expit
 
@@ -53,7 +54,7 @@ class LogisticCalibration:
         self.slope_: float | None = None
         self.offset_: float | None = None
 
-    def fit(self, scores: Any, is_target: Any) -> LogisticCalibration:
+    def fit(self, scores: ArrayLike, is_target: ArrayLike) -> LogisticCalibration:
         """Fit on scores (n,) with labels (n,); returns ``self``."""
         s, t = _split(scores, is_target)
         # standardise the scores for a well-conditioned problem; map back afterwards
@@ -82,7 +83,7 @@ class LogisticCalibration:
             raise DataError("LogisticCalibration: call fit() (or load()) before transform()")
         return self.slope_, self.offset_
 
-    def transform(self, scores: Any) -> np.ndarray:
+    def transform(self, scores: ArrayLike) -> np.ndarray:
         """Calibrated LLRs (natural log), same shape as ``scores``."""
         a, b = self._check_fitted()
         return a * np.asarray(scores, dtype=np.float64) + b

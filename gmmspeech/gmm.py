@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .atomic import atomic_path
 from .errors import DataError, ModelFormatError
@@ -37,7 +38,26 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 EXP_FLOOR = np.float32(-80.0)
 
 
-def _as_param(value: Any, name: str) -> np.ndarray:
+class FrameBlock(NamedTuple):
+    """One block of frames from :meth:`DiagGMM.blocks` (work buffers, see there).
+
+    Attributes
+    ----------
+    start, stop : int
+        The frames ``X[start:stop]`` of the block, n = stop - start.
+    logp : ndarray, shape (n, K), float32
+        ``log w_k + log N(x_t; mu_k, var_k)``.
+    z : ndarray, shape (n, 2D) or (n, 2D + 1), float32
+        ``[x_t - c, (x_t - c)**2]`` about the model's centre ``c`` (and a spare column).
+    """
+
+    start: int
+    stop: int
+    logp: np.ndarray
+    z: np.ndarray
+
+
+def _as_param(value: ArrayLike, name: str) -> np.ndarray:
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -87,14 +107,14 @@ class DiagGMM:
 
     def __init__(
         self,
-        weights: Any,
-        means: Any,
-        variances: Any,
+        weights: ArrayLike,
+        means: ArrayLike,
+        variances: ArrayLike,
         *,
         feature_config: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
-        var_floor: Any = None,
+        var_floor: ArrayLike | None = None,
     ) -> None:
         w = _as_param(weights, "weights")
         mu = _as_param(means, "means")
@@ -210,14 +230,29 @@ class DiagGMM:
         return self._natural
 
     # ------------------------------------------------------------------ compute
-    def _chunks(
-        self, X: Any, chunk_size: int | None, extra_column: bool = False
-    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-        """Yield ``(start, stop, logp, z)`` per chunk of frames.
+    def blocks(
+        self, X: ArrayLike, *, chunk_size: int | None = None, ones_column: bool = False
+    ) -> Iterator[FrameBlock]:
+        """The first half of the block kernel: per-component log-likelihoods, a block of
+        frames at a time.
 
-        ``logp`` (n, K) holds log w_k + log N_k(x) in float32; ``z`` (n, 2D [+1]) holds the
-        centred frames and their squares (and a spare column when ``extra_column``). Both are
-        work buffers reused across chunks.
+        Parameters
+        ----------
+        X : array-like, shape (N, D) or (N,) for D = 1
+            Frames.
+        chunk_size : int, optional
+            Frames per block (default 2048); memory is O(chunk_size x K).
+        ones_column : bool
+            Give ``z`` a spare last column (for the caller to fill with ones, so that one
+            product yields the zeroth order statistics too).
+
+        Yields
+        ------
+        FrameBlock
+            ``logp`` (n, K) float32 holds ``log w_k + log N(x_t; mu_k, var_k)``; ``z``
+            (n, 2D [+1]) float32 holds ``[x_t - c, (x_t - c)**2]`` about the model's centre
+            ``c``. Both are work buffers reused by the next block: the caller may overwrite
+            them (e.g. with :func:`log_normalize`) but must copy what it keeps.
         """
         x = as_frames(X, self.n_features)
         c, a, g = self._natural_parameters()
@@ -225,7 +260,7 @@ class DiagGMM:
         step = int(chunk_size or DEFAULT_CHUNK_SIZE)
         if step < 1:
             raise DataError(f"chunk_size: must be >= 1, got {chunk_size}")
-        width = 2 * d + (1 if extra_column else 0)
+        width = 2 * d + (1 if ones_column else 0)
         zbuf = np.empty((min(step, n), width), dtype=COMPUTE_DTYPE)
         rbuf = np.empty((min(step, n), self.n_components), dtype=COMPUTE_DTYPE)
         for start in range(0, n, step):
@@ -236,9 +271,11 @@ class DiagGMM:
             np.multiply(z[:, :d], z[:, :d], out=z[:, d : 2 * d])
             np.matmul(z[:, : 2 * d], a, out=r)
             r += g
-            yield start, stop, r, z
+            yield FrameBlock(start, stop, r, z)
 
-    def component_log_likelihoods(self, X: Any, *, chunk_size: int | None = None) -> np.ndarray:
+    def component_log_likelihoods(
+        self, X: ArrayLike, *, chunk_size: int | None = None
+    ) -> np.ndarray:
         """Per-frame, per-component ``log w_k + log N(x_t; mu_k, var_k)``.
 
         Parameters
@@ -251,11 +288,11 @@ class DiagGMM:
         """
         x = as_frames(X, self.n_features)
         out = np.empty((x.shape[0], self.n_components), dtype=COMPUTE_DTYPE)
-        for start, stop, r, _ in self._chunks(x, chunk_size):
-            out[start:stop] = r
+        for blk in self.blocks(x, chunk_size=chunk_size):
+            out[blk.start : blk.stop] = blk.logp
         return out
 
-    def log_likelihood(self, X: Any, *, chunk_size: int | None = None) -> np.ndarray:
+    def log_likelihood(self, X: ArrayLike, *, chunk_size: int | None = None) -> np.ndarray:
         """Per-frame log-likelihood ``log p(x_t)``.
 
         Parameters
@@ -268,18 +305,18 @@ class DiagGMM:
         """
         x = as_frames(X, self.n_features)
         out = np.empty(x.shape[0], dtype=np.float64)
-        for start, stop, r, _ in self._chunks(x, chunk_size):
-            out[start:stop] = _logsumexp_rows(r)
+        for blk in self.blocks(x, chunk_size=chunk_size):
+            out[blk.start : blk.stop], _ = log_normalize(blk.logp)
         return out
 
-    def score(self, X: Any, *, chunk_size: int | None = None) -> float:
+    def score(self, X: ArrayLike, *, chunk_size: int | None = None) -> float:
         """Mean per-frame log-likelihood of ``X`` (shape (N, D)); a float."""
         ll = self.log_likelihood(X, chunk_size=chunk_size)
         if ll.size == 0:
             raise DataError("X: no frames to score")
         return float(ll.mean())
 
-    def posteriors(self, X: Any, *, chunk_size: int | None = None) -> np.ndarray:
+    def posteriors(self, X: ArrayLike, *, chunk_size: int | None = None) -> np.ndarray:
         """Component responsibilities ``p(k | x_t)``; rows sum to 1.
 
         Parameters
@@ -292,14 +329,17 @@ class DiagGMM:
         """
         x = as_frames(X, self.n_features)
         out = np.empty((x.shape[0], self.n_components), dtype=np.float64)
-        for start, stop, r, _ in self._chunks(x, chunk_size):
-            m = r.max(axis=1, keepdims=True)
-            p = np.exp(r.astype(np.float64) - m)
-            p /= p.sum(axis=1, keepdims=True)
-            out[start:stop] = p
+        # the denormal guard gives every term at least exp(-80) of the largest; a component
+        # of weight 0 must still get exactly 0
+        absent = np.flatnonzero(self.weights == 0)
+        for blk in self.blocks(x, chunk_size=chunk_size):
+            p = out[blk.start : blk.stop]
+            p[...] = blk.logp  # normalised in float64, as the result is float64
+            log_normalize(p, posteriors=True)
+            p[:, absent] = 0.0
         return out
 
-    def top_components(self, X: Any, c: int, *, chunk_size: int | None = None) -> np.ndarray:
+    def top_components(self, X: ArrayLike, c: int, *, chunk_size: int | None = None) -> np.ndarray:
         """Indices of the ``c`` components with the highest ``log w_k + log N_k(x_t)``.
 
         Parameters
@@ -318,7 +358,7 @@ class DiagGMM:
         c = int(c)
         x = as_frames(X, self.n_features)
         out = np.empty((x.shape[0], c), dtype=np.int64)
-        for start, stop, r, _ in self._chunks(x, chunk_size):
+        for start, stop, r, _ in self.blocks(x, chunk_size=chunk_size):
             if c < self.n_components:
                 idx = np.argpartition(-r, c - 1, axis=1)[:, :c]
             else:
@@ -406,11 +446,51 @@ class DiagGMM:
             raise ModelFormatError(f"{path}: invalid model parameters: {exc}") from None
 
 
-def _logsumexp_rows(r: np.ndarray) -> np.ndarray:
-    """Row-wise log-sum-exp of a float32 (n, K) array, returned in float64."""
-    m = r.max(axis=1, keepdims=True)
-    e = r - m
-    np.maximum(e, EXP_FLOOR, out=e)  # keep exp() out of the (slow) float32 denormal range
-    np.exp(e, out=e)
-    s = e.sum(axis=1, dtype=np.float64)
-    return np.log(s) + m[:, 0].astype(np.float64)
+def log_normalize(
+    logp: np.ndarray, *, axis: int = -1, posteriors: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The second half of the block kernel: log-sum-exp over components, in place.
+
+    Every log-sum-exp and every set of posteriors in the package goes through here, so all
+    get the same max shift and the same guard against denormals: terms more than 80 below
+    the row maximum are raised to ``exp(-80)`` (~1.8e-35, still a normal float32). Below about
+    -87 float32 ``exp`` returns denormals, which slow later sums and matrix products by orders
+    of magnitude, and such terms never change a result.
+
+    Parameters
+    ----------
+    logp : ndarray, shape (..., K, ...), float32 or float64
+        Log-terms, e.g. ``log w_k + log N(x_t; mu_k, var_k)`` of :meth:`DiagGMM.blocks`,
+        summed over ``axis``. Overwritten: on return it holds ``exp(logp - max)`` (each
+        entry in ``(0, 1]``, the largest per row 1), or with ``posteriors`` those divided by
+        their sum, ``p(k | x_t)``, which sum to 1 along ``axis``.
+    axis : int
+        The component axis.
+    posteriors : bool
+        Normalise ``logp`` to posteriors.
+
+    Returns
+    -------
+    log_sum : ndarray, shape of ``logp`` without ``axis``, float64
+        ``log sum_k exp(logp_k)`` (the per-frame log-likelihood for a block of ``blocks``).
+    sums : ndarray, shape of ``logp`` with ``axis`` of length 1, dtype of ``logp``
+        ``sum_k exp(logp_k - max)``: dividing the exponentials by it gives the posteriors, so
+        a caller can fold ``1 / sums`` into a narrower operand instead (see
+        :func:`gmmspeech.stats.accumulate`).
+
+    Examples
+    --------
+    >>> a = np.log(np.array([[1.0, 3.0]], dtype=np.float32))
+    >>> log_sum, _ = log_normalize(a, posteriors=True)
+    >>> round(float(np.exp(log_sum[0])), 5), a.round(3).tolist()
+    (4.0, [[0.25, 0.75]])
+    """
+    m = logp.max(axis=axis, keepdims=True)
+    logp -= m
+    np.maximum(logp, EXP_FLOOR, out=logp)
+    np.exp(logp, out=logp)
+    sums = logp.sum(axis=axis, keepdims=True)  # terms in (0, 1], one of them 1: accurate
+    if posteriors:
+        logp /= sums
+    log_sum = np.log(sums.astype(np.float64)) + m.astype(np.float64)
+    return np.squeeze(log_sum, axis=axis), sums

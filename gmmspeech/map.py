@@ -27,9 +27,9 @@ responsibilities, ``r -> infinity`` gives the UBM back.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .config import check_adapt, check_relevance_factor
 from .errors import ModelMismatchError
@@ -53,11 +53,11 @@ def default_variance_floor(ubm: DiagGMM, ratio: float = 1e-2) -> np.ndarray:
 
 def map_adapt(
     ubm: DiagGMM,
-    X_or_stats: Any,
+    X_or_stats: ArrayLike | SufficientStats,
     *,
     relevance_factor: float = 16.0,
     adapt: str = "m",
-    variance_floor: Any = None,
+    variance_floor: ArrayLike | None = None,
     chunk_size: int | None = None,
 ) -> DiagGMM:
     """MAP-adapt ``ubm`` to data (Reynolds, Quatieri & Dunn 2000).
@@ -105,7 +105,9 @@ def map_adapt(
     return DiagGMM(weights, means, variances, feature_config=ubm.feature_config, config=cfg)
 
 
-def _as_stats(ubm: DiagGMM, X_or_stats: Any, chunk_size: int | None) -> SufficientStats:
+def _as_stats(
+    ubm: DiagGMM, X_or_stats: ArrayLike | SufficientStats, chunk_size: int | None
+) -> SufficientStats:
     if isinstance(X_or_stats, SufficientStats):
         st = X_or_stats
         if st.n_components != ubm.n_components or st.n_features != ubm.n_features:
@@ -131,7 +133,7 @@ def map_parameters(
     *,
     relevance_factor: float = 16.0,
     adapt: str = "m",
-    variance_floor: Any = None,
+    variance_floor: ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The MAP-adapted ``(weights (K,), means (K, D), variances (K, D))``, float64.
 

@@ -23,11 +23,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import DataError
 
 
-def _split(scores: Any, is_target: Any) -> tuple[np.ndarray, np.ndarray]:
+def _split(scores: ArrayLike, is_target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=np.float64).ravel()
     t = np.asarray(is_target).ravel()
     if s.shape != t.shape:
@@ -47,7 +48,7 @@ def _split(scores: Any, is_target: Any) -> tuple[np.ndarray, np.ndarray]:
     return s, t
 
 
-def det_curve(scores: Any, is_target: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def det_curve(scores: ArrayLike, is_target: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Empirical miss and false-alarm rates at every distinct threshold.
 
     Parameters
@@ -103,7 +104,7 @@ def _sorted_for_pav(s: np.ndarray, t: np.ndarray) -> np.ndarray:
     return t[order].astype(np.float64)
 
 
-def rocch(scores: Any, is_target: Any) -> tuple[np.ndarray, np.ndarray]:
+def rocch(scores: ArrayLike, is_target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Vertices of the ROC convex hull as ``(p_miss, p_fa)``, from (0, 1) to (1, 0)."""
     s, t = _split(scores, is_target)
     y = _sorted_for_pav(s, t)
@@ -116,7 +117,7 @@ def rocch(scores: Any, is_target: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(p_miss, 0.0, 1.0), np.clip(p_fa, 0.0, 1.0)
 
 
-def eer(scores: Any, is_target: Any) -> float:
+def eer(scores: ArrayLike, is_target: ArrayLike) -> float:
     """Equal error rate by the ROC convex hull (see the module docstring for why).
 
     Parameters
@@ -153,8 +154,8 @@ def _check_costs(p_target: float, c_miss: float, c_fa: float) -> None:
 
 
 def min_dcf(
-    scores: Any,
-    is_target: Any,
+    scores: ArrayLike,
+    is_target: ArrayLike,
     *,
     p_target: float = 0.01,
     c_miss: float = 1.0,
@@ -186,8 +187,8 @@ def bayes_threshold(p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1
 
 
 def act_dcf(
-    scores: Any,
-    is_target: Any,
+    scores: ArrayLike,
+    is_target: ArrayLike,
     *,
     threshold: float | None = None,
     p_target: float = 0.01,
@@ -207,7 +208,7 @@ def act_dcf(
     return dcf / min(c_miss * p_target, c_fa * (1.0 - p_target))
 
 
-def cllr(llrs: Any, is_target: Any) -> float:
+def cllr(llrs: ArrayLike, is_target: ArrayLike) -> float:
     """Log-likelihood-ratio cost (bits), treating scores as natural-log LLRs.
 
     ``Cllr = 0.5 [mean_tar log2(1 + e^{-s}) + mean_non log2(1 + e^{s})]``; 1 for a system
@@ -219,7 +220,7 @@ def cllr(llrs: Any, is_target: Any) -> float:
     return float(0.5 * (c_tar + c_non) / np.log(2.0))
 
 
-def min_cllr(scores: Any, is_target: Any) -> float:
+def min_cllr(scores: ArrayLike, is_target: ArrayLike) -> float:
     """Cllr after the optimal monotonic calibration (PAV), in bits; in [0, 1]."""
     s, t = _split(scores, is_target)
     y = _sorted_for_pav(s, t)
@@ -272,8 +273,8 @@ def confusion_matrix(
 
 
 def summary(
-    scores: Any,
-    is_target: Any,
+    scores: ArrayLike,
+    is_target: ArrayLike,
     *,
     p_target: float = 0.01,
     c_miss: float = 1.0,

@@ -31,17 +31,22 @@ the number of trials (only the trial list and the scores, a few bytes per trial,
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+from tqdm.auto import tqdm
 
 from .config import SCORING_METHODS
+from .engine import Engine, LocalEngine
 from .errors import DataError, ModelMismatchError
+from .featstore import FeatureStore
 from .frames import COMPUTE_DTYPE, as_frames
-from .gmm import DiagGMM
+from .gmm import DiagGMM, log_normalize
 from .speakermodels import SpeakerModels
 from .threads import blas_threads
 from .trials import TrialList
@@ -174,37 +179,50 @@ class _TestUtterance:
         self.n = x.shape[0]
         if self.n == 0:
             raise DataError("no frames to score")
-        d = ubm.n_features
-        k = ubm.n_components
         self.method = method
         if method == "linear":
-            # UBM statistics about the centre c: counts N_k and first_k = sum_t g_tk (x_t - c);
-            # v_k = Sigma_k^{-1} (F_k - N_k mu_k) / T = Sigma_k^{-1} (first_k - N_k (mu_k - c)) / T
-            first = np.zeros((k, d))
-            counts = np.zeros(k)
-            for _, _, r, z in ubm._chunks(x, chunk_size):
-                r -= r.max(axis=1, keepdims=True)
-                np.exp(r, out=r)
-                r /= r.sum(axis=1, keepdims=True)
-                counts += r.sum(axis=0, dtype=np.float64)
-                first += (r.T @ z[:, :d]).astype(np.float64)
-            centred = first - counts[:, None] * (ubm.means - ubm.center)
-            self.v = (centred / ubm.variances / self.n).astype(COMPUTE_DTYPE).ravel()
-            return
-        self.z = np.empty((self.n, 2 * d), dtype=COMPUTE_DTYPE)
-        if method == "exact":
-            self.ubm_comp = np.empty((self.n, k), dtype=COMPUTE_DTYPE)
-            self.ubm_frame = np.empty(self.n, dtype=np.float64)
-            for start, stop, r, z in ubm._chunks(x, chunk_size):
-                self.ubm_comp[start:stop] = r
-                self.z[start:stop] = z
-                self.ubm_frame[start:stop] = _lse(r, axis=1)
-            self.ubm_mean = float(self.ubm_frame.mean())
-            return
-        # top-C
+            self._prepare_linear(ubm, x, chunk_size)
+        elif method == "exact":
+            self._prepare_exact(ubm, x, chunk_size)
+        else:
+            self._prepare_topc(ubm, x, top_c, chunk_size)
+
+    def _prepare_linear(self, ubm: DiagGMM, x: np.ndarray, chunk_size: int | None) -> None:
+        """``v`` (K*D,): UBM statistics about the centre c, counts N_k and
+        ``first_k = sum_t g_tk (x_t - c)``, as
+        ``v_k = Sigma_k^{-1} (F_k - N_k mu_k) / T = Sigma_k^{-1} (first_k - N_k (mu_k - c)) / T``.
+        """
+        k, d = ubm.n_components, ubm.n_features
+        first = np.zeros((k, d))
+        counts = np.zeros(k)
+        for blk in ubm.blocks(x, chunk_size=chunk_size):
+            log_normalize(blk.logp, posteriors=True)
+            counts += blk.logp.sum(axis=0, dtype=np.float64)
+            first += (blk.logp.T @ blk.z[:, :d]).astype(np.float64)
+        centred = first - counts[:, None] * (ubm.means - ubm.center)
+        self.v = (centred / ubm.variances / self.n).astype(COMPUTE_DTYPE).ravel()
+
+    def _prepare_exact(self, ubm: DiagGMM, x: np.ndarray, chunk_size: int | None) -> None:
+        """``z`` (T, 2D), the UBM's component log-likelihoods (T, K) and mean frame score."""
+        self.z = np.empty((self.n, 2 * ubm.n_features), dtype=COMPUTE_DTYPE)
+        self.ubm_comp = np.empty((self.n, ubm.n_components), dtype=COMPUTE_DTYPE)
+        ubm_frame = np.empty(self.n, dtype=np.float64)
+        for blk in ubm.blocks(x, chunk_size=chunk_size):
+            self.ubm_comp[blk.start : blk.stop] = blk.logp
+            self.z[blk.start : blk.stop] = blk.z
+            ubm_frame[blk.start : blk.stop], _ = log_normalize(blk.logp)
+        self.ubm_mean = float(ubm_frame.mean())
+
+    def _prepare_topc(
+        self, ubm: DiagGMM, x: np.ndarray, top_c: int, chunk_size: int | None
+    ) -> None:
+        """``z`` (T, 2D), the top-C UBM components per frame ``idx`` (T, C) and ``logpi``
+        (T, C), the log of the UBM's posterior among those C components."""
+        k = ubm.n_components
+        self.z = np.empty((self.n, 2 * ubm.n_features), dtype=COMPUTE_DTYPE)
         self.idx = np.empty((self.n, top_c), dtype=np.intp)
         self.logpi = np.empty((self.n, top_c), dtype=np.float64)
-        for start, stop, r, z in ubm._chunks(x, chunk_size):
+        for start, stop, r, z in ubm.blocks(x, chunk_size=chunk_size):
             self.z[start:stop] = z
             if top_c < k:
                 idx = np.argpartition(-r, top_c - 1, axis=1)[:, :top_c]
@@ -212,8 +230,7 @@ class _TestUtterance:
                 idx = np.broadcast_to(np.arange(k), (stop - start, k))
             vals = np.take_along_axis(r, idx, axis=1).astype(np.float64)
             self.idx[start:stop] = idx
-            # log of the UBM's posterior among the selected components
-            self.logpi[start:stop] = vals - _lse(vals, axis=1)[:, None]
+            self.logpi[start:stop] = vals - log_normalize(vals.copy())[0][:, None]
 
     def scores(self, bank: ModelBank, sel: np.ndarray, budget: int) -> np.ndarray:
         """Frame-averaged LLRs of the models at positions ``sel`` (shape (S,)), float64."""
@@ -243,7 +260,7 @@ class _TestUtterance:
                 spk = np.matmul(self.z[f0:f1, :e], wt)
                 spk += dg
                 spk += self.ubm_comp[None, f0:f1]
-                tot += _lse_inplace(spk).sum(axis=1)
+                tot += log_normalize(spk)[0].sum(axis=1)
             out[b0 : b0 + ms.size] = tot / n - self.ubm_mean
         return out
 
@@ -275,7 +292,7 @@ class _TestUtterance:
             corr += dg_t[idx] if all_models else dg_t[idx][:, sel]
             corr64 = corr.astype(np.float64).reshape(f1 - f0, c, s)
             corr64 += self.logpi[f0:f1, :, None]
-            tot += _lse(corr64, axis=1).sum(axis=0)
+            tot += log_normalize(corr64, axis=1)[0].sum(axis=0)
         return tot / n
 
 
@@ -284,27 +301,11 @@ def _is_range(a: np.ndarray) -> bool:
     return bool(a.size) and int(a[-1]) - int(a[0]) == a.size - 1 and bool(np.all(np.diff(a) == 1))
 
 
-def _lse(a: np.ndarray, axis: int) -> np.ndarray:
-    """log-sum-exp along ``axis`` in float64 (input float32 or float64)."""
-    m = a.max(axis=axis, keepdims=True)
-    s = np.exp(a - m).sum(axis=axis, dtype=np.float64)
-    return np.log(s) + np.squeeze(m, axis=axis).astype(np.float64)
-
-
-def _lse_inplace(a: np.ndarray) -> np.ndarray:
-    """log-sum-exp over the last axis of a float32 work array (overwritten), float64 out."""
-    m = a.max(axis=-1, keepdims=True)
-    a -= m
-    np.exp(a, out=a)
-    s = a.sum(axis=-1)  # terms in [0, 1], the largest 1: float32 is accurate enough here
-    return np.log(s.astype(np.float64)) + m[..., 0].astype(np.float64)
-
-
 # ---------------------------------------------------------------------------- public API
 def llr(
     ubm: DiagGMM,
     model: DiagGMM,
-    X: Any,
+    X: ArrayLike,
     *,
     top_c: int | None = None,
     method: str | None = None,
@@ -356,7 +357,7 @@ def llr(
 def score_matrix(
     ubm: DiagGMM,
     models: SpeakerModels | ModelBank,
-    features: Any,
+    features: Mapping[str, np.ndarray],
     utt_ids: Sequence[str],
     *,
     method: str = "topc",
@@ -364,24 +365,37 @@ def score_matrix(
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
+    engine: Engine | None = None,
 ) -> np.ndarray:
-    """Scores of every model against every utterance (e.g. for cohorts), shape (M, U)."""
-    from tqdm.auto import tqdm
+    """Scores of every model against every utterance (e.g. for cohorts).
 
+    Parameters
+    ----------
+    ubm, models, features, method, top_c, chunk_size, memory_budget, progress, engine
+        As for :func:`score_trials`.
+    utt_ids : sequence of str, length U
+        Test utterances, keys of ``features``.
+
+    Returns
+    -------
+    ndarray, shape (M, U), float64
+        ``[m, u]`` is the score of model ``m`` (in the bank's order) against ``utt_ids[u]``.
+    """
     method, c = _check_method(method, top_c, ubm.n_components)
     bank = models if isinstance(models, ModelBank) else ModelBank(ubm, models)
     out = np.empty((len(bank), len(utt_ids)))
-    sel = np.arange(len(bank))
-    for j, utt in enumerate(tqdm(utt_ids, desc="score", unit="utt", disable=not progress)):
-        x = _features_of(features, utt, ubm.n_features, f"utterance {utt!r}")
-        out[:, j] = _TestUtterance(ubm, x, method, c, chunk_size).scores(bank, sel, memory_budget)
+    every_model = np.arange(len(bank))
+    work = [(utt, every_model, f"utterance {utt!r}") for utt in utt_ids]
+    options = (method, c, chunk_size, memory_budget)
+    for j, s in enumerate(_run(engine, ubm, bank, features, work, options, progress)):
+        out[:, j] = s
     return out
 
 
 def score_trials(
     ubm: DiagGMM,
     models: SpeakerModels | ModelBank,
-    features: Any,
+    features: Mapping[str, np.ndarray],
     trials: Any,
     *,
     method: str = "topc",
@@ -389,7 +403,7 @@ def score_trials(
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
-    engine: Any = None,
+    engine: Engine | None = None,
 ) -> np.ndarray:
     """Score a trial list.
 
@@ -428,8 +442,6 @@ def score_trials(
     ModelMismatchError
         Test features with another dimension than the models'.
     """
-    from tqdm.auto import tqdm
-
     method, c = _check_method(method, top_c, ubm.n_components)
     tl = TrialList.from_tuples(trials)
     bank = models if isinstance(models, ModelBank) else ModelBank(ubm, models)
@@ -461,117 +473,130 @@ def score_trials(
         method,
         f", C={c}" if method == "topc" else "",
     )
-    if engine is not None and getattr(engine, "name", "local") != "local":
-        _score_on_engine(
-            engine,
-            ubm,
-            bank,
-            features,
-            groups,
-            first_line,
-            scores,
-            (method, c, chunk_size, memory_budget),
-        )
-        return scores
-    with blas_threads(1):  # per-utterance matrices are small: see gmmspeech.threads
-        for t, (rows, cols) in tqdm(
-            groups.items(), desc="score", unit="utt", disable=not progress, total=len(groups)
-        ):
-            x = _features_of(features, t, ubm.n_features, f"test utterance {t!r} ({first_line[t]})")
-            uniq, inv = np.unique(np.asarray(cols, dtype=np.intp), return_inverse=True)
-            try:
-                s = _TestUtterance(ubm, x, method, c, chunk_size).scores(bank, uniq, memory_budget)
-            except DataError as exc:
-                raise DataError(f"test utterance {t!r} ({first_line[t]}): {exc}") from None
-            scores[np.asarray(rows)] = s[inv]
+    work = [
+        (t, np.asarray(cols, dtype=np.intp), f"test utterance {t!r} ({first_line[t]})")
+        for t, (_, cols) in groups.items()
+    ]
+    options = (method, c, chunk_size, memory_budget)
+    runs = _run(engine, ubm, bank, features, work, options, progress)
+    for (rows, _), s in zip(groups.values(), runs, strict=True):
+        scores[np.asarray(rows)] = s
     return scores
 
 
+# ---------------------------------------------------------------------------- engine tasks
 _UTTS_PER_TASK = 32
 
 
 @dataclass
 class _ScoreTask:
-    """Some test utterances and, for each, the bank rows to score it against."""
+    """Some test utterances and, for each, the bank rows to score it against.
+
+    The frames travel either as arrays or, for a :class:`~gmmspeech.FeatureStore`, as its
+    path, so that workers read the features where they are.
+    """
 
     utts: list[str]
     cols: list[np.ndarray]
-    lines: list[str]
+    names: list[str]
     store_path: str | None = None
     arrays: list[np.ndarray] | None = None
 
 
-def _score_task(task: _ScoreTask, shared: tuple[Any, ...]) -> list[np.ndarray]:
-    """Engine map task: scores of each utterance of ``task`` against its models."""
-    ubm, bank, (method, c, chunk_size, memory_budget) = shared
-    out: list[np.ndarray] = []
-    store: Any = None
-    if task.store_path is not None:
-        from .featstore import FeatureStore
+# One open store per process, reused by the tasks of a run: opening reads the whole index,
+# which per task would cost O(n_utterances) each time.
+_open_store: dict[str, tuple[tuple[str, int, int], FeatureStore]] = {}
 
-        store = FeatureStore(task.store_path)
-    try:
-        for i, (t, cols) in enumerate(zip(task.utts, task.cols, strict=True)):
-            name = f"test utterance {t!r} ({task.lines[i]})"
-            raw = store[t] if store is not None else task.arrays[i]  # type: ignore[index]
-            x = as_frames(raw, ubm.n_features, name=name)
-            try:
-                out.append(
-                    _TestUtterance(ubm, x, method, c, chunk_size).scores(bank, cols, memory_budget)
-                )
-            except DataError as exc:
-                raise DataError(f"{name}: {exc}") from None
-    finally:
-        if store is not None:
-            store.close()
+
+def _worker_store(path: str) -> FeatureStore:
+    """The store at ``path``, opened once per process (reopened if the file was replaced)."""
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    held = _open_store.get("store")
+    if held is not None and held[0] == key:
+        return held[1]
+    _close_worker_store()
+    store = FeatureStore(path)
+    _open_store["store"] = (key, store)
+    return store
+
+
+def _close_worker_store() -> None:
+    held = _open_store.pop("store", None)
+    if held is not None:
+        held[1].close()
+
+
+def _score_task(
+    task: _ScoreTask, shared: tuple[DiagGMM, ModelBank, tuple[str, int, int | None, int]]
+) -> list[np.ndarray]:
+    """Engine map task: for each utterance of ``task``, the scores against ``cols``."""
+    ubm, bank, (method, c, chunk_size, memory_budget) = shared
+    store = _worker_store(task.store_path) if task.store_path is not None else None
+    out: list[np.ndarray] = []
+    for i, (t, cols) in enumerate(zip(task.utts, task.cols, strict=True)):
+        name = task.names[i]
+        raw = store[t] if store is not None else task.arrays[i]  # type: ignore[index]
+        x = as_frames(raw, ubm.n_features, name=name)
+        uniq, inv = np.unique(cols, return_inverse=True)
+        try:
+            s = _TestUtterance(ubm, x, method, c, chunk_size).scores(bank, uniq, memory_budget)
+        except DataError as exc:
+            raise DataError(f"{name}: {exc}") from None
+        out.append(s[inv])
     return out
 
 
-def _score_on_engine(
-    engine: Any,
-    ubm: DiagGMM,
-    bank: ModelBank,
-    features: Any,
-    groups: dict[str, tuple[list[int], list[int]]],
-    first_line: dict[str, str],
-    scores: np.ndarray,
-    options: tuple[Any, ...],
-) -> None:
-    """Fill ``scores`` by mapping groups of test utterances over ``engine``."""
-    from .featstore import FeatureStore
-
+def _tasks(
+    features: Mapping[str, np.ndarray], d: int, work: list[tuple[str, np.ndarray, str]]
+) -> Iterator[_ScoreTask]:
+    """``work`` as tasks of a few utterances, made as they are consumed (bounded memory)."""
     store_path = str(Path(features.path).resolve()) if isinstance(features, FeatureStore) else None
-    items = list(groups.items())
-    tasks, inverses = [], []
-    for start in range(0, len(items), _UTTS_PER_TASK):
-        part = items[start : start + _UTTS_PER_TASK]
-        cols, invs = [], []
-        for _, (_, c) in part:
-            uniq, inv = np.unique(np.asarray(c, dtype=np.intp), return_inverse=True)
-            cols.append(uniq)
-            invs.append(inv)
-        utts = [t for t, _ in part]
+    for start in range(0, len(work), _UTTS_PER_TASK):
+        part = work[start : start + _UTTS_PER_TASK]
+        utts = [t for t, _, _ in part]
+        names = [name for _, _, name in part]
         arrays = None
         if store_path is None:
-            arrays = [
-                _features_of(features, t, ubm.n_features, f"test utterance {t!r}") for t in utts
-            ]
-        tasks.append(_ScoreTask(utts, cols, [first_line[t] for t in utts], store_path, arrays))
-        inverses.append(invs)
-    results = engine.map(_score_task, tasks, (ubm, bank, options))
-    for task, invs, res in zip(tasks, inverses, results, strict=True):
-        for t, inv, s in zip(task.utts, invs, res, strict=True):
-            scores[np.asarray(groups[t][0])] = s[inv]
+            arrays = [_features_of(features, t, d, name) for t, _, name in part]
+        yield _ScoreTask(utts, [cols for _, cols, _ in part], names, store_path, arrays)
 
 
-def _has(features: Any, key: str) -> bool:
+def _run(
+    engine: Engine | None,
+    ubm: DiagGMM,
+    bank: ModelBank,
+    features: Mapping[str, np.ndarray],
+    work: list[tuple[str, np.ndarray, str]],
+    options: tuple[str, int, int | None, int],
+    progress: bool,
+) -> Iterator[np.ndarray]:
+    """Score each ``(utt_id, bank rows, name for messages)`` of ``work`` on ``engine``
+    (:class:`~gmmspeech.LocalEngine` by default); yields the scores in the order of ``work``.
+    """
+    engine = engine if engine is not None else LocalEngine()
+    tasks = _tasks(features, ubm.n_features, work)
+    window = 4 * max(1, int(getattr(engine, "parallelism", 1)))
+    with (
+        tqdm(total=len(work), desc="score", unit="utt", disable=not progress) as bar,
+        blas_threads(1),  # per-utterance matrices are small: see gmmspeech.threads
+    ):
+        try:
+            for result in engine.imap(_score_task, tasks, (ubm, bank, options), window=window):
+                bar.update(len(result))
+                yield from result
+        finally:
+            _close_worker_store()
+
+
+def _has(features: Mapping[str, np.ndarray], key: str) -> bool:
     try:
         return key in features
     except TypeError:
         return True
 
 
-def _features_of(features: Any, utt: str, d: int, name: str) -> np.ndarray:
+def _features_of(features: Mapping[str, np.ndarray], utt: str, d: int, name: str) -> np.ndarray:
     try:
         x = features[utt]
     except KeyError:

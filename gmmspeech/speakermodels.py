@@ -21,10 +21,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, cast
 
+import h5py
 import numpy as np
+from numpy.typing import ArrayLike
+from tqdm.auto import tqdm
 
 from .atomic import atomic_path
 from .errors import DataError, ModelFormatError, ModelMismatchError
@@ -38,6 +41,15 @@ log = logging.getLogger(__name__)
 
 FORMAT = "gmmspeech.SpeakerModels"
 FORMAT_VERSION = 1
+
+
+class HasSpk2Utt(Protocol):
+    """Something that knows each speaker's utterances, e.g. a :class:`~gmmspeech.DataDir`."""
+
+    @property
+    def spk2utt(self) -> Mapping[str, Sequence[str]] | Callable[[], Mapping[str, Sequence[str]]]:
+        """spk_id -> utt_ids, or a method returning that mapping."""
+        ...
 
 
 def ubm_fingerprint(ubm: DiagGMM) -> str:
@@ -80,9 +92,9 @@ class SpeakerModels:
         ubm: DiagGMM,
         ids: Sequence[str],
         *,
-        means: Any = None,
-        weights: Any = None,
-        variances: Any = None,
+        means: ArrayLike | None = None,
+        weights: ArrayLike | None = None,
+        variances: ArrayLike | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
         self.ubm = ubm
@@ -184,8 +196,6 @@ class SpeakerModels:
     # ------------------------------------------------------------------ storage
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the models atomically (only what differs from the UBM, plus its fingerprint)."""
-        import h5py
-
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             write_header(f, FORMAT, FORMAT_VERSION, self.config)
             f.attrs["ubm_sha256"] = ubm_fingerprint(self.ubm)
@@ -252,9 +262,25 @@ class SpeakerModels:
         *,
         relevance_factor: float = 16.0,
         adapt: str = "m",
-        variance_floor: Any = None,
+        variance_floor: ArrayLike | None = None,
     ) -> SpeakerModels:
-        """MAP-adapt one model per entry of ``stats`` (id -> statistics under ``ubm``)."""
+        """MAP-adapt one model per entry of ``stats``.
+
+        Parameters
+        ----------
+        ubm : DiagGMM
+            The UBM (K components, D features) the statistics were accumulated under.
+        stats : mapping model_id -> SufficientStats
+            Statistics of each model's frames, zeroth (K,), first and second (K, D).
+        relevance_factor, adapt, variance_floor
+            See :func:`gmmspeech.map_adapt`; ``variance_floor`` is a float or shape (D,).
+
+        Returns
+        -------
+        SpeakerModels
+            S = ``len(stats)`` models in the order of ``stats``, storing only the adapted
+            parameters: means (S, K, D), weights (S, K), variances (S, K, D).
+        """
         adapt = check_adapt(adapt)
         ids = list(stats)
         s, k, d = len(ids), ubm.n_components, ubm.n_features
@@ -282,8 +308,8 @@ class SpeakerModels:
 
 def enroll(
     ubm: DiagGMM,
-    features: Any,
-    spk2utt: Any,
+    features: Mapping[str, ArrayLike],
+    spk2utt: Mapping[str, Sequence[str]] | HasSpk2Utt,
     *,
     relevance_factor: float = 16.0,
     adapt: str = "m",
@@ -299,7 +325,8 @@ def enroll(
     features : mapping utt_id -> array of shape (n_frames, D)
         E.g. a :class:`gmmspeech.FeatureStore` or a dict of arrays.
     spk2utt : mapping spk_id -> list of utt_id, or an object with a ``spk2utt`` attribute
-        Which utterances belong to which speaker (a data dir works).
+        Which utterances belong to which speaker (a data dir works; ``spk2utt`` may be a
+        mapping or a method returning one).
     relevance_factor, adapt
         See :func:`gmmspeech.map_adapt`.
     chunk_size : int, optional
@@ -320,11 +347,10 @@ def enroll(
     ModelMismatchError
         Features of another dimension than the UBM's (the utterance is named).
     """
-    from tqdm.auto import tqdm
-
     mapping = getattr(spk2utt, "spk2utt", spk2utt)
     if callable(mapping):
         mapping = mapping()
+    mapping = cast("Mapping[str, Sequence[str]]", mapping)
     stats: dict[str, SufficientStats] = {}
     with blas_threads(1):  # per-utterance matrices are small: see gmmspeech.threads
         for spk in tqdm(list(mapping), desc="enroll", unit="spk", disable=not progress):
@@ -343,7 +369,7 @@ def enroll(
     return SpeakerModels.from_stats(ubm, stats, relevance_factor=relevance_factor, adapt=adapt)
 
 
-def _get_features(features: Any, utt: str, context: str) -> np.ndarray:
+def _get_features(features: Mapping[str, ArrayLike], utt: str, context: str) -> np.ndarray:
     try:
         return np.asarray(features[utt])
     except KeyError:

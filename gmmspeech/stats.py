@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import ModelMismatchError
-from .gmm import EXP_FLOOR as _EXP_FLOOR
-from .gmm import DiagGMM
+from .gmm import DiagGMM, log_normalize
 
 
 @dataclass
@@ -47,7 +47,9 @@ class SufficientStats:
     n_frames: int = 0
 
     @classmethod
-    def zeros(cls, n_components: int, n_features: int, shift: Any = None) -> SufficientStats:
+    def zeros(
+        cls, n_components: int, n_features: int, shift: ArrayLike | None = None
+    ) -> SufficientStats:
         """Empty statistics (the identity of ``+``)."""
         s = np.zeros(n_features) if shift is None else np.asarray(shift, dtype=np.float64)
         return cls(
@@ -65,7 +67,7 @@ class SufficientStats:
     def n_features(self) -> int:
         return int(self.first.shape[1])
 
-    def shifted(self, shift: Any) -> SufficientStats:
+    def shifted(self, shift: ArrayLike) -> SufficientStats:
         """The same statistics taken about another point (exact algebra)."""
         new = np.asarray(shift, dtype=np.float64)
         delta = self.shift - new  # x - new = (x - old) + delta
@@ -122,7 +124,7 @@ class SufficientStats:
         return np.maximum(self.second.sum(axis=0) / n - m * m, 0.0)
 
 
-def accumulate(gmm: DiagGMM, X: Any, *, chunk_size: int | None = None) -> SufficientStats:
+def accumulate(gmm: DiagGMM, X: ArrayLike, *, chunk_size: int | None = None) -> SufficientStats:
     """E-step: accumulate the sufficient statistics of frames under ``gmm``.
 
     Parameters
@@ -143,20 +145,15 @@ def accumulate(gmm: DiagGMM, X: Any, *, chunk_size: int | None = None) -> Suffic
     acc = np.zeros((k, 2 * d + 1), dtype=np.float64)
     total_ll = 0.0
     n_frames = 0
-    for start, stop, r, z in gmm._chunks(X, chunk_size, extra_column=True):
-        m = r.max(axis=1, keepdims=True)
-        r -= m
-        # exp() of values below about -87 is a float32 denormal, and denormals slow the
-        # matrix product below by orders of magnitude; such terms are < 1e-34 of the row sum
-        np.maximum(r, _EXP_FLOOR, out=r)
-        np.exp(r, out=r)
-        s = r.sum(axis=1, keepdims=True)
-        total_ll += float(np.log(s.astype(np.float64)).sum() + m.astype(np.float64).sum())
-        # responsibilities are r / s: fold 1/s into the (n, 2D+1) side, not the (n, K) side
+    for blk in gmm.blocks(X, chunk_size=chunk_size, ones_column=True):
+        frame_ll, sums = log_normalize(blk.logp)  # blk.logp now holds exp(logp - max)
+        total_ll += float(frame_ll.sum())
+        # responsibilities are exp / sums: fold 1/sums into the (n, 2D+1) side, not (n, K)
+        z = blk.z
         z[:, 2 * d] = 1.0
-        z /= s
-        acc += r.T @ z
-        n_frames += stop - start
+        z /= sums
+        acc += blk.logp.T @ z
+        n_frames += blk.stop - blk.start
     return SufficientStats(
         zeroth=acc[:, 2 * d].copy(),
         first=acc[:, :d].copy(),

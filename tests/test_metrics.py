@@ -119,3 +119,17 @@ def test_bad_input() -> None:
         min_dcf([1, 2, 3], [1, 0])
     with pytest.raises(DataError, match="p_target"):
         min_dcf([1, 2], [1, 0], p_target=1.5)
+
+
+def test_act_dcf_target_exactly_at_threshold_is_accepted() -> None:
+    # accept when score >= threshold: a target at the threshold is no miss, a non-target at
+    # the threshold is a false alarm. Bayes threshold for p_target 0.2: log(0.8 / 0.2).
+    thr = float(np.log(4.0))
+    s = np.array([thr, thr + 1.0, thr, thr - 1.0, thr - 2.0])
+    t = np.array([1, 1, 0, 0, 0], dtype=bool)
+    # p_miss 0/2, p_fa 1/3: (0.8 * 1/3) / min(0.2, 0.8)
+    assert act_dcf(s, t, p_target=0.2) == pytest.approx((0.8 / 3) / 0.2)
+    assert act_dcf(s, t, threshold=thr, p_target=0.2) == pytest.approx((0.8 / 3) / 0.2)
+    # a hair above: the target at thr is now a miss and the non-target no false alarm
+    above = float(np.nextafter(thr, np.inf))
+    assert act_dcf(s, t, threshold=above, p_target=0.2) == pytest.approx((0.2 * 0.5) / 0.2)

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 import gmmspeech.ubm as ubm_mod
-from gmmspeech import ConfigError, DataError, DiagGMM, UBMConfig, em_step, train_ubm
+from gmmspeech import (
+    ConfigError,
+    DataError,
+    DiagGMM,
+    SufficientStats,
+    UBMConfig,
+    em_step,
+    train_ubm,
+)
 from gmmspeech.errors import ConvergenceWarning
 from gmmspeech.ubm import split_components, split_plan
 
@@ -210,3 +218,69 @@ def test_convergence_warning_when_capped():
         train_ubm(
             X, 8, iterations_per_stage=(1,), final_max_iterations=1, tolerance=1e-12, progress=False
         )
+
+
+def _n_distinct(gmm, decimals=5):
+    return len(np.unique(np.hstack([gmm.means, gmm.variances]).round(decimals), axis=0))
+
+
+def test_final_stage_runs_its_planned_iterations():
+    _, X = four_bumps(3000)
+    # tolerance 1.0 is met at once, so only the planned minimum of 3 can keep the stage going
+    gmm = train_ubm(X, 8, iterations_per_stage=(3,), final_max_iterations=5, tolerance=1.0)
+    last = max(h["stage"] for h in gmm.history_)
+    assert [h["iteration"] for h in gmm.history_ if h["stage"] == last] == [0, 1, 2]
+    # and with a tolerance that is never met, planned + final_max_iterations
+    with pytest.warns(ConvergenceWarning):
+        capped = train_ubm(
+            X, 8, iterations_per_stage=(3,), final_max_iterations=2, tolerance=0.0, progress=False
+        )
+    assert sum(h["stage"] == last for h in capped.history_) == 5
+
+
+def test_repair_reseeds_from_the_heaviest_and_the_next_split_makes_no_clones():
+    # counts 0 and 5 (< min_count 10) are dead; component 2 (count 60) is the heaviest
+    d = 2
+    zeroth = np.array([0.0, 5.0, 60.0, 35.0])
+    mean = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 3.0], [-4.0, 1.0]])
+    var = np.array([[1.0, 1.0], [1.0, 1.0], [4.0, 1.0], [1.0, 2.0]])
+    stats = SufficientStats(
+        zeroth, zeroth[:, None] * mean, zeroth[:, None] * (var + mean**2), np.zeros(d)
+    )
+    floor = np.full(d, 1e-3)
+    w, mu, v, n = ubm_mod.estimate(
+        stats, var_floor=floor, min_count=10, min_weight=0.0, split_epsilon=0.5
+    )
+    assert n == 2 and (w > 0).all() and w.sum() == pytest.approx(1.0)
+    # first repair: 2 (weight 60/95) splits along dimension 0 (sigma 2) into 2 and 0;
+    # second: 3 (35/95) is now the heaviest, splits along dimension 1 (sigma sqrt 2) into 3, 1
+    np.testing.assert_allclose(w, np.array([30.0, 17.5, 30.0, 17.5]) / 95)
+    np.testing.assert_allclose(mu[[2, 0]], [[1.0, 3.0], [3.0, 3.0]])
+    s = np.sqrt(2.0)
+    np.testing.assert_allclose(mu[[3, 1]], [[-4.0, 1.0 - 0.5 * s], [-4.0, 1.0 + 0.5 * s]])
+    # the re-seeded pairs have (1 - eps^2) of the parent's variance along the split dimension,
+    # which keeps the pair's joint variance: 0.75 * 4 + 1 = 4
+    np.testing.assert_allclose(v[[0, 2]], [[3.0, 1.0], [3.0, 1.0]])
+    pair = DiagGMM(w[[0, 2]] / w[[0, 2]].sum(), mu[[0, 2]], v[[0, 2]])
+    joint = pair.weights @ (pair.variances + pair.means**2) - (pair.weights @ pair.means) ** 2
+    np.testing.assert_allclose(joint, [4.0, 1.0])
+    grown = split_components(DiagGMM(w, mu, v), 4, epsilon=0.5)
+    assert _n_distinct(grown) == 8
+
+
+def test_far_out_frames_do_not_raise_the_floor_or_collapse_the_ubm():
+    rng = np.random.default_rng(0)
+    clean = rng.standard_normal((3040, 4))
+    X = np.vstack([clean, 1000.0 * rng.standard_normal((3, 4))])
+    assert X.var(axis=0).min() > 100  # the plain variance is ruined by 3 frames in 3,043
+    with (
+        pytest.warns(UserWarning, match=r"about 3 of 3043 frames lie more than 50"),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm = train_ubm(X, 64, progress=False)
+    # the floor stays 1 % of the bulk's variance, not of the plain variance
+    np.testing.assert_allclose(gmm.var_floor, 0.01 * clean.var(axis=0), rtol=0.15)
+    assert sum(h["n_repairs"] for h in gmm.history_) > 0  # the far frames kill components
+    assert (gmm.weights > 0).all()
+    assert _n_distinct(gmm) >= 56

@@ -19,8 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from ..config import UBMConfig
+from ..engine import DaskEngine, Engine, LocalEngine, map_reduce
 from ..errors import ConfigError
+from ..featstore import FeatureStore, write_store
+from ..framesource import as_source
 from ..gmm import DiagGMM
+from ..ubm import accumulate_shard, em_step, train_ubm
 from .em import random_gmm
 from .memory import PeakRSS
 
@@ -59,7 +64,6 @@ def _utterances(gmm: DiagGMM, n: int, per_utt: int, seed: int) -> Iterator[tuple
 
 
 def _make_store(folder: Path, n: int, d: int, k: int, per_utt: int, seed: int) -> Path:
-    from ..featstore import write_store
 
     path = folder / f"synthetic_{n}x{d}.h5"
     if not path.exists():
@@ -77,9 +81,6 @@ def _worker_peak_mib() -> float:
 
 
 def _memory_part(path: Path, k: int, workers: int) -> dict[str, Any]:
-    from ..engine import DaskEngine
-    from ..featstore import FeatureStore
-    from ..ubm import train_ubm
 
     with DaskEngine(n_workers=workers, threads_per_worker=1) as engine, FeatureStore(path) as store:
         engine.client.wait_for_workers(workers)
@@ -105,23 +106,16 @@ def _memory_part(path: Path, k: int, workers: int) -> dict[str, Any]:
     }
 
 
-def _one_iteration(store: Any, gmm: DiagGMM, engine: Any) -> float:
-    from ..config import UBMConfig
-    from ..framesource import as_source
-    from ..ubm import _accumulate_source
+def _one_iteration(store: FeatureStore, gmm: DiagGMM, engine: Engine) -> float:
 
     cfg = UBMConfig()
     shards = as_source(store).shards(cfg.shard_frames)
     t0 = time.perf_counter()
-    _accumulate_source(gmm, shards, cfg.chunk_size, engine)
+    map_reduce(engine, accumulate_shard, shards, (gmm, cfg.chunk_size))
     return time.perf_counter() - t0
 
 
 def _throughput_part(path: Path, k: int, d: int, seed: int) -> dict[str, Any]:
-    from ..engine import DaskEngine, LocalEngine
-    from ..featstore import FeatureStore
-    from ..ubm import em_step
-
     gmm = random_gmm(k, d, np.random.default_rng(seed + 7))
     out: dict[str, Any] = {}
     with FeatureStore(path) as store:
