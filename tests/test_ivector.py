@@ -21,7 +21,9 @@ from oracles import component_log_likelihoods, posteriors
 
 def _ubm(k=8, d=3, seed=0):
     rng = np.random.default_rng(seed)
-    return DiagGMM(rng.dirichlet(np.full(k, 5.0)), rng.normal(0, 2, (k, d)), rng.uniform(0.5, 2, (k, d)))
+    return DiagGMM(
+        rng.dirichlet(np.full(k, 5.0)), rng.normal(0, 2, (k, d)), rng.uniform(0.5, 2, (k, d))
+    )
 
 
 def _utterances(ubm, n=30, seed=1):
