@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from oracles import component_log_likelihoods, posteriors
 from scipy import linalg, stats
 
 from gmmspeech import DiagGMM, FeatureConfig, LocalEngine, ModelMismatchError, ProcessEngine
@@ -15,8 +16,6 @@ from gmmspeech.ivector import (
     compute_stats,
     utterance_stats,
 )
-
-from oracles import component_log_likelihoods, posteriors
 
 
 def _ubm(k=8, d=3, seed=0):
