@@ -176,3 +176,28 @@ def test_same_stats_and_model_on_local_and_process_engines(tmp_path):
     np.testing.assert_allclose(b.T_, a.T_, rtol=1e-10, atol=1e-12)
     one = utterance_stats(ubm, utts["u03"], top_n=4)
     np.testing.assert_allclose(local.first[3], one.first, rtol=1e-12)
+
+
+@pytest.mark.parametrize("min_div", [True, False])
+def test_one_iteration_equals_a_naive_em_step(min_div):
+    src, _ = _tv_data(n=40, r=3)
+    tv = TotalVariability(rank=3, n_iter=1, min_divergence=min_div, batch_size=16).fit(src)
+    t = tv._init(src.ubm)
+    k, d, r = t.shape
+    s = src.ubm.variances
+    c = np.zeros((k, r, r))
+    a = np.zeros((k, d, r))
+    m = np.zeros((r, r))
+    for n, f in zip(src.zeroth, src.first, strict=True):
+        lmat = np.eye(r) + sum(n[j] * t[j].T @ np.diag(1 / s[j]) @ t[j] for j in range(k))
+        b = sum(t[j].T @ (f[j] / s[j]) for j in range(k))
+        w = np.linalg.solve(lmat, b)
+        ww = np.linalg.inv(lmat) + np.outer(w, w)
+        m += ww
+        for j in range(k):
+            c[j] += n[j] * ww
+            a[j] += np.outer(f[j], w)
+    want = np.stack([a[j] @ np.linalg.inv(c[j]) for j in range(k)])
+    if min_div:  # w ~ N(0, M) re-expressed as w = G w', G G' = M, w' ~ N(0, I)
+        want = want @ np.linalg.cholesky(m / len(src))
+    np.testing.assert_allclose(tv.T_, want, rtol=1e-8, atol=1e-10 * np.abs(want).max())
