@@ -73,10 +73,23 @@ _EXPORTS: dict[str, str] = {
     "plot_det": "plots",
     "plot_score_histograms": "plots",
     "GMMClassifier": "classifier",
+    # i-vectors and their back end
+    "UtteranceStats": "ivector",
+    "utterance_stats": "ivector",
+    "compute_stats": "ivector",
+    "StatsSet": "ivector",
+    "StatsFile": "ivector",
+    "TotalVariability": "ivector",
+    "LDA": "backend",
+    "WCCN": "backend",
+    "PLDA": "backend",
+    "length_normalize": "backend",
+    "cosine_score": "backend",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .audio import load_audio
+    from .backend import LDA, PLDA, WCCN, cosine_score, length_normalize
     from .calibration import LogisticCalibration
     from .classifier import GMMClassifier
     from .config import ExtractConfig, FeatureConfig, UBMConfig
@@ -95,6 +108,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .featstore import FeatureStore
     from .features import extract_features
     from .gmm import DiagGMM
+    from .ivector import (
+        StatsFile,
+        StatsSet,
+        TotalVariability,
+        UtteranceStats,
+        compute_stats,
+        utterance_stats,
+    )
     from .map import map_adapt
     from .metrics import (
         act_dcf,

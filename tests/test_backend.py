@@ -138,3 +138,14 @@ def test_a_speaker_with_one_utterance_is_a_clear_error(model):
     labels[0] = "lonely"
     with pytest.raises(DataError, match=r"1 of 13 speakers have a single utterance \('lonely'\)"):
         model.fit(x, labels)
+
+
+def test_plda_em_reaches_a_likelihood_maximum():
+    x, labels, _, _ = _speakers(n_spk=200, per=5, seed=4)
+    plda = PLDA(n_iter=60).fit(x, labels)
+    groups = [np.flatnonzero(labels == s) for s in np.unique(labels)]
+    best = plda.log_likelihood(x, groups)
+    b, w = plda.between_.copy(), plda.within_.copy()
+    for scale_b, scale_w in [(1.03, 1), (0.97, 1), (1, 1.03), (1, 0.97)]:
+        plda.between_, plda.within_ = b * scale_b, w * scale_w
+        assert plda.log_likelihood(x, groups) < best
