@@ -74,11 +74,11 @@ _EXPORTS: dict[str, str] = {
     "plot_score_histograms": "plots",
     "GMMClassifier": "classifier",
     # i-vectors and their back end
-    "UtteranceStats": "ivector",
-    "utterance_stats": "ivector",
-    "compute_stats": "ivector",
-    "StatsSet": "ivector",
-    "StatsFile": "ivector",
+    "UtteranceStats": "uttstats",
+    "utterance_stats": "uttstats",
+    "compute_stats": "uttstats",
+    "StatsSet": "uttstats",
+    "StatsFile": "uttstats",
     "TotalVariability": "ivector",
     "LDA": "backend",
     "WCCN": "backend",
@@ -108,14 +108,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .featstore import FeatureStore
     from .features import extract_features
     from .gmm import DiagGMM
-    from .ivector import (
-        StatsFile,
-        StatsSet,
-        TotalVariability,
-        UtteranceStats,
-        compute_stats,
-        utterance_stats,
-    )
+    from .ivector import TotalVariability
     from .map import map_adapt
     from .metrics import (
         act_dcf,
@@ -141,6 +134,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .speakermodels import SpeakerModels, enroll
     from .stats import SufficientStats, accumulate
     from .ubm import em_step, train_ubm
+    from .uttstats import StatsFile, StatsSet, UtteranceStats, compute_stats, utterance_stats
 
 
 def __getattr__(name: str) -> Any:

@@ -9,13 +9,8 @@ from scipy import linalg, stats
 
 from gmmspeech import DiagGMM, FeatureConfig, LocalEngine, ModelMismatchError, ProcessEngine
 from gmmspeech.featstore import write_store
-from gmmspeech.ivector import (
-    StatsFile,
-    StatsSet,
-    TotalVariability,
-    compute_stats,
-    utterance_stats,
-)
+from gmmspeech.ivector import TotalVariability
+from gmmspeech.uttstats import StatsFile, StatsSet, compute_stats, utterance_stats
 
 
 def _ubm(k=8, d=3, seed=0):
@@ -137,6 +132,9 @@ def test_stats_files_round_trip_and_stream_the_same_model(tmp_path):
     np.testing.assert_allclose(b.T_, a.T_, rtol=1e-12)
     with pytest.raises(ModelMismatchError, match="UBM"):
         StatsSet.load(tmp_path / "stats.h5", _ubm(seed=9))
+    streamed = compute_stats(ubm, list(_utterances(ubm, 12)), batch_size=5, out=tmp_path / "s.h5")
+    assert isinstance(streamed, StatsFile) and len(streamed) == 12
+    np.testing.assert_array_equal(StatsSet.load(tmp_path / "s.h5").first, st.first)
 
 
 def test_tv_model_file_records_and_checks_its_ubm(tmp_path):

@@ -23,15 +23,15 @@ import numpy as np
 from ..errors import ConfigError
 from ..gmm import DiagGMM
 from ..ivector import (
+    Accumulators,
     TotalVariability,
-    accumulate_batch,
     build_precisions,
     linear_terms,
-    load_task,
     m_step,
     precompute,
     solve_precisions,
 )
+from ..uttstats import load_task
 from .memory import PeakRSS
 
 HELP = "time one total-variability iteration against a per-utterance implementation"
@@ -101,27 +101,27 @@ class SyntheticStats:
 
 
 def _split(tv: TotalVariability, src: SyntheticStats) -> dict[str, float]:
-    """The same steps as an iteration, timed one by one (data drawing excluded)."""
+    """The steps of an iteration (as in the E-step task), timed one by one."""
     t: dict[str, float] = dict.fromkeys(("precompute", "build_L", "solves", "accumulate"), 0.0)
     t0 = time.perf_counter()
     pre = precompute(tv.T_, tv.ubm_.variances)
     t["precompute"] = time.perf_counter() - t0
-    acc = None
+    kd, r = pre.ts.shape
+    acc = Accumulators.zeros(kd, pre.packed.shape[0], r)
+    buf = np.empty((tv.batch_size, r, r))
     for task in src.tasks(tv.batch_size):
         n, f = load_task(task)
         t0 = time.perf_counter()
-        big = build_precisions(n, pre)
+        big = build_precisions(n, pre, buf)
         t1 = time.perf_counter()
-        w, cov, aux = solve_precisions(big, linear_terms(f, pre), True)
+        w, second, aux = solve_precisions(big, linear_terms(f, pre), True)
         t2 = time.perf_counter()
-        assert cov is not None
-        part = accumulate_batch(n, f, w, cov, aux)
-        acc = part if acc is None else acc + part
+        assert second is not None
+        acc.add_batch(n, f, w, second, aux)
         t3 = time.perf_counter()
         t["build_L"] += t1 - t0
         t["solves"] += t2 - t1
         t["accumulate"] += t3 - t2
-    assert acc is not None
     t0 = time.perf_counter()
     m_step(acc, tv.T_.shape, tv.min_divergence)
     t["m_step"] = time.perf_counter() - t0
@@ -173,7 +173,7 @@ def flops(k: int, d: int, r: int, n: int) -> dict[str, float]:
         "precompute": 2.0 * k * d * r * r,
         "build_L": 2.0 * n * k * rp,
         "solves": n * (r**3 + 2.0 * k * d * r),  # potrf + potri, and the linear terms
-        "accumulate": 2.0 * n * k * rp + 2.0 * n * k * d * r,
+        "accumulate": 2.0 * n * k * rp + 2.0 * n * k * d * r,  # C and A
         "m_step": k * (r**3 / 3 + 2.0 * r * r * d) + 2.0 * k * d * r * r,
     }
 
