@@ -314,8 +314,8 @@ def compute_stats(
     k, d = ubm.n_components, ubm.n_features
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as h:
         _write_header(h, ubm, fc, ids)
-        dn = h.create_dataset("zeroth", (len(ids), k), chunks=(1, k))
-        df = h.create_dataset("first", (len(ids), k, d), chunks=(1, k, d))
+        dn = h.create_dataset("zeroth", (len(ids), k), "f8", chunks=(1, k))
+        df = h.create_dataset("first", (len(ids), k, d), "f8", chunks=(1, k, d))
         start = 0
         for n, f in eng.imap(_stats_task, items, (ubm, top_n)):
             dn[start : start + len(n)], df[start : start + len(n)] = n, f
