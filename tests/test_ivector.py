@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from oracles import component_log_likelihoods, posteriors
 from scipy import linalg, stats
 
 from gmmspeech import DiagGMM, FeatureConfig, LocalEngine, ModelMismatchError, ProcessEngine
+from gmmspeech.cli import main
 from gmmspeech.featstore import write_store
 from gmmspeech.ivector import TotalVariability
 from gmmspeech.uttstats import StatsFile, StatsSet, compute_stats, utterance_stats
@@ -199,3 +202,16 @@ def test_one_iteration_equals_a_naive_em_step(min_div):
     if min_div:  # w ~ N(0, M) re-expressed as w = G w', G G' = M, w' ~ N(0, I)
         want = want @ np.linalg.cholesky(m / len(src))
     np.testing.assert_allclose(tv.T_, want, rtol=1e-8, atol=1e-10 * np.abs(want).max())
+
+
+def test_bench_tv_small_agrees_with_the_per_utterance_implementation(tmp_path, capsys):
+    out = tmp_path / "tv.json"
+    argv = ["bench", "tv", "--k", "16", "--d", "4", "--rank", "6", "--n", "30", "--frames", "50"]
+    assert main([*argv, "--batch-size", "8", "--naive-utts", "30", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    # the batched iteration and the per-utterance one give the same i-vectors and model
+    assert data["ivector_max_relative_difference_vs_naive"] < 1e-9
+    assert data["model_max_relative_difference_vs_naive"] < 1e-8
+    assert set(data["split_seconds"]) == {"precompute", "build_L", "solves", "accumulate", "m_step"}
+    assert data["peak_rss_mib"] > 10 and data["gemm_gflops"] > 0.01
+    assert "faster" in capsys.readouterr().out
