@@ -222,20 +222,30 @@ def _unpack(p: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def m_step(acc: Accumulators, shape: tuple[int, int, int], min_divergence: bool) -> np.ndarray:
-    """New ``T`` (K, D, R) from the accumulators: ``T_k = A_k C_k^-1`` per component."""
-    k, d, r = shape
+def m_step(acc: Accumulators, old: np.ndarray, min_divergence: bool) -> np.ndarray:
+    """New ``T`` (K, D, R) from the accumulators: ``T_k = A_k C_k^-1`` per component.
+
+    A component no utterance visits (``C_k`` not positive definite) keeps its old ``T_k``.
+    """
+    k, d, r = old.shape
     a = acc.a.reshape(k, d, r)
-    t = np.empty(shape)
+    t = old.copy()
+    kept: list[int] = []
 
     def one(j: int) -> None:
-        cf = scipy.linalg.cho_factor(_unpack(acc.c[j], r), lower=False, check_finite=False)
+        try:
+            cf = scipy.linalg.cho_factor(_unpack(acc.c[j], r), lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            kept.append(j)
+            return
         t[j] = scipy.linalg.cho_solve(cf, a[j].T, check_finite=False).T
 
     _parallel(one, k)
+    if kept:
+        log.warning("TV M-step: %d component(s) without data kept their T_k", len(kept))
     if min_divergence:
         g = np.linalg.cholesky(_unpack(acc.m, r) / acc.n)
-        t = (t.reshape(k * d, r) @ g).reshape(shape)
+        t = (t.reshape(k * d, r) @ g).reshape(old.shape)
     return t
 
 
@@ -273,7 +283,8 @@ class TotalVariability:
         random_state: int = 0,
         batch_size: int = 100,
     ) -> None:
-        for name, v, low in (("rank", rank, 1), ("n_iter", n_iter, 0), ("batch", batch_size, 1)):
+        checks = (("rank", rank, 1), ("n_iter", n_iter, 0), ("batch_size", batch_size, 1))
+        for name, v, low in checks:
             if int(v) < low:
                 raise DataError(f"{name}: must be >= {low}, got {v}")
         self.rank = int(rank)
@@ -315,7 +326,9 @@ class TotalVariability:
         acc: Accumulators = map_reduce(
             eng, _estep_task, _shards(stats.tasks(self.batch_size), eng), pre
         )
-        return m_step(acc, self.T_.shape, self.min_divergence), acc.aux
+        if not np.isfinite(acc.aux):
+            raise DataError("statistics: the TV E-step gave a non-finite likelihood")
+        return m_step(acc, self.T_, self.min_divergence), acc.aux
 
     def _check(self, src: StatsSource) -> None:
         if not hasattr(self, "T_"):

@@ -152,10 +152,11 @@ class StatsFile:
 
 def load_task(task: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(N, F)`` of a work item: a pair of arrays, or anything with ``load()``."""
-    if isinstance(task, tuple):
-        return task[0], task[1]
-    n, f = task.load()
-    return np.asarray(n, dtype=np.float64), np.asarray(f, dtype=np.float64)
+    n, f = (task[0], task[1]) if isinstance(task, tuple) else task.load()
+    n, f = np.asarray(n, dtype=np.float64), np.asarray(f, dtype=np.float64)
+    if not (np.isfinite(n).all() and np.isfinite(f).all()):
+        raise DataError(f"statistics {task!r:.80}: NaN or infinite values; recompute them")
+    return n, f
 
 
 @dataclass

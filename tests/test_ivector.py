@@ -9,7 +9,14 @@ import pytest
 from oracles import component_log_likelihoods, posteriors
 from scipy import linalg, stats
 
-from gmmspeech import DiagGMM, FeatureConfig, LocalEngine, ModelMismatchError, ProcessEngine
+from gmmspeech import (
+    DataError,
+    DiagGMM,
+    FeatureConfig,
+    LocalEngine,
+    ModelMismatchError,
+    ProcessEngine,
+)
 from gmmspeech.cli import main
 from gmmspeech.featstore import write_store
 from gmmspeech.ivector import TotalVariability
@@ -215,3 +222,15 @@ def test_bench_tv_small_agrees_with_the_per_utterance_implementation(tmp_path, c
     assert set(data["split_seconds"]) == {"precompute", "build_L", "solves", "accumulate", "m_step"}
     assert data["peak_rss_mib"] > 10 and data["gemm_gflops"] > 0.01
     assert "faster" in capsys.readouterr().out
+
+
+def test_a_component_without_data_keeps_its_columns_and_nan_is_refused():
+    src, _ = _tv_data(n=50, r=2)
+    src.zeroth[:, 0] = 0.0
+    src.first[:, 0] = 0.0
+    tv = TotalVariability(rank=2, n_iter=2, min_divergence=False).fit(src)
+    assert np.isfinite(tv.T_).all()
+    np.testing.assert_array_equal(tv.T_[0], tv._init(src.ubm)[0])
+    src.first[3, 2, 1] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        TotalVariability(rank=2, n_iter=1).fit(src)

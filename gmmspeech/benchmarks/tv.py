@@ -123,7 +123,7 @@ def _split(tv: TotalVariability, src: SyntheticStats) -> dict[str, float]:
         t["solves"] += t2 - t1
         t["accumulate"] += t3 - t2
     t0 = time.perf_counter()
-    m_step(acc, tv.T_.shape, tv.min_divergence)
+    m_step(acc, tv.T_, tv.min_divergence)
     t["m_step"] = time.perf_counter() - t0
     return t
 
