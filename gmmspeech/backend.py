@@ -210,6 +210,12 @@ class PLDA:
 
     def fit(self, X: Any, y: Any) -> PLDA:
         x, groups = _groups(X, y, "PLDA")
+        if len(groups) <= x.shape[1]:
+            raise DataError(
+                f"X: PLDA of {x.shape[1]}-dimensional vectors needs more than {x.shape[1]} "
+                f"speakers to estimate a full-rank between-speaker covariance, got "
+                f"{len(groups)}; reduce the dimension with LDA first"
+            )
         self.mean_ = x.mean(axis=0)
         self.between_, self.within_ = _scatters(x, groups)
         self.history_: list[float] = []

@@ -149,3 +149,10 @@ def test_plda_em_reaches_a_likelihood_maximum():
     for scale_b, scale_w in [(1.03, 1), (0.97, 1), (1, 1.03), (1, 0.97)]:
         plda.between_, plda.within_ = b * scale_b, w * scale_w
         assert plda.log_likelihood(x, groups) < best
+
+
+def test_plda_with_fewer_speakers_than_dimensions_says_to_use_lda():
+    x, labels, _, _ = _speakers(n_spk=4, per=5, d=6)
+    with pytest.raises(DataError, match="reduce the dimension with LDA"):
+        PLDA().fit(x, labels)
+    PLDA().fit(LDA(3).fit_transform(x, labels), labels)
