@@ -245,8 +245,13 @@ def run(args: argparse.Namespace) -> int:
     }
     print(f"TV iteration, K={k} D={d} R={r}, {args.n} utterances of {args.frames} frames")
     print(f"  gmmspeech  {ours:8.2f} s/it   peak RSS {mem.peak:7.1f} MiB")
+    total = sum(split.values())
+    print(f"  split (a second, instrumented pass of the same steps: {total:.2f} s)")
     for key, v in split.items():
-        print(f"    {key:<11s} {v:8.2f} s   ({fl[key] / 1e9:8.1f} GFLOP)")
+        print(
+            f"    {key:<11s} {v:8.2f} s  {100 * v / total:5.1f} %  ({fl[key] / 1e9:7.1f} GFLOP, "
+            f"{fl[key] / max(v, 1e-9) / 1e9:6.1f} GFLOP/s)"
+        )
     print(
         f"  per-utterance {naive_total:8.2f} s/it (timed on {n_naive} utterances, "
         f"{naive_e / n_naive * 1e3:.1f} ms each)  -> gmmspeech is {naive_total / ours:.1f}x faster"
