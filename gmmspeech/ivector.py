@@ -145,22 +145,31 @@ def solve_precisions(
     ``aux`` (b,), ``0.5 (lin' w - log det L)``, the log-likelihoods up to a constant.
     """
     bsz, r = lin.shape
-    iu0, iu1 = np.triu_indices(r)
     w = np.empty((bsz, r))
-    second = np.empty((bsz, iu0.size)) if want_second else None
     aux = np.empty(bsz)
 
     def one(u: int) -> None:
+        # in place: big[u].T is Fortran-ordered, so potrf and potri overwrite big[u]
         c, info = lapack.dpotrf(big[u].T, lower=1, overwrite_a=1)
         if info != 0:
             raise DataError(f"utterance {u} of a batch: precision not positive definite")
         w[u] = lapack.dpotrs(c, lin[u], lower=1)[0]
         aux[u] = 0.5 * (lin[u] @ w[u]) - np.log(np.diag(c)).sum()
-        if second is not None:
-            inv = lapack.dpotri(c, lower=1, overwrite_c=1)[0]  # lower (j >= i) = (i, j)
-            second[u] = inv[iu1, iu0] + w[u, iu0] * w[u, iu1]
+        if want_second:
+            lapack.dpotri(c, lower=1, overwrite_c=1)
 
     _parallel(one, bsz)
+    if not want_second:
+        return w, None, aux
+    # big[:, i, i:] now holds row i of each L^-1 (upper part): pack it by contiguous copies,
+    # outside the threads (fancy indexing would hold the GIL for most of the batch)
+    second = np.empty((bsz, r * (r + 1) // 2))
+    start = 0
+    for i in range(r):
+        seg = second[:, start : start + r - i]
+        np.multiply(w[:, i : i + 1], w[:, i:], out=seg)
+        seg += big[:, i, i:]
+        start += r - i
     return w, second, aux
 
 
