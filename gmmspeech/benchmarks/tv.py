@@ -185,6 +185,34 @@ def flops(k: int, d: int, r: int, n: int) -> dict[str, float]:
     }
 
 
+def _print(res: dict[str, Any]) -> None:
+    split, fl = res["split_seconds"], res["flops"]
+    ours, naive = res["seconds_per_iteration"], res["naive_seconds_per_iteration_scaled"]
+    print(
+        f"TV iteration, K={res['k']} D={res['d']} R={res['rank']}, {res['n']} utterances of "
+        f"{res['frames']} frames"
+    )
+    print(f"  gmmspeech  {ours:8.2f} s/it   peak RSS {res['peak_rss_mib']:7.1f} MiB")
+    total = sum(split.values())
+    print(f"  split (a second, instrumented pass of the same steps: {total:.2f} s)")
+    for key, v in split.items():
+        print(
+            f"    {key:<11s} {v:8.2f} s  {100 * v / total:5.1f} %  ({fl[key] / 1e9:7.1f} GFLOP, "
+            f"{fl[key] / max(v, 1e-9) / 1e9:6.1f} GFLOP/s)"
+        )
+    print(
+        f"  per-utterance {naive:8.2f} s/it (timed on {res['naive_utterances_timed']} "
+        f"utterances, {res['naive_seconds_per_utterance'] * 1e3:.1f} ms each)  -> gmmspeech is "
+        f"{naive / ours:.1f}x faster"
+    )
+    print(
+        f"  GEMM lower bound {res['gemm_lower_bound_seconds']:.2f} s at "
+        f"{res['gemm_gflops']:.1f} GFLOP/s -> {res['times_gemm_lower_bound']:.2f}x the bound; "
+        f"i-vectors agree with the per-utterance ones to "
+        f"{res['ivector_max_relative_difference_vs_naive']:.1e} relative"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     for name in ("k", "d", "rank", "n", "frames", "batch_size", "naive_utts"):
         if getattr(args, name) < 1:
@@ -243,24 +271,7 @@ def run(args: argparse.Namespace) -> int:
         "gemm_lower_bound_seconds": bound,
         "times_gemm_lower_bound": ours / bound,
     }
-    print(f"TV iteration, K={k} D={d} R={r}, {args.n} utterances of {args.frames} frames")
-    print(f"  gmmspeech  {ours:8.2f} s/it   peak RSS {mem.peak:7.1f} MiB")
-    total = sum(split.values())
-    print(f"  split (a second, instrumented pass of the same steps: {total:.2f} s)")
-    for key, v in split.items():
-        print(
-            f"    {key:<11s} {v:8.2f} s  {100 * v / total:5.1f} %  ({fl[key] / 1e9:7.1f} GFLOP, "
-            f"{fl[key] / max(v, 1e-9) / 1e9:6.1f} GFLOP/s)"
-        )
-    print(
-        f"  per-utterance {naive_total:8.2f} s/it (timed on {n_naive} utterances, "
-        f"{naive_e / n_naive * 1e3:.1f} ms each)  -> gmmspeech is {naive_total / ours:.1f}x faster"
-    )
-    print(
-        f"  GEMM lower bound {bound:.2f} s at {rate / 1e9:.1f} GFLOP/s -> {ours / bound:.2f}x "
-        f"the bound; i-vectors agree with the per-utterance ones to "
-        f"{result['ivector_max_relative_difference_vs_naive']:.1e} relative"
-    )
+    _print(result)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
