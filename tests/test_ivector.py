@@ -126,8 +126,9 @@ def test_learned_subspace_matches_the_true_one():
     src, t_true = _tv_data()
     tv = TotalVariability(rank=2, n_iter=30, batch_size=500).fit(src)
     angles = linalg.subspace_angles(t_true.reshape(-1, 2), tv.T_.reshape(-1, 2))
-    # threshold: 0.05 rad (2.9 degrees) with 3000 utterances of ~40 frames per component
-    assert np.max(angles) < 0.05, np.degrees(angles)
+    # threshold 0.01 rad (0.57 degrees); 3000 utterances of ~40 frames per component reach
+    # about 0.2 degrees, and a random 2-D subspace of R^24 is tens of degrees away
+    assert np.max(angles) < 0.01, np.degrees(angles)
 
 
 def test_stats_files_round_trip_and_stream_the_same_model(tmp_path):
