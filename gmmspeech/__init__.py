@@ -81,10 +81,23 @@ _EXPORTS: dict[str, str] = {
     "plot_det": "plots",
     "plot_score_histograms": "plots",
     "GMMClassifier": "classifier",
+    # i-vectors and their back end
+    "UtteranceStats": "uttstats",
+    "utterance_stats": "uttstats",
+    "compute_stats": "uttstats",
+    "StatsSet": "uttstats",
+    "StatsFile": "uttstats",
+    "TotalVariability": "ivector",
+    "LDA": "backend",
+    "WCCN": "backend",
+    "PLDA": "backend",
+    "length_normalize": "backend",
+    "cosine_score": "backend",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .audio import load_audio
+    from .backend import LDA, PLDA, WCCN, cosine_score, length_normalize
     from .calibration import LogisticCalibration
     from .classifier import GMMClassifier
     from .config import (
@@ -113,6 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .featstore import FeatureStore
     from .features import extract_features
     from .gmm import DiagGMM
+    from .ivector import TotalVariability
     from .map import map_adapt
     from .metrics import (
         act_dcf,
@@ -132,6 +146,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .stats import SufficientStats, accumulate
     from .trials import TrialList, align_scores, read_scores, read_trials, write_scores
     from .ubm import em_step, train_ubm
+    from .uttstats import StatsFile, StatsSet, UtteranceStats, compute_stats, utterance_stats
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,393 @@
+"""The total-variability model and i-vectors, on the statistics of :mod:`uttstats`.
+
+Model (Dehak et al. 2011, with the UBM covariances ``S`` kept fixed): an utterance's centred
+first-order statistics ``F_k = sum_t g_tk (x_t - m_k)`` are explained by a low-rank offset
+``T_k w`` of the UBM means, ``w ~ N(0, I_R)``. The i-vector is the posterior mean
+
+    L = I + sum_k N_k T_k' S_k^-1 T_k,    w = L^-1 sum_k T_k' S_k^-1 F_k.
+
+The E-step is batched: ``P_k = T_k' S_k^-1 T_k`` is computed once per iteration and kept as
+packed upper triangles ``(K, R(R+1)/2)``, so the precisions of ``b`` utterances are ONE matrix
+product ``N (b, K) @ P``. Each ``L`` is Cholesky-factored (LAPACK potrf); the M-step needs
+``L^-1`` itself, which potri gives from the factor. The M-step accumulators are float64:
+``C_k = sum_u N_uk (L_u^-1 + w_u w_u')`` (packed, again one product) and
+``A = sum_u F_u w_u'``; then ``T_k = A_k C_k^-1`` per component. The optional
+minimum-divergence step re-scales ``T`` by the Cholesky factor of the mean ``E[w w']``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import scipy.linalg
+from scipy.linalg import blas, lapack
+from threadpoolctl import threadpool_info
+
+from .atomic import atomic_path
+from .engine import Engine, LocalEngine, map_reduce
+from .errors import DataError, ModelFormatError, ModelMismatchError
+from .featstore import config_differences
+from .gmm import DiagGMM
+from .h5io import from_json, open_checked, to_json, write_header
+from .speakermodels import ubm_fingerprint
+from .threads import blas_threads
+from .uttstats import (
+    StatsSource,
+    UtteranceStats,
+    as_source,
+    load_task,
+    read_ubm_record,
+    write_ubm_record,
+)
+
+log = logging.getLogger(__name__)
+
+TV_FORMAT = "gmmspeech.TotalVariability"
+FORMAT_VERSION = 1
+_PARAMS = ("rank", "n_iter", "min_divergence", "random_state", "batch_size")
+
+
+# ============================================================================ TV model
+@dataclass
+class Precomputed:
+    """Per-iteration quantities shared by every E-step task."""
+
+    ts: np.ndarray  # (K*D, R): S^-1 T, stacked
+    packed: np.ndarray  # (K, Rp): upper triangles of T_k' S_k^-1 T_k, Rp = R(R+1)/2
+    rank: int
+
+
+@dataclass
+class Accumulators:
+    """E-step accumulators (float64, Fortran order so BLAS adds into them in place).
+
+    ``c`` (K, Rp): ``sum_u N_uk E[w w']_u`` packed; ``a`` (K*D, R): ``sum_u F_u w_u'``;
+    ``m`` (Rp,): ``sum_u E[w w']_u``; ``aux``: ``sum_u 0.5 (b_u' w_u - log det L_u)``.
+    """
+
+    n: int
+    c: np.ndarray
+    a: np.ndarray
+    m: np.ndarray
+    aux: float
+
+    @classmethod
+    def zeros(cls, kd: int, k: int, r: int) -> Accumulators:
+        rp = r * (r + 1) // 2
+        return cls(0, np.zeros((k, rp), order="F"), np.zeros((kd, r), order="F"), np.zeros(rp), 0.0)
+
+    def __add__(self, o: Accumulators) -> Accumulators:
+        return Accumulators(
+            self.n + o.n, self.c + o.c, self.a + o.a, self.m + o.m, self.aux + o.aux
+        )
+
+    def add_batch(
+        self, n: np.ndarray, f: np.ndarray, w: np.ndarray, second: np.ndarray, aux: np.ndarray
+    ) -> None:
+        """Add a batch in place: two GEMMs with beta = 1 (no (K, Rp) temporary)."""
+        f2 = f.reshape(f.shape[0], -1)
+        # C-ordered (b, x) arrays are Fortran (x, b) ones: pass them transposed, no copies
+        self.c = blas.dgemm(1.0, n.T, second.T, beta=1.0, c=self.c, trans_b=1, overwrite_c=1)
+        self.a = blas.dgemm(1.0, f2.T, w.T, beta=1.0, c=self.a, trans_b=1, overwrite_c=1)
+        self.m += second.sum(axis=0)
+        self.aux += float(aux.sum())
+        self.n += n.shape[0]
+
+
+def precompute(t: np.ndarray, var: np.ndarray, block: int = 32) -> Precomputed:
+    """``S^-1 T`` and the packed ``T_k' S_k^-1 T_k`` of a model ``T`` (K, D, R)."""
+    k, d, r = t.shape
+    ts = t / var[:, :, None]
+    iu0, iu1 = np.triu_indices(r)
+    packed = np.empty((k, iu0.size))
+    full = np.empty((min(block, k), r, r))  # blocks of components bound this temporary
+    for s in range(0, k, block):
+        e = min(s + block, k)
+        np.matmul(t[s:e].transpose(0, 2, 1), ts[s:e], out=full[: e - s])
+        packed[s:e] = full[: e - s, iu0, iu1]
+    return Precomputed(ts.reshape(k * d, r), packed, r)
+
+
+def build_precisions(n: np.ndarray, pre: Precomputed, out: np.ndarray | None = None) -> np.ndarray:
+    """``L_u = I + sum_k N_uk P_k`` of a batch, shape (b, R, R), as ONE product ``N @ P``.
+
+    Each packed row ``i`` (entries ``(i, i..R-1)``) is copied into row ``i`` of a C-ordered
+    matrix, a contiguous copy (fancy-index scattering was 70x slower). Only that upper
+    triangle is written: the transpose is a Fortran-ordered matrix whose LOWER triangle
+    LAPACK reads, so no copy is made. ``out`` is a reusable buffer of at least b matrices.
+    """
+    r = pre.rank
+    lp = n @ pre.packed
+    big = out[: n.shape[0]] if out is not None else np.empty((n.shape[0], r, r))
+    start = 0
+    for i in range(r):
+        big[:, i, i:] = lp[:, start : start + r - i]
+        big[:, i, i] += 1.0
+        start += r - i
+    return big
+
+
+def solve_precisions(
+    big: np.ndarray, lin: np.ndarray, want_second: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Cholesky solves of a batch (``big`` is overwritten).
+
+    Returns ``w`` (b, R), the posterior means ``L^-1 lin``; ``second`` (b, R(R+1)/2) or
+    None, the packed ``E[w w'] = L^-1 + w w'`` (``L^-1`` by LAPACK potri from the factor);
+    ``aux`` (b,), ``0.5 (lin' w - log det L)``, the log-likelihoods up to a constant.
+    """
+    bsz, r = lin.shape
+    w = np.empty((bsz, r))
+    aux = np.empty(bsz)
+
+    def one(u: int) -> None:
+        # in place: big[u].T is Fortran-ordered, so potrf and potri overwrite big[u]
+        c, info = lapack.dpotrf(big[u].T, lower=1, overwrite_a=1)
+        if info != 0:
+            raise DataError(f"utterance {u} of a batch: precision not positive definite")
+        w[u] = lapack.dpotrs(c, lin[u], lower=1)[0]
+        aux[u] = 0.5 * (lin[u] @ w[u]) - np.log(np.diag(c)).sum()
+        if want_second:
+            lapack.dpotri(c, lower=1, overwrite_c=1)
+
+    _parallel(one, bsz)
+    if not want_second:
+        return w, None, aux
+    # big[:, i, i:] now holds row i of each L^-1 (upper part): pack it by contiguous copies,
+    # outside the threads (fancy indexing would hold the GIL for most of the batch)
+    second = np.empty((bsz, r * (r + 1) // 2))
+    start = 0
+    for i in range(r):
+        seg = second[:, start : start + r - i]
+        np.multiply(w[:, i : i + 1], w[:, i:], out=seg)
+        seg += big[:, i, i:]
+        start += r - i
+    return w, second, aux
+
+
+def _parallel(fn: Callable[[int], None], n: int) -> None:
+    """``fn(i)`` for i < n on as many threads as BLAS may use, each with one BLAS thread.
+
+    R x R factorisations are too small for OpenBLAS's threads (on a busy 2-core machine a
+    400 x 400 potrf + potri took 44 ms with 2 BLAS threads, 3.8 ms with 1); LAPACK releases
+    the GIL, so utterances (or components) go to Python threads instead.
+    """
+    info = [i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "blas"]
+    n_threads = int(max(info or [1]))
+    with blas_threads(1):
+        if n_threads <= 1:
+            for i in range(n):
+                fn(i)
+        else:
+            with ThreadPoolExecutor(n_threads) as pool:
+                list(pool.map(fn, range(n)))
+
+
+def linear_terms(f: np.ndarray, pre: Precomputed) -> np.ndarray:
+    """``sum_k T_k' S_k^-1 F_uk`` of a batch: (b, K, D) -> (b, R)."""
+    return f.reshape(f.shape[0], -1) @ pre.ts
+
+
+def _estep_task(shard: list[Any], pre: Precomputed) -> Accumulators:
+    """Map task: E-step accumulators of a shard (a list of batches of utterances)."""
+    kd, r = pre.ts.shape
+    acc = Accumulators.zeros(kd, pre.packed.shape[0], r)
+    buf: np.ndarray | None = None
+    for task in shard:
+        n, f = load_task(task)
+        if buf is None or buf.shape[0] < n.shape[0]:
+            buf = np.empty((n.shape[0], r, r))
+        w, second, aux = solve_precisions(build_precisions(n, pre, buf), linear_terms(f, pre), True)
+        assert second is not None
+        acc.add_batch(n, f, w, second, aux)
+    return acc
+
+
+def _transform_task(shard: list[Any], pre: Precomputed) -> np.ndarray:
+    out = []
+    for task in shard:
+        n, f = load_task(task)
+        out.append(solve_precisions(build_precisions(n, pre), linear_terms(f, pre), False)[0])
+    return np.concatenate(out)
+
+
+def _shards(tasks: list[Any], engine: Engine) -> list[list[Any]]:
+    """Contiguous groups of tasks, two per worker (one in this process)."""
+    par = int(getattr(engine, "parallelism", 1))
+    n = max(1, min(len(tasks), 1 if par <= 1 else 2 * par))
+    return [[tasks[i] for i in g] for g in np.array_split(np.arange(len(tasks)), n)]
+
+
+def _unpack(p: np.ndarray, r: int) -> np.ndarray:
+    out = np.zeros((r, r))
+    iu0, iu1 = np.triu_indices(r)
+    out[iu0, iu1] = p
+    out[iu1, iu0] = p
+    return out
+
+
+def m_step(acc: Accumulators, old: np.ndarray, min_divergence: bool) -> np.ndarray:
+    """New ``T`` (K, D, R) from the accumulators: ``T_k = A_k C_k^-1`` per component.
+
+    A component no utterance visits (``C_k`` not positive definite) keeps its old ``T_k``.
+    """
+    k, d, r = old.shape
+    a = acc.a.reshape(k, d, r)
+    t = old.copy()
+    kept: list[int] = []
+
+    def one(j: int) -> None:
+        try:
+            cf = scipy.linalg.cho_factor(_unpack(acc.c[j], r), lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            kept.append(j)
+            return
+        t[j] = scipy.linalg.cho_solve(cf, a[j].T, check_finite=False).T
+
+    _parallel(one, k)
+    if kept:
+        log.warning("TV M-step: %d component(s) without data kept their T_k", len(kept))
+    if min_divergence:
+        g = np.linalg.cholesky(_unpack(acc.m, r) / acc.n)
+        t = (t.reshape(k * d, r) @ g).reshape(old.shape)
+    return t
+
+
+class TotalVariability:
+    """Total-variability subspace (i-vector extractor) on a UBM's statistics.
+
+    Parameters
+    ----------
+    rank : int
+        i-vector dimension R.
+    n_iter : int
+        EM iterations.
+    min_divergence : bool
+        After each M-step, re-scale ``T`` so that the mean posterior ``E[w w']`` is ``I``.
+    random_state : int
+        Seed of the random initial ``T``.
+    batch_size : int
+        Utterances per batch (memory is O(batch_size x R^2) plus the model).
+
+    Attributes
+    ----------
+    T_ : ndarray, shape (K, D, R), float64
+    ubm_ : DiagGMM
+    feature_config_ : dict or None
+    history_ : list of dict
+        ``auxiliary`` per iteration: ``sum_u 0.5 (b_u' w_u - log det L_u)``, the statistics'
+        log-likelihood under the model entering it, up to a constant; it never decreases.
+    """
+
+    def __init__(
+        self,
+        rank: int = 400,
+        n_iter: int = 10,
+        min_divergence: bool = True,
+        random_state: int = 0,
+        batch_size: int = 100,
+    ) -> None:
+        checks = (("rank", rank, 1), ("n_iter", n_iter, 0), ("batch_size", batch_size, 1))
+        for name, v, low in checks:
+            if int(v) < low:
+                raise DataError(f"{name}: must be >= {low}, got {v}")
+        self.rank = int(rank)
+        self.n_iter = int(n_iter)
+        self.min_divergence = bool(min_divergence)
+        self.random_state = random_state
+        self.batch_size = int(batch_size)
+        self.history_: list[dict[str, float]] = []
+
+    def _init(self, ubm: DiagGMM) -> np.ndarray:
+        rng = np.random.default_rng(self.random_state)
+        k, d = ubm.n_components, ubm.n_features
+        noise = rng.standard_normal((k, d, self.rank))
+        return np.sqrt(ubm.variances)[:, :, None] * noise / np.sqrt(self.rank)
+
+    def fit(
+        self, stats: StatsSource | Sequence[UtteranceStats], *, engine: Engine | None = None
+    ) -> TotalVariability:
+        """Train ``T_`` by EM on the statistics (streamed in batches; E-step on ``engine``)."""
+        src = as_source(stats)
+        self.ubm_ = src.ubm
+        self.feature_config_ = src.feature_config
+        if self.rank > self.ubm_.n_components * self.ubm_.n_features:
+            raise DataError(f"rank: must be <= K*D, got {self.rank}")
+        self.T_ = self._init(self.ubm_)
+        self.history_ = []
+        for it in range(self.n_iter):
+            self.T_, aux = self.iterate(src, engine=engine)
+            self.history_.append({"iteration": it, "auxiliary": aux})
+            log.info("TV iteration %d: auxiliary %.6g", it, aux)
+        return self
+
+    def iterate(
+        self, stats: StatsSource, *, engine: Engine | None = None
+    ) -> tuple[np.ndarray, float]:
+        """One EM iteration from ``T_``: the new ``T`` and the auxiliary of the old one."""
+        pre = precompute(self.T_, self.ubm_.variances)
+        eng = engine or LocalEngine()
+        acc: Accumulators = map_reduce(
+            eng, _estep_task, _shards(stats.tasks(self.batch_size), eng), pre
+        )
+        if not np.isfinite(acc.aux):
+            raise DataError("statistics: the TV E-step gave a non-finite likelihood")
+        return m_step(acc, self.T_, self.min_divergence), acc.aux
+
+    def _check(self, src: StatsSource) -> None:
+        if not hasattr(self, "T_"):
+            raise ModelFormatError("TotalVariability: not fitted; call fit() or load() first")
+        got, want = ubm_fingerprint(src.ubm), ubm_fingerprint(self.ubm_)
+        if got != want:
+            raise ModelMismatchError(
+                f"statistics computed with UBM {got[:12]}... but the TV model was trained on "
+                f"UBM {want[:12]}...; recompute the statistics with the model's UBM"
+            )
+        a, b = src.feature_config, self.feature_config_
+        if a and b and a != b:
+            raise ModelMismatchError(
+                "statistics and TV model have different feature configs: "
+                + "; ".join(config_differences(a, b))
+            )
+
+    def transform(
+        self, stats: StatsSource | Sequence[UtteranceStats], *, engine: Engine | None = None
+    ) -> np.ndarray:
+        """i-vectors (posterior means), shape (n, rank), float64."""
+        src = as_source(stats)
+        self._check(src)
+        pre = precompute(self.T_, self.ubm_.variances)
+        eng = engine or LocalEngine()
+        parts = eng.map(_transform_task, _shards(src.tasks(self.batch_size), eng), pre)
+        return np.concatenate(parts)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``T_``, the UBM (with its SHA-256) and the feature config to HDF5."""
+        cfg = {k: getattr(self, k) for k in _PARAMS}
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            write_header(f, TV_FORMAT, FORMAT_VERSION, cfg)
+            write_ubm_record(f, self.ubm_, self.feature_config_)
+            f.attrs["history"] = to_json(self.history_)
+            f.create_dataset("T", data=self.T_)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], ubm: DiagGMM | None = None) -> TotalVariability:
+        """Read a model; with ``ubm``, refuse a model trained on another UBM."""
+        with open_checked(path, TV_FORMAT, FORMAT_VERSION) as f:
+            cfg = from_json(f.attrs.get("config"), {})
+            tv = cls(**{k: cfg[k] for k in _PARAMS if k in cfg})
+            tv.ubm_, tv.feature_config_ = read_ubm_record(f, path, ubm)
+            tv.history_ = from_json(f.attrs.get("history"), [])
+            tv.T_ = f["T"][()]
+        want = (tv.ubm_.n_components, tv.ubm_.n_features, tv.rank)
+        if tv.T_.shape != want:
+            raise ModelFormatError(f"{Path(path)}: T has shape {tv.T_.shape}, expected {want}")
+        return tv
