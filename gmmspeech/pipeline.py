@@ -439,8 +439,6 @@ class Experiment:
     def _stage_extract(self) -> tuple[list[str], dict[str, Any]]:
         from .extraction import extract_to_store
 
-        c = self.cfg.compute
-        jobs = (c.n_workers or _cpu_count()) if c.backend == "processes" else 1
         # Stores of another data preparation or feature config are removed; stores of an
         # interrupted run of this same stage are completed (extract_to_store resumes).
         marker = self.path("features/stage.json")
@@ -459,19 +457,16 @@ class Experiment:
         from .extraction_worker import keep_freed_memory
 
         keep_freed_memory()  # freed memory kept for reuse: long utterances extract 30 % faster
-        with contextlib.ExitStack() as stack:
-            # processes: extract_to_store's own pool of `jobs`; dask: the cluster's workers
-            engine = stack.enter_context(self._engine()) if c.backend == "dask" else None
+        with self._engine() as engine:
             reports = [
                 extract_to_store(
                     self.path(f"data/{name}"),
                     self.path(f"features/{name}.h5"),
                     self.cfg.features,
-                    jobs=jobs,
+                    engine=engine,
                     max_failed_fraction=self.cfg.extract.max_failed_fraction,
                     batch_size=self.cfg.extract.batch_size,
                     progress=self.progress,
-                    engine=engine,
                 )
                 for name in self._sets()
             ]
@@ -518,13 +513,7 @@ class Experiment:
         """The engine of ``compute.*`` (closed when the block ends)."""
         from .engine import make_engine
 
-        c = self.cfg.compute
-        engine = make_engine(
-            c.backend,
-            n_workers=c.n_workers,
-            scheduler_address=c.scheduler_address,
-            threads_per_worker=c.threads_per_worker,
-        )
+        engine = make_engine(self.cfg.compute)
         try:
             yield engine
         finally:

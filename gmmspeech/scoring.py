@@ -40,11 +40,11 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_path
+from .engine import blas_threads
 from .errors import DataError, ModelMismatchError
 from .frames import COMPUTE_DTYPE, as_frames
 from .gmm import DiagGMM
 from .speakermodels import SpeakerModels
-from .threads import blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -660,7 +660,7 @@ def score_trials(
             (method, c, chunk_size, memory_budget),
         )
         return scores
-    with blas_threads(1):  # per-utterance matrices are small: see gmmspeech.threads
+    with blas_threads(1):  # per-utterance matrices are small: see engine.blas_threads
         for t, (rows, cols) in tqdm(
             groups.items(), desc="score", unit="utt", disable=not progress, total=len(groups)
         ):

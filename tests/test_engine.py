@@ -5,7 +5,15 @@ import time
 import numpy as np
 import pytest
 
-from gmmspeech import ConfigError, DiagGMM, LocalEngine, ProcessEngine, make_engine, train_ubm
+from gmmspeech import (
+    ConfigError,
+    DiagGMM,
+    LocalEngine,
+    ProcessEngine,
+    make_engine,
+    train_ubm,
+)
+from gmmspeech.config import ComputeConfig
 from gmmspeech.engine import map_reduce
 from gmmspeech.framesource import ArraySource
 from gmmspeech.stats import accumulate
@@ -107,12 +115,14 @@ def test_dask_survives_a_killed_worker(dask_engine, tmp_path):
 
 
 def test_misconfiguration_is_one_clear_line():
-    with pytest.raises(ConfigError, match="unknown engine 'dsak'; did you mean 'dask'"):
-        make_engine("dsak")
-    with pytest.raises(ConfigError, match="n_workers: must be >= 1"):
-        make_engine("processes", n_workers=0)
+    with pytest.raises(ConfigError, match="backend"):
+        make_engine(ComputeConfig(backend="dsak"))
+    with pytest.raises(ConfigError, match="n_workers"):
+        make_engine(ComputeConfig(backend="processes", n_workers=0))
+    with pytest.raises(ConfigError, match="compute: expected a ComputeConfig"):
+        make_engine("processes")  # type: ignore[arg-type]
     pytest.importorskip("dask.distributed")
-    engine = make_engine("dask", scheduler_address="tcp://127.0.0.1:9")
+    engine = make_engine(ComputeConfig(backend="dask", scheduler_address="tcp://127.0.0.1:9"))
     engine.timeout = 2.0
     t0 = time.time()
     with pytest.raises(
@@ -134,7 +144,14 @@ def test_missing_dask_extra(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_dask)
     with pytest.raises(ConfigError, match=r"pip install 'gmmspeech\[dask\]'"):
-        make_engine("dask")
+        make_engine(ComputeConfig(backend="dask"))
+
+
+def test_worker_counts_above_the_cpus_are_capped_with_a_warning():
+    cpus = os.cpu_count() or 1
+    with pytest.warns(UserWarning, match=f"n_workers={cpus + 3} is more than the {cpus} CPU"):
+        engine = make_engine(ComputeConfig(backend="processes", n_workers=cpus + 3))
+    assert isinstance(engine, ProcessEngine) and engine.n_workers == cpus
 
 
 def test_moments_merge_like_one_pass():

@@ -153,7 +153,9 @@ def test_extract_features_is_librosa_mfcc_plus_librosa_deltas(cfg: FeatureConfig
         fmax=cfg.fmax,
     )
     width = 2 * cfg.delta_window + 1
-    blocks = [m] + [librosa.feature.delta(m, width=width, order=k) for k in range(1, cfg.deltas + 1)]
+    blocks = [m] + [
+        librosa.feature.delta(m, width=width, order=k) for k in range(1, cfg.deltas + 1)
+    ]
     expected = np.vstack(blocks).T
     got = extract_features(y, cfg.sample_rate, cfg)
     assert got.shape == expected.shape == (m.shape[1], cfg.n_features)
@@ -341,8 +343,7 @@ def test_pipeline_equals_its_parts() -> None:
     y, _ = bursts([("silence", 0.4), ("speech", 0.9), ("silence", 0.4)], seed=9)
     static = _librosa_oracle(y, cfg).T
     full = np.vstack(
-        [static]
-        + [librosa.feature.delta(static, width=5, order=k) for k in (1, 2)]
+        [static] + [librosa.feature.delta(static, width=5, order=k) for k in (1, 2)]
     ).T.astype(np.float64)
     e = 10 * np.log10(np.maximum(np.mean(_raw_frames(y, cfg) ** 2, axis=1), 1e-20))
     assert e.shape[0] == full.shape[0]

@@ -11,8 +11,9 @@ from typing import Any
 from ..atomic import atomic_path
 from ..classifier import GMMClassifier
 from ..errors import DataError
+from ..featstore import open_features
 from ..metrics import confusion_matrix, identification_accuracy
-from ..speakermodels import open_features, read_utt2label
+from ..speakermodels import read_utt2label
 
 NAME = "classify"
 HELP = "closed-set classification with one GMM per label (utt2label): accuracy, confusions"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..featstore import open_features
 from ..gmm import DiagGMM
-from ..speakermodels import enroll, open_features, read_spk2utt
+from ..speakermodels import enroll, read_spk2utt
 
 NAME = "enroll"
 HELP = "MAP-adapt one model per speaker (all of its utterances) into one models file"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
-import os
 
 from ..config import ComputeConfig, ExtractConfig, FeatureConfig, load_sections
 from ..engine import make_engine
@@ -39,7 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="override one option, e.g. --set n_mfcc=13 or --set compute.backend=dask "
         "(repeatable; YAML values, type-checked)",
     )
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="shorthand for --set compute.backend=processes --set compute.n_workers=N "
+        "(default: the config's compute section; local: this process)",
+    )
     p.add_argument(
         "--max-failed",
         type=float,
@@ -74,32 +81,20 @@ def load_feature_config(
 
 def run(args: argparse.Namespace) -> int:
     cfg, opts, compute = load_feature_config(args.config, args.overrides)
+    if args.jobs is not None:
+        compute = dataclasses.replace(compute, backend="processes", n_workers=args.jobs)
     keep_freed_memory()  # this process only extracts
-    jobs = args.jobs
-    if compute.backend == "processes" and jobs == 1:
-        jobs = compute.n_workers or os.cpu_count() or 1
-    with contextlib.ExitStack() as stack:
-        engine = None
-        if compute.backend == "dask":
-            engine = stack.enter_context(
-                make_engine(
-                    "dask",
-                    n_workers=compute.n_workers,
-                    scheduler_address=compute.scheduler_address,
-                    threads_per_worker=compute.threads_per_worker,
-                )
-            )
+    with contextlib.closing(make_engine(compute)) as engine:
         report = extract_to_store(
             args.datadir,
             args.output,
             cfg,
-            jobs=jobs,
+            engine=engine,
             max_failed_fraction=(
                 opts.max_failed_fraction if args.max_failed is None else args.max_failed
             ),
             batch_size=opts.batch_size if args.batch_size is None else args.batch_size,
             progress=not args.no_progress,
-            engine=engine,
         )
     rtf = report.audio_seconds / report.seconds if report.seconds > 0 else float("nan")
     print(

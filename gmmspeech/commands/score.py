@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..featstore import open_features
 from ..gmm import DiagGMM
 from ..norm import METHODS as NORM_METHODS
 from ..norm import normalize
@@ -21,7 +22,7 @@ from ..scoring import (
     score_trials,
     write_scores,
 )
-from ..speakermodels import SpeakerModels, enroll, open_features, read_spk2utt
+from ..speakermodels import SpeakerModels, enroll, read_spk2utt
 
 NAME = "score"
 HELP = "score trials '<model> <test> [target|nontarget]' as frame-averaged LLRs"

@@ -63,12 +63,7 @@ def _train(args: argparse.Namespace, views: list[Any], ubm_cfg: Any, compute: An
     from ..engine import make_engine
     from ..ubm import train_ubm
 
-    engine = make_engine(
-        compute.backend,
-        n_workers=compute.n_workers,
-        scheduler_address=compute.scheduler_address,
-        threads_per_worker=compute.threads_per_worker,
-    )
+    engine = make_engine(compute)
     ckpt = Path(args.checkpoint_dir or f"{args.output}.ckpt")
     try:
         ubm = train_ubm(
