@@ -48,7 +48,18 @@ log = logging.getLogger(__name__)
 ENGINE_NAMES = ("local", "processes", "dask")
 
 # Imported once by the forkserver; every worker forked from it starts with them loaded.
-WORKER_PRELOAD = ("numpy", "h5py", "gmmspeech.features", "gmmspeech.stats", "gmmspeech.scoring")
+# librosa loads lazily, so its spectral modules are named here, not just the package.
+WORKER_PRELOAD = (
+    "numpy",
+    "h5py",
+    "librosa.core.spectrum",
+    "librosa.feature.spectral",
+    "librosa.feature.utils",
+    "librosa.filters",
+    "gmmspeech.extraction_worker",
+    "gmmspeech.stats",
+    "gmmspeech.scoring",
+)
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _PR_SET_PDEATHSIG = 1
 

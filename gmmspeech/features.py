@@ -18,8 +18,8 @@ The pipeline of :func:`extract_features` for one utterance:
 Arrays are ``(n_frames, n_features)`` throughout (librosa's layout is the transpose); every
 array returned is float32.
 
-Importing this module imports librosa's spectral stack (about 1.3 s, scipy.signal
-included); process workers get it preloaded from the engine's forkserver.
+librosa loads its spectral stack (about 1.3 s, scipy.signal included) at the first MFCC of
+a process; process workers get it preloaded from the engine's forkserver.
 """
 
 from __future__ import annotations
@@ -27,11 +27,8 @@ from __future__ import annotations
 import logging
 import warnings
 
-import librosa
+import librosa  # lazy: its submodules load at first use (or in the forkserver)
 import numpy as np
-from librosa.feature import delta as librosa_delta
-from librosa.feature import melspectrogram
-from librosa.feature import mfcc as librosa_mfcc
 from numpy.typing import ArrayLike
 from scipy.special import ndtri
 
@@ -178,7 +175,7 @@ def mfcc(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
         # a clip shorter than n_fft but at least one window long is framed correctly
         # (zero-padded); librosa's "n_fft is too large" warning would only be noise here
         warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
-        mel = melspectrogram(
+        mel = librosa.feature.melspectrogram(
             y=_pre_emphasis(y, config.pre_emphasis),
             sr=config.sample_rate,
             n_fft=config.fft_size,
@@ -193,7 +190,7 @@ def mfcc(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
             fmax=config.fmax,
         )
     logmel = librosa.power_to_db(mel, ref=1.0, amin=_AMIN, top_db=config.top_db)
-    out = librosa_mfcc(S=logmel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho").T
+    out = librosa.feature.mfcc(S=logmel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho").T
     out = np.ascontiguousarray(out, dtype=np.float32)
     if config.energy == "log_energy":
         raw = frame_view(y, config)
@@ -235,7 +232,8 @@ def add_deltas(x: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
             f"frame_shift_ms"
         )
     blocks = [x] + [
-        librosa_delta(x, width=width, order=k, axis=0, mode="interp") for k in range(1, order + 1)
+        librosa.feature.delta(x, width=width, order=k, axis=0, mode="interp")
+        for k in range(1, order + 1)
     ]
     return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
 

@@ -9,8 +9,6 @@ import logging
 
 from ..config import ComputeConfig, ExtractConfig, FeatureConfig, load_sections
 from ..engine import make_engine
-from ..extraction import extract_to_store
-from ..extraction_worker import keep_freed_memory
 
 NAME = "extract"
 HELP = "extract MFCC features of a data dir into an HDF5 feature store (resumable)"
@@ -80,6 +78,10 @@ def load_feature_config(
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: the CLI builds its parser without loading librosa (extraction does)
+    from ..extraction import extract_to_store
+    from ..extraction_worker import keep_freed_memory
+
     cfg, opts, compute = load_feature_config(args.config, args.overrides)
     if args.jobs is not None:
         compute = dataclasses.replace(compute, backend="processes", n_workers=args.jobs)
