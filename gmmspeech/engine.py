@@ -165,7 +165,7 @@ def map_reduce(
     Results are added as they arrive (a window of a few tasks per worker in flight), so the
     driver holds a bounded number of partial results however many items there are.
     """
-    window = 4 * max(1, int(getattr(engine, "parallelism", 1)))
+    window = 4 * max(1, int(engine.parallelism))
     total: Any = None
     for r in engine.imap(fn, items, shared, window=window):
         total = r if total is None else total + r

@@ -335,45 +335,57 @@ def extract_to_store(
     dd = data if isinstance(data, DataDir) else DataDir.read(data, check_audio=False)
     out_path = Path(out)
     _check_output_folder(out_path)
-    cfg_dict = to_dict(cfg)
     report = ExtractReport(store=out_path, log=log_path_for(out_path), n_utterances=len(dd))
-    parts = _parts_dir(out_path)
     run_on = LocalEngine() if engine is None else engine
     with _Lock(_lock_path(out_path)):
-        _remove_stray_temps(out_path)
-        in_store, part_files, in_parts = _scan_existing(out_path, parts, cfg_dict)
-        todo = [(u, str(dd.audio_path(u))) for u in dd.utt_ids if u not in in_store | in_parts]
-        report.n_existing = len(dd) - len(todo)
-        todo = _drop_missing_audio(todo, dd, report, opts.max_failed_fraction)
-        if report.n_existing:
-            log.info(
-                "%s: %d of %d utterances already extracted; %d to do",
-                out_path,
-                report.n_existing,
-                len(dd),
-                len(todo),
-            )
-        final: SortedStore | None = None
-        if todo:
-            _make_parts_dir(parts)
-            ids = [u for u, _ in todo]
-            # A fresh run writes the store as it goes; a resumed one merges old and new.
-            if not in_store and not part_files and ids == sorted(ids):
-                final = SortedStore(out_path, ids, cfg_dict, cfg.n_features)
-            try:
-                _run(todo, cfg, opts.batch_size, parts, report, progress, run_on, final)
-            except BaseException:
-                if final is not None:
-                    final.abort()
-                raise
-            part_files = sorted(parts.glob("part-*.h5"))
-        report.seconds = time.perf_counter() - t0
-        _check_failures(report, opts.max_failed_fraction, final, cfg_dict, run_on)
-        _finish_store(out_path, parts, part_files, final, cfg_dict, cfg.n_features, report)
-        report.seconds = time.perf_counter() - t0
-        _write_log(report, cfg_dict, run_on)
+        _job(dd, cfg, opts, run_on, report, progress, t0)
     _log_summary(report, cfg)
     return report
+
+
+def _job(
+    dd: DataDir,
+    cfg: FeatureConfig,
+    opts: ExtractConfig,
+    engine: Engine,
+    report: ExtractReport,
+    progress: bool,
+    t0: float,
+) -> None:
+    """The work under the lock: what is left to do, extracting it, the store put in place."""
+    out, parts, cfg_dict = report.store, _parts_dir(report.store), to_dict(cfg)
+    _remove_stray_temps(out)
+    in_store, part_files, in_parts = _scan_existing(out, parts, cfg_dict)
+    todo = [(u, str(dd.audio_path(u))) for u in dd.utt_ids if u not in in_store | in_parts]
+    report.n_existing = len(dd) - len(todo)
+    todo = _drop_missing_audio(todo, dd, report, opts.max_failed_fraction)
+    if report.n_existing:
+        log.info(
+            "%s: %d of %d utterances already extracted; %d to do",
+            out,
+            report.n_existing,
+            len(dd),
+            len(todo),
+        )
+    final: SortedStore | None = None
+    if todo:
+        _make_parts_dir(parts)
+        ids = [u for u, _ in todo]
+        # A fresh run writes the store as it goes; a resumed one merges old and new.
+        if not in_store and not part_files and ids == sorted(ids):
+            final = SortedStore(out, ids, cfg_dict, cfg.n_features)
+        try:
+            _run(todo, cfg, opts.batch_size, parts, report, progress, engine, final)
+        except BaseException:
+            if final is not None:
+                final.abort()
+            raise
+        part_files = sorted(parts.glob("part-*.h5"))
+    report.seconds = time.perf_counter() - t0
+    _check_failures(report, opts.max_failed_fraction, final, cfg_dict, engine)
+    _finish_store(out, parts, part_files, final, cfg_dict, cfg.n_features, report)
+    report.seconds = time.perf_counter() - t0
+    _write_log(report, cfg_dict, engine)
 
 
 def _options(max_failed_fraction: float | None, batch_size: int | None) -> ExtractConfig:
