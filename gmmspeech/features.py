@@ -4,11 +4,11 @@ The pipeline of :func:`extract_features` for one utterance:
 
 1. resample to ``config.sample_rate`` if needed (logged);
 2. pre-emphasis ``y[n] = x[n] - a x[n-1]`` (``x[-1] = x[0]``);
-3. MFCCs by librosa: ``librosa.feature.melspectrogram`` (librosa's STFT framing, centred
-   frames by default, the config's window inside ``n_fft``; Slaney mel filterbank of
-   ``librosa.filters.mel``), ``librosa.power_to_db`` (``ref=1``, ``top_db``), then
-   ``librosa.feature.mfcc`` on that log-mel spectrogram (orthonormal DCT-II); c0 is kept
-   or replaced by the log frame energy;
+3. MFCCs by librosa, as ``librosa.feature.mfcc`` computes them: ``librosa.stft`` (centred
+   frames by default, the config's window inside ``n_fft``), power ``|X|^2``, the Slaney
+   mel filterbank of ``librosa.filters.mel``, ``librosa.power_to_db`` (``ref=1``,
+   ``top_db``), then ``librosa.feature.mfcc`` on that log-mel spectrogram (orthonormal
+   DCT-II); c0 is kept or replaced by the log frame energy;
 4. deltas by ``librosa.feature.delta`` (``width = 2 delta_window + 1``, ``mode="interp"``;
    order 2 is librosa's second-order filter);
 5. VAD on the raw frame energy in dBFS, over the samples under the window of each of
@@ -24,6 +24,7 @@ a process; process workers get it preloaded from the engine's forkserver.
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 
@@ -170,33 +171,69 @@ def mfcc(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
         ``energy="log_energy"`` column 0 holds ``ln(sum x^2)`` of the raw samples of
         :func:`frame_view` instead of c0.
     """
+    return np.ascontiguousarray(_cepstra(signal, config).T)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    """``librosa.filters.mel`` (Slaney), built once per setting rather than per utterance
+    as ``librosa.feature.melspectrogram`` does (about 1 ms of every 8-s utterance)."""
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    out = np.ascontiguousarray(basis, dtype=np.float32)
+    out.setflags(write=False)
+    return out
+
+
+def _cepstra(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """:func:`mfcc` in librosa's layout, shape (n_mfcc, n_frames), float32: the steps of
+    ``librosa.feature.melspectrogram`` (STFT, ``|.|^2``, mel basis) with the basis cached,
+    then ``power_to_db`` and ``librosa.feature.mfcc`` on that log-mel spectrogram."""
     y = np.asarray(signal, dtype=np.float32)
     with warnings.catch_warnings():
         # a clip shorter than n_fft but at least one window long is framed correctly
         # (zero-padded); librosa's "n_fft is too large" warning would only be noise here
         warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
-        mel = librosa.feature.melspectrogram(
-            y=_pre_emphasis(y, config.pre_emphasis),
-            sr=config.sample_rate,
+        spec = librosa.stft(
+            _pre_emphasis(y, config.pre_emphasis),
             n_fft=config.fft_size,
             hop_length=config.hop_length,
             win_length=config.win_length,
             window=config.window,
             center=config.center,
             pad_mode="constant",
-            power=2.0,
-            n_mels=config.n_mels,
-            fmin=config.fmin,
-            fmax=config.fmax,
         )
-    logmel = librosa.power_to_db(mel, ref=1.0, amin=_AMIN, top_db=config.top_db)
-    out = librosa.feature.mfcc(S=logmel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho").T
-    out = np.ascontiguousarray(out, dtype=np.float32)
+    power = np.abs(spec) ** 2  # as librosa's _spectrogram with power=2
+    mel = _mel_basis(config.sample_rate, config.fft_size, config.n_mels, config.fmin, config.fmax)
+    logmel = librosa.power_to_db(mel @ power, ref=1.0, amin=_AMIN, top_db=config.top_db)
+    out = np.asarray(
+        librosa.feature.mfcc(S=logmel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho"),
+        dtype=np.float32,
+    )
     if config.energy == "log_energy":
         raw = frame_view(y, config)
         energy = np.einsum("ij,ij->i", raw, raw)
-        out[:, 0] = np.log(np.maximum(energy, _LOG_ENERGY_FLOOR))
+        out[0] = np.log(np.maximum(energy, _LOG_ENERGY_FLOOR))
     return out
+
+
+def _with_deltas(c: np.ndarray, order: int, window: int) -> np.ndarray:
+    """``c`` (d, n_frames) stacked over its librosa deltas: (d * (order + 1), n_frames).
+
+    Filtered along the last axis of rows, librosa's own layout, which is about 3x faster in
+    ``savgol_filter``'s edge fits than the other axis.
+    """
+    width = 2 * int(window) + 1
+    if order and c.shape[1] < width:
+        raise AudioError(
+            f"too short for deltas: {c.shape[1]} frames < delta filter width {width} "
+            f"(delta_window={window}); drop the clip, or use a smaller delta_window or "
+            f"frame_shift_ms"
+        )
+    blocks = [c] + [
+        librosa.feature.delta(c, width=width, order=k, axis=-1, mode="interp")
+        for k in range(1, order + 1)
+    ]
+    return np.vstack(blocks).astype(np.float32, copy=False)
 
 
 def add_deltas(x: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
@@ -224,18 +261,7 @@ def add_deltas(x: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
         whole filter width of frames.
     """
     x = np.asarray(x, dtype=np.float32)
-    width = 2 * int(window) + 1
-    if order and x.shape[0] < width:
-        raise AudioError(
-            f"too short for deltas: {x.shape[0]} frames < delta filter width {width} "
-            f"(delta_window={window}); drop the clip, or use a smaller delta_window or "
-            f"frame_shift_ms"
-        )
-    blocks = [x] + [
-        librosa.feature.delta(x, width=width, order=k, axis=0, mode="interp")
-        for k in range(1, order + 1)
-    ]
-    return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
+    return np.ascontiguousarray(_with_deltas(np.ascontiguousarray(x.T), order, window).T)
 
 
 def _two_gaussian_speech(e: np.ndarray, n_iter: int = 30) -> np.ndarray:
@@ -444,10 +470,10 @@ def extract_features_with_info(
             + ("frame_length_ms" if cfg.center else "n_fft with center=false")
             + "); drop the clip or use shorter frames"
         )
-    static = mfcc(y, cfg)
+    static = _cepstra(y, cfg)  # (n_mfcc, n_frames): librosa's layout until the end
     energy = frame_energy_db(y, cfg)
-    n_total = static.shape[0]
-    feats = add_deltas(static, cfg.deltas, cfg.delta_window) if cfg.deltas else static
+    n_total = static.shape[1]
+    feats = np.ascontiguousarray(_with_deltas(static, cfg.deltas, cfg.delta_window).T)
     keep = vad_mask(energy, cfg)
     n_kept = int(keep.sum())
     if n_kept == 0:
