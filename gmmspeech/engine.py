@@ -261,7 +261,7 @@ class ProcessEngine:
         """Start the workers now (otherwise at the first task); for timing start-up apart."""
         pool = self._executor()
         for f in [pool.submit(os.getpid) for _ in range(self.n_workers)]:
-            f.result()
+            _result(f)
 
     def map(
         self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
