@@ -45,7 +45,7 @@ from .config import ExtractConfig, FeatureConfig, config_hash, to_dict
 from .datadir import DataDir
 from .engine import Engine, LocalEngine, blas_threads
 from .errors import ConfigError, DataError, ModelFormatError
-from .extraction_worker import UttResult, extract_batch
+from .extraction_worker import UttResult, check_config, extract_batch
 from .featstore import (
     PartWriter,
     SortedStore,
@@ -54,7 +54,6 @@ from .featstore import (
     open_store_file,
     read_index,
 )
-from .features import check_window
 
 log = logging.getLogger(__name__)
 
@@ -331,12 +330,12 @@ def extract_to_store(
     if not isinstance(cfg, FeatureConfig):
         raise ConfigError(f"config: expected a FeatureConfig, got {type(cfg).__name__}")
     opts = _options(max_failed_fraction, batch_size)
-    check_window(cfg)  # a bad window name fails here, not once per utterance
+    run_on = LocalEngine() if engine is None else engine
+    run_on.map(check_config, [cfg])  # a bad window name fails here, not once per utterance
     dd = data if isinstance(data, DataDir) else DataDir.read(data, check_audio=False)
     out_path = Path(out)
     _check_output_folder(out_path)
     report = ExtractReport(store=out_path, log=log_path_for(out_path), n_utterances=len(dd))
-    run_on = LocalEngine() if engine is None else engine
     with _Lock(_lock_path(out_path)):
         _job(dd, cfg, opts, run_on, report, progress, t0)
     _log_summary(report, cfg)

@@ -18,7 +18,7 @@ import numpy as np
 from .audio import load_audio
 from .config import FeatureConfig
 from .errors import GmmSpeechError
-from .features import extract_features_with_info
+from .features import check_window, extract_features_with_info
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,19 @@ def extract_one(utt_id: str, path: str, cfg: FeatureConfig) -> UttResult:
         return UttResult(utt_id, None, 0, 0.0, 0, f"{path}: unexpected {type(exc).__name__}: {exc}")
 
 
+def check_config(cfg: FeatureConfig, _: object = None) -> None:
+    """Engine task: fail with a ConfigError if librosa does not know the window.
+
+    Run where the features are computed, so this process need not load librosa's signal
+    stack (about 150 MiB and a second) just to check a name.
+    """
+    check_window(cfg)
+
+
 def extract_batch(batch: Sequence[tuple[str, str]], cfg: FeatureConfig) -> list[UttResult]:
     """Engine task: features of a batch of ``(utt_id, audio path)``."""
     keep_freed_memory()
     return [extract_one(u, p, cfg) for u, p in batch]
 
 
-__all__ = ["UttResult", "extract_batch", "extract_one", "keep_freed_memory"]
+__all__ = ["UttResult", "check_config", "extract_batch", "extract_one", "keep_freed_memory"]

@@ -4,11 +4,11 @@ The pipeline of :func:`extract_features` for one utterance:
 
 1. resample to ``config.sample_rate`` if needed (logged);
 2. pre-emphasis ``y[n] = x[n] - a x[n-1]`` (``x[-1] = x[0]``);
-3. MFCCs by librosa, as ``librosa.feature.mfcc`` computes them: ``librosa.stft`` (centred
-   frames by default, the config's window inside ``n_fft``), power ``|X|^2``, the Slaney
-   mel filterbank of ``librosa.filters.mel``, ``librosa.power_to_db`` (``ref=1``,
-   ``top_db``), then ``librosa.feature.mfcc`` on that log-mel spectrogram (orthonormal
-   DCT-II); c0 is kept or replaced by the log frame energy;
+3. MFCCs by librosa: ``librosa.feature.melspectrogram`` (librosa's STFT framing, centred
+   frames by default, the config's window inside ``n_fft``; Slaney mel filterbank of
+   ``librosa.filters.mel``), ``librosa.power_to_db`` (``ref=1``, ``top_db``), then
+   ``librosa.feature.mfcc`` on that log-mel spectrogram (orthonormal DCT-II); c0 is kept
+   or replaced by the log frame energy;
 4. deltas by ``librosa.feature.delta`` (``width = 2 delta_window + 1``, ``mode="interp"``;
    order 2 is librosa's second-order filter);
 5. VAD on the raw frame energy in dBFS, over the samples under the window of each of
@@ -24,7 +24,6 @@ a process; process workers get it preloaded from the engine's forkserver.
 
 from __future__ import annotations
 
-import functools
 import logging
 import warnings
 
@@ -174,37 +173,31 @@ def mfcc(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return np.ascontiguousarray(_cepstra(signal, config).T)
 
 
-@functools.lru_cache(maxsize=8)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
-    """``librosa.filters.mel`` (Slaney), built once per setting rather than per utterance
-    as ``librosa.feature.melspectrogram`` does (about 1 ms of every 8-s utterance)."""
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
-    out = np.ascontiguousarray(basis, dtype=np.float32)
-    out.setflags(write=False)
-    return out
-
-
 def _cepstra(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """:func:`mfcc` in librosa's layout, shape (n_mfcc, n_frames), float32: the steps of
-    ``librosa.feature.melspectrogram`` (STFT, ``|.|^2``, mel basis) with the basis cached,
-    then ``power_to_db`` and ``librosa.feature.mfcc`` on that log-mel spectrogram."""
+    """:func:`mfcc` in librosa's layout, shape (n_mfcc, n_frames), float32:
+    ``librosa.feature.melspectrogram``, ``power_to_db`` with the config's ``top_db``, then
+    ``librosa.feature.mfcc`` on that log-mel spectrogram (``librosa.feature.mfcc(y=...)``
+    itself would fix ``top_db`` at 80)."""
     y = np.asarray(signal, dtype=np.float32)
     with warnings.catch_warnings():
         # a clip shorter than n_fft but at least one window long is framed correctly
         # (zero-padded); librosa's "n_fft is too large" warning would only be noise here
         warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
-        spec = librosa.stft(
-            _pre_emphasis(y, config.pre_emphasis),
+        mel_s = librosa.feature.melspectrogram(
+            y=_pre_emphasis(y, config.pre_emphasis),
+            sr=config.sample_rate,
             n_fft=config.fft_size,
             hop_length=config.hop_length,
             win_length=config.win_length,
             window=config.window,
             center=config.center,
             pad_mode="constant",
+            power=2.0,
+            n_mels=config.n_mels,
+            fmin=config.fmin,
+            fmax=config.fmax,
         )
-    power = np.abs(spec) ** 2  # as librosa's _spectrogram with power=2
-    mel = _mel_basis(config.sample_rate, config.fft_size, config.n_mels, config.fmin, config.fmax)
-    logmel = librosa.power_to_db(mel @ power, ref=1.0, amin=_AMIN, top_db=config.top_db)
+    logmel = librosa.power_to_db(mel_s, ref=1.0, amin=_AMIN, top_db=config.top_db)
     out = np.asarray(
         librosa.feature.mfcc(S=logmel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho"),
         dtype=np.float32,

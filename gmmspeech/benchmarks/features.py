@@ -9,8 +9,10 @@
    fresh process: in-process (``compute.backend: local``), ``--jobs 1`` and ``--jobs N``
    (the processes backend). Each run reports its fixed start-up (interpreter and imports,
    librosa's included; the engine's workers started from the forkserver) apart from the
-   per-utterance work (``extract_to_store``), the peak resident memory of the parent and
-   of each worker process, and the store's size. The speed-up of ``--jobs N`` over
+   per-utterance work (``extract_to_store``), the CPU seconds of the parent and its workers
+   (the forkserver's one-off imports not counted), the peak resident memory of the parent
+   and of each worker process (shared pages of the forkserver's imports included), and the
+   store's size. The speed-up of ``--jobs N`` over
    ``--jobs 1`` is given on the per-utterance work and end to end.
 
 Ratios are measured within one run, so a busy machine slows both sides alike; absolute
@@ -26,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -167,15 +168,16 @@ def _time_rtf(signals: list[np.ndarray], sr: int, repeat: int) -> dict[str, Any]
     }
 
 
-def worker_peak(_: object, __: object) -> tuple[int, float]:
-    """Engine task: (pid, peak RSS in MiB) of the worker that runs it."""
-    return os.getpid(), max_rss_mib()
+def worker_peak(_: object, __: object) -> tuple[int, tuple[float, float]]:
+    """Engine task: (pid, (peak RSS in MiB, CPU seconds)) of the worker that runs it."""
+    t = os.times()
+    return os.getpid(), (max_rss_mib(), t.user + t.system)
 
 
 # One extraction run in a fresh interpreter, timed from inside: imports, engine start-up,
 # the per-utterance work; then the peak memory of the parent and of each worker.
 _CHILD = """
-import json, sys, time
+import json, os, sys, time
 t0 = time.perf_counter()
 from gmmspeech.benchmarks.features import worker_peak
 from gmmspeech.benchmarks.memory import max_rss_mib
@@ -194,27 +196,27 @@ report = extract_to_store(data, out, engine=engine, max_failed_fraction=1.0)
 t3 = time.perf_counter()
 workers = dict(engine.map(worker_peak, range(8 * n))) if backend != "local" else {}
 engine.close()
+me = os.times()
 print(json.dumps({"import_seconds": t1 - t0, "engine_start_seconds": t2 - t1,
                   "work_seconds": t3 - t2, "n_extracted": report.n_extracted,
-                  "peak_rss_mib": max_rss_mib(), "worker_peak_rss_mib": workers}))
+                  "peak_rss_mib": max_rss_mib(),
+                  "worker_peak_rss_mib": {p: w[0] for p, w in workers.items()},
+                  "cpu_seconds": me.user + me.system + sum(w[1] for w in workers.values())}))
 """
 
 
 def _run_child(datadir: Path, out: Path, backend: str, n: int) -> dict[str, Any]:
-    """One extraction run in a fresh process; its figures plus wall and CPU seconds."""
+    """One extraction run in a fresh process; its figures plus wall seconds and store size."""
     cmd = [sys.executable, "-c", _CHILD, backend, str(n), str(datadir), str(out)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, check=False)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace")
         raise ConfigError(f"extraction run failed ({proc.returncode}): {err.strip()[-500:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     got: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     got["seconds"] = wall
     got["fixed_seconds"] = wall - got["work_seconds"]
-    got["cpu_seconds"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     got["store_bytes"] = out.stat().st_size
     return got
 
@@ -248,7 +250,7 @@ def _print_runs(runs: dict[str, dict[str, Any]], n_utts: int, jobs: int) -> dict
         print(
             f"  {label:6s} {r['seconds']:7.2f} s wall = fixed {r['fixed_seconds']:5.2f} s "
             f"(imports {r['import_seconds']:.2f}, workers {r['engine_start_seconds']:.2f}) + "
-            f"work {r['work_seconds']:7.2f} s; CPU {r['cpu_seconds']:7.2f} s; peak RSS parent "
+            f"work {r['work_seconds']:7.2f} s; CPU {r['cpu_seconds']:6.2f} s; peak RSS parent "
             f"{r['peak_rss_mib']:6.1f} MiB, per worker {per_worker} MiB"
         )
     print(
