@@ -15,26 +15,27 @@ process, the worker initialiser for process workers, a per-task limit on Dask.
 Process workers start from a *forkserver* that has already imported numpy, h5py and the
 feature front end (librosa's spectral stack costs about 1.3 s to import), so that cost is
 paid once per run, not once per worker; they live until :meth:`ProcessEngine.close`, and
-die with the process that made them (Linux ``PR_SET_PDEATHSIG``; the forkserver itself
-exits when its parent goes).
+die with the process that made them: each watches a pipe whose only writing end that
+process holds, and exits when it closes (which the kernel does when the process dies,
+``kill -9`` included). A death signal from the kernel (``PR_SET_PDEATHSIG``) would not do:
+a worker's parent is the forkserver, which stays alive as long as any worker is.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
 import difflib
 import functools
 import logging
 import multiprocessing
 import os
-import signal
-import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
@@ -61,7 +62,6 @@ WORKER_PRELOAD = (
     "gmmspeech.scoring",
 )
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_PR_SET_PDEATHSIG = 1
 
 
 class WorkerDiedError(GmmSpeechError):
@@ -94,23 +94,22 @@ def cap_workers(n: int, what: str = "compute.n_workers") -> int:
     return n
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent exits (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
+def _exit_when_closed(owner: Connection) -> None:
+    """Block until the owner's end of the pipe closes, then end this worker at once."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        owner.recv()  # nothing is ever sent: this returns by EOF, when the owner is gone
+    except (EOFError, OSError):
         pass
+    os._exit(1)
 
 
-def _init_worker(threads: int) -> None:
-    """Process-worker start-up: BLAS threads limited once for the worker's life."""
+def _init_worker(threads: int, owner: Connection) -> None:
+    """Process-worker start-up: BLAS threads limited once for the worker's life; a thread
+    that ends the worker when the process owning the engine goes away."""
     for k in _THREAD_VARS:  # for BLAS libraries loaded later in this process
         os.environ[k] = str(threads)
     threadpool_limits(limits=threads)  # those already loaded (numpy's)
-    _die_with_parent()
+    threading.Thread(target=_exit_when_closed, args=(owner,), daemon=True).start()
 
 
 def _mp_context() -> BaseContext:
@@ -241,6 +240,7 @@ class ProcessEngine:
         self.n_workers = cap_workers(int(n))
         self.threads_per_worker = int(threads_per_worker)
         self._pool: ProcessPoolExecutor | None = None
+        self._lifeline: tuple[Connection, Connection] | None = None
 
     @property
     def parallelism(self) -> int:
@@ -249,11 +249,14 @@ class ProcessEngine:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            ctx = _mp_context()
+            # workers get the reading end; only this process ever holds the writing end
+            self._lifeline = ctx.Pipe(duplex=False)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.n_workers,
-                mp_context=_mp_context(),
+                mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(self.threads_per_worker,),
+                initargs=(self.threads_per_worker, self._lifeline[0]),
             )
         return self._pool
 
@@ -284,6 +287,10 @@ class ProcessEngine:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._lifeline is not None:
+            for end in self._lifeline:
+                end.close()
+            self._lifeline = None
 
     def __enter__(self) -> ProcessEngine:
         return self

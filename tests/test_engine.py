@@ -1,6 +1,8 @@
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,3 +168,42 @@ def test_moments_merge_like_one_pass():
     np.testing.assert_allclose(total.var, ref.var(axis=0), rtol=1e-10)
     empty = Moments(0, np.zeros(5), np.zeros(5))
     assert (empty + total).n == total.n and (total + empty).n == total.n
+
+
+def _worker_pid(_: object, __: object) -> int:
+    return os.getpid()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_their_parent(tmp_path):
+    """kill -9 of the process that owns a ProcessEngine leaves no worker running."""
+    code = (
+        "import sys, time\n"
+        "from gmmspeech.engine import ProcessEngine\n"
+        "from test_engine import _worker_pid\n"
+        "if __name__ == '__main__':\n"
+        "    e = ProcessEngine(n_workers=1)\n"
+        "    print(e.map(_worker_pid, [0])[0], flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    script = tmp_path / "owner.py"
+    script.write_text(code)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), *sys.path]))
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    assert owner.stdout is not None
+    worker = int(owner.stdout.readline())
+    assert Path(f"/proc/{worker}").exists()
+    owner.kill()
+    owner.wait()
+    deadline = time.time() + 20
+    while _alive(worker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), "the worker outlived its parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
