@@ -3,8 +3,8 @@
 1. Per utterance, in this process: :func:`gmmspeech.extract_features` (MFCC + deltas + VAD
    + CMVN) against bare librosa calls on the same signals with the same STFT options -
    ``librosa.feature.mfcc`` alone, and ``librosa.feature.mfcc`` plus
-   ``librosa.feature.delta`` of orders 1 and 2 - timed interleaved after a warm-up, with one
-   BLAS thread on every side (as extraction runs).
+   ``librosa.feature.delta`` of orders 1 and 2 - timed (CPU time of this process)
+   interleaved after a warm-up, with one BLAS thread on every side (as extraction runs).
 2. Extraction runs (``extract_to_store`` as ``gmmspeech extract`` calls it), each in a
    fresh process: in-process (``compute.backend: local``), ``--jobs 1`` and ``--jobs N``
    (the processes backend). Each run reports its fixed start-up (interpreter and imports,
@@ -151,10 +151,12 @@ def _time_rtf(signals: list[np.ndarray], sr: int, repeat: int) -> dict[str, Any]
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for name, fn in fns.items():  # interleaved, so load changes hit all alike
-            t0 = time.perf_counter()
+            # CPU time of this process (one BLAS thread): other processes on a shared
+            # machine lengthen wall time, much less the CPU time of the work itself
+            t0 = time.process_time()
             for y in signals:
                 fn(y)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(time.process_time() - t0)
     audio = sum(y.size for y in signals) / sr
     best = {k: min(v) for k, v in times.items()}
     return {
@@ -224,7 +226,7 @@ def _run_child(datadir: Path, out: Path, backend: str, n: int) -> dict[str, Any]
 def _print_rtf(rtf: dict[str, Any], repeat: int, load: float) -> None:
     print(
         f"Per utterance, {rtf['n_signals']} utterances ({rtf['audio_seconds']:.1f} s of audio, "
-        f"best of {repeat}, after warm-up, one BLAS thread; load average {load:.2f} on "
+        f"CPU time, best of {repeat}, after warm-up, one BLAS thread; load average {load:.2f} on "
         f"{os.cpu_count()} CPUs):"
     )
     for name in ("librosa_mfcc", "librosa_mfcc_deltas", "mfcc_only", "extract_features"):
