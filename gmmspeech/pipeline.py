@@ -897,12 +897,6 @@ class Experiment:
 
 
 # ------------------------------------------------------------------------- helpers
-def _cpu_count() -> int:
-    import os
-
-    return os.cpu_count() or 1
-
-
 def _present(spk2utt: dict[str, list[str]], store: Any) -> tuple[dict[str, list[str]], int]:
     """Keep utterances that have features; drop speakers left with none."""
     out: dict[str, list[str]] = {}
