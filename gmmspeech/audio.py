@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 from .errors import AudioError, ConfigError
 
@@ -198,8 +199,6 @@ def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray
     y = np.asarray(signal, dtype=np.float32)
     if orig_rate == target_rate:
         return y
-    import soxr
-
     n_out = int(np.ceil(y.shape[0] * float(target_rate) / orig_rate))
     out = np.asarray(soxr.resample(y, orig_rate, target_rate, quality="HQ"), dtype=np.float32)
     if out.shape[0] >= n_out:

@@ -151,16 +151,20 @@ class FeatureConfig:
     sample_rate : int
         Rate (Hz) the features are computed at; other rates are resampled to it (logged).
     frame_length_ms : float
-        Analysis window length in milliseconds. Frame ``t`` covers samples
-        ``[t * shift, t * shift + length)`` (no padding at the edges, like Kaldi's
-        ``snip-edges``), so a clip shorter than one window gives no frame.
+        Analysis window length in milliseconds (librosa's ``win_length``).
     frame_shift_ms : float
-        Hop between frames in milliseconds.
+        Hop between frames in milliseconds (librosa's ``hop_length``).
     n_fft : int or None
         FFT size; ``None`` is the next power of two at or above the window length.
+    center : bool
+        Frames as ``librosa.stft`` makes them: with ``True`` (librosa's default) the signal
+        is padded with ``n_fft // 2`` zeros at both ends and frame ``t`` is centred on
+        sample ``t * hop``, giving ``1 + n_samples // hop`` frames; with ``False`` frame ``t``
+        covers samples ``[t * hop, t * hop + n_fft)`` (``1 + (n_samples - n_fft) // hop``
+        frames). The window sits in the middle of each ``n_fft``-sample frame either way.
     window : str
-        Analysis window, in its periodic form: ``hamming``, ``hann``, ``blackman`` or
-        ``rectangular``, or any other name ``scipy.signal.get_window`` knows.
+        Analysis window, in its periodic form: any name ``librosa.filters.get_window``
+        (scipy's ``get_window``) knows, e.g. ``hamming``, ``hann``, ``blackman``, ``boxcar``.
     pre_emphasis : float
         Coefficient of the pre-emphasis filter ``y[n] = x[n] - a x[n-1]``; 0 disables it.
     n_mels : int
@@ -180,8 +184,12 @@ class FeatureConfig:
     deltas : int
         0 (static only), 1 (+ deltas) or 2 (+ deltas and delta-deltas).
     delta_window : int
-        Half-width ``N`` of the delta regression ``sum_n n (c[t+n] - c[t-n]) / (2 sum_n n^2)``,
-        with the first and last frames repeated at the edges.
+        Half-width ``N`` of the delta filter: ``librosa.feature.delta`` with
+        ``width = 2 N + 1`` (a Savitzky-Golay derivative filter, edges by polynomial
+        interpolation, ``mode="interp"``); the second-order deltas are its ``order=2``
+        filter, not deltas of deltas. An utterance with fewer than ``2 N + 1`` frames
+        (before the VAD) cannot be filtered that way and fails with an
+        :class:`~gmmspeech.AudioError` (counted as a per-utterance failure by extraction).
     vad : {"energy", "gmm", "none"}
         Voice activity detection on the frame log-energy (dB relative to full scale).
         ``energy``: keep frames within ``vad_threshold_db`` of the ``vad_quantile`` quantile
@@ -207,6 +215,7 @@ class FeatureConfig:
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
     n_fft: int | None = None
+    center: bool = True
     window: str = "hamming"
     pre_emphasis: float = 0.97
     n_mels: int = 40
@@ -262,6 +271,7 @@ class FeatureConfig:
             f"None or an integer >= the window length ({self.win_length} samples)",
             self.n_fft,
         )
+        _check(isinstance(self.center, bool), "center", "true or false", self.center)
         _check(
             isinstance(self.window, str) and bool(self.window),
             "window",

@@ -1,33 +1,37 @@
-"""What an extraction worker runs: features of (utt_id, audio path) pairs, as arrays.
+"""What an extraction task runs on an engine worker: features of (utt_id, audio path) pairs.
 
-Kept apart from :mod:`gmmspeech.extraction` (the job: HDF5, locks, part files) so that a
-worker process imports only what computing features needs (numpy, soundfile, scipy.fft);
-a spawned worker is then ready in about 0.2 s.
+Kept apart from :mod:`gmmspeech.extraction` (the job: work list, failures, lock, store) so
+that a worker imports only what computing features needs.
 """
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 
+from .audio import load_audio
 from .config import FeatureConfig
 from .errors import GmmSpeechError
+from .features import check_window, extract_features_with_info
 
 log = logging.getLogger(__name__)
 
-_WORKER_CONFIG: FeatureConfig | None = None
-_THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-)
+
+class UttResult(NamedTuple):
+    """The outcome of one utterance: features, or ``None`` and an error message."""
+
+    utt_id: str
+    features: np.ndarray | None  #: (n_kept, n_features) float32
+    n_frames_total: int
+    duration: float  #: seconds of audio
+    orig_rate: int  #: the file's sample rate
+    error: str
 
 
 def keep_freed_memory() -> None:
@@ -36,16 +40,13 @@ def keep_freed_memory() -> None:
     Feature extraction allocates and frees tens of MB per minute of audio (signal copies,
     FFT blocks, feature matrices). With glibc's defaults most of it is returned to the
     kernel on ``free`` and page-faulted in again for the next utterance of another length:
-    on one-minute utterances that was 30 % of the run time (system time 1.18 s of 3.77 s
-    for 100 utterances; 0.15 s after this call). Peak memory is unchanged; memory freed
-    after the peak is kept (up to 256 MB) for the next utterance. Called by processes that
-    extract or run whole experiments (the ``extract`` and ``run`` commands, and extraction
-    workers); a no-op without glibc.
+    on one-minute utterances that was 30 % of the run time. Peak memory is unchanged;
+    memory freed after the peak is kept (up to 256 MB) for the next utterance. Called by
+    processes that extract or run whole experiments (the ``extract`` and ``run`` commands,
+    and every extraction task); a no-op without glibc.
     """
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
-
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # pragma: no cover - not glibc
@@ -55,63 +56,37 @@ def keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 256 * 2**20)  # keep up to 256 MB free at the heap's top
 
 
-def _init_worker(cfg_dict: dict[str, Any]) -> None:
-    """Worker start-up: one BLAS/OpenMP thread each (the pool supplies the parallelism)."""
-    global _WORKER_CONFIG
-    for k in _THREAD_VARS:  # before a BLAS is first loaded in this process
-        os.environ[k] = "1"
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=1)  # numpy's BLAS is already loaded
-    except ImportError:  # pragma: no cover - optional
-        pass
-    keep_freed_memory()
-    _WORKER_CONFIG = FeatureConfig(**cfg_dict)
-
-
-_Result = tuple[str, "np.ndarray | None", int, float, int, str]
-
-
-def _extract_one(utt_id: str, path: str, cfg: FeatureConfig) -> _Result:
-    """(utt_id, features or None, n_frames_total, duration, original rate, error message)."""
-    from .audio import load_audio, resample
-    from .features import extract_features_with_info
-
+def extract_one(utt_id: str, path: str, cfg: FeatureConfig) -> UttResult:
+    """Features of one audio file; a per-utterance failure is returned, not raised."""
     try:
         signal, orig_rate = load_audio(path)
         duration = signal.shape[0] / orig_rate
-        if orig_rate != cfg.sample_rate:  # counted and logged once by the parent
-            signal = resample(signal, orig_rate, cfg.sample_rate)
-        feats, n_total = extract_features_with_info(signal, cfg.sample_rate, cfg)
-        return utt_id, feats, n_total, duration, orig_rate, ""
+        # resampled (once) inside; the parent counts and logs the rates
+        feats, n_total = extract_features_with_info(signal, orig_rate, cfg)
+        return UttResult(utt_id, feats, n_total, duration, orig_rate, "")
     except GmmSpeechError as exc:
         msg = str(exc)
         if not msg.startswith(path) and not msg.startswith(str(Path(path))):
             msg = f"{path}: {msg}"
-        return utt_id, None, 0, 0.0, 0, msg
+        return UttResult(utt_id, None, 0, 0.0, 0, msg)
     except Exception as exc:  # a bug or an unexpected library error: count it, keep going
         log.debug("utterance %s failed", utt_id, exc_info=True)
-        return utt_id, None, 0, 0.0, 0, f"{path}: unexpected {type(exc).__name__}: {exc}"
+        return UttResult(utt_id, None, 0, 0.0, 0, f"{path}: unexpected {type(exc).__name__}: {exc}")
 
 
-def _extract_batch(batch: Sequence[tuple[str, str]]) -> list[_Result]:
-    cfg = _WORKER_CONFIG
-    assert cfg is not None, "worker not initialised"
-    return [_extract_one(u, p, cfg) for u, p in batch]
+def check_config(cfg: FeatureConfig, _: object = None) -> None:
+    """Engine task: fail with a ConfigError if librosa does not know the window.
+
+    Run where the features are computed, so this process need not load librosa's signal
+    stack (about 150 MiB and a second) just to check a name.
+    """
+    check_window(cfg)
 
 
-def _one_blas_thread() -> contextlib.AbstractContextManager[None]:
-    """One BLAS thread here: feature matrices are small (40 x 257 filterbank products)."""
-    from .threads import blas_threads
-
-    return blas_threads(1)
-
-
-def _extract_batch_on_engine(
-    batch: Sequence[tuple[str, str]], cfg_dict: dict[str, Any]
-) -> list[_Result]:
-    """Engine map task: features of a batch of (utt_id, path)."""
+def extract_batch(batch: Sequence[tuple[str, str]], cfg: FeatureConfig) -> list[UttResult]:
+    """Engine task: features of a batch of ``(utt_id, audio path)``."""
     keep_freed_memory()
-    cfg = FeatureConfig(**cfg_dict)
-    return [_extract_one(u, p, cfg) for u, p in batch]
+    return [extract_one(u, p, cfg) for u, p in batch]
+
+
+__all__ = ["UttResult", "check_config", "extract_batch", "extract_one", "keep_freed_memory"]

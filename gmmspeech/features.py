@@ -1,30 +1,39 @@
-"""Acoustic features: MFCC + deltas + energy VAD + CMVN or feature warping.
+"""Acoustic features: librosa MFCC + librosa deltas + energy VAD + CMVN or feature warping.
 
 The pipeline of :func:`extract_features` for one utterance:
 
 1. resample to ``config.sample_rate`` if needed (logged);
-2. frame ``t`` covers samples ``[t * hop, t * hop + win)`` (no edge padding, as Kaldi's
-   ``snip-edges``), so there are ``1 + (n_samples - win) // hop`` frames;
-3. MFCCs as ``librosa.feature.mfcc`` defines them: pre-emphasis, windowed power spectrum,
-   Slaney mel filterbank, ``power_to_db``, orthonormal DCT-II; c0 is kept or replaced by
-   the log frame energy. The blocks are numpy code in :mod:`gmmspeech.spectral` (checked
-   against librosa by the tests) because importing librosa's spectral stack costs about
-   1.3 s per process;
-4. deltas and delta-deltas by linear regression over ``+-delta_window`` frames;
-5. VAD on the raw frame energy in dBFS (see :class:`~gmmspeech.config.FeatureConfig`);
+2. pre-emphasis ``y[n] = x[n] - a x[n-1]`` (``x[-1] = x[0]``);
+3. MFCCs by librosa: ``librosa.feature.melspectrogram`` (librosa's STFT framing, centred
+   frames by default, the config's window inside ``n_fft``; Slaney mel filterbank of
+   ``librosa.filters.mel``), ``librosa.power_to_db`` (``ref=1``, ``top_db``), then
+   ``librosa.feature.mfcc`` on that log-mel spectrogram (orthonormal DCT-II); c0 is kept
+   or replaced by the log frame energy;
+4. deltas by ``librosa.feature.delta`` (``width = 2 delta_window + 1``, ``mode="interp"``;
+   order 2 is librosa's second-order filter);
+5. VAD on the raw frame energy in dBFS, over the samples under the window of each of
+   librosa's frames (so the frame count is librosa's);
 6. normalisation over the kept frames (CMN, CMVN, sliding, or feature warping).
 
 Arrays are ``(n_frames, n_features)`` throughout (librosa's layout is the transpose); every
 array returned is float32.
+
+librosa loads its spectral stack (about 1.3 s, scipy.signal included) at the first MFCC of
+a process; process workers get it preloaded from the engine's forkserver.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any
+import statistics
+import warnings
 
+import librosa  # lazy: its submodules load at first use (or in the forkserver)
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .audio import resample
 from .config import FeatureConfig
 from .errors import AudioError, ConfigError, DataError
 
@@ -33,10 +42,10 @@ log = logging.getLogger(__name__)
 _ENERGY_FLOOR = 1e-20  # mean square floor: -200 dBFS, so digital silence stays finite
 _LOG_ENERGY_FLOOR = 1e-10  # sum-of-squares floor for energy="log_energy"
 _STD_FLOOR = 1e-6
-_SPECTRUM_BLOCK = 2048  # frames per FFT block
+_AMIN = 1e-10  # power floor of power_to_db (librosa's default)
 
 
-def _check_signal(signal: Any, sample_rate: Any) -> tuple[np.ndarray, int]:
+def _check_signal(signal: ArrayLike, sample_rate: object) -> tuple[np.ndarray, int]:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
         raise ConfigError(f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}")
     if sample_rate <= 0:
@@ -62,8 +71,34 @@ def _check_signal(signal: Any, sample_rate: Any) -> tuple[np.ndarray, int]:
     return y, int(sample_rate)
 
 
+def check_window(config: FeatureConfig) -> None:
+    """Fail with a :class:`~gmmspeech.ConfigError` if librosa does not know the window.
+
+    Extraction calls it once up front, so a bad name fails at once, not per utterance.
+    """
+    try:
+        librosa.filters.get_window(config.window, config.win_length, fftbins=True)
+    except (ValueError, TypeError, librosa.util.exceptions.ParameterError) as exc:
+        raise ConfigError(
+            f"window: {config.window!r} is not a window librosa.filters.get_window knows "
+            f"({exc}); use hamming, hann, blackman or boxcar"
+        ) from None
+
+
+def n_frames_of(n_samples: int, config: FeatureConfig) -> int:
+    """Frames librosa's STFT makes of ``n_samples`` samples with this config."""
+    n_fft, hop = config.fft_size, config.hop_length
+    if config.center:
+        n_samples += 2 * (n_fft // 2)
+    return 0 if n_samples < n_fft else 1 + (n_samples - n_fft) // hop
+
+
 def frame_view(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Frames of a signal at the config's rate, as a read-only strided view.
+    """The samples under the analysis window of each of librosa's frames (read-only view).
+
+    librosa frames ``n_fft`` samples (after padding by ``n_fft // 2`` zeros at both ends
+    when ``config.center``) and places the ``win_length``-sample window at offset
+    ``(n_fft - win_length) // 2`` inside each frame; these are the samples it weights.
 
     Parameters
     ----------
@@ -73,12 +108,19 @@ def frame_view(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     Returns
     -------
     ndarray, shape (n_frames, win_length)
-        ``n_frames = 1 + (n_samples - win_length) // hop_length`` (0 if shorter than a window).
+        ``n_frames`` as :func:`n_frames_of` (the count of ``librosa.stft``).
     """
-    win, hop = config.win_length, config.hop_length
-    if signal.shape[0] < win:
-        return np.empty((0, win), dtype=signal.dtype)
-    return np.lib.stride_tricks.sliding_window_view(signal, win)[::hop]
+    n_fft, win, hop = config.fft_size, config.win_length, config.hop_length
+    y = np.asarray(signal)
+    n_frames = n_frames_of(y.shape[0], config)
+    if n_frames == 0:
+        return np.empty((0, win), dtype=y.dtype)
+    if config.center:
+        y = np.pad(y, n_fft // 2)
+    off = (n_fft - win) // 2
+    return np.lib.stride_tricks.sliding_window_view(y[off : off + (n_frames - 1) * hop + win], win)[
+        ::hop
+    ]
 
 
 def frame_energy_db(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -93,62 +135,103 @@ def frame_energy_db(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     Returns
     -------
     ndarray, shape (n_frames,), float32
-        ``10 log10(mean(x^2))`` over each frame's samples, before pre-emphasis and windowing,
-        floored at -200 dB. A full-scale sine gives -3.01 dB.
+        ``10 log10(mean(x^2))`` over the samples of :func:`frame_view` (before pre-emphasis
+        and windowing), floored at -200 dB. A full-scale sine gives -3.01 dB.
     """
     frames = frame_view(np.asarray(signal, dtype=np.float32), config)
     power = np.einsum("ij,ij->i", frames, frames) / np.float32(config.win_length)
     return (10.0 * np.log10(np.maximum(power, _ENERGY_FLOOR))).astype(np.float32)
 
 
+def _pre_emphasis(y: np.ndarray, a: float) -> np.ndarray:
+    coef = np.float32(a)
+    if coef == 0 or not y.shape[0]:
+        return y
+    emph = np.empty_like(y)
+    emph[0] = y[0] * (np.float32(1.0) - coef)
+    np.multiply(y[:-1], -coef, out=emph[1:])
+    emph[1:] += y[1:]
+    return emph
+
+
 def mfcc(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Static cepstra of every frame (no deltas, VAD or normalisation).
+    """Static cepstra of every frame (no deltas, VAD or normalisation), computed by librosa.
 
     Parameters
     ----------
     signal : ndarray, shape (n_samples,), float32
-        At ``config.sample_rate``, at least one window long.
+        At ``config.sample_rate``.
     config : FeatureConfig
 
     Returns
     -------
     ndarray, shape (n_frames, n_mfcc), float32
-        The same as ``librosa.feature.mfcc`` of the pre-emphasised signal padded by
-        ``(n_fft - win_length) // 2`` zeros on the left and the rest of ``n_fft - win_length``
-        on the right, with ``center=False`` and this config's window, mel and DCT settings,
-        transposed to frames x coefficients (computed with :mod:`gmmspeech.spectral`). With
-        ``energy="log_energy"`` column 0 holds ``ln(sum x^2)`` of the raw frame instead of c0.
+        ``librosa.feature.mfcc`` of the pre-emphasised signal with this config's STFT, mel
+        and ``top_db`` settings, transposed to frames x coefficients. With
+        ``energy="log_energy"`` column 0 holds ``ln(sum x^2)`` of the raw samples of
+        :func:`frame_view` instead of c0.
     """
-    from .spectral import dct_matrix, log_power, mel_filterbank, power_spectrum, window
+    return np.ascontiguousarray(_cepstra(signal, config).T)
 
-    win, n_fft = config.win_length, config.fft_size
+
+def _cepstra(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """:func:`mfcc` in librosa's layout, shape (n_mfcc, n_frames), float32:
+    ``librosa.feature.melspectrogram``, ``power_to_db`` with the config's ``top_db``, then
+    ``librosa.feature.mfcc`` on that log-mel spectrogram (``librosa.feature.mfcc(y=...)``
+    itself would fix ``top_db`` at 80)."""
     y = np.asarray(signal, dtype=np.float32)
-    a = np.float32(config.pre_emphasis)
-    if a != 0 and y.shape[0]:
-        emph = np.empty_like(y)
-        emph[0] = y[0] * (np.float32(1.0) - a)
-        np.multiply(y[:-1], -a, out=emph[1:])
-        emph[1:] += y[1:]
-    else:
-        emph = y
-    frames = frame_view(emph, config)
-    fb = mel_filterbank(config.sample_rate, n_fft, config.n_mels, config.fmin, config.fmax).T
-    w = window(config.window, win)
-    mel = np.empty((frames.shape[0], config.n_mels), dtype=np.float32)
-    for s in range(0, frames.shape[0], _SPECTRUM_BLOCK):  # memory O(block x n_fft)
-        block = frames[s : s + _SPECTRUM_BLOCK]
-        np.matmul(power_spectrum(block, w, n_fft), fb, out=mel[s : s + block.shape[0]])
-    logmel = log_power(mel, config.top_db)
-    out = logmel @ dct_matrix(config.n_mfcc, config.n_mels).T  # (n_frames, n_mfcc)
+    with warnings.catch_warnings():
+        # a clip shorter than n_fft but at least one window long is framed correctly
+        # (zero-padded); librosa's "n_fft is too large" warning would only be noise here
+        warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
+        mel_s = librosa.feature.melspectrogram(
+            y=_pre_emphasis(y, config.pre_emphasis),
+            sr=config.sample_rate,
+            n_fft=config.fft_size,
+            hop_length=config.hop_length,
+            win_length=config.win_length,
+            window=config.window,
+            center=config.center,
+            pad_mode="constant",
+            power=2.0,
+            n_mels=config.n_mels,
+            fmin=config.fmin,
+            fmax=config.fmax,
+        )
+    logmel = librosa.power_to_db(mel_s, ref=1.0, amin=_AMIN, top_db=config.top_db)
+    out = np.asarray(
+        librosa.feature.mfcc(S=logmel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho"),
+        dtype=np.float32,
+    )
     if config.energy == "log_energy":
         raw = frame_view(y, config)
         energy = np.einsum("ij,ij->i", raw, raw)
-        out[:, 0] = np.log(np.maximum(energy, _LOG_ENERGY_FLOOR))
-    return np.ascontiguousarray(out, dtype=np.float32)
+        out[0] = np.log(np.maximum(energy, _LOG_ENERGY_FLOOR))
+    return out
+
+
+def _with_deltas(c: np.ndarray, order: int, window: int) -> np.ndarray:
+    """``c`` (d, n_frames) stacked over its librosa deltas: (d * (order + 1), n_frames).
+
+    Filtered along the last axis of rows, librosa's own layout, which is about 3x faster in
+    ``savgol_filter``'s edge fits than the other axis.
+    """
+    width = 2 * int(window) + 1
+    if order and c.shape[1] < width:
+        raise AudioError(
+            f"too short for deltas: {c.shape[1]} frames < delta filter width {width} "
+            f"(delta_window={window}); drop the clip, or use a smaller delta_window or "
+            f"frame_shift_ms"
+        )
+    blocks = [c] + [
+        librosa.feature.delta(c, width=width, order=k, axis=-1, mode="interp")
+        for k in range(1, order + 1)
+    ]
+    return np.vstack(blocks).astype(np.float32, copy=False)
 
 
 def add_deltas(x: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
-    """Append regression deltas (and deltas of deltas) to frames.
+    """Append librosa's deltas (and second-order deltas) to frames.
 
     Parameters
     ----------
@@ -156,47 +239,23 @@ def add_deltas(x: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
     order : int
         0, 1 or 2.
     window : int
-        Half-width ``N``: ``delta[t] = sum_{n=1}^{N} n (x[t+n] - x[t-n]) / (2 sum n^2)``,
-        with the first and last frames repeated beyond the edges.
+        Half-width ``N``: ``librosa.feature.delta(..., width=2 N + 1, order=k,
+        mode="interp")`` along the frames for ``k = 1 .. order``.
 
     Returns
     -------
     ndarray, shape (n_frames, d * (order + 1)), float32
-        ``[x, delta(x), delta(delta(x))]`` side by side.
+        ``[x, delta_1(x), delta_2(x)]`` side by side; ``delta_2`` is librosa's second-order
+        Savitzky-Golay filter of ``x`` (not the delta of the delta).
+
+    Raises
+    ------
+    AudioError
+        ``order > 0`` and fewer than ``2 N + 1`` frames: librosa's ``mode="interp"`` needs a
+        whole filter width of frames.
     """
     x = np.asarray(x, dtype=np.float32)
-    n_frames, dim = x.shape
-    out = np.empty((n_frames, dim * (order + 1)), dtype=np.float32)
-    out[:, :dim] = x
-    if n_frames == 0:
-        return out
-    denom = np.float32(2.0 * sum(n * n for n in range(1, window + 1)))
-    padded = np.empty((n_frames + 2 * window, dim), dtype=np.float32)
-    acc = np.empty((n_frames, dim), dtype=np.float32)
-    diff = np.empty((n_frames, dim), dtype=np.float32)
-    cur = x
-    for k in range(1, order + 1):
-        padded[:window] = cur[0]
-        padded[window : window + n_frames] = cur
-        padded[window + n_frames :] = cur[-1]
-        # sum_n n (x[t+n] - x[t-n]), in preallocated buffers (no temporaries per term)
-        np.subtract(
-            padded[window + 1 : window + 1 + n_frames],
-            padded[window - 1 : window - 1 + n_frames],
-            out=acc,
-        )
-        for n in range(2, window + 1):
-            np.subtract(
-                padded[window + n : window + n + n_frames],
-                padded[window - n : window - n + n_frames],
-                out=diff,
-            )
-            diff *= np.float32(n)
-            acc += diff
-        target = out[:, k * dim : (k + 1) * dim]
-        np.divide(acc, denom, out=target)
-        cur = target
-    return out
+    return np.ascontiguousarray(_with_deltas(np.ascontiguousarray(x.T), order, window).T)
 
 
 def _two_gaussian_speech(e: np.ndarray, n_iter: int = 30) -> np.ndarray:
@@ -320,12 +379,27 @@ def _mean_var_norm(x: np.ndarray, variance: bool) -> np.ndarray:
     return x
 
 
-def _warp(x: np.ndarray, window: int, block: int = 128) -> np.ndarray:
-    from scipy.special import ndtri
+@functools.lru_cache(maxsize=16)
+def _normal_quantiles(width: int) -> np.ndarray:
+    """``Phi^-1(k / (2 width))`` for ``k = 0 .. 2 width``, shape ``(2 width + 1,)``.
 
+    A frame's rank in a window of ``width`` values is ``(less + equal / 2) / width``, a multiple
+    of ``1 / (2 width)``, so warping is a lookup in this table indexed by ``2 less + equal``.
+    The table comes from the standard library (``NormalDist.inv_cdf``, accurate to double
+    precision) so that extraction does not import ``scipy.special`` (0.13 s per process).
+    The ends (``k = 0`` and ``2 width``) never occur: a frame is always equal to itself.
+    """
+    inv = statistics.NormalDist().inv_cdf
+    k = np.arange(1, 2 * width)
+    inner = np.array([inv(float(v)) for v in k / (2.0 * width)])
+    return np.concatenate(([-np.inf], inner, [np.inf]))
+
+
+def _warp(x: np.ndarray, window: int, block: int = 128) -> np.ndarray:
     n_frames, dim = x.shape
     start, end = _window_bounds(n_frames, window)
     width = int(end[0] - start[0])
+    table = _normal_quantiles(width)
     out = np.empty_like(x)
     if width == n_frames:
         # One window for every frame: ranks within the whole utterance.
@@ -333,7 +407,7 @@ def _warp(x: np.ndarray, window: int, block: int = 128) -> np.ndarray:
             c = x[s : s + block]
             less = (x[None, :, :] < c[:, None, :]).sum(axis=1)
             equal = (x[None, :, :] == c[:, None, :]).sum(axis=1)
-            out[s : s + block] = ndtri((less + 0.5 * equal) / width)
+            out[s : s + block] = table[2 * less + equal]
         return out
     windows = np.lib.stride_tricks.sliding_window_view(x, width, axis=0)  # (T-w+1, d, w)
     for s in range(0, n_frames, block):
@@ -341,12 +415,12 @@ def _warp(x: np.ndarray, window: int, block: int = 128) -> np.ndarray:
         win = windows[start[s : s + block]]  # (b, d, w)
         less = (win < c[:, :, None]).sum(axis=2)
         equal = (win == c[:, :, None]).sum(axis=2)
-        out[s : s + block] = ndtri((less + 0.5 * equal) / width)
+        out[s : s + block] = table[2 * less + equal]
     return out
 
 
 def extract_features(
-    signal: Any, sample_rate: int, config: FeatureConfig | None = None
+    signal: ArrayLike, sample_rate: int, config: FeatureConfig | None = None
 ) -> np.ndarray:
     """Features of one utterance: MFCC + deltas, VAD-selected, normalised.
 
@@ -377,7 +451,7 @@ def extract_features(
 
 
 def extract_features_with_info(
-    signal: Any, sample_rate: int, config: FeatureConfig | None = None
+    signal: ArrayLike, sample_rate: int, config: FeatureConfig | None = None
 ) -> tuple[np.ndarray, int]:
     """:func:`extract_features`, also returning the number of frames before the VAD.
 
@@ -392,8 +466,6 @@ def extract_features_with_info(
         raise ConfigError(f"config: expected a FeatureConfig, got {type(cfg).__name__}")
     y, rate = _check_signal(signal, sample_rate)
     if rate != cfg.sample_rate:
-        from .audio import resample
-
         log.info(
             "resampling a %.2f s signal from %d Hz to the feature config's %d Hz",
             y.size / rate,
@@ -401,16 +473,18 @@ def extract_features_with_info(
             cfg.sample_rate,
         )
         y = resample(y, rate, cfg.sample_rate)
-    if y.shape[0] < cfg.win_length:
+    need = cfg.win_length if cfg.center else cfg.fft_size
+    if y.shape[0] < need:
         raise AudioError(
             f"signal is shorter than one frame: {y.shape[0]} samples at {cfg.sample_rate} Hz "
-            f"({1000.0 * y.shape[0] / cfg.sample_rate:.1f} ms) < frame_length_ms="
-            f"{cfg.frame_length_ms:g} ms; drop the clip or use shorter frames"
+            f"({1000.0 * y.shape[0] / cfg.sample_rate:.1f} ms) < {need} samples ("
+            + ("frame_length_ms" if cfg.center else "n_fft with center=false")
+            + "); drop the clip or use shorter frames"
         )
-    static = mfcc(y, cfg)
+    static = _cepstra(y, cfg)  # (n_mfcc, n_frames): librosa's layout until the end
     energy = frame_energy_db(y, cfg)
-    n_total = static.shape[0]
-    feats = add_deltas(static, cfg.deltas, cfg.delta_window) if cfg.deltas else static
+    n_total = static.shape[1]
+    feats = np.ascontiguousarray(_with_deltas(static, cfg.deltas, cfg.delta_window).T)
     keep = vad_mask(energy, cfg)
     n_kept = int(keep.sum())
     if n_kept == 0:
@@ -430,11 +504,13 @@ def extract_features_with_info(
 
 __all__ = [
     "add_deltas",
+    "check_window",
     "extract_features",
     "extract_features_with_info",
     "frame_energy_db",
     "frame_view",
     "mfcc",
+    "n_frames_of",
     "normalize",
     "vad_mask",
 ]

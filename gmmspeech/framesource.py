@@ -14,8 +14,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .config import to_dict
 from .errors import DataError
-from .frames import COMPUTE_DTYPE, as_frames
+from .featstore import FeatureStore, pack_blocks, read_utterances
+from .frames import as_frames
 
 
 class FrameSource(Protocol):
@@ -37,38 +39,6 @@ class FrameSource(Protocol):
     def shards(self, shard_frames: int) -> list[Any]:
         """Split into pieces of about ``shard_frames`` frames, each with ``chunks()``."""
         ...
-
-
-def pack_blocks(
-    arrays: Iterable[np.ndarray], chunk_size: int, n_features: int
-) -> Iterator[np.ndarray]:
-    """Repack a stream of (n_i, D) arrays into blocks of exactly ``chunk_size`` frames.
-
-    Every block but the last is full, whatever the utterance lengths, so the matrix
-    products stay efficient on short utterances. Blocks may be views of a reused buffer:
-    copy one to keep it.
-
-    Yields
-    ------
-    ndarray, shape (<= chunk_size, n_features), float32
-    """
-    buf = np.empty((chunk_size, n_features), dtype=COMPUTE_DTYPE)
-    fill = 0
-    for a in arrays:
-        pos = 0
-        while pos < a.shape[0]:
-            take = min(chunk_size - fill, a.shape[0] - pos)
-            if fill == 0 and take == chunk_size and a.dtype == COMPUTE_DTYPE:
-                yield a[pos : pos + take]  # a whole block: no copy needed
-            else:
-                buf[fill : fill + take] = a[pos : pos + take]
-                fill += take
-                if fill == chunk_size:
-                    yield buf
-                    fill = 0
-            pos += take
-    if fill:
-        yield buf[:fill]
 
 
 class ArraySource:
@@ -114,9 +84,7 @@ class ListSource:
         return out
 
 
-def _is_store(obj: Any) -> bool:
-    from .featstore import FeatureStore
-
+def _is_store(obj: object) -> bool:
     return isinstance(obj, FeatureStore)
 
 
@@ -246,18 +214,6 @@ def shard_moments(shard: Any, chunk_size: int) -> Moments:
     return total
 
 
-def global_moments(source: FrameSource, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of every frame of a source, in float64 (Chan's pairwise merge).
-
-    Returns
-    -------
-    mean : ndarray, shape (D,)
-    var : ndarray, shape (D,)
-    """
-    m = shard_moments(source, chunk_size)
-    return m.mean, m.var
-
-
 def _subsample_mask(utt_id: str, n: int, every: int, fraction: float | None, seed: int) -> Any:
     """Which of an utterance's ``n`` frames to keep: a slice or a boolean mask.
 
@@ -297,23 +253,11 @@ class StoreShard:
         self.seed = seed
 
     def arrays(self) -> Iterator[np.ndarray]:
-        """Each utterance's (subsampled) frames, in order.
-
-        Opens the file directly (not a :class:`FeatureStore`, whose constructor looks at
-        every utterance) with a small metadata cache, so a worker's memory and time depend on
-        its shard, not on the size of the store.
-        """
-        import h5py
-
-        from .featstore import GROUP, encode_id, read_frames, small_metadata_cache
-
-        with h5py.File(self.path, "r") as f:
-            small_metadata_cache(f)
-            group = f[GROUP]
-            for utt in self.utt_ids:
-                a = read_frames(group, encode_id(utt))
-                keep = _subsample_mask(utt, a.shape[0], self.every, self.fraction, self.seed)
-                yield np.ascontiguousarray(a[keep])
+        """Each utterance's (subsampled) frames, in order (read by
+        :func:`~gmmspeech.featstore.read_utterances`: only this shard's datasets)."""
+        for utt, a in zip(self.utt_ids, read_utterances(self.path, self.utt_ids), strict=True):
+            keep = _subsample_mask(utt, a.shape[0], self.every, self.fraction, self.seed)
+            yield np.ascontiguousarray(a[keep])
 
     def chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
         return pack_blocks(self.arrays(), chunk_size, self.n_features)
@@ -335,7 +279,11 @@ class StoreSource:
     """
 
     def __init__(
-        self, stores: list[Any], every: int = 1, fraction: float | None = None, seed: int = 0
+        self,
+        stores: list[FeatureStore],
+        every: int = 1,
+        fraction: float | None = None,
+        seed: int = 0,
     ) -> None:
         if every < 1:
             raise DataError(f"subsample_every: must be >= 1, got {every}")
@@ -356,8 +304,6 @@ class StoreSource:
                 f"({', '.join(f'{s.path}: {s.config_hash}' for s in stores)}); train on "
                 "stores extracted with one feature config"
             )
-        from .config import to_dict
-
         self.feature_config: dict[str, Any] = to_dict(stores[0].config)
         self.every, self.fraction, self.seed = every, fraction, seed
         self.entries: list[tuple[str, str, int]] = []  # (path, utt_id, frames kept)

@@ -32,13 +32,12 @@ from scipy.linalg import blas, lapack
 from threadpoolctl import threadpool_info
 
 from .atomic import atomic_path
-from .engine import Engine, LocalEngine, map_reduce
+from .engine import Engine, LocalEngine, blas_threads, map_reduce
 from .errors import DataError, ModelFormatError, ModelMismatchError
 from .featstore import config_differences
 from .gmm import DiagGMM
 from .h5io import from_json, open_checked, to_json, write_header
 from .speakermodels import ubm_fingerprint
-from .threads import blas_threads
 from .uttstats import (
     StatsSource,
     UtteranceStats,

@@ -42,13 +42,12 @@ from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from .config import SCORING_METHODS
-from .engine import Engine, LocalEngine
+from .engine import Engine, LocalEngine, blas_threads
 from .errors import DataError, ModelMismatchError
 from .featstore import FeatureStore
 from .frames import COMPUTE_DTYPE, as_frames
 from .gmm import DiagGMM, log_normalize
 from .speakermodels import SpeakerModels
-from .threads import blas_threads
 from .trials import TrialList
 
 log = logging.getLogger(__name__)

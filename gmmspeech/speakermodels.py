@@ -30,12 +30,12 @@ from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
+from .engine import blas_threads
 from .errors import DataError, ModelFormatError, ModelMismatchError
 from .gmm import DiagGMM
 from .h5io import from_json, open_checked, to_json, write_header
 from .map import check_adapt, map_parameters
 from .stats import SufficientStats, accumulate
-from .threads import blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +352,7 @@ def enroll(
         mapping = mapping()
     mapping = cast("Mapping[str, Sequence[str]]", mapping)
     stats: dict[str, SufficientStats] = {}
-    with blas_threads(1):  # per-utterance matrices are small: see gmmspeech.threads
+    with blas_threads(1):  # per-utterance matrices are small: see engine.blas_threads
         for spk in tqdm(list(mapping), desc="enroll", unit="spk", disable=not progress):
             utts = list(mapping[spk])
             if not utts:
@@ -380,63 +380,3 @@ def _get_features(features: Mapping[str, ArrayLike], utt: str, context: str) -> 
 
 
 # ---------------------------------------------------------------------------- CLI inputs
-def open_features(path: str | os.PathLike[str]) -> Any:
-    """Open a feature archive for reading as a mapping ``utt_id -> (n_frames, D) array``.
-
-    A ``gmmspeech.FeatureStore`` file (``gmmspeech extract``) is opened with
-    :class:`gmmspeech.featstore.FeatureStore`; any other HDF5 file is read by a minimal reader
-    (one dataset per utterance, at the root or under a ``features``, ``utterances`` or
-    ``utts`` group), e.g. features written by another tool.
-    """
-    import h5py
-
-    p = str(path)
-    if not os.path.isfile(p):
-        raise DataError(f"{p}: no such feature archive")
-    try:
-        with h5py.File(p, "r") as f:
-            fmt = f.attrs.get("format")
-    except OSError as exc:
-        raise DataError(f"{p}: not a readable HDF5 feature archive ({exc})") from None
-    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-    if fmt == "gmmspeech.FeatureStore":
-        from .featstore import FeatureStore
-
-        return FeatureStore(p)
-    return _H5Features(p)
-
-
-class _H5Features:
-    """Minimal read-only mapping over an HDF5 file of per-utterance feature datasets."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        import h5py
-
-        self.path = str(path)
-        if not os.path.isfile(self.path):
-            raise DataError(f"{self.path}: no such feature archive")
-        try:
-            self._f = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise DataError(f"{self.path}: not a readable HDF5 feature archive ({exc})") from None
-        self._group = self._f
-        for name in ("features", "utterances", "utts"):
-            if name in self._f and isinstance(self._f[name], h5py.Group):
-                self._group = self._f[name]
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self._group
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        if key not in self._group:
-            raise KeyError(key)
-        return np.asarray(self._group[key][()])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._group.keys())
-
-    def __len__(self) -> int:
-        return len(self._group)
-
-    def close(self) -> None:
-        self._f.close()

@@ -19,7 +19,6 @@ calls for a training script of your own.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,9 +33,10 @@ from gmmspeech import (
     train_ubm,
 )
 from gmmspeech.config import ExperimentConfig
+from gmmspeech.engine import Engine
 
 
-def extract(cfg: ExperimentConfig, store: Path) -> None:
+def extract(cfg: ExperimentConfig, store: Path, engine: Engine) -> None:
     """Features of the UBM's audio (``data.background`` or ``data.dataset``) into ``store``."""
     audio = cfg.data.background or cfg.data.dataset
     if audio is None:
@@ -48,31 +48,20 @@ def extract(cfg: ExperimentConfig, store: Path) -> None:
         spk_field=audio.spk_field,
         label_field=audio.label_field,
     )
-    c = cfg.compute
-    jobs = (c.n_workers or os.cpu_count() or 1) if c.backend == "processes" else 1
     report = extract_to_store(
         data,
         store,
         cfg.features,
-        jobs=jobs,
+        engine=engine,
         max_failed_fraction=cfg.extract.max_failed_fraction,
         batch_size=cfg.extract.batch_size,
     )
     print(f"{store}: {report.n_extracted} extracted, {report.n_failed} failed")
 
 
-def train(cfg: ExperimentConfig, store: Path, out: Path) -> DiagGMM:
-    """Train on every utterance of ``store`` with ``cfg.ubm`` on ``cfg.compute``'s engine."""
-    c = cfg.compute
-    with (
-        FeatureStore(store) as feats,
-        make_engine(
-            c.backend,
-            n_workers=c.n_workers,
-            scheduler_address=c.scheduler_address,
-            threads_per_worker=c.threads_per_worker,
-        ) as engine,
-    ):
+def train(cfg: ExperimentConfig, store: Path, out: Path, engine: Engine) -> DiagGMM:
+    """Train on every utterance of ``store`` with ``cfg.ubm`` and save it to ``out``."""
+    with FeatureStore(store) as feats:
         ubm = train_ubm(feats, config=cfg.ubm, engine=engine)
     ubm.save(out)
     return ubm
@@ -90,9 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = Path(args.store) if args.store else out / "features.h5"
-    if args.store is None:
-        extract(cfg, store)
-    ubm = train(cfg, store, out / "ubm.h5")
+    with make_engine(cfg.compute) as engine:  # compute.*: this process, processes or Dask
+        if args.store is None:
+            extract(cfg, store, engine)
+        ubm = train(cfg, store, out / "ubm.h5", engine)
     print(f"{out / 'ubm.h5'}: {ubm.n_components} components, {ubm.n_features} features")
     return 0
 

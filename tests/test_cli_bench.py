@@ -63,13 +63,21 @@ def test_bench_features_small_writes_consistent_figures(tmp_path, capsys):
     assert main(["bench", "features", *args, "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     runs = data["extract"]
-    assert set(runs) == {"jobs1", "jobs2", "jobs1_half", "jobs2_half"}
-    assert runs["jobs1"]["store_bytes"] == runs["jobs2"]["store_bytes"]
-    assert runs["jobs1_half"]["store_bytes"] < runs["jobs1"]["store_bytes"]
+    assert set(runs) == {"local", "jobs1", "jobs2"}
+    assert (
+        runs["local"]["store_bytes"] == runs["jobs1"]["store_bytes"] == runs["jobs2"]["store_bytes"]
+    )
+    assert all(r["n_extracted"] == 8 for r in runs.values())
     assert all(0 < r["peak_rss_mib"] < 2000 for r in runs.values())
-    assert data["speedup"] == runs["jobs1"]["seconds"] / runs["jobs2"]["seconds"]
-    extra1 = runs["jobs1"]["seconds"] - runs["jobs1_half"]["seconds"]
-    assert data["fixed_seconds"]["jobs1"] == runs["jobs1_half"]["seconds"] - extra1
+    assert runs["local"]["worker_peak_rss_mib"] == {}
+    assert all(0 < m < 2000 for m in runs["jobs2"]["worker_peak_rss_mib"].values())
+    for r in runs.values():
+        assert r["fixed_seconds"] == r["seconds"] - r["work_seconds"]
+        assert 0 < r["work_seconds"] < r["seconds"]
+    assert data["speedup"]["work"] == runs["jobs1"]["work_seconds"] / runs["jobs2"]["work_seconds"]
+    assert data["speedup"]["end_to_end"] == runs["jobs1"]["seconds"] / runs["jobs2"]["seconds"]
     assert data["rtf"]["n_signals"] == 2
+    best = data["rtf"]["seconds_best"]
+    assert data["rtf"]["overhead_vs_librosa"] == best["extract_features"] / best["librosa_mfcc"] - 1
     text = capsys.readouterr().out
-    assert "faster than --jobs 1" in text and "per extra utterance" in text
+    assert "faster on the per-utterance work" in text and "vs bare librosa.feature.mfcc" in text

@@ -1,11 +1,21 @@
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gmmspeech import ConfigError, DiagGMM, LocalEngine, ProcessEngine, make_engine, train_ubm
+from gmmspeech import (
+    ConfigError,
+    DiagGMM,
+    LocalEngine,
+    ProcessEngine,
+    make_engine,
+    train_ubm,
+)
+from gmmspeech.config import ComputeConfig
 from gmmspeech.engine import map_reduce
 from gmmspeech.framesource import ArraySource
 from gmmspeech.stats import accumulate
@@ -107,12 +117,14 @@ def test_dask_survives_a_killed_worker(dask_engine, tmp_path):
 
 
 def test_misconfiguration_is_one_clear_line():
-    with pytest.raises(ConfigError, match="unknown engine 'dsak'; did you mean 'dask'"):
-        make_engine("dsak")
-    with pytest.raises(ConfigError, match="n_workers: must be >= 1"):
-        make_engine("processes", n_workers=0)
+    with pytest.raises(ConfigError, match="backend"):
+        make_engine(ComputeConfig(backend="dsak"))
+    with pytest.raises(ConfigError, match="n_workers"):
+        make_engine(ComputeConfig(backend="processes", n_workers=0))
+    with pytest.raises(ConfigError, match="compute: expected a ComputeConfig"):
+        make_engine("processes")  # type: ignore[arg-type]
     pytest.importorskip("dask.distributed")
-    engine = make_engine("dask", scheduler_address="tcp://127.0.0.1:9")
+    engine = make_engine(ComputeConfig(backend="dask", scheduler_address="tcp://127.0.0.1:9"))
     engine.timeout = 2.0
     t0 = time.time()
     with pytest.raises(
@@ -134,7 +146,14 @@ def test_missing_dask_extra(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_dask)
     with pytest.raises(ConfigError, match=r"pip install 'gmmspeech\[dask\]'"):
-        make_engine("dask")
+        make_engine(ComputeConfig(backend="dask"))
+
+
+def test_worker_counts_above_the_cpus_are_capped_with_a_warning():
+    cpus = os.cpu_count() or 1
+    with pytest.warns(UserWarning, match=f"n_workers={cpus + 3} is more than the {cpus} CPU"):
+        engine = make_engine(ComputeConfig(backend="processes", n_workers=cpus + 3))
+    assert isinstance(engine, ProcessEngine) and engine.n_workers == cpus
 
 
 def test_moments_merge_like_one_pass():
@@ -149,3 +168,42 @@ def test_moments_merge_like_one_pass():
     np.testing.assert_allclose(total.var, ref.var(axis=0), rtol=1e-10)
     empty = Moments(0, np.zeros(5), np.zeros(5))
     assert (empty + total).n == total.n and (total + empty).n == total.n
+
+
+def _worker_pid(_: object, __: object) -> int:
+    return os.getpid()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_their_parent(tmp_path):
+    """kill -9 of the process that owns a ProcessEngine leaves no worker running."""
+    code = (
+        "import sys, time\n"
+        "from gmmspeech.engine import ProcessEngine\n"
+        "from test_engine import _worker_pid\n"
+        "if __name__ == '__main__':\n"
+        "    e = ProcessEngine(n_workers=1)\n"
+        "    print(e.map(_worker_pid, [0])[0], flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    script = tmp_path / "owner.py"
+    script.write_text(code)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), *sys.path]))
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    assert owner.stdout is not None
+    worker = int(owner.stdout.readline())
+    assert Path(f"/proc/{worker}").exists()
+    owner.kill()
+    owner.wait()
+    deadline = time.time() + 20
+    while _alive(worker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), "the worker outlived its parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"

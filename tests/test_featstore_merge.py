@@ -6,6 +6,7 @@ from helpers_audio import make_datadir
 import gmmspeech.extraction as fs
 from gmmspeech.config import FeatureConfig
 from gmmspeech.datadir import DataDir
+from gmmspeech.featstore import OpenFiles
 
 
 def test_merge_of_many_parts_keeps_few_files_open(tmp_path: Path, monkeypatch) -> None:
@@ -14,20 +15,20 @@ def test_merge_of_many_parts_keeps_few_files_open(tmp_path: Path, monkeypatch) -
     fs.extract_to_store(data, tmp_path / "one.h5", cfg)
 
     opened: list[int] = []
-    real_init = fs._OpenFiles.__init__
+    real_init = OpenFiles.__init__
 
     def small_lru(self, paths, limit=8):
         real_init(self, paths, limit=2)
 
-    real_getitem = fs._OpenFiles.__getitem__
+    real_getitem = OpenFiles.__getitem__
 
     def counting_getitem(self, i):
         f = real_getitem(self, i)
         opened.append(len(self.open))
         return f
 
-    monkeypatch.setattr(fs._OpenFiles, "__init__", small_lru)
-    monkeypatch.setattr(fs._OpenFiles, "__getitem__", counting_getitem)
+    monkeypatch.setattr(OpenFiles, "__init__", small_lru)
+    monkeypatch.setattr(OpenFiles, "__getitem__", counting_getitem)
     dd = DataDir.read(data)
     fs.extract_to_store(dd.subset(dd.utt_ids[:2]), tmp_path / "many.h5", cfg)
     # resumed, so merged: the old store and 10 part files of one utterance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import librosa
@@ -62,26 +63,37 @@ def test_config_hash_is_stable_across_int_and_float() -> None:
 
 
 # --------------------------------------------------------------------- MFCC core
+def _emphasised(y: np.ndarray, a: float) -> np.ndarray:
+    """Pre-emphasis written out: y[n] - a y[n-1], with y[-1] = y[0]."""
+    return np.concatenate([[y[0] * (1 - a)], y[1:] - a * y[:-1]]).astype(np.float32)
+
+
 def _librosa_oracle(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """MFCCs computed by librosa directly: pre-emphasis written out, explicit padding."""
-    a = cfg.pre_emphasis
-    emph = np.concatenate([[y[0] * (1 - a)], y[1:] - a * y[:-1]]).astype(np.float32)
-    left = (cfg.fft_size - cfg.win_length) // 2
-    padded = np.pad(emph, (left, cfg.fft_size - cfg.win_length - left))
+    """MFCCs computed by librosa directly (its own framing, filterbank, dB and DCT)."""
     m = librosa.feature.mfcc(
-        y=padded,
+        y=_emphasised(y, cfg.pre_emphasis),
         sr=cfg.sample_rate,
         n_mfcc=cfg.n_mfcc,
         n_fft=cfg.fft_size,
         hop_length=cfg.hop_length,
         win_length=cfg.win_length,
         window=cfg.window,
-        center=False,
+        center=cfg.center,
         n_mels=cfg.n_mels,
         fmin=cfg.fmin,
         fmax=cfg.fmax,
     )
     return m.T
+
+
+def _raw_frames(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The samples under librosa's window in each frame, written out with a loop."""
+    n_fft, win, hop = cfg.fft_size, cfg.win_length, cfg.hop_length
+    pad = n_fft // 2 if cfg.center else 0
+    p = np.concatenate([np.zeros(pad), y.astype(np.float64), np.zeros(pad)])
+    n = 1 + (p.size - n_fft) // hop
+    off = (n_fft - win) // 2
+    return np.array([p[t * hop + off : t * hop + off + win] for t in range(n)])
 
 
 @pytest.mark.parametrize(
@@ -90,73 +102,138 @@ def _librosa_oracle(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         FeatureConfig(),
         FeatureConfig(n_mfcc=13, n_mels=24, window="hann", pre_emphasis=0.0, fmax=7000.0),
         FeatureConfig(sample_rate=8000, frame_length_ms=32, n_fft=512, fmin=100.0),
+        FeatureConfig(center=False, top_db=80.0),
     ],
-    ids=["default", "hann-13", "8k"],
+    ids=["default", "hann-13", "8k", "not-centred"],
 )
 def test_mfcc_matches_librosa(cfg: FeatureConfig) -> None:
     y = noise(1.3, 0.1, seed=3, sr=cfg.sample_rate) + sine(300.0, 1.3, 0.2, cfg.sample_rate)
     ours = mfcc(y, cfg)
     ref = _librosa_oracle(y, cfg)
-    n_expected = 1 + (y.size - cfg.win_length) // cfg.hop_length
-    assert ours.shape == ref.shape == (n_expected, cfg.n_mfcc)
+    assert ours.shape == ref.shape == (_raw_frames(y, cfg).shape[0], cfg.n_mfcc)
     assert ours.dtype == np.float32 and ours.flags.c_contiguous
-    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=2e-3)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        FeatureConfig(pre_emphasis=0.0, vad="none", normalization="none"),
+        FeatureConfig(
+            pre_emphasis=0.0, vad="none", normalization="none", center=False, delta_window=3
+        ),
+        FeatureConfig(
+            pre_emphasis=0.0,
+            vad="none",
+            normalization="none",
+            sample_rate=8000,
+            window="hann",
+            n_mfcc=13,
+            n_mels=30,
+            deltas=1,
+            delta_window=1,
+        ),
+    ],
+    ids=["default-stft", "not-centred-w3", "8k-hann-d1"],
+)
+def test_extract_features_is_librosa_mfcc_plus_librosa_deltas(cfg: FeatureConfig) -> None:
+    """With no pre-emphasis, VAD or normalisation the features ARE librosa's, frame for frame."""
+    y = noise(1.1, 0.1, seed=5, sr=cfg.sample_rate) + sine(440.0, 1.1, 0.3, cfg.sample_rate)
+    m = librosa.feature.mfcc(
+        y=y,
+        sr=cfg.sample_rate,
+        n_mfcc=cfg.n_mfcc,
+        n_fft=cfg.fft_size,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window=cfg.window,
+        center=cfg.center,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+        fmax=cfg.fmax,
+    )
+    width = 2 * cfg.delta_window + 1
+    blocks = [m] + [
+        librosa.feature.delta(m, width=width, order=k) for k in range(1, cfg.deltas + 1)
+    ]
+    expected = np.vstack(blocks).T
+    got = extract_features(y, cfg.sample_rate, cfg)
+    assert got.shape == expected.shape == (m.shape[1], cfg.n_features)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
 
 
 def test_log_energy_replaces_c0() -> None:
     cfg = FeatureConfig(energy="log_energy")
     y = noise(0.5, 0.1, seed=1)
     ours = mfcc(y, cfg)
-    n = 1 + (y.size - 400) // 160
-    expected = np.array(
-        [np.log(np.sum(y[t * 160 : t * 160 + 400].astype(np.float64) ** 2)) for t in range(n)]
-    )
+    expected = np.log(np.sum(_raw_frames(y, cfg) ** 2, axis=1))
     np.testing.assert_allclose(ours[:, 0], expected, rtol=1e-5)
-    np.testing.assert_allclose(ours[:, 1:], _librosa_oracle(y, cfg)[:, 1:], rtol=1e-4, atol=2e-3)
+    np.testing.assert_allclose(ours[:, 1:], _librosa_oracle(y, cfg)[:, 1:], rtol=1e-5, atol=1e-4)
 
 
 def test_sine_energy_in_dbfs() -> None:
     cfg = FeatureConfig()
     for amp in (1.0, 0.5, 0.01):
-        # 1 kHz at 16 kHz: a 400-sample frame holds exactly 25 periods, so mean(x^2) = A^2/2
+        # 1 kHz at 16 kHz: a 400-sample window holds exactly 25 periods, so mean(x^2) = A^2/2;
+        # centred frames: frame t's window covers samples [160 t - 200, 160 t + 200)
         e = frame_energy_db(sine(1000.0, 0.5, amp), cfg)
-        assert e.shape == (1 + (8000 - 400) // 160,)
-        np.testing.assert_allclose(e, 20 * np.log10(amp / np.sqrt(2)), atol=1e-3)
+        assert e.shape == (1 + 8000 // 160,)
+        np.testing.assert_allclose(e[2:49], 20 * np.log10(amp / np.sqrt(2)), atol=1e-3)
+        assert (e[:2] < e[2]).all() and (e[49:] < e[2]).all()  # half in the zero padding
 
 
 # ----------------------------------------------------------------------- deltas
-def test_deltas_of_a_linear_ramp() -> None:
+def test_deltas_of_a_linear_ramp_and_a_parabola() -> None:
     t = np.arange(30, dtype=np.float32)
     slopes = np.array([0.5, -2.0, 3.0], dtype=np.float32)
     x = t[:, None] * slopes + np.array([1.0, 2.0, -3.0], dtype=np.float32)
     out = add_deltas(x, order=2, window=2)
     assert out.shape == (30, 9) and out.dtype == np.float32
     np.testing.assert_array_equal(out[:, :3], x)
-    # interior: the regression slope is the ramp's slope; delta-deltas vanish
-    np.testing.assert_allclose(out[2:-2, 3:6], np.broadcast_to(slopes, (26, 3)), rtol=1e-6)
-    np.testing.assert_allclose(out[4:-4, 6:9], 0.0, atol=1e-5)
-    # first frame, edges repeated: (1*(x1-x0) + 2*(x2-x0)) / 10 = 0.5 * slope
-    np.testing.assert_allclose(out[0, 3:6], 0.5 * slopes, rtol=1e-6)
+    # polynomial fits are exact on a line, edges included (mode="interp")
+    np.testing.assert_allclose(out[:, 3:6], np.broadcast_to(slopes, (30, 3)), rtol=1e-5)
+    np.testing.assert_allclose(out[:, 6:9], 0.0, atol=1e-4)
+    # second order is the second derivative of a quadratic fit: 2 on t^2 (delta of delta
+    # by regression would not give 2 at the edges)
+    q = add_deltas((0.1 * t * t)[:, None], order=2, window=3)
+    np.testing.assert_allclose(q[3:-3, 1], 0.2 * t[3:-3], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(q[:, 2], 0.2, rtol=1e-4)
 
 
-@pytest.mark.parametrize("n_frames", [1, 2, 3, 7, 40])
+@pytest.mark.parametrize("n_frames", [3, 5, 7, 40])
 @pytest.mark.parametrize("window", [1, 2, 3])
 @pytest.mark.parametrize("order", [0, 1, 2])
-def test_deltas_equal_the_regression_formula_written_out(
+def test_deltas_equal_local_polynomial_fits_written_out(
     n_frames: int, window: int, order: int
 ) -> None:
+    """Order k = k-th derivative of the degree-k least-squares fit over 2N+1 frames, the
+    window shifted inside the utterance at the edges (Savitzky-Golay, interp mode)."""
     rng = np.random.default_rng(n_frames * 10 + window)
     x = rng.standard_normal((n_frames, 4)).astype(np.float32)
-    blocks, cur = [x.astype(np.float64)], x.astype(np.float64)
-    norm = 2 * sum(m * m for m in range(1, window + 1))
-    for _ in range(order):  # edges repeated beyond the first and last frame
-        d = np.zeros_like(cur)
+    width = 2 * window + 1
+    if order and n_frames < width:
+        with pytest.raises(AudioError, match="too short for deltas"):
+            add_deltas(x, order, window)
+        return
+    blocks = [x.astype(np.float64)]
+    for k in range(1, order + 1):
+        d = np.zeros((n_frames, 4))
         for t in range(n_frames):
-            for m in range(1, window + 1):
-                d[t] += m * (cur[min(t + m, n_frames - 1)] - cur[max(t - m, 0)])
-        cur = d / norm
-        blocks.append(cur)
-    np.testing.assert_allclose(add_deltas(x, order, window), np.hstack(blocks), atol=1e-5)
+            s = min(max(t - window, 0), n_frames - width)
+            pos = np.arange(s, s + width, dtype=np.float64)
+            for j in range(4):
+                coef = np.polyfit(pos - t, x[s : s + width, j].astype(np.float64), k)
+                d[t, j] = coef[0] * math.factorial(k)  # k-th derivative at t
+        blocks.append(d)
+    np.testing.assert_allclose(add_deltas(x, order, window), np.hstack(blocks), atol=1e-4)
+
+
+def test_utterance_shorter_than_the_delta_filter_is_an_audio_error() -> None:
+    cfg = FeatureConfig(vad="none")
+    y = noise(0.03, 0.1, 0)  # 480 samples: 4 centred frames < width 5
+    with pytest.raises(AudioError, match="too short for deltas: 4 frames"):
+        extract_features(y, SR, cfg)
+    assert extract_features(y, SR, FeatureConfig(vad="none", deltas=0)).shape == (4, 20)
 
 
 # -------------------------------------------------------------------------- VAD
@@ -167,7 +244,7 @@ def test_vad_keeps_bursts_and_drops_silence(mode: str) -> None:
         [("silence", 0.7), ("speech", 0.8), ("silence", 0.5), ("speech", 0.4), ("silence", 0.3)]
     )
     keep = vad_mask(frame_energy_db(y, cfg), cfg)
-    starts = np.arange(keep.size) * 160
+    starts = np.arange(keep.size) * 160 - 200  # centred frames: window start of frame t
     inside = np.zeros(keep.size, dtype=bool)
     overlap = np.zeros(keep.size, dtype=bool)
     for a, b in spans:
@@ -264,23 +341,12 @@ def test_pipeline_equals_its_parts() -> None:
     """extract_features = mfcc -> deltas -> VAD (raw energy) -> CMVN over kept frames."""
     cfg = FeatureConfig()
     y, _ = bursts([("silence", 0.4), ("speech", 0.9), ("silence", 0.4)], seed=9)
-    ref_static = _librosa_oracle(y, cfg).astype(np.float64)
-
-    # deltas by the regression formula, written out
-    def delta(c: np.ndarray) -> np.ndarray:
-        p = np.concatenate([c[:1], c[:1], c, c[-1:], c[-1:]])
-        n = c.shape[0]
-        return ((p[3 : 3 + n] - p[1 : 1 + n]) + 2 * (p[4 : 4 + n] - p[0:n])) / 10
-
-    d1 = delta(ref_static)
-    full = np.hstack([ref_static, d1, delta(d1)])
-    n = full.shape[0]
-    e = np.array(
-        [
-            10 * np.log10(np.mean(y[t * 160 : t * 160 + 400].astype(np.float64) ** 2))
-            for t in range(n)
-        ]
-    )
+    static = _librosa_oracle(y, cfg).T
+    full = np.vstack(
+        [static] + [librosa.feature.delta(static, width=5, order=k) for k in (1, 2)]
+    ).T.astype(np.float64)
+    e = 10 * np.log10(np.maximum(np.mean(_raw_frames(y, cfg) ** 2, axis=1), 1e-20))
+    assert e.shape[0] == full.shape[0]
     keep = e > max(np.quantile(e, 0.99) - 30.0, -75.0)
     kept = full[keep]
     expected = (kept - kept.mean(axis=0)) / kept.std(axis=0)
@@ -332,5 +398,5 @@ def test_real_files_of_each_dataset(shared_data: Path) -> None:
             assert f.shape[1] == 60 and f.dtype == np.float32, p
             assert np.isfinite(f).all(), p
             # the VAD keeps some but (for these recordings) not an absurd share of frames
-            n_total = 1 + (y.size - 400) // 160
+            n_total = 1 + y.size // 160
             assert 0 < f.shape[0] <= n_total, p

@@ -1,15 +1,22 @@
 """``gmmspeech bench features``: feature extraction speed, parallel speed-up, memory.
 
-1. Real-time factor (seconds of audio per second of compute) of
-   :func:`gmmspeech.extract_features` (MFCC + deltas + VAD + CMVN) against a bare
-   ``librosa.feature.mfcc`` call with the same framing and filterbank, on the same signals,
-   timed interleaved after a warm-up (librosa's lazy imports and numba caches).
-2. Wall time of ``gmmspeech extract DATADIR OUT.h5 --jobs 1`` and ``--jobs N``, each run as
-   a fresh command-line process (so both pay the same start-up), and the speed-up; with the
-   peak resident memory of each process, and of runs on half of the data dir: memory
-   should not grow with the number of utterances, and ``full - half`` is the cost of
-   utterances without a run's fixed start-up and finishing, whose ratio between 1 and N
-   jobs is the speed-up a large data dir approaches.
+1. Per utterance, in this process: :func:`gmmspeech.extract_features` (MFCC + deltas + VAD
+   + CMVN) against bare librosa calls on the same signals with the same STFT options -
+   ``librosa.feature.mfcc`` alone, and ``librosa.feature.mfcc`` plus
+   ``librosa.feature.delta`` of orders 1 and 2 - timed (CPU time of this process)
+   interleaved after a warm-up, with one BLAS thread on every side (as extraction runs).
+2. Extraction runs (``extract_to_store`` as ``gmmspeech extract`` calls it), each in a
+   fresh process: in-process (``compute.backend: local``), ``--jobs 1`` and ``--jobs N``
+   (the processes backend). Each run reports its fixed start-up (interpreter and imports,
+   librosa's included; the engine's workers started from the forkserver) apart from the
+   per-utterance work (``extract_to_store``), the CPU seconds of the parent and its workers
+   (the forkserver's one-off imports not counted), the peak resident memory of the parent
+   and of each worker process (shared pages of the forkserver's imports included), and the
+   store's size. The speed-up of ``--jobs N`` over
+   ``--jobs 1`` is given on the per-utterance work and end to end.
+
+Ratios are measured within one run, so a busy machine slows both sides alike; absolute
+times are only comparable on a quiet machine.
 
 Without ``--datadir`` a synthetic data dir of noise-burst "utterances" is written to a
 temporary folder.
@@ -26,16 +33,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
+from ..audio import load_audio
 from ..config import FeatureConfig
 from ..datadir import DataDir
+from ..engine import blas_threads
 from ..errors import ConfigError
+from .memory import max_rss_mib
 
-HELP = "feature extraction: real-time factor vs bare librosa MFCC, --jobs speed-up, memory"
+HELP = "feature extraction: per-utterance cost vs bare librosa, --jobs speed-up, start-up, memory"
 EXAMPLE = "gmmspeech bench features --n-utts 500 --seconds 8 --jobs 2 --json feats.json"
 
 
@@ -77,8 +89,6 @@ def write_synthetic_datadir(
     folder: Path, n_utts: int, seconds: float, sr: int = 16000, seed: int = 0
 ) -> Path:
     """Write ``n_utts`` synthetic WAV utterances and a data dir over them; returns the dir."""
-    import soundfile as sf
-
     rng = np.random.default_rng(seed)
     wav, spk = {}, {}
     for i in range(n_utts):
@@ -95,43 +105,58 @@ def write_synthetic_datadir(
 
 
 def _time_rtf(signals: list[np.ndarray], sr: int, repeat: int) -> dict[str, Any]:
+    # imported here: the CLI builds its parser (and this module) without loading librosa
     import librosa
 
     from ..features import extract_features, mfcc
 
     cfg = FeatureConfig(sample_rate=sr)
 
-    def bare(y: np.ndarray) -> Any:
-        return librosa.feature.mfcc(
-            y=y,
-            sr=sr,
-            n_mfcc=cfg.n_mfcc,
-            n_fft=cfg.fft_size,
-            hop_length=cfg.hop_length,
-            win_length=cfg.win_length,
-            window=cfg.window,
-            center=False,
-            n_mels=cfg.n_mels,
-            fmin=cfg.fmin,
+    def bare(y: np.ndarray) -> np.ndarray:
+        return np.asarray(
+            librosa.feature.mfcc(
+                y=y,
+                sr=sr,
+                n_mfcc=cfg.n_mfcc,
+                n_fft=cfg.fft_size,
+                hop_length=cfg.hop_length,
+                win_length=cfg.win_length,
+                window=cfg.window,
+                center=cfg.center,
+                n_mels=cfg.n_mels,
+                fmin=cfg.fmin,
+            )
         )
 
-    def ours(y: np.ndarray) -> Any:
-        return extract_features(y, sr, cfg)
+    def bare_deltas(y: np.ndarray) -> np.ndarray:
+        m = bare(y)
+        width = 2 * cfg.delta_window + 1
+        return np.vstack(
+            [
+                m,
+                librosa.feature.delta(m, width=width, order=1),
+                librosa.feature.delta(m, width=width, order=2),
+            ]
+        )
 
-    def core(y: np.ndarray) -> Any:
-        return mfcc(y, cfg)
-
-    fns = {"librosa_mfcc": bare, "extract_features": ours, "mfcc_only": core}
-    for fn in fns.values():  # warm-up: lazy imports, numba, FFT plans, filterbank cache
+    fns: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "librosa_mfcc": bare,
+        "librosa_mfcc_deltas": bare_deltas,
+        "mfcc_only": lambda y: mfcc(y, cfg),
+        "extract_features": lambda y: extract_features(y, sr, cfg),
+    }
+    for fn in fns.values():  # warm-up: lazy imports, FFT plans, filterbank caches
         for y in signals[:3]:
             fn(y)
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for name, fn in fns.items():  # interleaved, so load changes hit all alike
-            t0 = time.perf_counter()
+            # CPU time of this process (one BLAS thread): other processes on a shared
+            # machine lengthen wall time, much less the CPU time of the work itself
+            t0 = time.process_time()
             for y in signals:
                 fn(y)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(time.process_time() - t0)
     audio = sum(y.size for y in signals) / sr
     best = {k: min(v) for k, v in times.items()}
     return {
@@ -141,52 +166,100 @@ def _time_rtf(signals: list[np.ndarray], sr: int, repeat: int) -> dict[str, Any]
         "seconds_all": times,
         "rtf": {k: audio / v for k, v in best.items()},
         "overhead_vs_librosa": best["extract_features"] / best["librosa_mfcc"] - 1.0,
+        "overhead_vs_librosa_deltas": best["extract_features"] / best["librosa_mfcc_deltas"] - 1.0,
     }
 
 
-# Runs the command line and reports its own peak memory on stderr: measured from outside,
-# a child started by fork + exec from this (large) process would report this one's size.
-_CLI_WITH_PEAK = (
-    "import sys\n"
-    "from gmmspeech.cli import main\n"
-    "from gmmspeech.benchmarks.memory import max_rss_mib\n"
-    "code = main(sys.argv[1:])\n"
-    "print(f'peak_rss_mib={max_rss_mib():.2f}', file=sys.stderr)\n"
-    "sys.exit(code)\n"
-)
+def worker_peak(_: object, __: object) -> tuple[int, tuple[float, float]]:
+    """Engine task: (pid, (peak RSS in MiB, CPU seconds)) of the worker that runs it."""
+    t = os.times()
+    return os.getpid(), (max_rss_mib(), t.user + t.system)
 
 
-def _run_cli(datadir: Path, out: Path, jobs: int) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (the process and its workers) and peak RSS (MiB, the
-    process itself) of one ``gmmspeech extract`` run."""
-    import resource
+# One extraction run in a fresh interpreter, timed from inside: imports, engine start-up,
+# the per-utterance work; then the peak memory of the parent and of each worker.
+_CHILD = """
+import json, os, sys, time
+t0 = time.perf_counter()
+from gmmspeech.benchmarks.features import worker_peak
+from gmmspeech.benchmarks.memory import max_rss_mib
+from gmmspeech.config import ComputeConfig
+from gmmspeech.engine import ProcessEngine, make_engine
+from gmmspeech.extraction import extract_to_store
+from gmmspeech.extraction_worker import keep_freed_memory
+t1 = time.perf_counter()
+backend, n, data, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+keep_freed_memory()
+engine = make_engine(ComputeConfig(backend=backend, n_workers=n if backend != "local" else None))
+if isinstance(engine, ProcessEngine):
+    engine.start()
+t2 = time.perf_counter()
+report = extract_to_store(data, out, engine=engine, max_failed_fraction=1.0)
+t3 = time.perf_counter()
+workers = dict(engine.map(worker_peak, range(8 * n))) if backend != "local" else {}
+engine.close()
+me = os.times()
+print(json.dumps({"import_seconds": t1 - t0, "engine_start_seconds": t2 - t1,
+                  "work_seconds": t3 - t2, "n_extracted": report.n_extracted,
+                  "peak_rss_mib": max_rss_mib(),
+                  "worker_peak_rss_mib": {p: w[0] for p, w in workers.items()},
+                  "cpu_seconds": me.user + me.system + sum(w[1] for w in workers.values())}))
+"""
 
-    cmd = [
-        sys.executable,
-        "-c",
-        _CLI_WITH_PEAK,
-        "extract",
-        str(datadir),
-        str(out),
-        "--jobs",
-        str(jobs),
-        "--no-progress",
-        "--log-level",
-        "ERROR",
-        "--max-failed",
-        "1.0",
-    ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+def _run_child(datadir: Path, out: Path, backend: str, n: int) -> dict[str, Any]:
+    """One extraction run in a fresh process; its figures plus wall seconds and store size."""
+    cmd = [sys.executable, "-c", _CHILD, backend, str(n), str(datadir), str(out)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(cmd, capture_output=True, check=False)
     wall = time.perf_counter() - t0
-    err = proc.stderr.decode(errors="replace")
     if proc.returncode != 0:
-        raise ConfigError(f"`gmmspeech extract` failed ({proc.returncode}): {err.strip()[-500:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    peak = [float(x.split("=")[1]) for x in err.split() if x.startswith("peak_rss_mib=")]
-    return wall, cpu, peak[-1] if peak else float("nan")
+        err = proc.stderr.decode(errors="replace")
+        raise ConfigError(f"extraction run failed ({proc.returncode}): {err.strip()[-500:]}")
+    got: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    got["seconds"] = wall
+    got["fixed_seconds"] = wall - got["work_seconds"]
+    got["store_bytes"] = out.stat().st_size
+    return got
+
+
+def _print_rtf(rtf: dict[str, Any], repeat: int, load: float) -> None:
+    print(
+        f"Per utterance, {rtf['n_signals']} utterances ({rtf['audio_seconds']:.1f} s of audio, "
+        f"CPU time, best of {repeat}, after warm-up, one BLAS thread; load average {load:.2f} on "
+        f"{os.cpu_count()} CPUs):"
+    )
+    for name in ("librosa_mfcc", "librosa_mfcc_deltas", "mfcc_only", "extract_features"):
+        print(
+            f"  {name:20s} {rtf['seconds_best'][name] * 1e3:9.1f} ms   "
+            f"{rtf['rtf'][name]:9.0f}x real time"
+        )
+    print(
+        f"  extract_features (MFCC + deltas + VAD + CMVN) vs bare librosa.feature.mfcc: "
+        f"{100 * rtf['overhead_vs_librosa']:+.1f}%; vs librosa mfcc + delta x2: "
+        f"{100 * rtf['overhead_vs_librosa_deltas']:+.1f}%"
+    )
+
+
+def _print_runs(runs: dict[str, dict[str, Any]], n_utts: int, jobs: int) -> dict[str, float]:
+    n = f"jobs{jobs}"
+    work = runs["jobs1"]["work_seconds"] / runs[n]["work_seconds"]
+    end_to_end = runs["jobs1"]["seconds"] / runs[n]["seconds"]
+    print(f"Extraction of {n_utts} utterances, each run in a fresh process:")
+    for label, r in runs.items():
+        workers = r["worker_peak_rss_mib"]
+        per_worker = f"{max(workers.values()):6.1f}" if workers else "   -  "
+        print(
+            f"  {label:6s} {r['seconds']:7.2f} s wall = fixed {r['fixed_seconds']:5.2f} s "
+            f"(imports {r['import_seconds']:.2f}, workers {r['engine_start_seconds']:.2f}) + "
+            f"work {r['work_seconds']:7.2f} s; CPU {r['cpu_seconds']:6.2f} s; peak RSS parent "
+            f"{r['peak_rss_mib']:6.1f} MiB, per worker {per_worker} MiB"
+        )
+    print(
+        f"  --jobs {jobs} vs --jobs 1: {work:.2f}x faster on the per-utterance work, "
+        f"{end_to_end:.2f}x end to end"
+    )
+    return {"work": work, "end_to_end": end_to_end}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -195,7 +268,6 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1")
     if args.seconds <= 0.05:
         raise ConfigError("--seconds: must be > 0.05")
-    from ..audio import load_audio
 
     tmp = Path(tempfile.mkdtemp(prefix="gmmspeech-bench-"))
     try:
@@ -215,93 +287,31 @@ def run(args: argparse.Namespace) -> int:
             ids[i] for i in np.linspace(0, len(ids) - 1, min(args.rtf_utts, len(ids))).astype(int)
         ]
         signals = [load_audio(data.audio_path(u), sample_rate=sr)[0] for u in pick]
-        from ..extraction_worker import _one_blas_thread
-
-        with _one_blas_thread():  # both sides alike, as extraction itself runs
+        with blas_threads(1):  # every side alike, as extraction itself runs
             rtf = _time_rtf(signals, sr, args.repeat)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         result: dict[str, Any] = {
             "benchmark": "features",
             "data": source,
             "n_utterances": len(data),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "cpu_count": os.cpu_count(),
+            "load_average_1min": load,
             "rtf": rtf,
         }
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        result["load_average_1min"] = load
-        print(
-            f"Real-time factor on {rtf['n_signals']} utterances ({rtf['audio_seconds']:.1f} s "
-            f"of audio, best of {args.repeat}, after warm-up; load average {load:.2f} on "
-            f"{os.cpu_count()} CPUs):"
-        )
-        for name in ("librosa_mfcc", "mfcc_only", "extract_features"):
-            print(
-                f"  {name:17s} {rtf['seconds_best'][name] * 1e3:9.1f} ms   "
-                f"{rtf['rtf'][name]:9.0f}x real time"
-            )
-        print(
-            f"  extract_features (MFCC + deltas + VAD + CMVN) vs bare librosa.feature.mfcc: "
-            f"{100 * rtf['overhead_vs_librosa']:+.1f}%"
-        )
+        _print_rtf(rtf, args.repeat, load)
         if not args.skip_jobs:
-            half = data.subset(ids[: max(1, len(ids) // 2)])
-            half_dir = tmp / "half"
-            half.write(half_dir)
             runs = {}
-            for label, dd, jobs in (
-                ("jobs1", data_dir, 1),
-                (f"jobs{args.jobs}", data_dir, args.jobs),
-                ("jobs1_half", half_dir, 1),
-                (f"jobs{args.jobs}_half", half_dir, args.jobs),
+            for label, backend, n in (
+                ("local", "local", 1),
+                ("jobs1", "processes", 1),
+                (f"jobs{args.jobs}", "processes", args.jobs),
             ):
                 out = tmp / f"{label}.h5"
-                wall, cpu, rss = _run_cli(dd, out, jobs)
-                runs[label] = {
-                    "seconds": wall,
-                    "cpu_seconds": cpu,
-                    "peak_rss_mib": rss,
-                    "store_bytes": out.stat().st_size,
-                }
+                runs[label] = _run_child(data_dir, out, backend, n)
                 out.unlink()
-            n = f"jobs{args.jobs}"
-            speedup = runs["jobs1"]["seconds"] / runs[n]["seconds"]
-            # The second half of the utterances cost (full - half): what each extra
-            # utterance costs, without the fixed start-up and finishing of a run.
-            extra1 = runs["jobs1"]["seconds"] - runs["jobs1_half"]["seconds"]
-            extra_n = runs[n]["seconds"] - runs[f"{n}_half"]["seconds"]
-            marginal = extra1 / extra_n if extra_n > 0 else float("nan")
-            fixed = {
-                "jobs1": runs["jobs1_half"]["seconds"] - extra1,
-                n: runs[f"{n}_half"]["seconds"] - extra_n,
-            }
             result["extract"] = runs
-            result["speedup"] = speedup
-            result["marginal_speedup"] = marginal
-            result["fixed_seconds"] = fixed
-            print(f"`gmmspeech extract` of {len(data)} utterances (fresh processes):")
-            for label, r in runs.items():
-                print(
-                    f"  {label:11s} {r['seconds']:7.2f} s wall {r['cpu_seconds']:7.2f} s CPU   "
-                    f"peak RSS {r['peak_rss_mib']:6.1f} MiB   "
-                    f"store {r['store_bytes'] / 2**20:7.1f} MiB"
-                )
-            print(f"  --jobs {args.jobs} is {speedup:.2f}x faster than --jobs 1")
-            noisy = min(fixed.values()) < 0  # the halves differ, or the machine was busy
-            print(
-                f"  estimated fixed cost (start-up, finishing): {fixed['jobs1']:.2f} s with "
-                f"--jobs 1, {fixed[n]:.2f} s with --jobs {args.jobs}; per extra utterance "
-                f"--jobs {args.jobs} is {marginal:.2f}x faster (the speed-up of large data dirs)"
-                + (
-                    "; a negative estimate means the two halves of the data dir are unlike or "
-                    "the timings are noisy: rerun, or use a synthetic data dir"
-                    if noisy
-                    else ""
-                )
-            )
-            print(
-                f"  memory: {runs['jobs1_half']['peak_rss_mib']:.1f} MiB for {len(half)} "
-                f"utterances vs {runs['jobs1']['peak_rss_mib']:.1f} MiB for {len(data)}"
-            )
+            result["speedup"] = _print_runs(runs, len(data), args.jobs)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(result, f, indent=2)

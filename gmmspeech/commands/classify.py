@@ -13,8 +13,8 @@ from ..classifier import GMMClassifier
 from ..config import EnrollConfig, ScoringConfig, UBMConfig
 from ..datadir import read_utt2label
 from ..errors import ConfigError, DataError
+from ..featstore import open_features
 from ..metrics import confusion_matrix, identification_accuracy
-from ..speakermodels import open_features
 from . import add_config_arguments, config_source
 
 NAME = "classify"

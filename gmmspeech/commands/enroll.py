@@ -7,8 +7,9 @@ import logging
 
 from ..config import EnrollConfig
 from ..datadir import read_spk2utt
+from ..featstore import open_features
 from ..gmm import DiagGMM
-from ..speakermodels import enroll, open_features
+from ..speakermodels import enroll
 from . import add_config_arguments, config_source
 
 NAME = "enroll"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 
 from ..config import ComputeConfig, ExtractConfig, FeatureConfig
 from ..configio import ConfigSource
@@ -33,8 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         default=None,
+        metavar="N",
         help="worker processes: shorthand for --set compute.backend=processes --set "
-        "compute.n_workers=N (default: the compute section; one process when it is local)",
+        "compute.n_workers=N (default: the compute section; local: this process)",
     )
     p.add_argument(
         "--max-failed",
@@ -75,29 +75,15 @@ def run(args: argparse.Namespace) -> int:
         args.overrides = [*args.overrides, "compute.backend=processes"]
     cfg, opts, compute = load_feature_config(config_source(args, FLAGS, bare="features"))
     keep_freed_memory()  # this process only extracts
-    jobs = 1
-    if compute.backend == "processes":
-        jobs = compute.n_workers or os.cpu_count() or 1
-    with contextlib.ExitStack() as stack:
-        engine = None
-        if compute.backend == "dask":
-            engine = stack.enter_context(
-                make_engine(
-                    "dask",
-                    n_workers=compute.n_workers,
-                    scheduler_address=compute.scheduler_address,
-                    threads_per_worker=compute.threads_per_worker,
-                )
-            )
+    with contextlib.closing(make_engine(compute)) as engine:
         report = extract_to_store(
             args.datadir,
             args.output,
             cfg,
-            jobs=jobs,
+            engine=engine,
             max_failed_fraction=opts.max_failed_fraction,
             batch_size=opts.batch_size,
             progress=not args.no_progress,
-            engine=engine,
         )
     rtf = report.audio_seconds / report.seconds if report.seconds > 0 else float("nan")
     print(

@@ -9,11 +9,12 @@ from typing import Any
 from ..config import EnrollConfig, ScoringConfig
 from ..datadir import read_spk2utt
 from ..errors import DataError
+from ..featstore import open_features
 from ..gmm import DiagGMM
 from ..norm import METHODS as NORM_METHODS
 from ..norm import cohort_normalize
 from ..scoring import METHODS, ModelBank, score_trials
-from ..speakermodels import SpeakerModels, open_features
+from ..speakermodels import SpeakerModels
 from ..trials import read_trials, write_scores
 from . import add_config_arguments, config_source
 

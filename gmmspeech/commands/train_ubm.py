@@ -58,12 +58,7 @@ def _train(
     compute: ComputeConfig,
 ) -> DiagGMM:
     """Train on store views through the configured engine; save the model atomically."""
-    engine = make_engine(
-        compute.backend,
-        n_workers=compute.n_workers,
-        scheduler_address=compute.scheduler_address,
-        threads_per_worker=compute.threads_per_worker,
-    )
+    engine = make_engine(compute)
     ckpt = Path(args.checkpoint_dir or f"{args.output}.ckpt")
     try:
         ubm = train_ubm(

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import shutil
 from collections.abc import Sequence
 from typing import Any
 
 from ..configio import dump_yaml
-from ..engine import Engine
 from ..extraction import extract_to_store
 from ..extraction_worker import keep_freed_memory
 from .report import render_report, write_json, write_text
@@ -26,8 +23,6 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
     Stores of another data preparation or feature config are removed; stores of an
     interrupted run of this same stage are completed (``extract_to_store`` resumes).
     """
-    c = ws.cfg.compute
-    jobs = (c.n_workers or os.cpu_count() or 1) if c.backend == "processes" else 1
     marker = ws.path("features/stage.json")
     try:
         same = json.loads(marker.read_text("utf-8")).get("hash") == ws.hashes["extract"]
@@ -40,19 +35,16 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
     write_json(marker, {"hash": ws.hashes["extract"]})
     outputs, info = [], {}
     keep_freed_memory()  # freed memory kept for reuse: long utterances extract 30 % faster
-    with contextlib.ExitStack() as stack:
-        # processes: extract_to_store's own pool of `jobs`; dask: the cluster's workers
-        engine: Engine | None = stack.enter_context(ws.engine()) if c.backend == "dask" else None
+    with ws.engine() as engine:
         reports = [
             extract_to_store(
                 ws.path(f"data/{name}"),
                 ws.path(f"features/{name}.h5"),
                 ws.cfg.features,
-                jobs=jobs,
+                engine=engine,
                 max_failed_fraction=ws.cfg.extract.max_failed_fraction,
                 batch_size=ws.cfg.extract.batch_size,
                 progress=ws.progress,
-                engine=engine,
             )
             for name in sets
         ]

@@ -127,13 +127,7 @@ class Workspace:
     @contextlib.contextmanager
     def engine(self) -> Iterator[Engine]:
         """The engine of ``compute.*`` (closed when the block ends)."""
-        c = self.cfg.compute
-        engine = make_engine(
-            c.backend,
-            n_workers=c.n_workers,
-            scheduler_address=c.scheduler_address,
-            threads_per_worker=c.threads_per_worker,
-        )
+        engine = make_engine(self.cfg.compute)
         try:
             yield engine
         finally:
