@@ -140,3 +140,9 @@ def test_own_corpus_miniature(tmp_path: Path, monkeypatch, capsys) -> None:
     wav = _table(out / "data/test/wav.scp")
     assert wav["ann_3"] == [str((root / "audio/ann/ann_3.wav").resolve())]
     assert res["eer"] < 0.2
+
+
+def test_every_miniature_names_a_test_here() -> None:
+    for rel, name in MINIATURES.items():
+        assert callable(globals().get(name)), f"{rel}: no test {name}"
+        assert (RECIPES / rel / "config.yaml").is_file()
