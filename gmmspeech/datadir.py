@@ -320,7 +320,8 @@ class DataDir:
         if self.trials is not None:
             tables["trials"] = self.trials.to_lines()
         if self.model2utt is not None:
-            tables["model2utt"] = [f"{m} {' '.join(us)}" for m, us in self.model2utt.items()]
+            models = self.model2utt
+            tables["model2utt"] = [f"{m} {' '.join(sorted(models[m]))}" for m in sorted(models)]
         for name in ("utt2label", "trials", "model2utt"):
             stale = folder / name
             if name not in tables and stale.exists():
