@@ -116,7 +116,7 @@ def split_speakers(
     en.trials = None
     te = data.subset(test_utts)
     te.trials = None
-    log.info(
+    log.debug(
         "split: %d background speakers (%d utts), %d target speakers (%d enrol, %d test utts)",
         len(bg_spk),
         len(bg),
@@ -430,7 +430,20 @@ def split_verification(
         if trials is None
         else check_trials(trials, en, te, rule=rule)
     )
-    return VerificationSets(bg, en, te)
+    sets = VerificationSets(bg, en, te)
+    c = sets.counts()
+    log.info(
+        "split (%s): %d background speakers (%d utts), %d target speakers (%d enrol, %d test "
+        "utts), %d trials",
+        rule,
+        c["background_speakers"],
+        c["background_utts"],
+        c["target_speakers"],
+        c["enroll_utts"],
+        c["test_utts"],
+        c["trials"],
+    )
+    return sets
 
 
 def _given_models(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gmmspeech.cli import main
 from gmmspeech.errors import ConfigError, DataError
 from gmmspeech.layout import compile_pattern, read_list, scan_audio, select_listed
 
@@ -106,3 +107,24 @@ def test_include_takes_a_wav_scp(tmp_path: Path) -> None:
     data = scan_audio(tmp_path, "{spk}/{n}.wav")
     (tmp_path / "keep.scp").write_text(f"u1 a/2.wav\nu2 {tmp_path / 'b/1.wav'}\n")
     assert select_listed(data, tmp_path, ["keep.scp"], "include").utt_ids == ["a-2", "b-1"]
+
+
+def test_prepare_refuses_an_unsafe_pattern_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _tree(tmp_path / "audio", ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac/x.wav"])
+    start = time.perf_counter()
+    rc = main(
+        [
+            "prepare",
+            str(tmp_path / "audio"),
+            str(tmp_path / "out"),
+            "--pattern",
+            "{spk:(a+)+b}/x.wav",
+        ]
+    )
+    assert time.perf_counter() - start < 5
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1
+    assert "field {spk:(a+)+b}" in err and "no groups" in err
+    assert not (tmp_path / "out").exists()
