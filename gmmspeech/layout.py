@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .datadir import DataDir
+from .datadir import DataDir, audio_file_problem
 from .errors import ConfigError, DataError
 from .tables import read_table
 
@@ -286,6 +286,11 @@ def scan_audio(
             if m is None:
                 (skipped_audio if is_audio_name(fname) else skipped_other).append(rel)
                 continue
+            # a FIFO or device would block or never end the extraction; a broken link is
+            # left to the extraction, which counts it as a failed file
+            why = audio_file_problem(full) if full.exists() and not full.is_file() else None
+            if why:
+                raise DataError(f"{full}: matches the pattern but {why}; remove or rename it")
             values = {k: _token(v) for k, v in m.groupdict().items()}
             try:
                 uid = template.format(**values)

@@ -11,11 +11,13 @@ import pytest
 import soundfile as sf
 from minicorpora import voice
 
+from gmmspeech.audio import load_audio
 from gmmspeech.cli import main
 from gmmspeech.config import DataConfig, SetConfig
 from gmmspeech.datadir import DataDir, audio_file_problem, read_enrolment
-from gmmspeech.errors import ConfigError, DataError
+from gmmspeech.errors import AudioError, ConfigError, DataError
 from gmmspeech.featstore import FeatureStore
+from gmmspeech.layout import scan_audio
 from gmmspeech.prepare import (
     make_trials,
     read_enroll_list,
@@ -263,3 +265,13 @@ def test_stage_one_error_names_the_rule(tmp_path: Path, capsys: pytest.CaptureFi
     assert "trials.txt:2: utterance 's3-1' is in the enrolment set of speaker 's3'" in err
     assert "(enroll_per_speaker: first 2 in sorted id order)" in err
     assert np.all([line.count("Traceback") == 0 for line in err.splitlines()])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_by_the_scanner_and_the_loader(tmp_path: Path) -> None:
+    (tmp_path / "s1").mkdir()
+    os.mkfifo(tmp_path / "s1" / "a.wav")
+    with pytest.raises(DataError, match=r"a.wav: matches the pattern but is a FIFO"):
+        scan_audio(tmp_path, "{spk}/{utt}.wav")
+    with pytest.raises(AudioError, match="is a FIFO, device or socket"):
+        load_audio(tmp_path / "s1" / "a.wav")  # would block in open() without the check
