@@ -42,7 +42,7 @@ _EXPORTS: dict[str, str] = {
     "ExtractConfig": "config",
     "extract_features": "features",
     "DataDir": "datadir",
-    "scan_audio": "prepare",
+    "scan_audio": "layout",
     "split_speakers": "prepare",
     "make_trials": "prepare",
     "FeatureStore": "featstore",
@@ -127,6 +127,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .features import extract_features
     from .gmm import DiagGMM
     from .ivector import TotalVariability
+    from .layout import scan_audio
     from .map import map_adapt
     from .metrics import (
         act_dcf,
@@ -140,7 +141,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from .norm import adaptive_snorm, snorm, tnorm, znorm, ztnorm
     from .plots import plot_det, plot_score_histograms
-    from .prepare import make_trials, scan_audio, split_speakers
+    from .prepare import make_trials, split_speakers
     from .scoring import llr, score_matrix, score_trials
     from .speakermodels import SpeakerModels, enroll
     from .stats import SufficientStats, accumulate

@@ -117,6 +117,8 @@ def load_audio(
         raise AudioError(f"{p}: no such file; check the path")
     if p.is_dir():
         raise AudioError(f"{p}: is a folder, expected an audio file")
+    if not p.is_file():  # reading a FIFO would block, a device would not end
+        raise AudioError(f"{p}: is a FIFO, device or socket, expected an audio file")
     try:
         size = p.stat().st_size
         with open(p, "rb") as f:

@@ -16,6 +16,8 @@ from ._configbase import check as _check
 from ._configbase import check_choice, check_in, check_min, normalise
 from ._configbase import config_hash as config_hash  # the JSON form and hash, re-exported
 from ._configbase import to_dict as to_dict
+from .dataconfig import DataConfig as DataConfig  # the data sections, re-exported
+from .dataconfig import SetConfig as SetConfig
 from .errors import ConfigError, short_repr
 
 # ------------------------------------------------------------- rules the library shares
@@ -377,102 +379,12 @@ class ExtractConfig:
 
 # ============================================================================ experiments
 TASKS = ("verification", "classification")
-_FOLD_BY = ("rank", "spk")
 #: LLR scoring methods (``scoring.method``).
 SCORING_METHODS = ("exact", "topc", "linear")
 #: Score normalisations (``scoring.norm``).
 NORMS = ("none", "z", "t", "zt", "s", "as")
 #: Engines (``compute.backend``).
 BACKENDS = ("local", "processes", "dask")
-
-
-@dataclass(frozen=True)
-class SetConfig:
-    """A set of audio files under ``data.root`` found by a path pattern.
-
-    Parameters
-    ----------
-    path : str
-        Folder searched recursively, relative to ``data.root`` (or absolute).
-    pattern : str
-        Layout of the file paths under ``path`` with named fields, e.g.
-        ``{spk}/{spk}-{chapter}-{utt}.flac`` (see :func:`gmmspeech.prepare.compile_pattern`).
-    utt_id : str or None
-        Utterance id template over the fields (default: speaker, then the other fields).
-    spk_field, label_field : str or None
-        Fields naming the speaker (each file is its own speaker when the pattern lacks it)
-        and the class label (``utt2label``).
-    include : tuple of str
-        List files (relative to ``data.root``): only audio whose path relative to
-        ``data.root`` is in the first column (or a CSV's ``file`` column) of one is kept.
-    max_speakers, max_per_speaker : int or None
-        Keep only the first this many speakers, and utterances per speaker (sorted ids).
-    """
-
-    path: str = "."
-    pattern: str = ""
-    utt_id: str | None = None
-    spk_field: str | None = "spk"
-    label_field: str | None = "label"
-    include: tuple[str, ...] = ()
-    max_speakers: int | None = None
-    max_per_speaker: int | None = None
-
-    def __post_init__(self) -> None:
-        normalise(self)
-        _check(bool(self.pattern), "pattern", "a non-empty path pattern with fields", self.pattern)
-        check_min(self, "max_speakers", 1, optional=True)
-        check_min(self, "max_per_speaker", 1, optional=True)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the audio is and how it is split (:mod:`gmmspeech.pipeline`, stage ``prepare``).
-
-    Parameters
-    ----------
-    root : str
-        Corpus folder, relative to the YAML file's folder (to the current directory in a
-        ``--set data.root=...``).
-    background : SetConfig or None
-        Verification: the speakers the UBM is trained on (also the normalisation cohort).
-    targets : SetConfig or None
-        Verification: the speakers enrolled and tested.
-    enroll_fraction : float
-        Verification: fraction of each target speaker's utterances used for enrolment
-        (seeded draw; at least one each side). Ignored with ``enroll_labels``.
-    enroll_labels : tuple of str
-        Verification: enrol on the utterances with these labels, test on the others.
-    trials : str or None
-        Verification: a trial list ``<model> <test-utt> target|nontarget`` (default: every
-        model against every test utterance).
-    dataset : SetConfig or None
-        Classification: the labelled files.
-    n_folds : int
-        Classification: cross-validation folds.
-    fold_by : {"rank", "spk"}
-        Classification: fold of a file = its rank within its class modulo ``n_folds``
-        (``rank``), or whole speakers, in sorted order dealt round-robin (``spk``).
-    seed : int
-        Seed of the enrolment/test draw.
-    """
-
-    root: str = "."
-    background: SetConfig | None = None
-    targets: SetConfig | None = None
-    enroll_fraction: float = 0.5
-    enroll_labels: tuple[str, ...] = ()
-    trials: str | None = None
-    dataset: SetConfig | None = None
-    n_folds: int = 5
-    fold_by: str = "rank"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        normalise(self)
-        check_in(self, "enroll_fraction", "(0, 1)")
-        check_min(self, "n_folds", 2)
-        check_choice(self, "fold_by", _FOLD_BY)
 
 
 @dataclass(frozen=True)

@@ -429,12 +429,13 @@ def config_from_dict(
 
 # ------------------------------------------------------------------------ experiments
 def _resolve_paths(values: dict[str, object], marks: dict[str, str], config_dir: Path) -> None:
-    """Make ``data.root`` and ``data.trials`` absolute: relative to the config file's folder,
+    """Make ``data.root``, ``data.trials`` and ``data.enroll_list`` absolute: relative to the
+    config file's folder,
     or to the current directory when they come from the command line."""
     data = values.get("data")
     if not isinstance(data, dict):
         return
-    for key in ("root", "trials"):
+    for key in ("root", "trials", "enroll_list"):
         value = data.get(key)
         if not isinstance(value, str) or not value:
             continue

@@ -6,7 +6,9 @@ sorted by id (byte order, as ``LC_ALL=C sort``), read with the one table parser
 
 ``wav.scp``
     ``<utt-id> <path>``; the path is the rest of the line and may contain spaces. Relative
-    paths are resolved against the data directory itself. Piped commands are not supported.
+    paths are resolved against the ``audio_root`` given to :meth:`DataDir.read` (e.g. the
+    corpus root of a corpus that ships its own data dirs), by default against the data
+    directory itself. Piped commands are not supported.
 ``utt2spk``
     ``<utt-id> <spk-id>``; every utterance of ``wav.scp`` exactly once.
 ``spk2utt``
@@ -17,6 +19,10 @@ sorted by id (byte order, as ``LC_ALL=C sort``), read with the one table parser
 ``trials`` (optional)
     ``<model-id> <test-utt-id> [target|nontarget]`` in the grammar of
     :mod:`gmmspeech.trials`; test ids are utterances of this folder.
+``model2utt`` (optional, enrolment sets)
+    ``<model-id> <utt-id> ...``; the models to enrol when they are not one per speaker
+    (multi-session models, models named differently from speakers, one model per
+    utterance). Without it each speaker is a model (:attr:`DataDir.enrolment`).
 ``utt2fold`` (classification experiments)
     ``<utt-id> <fold>``, a cross-validation fold number.
 
@@ -31,7 +37,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import stat
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple, overload
 
@@ -61,6 +68,8 @@ class DataDir:
     root : path-like, optional
         Folder relative audio paths are resolved against (the data directory's own folder
         when read from disk; the current folder otherwise).
+    model2utt : mapping of str to sequence of str, optional
+        Model id -> utterance ids, when the models to enrol are not one per speaker.
 
     Attributes
     ----------
@@ -69,6 +78,7 @@ class DataDir:
     utt2label : dict of str to str or None
     trials : TrialList or None
     root : Path or None
+    model2utt : dict of str to list of str, or None
     """
 
     def __init__(
@@ -78,6 +88,7 @@ class DataDir:
         utt2label: Mapping[str, str] | None = None,
         trials: TrialList | None = None,
         root: str | os.PathLike[str] | None = None,
+        model2utt: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.wav_scp: dict[str, str] = {k: str(wav_scp[k]) for k in sorted(wav_scp)}
         spk = utt2spk if utt2spk is not None else {u: u for u in self.wav_scp}
@@ -87,6 +98,11 @@ class DataDir:
         )
         self.trials: TrialList | None = trials
         self.root: Path | None = None if root is None else Path(root)
+        self.model2utt: dict[str, list[str]] | None = (
+            None
+            if model2utt is None
+            else {k: sorted(str(u) for u in model2utt[k]) for k in sorted(model2utt)}
+        )
 
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
@@ -97,6 +113,7 @@ class DataDir:
             f"DataDir({len(self)} utterances, {len(self.spk2utt)} speakers"
             + (f", {len(set(self.utt2label.values()))} labels" if self.utt2label else "")
             + (f", {len(self.trials)} trials" if self.trials is not None else "")
+            + (f", {len(self.model2utt)} models" if self.model2utt is not None else "")
             + (f", root={str(self.root)!r}" if self.root is not None else "")
             + ")"
         )
@@ -114,12 +131,24 @@ class DataDir:
             out.setdefault(spk, []).append(utt)
         return {k: out[k] for k in sorted(out)}
 
+    @property
+    def enrolment(self) -> dict[str, list[str]]:
+        """Model id -> sorted utterance ids of the models to enrol: ``model2utt`` when the
+        directory has one, otherwise one model per speaker (``spk2utt``)."""
+        return dict(self.model2utt) if self.model2utt is not None else self.spk2utt
+
     def audio_path(self, utt_id: str) -> Path:
         """The audio file of an utterance, resolved against :attr:`root`."""
         p = Path(self.wav_scp[utt_id])
         if not p.is_absolute() and self.root is not None:
             p = self.root / p
         return p
+
+    def with_absolute_paths(self) -> DataDir:
+        """The same directory with every audio path resolved against :attr:`root` and made
+        absolute (to be written elsewhere without losing the audio)."""
+        wav = {u: str(self.audio_path(u).resolve()) for u in self.wav_scp}
+        return DataDir(wav, self.utt2spk, self.utt2label, self.trials, None, self.model2utt)
 
     def subset(self, utt_ids: Iterable[str]) -> DataDir:
         """A data directory of some of the utterances (trials whose test id is kept)."""
@@ -132,12 +161,17 @@ class DataDir:
             trials = self.trials.select(
                 [i for i, t in enumerate(self.trials.test_ids) if t in keep]
             )
+        models = None
+        if self.model2utt is not None:
+            kept = {m: [u for u in us if u in keep] for m, us in self.model2utt.items()}
+            models = {m: us for m, us in kept.items() if us}
         return DataDir(
             {u: self.wav_scp[u] for u in keep},
             {u: self.utt2spk[u] for u in keep},
             None if self.utt2label is None else {u: self.utt2label[u] for u in keep},
             trials,
             self.root,
+            models,
         )
 
     # -------------------------------------------------------------- validation
@@ -172,16 +206,27 @@ class DataDir:
                 if (model, test) in seen:
                     problems.add(f"{where}: duplicate trial {model} {test}")
                 seen.add((model, test))
+        if self.model2utt is not None:
+            for model, utts in self.model2utt.items():
+                for utt in utts:
+                    if utt not in self.wav_scp:
+                        problems.add(f"model {model!r}: utterance {utt!r} is not in wav.scp")
         if check_audio:
             for utt in self.wav_scp:
                 p = self.audio_path(utt)
-                if not p.is_file():
-                    problems.add(f"utterance {utt!r}: audio file {str(p)!r} does not exist")
+                why = audio_file_problem(p)
+                if why:
+                    problems.add(f"utterance {utt!r}: audio file {str(p)!r} {why}")
         problems.raise_if_any()
 
     # ---------------------------------------------------------------- reading
     @classmethod
-    def read(cls, path: str | os.PathLike[str], check_audio: bool = True) -> DataDir:
+    def read(
+        cls,
+        path: str | os.PathLike[str],
+        check_audio: bool = True,
+        audio_root: str | os.PathLike[str] | None = None,
+    ) -> DataDir:
         """Read and validate a data directory.
 
         Parameters
@@ -190,7 +235,11 @@ class DataDir:
             The folder holding ``wav.scp`` and ``utt2spk`` (and optionally ``spk2utt``,
             ``utt2label``, ``trials``).
         check_audio : bool
-            Also check that every audio file exists.
+            Also check that every audio file exists and is a regular file.
+        audio_root : path-like, optional
+            Folder relative ``wav.scp`` paths are resolved against (default: the data
+            directory itself), e.g. the root of a corpus whose data dirs list paths relative
+            to it.
 
         Raises
         ------
@@ -223,16 +272,24 @@ class DataDir:
                         f"{trials.where(i)}: unknown test utterance {test!r} (not in wav.scp); "
                         f"trials must list utterances of this data directory"
                     )
+        model2utt = None
+        if (folder / "model2utt").is_file():
+            model2utt = _read_model2utt(folder / "model2utt", problems, wav_line)
         problems.raise_if_any()
-        dd = cls(wav, utt2spk, utt2label, trials, root=folder)
+        root = folder if audio_root is None else Path(audio_root)
+        if audio_root is not None and not root.is_dir():
+            raise DataError(f"{folder}: audio root {str(root)!r} is not a folder")
+        dd = cls(wav, utt2spk, utt2label, trials, root=root, model2utt=model2utt)
         if check_audio:
+            relative_to = "the data directory" if audio_root is None else f"{str(root)!r}"
             missing = Problems(str(folder))
             for utt, (lineno, _) in wav_line.items():
                 p = dd.audio_path(utt)
-                if not p.is_file():
+                why = audio_file_problem(p)
+                if why:
                     missing.add(
-                        f"wav.scp:{lineno}: audio file {str(p)!r} of {utt!r} does not exist; "
-                        f"fix the path (relative paths are relative to the data directory)"
+                        f"wav.scp:{lineno}: audio file {str(p)!r} of {utt!r} {why}; fix the "
+                        f"path (relative paths are relative to {relative_to})"
                     )
             missing.raise_if_any()
         return dd
@@ -262,7 +319,10 @@ class DataDir:
             tables["utt2label"] = [f"{u} {lab}" for u, lab in self.utt2label.items()]
         if self.trials is not None:
             tables["trials"] = self.trials.to_lines()
-        for name in ("utt2label", "trials"):
+        if self.model2utt is not None:
+            models = self.model2utt
+            tables["model2utt"] = [f"{m} {' '.join(sorted(models[m]))}" for m in sorted(models)]
+        for name in ("utt2label", "trials", "model2utt"):
             stale = folder / name
             if name not in tables and stale.exists():
                 log.warning("%s: removing a stale %s (this data directory has none)", folder, name)
@@ -273,6 +333,31 @@ class DataDir:
                     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
             except OSError as exc:
                 raise DataError(f"{folder / name}: cannot write ({exc.strerror or exc})") from None
+
+
+def audio_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be an audio file (None when it is a regular file).
+
+    A directory, FIFO, device or socket gets its own message: reading a FIFO would block
+    and reading a device would not end.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not an audio file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not an audio file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not an audio file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not an audio file"
+    return "is not a regular file"
 
 
 # --------------------------------------------------------------- per-file parsers
@@ -328,6 +413,22 @@ def _read_utt_table(
                 else f"label every utterance or delete {name}"
             )
             problems.add(f"wav.scp:{lineno}: utterance {utt!r} has no {name} line; {fix}")
+    return out
+
+
+def _read_model2utt(
+    path: Path, problems: Problems, wav_line: Mapping[str, tuple[int, str]]
+) -> dict[str, list[str]]:
+    """``model -> utts`` of a data dir's ``model2utt``; every utterance must be in wav.scp."""
+    out: dict[str, list[str]] = {}
+    for row in read_table(path, max_fields=None, strict=True, name="model2utt", problems=problems):
+        for utt in row.fields:
+            if utt not in wav_line:
+                problems.add(
+                    f"model2utt:{row.line}: utterance {utt!r} of model {row.key!r} is not in "
+                    f"wav.scp; remove it or add the utterance"
+                )
+        out[row.key] = row.fields
     return out
 
 
@@ -403,6 +504,17 @@ def read_spk2utt(datadir: str | os.PathLike[str]) -> dict[str, list[str]]:
     return out
 
 
+def read_enrolment(datadir: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """``model_id -> [utt_id, ...]`` of the models to enrol from a data dir: its
+    ``model2utt`` when it has one, otherwise one model per speaker (:func:`read_spk2utt`)."""
+    d = Path(datadir)
+    if (d / "wav.scp").is_file():
+        return DataDir.read(d, check_audio=False).enrolment
+    if (d / "model2utt").is_file():
+        return read_kaldi_map(d / "model2utt", multi=True)
+    return read_spk2utt(d)
+
+
 def read_utt2label(
     datadir: str | os.PathLike[str], label_file: str = "utt2label"
 ) -> dict[str, str]:
@@ -454,6 +566,8 @@ def read_predictions(path: str | os.PathLike[str]) -> list[Prediction]:
 __all__ = [
     "DataDir",
     "Prediction",
+    "audio_file_problem",
+    "read_enrolment",
     "read_kaldi_map",
     "read_predictions",
     "read_spk2utt",

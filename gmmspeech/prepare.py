@@ -1,13 +1,17 @@
-"""Data preparation: corpus layouts to data directories, splits, trial lists and folds.
+"""Data preparation: speaker splits, enrolment protocols, trial lists and folds.
 
-Used by ``gmmspeech prepare`` and by the experiment pipeline alike:
+Used by ``gmmspeech prepare`` and by the experiment pipeline alike (building a data
+directory from a folder of audio is :mod:`gmmspeech.layout`):
 
-- :func:`scan_audio` builds a :class:`~gmmspeech.datadir.DataDir` from a folder of audio
-  files whose paths follow a pattern with named fields (:func:`compile_pattern`);
-  :func:`select_listed` and :func:`limit_speakers` narrow it down;
-- :func:`split_speakers` makes background / enrolment / test sets, :func:`make_trials`
-  all-pairs trial lists, and :func:`split_verification` both (with an optional user trial
-  list checked by :func:`check_trials`);
+- :func:`split_speakers` makes background / enrolment / test sets (a seeded fraction, the
+  first N utterances of each speaker, or labels), :func:`make_trials` all-pairs trial lists,
+  and :func:`split_verification` both, with an optional user trial list checked by
+  :func:`check_trials`;
+- protocols as given: :func:`read_enroll_list` reads enrolment lists (utterance ids, or
+  ``<model> <utt>`` lines for multi-session models and models named differently from
+  speakers), :func:`single_utterance_models` makes one model per enrolment utterance of a
+  trial list;
+- :func:`limit_speakers` narrows a data directory down;
 - :func:`assign_folds` gives each utterance a cross-validation fold for classification.
 
 The functions log what they drop; they never print.
@@ -15,12 +19,9 @@ The functions log what they drop; they never print.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import logging
 import os
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,197 +35,13 @@ from .trials import TrialList
 log = logging.getLogger(__name__)
 
 
-# --------------------------------------------------------------------------- layouts
-_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]+))?\}")
-
-
-def compile_pattern(pattern: str) -> tuple[re.Pattern[str], list[str]]:
-    """Turn a layout pattern into a regular expression.
-
-    Parameters
-    ----------
-    pattern : str
-        A path relative to the root with ``/`` separators and named fields, e.g.
-        ``{label}/{spk}_NO_{round}.flac``, ``{digit}_{spk}_{idx}.wav`` or
-        ``{spk}/{spk}-{chapter}-{utt}.flac``. A field matches one or more characters other
-        than ``/`` (as few as possible), or the regular expression given after a colon
-        (``{idx:[0-9]+}``); a field used twice must match the same text both times. ``*``
-        matches any characters except ``/`` and ``**/`` any number of folders.
-
-    Returns
-    -------
-    regex : re.Pattern
-        Matches whole relative paths.
-    fields : list of str
-        Field names in order of first appearance.
-    """
-    if not pattern or pattern.startswith("/"):
-        raise ConfigError(f"pattern: must be a relative path pattern, got {pattern!r}")
-    out: list[str] = []
-    fields: list[str] = []
-    pos = 0
-    for m in _FIELD.finditer(pattern):
-        out.append(_literal(pattern[pos : m.start()]))
-        name, rx = m.group(1), m.group(2)
-        if name in fields:
-            out.append(f"(?P={name})")
-        else:
-            fields.append(name)
-            out.append(f"(?P<{name}>{rx if rx else '[^/]+?'})")
-        pos = m.end()
-    out.append(_literal(pattern[pos:]))
-    if "{" in "".join(_FIELD.sub("", pattern)) or "}" in _FIELD.sub("", pattern):
-        raise ConfigError(
-            f"pattern: unbalanced braces in {pattern!r}; fields look like {{name}} or "
-            f"{{name:regex}}"
-        )
-    if not fields:
-        raise ConfigError(f"pattern: {pattern!r} has no {{field}}; e.g. '{{spk}}/{{utt}}.wav'")
-    try:
-        regex = re.compile("".join(out))
-    except re.error as exc:
-        raise ConfigError(
-            f"pattern: invalid field regular expression in {pattern!r}: {exc}"
-        ) from None
-    return regex, fields
-
-
-def _literal(text: str) -> str:
-    parts = []
-    i = 0
-    while i < len(text):
-        if text.startswith("**/", i):
-            parts.append("(?:[^/]+/)*")
-            i += 3
-        elif text[i] == "*":
-            parts.append("[^/]*")
-            i += 1
-        else:
-            parts.append(re.escape(text[i]))
-            i += 1
-    return "".join(parts)
-
-
-def _token(value: str) -> str:
-    """A field value usable inside an id or label (whitespace -> '_')."""
-    return re.sub(r"\s+", "_", value.strip())
-
-
-def scan_audio(
-    root: str | os.PathLike[str],
-    pattern: str,
-    *,
-    utt_id: str | None = None,
-    spk_field: str | None = "spk",
-    label_field: str | None = "label",
-) -> DataDir:
-    """Build a data directory from the audio files under ``root`` whose paths match a pattern.
-
-    Parameters
-    ----------
-    root : path-like
-        Folder to search (recursively).
-    pattern : str
-        Layout of the paths relative to ``root``; see :func:`compile_pattern`.
-    utt_id : str, optional
-        Template of utterance ids over the fields, e.g. ``"{spk}-{label}-{round}"``.
-        Default: the speaker field, then every other field in pattern order, joined by
-        ``-``. Whitespace in values becomes ``_``.
-    spk_field : str or None
-        Field holding the speaker. If the pattern has no such field, every utterance is its
-        own speaker.
-    label_field : str or None
-        Field holding a class label written to ``utt2label`` (skipped when absent).
-
-    Returns
-    -------
-    DataDir
-        With absolute audio paths.
-
-    Raises
-    ------
-    DataError
-        No file matches, or two files get the same utterance id.
-    """
-    base = Path(root)
-    if not base.is_dir():
-        raise DataError(f"{base}: no such folder")
-    regex, fields = compile_pattern(pattern)
-    spk = spk_field if spk_field in fields else None
-    label = label_field if label_field in fields else None
-    if utt_id is None:
-        order = ([spk] if spk else []) + [f for f in fields if f != spk]
-        template = "-".join("{" + f + "}" for f in order)
-    else:
-        template = utt_id
-        used = set(_FIELD_NAMES.findall(template))
-        unknown = used - set(fields)
-        if unknown:
-            raise ConfigError(
-                f"utt_id: template {template!r} uses {sorted(unknown)}, which the pattern "
-                f"does not define (fields: {fields})"
-            )
-    wav: dict[str, str] = {}
-    utt2spk: dict[str, str] = {}
-    utt2label: dict[str, str] = {}
-    source: dict[str, str] = {}
-    n_seen = 0
-    unmatched: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames.sort()
-        for fname in sorted(filenames):
-            full = Path(dirpath) / fname
-            rel = full.relative_to(base).as_posix()
-            n_seen += 1
-            m = regex.fullmatch(rel)
-            if m is None:
-                unmatched.append(rel)
-                continue
-            values = {k: _token(v) for k, v in m.groupdict().items()}
-            try:
-                uid = template.format(**values)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ConfigError(f"utt_id: bad template {template!r} ({exc})") from None
-            if not uid or any(c.isspace() for c in uid):
-                raise DataError(f"{rel}: utterance id {uid!r} is empty or has whitespace")
-            if uid in wav:
-                raise DataError(
-                    f"{base}: files {source[uid]!r} and {rel!r} both get utterance id "
-                    f"{uid!r}; use more fields in the id template (--utt-id), e.g. "
-                    f"{'-'.join('{' + f + '}' for f in fields)!r}"
-                )
-            wav[uid] = str(full.resolve())
-            source[uid] = rel
-            utt2spk[uid] = values[spk] if spk else uid
-            if label:
-                utt2label[uid] = values[label]
-    if not wav:
-        example = f", e.g. {unmatched[0]!r}" if unmatched else ""
-        raise DataError(
-            f"{base}: no file matches the pattern {pattern!r} ({n_seen} files seen{example}); "
-            f"the pattern is matched against whole paths relative to {base}"
-        )
-    if unmatched:
-        n, eg = len(unmatched), unmatched[0]
-        log.info(
-            "%s: %d of %d files do not match %r; skipped (e.g. %r)", base, n, n_seen, pattern, eg
-        )
-    if spk is None:
-        log.info(
-            "pattern %r has no {%s} field: each utterance is its own speaker", pattern, spk_field
-        )
-    return DataDir(wav, utt2spk, utt2label if label else None)
-
-
-_FIELD_NAMES = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)[^{}]*\}")
-
-
 def split_speakers(
     data: DataDir,
     *,
     background: float = 0.3,
     enroll: float = 0.5,
     enroll_labels: Iterable[str] | None = None,
+    enroll_per_speaker: int | None = None,
     seed: int = 0,
 ) -> tuple[DataDir, DataDir, DataDir]:
     """Split into background speakers and enrolment / test utterances of target speakers.
@@ -242,6 +59,10 @@ def split_speakers(
     enroll_labels : iterable of str, optional
         Enrol on the utterances with these labels (``utt2label``) and test on the rest,
         e.g. some keywords for enrolment and the others for test.
+    enroll_per_speaker : int, optional
+        Enrol on the first this many utterances of each target speaker in sorted id order
+        and test on the rest (a speaker with no more utterances is enrolled on all of them
+        and has no test utterance). Ignored when ``enroll_labels`` is given.
     seed : int
         Seed of the speaker and utterance draws.
 
@@ -255,6 +76,8 @@ def split_speakers(
         raise ConfigError(f"background: must be >= 0, got {background!r}")
     if not 0 < enroll < 1:
         raise ConfigError(f"enroll: must be in (0, 1), got {enroll!r}")
+    if enroll_per_speaker is not None and enroll_per_speaker < 1:
+        raise ConfigError(f"enroll_per_speaker: must be >= 1, got {enroll_per_speaker!r}")
     rng = np.random.default_rng(seed)
     spk2utt = data.spk2utt
     single = [s for s, us in spk2utt.items() if len(us) < 2]
@@ -279,6 +102,8 @@ def split_speakers(
             assert data.utt2label is not None
             e = [u for u in utts if data.utt2label[u] in labels]
             t = [u for u in utts if data.utt2label[u] not in labels]
+        elif enroll_per_speaker is not None:
+            e, t = utts[:enroll_per_speaker], utts[enroll_per_speaker:]
         else:
             perm = [utts[i] for i in rng.permutation(len(utts))]
             k = min(max(int(round(enroll * len(utts))), 1), len(utts) - 1)
@@ -291,7 +116,7 @@ def split_speakers(
     en.trials = None
     te = data.subset(test_utts)
     te.trials = None
-    log.info(
+    log.debug(
         "split: %d background speakers (%d utts), %d target speakers (%d enrol, %d test utts)",
         len(bg_spk),
         len(bg),
@@ -302,60 +127,106 @@ def split_speakers(
     return bg, en, te
 
 
+def _model_speakers(enroll: DataDir) -> dict[str, str]:
+    """The speaker of each enrolled model (a model enrolled on several speakers is an error)."""
+    out: dict[str, str] = {}
+    for model, utts in enroll.enrolment.items():
+        spks = sorted({enroll.utt2spk[u] for u in utts})
+        if len(spks) != 1:
+            raise DataError(
+                f"model {model!r} is enrolled on utterances of {len(spks)} speakers "
+                f"({spks[:3]}); all-pairs trials need one speaker per model, so give a "
+                f"labelled trial list"
+            )
+        out[model] = spks[0]
+    return out
+
+
 def make_trials(enroll: DataDir, test: DataDir, by: str = "spk") -> TrialList:
     """All (model, test utterance) pairs; a target when the test utterance is the model's.
 
     Parameters
     ----------
     enroll : DataDir
-        Its speakers (``by="spk"``) or labels (``by="label"``) are the models.
+        Its models (:attr:`DataDir.enrolment`: ``model2utt``, else one model per speaker)
+        with ``by="spk"``, or its labels with ``by="label"``.
     test : DataDir
     by : {"spk", "label"}
 
     Returns
     -------
     TrialList
-        Labelled, sorted by model, then test utterance.
+        Labelled, sorted by model, then test utterance; a model's own enrolment utterances
+        are never its test utterances.
     """
     if by not in ("spk", "label"):
         raise ConfigError(f"by: must be 'spk' or 'label', got {by!r}")
-
-    def owner(d: DataDir, which: str) -> dict[str, str]:
-        if by == "spk":
-            return d.utt2spk
-        if d.utt2label is None:
+    if by == "spk":
+        owner = _model_speakers(enroll)
+        test_owner = test.utt2spk
+        own = {m: set(us) for m, us in enroll.enrolment.items()}
+    else:
+        if enroll.utt2label is None or test.utt2label is None:
+            which = "enrolment" if enroll.utt2label is None else "test"
             raise DataError(f"make_trials: the {which} data directory has no utt2label")
-        return d.utt2label
-
-    models = sorted(set(owner(enroll, "enrolment").values()))
-    test_owner = owner(test, "test")
-    pairs = [(m, u) for m in models for u in test.wav_scp]
-    is_target = np.array([test_owner[u] == m for m, u in pairs], dtype=bool)
+        owner = {lab: lab for lab in enroll.utt2label.values()}
+        test_owner = test.utt2label
+        own = {}
+    pairs = [(m, u) for m in sorted(owner) for u in test.wav_scp if u not in own.get(m, ())]
+    is_target = np.array([test_owner[u] == owner[m] for m, u in pairs], dtype=bool)
     return TrialList([m for m, _ in pairs], [u for _, u in pairs], is_target)
 
 
-def check_trials(trials: TrialList, enroll: DataDir, test: DataDir) -> TrialList:
-    """Check a user's trial list against an enrolment / test split.
+def check_trials(
+    trials: TrialList, enroll: DataDir, test: DataDir, *, rule: str = "the split"
+) -> TrialList:
+    """Check a user's trial list against the enrolment and the test utterances.
+
+    Parameters
+    ----------
+    trials : TrialList
+        Labelled.
+    enroll : DataDir
+        The enrolment set; its models are :attr:`DataDir.enrolment`.
+    test : DataDir
+        The utterances a trial may test.
+    rule : str
+        How the enrolment was chosen, named in messages (e.g. ``"enroll_per_speaker: 10"``).
 
     Raises
     ------
     DataError
-        The list has no labels, or ``source:line`` of a trial whose model is not an enrolled
-        speaker or whose test id is not a test utterance.
+        ``source:line`` of the first trial whose model is not enrolled, whose test utterance
+        is in the enrolment set of its own model (or, when the enrolment was drawn per
+        speaker, of any speaker), or is not a test utterance; or the list has no labels.
     """
     if trials.is_target is None:
         raise DataError(f"{trials.source}: the trials need target/nontarget labels")
-    models = set(enroll.utt2spk.values())
+    models = enroll.enrolment
+    kind = "speaker" if enroll.model2utt is None else "model"
+    enrolled_in: dict[str, str] = {}
+    for m, us in models.items():
+        for u in us:
+            enrolled_in.setdefault(u, m)
+    own = {m: set(us) for m, us in models.items()}
     for i, (m, t) in enumerate(trials.pairs):
+        where = trials.where(i)
         if m not in models:
             raise DataError(
-                f"{trials.where(i)}: model {m!r} is not an enrolled speaker of the targets "
-                f"(e.g. {sorted(models)[:3]}); fix the trial list"
+                f"{where}: model {m!r} is not an enrolled {kind} ({rule}; e.g. "
+                f"{sorted(models)[:3]}); fix the trial list or the enrolment"
+            )
+        if t in own[m] or (kind == "speaker" and t in enrolled_in):
+            owner = m if t in own[m] else enrolled_in[t]
+            raise DataError(
+                f"{where}: utterance {t!r} is in the enrolment set of {kind} {owner!r} "
+                f"({rule}), and the trial list uses it as a test utterance; give the "
+                f"enrolment as a list (data.enroll_list) or change the enrolment rule"
             )
         if t not in test.wav_scp:
             raise DataError(
-                f"{trials.where(i)}: test utterance {t!r} is not a test utterance of the "
-                f"targets (e.g. {test.utt_ids[:2]}); fix the trial list"
+                f"{where}: test utterance {t!r} is not an utterance of the targets (e.g. "
+                f"{test.utt_ids[:2]}); fix the trial list or data.targets"
             )
     return trials
 
@@ -371,6 +242,63 @@ def check_enroll_labels(labels: Iterable[str], data: DataDir) -> None:
             f"enroll_labels: {unknown[:5]} are not labels of this data (labels: "
             f"{sorted(known)[:10]}...)"
         )
+
+
+def read_enroll_list(path: str | os.PathLike[str], targets: DataDir) -> dict[str, list[str]]:
+    """The models of an enrolment list.
+
+    The list is one of (detected from its first line; ``#`` comments allowed):
+
+    - one utterance id per line: each speaker is a model, enrolled on its listed utterances;
+    - ``<model-id> <utt-id> [<utt-id> ...]`` lines: a model may span several lines
+      (multi-session models) and be named differently from its speaker.
+
+    Returns
+    -------
+    dict of str to list of str
+        Model id -> sorted utterance ids, sorted by model id.
+
+    Raises
+    ------
+    DataError
+        ``file:line`` of an utterance that is not in ``targets``, a repeated utterance of a
+        model, or a line of the other format.
+    """
+    rows = read_table(
+        path,
+        min_fields=0,
+        max_fields=None,
+        comments=True,
+        unique=0,
+        layout="<utt-id> or <model-id> <utt-id> ...",
+    )
+    if not rows:
+        raise DataError(f"{path}: the enrolment list is empty")
+    with_model = bool(rows[0].fields)
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        where = f"{path}:{row.line}"
+        if bool(row.fields) != with_model:
+            first = "'<model-id> <utt-id>'" if with_model else "'<utt-id>'"
+            raise DataError(f"{where}: line 1 reads {first}; write every line that way")
+        utts = row.fields if with_model else [row.key]
+        for u in utts:
+            if u not in targets.wav_scp:
+                raise DataError(
+                    f"{where}: utterance {u!r} is not an utterance of data.targets (e.g. "
+                    f"{targets.utt_ids[:2]}); fix the list or data.targets"
+                )
+            model = row.key if with_model else targets.utt2spk[u]
+            if u in out.get(model, []):
+                raise DataError(f"{where}: utterance {u!r} is listed twice for model {model!r}")
+            out.setdefault(model, []).append(u)
+    return {m: sorted(out[m]) for m in sorted(out)}
+
+
+def single_utterance_models(trials: TrialList) -> dict[str, list[str]]:
+    """One model per enrolment utterance of a trial list (model id = utterance id), as in
+    VoxCeleb1's ``veri_test2.txt``."""
+    return {m: [m] for m in sorted(set(trials.model_ids))}
 
 
 @dataclass
@@ -392,13 +320,14 @@ class VerificationSets:
             getattr(self, name).write(Path(folder) / name)
 
     def counts(self) -> dict[str, int]:
-        """Speakers, utterances and trials of each set."""
+        """Speakers, models, utterances and trials of each set."""
         labels = self.trials.is_target
         n_tar = 0 if labels is None else int(labels.sum())
         return {
             "background_speakers": len(self.background.spk2utt),
             "background_utts": len(self.background),
             "target_speakers": len(self.enroll.spk2utt),
+            "models": len(self.enroll.enrolment),
             "enroll_utts": len(self.enroll),
             "test_utts": len(self.test),
             "trials": len(self.trials),
@@ -407,12 +336,24 @@ class VerificationSets:
         }
 
 
+def _enrol_rule(
+    enroll: float, enroll_labels: Sequence[str] | None, enroll_per_speaker: int | None
+) -> str:
+    if enroll_labels is not None:
+        return f"enroll_labels: {list(enroll_labels)}"
+    if enroll_per_speaker is not None:
+        return f"enroll_per_speaker: first {enroll_per_speaker} in sorted id order"
+    return f"enroll_fraction: a seeded draw of {enroll:g} of each speaker's utterances"
+
+
 def split_verification(
     targets: DataDir,
     *,
     background: DataDir | float = 0.3,
     enroll: float = 0.5,
     enroll_labels: Sequence[str] | None = None,
+    enroll_per_speaker: int | None = None,
+    enroll_models: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
     trials: TrialList | None = None,
     trials_by: str = "spk",
@@ -428,18 +369,24 @@ def split_verification(
         A separate background data dir (its speakers must not be among the targets; target
         speakers with a single utterance are then left out), or the share of ``targets``'
         speakers set aside, as in :func:`split_speakers`.
-    enroll, enroll_labels, seed
-        As in :func:`split_speakers`; the labels are checked with :func:`check_enroll_labels`.
+    enroll, enroll_labels, enroll_per_speaker, seed
+        How each target speaker's utterances are split, as in :func:`split_speakers`; the
+        labels are checked with :func:`check_enroll_labels`.
+    enroll_models : mapping of str to sequence of str, optional
+        Models given as they are (:func:`read_enroll_list`, :func:`single_utterance_models`);
+        needs a separate ``background``. The test utterances are then those of the trial
+        list, or every target utterance in no enrolment.
     trials : TrialList, optional
-        A labelled trial list to use (checked with :func:`check_trials`) instead of all
-        pairs.
+        A labelled trial list used as given (checked with :func:`check_trials`) instead of
+        all pairs.
     trials_by : {"spk", "label"}
         Models of the all-pairs trials (:func:`make_trials`).
 
     Raises
     ------
     DataError, ConfigError
-        Shared speakers, unknown labels, an empty side, or a bad trial list.
+        Shared speakers, unknown labels, an empty side, or a bad trial list (naming the
+        real cause: e.g. a test utterance that the enrolment rule put in an enrolment set).
     """
     if isinstance(background, DataDir):
         both = sorted(set(background.utt2spk.values()) & set(targets.utt2spk.values()))
@@ -448,6 +395,10 @@ def split_verification(
                 f"background and targets share {len(both)} speaker(s) (e.g. {both[:3]}); "
                 f"background speakers must not be enrolled or tested"
             )
+    if enroll_models is not None:
+        if not isinstance(background, DataDir):
+            raise ConfigError("an enrolment list needs a separate background set")
+        return _given_models(targets, background, enroll_models, trials)
     if enroll_labels is not None:
         check_enroll_labels(enroll_labels, targets)
     rest, en, te = split_speakers(
@@ -455,6 +406,7 @@ def split_verification(
         background=0 if isinstance(background, DataDir) else background,
         enroll=enroll,
         enroll_labels=enroll_labels,
+        enroll_per_speaker=enroll_per_speaker,
         seed=seed,
     )
     if isinstance(background, DataDir):
@@ -472,71 +424,64 @@ def split_verification(
             f"the split left {len(en)} enrolment and {len(te)} test utterances; each target "
             f"speaker needs utterances on both sides"
         )
+    rule = _enrol_rule(enroll, enroll_labels, enroll_per_speaker)
     te.trials = (
-        make_trials(en, te, by=trials_by) if trials is None else check_trials(trials, en, te)
+        make_trials(en, te, by=trials_by)
+        if trials is None
+        else check_trials(trials, en, te, rule=rule)
     )
-    return VerificationSets(bg, en, te)
+    sets = VerificationSets(bg, en, te)
+    c = sets.counts()
+    log.info(
+        "split (%s): %d background speakers (%d utts), %d target speakers (%d enrol, %d test "
+        "utts), %d trials",
+        rule,
+        c["background_speakers"],
+        c["background_utts"],
+        c["target_speakers"],
+        c["enroll_utts"],
+        c["test_utts"],
+        c["trials"],
+    )
+    return sets
+
+
+def _given_models(
+    targets: DataDir,
+    background: DataDir,
+    models: Mapping[str, Sequence[str]],
+    trials: TrialList | None,
+) -> VerificationSets:
+    enrolled = {u for us in models.values() for u in us}
+    unknown = sorted(enrolled - set(targets.wav_scp))
+    if unknown:
+        raise DataError(
+            f"the enrolment uses {len(unknown)} utterance(s) that are not in data.targets "
+            f"(e.g. {unknown[:3]})"
+        )
+    en = targets.subset(enrolled)
+    en.trials = None
+    en.model2utt = {m: sorted(models[m]) for m in sorted(models)}
+    if trials is None:
+        te = targets.subset(u for u in targets.utt_ids if u not in enrolled)
+        if not len(te):
+            raise DataError("every target utterance is enrolled; none is left to test")
+        te.trials = make_trials(en, te)
+    else:
+        check_trials(trials, en, targets, rule="the enrolment list")
+        te = targets.subset(set(trials.test_ids))
+        te.trials = trials
+    log.info(
+        "enrolment as given: %d models on %d utterances; %d test utterances, %d trials",
+        len(models),
+        len(en),
+        len(te),
+        len(te.trials),
+    )
+    return VerificationSets(background, en, te)
 
 
 # ---------------------------------------------------------------------- selections
-def read_list(path: Path, where: str) -> set[str]:
-    """Paths listed in a text/CSV file: the first column, or the ``file`` column of a CSV."""
-    if not path.is_file():
-        raise DataError(f"{where}: list file {str(path)!r} does not exist")
-    out: set[str] = set()
-    if path.suffix.lower() == ".csv":
-        reader = csv.reader(path.read_text(encoding="utf-8").splitlines())
-        header = next(reader, None)
-        col = 0
-        if header is not None and "file" in header:
-            col = header.index("file")
-        elif header is not None and header:
-            out.add(header[0].strip())
-        for row in reader:
-            if row:
-                out.add(row[col].strip())
-    else:
-        out = {row.key for row in read_table(path, min_fields=0, max_fields=None, unique=0)}
-    if not out:
-        raise DataError(f"{where}: list file {str(path)!r} lists no file")
-    return {Path(p).as_posix() for p in out}
-
-
-def select_listed(
-    data: DataDir, root: str | os.PathLike[str], lists: Sequence[str], where: str
-) -> DataDir:
-    """The utterances whose audio path, relative to ``root``, is in one of the list files.
-
-    Parameters
-    ----------
-    data : DataDir
-        With absolute audio paths (as :func:`scan_audio` writes them).
-    root : path-like
-        The corpus root; list files and listed paths are relative to it.
-    lists : sequence of str
-        List files (see :func:`read_list`).
-    where : str
-        Prefix of error messages (e.g. the config key).
-    """
-    base = Path(root)
-    keep: set[str] = set()
-    for item in lists:
-        keep |= read_list(base / item, where)
-    root_r = base.resolve()
-    chosen = []
-    for utt in data.utt_ids:
-        p = Path(data.wav_scp[utt])
-        with contextlib.suppress(ValueError):
-            if p.relative_to(root_r).as_posix() in keep:
-                chosen.append(utt)
-    if not chosen:
-        raise DataError(
-            f"{where}: none of the {len(data)} files found is listed in {', '.join(lists)} "
-            f"(paths are relative to the corpus root)"
-        )
-    return data.subset(chosen)
-
-
 def limit_speakers(
     data: DataDir, max_speakers: int | None = None, max_per_speaker: int | None = None
 ) -> DataDir:
@@ -589,12 +534,10 @@ __all__ = [
     "assign_folds",
     "check_enroll_labels",
     "check_trials",
-    "compile_pattern",
     "limit_speakers",
     "make_trials",
-    "read_list",
-    "scan_audio",
-    "select_listed",
+    "read_enroll_list",
+    "single_utterance_models",
     "split_speakers",
     "split_verification",
 ]

@@ -22,6 +22,18 @@ UTF-8 text, one trial per line, fields separated by whitespace::
 The trials file of a data directory (``DIR/trials``) follows the same grammar; its test ids
 must be utterances of that directory. Every error names ``file:line``.
 
+Other trial list formats
+------------------------
+:func:`read_trials` also reads, with ``format=``, the lists corpora ship in their own form
+(:data:`TRIAL_FORMATS`):
+
+``voxceleb``
+    VoxCeleb1's ``veri_test.txt`` / ``veri_test2.txt``: ``<1|0> <enrol-path> <test-path>``,
+    e.g. ``1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav``; ``1`` is a
+    target. Paths become ids with :func:`path_to_utt_id` (extension dropped, ``/`` -> ``-``:
+    ``id10270-x6uYqmx31kE-00001``), the ids the pattern ``{spk}/{video}/{utt}.wav`` gives.
+    The model of a trial is its enrolment utterance's id (single-utterance enrolment).
+
 Scores file grammar
 -------------------
 ``<model-id> <test-id> <score>`` per line (a finite number; empty and ``#`` lines skipped,
@@ -48,6 +60,9 @@ _NONTARGET_WORDS = frozenset(
     {"nontarget", "non-target", "nontgt", "imp", "impostor", "0", "false", "no"}
 )
 _TRIAL_LAYOUT = "<model-id> <test-id> [target|nontarget]"
+_VOXCELEB_LAYOUT = "<1|0> <enrol-path> <test-path>"
+#: Formats :func:`read_trials` reads (``data.trials_format``).
+TRIAL_FORMATS = ("kaldi", "voxceleb")
 
 #: A trial given as a tuple: ``(model_id, test_id)`` or ``(model_id, test_id, label)``,
 #: the label a bool or a word of the grammar.
@@ -168,11 +183,46 @@ def parse_label(value: bool | np.bool_ | str, where: str) -> bool:
     )
 
 
+def path_to_utt_id(path: str) -> str:
+    """The utterance id of a relative audio path in a ``voxceleb`` trial list: the path
+    without its extension, ``/`` replaced by ``-`` (``id10270/x6uYqmx31kE/00001.wav`` ->
+    ``id10270-x6uYqmx31kE-00001``)."""
+    stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
+    return stem.strip("/").replace("/", "-")
+
+
+def _read_voxceleb(p: Path, label: str) -> TrialList:
+    rows = read_table(
+        p, min_fields=2, max_fields=2, comments=True, unique=0, layout=_VOXCELEB_LAYOUT, name=label
+    )
+    if not rows:
+        raise DataError(f"{label}: no trials (empty file); write '{_VOXCELEB_LAYOUT}' per line")
+    models, tests, labels, lines = [], [], [], []
+    first: dict[tuple[str, str], int] = {}
+    for row in rows:
+        where = f"{label}:{row.line}"
+        if row.key not in ("0", "1"):
+            raise DataError(
+                f"{where}: the first field must be 1 (target) or 0 (non-target) in the "
+                f"voxceleb format '{_VOXCELEB_LAYOUT}', got {row.key!r}"
+            )
+        pair = (path_to_utt_id(row.fields[0]), path_to_utt_id(row.fields[1]))
+        if pair in first:
+            raise DataError(f"{where}: duplicate trial (first at line {first[pair]})")
+        first[pair] = row.line
+        models.append(pair[0])
+        tests.append(pair[1])
+        labels.append(row.key == "1")
+        lines.append(row.line)
+    return TrialList(models, tests, np.array(labels, dtype=bool), lines, label)
+
+
 def read_trials(
     path: str | os.PathLike[str],
     *,
     name: str | None = None,
     problems: Problems | None = None,
+    format: str = "kaldi",
 ) -> TrialList:
     """Read a trials file (see the grammar in the module docstring).
 
@@ -185,7 +235,9 @@ def read_trials(
         path).
     problems : Problems, optional
         Collect every problem here instead of raising the first (the returned list then
-        holds the well-formed trials only).
+        holds the well-formed trials only). Used with the ``kaldi`` format.
+    format : {"kaldi", "voxceleb"}
+        The grammar of the module docstring, or one of the other formats described there.
 
     Raises
     ------
@@ -199,6 +251,10 @@ def read_trials(
     label = str(p) if name is None else name
     if not p.is_file():
         raise DataError(f"{label}: no such trials file")
+    if format not in TRIAL_FORMATS:
+        raise DataError(f"{label}: unknown trial list format {format!r}; use {TRIAL_FORMATS}")
+    if format == "voxceleb":
+        return _read_voxceleb(p, label)
     rows = read_table(
         p,
         min_fields=1,
@@ -339,9 +395,11 @@ def align_scores(scores: Mapping[tuple[str, str], float], trials: TrialList) -> 
 
 
 __all__ = [
+    "TRIAL_FORMATS",
     "TrialList",
     "align_scores",
     "parse_label",
+    "path_to_utt_id",
     "read_scores",
     "read_trials",
     "write_scores",

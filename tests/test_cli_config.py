@@ -31,7 +31,9 @@ SECTIONS = (ComputeConfig, DataConfig, EnrollConfig, ExtractConfig, FeatureConfi
 SECTIONS += (ScoringConfig, SetConfig, UBMConfig)
 FIELDS = {f.name for cls in SECTIONS for f in dataclasses.fields(cls)}
 # flags named like a config field that mean something else
-NOT_MIRRORS = {("prepare", "background")}
+# flags named like a config field that the command does not read from a config section
+# (extract reads no data section: --audio-root belongs to its DATADIR argument)
+NOT_MIRRORS = {("prepare", "background"), ("extract", "audio_root")}
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -47,7 +49,16 @@ MIRRORS = {
     "classify": {"n_components", "relevance_factor", "adapt", "method", "top_c", "seed"},
     "extract": {"jobs", "max_failed", "batch_size"},
     "train-ubm": set(),
-    "prepare": {"pattern", "utt_id", "spk_field", "label_field", "enroll", "enroll_labels", "seed"},
+    "prepare": {
+        "pattern",
+        "utt_id",
+        "spk_field",
+        "label_field",
+        "enroll",
+        "enroll_per_speaker",
+        "enroll_labels",
+        "seed",
+    },
 }
 
 

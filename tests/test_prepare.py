@@ -10,14 +10,12 @@ import pytest
 from gmmspeech.cli import main
 from gmmspeech.datadir import DataDir
 from gmmspeech.errors import ConfigError, DataError
+from gmmspeech.layout import compile_pattern, scan_audio, select_listed
 from gmmspeech.prepare import (
     assign_folds,
     check_trials,
-    compile_pattern,
     limit_speakers,
     make_trials,
-    scan_audio,
-    select_listed,
     split_speakers,
     split_verification,
 )
@@ -162,6 +160,7 @@ def test_split_verification_with_a_separate_background(caplog: pytest.LogCapture
         "background_speakers": 2,
         "background_utts": 12,
         "target_speakers": 6,
+        "models": 6,
         "enroll_utts": 18,
         "test_utts": 18,
         "trials": 108,
@@ -186,8 +185,13 @@ def test_split_verification_checks_a_user_trial_list(tmp_path: Path) -> None:
         check_trials(bad_model, sets.enroll, sets.test)
     enrol_utt = sets.enroll.utt_ids[0]
     bad_test = TrialList([en_spk[0]], [enrol_utt], [True], [7], "my")
-    with pytest.raises(DataError, match=rf"^my:7: test utterance '{enrol_utt}' is not a test"):
-        check_trials(bad_test, sets.enroll, sets.test)
+    owner = sets.enroll.utt2spk[enrol_utt]
+    with pytest.raises(
+        DataError,
+        match=rf"^my:7: utterance '{enrol_utt}' is in the enrolment set of speaker '{owner}' "
+        r"\(enroll_fraction.*\), and the trial list uses it as a test utterance",
+    ):
+        check_trials(bad_test, sets.enroll, sets.test, rule="enroll_fraction: 0.5")
     with pytest.raises(DataError, match="need target/nontarget labels"):
         check_trials(TrialList([en_spk[0]], [te_utt]), sets.enroll, sets.test)
     sets.write(tmp_path / "out")

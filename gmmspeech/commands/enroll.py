@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from ..config import EnrollConfig
-from ..datadir import read_spk2utt
+from ..datadir import read_enrolment
 from ..featstore import open_features
 from ..gmm import DiagGMM
 from ..speakermodels import enroll
@@ -46,7 +46,7 @@ FLAGS = {"relevance_factor": "enroll.relevance_factor", "adapt": "enroll.adapt"}
 def run(args: argparse.Namespace) -> int:
     cfg = config_source(args, FLAGS).section("enroll", EnrollConfig)
     ubm = DiagGMM.load(args.ubm)
-    spk2utt = read_spk2utt(args.datadir)
+    spk2utt = read_enrolment(args.datadir)
     feats = open_features(args.features)
     models = enroll(
         ubm,

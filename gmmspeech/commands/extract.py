@@ -8,6 +8,7 @@ import logging
 
 from ..config import ComputeConfig, ExtractConfig, FeatureConfig
 from ..configio import ConfigSource
+from ..datadir import DataDir
 from ..engine import make_engine
 from ..extraction import extract_to_store
 from ..extraction_worker import keep_freed_memory
@@ -23,6 +24,12 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("datadir", metavar="DATADIR", help="Kaldi-style data dir (wav.scp, utt2spk)")
     p.add_argument("output", metavar="OUT.h5", help="feature store to create or complete")
+    p.add_argument(
+        "--audio-root",
+        default=None,
+        metavar="DIR",
+        help="folder relative wav.scp paths are relative to (default: the data dir itself)",
+    )
     add_config_arguments(
         p,
         "'features:' (or FeatureConfig fields at the top level), 'extract:' and 'compute:'",
@@ -75,9 +82,12 @@ def run(args: argparse.Namespace) -> int:
         args.overrides = [*args.overrides, "compute.backend=processes"]
     cfg, opts, compute = load_feature_config(config_source(args, FLAGS, bare="features"))
     keep_freed_memory()  # this process only extracts
+    data: DataDir | str = args.datadir
+    if args.audio_root is not None:
+        data = DataDir.read(args.datadir, check_audio=False, audio_root=args.audio_root)
     with contextlib.closing(make_engine(compute)) as engine:
         report = extract_to_store(
-            args.datadir,
+            data,
             args.output,
             cfg,
             engine=engine,

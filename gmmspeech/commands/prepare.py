@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 from ..config import DataConfig, SetConfig
-from ..prepare import scan_audio, split_verification
+from ..layout import scan_audio
+from ..prepare import split_verification
 from . import add_config_arguments, config_source
 
 NAME = "prepare"
@@ -28,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="path layout relative to AUDIO_DIR with named fields, e.g. "
         "'{label}/{spk}_NO_{round}.flac', '{digit}_{spk}_{idx}.wav', "
-        "'{spk}/{spk}-{chapter}-{utt}.flac'; {name:regex} restricts a field, * and **/ "
-        "are wildcards",
+        "'{spk}/{spk}-{chapter}-{utt}.flac'; {name:[0-9]+} restricts a field (literal "
+        "characters and character classes with ?, * or +; no groups), * and **/ are "
+        "wildcards; the file extension matches in any case",
     )
     p.add_argument(
         "--utt-id",
@@ -70,6 +72,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"(default: data.enroll_fraction, {DataConfig().enroll_fraction:g})",
     )
     p.add_argument(
+        "--enroll-per-speaker",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --split: enrol each target speaker on its first N utterances (sorted ids), "
+        "test on the rest (default: data.enroll_per_speaker)",
+    )
+    p.add_argument(
         "--enroll-labels",
         default=None,
         metavar="L1,L2,...",
@@ -87,7 +97,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-FLAGS = {"enroll": "data.enroll_fraction", "seed": "data.seed"}
+FLAGS = {
+    "enroll": "data.enroll_fraction",
+    "enroll_per_speaker": "data.enroll_per_speaker",
+    "seed": "data.seed",
+}
 
 
 def _set_config(args: argparse.Namespace) -> SetConfig:
@@ -122,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         background=int(background) if background >= 1 else background,
         enroll=dcfg.enroll_fraction,
         enroll_labels=labels,
+        enroll_per_speaker=dcfg.enroll_per_speaker,
         seed=dcfg.seed,
         trials_by=args.trials_by,
     )

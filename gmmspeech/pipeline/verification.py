@@ -15,7 +15,7 @@ from ..errors import ConfigError, DataError
 from ..gmm import DiagGMM
 from ..metrics import summary
 from ..norm import cohort_normalize
-from ..prepare import split_verification
+from ..prepare import read_enroll_list, single_utterance_models, split_verification
 from ..scoring import score_trials
 from ..speakermodels import SpeakerModels, enroll
 from ..trials import TrialList, read_scores, read_trials, write_scores
@@ -38,13 +38,22 @@ def _prepare_verification(ws: Workspace) -> StageResult:
     assert d.background is not None and d.targets is not None
     bg = ws._scan("background", d.background)
     tg = ws._scan("targets", d.targets)
-    trials = None if d.trials is None else read_trials(d.trials)
     try:
+        trials = tg.trials
+        if d.trials is not None:
+            trials = read_trials(d.trials, format=d.trials_format)
+        models = None
+        if d.enroll_list is not None:
+            models = read_enroll_list(d.enroll_list, tg)
+        elif d.trials_format == "voxceleb" and trials is not None:
+            models = single_utterance_models(trials)
         sets = split_verification(
             tg,
             background=bg,
             enroll=d.enroll_fraction,
             enroll_labels=list(d.enroll_labels) or None,
+            enroll_per_speaker=d.enroll_per_speaker,
+            enroll_models=models,
             seed=d.seed,
             trials=trials,
         )
@@ -69,13 +78,14 @@ def ubm(ws: Workspace) -> StageResult:
 
 
 def enroll_speakers(ws: Workspace) -> StageResult:
-    """Stage 4: one MAP model per enrolled speaker, ``models/models.h5``."""
+    """Stage 4: one MAP model per enrolled model (``data/enroll/model2utt``, else per
+    speaker), ``models/models.h5``."""
     e = ws.cfg.enroll
     ws.path("models").mkdir(parents=True, exist_ok=True)
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
     en = ws.datadir("enroll")
     with ws.store("enroll") as store:
-        spk2utt, dropped = _present(en.spk2utt, store)
+        spk2utt, dropped = _present(en.enrolment, store)
         models = enroll(
             ubm_,
             store,

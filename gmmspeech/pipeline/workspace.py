@@ -22,7 +22,8 @@ from ..datadir import DataDir, read_utt2fold
 from ..engine import Engine, make_engine
 from ..errors import ConfigError, DataError
 from ..featstore import FeatureStore
-from ..prepare import limit_speakers, scan_audio, select_listed
+from ..layout import scan_audio, select_listed
+from ..prepare import limit_speakers
 from ..ubm import train_ubm
 
 log = logging.getLogger(__name__)
@@ -171,8 +172,28 @@ class Workspace:
             )
         return root
 
+    def _under_root(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self._root() / p
+
+    def _read_kaldi_dir(self, key: str, s: SetConfig) -> DataDir:
+        assert s.kaldi_dir is not None
+        folder = self._under_root(s.kaldi_dir)
+        audio_root = None if s.audio_root is None else self._under_root(s.audio_root)
+        try:
+            data = DataDir.read(folder, check_audio=True, audio_root=audio_root)
+        except DataError as exc:
+            raise DataError(f"{self.where}: data.{key}.kaldi_dir: {exc}") from None
+        return data.with_absolute_paths()
+
     def _scan(self, key: str, s: SetConfig) -> DataDir:
+        """The set ``data.<key>``: an existing data dir, or the files matching a pattern."""
         root = self._root()
+        if s.kaldi_dir is not None:
+            data = self._read_kaldi_dir(key, s)
+            if s.include:
+                data = select_listed(data, root, s.include, f"{self.where}: data.{key}.include")
+            return limit_speakers(data, s.max_speakers, s.max_per_speaker)
         folder = Path(s.path) if Path(s.path).is_absolute() else root / s.path
         if not folder.is_dir():
             raise DataError(
