@@ -28,7 +28,7 @@ def _pyplot() -> Any:
         import matplotlib.pyplot as plt
     except ImportError:
         raise GmmSpeechError(
-            "plots need matplotlib: install the extra with pip install 'gmmspeech[plot]'"
+            "plots need matplotlib, a dependency of gmmspeech: reinstall it (pip install gmmspeech)"
         ) from None
     return plt
 
