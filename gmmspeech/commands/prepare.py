@@ -6,9 +6,10 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..atomic import DATADIR, check_output
 from ..config import DataConfig, SetConfig
 from ..prepare import scan_audio, split_verification
-from . import add_config_arguments, config_source
+from . import add_config_arguments, add_overwrite_argument, config_source
 
 NAME = "prepare"
 HELP = "build a data dir (wav.scp, utt2spk, spk2utt, utt2label, trials) from a folder of audio"
@@ -85,6 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=int, default=None, help=f"seed of the split (default {DataConfig().seed})"
     )
+    add_overwrite_argument(p)
 
 
 FLAGS = {"enroll": "data.enroll_fraction", "seed": "data.seed"}
@@ -101,6 +103,7 @@ def _set_config(args: argparse.Namespace) -> SetConfig:
 def run(args: argparse.Namespace) -> int:
     dcfg = config_source(args, FLAGS).section("data", DataConfig)
     sc = _set_config(args)
+    check_output(args.output, DATADIR, inputs=[args.root], overwrite=args.overwrite)
     data = scan_audio(
         args.root,
         sc.pattern,
