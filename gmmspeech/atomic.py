@@ -161,6 +161,9 @@ METRICS_JSON = json_kind("evaluate metrics JSON", "raw", "eer_method")
 CLASSIFY_JSON = json_kind("classify results JSON", "accuracy", "confusion_matrix")
 CALIBRATION_JSON = json_kind("calibration JSON", fmt="gmmspeech.LogisticCalibration")
 PNG = OutputKind("PNG image", lambda p: p.is_file() and _head(p).startswith(_PNG_MAGIC))
+FEATURE_STORE = hdf5_kind("feature store", "gmmspeech.FeatureStore")
+STAGE_MARKER = json_kind("stage marker", "hash")
+TEXT_LOG = OutputKind("log", lambda p: _text_lines(p) is not None)
 DATADIR = OutputKind("data dir (wav.scp, utt2spk, ...)", _is_datadir)
 
 
@@ -356,12 +359,15 @@ __all__ = [
     "CALIBRATION_JSON",
     "CLASSIFY_JSON",
     "DATADIR",
+    "FEATURE_STORE",
     "METRICS_JSON",
     "OVERWRITE_FLAG",
     "PNG",
     "PREDICTIONS",
     "SCORES",
     "SPEAKER_MODELS",
+    "STAGE_MARKER",
+    "TEXT_LOG",
     "UBM",
     "UBM_CHECKPOINT",
     "OutputKind",
