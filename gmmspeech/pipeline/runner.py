@@ -294,19 +294,35 @@ class Experiment(Workspace):
             raise ConfigError(
                 f"--stage {first} --stop-stage {last}: need 1 <= stage <= stop-stage <= {n}"
             )
+        fresh = not self.out.exists()
         theirs = [self.out / rel for rel in self.open_folder(force)]
         mine = "it was in the folder before it became a gmmspeech experiment"
         outcomes = []
-        with protected(theirs, mine), protected([self.where], "it is the experiment's config"):
-            for i, st in enumerate(self.stages, 1):
-                if i < first or i > last:
-                    outcomes.append(StageOutcome(i, st.name, "not selected"))
-                    continue
-                outcome = self._run_one(i, st, force)
-                outcomes.append(outcome)
-                if on_stage is not None:
-                    on_stage(outcome)
+        try:
+            with protected(theirs, mine), protected([self.where], "the experiment's config"):
+                for i, st in enumerate(self.stages, 1):
+                    if i < first or i > last:
+                        outcomes.append(StageOutcome(i, st.name, "not selected"))
+                        continue
+                    outcome = self._run_one(i, st, force)
+                    outcomes.append(outcome)
+                    if on_stage is not None:
+                        on_stage(outcome)
+        except BaseException:
+            if fresh:
+                self._remove_if_unused()
+            raise
         return outcomes
+
+    def _remove_if_unused(self) -> None:
+        """Remove a folder this run created when it holds nothing but the manifest."""
+        files = [p for p in self.out.rglob("*") if not p.is_dir()]
+        if files != [self.out / MANIFEST]:
+            return
+        (self.out / MANIFEST).unlink()
+        for d in sorted((p for p in self.out.rglob("*") if p.is_dir()), reverse=True):
+            d.rmdir()
+        self.out.rmdir()
 
     def open_folder(self, force: bool = False) -> list[str]:
         """Make sure the folder is a gmmspeech experiment; return the files it must not touch.
