@@ -329,6 +329,26 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
         raise
 
 
+@contextlib.contextmanager
+def new_folder_or_nothing(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield ``path``; if the block fails, remove the folders under it (and ``path``) that
+    did not exist before and are left empty, so a failed writer leaves no empty shell."""
+    root = Path(path)
+    existed = {p for p in (root, *root.parents) if p.exists()}
+    before = {p for p in root.rglob("*") if p.is_dir()} if root.is_dir() else set()
+    try:
+        yield root
+    except BaseException:
+        made = [p for p in root.rglob("*") if p.is_dir() and p not in before]
+        if root not in existed:
+            made.append(root)
+        made += [p for p in root.parents if not p.exists() or p not in existed]
+        for d in sorted(made, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+
+
 def remove_outputs(folder: str | os.PathLike[str], kind: OutputKind, pattern: str = "") -> int:
     """Delete the files of ``kind`` directly in ``folder`` (names matching ``pattern``),
     then the folder itself if that left it empty; anything else stays.
@@ -377,6 +397,7 @@ __all__ = [
     "current_umask",
     "hdf5_kind",
     "json_kind",
+    "new_folder_or_nothing",
     "protected",
     "remove_outputs",
 ]

@@ -320,8 +320,13 @@ class _TempStore:
 
     def __init__(self, tmp: Path, cfg: dict[str, Any], n_features: int) -> None:
         self.tmp = tmp
-        self._f: h5py.File | None = small_metadata_cache(h5py.File(tmp, "w"))
-        self.writer = StoreWriter(self._f, cfg, n_features)
+        self._f: h5py.File | None = None
+        try:
+            self._f = small_metadata_cache(h5py.File(tmp, "w"))
+            self.writer = StoreWriter(self._f, cfg, n_features)
+        except BaseException:  # e.g. SIGTERM while the file is being set up
+            self.abort()
+            raise
 
     def finish(self) -> Path:
         assert self._f is not None, "finished twice"

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..atomic import DATADIR, check_output
+from ..atomic import DATADIR, check_output, new_folder_or_nothing
 from ..config import DataConfig, SetConfig
 from ..prepare import scan_audio, split_verification
 from . import add_config_arguments, add_overwrite_argument, config_source
@@ -101,6 +101,11 @@ def _set_config(args: argparse.Namespace) -> SetConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    with new_folder_or_nothing(args.output):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     dcfg = config_source(args, FLAGS).section("data", DataConfig)
     sc = _set_config(args)
     check_output(args.output, DATADIR, inputs=[args.root], overwrite=args.overwrite)
