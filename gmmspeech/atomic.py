@@ -159,6 +159,7 @@ SCORES = OutputKind("scores file ('<model> <test> <score>' lines)", _scores_line
 PREDICTIONS = OutputKind("predictions file ('<utt> <label>' lines)", lambda p: _table_lines(p, 2))
 METRICS_JSON = json_kind("evaluate metrics JSON", "raw", "eer_method")
 CLASSIFY_JSON = json_kind("classify results JSON", "accuracy", "confusion_matrix")
+BENCH_JSON = json_kind("benchmark JSON", "benchmark")
 CALIBRATION_JSON = json_kind("calibration JSON", fmt="gmmspeech.LogisticCalibration")
 PNG = OutputKind("PNG image", lambda p: p.is_file() and _head(p).startswith(_PNG_MAGIC))
 FEATURE_STORE = hdf5_kind("feature store", "gmmspeech.FeatureStore")
@@ -376,6 +377,7 @@ def remove_outputs(folder: str | os.PathLike[str], kind: OutputKind, pattern: st
 
 
 __all__ = [
+    "BENCH_JSON",
     "CALIBRATION_JSON",
     "CLASSIFY_JSON",
     "DATADIR",

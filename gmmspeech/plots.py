@@ -21,10 +21,12 @@ _TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> None:
-    """Save a figure atomically; the format follows the extension of ``path``."""
-    suffix = os.path.splitext(os.fspath(path))[1] or ".png"
-    with atomic_path(path, suffix=suffix) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    """Save a figure atomically; the format follows the extension of ``path`` (PNG when it
+    names no format matplotlib writes)."""
+    ext = os.path.splitext(os.fspath(path))[1][1:].lower()
+    fmt = ext if ext in fig.canvas.get_supported_filetypes() else "png"
+    with atomic_path(path, suffix=f".{fmt}") as tmp:
+        fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight")
 
 
 def _pyplot() -> Any:

@@ -7,6 +7,7 @@ on the file system itself (bytes and inode), not through gmmspeech's own readers
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import re
 import signal
@@ -111,6 +112,10 @@ COMMANDS: dict[str, tuple[Argv, str]] = {
         lambda w, out: ["evaluate", *_s(w["scores"], w["trials"]), "--json", str(out)],
         "trials",
     ),
+    "evaluate --plot": (
+        lambda w, out: ["evaluate", *_s(w["scores"], w["trials"]), "--plot", str(out)],
+        "scores",
+    ),
     "evaluate --write-calibrated": (
         lambda w, out: [
             "evaluate",
@@ -153,6 +158,8 @@ COMMANDS: dict[str, tuple[Argv, str]] = {
         "audio",
     ),
 }
+if importlib.util.find_spec("matplotlib") is None:
+    del COMMANDS["evaluate --plot"]
 NAMES = list(COMMANDS)
 
 
@@ -424,3 +431,15 @@ def test_outputs_honour_the_umask(world, mask, mode) -> None:
     written += [world["root"] / f"{n[:5]}.out" for n in ("score", "enroll", "evaluate --json")]
     for p in written:
         assert p.stat().st_mode & 0o777 == mode, p
+
+
+def test_bench_json_is_guarded_like_the_other_outputs(tmp_path, capsys) -> None:
+    out = tmp_path / "em.json"
+    argv = ["bench", "em", "--n", "500", "--d", "2", "--k", "2", "--repeat", "1"]
+    out.write_text("my notes\n")
+    assert main([*argv, "--json", str(out), "--overwrite"]) == 1
+    assert "will not be replaced" in _one_line(capsys)
+    assert out.read_text() == "my notes\n"
+    out.write_text('{"benchmark": "em"}\n')  # what an earlier run leaves, as far as the check sees
+    assert main([*argv, "--json", str(out)]) == 1
+    assert "--overwrite" in _one_line(capsys)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..config import FeatureConfig
 from ..datadir import DataDir
 from ..errors import ConfigError
@@ -303,8 +304,8 @@ def run(args: argparse.Namespace) -> int:
                 f"utterances vs {runs['jobs1']['peak_rss_mib']:.1f} MiB for {len(data)}"
             )
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=2)
+            with atomic_path(args.json) as tmp:
+                tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
             print(f"  figures written to {args.json}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
