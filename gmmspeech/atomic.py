@@ -324,10 +324,27 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
         yield tmp
         _check_protected(target)
         os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if exc.filename not in (None, str(tmp), tmp):
+            raise
+        # the temporary name means nothing to the user: name the output instead
+        raise _os_error(exc, target) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _os_error(exc: OSError, target: Path) -> OSError:
+    """``exc`` about ``target``; the C errno that h5py leaves in its message is recovered."""
+    code = exc.errno
+    if code is None:
+        m = re.search(r"errno = (\d+)", str(exc))
+        code = int(m.group(1)) if m else None
+    reason = os.strerror(code) if code else (str(exc).splitlines() or ["I/O error"])[0]
+    return OSError(code or 0, reason, str(target))
 
 
 @contextlib.contextmanager

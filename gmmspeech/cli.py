@@ -18,7 +18,6 @@ import argparse
 import errno
 import importlib
 import logging
-import re
 import signal
 import sys
 import warnings
@@ -123,11 +122,7 @@ def os_error_line(exc: OSError) -> str:
     """One line for an :class:`OSError`: the path, the system's reason, and the fix."""
     reason = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
     text = f"{exc.filename}: {reason}" if exc.filename is not None else reason
-    code = exc.errno
-    if code is None:  # h5py puts the C errno in its message only
-        m = re.search(r"errno = (\d+)", reason)
-        code = int(m.group(1)) if m else None
-    hint = _OS_HINTS.get(code or 0)
+    hint = _OS_HINTS.get(exc.errno or 0)
     return f"{text} ({hint})" if hint else text
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from helpers_audio import make_datadir, utterance, write_wav
@@ -397,6 +398,48 @@ def test_io_errors_are_one_line_and_leave_nothing(world, capsys, monkeypatch, na
     assert not os.path.lexists(out)
     # nothing half-written (train-ubm keeps its complete checkpoints, to resume from)
     assert [p for p in folder.rglob(".*")] == []
+
+
+@pytest.mark.parametrize("name", ["train-ubm", "enroll"])
+def test_an_hdf5_write_error_names_the_output(world, capsys, monkeypatch, name) -> None:
+    """h5py reports ENOSPC in its message only, and about the temporary file."""
+    argv, _ = COMMANDS[name]
+    out = world["root"] / "full" / "out.h5"
+    out.parent.mkdir()
+    real = h5py.File
+
+    def file(path, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+        if mode == "w" and Path(path).parent == out.parent:
+            raise OSError(
+                f"Unable to synchronously create file (unable to open file: name = '{path}', "
+                f"errno = 28, error message = 'No space left on device', flags = 13)"
+            )
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", file)
+    capsys.readouterr()
+    assert main(argv(world, out)) == 1
+    err = _one_line(capsys)
+    assert f"{out}: {os.strerror(errno.ENOSPC)}" in err
+    assert not out.exists()
+    # nothing half-written (train-ubm keeps its complete checkpoints, to resume from)
+    assert [p for p in out.parent.rglob(".*")] == []
+
+
+def test_an_io_error_in_run_is_one_line(exp_config, capsys, monkeypatch) -> None:
+    out = exp_config.parent / "exp"
+    real = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(dst).name == "wav.scp":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    assert _run(exp_config, out) == 1
+    err = _one_line(capsys)
+    assert "wav.scp" in err and os.strerror(errno.ENOSPC) in err
+    assert [p for p in out.rglob("*") if p.is_file()] == []
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")

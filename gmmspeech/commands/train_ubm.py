@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..atomic import UBM, UBM_CHECKPOINT, check_output, remove_outputs
+from ..atomic import UBM, UBM_CHECKPOINT, check_output, new_folder_or_nothing, remove_outputs
 from ..config import ComputeConfig, UBMConfig
 from ..configio import ConfigSource
 from ..datadir import DataDir
@@ -67,9 +67,14 @@ def _train(
     )
     ckpt = Path(args.checkpoint_dir or f"{args.output}.ckpt")
     try:
-        ubm = train_ubm(
-            views, config=ubm_cfg, checkpoint_dir=ckpt, progress=not args.no_progress, engine=engine
-        )
+        with new_folder_or_nothing(ckpt):  # a failure before the first checkpoint leaves none
+            ubm = train_ubm(
+                views,
+                config=ubm_cfg,
+                checkpoint_dir=ckpt,
+                progress=not args.no_progress,
+                engine=engine,
+            )
     finally:
         engine.close()
     ubm.save(args.output)
