@@ -393,8 +393,13 @@ class _SortedStore:
     def __init__(self, out: Path, order: list[str], cfg: dict[str, Any], n_features: int) -> None:
         import tempfile
 
+        from .atomic import current_umask
+
         fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        os.close(fd)
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())  # a store, not a private temp file
+        finally:
+            os.close(fd)
         self.tmp = Path(name)
         self.order = order
         self.pos = 0

@@ -476,6 +476,18 @@ def test_outputs_honour_the_umask(world, mask, mode) -> None:
         assert p.stat().st_mode & 0o777 == mode, p
 
 
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_feature_stores_honour_the_umask(tmp_path, mask, mode) -> None:
+    data = make_datadir(tmp_path, n_utts=2)
+    old = os.umask(mask)
+    try:
+        assert main(["extract", str(data), str(tmp_path / "f.h5"), "--no-progress"]) == 0
+    finally:
+        os.umask(old)
+    for p in (tmp_path / "f.h5", tmp_path / "f.h5.log"):
+        assert p.stat().st_mode & 0o777 == mode, p
+
+
 def test_bench_json_is_guarded_like_the_other_outputs(tmp_path, capsys) -> None:
     out = tmp_path / "em.json"
     argv = ["bench", "em", "--n", "500", "--d", "2", "--k", "2", "--repeat", "1"]
