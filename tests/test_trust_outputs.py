@@ -374,6 +374,45 @@ def test_sigterm_during_extract_exits_143_and_resumes(tmp_path) -> None:
         assert len(store) == 120
 
 
+#: ``gmmspeech run`` that sends itself SIGTERM when stage 2 starts its second store: a real
+#: signal at a known point, wherever the scheduler puts the parent.
+_RUN_TERMINATED = """
+import os, signal, sys
+from gmmspeech.cli import main
+from gmmspeech.pipeline import common
+real, calls = common.extract_to_store, []
+def extract_to_store(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kwargs)
+common.extract_to_store = extract_to_store
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_run_exits_143_and_resumes(exp_config) -> None:
+    out = exp_config.parent / "exp"
+    args = ["run", str(exp_config), "--out", str(out), "--no-progress"]
+    args += ["--set", "ubm.n_components=2", "--set", "scoring.top_c=2"]
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN_TERMINATED, *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 143, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == "gmmspeech run: terminated (SIGTERM); rerun to resume"
+    assert "stage 1 prepare: done" in proc.stdout and "stage 2" not in proc.stdout
+    assert (out / "features" / "background.h5").is_file()  # the first store was complete
+    assert not (out / "stages" / "02_extract.json").exists()
+    assert [p for p in out.rglob(".*") if p.name != ".gmmspeech"] == []  # no temporary file
+    done = subprocess.run(_cli(*args), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "stage 1 prepare: up to date, skipped" in done.stdout
+    assert "1 already there" not in done.stdout  # the interrupted store, redone from scratch
+    assert "extract background: 0 extracted, 6 already there" in done.stdout
+    assert (out / "report.md").is_file()
+
+
 # ---------------------------------------------------------------------- I/O errors
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EROFS])
 @pytest.mark.parametrize("name", NAMES)
