@@ -126,8 +126,8 @@ def _table_lines(path: Path, n_fields: int) -> bool:
     return bool(lines) and all(len(line.split()) == n_fields for line in lines or [])
 
 
-def json_kind(name: str, *keys: str, fmt: str | None = None) -> OutputKind:
-    """JSON objects that hold every key of ``keys`` (and ``"format": fmt`` when given)."""
+def json_kind(name: str, *keys: str) -> OutputKind:
+    """JSON objects that hold every key of ``keys``."""
 
     def matches(path: Path) -> bool:
         if not path.is_file() or path.stat().st_size > 64 * _SNIFF_BYTES:
@@ -136,11 +136,7 @@ def json_kind(name: str, *keys: str, fmt: str | None = None) -> OutputKind:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return False
-        return (
-            isinstance(data, dict)
-            and all(k in data for k in keys)
-            and (fmt is None or data.get("format") == fmt)
-        )
+        return isinstance(data, dict) and all(k in data for k in keys)
 
     return OutputKind(name, matches)
 
@@ -160,7 +156,6 @@ PREDICTIONS = OutputKind("predictions file ('<utt> <label>' lines)", lambda p: _
 METRICS_JSON = json_kind("evaluate metrics JSON", "raw", "eer_method")
 CLASSIFY_JSON = json_kind("classify results JSON", "accuracy", "confusion_matrix")
 BENCH_JSON = json_kind("benchmark JSON", "benchmark")
-CALIBRATION_JSON = json_kind("calibration JSON", fmt="gmmspeech.LogisticCalibration")
 PNG = OutputKind("PNG image", lambda p: p.is_file() and _head(p).startswith(_PNG_MAGIC))
 FEATURE_STORE = hdf5_kind("feature store", "gmmspeech.FeatureStore")
 STAGE_MARKER = json_kind("stage marker", "hash")
@@ -252,7 +247,7 @@ def protected(paths: Iterable[str | os.PathLike[str]], why: str) -> Iterator[Non
     for path in paths:
         key = _file_id(Path(path))
         if key is not None and key not in _PROTECTED:
-            _PROTECTED[key] = f"{path}: {why}"
+            _PROTECTED[key] = why
             added.append(key)
     try:
         yield
@@ -395,7 +390,6 @@ def remove_outputs(folder: str | os.PathLike[str], kind: OutputKind, pattern: st
 
 __all__ = [
     "BENCH_JSON",
-    "CALIBRATION_JSON",
     "CLASSIFY_JSON",
     "DATADIR",
     "FEATURE_STORE",
