@@ -10,6 +10,7 @@ import errno
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -297,6 +298,17 @@ def test_run_refuses_a_folder_that_is_not_an_experiment(exp_config, capsys) -> N
     err = _one_line(capsys)
     assert str(out) in err and "--force" in err
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
+
+
+def test_run_accepts_a_folder_holding_only_its_config(exp_config) -> None:
+    out = exp_config.parent / "mine"
+    out.mkdir()
+    cfg = out / "config.yaml"
+    shutil.copy(exp_config, cfg)
+    before = _snapshot(cfg)
+    assert _run(cfg, out) == 0
+    assert _snapshot(cfg) == before
+    assert (out / ".gmmspeech" / "resolved-config.yaml").is_file()
 
 
 def test_run_force_leaves_the_users_files_alone(exp_config, capsys) -> None:

@@ -210,6 +210,13 @@ def _chain_hashes(config: ExperimentConfig, table: Sequence[Stage]) -> dict[str,
     return hashes
 
 
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 class Experiment(Workspace):
     """One experiment folder driven by an :class:`~gmmspeech.config.ExperimentConfig`.
 
@@ -327,9 +334,10 @@ class Experiment(Workspace):
     def open_folder(self, force: bool = False) -> list[str]:
         """Make sure the folder is a gmmspeech experiment; return the files it must not touch.
 
-        A missing or empty folder, or one with stage records, becomes an experiment (its
-        manifest is written). A folder holding anything else is refused unless ``force``;
-        then its files are listed in the manifest as the user's.
+        A missing or empty folder, or one with stage records, or one holding only the
+        experiment's config, becomes an experiment (its manifest is written). A folder
+        holding anything else is refused unless ``force``. The files found are listed in the
+        manifest as the user's.
 
         Returns
         -------
@@ -360,10 +368,12 @@ class Experiment(Workspace):
             present = sorted(
                 str(p.relative_to(self.out)) for p in self.out.rglob("*") if not p.is_dir()
             )
-        if present and not force:
+        config = Path(self.where)
+        others = [rel for rel in present if not _same(self.out / rel, config)]
+        if others and not force:  # the experiment's own config may sit in its folder
             raise OutputRefusedError(
                 f"{self.out}: exists and is not a gmmspeech experiment (no {MANIFEST}); "
-                f"choose another --out, or pass --force to use it (its {len(present)} "
+                f"choose another --out, or pass --force to use it (its {len(others)} "
                 f"file(s) are left alone)"
             )
         (self.out / STATE_DIR).mkdir(parents=True, exist_ok=True)
