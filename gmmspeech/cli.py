@@ -14,12 +14,14 @@ the path.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import errno
 import importlib
 import logging
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -96,15 +98,31 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Terminated` (main thread only)."""
+    """Within the block, SIGTERM raises :class:`Terminated` (main thread only).
+
+    A signal handler's exception is lost when it lands in a weakref callback or a
+    ``__del__`` (Python reports it as "ignored" through :func:`sys.unraisablehook`); the
+    hook then delivers the signal again, so that it is raised in ordinary code.
+    """
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:  # not the main thread: leave the handler alone
         yield
         return
+    previous_hook = sys.unraisablehook
+
+    def redeliver(unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, Terminated):
+            # from another thread, a moment later: out of the callback that swallowed it
+            threading.Timer(0.01, _thread.interrupt_main, (signal.SIGTERM,)).start()
+        else:
+            previous_hook(unraisable)
+
+    sys.unraisablehook = redeliver
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -25,7 +25,7 @@ from helpers_audio import make_datadir, utterance, write_wav
 
 from gmmspeech import DiagGMM
 from gmmspeech.atomic import atomic_path
-from gmmspeech.cli import main
+from gmmspeech.cli import Terminated, _sigterm_raises, main
 from gmmspeech.featstore import FeatureStore, write_store
 
 Argv = Callable[[dict[str, Path], Path], list[str]]
@@ -390,7 +390,7 @@ def test_sigterm_during_extract_exits_143_and_resumes(tmp_path) -> None:
 #: signal at a known point, wherever the scheduler puts the parent.
 _RUN_TERMINATED = """
 import os, signal, sys
-from gmmspeech.cli import main
+from gmmspeech.cli import Terminated, _sigterm_raises, main
 from gmmspeech.pipeline import common
 real, calls = common.extract_to_store, []
 def extract_to_store(*args, **kwargs):
@@ -423,6 +423,24 @@ def test_sigterm_during_run_exits_143_and_resumes(exp_config) -> None:
     assert "1 already there" not in done.stdout  # the interrupted store, redone from scratch
     assert "extract background: 0 extracted, 6 already there" in done.stdout
     assert (out / "report.md").is_file()
+
+
+def test_a_sigterm_landing_in_a_finalizer_is_not_lost() -> None:
+    """Python swallows an exception raised in ``__del__`` or a weakref callback; the signal
+    must still stop the command."""
+
+    class Finalized:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside __del__
+
+    def work() -> None:
+        Finalized()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pass
+
+    with pytest.raises(Terminated), _sigterm_raises():
+        work()
 
 
 # ---------------------------------------------------------------------- I/O errors
