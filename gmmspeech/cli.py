@@ -4,17 +4,28 @@ One entry point with subcommands. Each subcommand lives in its own module under
 :mod:`gmmspeech.commands` and provides ``NAME``, ``HELP``, ``EXAMPLE``,
 ``add_arguments(parser)`` and ``run(args) -> int``; the modules are listed in
 ``COMMAND_MODULES``. Exit codes: 0 success, 1 data or configuration error (one-line cause on
-stderr), 2 usage error.
+stderr), 2 usage error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+
+SIGTERM is handled like SIGINT: it raises :class:`Terminated` in the main thread, so
+every ``finally`` and every atomic write cleans up, and a rerun resumes. An operating
+system error (disk full, permission denied, read-only file system) is one line naming
+the path.
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
+import errno
 import importlib
 import logging
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 from typing import TextIO
 
 from ._version import __version__
@@ -77,6 +88,62 @@ def _log_warning(
     log.warning("%s: %s", category.__name__, message)
 
 
+class Terminated(BaseException):
+    """Raised in the main thread when the process receives SIGTERM."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (main thread only).
+
+    A signal handler's exception is lost when it lands in a weakref callback or a
+    ``__del__`` (Python reports it as "ignored" through :func:`sys.unraisablehook`); the
+    hook then delivers the signal again, so that it is raised in ordinary code.
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave the handler alone
+        yield
+        return
+    previous_hook = sys.unraisablehook
+
+    def redeliver(unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, Terminated):
+            # from another thread, a moment later: out of the callback that swallowed it
+            threading.Timer(0.01, _thread.interrupt_main, (signal.SIGTERM,)).start()
+        else:
+            previous_hook(unraisable)
+
+    sys.unraisablehook = redeliver
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous_hook
+        signal.signal(signal.SIGTERM, previous)
+
+
+#: What to do about the operating-system errors a user can fix.
+_OS_HINTS = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some space or write elsewhere",
+    errno.EACCES: "check the permissions, or write elsewhere",
+    errno.EPERM: "check the permissions, or write elsewhere",
+    errno.EROFS: "the file system is read-only; write elsewhere",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an :class:`OSError`: the path, the system's reason, and the fix."""
+    reason = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
+    text = f"{exc.filename}: {reason}" if exc.filename is not None else reason
+    hint = _OS_HINTS.get(exc.errno or 0)
+    return f"{text} ({hint})" if hint else text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (0 ok, 1 data/config error, 2 usage)."""
     parser = build_parser()
@@ -94,13 +161,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for noisy in ("distributed", "tornado"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return int(args._run(args))
+        with _sigterm_raises():
+            return int(args._run(args))
     except GmmSpeechError as exc:
         print(f"gmmspeech {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"gmmspeech {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print(f"gmmspeech {args.command}: interrupted", file=sys.stderr)
+        print(f"gmmspeech {args.command}: interrupted; rerun to resume", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"gmmspeech {args.command}: terminated (SIGTERM); rerun to resume", file=sys.stderr)
+        return 143
 
 
 def entry_point() -> None:

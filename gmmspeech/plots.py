@@ -13,10 +13,20 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import GmmSpeechError
 from .metrics import det_curve, eer
 
 _TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99]
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Save a figure atomically; the format follows the extension of ``path`` (PNG when it
+    names no format matplotlib writes)."""
+    ext = os.path.splitext(os.fspath(path))[1][1:].lower()
+    fmt = ext if ext in fig.canvas.get_supported_filetypes() else "png"
+    with atomic_path(path, suffix=f".{fmt}") as tmp:
+        fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight")
 
 
 def _pyplot() -> Any:
@@ -93,7 +103,7 @@ def plot_det(
     ax.grid(True, color="0.9")
     ax.legend(loc="upper right", fontsize="small")
     if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        _save(fig, path)
     return fig
 
 
@@ -127,5 +137,5 @@ def plot_score_histograms(
     ax.set_title(title)
     ax.legend()
     if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        _save(fig, path)
     return fig

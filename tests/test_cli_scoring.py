@@ -125,6 +125,7 @@ def test_enroll_score_evaluate(tmp_path: Path, wav_scp: bool, capsys) -> None:
                 str(w["trials"]),
                 "--json",
                 str(js),
+                "--overwrite",  # replaces the metrics of the raw scores above
             ]
         )
         == 0
@@ -166,6 +167,7 @@ def test_score_with_snorm(tmp_path: Path) -> None:
                     "--top-n",
                     "3",
                     "--no-progress",
+                    "--overwrite",  # one scores file, rewritten per norm
                 ]
             )
             == 0

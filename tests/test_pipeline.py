@@ -116,7 +116,7 @@ def test_run_verification_end_to_end(setup: Path, capsys) -> None:
     report = (out / "report.md").read_text()
     assert "EER %" in report and "| 3 | ubm |" in report
     assert "n_components: 4" in report  # the resolved config is in the report
-    cfg_text = (out / "config.yaml").read_text()
+    cfg_text = (out / ".gmmspeech" / "resolved-config.yaml").read_text()
     assert cfg_text.startswith("# resolved gmmspeech config; config_hash: ")
 
 

@@ -250,6 +250,7 @@ def test_prepare_cli(tmp_path: Path) -> None:
                 "yes",
                 "--log-level",
                 "ERROR",
+                "--overwrite",  # replaces the data dir written above
             ]
         )
         == 0
@@ -260,7 +261,12 @@ def test_prepare_cli(tmp_path: Path) -> None:
     assert set(en.utt2label.values()) == {"yes"}
     # a bad pattern is a one-line error with exit code 1
     assert (
-        main(["prepare", str(root), str(out), "--pattern", "{spk}.wav", "--log-level", "ERROR"])
+        main(
+            [
+                *("prepare", str(root), str(out), "--pattern", "{spk}.wav"),
+                *("--log-level", "ERROR", "--overwrite"),
+            ]
+        )
         == 1
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import ConfigError
 from ..gmm import DiagGMM
 from ..ubm import em_step
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 f"frame*comp/s   peak RSS {sp:7.1f} MiB   -> gmmspeech is {ts / t:.1f}x faster"
             )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"  figures written to {args.json}")
     return 0

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from ..atomic import atomic_path
 from ..audio import load_audio
 from ..config import FeatureConfig
 from ..datadir import DataDir
@@ -313,8 +314,8 @@ def run(args: argparse.Namespace) -> int:
             result["extract"] = runs
             result["speedup"] = _print_runs(runs, len(data), args.jobs)
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=2)
+            with atomic_path(args.json) as tmp:
+                tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
             print(f"  figures written to {args.json}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

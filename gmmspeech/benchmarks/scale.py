@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..config import UBMConfig
 from ..engine import DaskEngine, Engine, LocalEngine, map_reduce
 from ..errors import ConfigError
@@ -189,6 +190,6 @@ def run(args: argparse.Namespace) -> int:
         if tmp is not None:
             tmp.cleanup()
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        with atomic_path(args.json) as json_tmp:
+            json_tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

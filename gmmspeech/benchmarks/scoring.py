@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import ConfigError
 from ..scoring import ModelBank, score_trials
 from ..speakermodels import SpeakerModels
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         f"difference {diff.max():.4g} on the shared trials"
     )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"  figures written to {args.json}")
     return 0

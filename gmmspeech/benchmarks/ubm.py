@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import ConfigError
 from ..ubm import train_ubm
 from .em import draw_frames, random_gmm
@@ -53,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
         f"peak RSS {mem.peak:.0f} MiB (frames {result['frames_mib']:.0f} MiB)"
     )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
+from ..atomic import OVERWRITE_FLAG
 from ..configio import ConfigSource
 
 
@@ -66,4 +67,16 @@ def config_source(
     return ConfigSource(args.config, args.overrides, given, bare=bare)
 
 
-__all__ = ["add_config_arguments", "config_source"]
+def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
+    """Add ``--overwrite``: replace an earlier output of the same kind (never an input, never
+    a file of another kind; see :func:`gmmspeech.atomic.check_output`)."""
+    p.add_argument(
+        OVERWRITE_FLAG,
+        action="store_true",
+        help="replace an existing output written earlier by gmmspeech (the same kind of "
+        "file); without it an existing output is an error. Inputs and other files are "
+        "never replaced",
+    )
+
+
+__all__ = ["add_config_arguments", "add_overwrite_argument", "config_source"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from ..atomic import BENCH_JSON, check_output
 from ..benchmarks import BENCHMARKS
+from . import add_overwrite_argument
 
 NAME = "bench"
 HELP = "run a speed/memory benchmark (" + ", ".join(BENCHMARKS) + ")"
@@ -25,8 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         mod.add_arguments(bp)
+        add_overwrite_argument(bp)
         bp.set_defaults(_bench=mod.run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(getattr(args, "json", None), BENCH_JSON, overwrite=args.overwrite)
     return int(args._bench(args))

@@ -8,14 +8,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path
+from ..atomic import CLASSIFY_JSON, PREDICTIONS, atomic_path, check_output
 from ..classifier import GMMClassifier
 from ..config import EnrollConfig, ScoringConfig, UBMConfig
 from ..datadir import read_utt2label
 from ..errors import ConfigError, DataError
 from ..featstore import open_features
 from ..metrics import confusion_matrix, identification_accuracy
-from . import add_config_arguments, config_source
+from . import add_config_arguments, add_overwrite_argument, config_source
 
 NAME = "classify"
 HELP = "closed-set classification with one GMM per label (utt2label): accuracy, confusions"
@@ -76,6 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"seed of UBM training (default: ubm.random_state, {UBMConfig().random_state})",
     )
+    add_overwrite_argument(p)
 
 
 def _load(feats: Any, datadir: str, label_file: str) -> tuple[list[str], list[Any], list[str]]:
@@ -106,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     src = config_source(args, FLAGS)
     ubm_cfg, en = src.section("ubm", UBMConfig), src.section("enroll", EnrollConfig)
     sc = src.section("scoring", ScoringConfig)
+    inputs = [args.features, args.test_features, args.config]
+    inputs += [Path(d) / args.label_file for d in (args.train, args.test)]
+    check_output(args.json, CLASSIFY_JSON, inputs=inputs, overwrite=args.overwrite)
+    check_output(args.predictions, PREDICTIONS, inputs=inputs, overwrite=args.overwrite)
     if sc.method == "linear":
         raise ConfigError("scoring.method: classify scores with 'exact' or 'topc', not 'linear'")
     feats = open_features(args.features)

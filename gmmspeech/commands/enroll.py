@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..atomic import SPEAKER_MODELS, check_output
 from ..config import EnrollConfig
 from ..datadir import read_enrolment
 from ..featstore import open_features
 from ..gmm import DiagGMM
 from ..speakermodels import enroll
-from . import add_config_arguments, config_source
+from . import add_config_arguments, add_overwrite_argument, config_source
 
 NAME = "enroll"
 HELP = "MAP-adapt one model per speaker (all of its utterances) into one models file"
@@ -37,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"parameters to adapt: m, w, v combined (default: enroll.adapt, "
         f"{EnrollConfig().adapt})",
     )
+    add_overwrite_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -45,6 +47,8 @@ FLAGS = {"relevance_factor": "enroll.relevance_factor", "adapt": "enroll.adapt"}
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_source(args, FLAGS).section("enroll", EnrollConfig)
+    inputs = [args.ubm, args.features, args.datadir, args.config]
+    check_output(args.output, SPEAKER_MODELS, inputs=inputs, overwrite=args.overwrite)
     ubm = DiagGMM.load(args.ubm)
     spk2utt = read_enrolment(args.datadir)
     feats = open_features(args.features)

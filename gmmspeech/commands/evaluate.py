@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import METRICS_JSON, PNG, SCORES, atomic_path, check_output
 from ..config import ScoringConfig
 from ..errors import DataError
 from ..metrics import summary
 from ..trials import TrialList, align_scores, read_scores, read_trials, write_scores
-from . import add_config_arguments, config_source
+from . import add_config_arguments, add_overwrite_argument, config_source
 
 NAME = "evaluate"
 HELP = "verification metrics (EER by ROC convex hull, minDCF, actDCF, Cllr) of a scores file"
@@ -59,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--write-calibrated", default=None, metavar="PATH", help="write the calibrated scores"
     )
+    add_overwrite_argument(p)
 
 
 def _labelled(scores_path: str, trials_path: str) -> tuple[TrialList, np.ndarray, np.ndarray]:
@@ -70,11 +71,23 @@ def _labelled(scores_path: str, trials_path: str) -> tuple[TrialList, np.ndarray
     return trials, align_scores(read_scores(scores_path), trials), trials.is_target
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    inputs = [args.scores, args.trials, args.config, *(args.calibrate_on or [])]
+    for path, kind in (
+        (args.json, METRICS_JSON),
+        (args.plot, PNG),
+        (args.hist, PNG),
+        (args.write_calibrated, SCORES),
+    ):
+        check_output(path, kind, inputs=inputs, overwrite=args.overwrite)
+
+
 FLAGS = {"p_target": "scoring.p_target", "c_miss": "scoring.c_miss", "c_fa": "scoring.c_fa"}
 
 
 def run(args: argparse.Namespace) -> int:
     sc = config_source(args, FLAGS).section("scoring", ScoringConfig)
+    _check_outputs(args)
     trials, s, t = _labelled(args.scores, args.trials)
     kw = {"p_target": sc.p_target, "c_miss": sc.c_miss, "c_fa": sc.c_fa}
     systems = {"raw": s}

@@ -6,10 +6,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..atomic import DATADIR, check_output, new_folder_or_nothing
 from ..config import DataConfig, SetConfig
 from ..layout import scan_audio
 from ..prepare import split_verification
-from . import add_config_arguments, config_source
+from . import add_config_arguments, add_overwrite_argument, config_source
 
 NAME = "prepare"
 HELP = "build a data dir (wav.scp, utt2spk, spk2utt, utt2label, trials) from a folder of audio"
@@ -95,6 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=int, default=None, help=f"seed of the split (default {DataConfig().seed})"
     )
+    add_overwrite_argument(p)
 
 
 FLAGS = {
@@ -113,8 +115,14 @@ def _set_config(args: argparse.Namespace) -> SetConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    with new_folder_or_nothing(args.output):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     dcfg = config_source(args, FLAGS).section("data", DataConfig)
     sc = _set_config(args)
+    check_output(args.output, DATADIR, inputs=[args.root], overwrite=args.overwrite)
     data = scan_audio(
         args.root,
         sc.pattern,

@@ -48,7 +48,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stop-stage", type=int, default=len(STAGES), metavar="M", help="last stage to run"
     )
-    p.add_argument("--force", action="store_true", help="rerun the selected stages")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rerun the selected stages; also use an --out folder that holds other files "
+        "(they are listed in its manifest and never replaced nor deleted)",
+    )
     p.add_argument(
         "--out", default=None, metavar="DIR", help="experiment folder (overrides out_dir)"
     )

@@ -6,6 +6,7 @@ import argparse
 import logging
 from typing import Any
 
+from ..atomic import SCORES, check_output
 from ..config import EnrollConfig, ScoringConfig
 from ..datadir import read_spk2utt
 from ..errors import DataError
@@ -16,7 +17,7 @@ from ..norm import cohort_normalize
 from ..scoring import METHODS, ModelBank, score_trials
 from ..speakermodels import SpeakerModels
 from ..trials import read_trials, write_scores
-from . import add_config_arguments, config_source
+from . import add_config_arguments, add_overwrite_argument, config_source
 
 NAME = "score"
 HELP = "score trials '<model> <test> [target|nontarget]' as frame-averaged LLRs"
@@ -64,6 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="MAP r of the cohort models (default: enroll.relevance_factor, "
         f"{EnrollConfig().relevance_factor:g})",
     )
+    add_overwrite_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -79,6 +81,9 @@ FLAGS = {
 def run(args: argparse.Namespace) -> int:
     src = config_source(args, FLAGS)
     sc, en = src.section("scoring", ScoringConfig), src.section("enroll", EnrollConfig)
+    inputs = [args.ubm, args.models, args.features, args.trials, args.config]
+    inputs += [args.cohort_dir, args.cohort_feats]
+    check_output(args.output, SCORES, inputs=inputs, overwrite=args.overwrite)
     ubm = DiagGMM.load(args.ubm)
     models = SpeakerModels.load(args.models, ubm)
     feats = open_features(args.features)

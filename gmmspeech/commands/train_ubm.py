@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 from pathlib import Path
 
+from ..atomic import UBM, UBM_CHECKPOINT, check_output, new_folder_or_nothing, remove_outputs
 from ..config import ComputeConfig, UBMConfig
 from ..configio import ConfigSource
 from ..datadir import DataDir
@@ -15,7 +15,7 @@ from ..errors import DataError
 from ..featstore import FeatureStore
 from ..gmm import DiagGMM
 from ..ubm import train_ubm
-from . import add_config_arguments, config_source
+from . import add_config_arguments, add_overwrite_argument, config_source
 
 NAME = "train-ubm"
 HELP = "train a UBM (binary splitting + EM) on the frames of feature stores"
@@ -43,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="checkpoint every split stage here; a rerun resumes (default: OUTPUT.ckpt)",
     )
+    add_overwrite_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -61,19 +62,26 @@ def _train(
     engine = make_engine(compute)
     ckpt = Path(args.checkpoint_dir or f"{args.output}.ckpt")
     try:
-        ubm = train_ubm(
-            views, config=ubm_cfg, checkpoint_dir=ckpt, progress=not args.no_progress, engine=engine
-        )
+        with new_folder_or_nothing(ckpt):  # a failure before the first checkpoint leaves none
+            ubm = train_ubm(
+                views,
+                config=ubm_cfg,
+                checkpoint_dir=ckpt,
+                progress=not args.no_progress,
+                engine=engine,
+            )
     finally:
         engine.close()
     ubm.save(args.output)
     if args.checkpoint_dir is None:
-        shutil.rmtree(ckpt, ignore_errors=True)
+        remove_outputs(ckpt, UBM_CHECKPOINT)
     return ubm
 
 
 def run(args: argparse.Namespace) -> int:
     ubm_cfg, compute = load_sections(config_source(args))
+    inputs = [*args.stores, args.datadir, args.checkpoint_dir]
+    check_output(args.output, UBM, inputs=inputs, overwrite=args.overwrite)
     wanted = None
     if args.datadir:
         wanted = set(DataDir.read(args.datadir, check_audio=False).utt_ids)

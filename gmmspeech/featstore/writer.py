@@ -17,7 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, current_umask
 from ..config import FeatureConfig, to_dict
 from ..errors import DataError
 from ..frames import as_frames
@@ -65,8 +65,13 @@ class TempStore:
 
     def __init__(self, tmp: Path, cfg: dict[str, Any], n_features: int) -> None:
         self.tmp = tmp
-        self._f: h5py.File | None = small_metadata_cache(h5py.File(tmp, "w"))
-        self.writer = StoreWriter(self._f, cfg, n_features)
+        self._f: h5py.File | None = None
+        try:
+            self._f = small_metadata_cache(h5py.File(tmp, "w"))
+            self.writer = StoreWriter(self._f, cfg, n_features)
+        except BaseException:  # e.g. SIGTERM while the file is being set up
+            self.abort()
+            raise
 
     def finish(self) -> Path:
         assert self._f is not None, "finished twice"
@@ -132,7 +137,10 @@ class SortedStore:
 
     def __init__(self, out: Path, order: list[str], cfg: dict[str, Any], n_features: int) -> None:
         fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        os.close(fd)
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())  # a store, not a private temp file
+        finally:
+            os.close(fd)
         self.tmp = Path(name)
         self.order = order
         self.pos = 0

@@ -9,11 +9,11 @@ through :func:`gmmspeech.classifier.predict_classes`, the same path as
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import Any
 
 import numpy as np
 
+from ..atomic import UBM_CHECKPOINT, remove_outputs
 from ..classifier import predict_classes
 from ..datadir import read_predictions
 from ..errors import DataError
@@ -82,7 +82,7 @@ def ubm(ws: Workspace) -> StageResult:
             info[f"fold{k}"] = ws.train_ubm(frames, out, f"ubm/checkpoints{k}", keep=True)
             outputs.append(out)
     for k in ws.folds:
-        shutil.rmtree(ws.path(f"ubm/checkpoints{k}"), ignore_errors=True)
+        remove_outputs(ws.path(f"ubm/checkpoints{k}"), UBM_CHECKPOINT)
     return outputs, info
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from ..atomic import FEATURE_STORE, STAGE_MARKER, TEXT_LOG, remove_outputs
 from ..configio import dump_yaml
 from ..extraction import extract_to_store
 from ..extraction_worker import keep_freed_memory
@@ -20,8 +21,10 @@ log = logging.getLogger(__name__)
 def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
     """Stage 2: the feature store ``features/<set>.h5`` of each prepared data dir ``sets``.
 
-    Stores of another data preparation or feature config are removed; stores of an
-    interrupted run of this same stage are completed (``extract_to_store`` resumes).
+    Stores of another data preparation or feature config are removed (the stores of
+    ``sets`` with their part files and logs, nothing else: the folder may hold the user's
+    files); stores of an interrupted run of this same stage are completed
+    (``extract_to_store`` resumes).
     """
     marker = ws.path("features/stage.json")
     try:
@@ -30,7 +33,7 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
         same = False
     if not same and ws.path("features").exists():
         log.info("%s: removing features of another config", ws.path("features"))
-        shutil.rmtree(ws.path("features"))
+        _remove_stores(ws, sets)
     ws.path("features").mkdir(parents=True, exist_ok=True)
     write_json(marker, {"hash": ws.hashes["extract"]})
     outputs, info = [], {}
@@ -68,6 +71,17 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
             rep.n_utterances,
         )
     return outputs, info
+
+
+def _remove_stores(ws: Workspace, sets: Sequence[str]) -> None:
+    """Delete the stores ``features/<set>.h5`` this stage writes, and their companions."""
+    folder = ws.path("features")
+    names = "|".join(re.escape(f"{name}.h5") for name in sets)
+    for name in sets:
+        remove_outputs(folder / f"{name}.h5.parts", FEATURE_STORE, r"^part-\d+\.h5$")
+    remove_outputs(folder, FEATURE_STORE, f"^({names})$")
+    remove_outputs(folder, TEXT_LOG, f"^({names})\\.log$")
+    remove_outputs(folder, STAGE_MARKER, r"^stage\.json$")
 
 
 def report_stage(ws: Workspace, figure: str) -> StageResult:

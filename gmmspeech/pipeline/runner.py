@@ -19,6 +19,13 @@ sections the stage reads with the hash of the stage before it, so changing e.g.
 record has the current hash and all its outputs exist; a run killed anywhere therefore
 resumes at the stage it was in (feature extraction and UBM training also resume inside the
 stage). A stage that runs invalidates the records of the stages after it.
+
+The folder is marked as an experiment by ``.gmmspeech/manifest.json``, which also lists
+the files that were in it before it became one (a folder holding other files is used only
+with ``force``). Those files are never replaced nor deleted (see
+:func:`gmmspeech.atomic.protected`), and the stages delete only files of their own names
+and kinds. The resolved config is written to ``.gmmspeech/resolved-config.yaml``, a name
+no user file has.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..atomic import OutputRefusedError, protected
 from ..config import ExperimentConfig, config_hash, to_dict
 from ..configio import did_you_mean, dump_yaml
 from ..errors import ConfigError, DataError
@@ -42,6 +50,12 @@ from .workspace import StageResult, Workspace
 log = logging.getLogger(__name__)
 
 _RECORD_VERSION = 1
+
+#: Internal state of an experiment folder: the manifest and the resolved config.
+STATE_DIR = ".gmmspeech"
+MANIFEST = f"{STATE_DIR}/manifest.json"
+RESOLVED_CONFIG = f"{STATE_DIR}/resolved-config.yaml"
+_MANIFEST_FORMAT = "gmmspeech.Experiment"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +210,13 @@ def _chain_hashes(config: ExperimentConfig, table: Sequence[Stage]) -> dict[str,
     return hashes
 
 
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 class Experiment(Workspace):
     """One experiment folder driven by an :class:`~gmmspeech.config.ExperimentConfig`.
 
@@ -280,16 +301,84 @@ class Experiment(Workspace):
             raise ConfigError(
                 f"--stage {first} --stop-stage {last}: need 1 <= stage <= stop-stage <= {n}"
             )
+        fresh = not self.out.exists()
+        theirs = [self.out / rel for rel in self.open_folder(force)]
+        mine = "it was in the folder before it became a gmmspeech experiment"
         outcomes = []
-        for i, st in enumerate(self.stages, 1):
-            if i < first or i > last:
-                outcomes.append(StageOutcome(i, st.name, "not selected"))
-                continue
-            outcome = self._run_one(i, st, force)
-            outcomes.append(outcome)
-            if on_stage is not None:
-                on_stage(outcome)
+        try:
+            with protected(theirs, mine), protected([self.where], "the experiment's config"):
+                for i, st in enumerate(self.stages, 1):
+                    if i < first or i > last:
+                        outcomes.append(StageOutcome(i, st.name, "not selected"))
+                        continue
+                    outcome = self._run_one(i, st, force)
+                    outcomes.append(outcome)
+                    if on_stage is not None:
+                        on_stage(outcome)
+        except BaseException:
+            if fresh:
+                self._remove_if_unused()
+            raise
         return outcomes
+
+    def _remove_if_unused(self) -> None:
+        """Remove a folder this run created when it holds nothing but the manifest."""
+        files = [p for p in self.out.rglob("*") if not p.is_dir()]
+        if files != [self.out / MANIFEST]:
+            return
+        (self.out / MANIFEST).unlink()
+        for d in sorted((p for p in self.out.rglob("*") if p.is_dir()), reverse=True):
+            d.rmdir()
+        self.out.rmdir()
+
+    def open_folder(self, force: bool = False) -> list[str]:
+        """Make sure the folder is a gmmspeech experiment; return the files it must not touch.
+
+        A missing or empty folder, or one with stage records, or one holding only the
+        experiment's config, becomes an experiment (its manifest is written). A folder
+        holding anything else is refused unless ``force``. The files found are listed in the
+        manifest as the user's.
+
+        Returns
+        -------
+        list of str
+            The user's files, relative to the folder.
+
+        Raises
+        ------
+        OutputRefusedError
+            The folder is not an experiment and ``force`` is false, or its manifest is not one.
+        """
+        manifest = self.out / MANIFEST
+        if manifest.is_file():
+            try:
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = None
+            if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT:
+                raise OutputRefusedError(
+                    f"{manifest}: not a gmmspeech experiment manifest; choose another --out"
+                )
+            return [str(x) for x in data.get("user_files", [])]
+        if self.out.exists() and not self.out.is_dir():
+            raise OutputRefusedError(f"{self.out}: is a file; --out needs a folder")
+        present = []
+        if self.out.is_dir() and not (self.out / "stages").is_dir():
+            # a folder with stage records is an experiment written before manifests
+            present = sorted(
+                str(p.relative_to(self.out)) for p in self.out.rglob("*") if not p.is_dir()
+            )
+        config = Path(self.where)
+        others = [rel for rel in present if not _same(self.out / rel, config)]
+        if others and not force:  # the experiment's own config may sit in its folder
+            raise OutputRefusedError(
+                f"{self.out}: exists and is not a gmmspeech experiment (no {MANIFEST}); "
+                f"choose another --out, or pass --force to use it (its {len(others)} "
+                f"file(s) are left alone)"
+            )
+        (self.out / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        write_json(manifest, {"format": _MANIFEST_FORMAT, "version": 1, "user_files": present})
+        return present
 
     def _run_one(self, i: int, st: Stage, force: bool) -> StageOutcome:
         if i > 1 and not self.is_done(i - 1):
@@ -322,7 +411,7 @@ class Experiment(Workspace):
     ) -> None:
         (self.out / "stages").mkdir(parents=True, exist_ok=True)
         name = self.stage_names[index - 1]
-        write_text(self.out / "config.yaml", dump_yaml(self.cfg))
+        write_text(self.out / RESOLVED_CONFIG, dump_yaml(self.cfg))
         write_json(
             self.record_path(index),
             {
@@ -347,4 +436,14 @@ class Experiment(Workspace):
         return data
 
 
-__all__ = ["REGISTRY", "STAGES", "Experiment", "Stage", "StageOutcome", "stage_number", "stages_of"]
+__all__ = [
+    "MANIFEST",
+    "RESOLVED_CONFIG",
+    "REGISTRY",
+    "STAGES",
+    "Experiment",
+    "Stage",
+    "StageOutcome",
+    "stage_number",
+    "stages_of",
+]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..atomic import UBM_CHECKPOINT, remove_outputs
 from ..config import ExperimentConfig, SetConfig, config_hash, to_dict
 from ..datadir import DataDir, read_utt2fold
 from ..engine import Engine, make_engine
@@ -153,7 +153,7 @@ class Workspace:
             )
         ubm.save(self.path(out))
         if not keep:
-            shutil.rmtree(self.path(ckpt), ignore_errors=True)
+            remove_outputs(self.path(ckpt), UBM_CHECKPOINT)
         hist = ubm.history_
         return {
             "frames": int((ubm.config or {}).get("n_frames", 0)),
