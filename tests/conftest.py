@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -14,3 +15,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"development audio not found at {SHARED_DATA} (only developers have it)")
     return SHARED_DATA
+
+
+# Property tests draw the same examples on every run (a seed derived from each test), so a
+# run of the suite is reproducible on CI and on a developer's machine; set
+# HYPOTHESIS_PROFILE=explore to draw new examples while working on the kernels.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("reproducible", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "reproducible"))
