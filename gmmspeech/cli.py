@@ -1,9 +1,9 @@
 """The ``gmmspeech`` command line.
 
 One entry point with subcommands. Each subcommand lives in its own module under
-:mod:`gmmspeech.commands` and provides ``NAME``, ``HELP``, ``EXAMPLE``,
-``add_arguments(parser)`` and ``run(args) -> int``; the modules are listed in
-``COMMAND_MODULES``. Exit codes: 0 success, 1 data or configuration error (one-line cause on
+:mod:`gmmspeech.commands` and provides ``EXAMPLE``,
+``add_arguments(parser)`` and ``run(args) -> int``; the commands and their one-line help
+are listed in :data:`gmmspeech.commands.COMMANDS`. Exit codes: 0 success, 1 data or configuration error (one-line cause on
 stderr), 2 usage error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 
 SIGTERM is handled like SIGINT: it raises :class:`Terminated` in the main thread, so
@@ -29,26 +29,23 @@ from types import FrameType
 from typing import TextIO
 
 from ._version import __version__
+from .commands import COMMANDS
 from .errors import GmmSpeechError
-
-COMMAND_MODULES: tuple[str, ...] = (
-    "prepare",
-    "extract",
-    "bench",
-    "enroll",
-    "score",
-    "evaluate",
-    "classify",
-    "train-ubm",
-    "run",
-    "demo",
-)
 
 log = logging.getLogger("gmmspeech")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every registered subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``gmmspeech`` command line.
+
+    Parameters
+    ----------
+    command : str, optional
+        The subcommand being run: only its module is imported and only its options are
+        added, so a command starts without loading what the other commands need. Without
+        it every subcommand is built (for documentation and tests); an unknown name builds
+        none, and the parser then lists the commands.
+    """
     parser = argparse.ArgumentParser(
         prog="gmmspeech",
         description="GMM-UBM speaker modelling: features, UBM, MAP, scoring, evaluation.",
@@ -56,15 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gmmspeech {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        mod = importlib.import_module(f".commands.{name.replace('-', '_')}", __package__)
+    for name, help_ in COMMANDS.items():
         p = sub.add_parser(
-            mod.NAME,
-            help=mod.HELP,
-            description=mod.HELP,
-            epilog=f"example:\n  {mod.EXAMPLE}",
+            name,
+            help=help_,
+            description=help_,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        if command is not None and name != command:
+            continue
+        mod = importlib.import_module(f".commands.{name.replace('-', '_')}", __package__)
+        p.epilog = f"example:\n  {mod.EXAMPLE}"
         p.add_argument(
             "--log-level",
             default="INFO",
@@ -74,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
+
+
+def _command_in(argv: Sequence[str]) -> str:
+    """The subcommand named in ``argv`` (its first word that is a command), or ``""``."""
+    return next((a for a in argv if a in COMMANDS), "")
 
 
 def _log_warning(
@@ -146,7 +150,8 @@ def os_error_line(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (0 ok, 1 data/config error, 2 usage)."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help

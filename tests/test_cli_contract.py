@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gmmspeech.cli import COMMAND_MODULES, build_parser, main
+from gmmspeech.cli import build_parser, main
+from gmmspeech.commands import COMMANDS
 
 EXPECTED = {
     "prepare",
@@ -25,7 +26,7 @@ EXPECTED = {
 
 
 def test_every_issue_command_is_registered() -> None:
-    assert set(COMMAND_MODULES) >= EXPECTED
+    assert set(COMMANDS) >= EXPECTED
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -12,7 +12,31 @@ import argparse
 from collections.abc import Mapping
 
 from ..atomic import OVERWRITE_FLAG
+from ..benchmarks import BENCHMARKS
 from ..configio import ConfigSource
+
+#: Subcommand name -> one-line help, in the order ``gmmspeech --help`` lists them. The CLI
+#: imports only the module of the command being run (``commands/<name>.py``, with
+#: ``EXAMPLE``, ``add_arguments`` and ``run``), so a command starts without the others'
+#: imports.
+COMMANDS: dict[str, str] = {
+    "prepare": "build a data dir (wav.scp, utt2spk, spk2utt, utt2label, trials) from a folder of audio",
+    "extract": "extract MFCC features of a data dir into an HDF5 feature store (resumable)",
+    "bench": "run a speed/memory benchmark (" + ", ".join(BENCHMARKS) + ")",
+    "enroll": "MAP-adapt one model per speaker (all of its utterances) into one models file",
+    "score": "score trials '<model> <test> [target|nontarget]' as frame-averaged LLRs",
+    "evaluate": "verification metrics (EER by ROC convex hull, minDCF, actDCF, Cllr) of a scores file",
+    "classify": "closed-set classification with one GMM per label (utt2label): accuracy, confusions",
+    "train-ubm": "train a UBM (binary splitting + EM) on the frames of feature stores",
+    "run": (
+        "run an experiment from a YAML config: prepare, extract, train UBM, enrol, score, "
+        "normalise, evaluate, report (stages already done for the same config are skipped)"
+    ),
+    "demo": (
+        "speaker verification on 84 bundled LibriSpeech recordings (no download): UBM, MAP "
+        "enrolment, top-5 scoring, EER/minDCF, DET plot and report under ./gmmspeech_demo"
+    ),
+}
 
 
 def add_config_arguments(p: argparse.ArgumentParser, sections: str, example: str) -> None:
@@ -79,4 +103,4 @@ def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-__all__ = ["add_config_arguments", "add_overwrite_argument", "config_source"]
+__all__ = ["COMMANDS", "add_config_arguments", "add_overwrite_argument", "config_source"]

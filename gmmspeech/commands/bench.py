@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from ..atomic import BENCH_JSON, check_output
 from ..benchmarks import BENCHMARKS
+from ..outputs import BENCH_JSON, check_output
 from . import add_overwrite_argument
 
-NAME = "bench"
-HELP = "run a speed/memory benchmark (" + ", ".join(BENCHMARKS) + ")"
 EXAMPLE = "gmmspeech bench em --n 200000 --d 60 --k 1024 --vs sklearn"
 
 

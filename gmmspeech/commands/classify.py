@@ -8,17 +8,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..atomic import CLASSIFY_JSON, PREDICTIONS, atomic_path, check_output
+from ..atomic import atomic_path
 from ..classifier import GMMClassifier
 from ..config import EnrollConfig, ScoringConfig, UBMConfig
 from ..datadir import read_utt2label
 from ..errors import ConfigError, DataError
 from ..featstore import open_features
 from ..metrics import confusion_matrix, identification_accuracy
+from ..outputs import CLASSIFY_JSON, PREDICTIONS, check_output
 from . import add_config_arguments, add_overwrite_argument, config_source
 
-NAME = "classify"
-HELP = "closed-set classification with one GMM per label (utt2label): accuracy, confusions"
 EXAMPLE = (
     "gmmspeech classify feats.h5 data/train data/test --mode map --n-components 64 "
     "--json result.json --predictions pred.txt"

@@ -9,11 +9,6 @@ from ..demo import demo_config, demo_data_dir
 from ..pipeline import Experiment
 from .run import add_run_options, run_experiment
 
-NAME = "demo"
-HELP = (
-    "speaker verification on 84 bundled LibriSpeech recordings (no download): UBM, MAP "
-    "enrolment, top-5 scoring, EER/minDCF, DET plot and report under ./gmmspeech_demo"
-)
 EXAMPLE = "gmmspeech demo [--out demo_exp] [--set ubm.n_components=32]"
 
 log = logging.getLogger(__name__)

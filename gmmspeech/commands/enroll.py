@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..atomic import SPEAKER_MODELS, check_output
 from ..config import EnrollConfig
 from ..datadir import read_enrolment
 from ..featstore import open_features
 from ..gmm import DiagGMM
+from ..outputs import SPEAKER_MODELS, check_output
 from ..speakermodels import enroll
 from . import add_config_arguments, add_overwrite_argument, config_source
 
-NAME = "enroll"
-HELP = "MAP-adapt one model per speaker (all of its utterances) into one models file"
 EXAMPLE = "gmmspeech enroll ubm.h5 feats.h5 data/enroll models.h5 --relevance-factor 16 --adapt m"
 
 log = logging.getLogger(__name__)

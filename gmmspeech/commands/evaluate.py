@@ -10,15 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import METRICS_JSON, PNG, SCORES, atomic_path, check_output
+from ..atomic import atomic_path
 from ..config import ScoringConfig
 from ..errors import DataError
 from ..metrics import summary
+from ..outputs import METRICS_JSON, PNG, SCORES, check_output
 from ..trials import TrialList, align_scores, read_scores, read_trials, write_scores
 from . import add_config_arguments, add_overwrite_argument, config_source
 
-NAME = "evaluate"
-HELP = "verification metrics (EER by ROC convex hull, minDCF, actDCF, Cllr) of a scores file"
 EXAMPLE = (
     "gmmspeech evaluate scores.txt data/test/trials --json metrics.json --plot det.png "
     "[--calibrate-on dev_scores.txt dev_trials]"

@@ -14,8 +14,6 @@ from ..extraction import extract_to_store
 from ..extraction_worker import keep_freed_memory
 from . import add_config_arguments, config_source
 
-NAME = "extract"
-HELP = "extract MFCC features of a data dir into an HDF5 feature store (resumable)"
 EXAMPLE = "gmmspeech extract data/train feats/train.h5 --config features.yaml --jobs 2"
 
 log = logging.getLogger(__name__)

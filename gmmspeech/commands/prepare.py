@@ -6,14 +6,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..atomic import DATADIR, check_output, new_folder_or_nothing
+from ..atomic import new_folder_or_nothing
 from ..config import DataConfig, SetConfig
 from ..layout import scan_audio
+from ..outputs import DATADIR, check_output
 from ..prepare import split_verification
 from . import add_config_arguments, add_overwrite_argument, config_source
 
-NAME = "prepare"
-HELP = "build a data dir (wav.scp, utt2spk, spk2utt, utt2label, trials) from a folder of audio"
 EXAMPLE = (
     "gmmspeech prepare ../shared/data/arabic_speech_commands/dataset data/asc "
     "--pattern '{label}/{spk}_NO_{round}.flac' --split --background 10"

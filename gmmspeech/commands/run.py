@@ -8,11 +8,6 @@ import logging
 from ..configio import load_config
 from ..pipeline import STAGES, Experiment, StageOutcome, extraction_summary, headline
 
-NAME = "run"
-HELP = (
-    "run an experiment from a YAML config: prepare, extract, train UBM, enrol, score, "
-    "normalise, evaluate, report (stages already done for the same config are skipped)"
-)
 EXAMPLE = (
     "gmmspeech run recipes/speaker_verification/librispeech_samples/config.yaml "
     "--set ubm.n_components=256 [--stage 3 --stop-stage 5] [--force] [--out exp/ls256]"

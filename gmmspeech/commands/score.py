@@ -6,7 +6,6 @@ import argparse
 import logging
 from typing import Any
 
-from ..atomic import SCORES, check_output
 from ..config import EnrollConfig, ScoringConfig
 from ..datadir import read_spk2utt
 from ..errors import DataError
@@ -14,13 +13,12 @@ from ..featstore import open_features
 from ..gmm import DiagGMM
 from ..norm import METHODS as NORM_METHODS
 from ..norm import cohort_normalize
+from ..outputs import SCORES, check_output
 from ..scoring import METHODS, ModelBank, score_trials
 from ..speakermodels import SpeakerModels
 from ..trials import read_trials, write_scores
 from . import add_config_arguments, add_overwrite_argument, config_source
 
-NAME = "score"
-HELP = "score trials '<model> <test> [target|nontarget]' as frame-averaged LLRs"
 EXAMPLE = (
     "gmmspeech score ubm.h5 models.h5 feats.h5 data/test/trials scores.txt --method topc "
     "--top-c 5 [--norm s --cohort-dir data/cohort --cohort-feats cohort.h5]"

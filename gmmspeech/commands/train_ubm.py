@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..atomic import UBM, UBM_CHECKPOINT, check_output, new_folder_or_nothing, remove_outputs
+from ..atomic import new_folder_or_nothing
 from ..config import ComputeConfig, UBMConfig
 from ..configio import ConfigSource
 from ..datadir import DataDir
@@ -14,11 +14,10 @@ from ..engine import make_engine
 from ..errors import DataError
 from ..featstore import FeatureStore
 from ..gmm import DiagGMM
+from ..outputs import UBM, UBM_CHECKPOINT, check_output, remove_outputs
 from ..ubm import train_ubm
 from . import add_config_arguments, add_overwrite_argument, config_source
 
-NAME = "train-ubm"
-HELP = "train a UBM (binary splitting + EM) on the frames of feature stores"
 EXAMPLE = (
     "gmmspeech train-ubm feats/background.h5 ubm.h5 --config configs/speaker_verification.yaml "
     "--set ubm.n_components=256 --set compute.backend=processes [--datadir data/background]"

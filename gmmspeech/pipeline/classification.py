@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import UBM_CHECKPOINT, remove_outputs
 from ..classifier import predict_classes
 from ..datadir import read_predictions
 from ..errors import DataError
 from ..gmm import DiagGMM
 from ..metrics import confusion_matrix
+from ..outputs import UBM_CHECKPOINT, remove_outputs
 from ..prepare import assign_folds
 from ..speakermodels import SpeakerModels, enroll
 from .common import extract_stage, report_stage

@@ -8,10 +8,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..atomic import FEATURE_STORE, STAGE_MARKER, TEXT_LOG, remove_outputs
 from ..configio import dump_yaml
 from ..extraction import extract_to_store
 from ..extraction_worker import keep_freed_memory
+from ..outputs import FEATURE_STORE, STAGE_MARKER, TEXT_LOG, remove_outputs
 from .report import render_report, write_json, write_text
 from .workspace import StageResult, Workspace
 

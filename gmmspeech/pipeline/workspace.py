@@ -16,13 +16,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..atomic import UBM_CHECKPOINT, remove_outputs
 from ..config import ExperimentConfig, SetConfig, config_hash, to_dict
 from ..datadir import DataDir, read_utt2fold
 from ..engine import Engine, make_engine
 from ..errors import ConfigError, DataError
 from ..featstore import FeatureStore
 from ..layout import scan_audio, select_listed
+from ..outputs import UBM_CHECKPOINT, remove_outputs
 from ..prepare import limit_speakers
 from ..ubm import train_ubm
 
