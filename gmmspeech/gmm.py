@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+import h5py
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -392,8 +393,6 @@ class DiagGMM:
         self, path: str | os.PathLike[str], *, extra_attrs: dict[str, Any] | None = None
     ) -> None:
         """Write the model to an HDF5 file atomically (float64 parameters, no pickle)."""
-        import h5py
-
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             write_header(f, FORMAT, FORMAT_VERSION, self.config)
             if self.feature_config is not None:

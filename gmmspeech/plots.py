@@ -1,7 +1,7 @@
 """DET curves and score histograms (needs the ``plot`` extra: matplotlib, imported lazily).
 
 DET axes are normal deviates: a miss or false-alarm rate ``p`` is drawn at
-``scipy.stats.norm.ppf(p)``, with the ticks labelled in percent, so that Gaussian score
+``scipy.stats.ndtri(p)``, with the ticks labelled in percent, so that Gaussian score
 distributions give straight lines.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from scipy.special import ndtri
 
 from .atomic import atomic_path
 from .errors import GmmSpeechError
@@ -45,11 +46,10 @@ def _pyplot() -> Any:
 
 def det_points(scores: Any, is_target: Any, clip: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
     """DET curve in normal-deviate coordinates ``(ppf(p_fa), ppf(p_miss))``, clipped."""
-    from scipy.stats import norm
 
     p_miss, p_fa, _ = det_curve(scores, is_target)
     lo, hi = clip, 1.0 - clip
-    return norm.ppf(np.clip(p_fa, lo, hi)), norm.ppf(np.clip(p_miss, lo, hi))
+    return ndtri(np.clip(p_fa, lo, hi)), ndtri(np.clip(p_miss, lo, hi))
 
 
 def plot_det(
@@ -78,7 +78,6 @@ def plot_det(
     -------
     matplotlib.figure.Figure
     """
-    from scipy.stats import norm
 
     plt = _pyplot()
     if ax is None:
@@ -89,11 +88,11 @@ def plot_det(
         x, y = det_points(scores, is_target)
         ax.plot(x, y, label=f"{name} (EER {100 * eer(scores, is_target):.2f}%)")
     ticks = [t for t in _TICKS if limits[0] <= t <= limits[1]]
-    pos = norm.ppf(ticks)
+    pos = ndtri(ticks)
     labels = [f"{100 * t:g}" for t in ticks]
     ax.set_xticks(pos, labels)
     ax.set_yticks(pos, labels)
-    lo, hi = norm.ppf(limits[0]), norm.ppf(limits[1])
+    lo, hi = ndtri(limits[0]), ndtri(limits[1])
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.plot([lo, hi], [lo, hi], color="0.7", lw=0.8, ls=":")

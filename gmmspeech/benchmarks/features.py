@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import librosa
 import numpy as np
 import soundfile as sf
 
@@ -46,6 +47,7 @@ from ..config import FeatureConfig
 from ..datadir import DataDir
 from ..engine import blas_threads
 from ..errors import ConfigError
+from ..features import extract_features, mfcc
 from .memory import max_rss_mib
 
 HELP = "feature extraction: per-utterance cost vs bare librosa, --jobs speed-up, start-up, memory"
@@ -106,11 +108,6 @@ def write_synthetic_datadir(
 
 
 def _time_rtf(signals: list[np.ndarray], sr: int, repeat: int) -> dict[str, Any]:
-    # imported here: the CLI builds its parser (and this module) without loading librosa
-    import librosa
-
-    from ..features import extract_features, mfcc
-
     cfg = FeatureConfig(sample_rate=sr)
 
     def bare(y: np.ndarray) -> np.ndarray:

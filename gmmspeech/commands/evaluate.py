@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
+from ..calibration import LogisticCalibration
 from ..config import ScoringConfig
 from ..errors import DataError
 from ..metrics import summary
 from ..outputs import METRICS_JSON, PNG, SCORES, check_output
+from ..plots import plot_det, plot_score_histograms
 from ..trials import TrialList, align_scores, read_scores, read_trials, write_scores
 from . import add_config_arguments, add_overwrite_argument, config_source
 
@@ -98,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     result["raw"] = summary(s, t, **kw)
     if args.calibrate_on:
         _, ds, dt = _labelled(*args.calibrate_on)
-        from ..calibration import LogisticCalibration  # scipy.optimize: 0.3 s to import
 
         cal = LogisticCalibration().fit(ds, dt)
         cs = cal.transform(s)
@@ -121,13 +122,9 @@ def run(args: argparse.Namespace) -> int:
             f"{m['cllr']:7.4f} {m['min_cllr']:7.4f}"
         )
     if args.plot:
-        from ..plots import plot_det
-
         plot_det({k: (v, t) for k, v in systems.items()}, args.plot)
         result["det_plot"] = str(args.plot)
     if args.hist:
-        from ..plots import plot_score_histograms
-
         plot_score_histograms(systems[list(systems)[-1]], t, args.hist)
     if args.json:
         with atomic_path(args.json) as tmp:
