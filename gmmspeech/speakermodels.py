@@ -35,6 +35,7 @@ from .errors import DataError, ModelFormatError, ModelMismatchError
 from .gmm import DiagGMM
 from .h5io import from_json, open_checked, to_json, write_header
 from .map import check_adapt, map_parameters
+from .provenance import check_feature_config, check_features
 from .stats import SufficientStats, accumulate
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,12 @@ class SpeakerModels:
                     f"D={ubm.n_features}, sha256 {want[:12]}...); use the UBM they were "
                     f"enrolled with, or enroll again"
                 )
+            check_feature_config(
+                from_json(f.attrs.get("feature_config")),
+                ubm.feature_config,
+                what=f"{path}: the models",
+                expected_by="the UBM",
+            )
             if "ids" not in f:
                 raise ModelFormatError(f"{path}: missing dataset 'ids'")
             try:
@@ -345,8 +352,10 @@ def enroll(
         An utterance is missing from ``features`` (named with its speaker), or a speaker has
         no utterances.
     ModelMismatchError
-        Features of another dimension than the UBM's (the utterance is named).
+        Features of another dimension than the UBM's (the utterance is named), or a store
+        extracted with another feature config than the UBM's (the differences are listed).
     """
+    check_features(features, ubm.feature_config, "the UBM")
     mapping = getattr(spk2utt, "spk2utt", spk2utt)
     if callable(mapping):
         mapping = mapping()

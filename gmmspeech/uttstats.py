@@ -22,10 +22,11 @@ from .atomic import atomic_path
 from .config import to_dict
 from .engine import Engine, LocalEngine
 from .errors import DataError, ModelFormatError, ModelMismatchError
-from .featstore import FeatureStore, config_differences
+from .featstore import FeatureStore
 from .frames import as_frames
 from .gmm import DiagGMM
 from .h5io import from_json, open_checked, to_json, write_header
+from .provenance import check_feature_config
 from .speakermodels import ubm_fingerprint
 
 STATS_FORMAT = "gmmspeech.UtteranceStats"
@@ -255,12 +256,7 @@ def _stats_items(
         finally:
             if store is not features:
                 store.close()
-        if fc and store_fc != fc:
-            raise ModelMismatchError(
-                f"{path}: features differ from the UBM's: "
-                + "; ".join(config_differences(store_fc, fc))
-                + "; extract them with the UBM's feature config"
-            )
+        check_feature_config(store_fc, fc, what=f"{path}: the features", expected_by="the UBM")
         return (
             [(path, ids[s : s + batch_size]) for s in range(0, len(ids), batch_size)],
             ids,

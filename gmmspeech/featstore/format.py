@@ -37,6 +37,7 @@ import numpy as np
 from ..config import config_hash
 from ..errors import ConfigError, DataError, GmmSpeechError
 from ..h5io import from_json, open_checked, write_header
+from ..provenance import config_differences
 
 FORMAT = "gmmspeech.FeatureStore"
 FORMAT_VERSION = 3
@@ -65,16 +66,6 @@ def encode_id(utt_id: str) -> str:
 def decode_id(name: str) -> str:
     """Inverse of :func:`encode_id`."""
     return urllib.parse.unquote(name)
-
-
-def config_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
-    """Human-readable differences between two feature-config dicts (``key: a vs b``)."""
-    out = []
-    for key in sorted(set(stored) | set(wanted)):
-        a, b = stored.get(key, "<absent>"), wanted.get(key, "<absent>")
-        if a != b:
-            out.append(f"{key}: {a!r} in the store vs {b!r} requested")
-    return out
 
 
 def small_metadata_cache(f: h5py.File, size: int = 1 << 20) -> h5py.File:
