@@ -14,6 +14,7 @@ file changes its mtime.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -37,7 +38,9 @@ def config_differences(
     return out
 
 
-def normalized_feature_config(cfg: Mapping[str, Any] | FeatureConfig | None) -> dict[str, Any] | None:
+def normalized_feature_config(
+    cfg: Mapping[str, Any] | FeatureConfig | None,
+) -> dict[str, Any] | None:
     """A feature config as a dict with every field (defaults filled in), or None if unknown.
 
     Filling the defaults makes a config written by an older gmmspeech, which lacks a field
@@ -121,3 +124,12 @@ def file_fingerprint(path: str | os.PathLike[str]) -> str:
     except OSError:
         return "missing"
     return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes, read a block at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
