@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from .atomic import atomic_path
 from .errors import DataError, ModelFormatError
 from .frames import COMPUTE_DTYPE, as_frames
-from .h5io import from_json, open_checked, to_json, write_header
+from .h5io import from_json, open_checked, read_array, to_json, write_header
 
 log = logging.getLogger(__name__)
 
@@ -465,12 +465,17 @@ class DiagGMM:
             missing = [k for k in ("weights", "means", "variances") if k not in f]
             if missing:
                 raise ModelFormatError(f"{path}: missing dataset(s) {', '.join(missing)}")
+            # shapes checked against each other before anything is read
+            shape = getattr(f["means"], "shape", None)
+            k, d = shape if shape is not None and len(shape) == 2 else (None, None)
+            w = read_array(f, "weights", (k,), where=path, kinds="f")
+            mu = read_array(f, "means", (k, d), where=path, kinds="f")
+            var = read_array(f, "variances", (k, d), where=path, kinds="f")
+            var_floor = read_array(f, "var_floor", (d,), where=path) if "var_floor" in f else None
             try:
-                w, mu, var = (f[k][()] for k in ("weights", "means", "variances"))
                 config = from_json(f.attrs.get("config"))
                 feature_config = from_json(f.attrs.get("feature_config"))
                 history = from_json(f.attrs.get("history"), [])
-                var_floor = f["var_floor"][()] if "var_floor" in f else None
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelFormatError(f"{path}: cannot read model data ({exc})") from None
         finally:

@@ -35,7 +35,7 @@ from .atomic import atomic_path
 from .engine import Engine, LocalEngine, blas_threads, map_reduce
 from .errors import DataError, ModelFormatError, ModelMismatchError
 from .gmm import DiagGMM
-from .h5io import from_json, open_checked, to_json, write_header
+from .h5io import from_json, open_checked, read_array, to_json, write_header
 from .provenance import check_feature_config
 from .speakermodels import ubm_fingerprint
 from .uttstats import (
@@ -385,8 +385,6 @@ class TotalVariability:
             tv = cls(**{k: cfg[k] for k in _PARAMS if k in cfg})
             tv.ubm_, tv.feature_config_ = read_ubm_record(f, path, ubm)
             tv.history_ = from_json(f.attrs.get("history"), [])
-            tv.T_ = f["T"][()]
-        want = (tv.ubm_.n_components, tv.ubm_.n_features, tv.rank)
-        if tv.T_.shape != want:
-            raise ModelFormatError(f"{Path(path)}: T has shape {tv.T_.shape}, expected {want}")
+            want = (tv.ubm_.n_components, tv.ubm_.n_features, tv.rank)
+            tv.T_ = read_array(f, "T", want, where=Path(path), kinds="f")
         return tv

@@ -33,7 +33,7 @@ from .atomic import atomic_path
 from .engine import blas_threads
 from .errors import DataError, ModelFormatError, ModelMismatchError
 from .gmm import DiagGMM, unusable_components
-from .h5io import from_json, open_checked, to_json, write_header
+from .h5io import from_json, open_checked, read_array, to_json, write_header
 from .map import check_adapt, map_parameters
 from .provenance import check_feature_config, check_features
 from .stats import SufficientStats, accumulate
@@ -275,13 +275,20 @@ class SpeakerModels:
                 what=f"{path}: the models",
                 expected_by="the UBM",
             )
-            if "ids" not in f:
-                raise ModelFormatError(f"{path}: missing dataset 'ids'")
+            # every shape checked against the UBM and the ids before anything is read
+            ids_raw = read_array(f, "ids", (None,), where=path, kinds="O")
+            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in ids_raw]
+            k, d = ubm.n_components, ubm.n_features
+            shapes = {
+                "means": (len(ids), k, d),
+                "weights": (len(ids), k),
+                "variances": (len(ids), k, d),
+            }
+            arrays = {
+                n: (read_array(f, n, shapes[n], where=path, kinds="f") if n in f else None)
+                for n in shapes
+            }
             try:
-                ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["ids"][()]]
-                arrays = {
-                    n: (f[n][()] if n in f else None) for n in ("means", "weights", "variances")
-                }
                 config = from_json(f.attrs.get("config"), {})
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelFormatError(f"{path}: cannot read models ({exc})") from None
