@@ -15,13 +15,14 @@ file changes its mtime.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from ._configbase import config_hash, to_dict
 from .config import FeatureConfig
-from .errors import ConfigError, ModelMismatchError
+from .errors import ConfigError, DataError, ModelMismatchError
 
 
 def config_differences(
@@ -133,3 +134,18 @@ def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20) -> str:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+def check_finite_json(data: object, where: str, key: str = "") -> None:
+    """Refuse a NaN or infinite number anywhere in a JSON-bound value, naming its key path.
+
+    ``json.dumps`` would write them as the non-JSON tokens ``NaN`` and ``Infinity``.
+    """
+    if isinstance(data, float) and not math.isfinite(data):
+        raise DataError(f"{where}: {key or 'value'} is {data}; nothing written (a bug: report it)")
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            check_finite_json(v, where, f"{key}.{k}" if key else str(k))
+    elif isinstance(data, (list, tuple)):
+        for i, v in enumerate(data):
+            check_finite_json(v, where, f"{key}[{i}]")

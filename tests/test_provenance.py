@@ -15,6 +15,7 @@ from helpers_audio import make_datadir, utterance, write_wav
 from test_pipeline import CONFIG, make_corpus, voice
 
 from gmmspeech import DiagGMM, SpeakerModels
+from gmmspeech.audio import load_audio
 from gmmspeech.cli import main
 from gmmspeech.config import FeatureConfig, to_dict
 from gmmspeech.datadir import DataDir
@@ -22,6 +23,7 @@ from gmmspeech.errors import AudioError, DataError, ModelFormatError, ModelMisma
 from gmmspeech.extraction import extract_to_store
 from gmmspeech.featstore import FeatureStore, write_store
 from gmmspeech.features import extract_features
+from gmmspeech.pipeline.report import write_json
 from gmmspeech.scoring import score_trials
 from gmmspeech.speakermodels import enroll
 from gmmspeech.trials import read_scores, read_scores_header, write_scores
@@ -152,6 +154,14 @@ def test_no_nan_score_is_written(tmp_path: Path) -> None:
     assert read_scores(out) == {("m1", "t1"): 0.5}
 
 
+def test_no_nan_in_results_json(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="metrics.min_dcf is nan"):
+        write_json(tmp_path / "r.json", {"eer": 0.1, "metrics": {"min_dcf": float("nan")}})
+    assert not (tmp_path / "r.json").exists()
+    write_json(tmp_path / "r.json", {"eer": 0.1, "n": [1, 2.5]})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"eer": 0.1, "n": [1, 2.5]}
+
+
 def test_constant_audio_is_an_error_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match="constant"):
         extract_features(np.full(16000, 0.25, np.float32), 16000)
@@ -178,8 +188,6 @@ def test_extract_reextracts_an_utterance_whose_audio_changed(tmp_path: Path) -> 
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a later mtime, for sure
     again = extract_to_store(data, out)
     assert (again.n_existing, again.n_extracted) == (3, 1)
-    from gmmspeech.audio import load_audio
-
     y, sr = load_audio(path)
     with FeatureStore(out) as s:
         np.testing.assert_allclose(s[utt], extract_features(y, sr), rtol=1e-5, atol=1e-5)

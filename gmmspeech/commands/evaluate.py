@@ -14,6 +14,7 @@ from ..atomic import atomic_path
 from ..config import ScoringConfig
 from ..errors import DataError
 from ..metrics import summary
+from ..provenance import check_finite_json
 from ..trials import TrialList, align_scores, read_scores, read_trials, write_scores
 from . import add_config_arguments, config_source
 
@@ -118,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
         plot_score_histograms(systems[list(systems)[-1]], t, args.hist)
     if args.json:
+        check_finite_json(result, args.json)
         with atomic_path(args.json) as tmp:
             Path(tmp).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"metrics written to {args.json}")
