@@ -304,7 +304,7 @@ class StoreSource:
                     to_dict(s.config), to_dict(stores[0].config), ("here", f"in {stores[0].path}")
                 )
                 raise DataError(
-                    f"{s.path}: extracted with another feature config than {stores[0].path} ("
+                    f"feature stores were extracted with different feature configs ({s.path}: "
                     + "; ".join(diff)
                     + "); train on stores extracted with one feature config"
                 )
