@@ -234,6 +234,7 @@ class Experiment(Workspace):
             config_path=config_path,
             progress=progress,
         )
+        self._inputs: dict[str, dict[str, str]] = {}
 
     @property
     def stages(self) -> tuple[Stage, ...]:
@@ -260,9 +261,15 @@ class Experiment(Workspace):
         return f"inputs changed: {'; '.join(diff)}" if diff else ""
 
     def inputs_of(self, name: str) -> dict[str, str]:
-        """Fingerprints of the files stage ``name`` reads from outside the experiment."""
-        fn = INPUTS.get(name)
-        return fn(self) if fn is not None else {}
+        """Fingerprints of the files stage ``name`` reads from outside the experiment.
+
+        Taken once per :meth:`run` (a stat per audio file), when first asked: for a stage,
+        that is before it runs and after the stages before it have run.
+        """
+        if name not in self._inputs:
+            fn = INPUTS.get(name)
+            self._inputs[name] = fn(self) if fn is not None else {}
+        return self._inputs[name]
 
     def run(
         self,
@@ -306,6 +313,7 @@ class Experiment(Workspace):
             )
         outcomes = []
         redone = ""
+        self._inputs = {}
         for i, st in enumerate(self.stages, 1):
             if i < first or i > last:
                 outcomes.append(StageOutcome(i, st.name, "not selected"))
