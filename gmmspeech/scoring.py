@@ -382,6 +382,7 @@ def score_matrix(
         ``[m, u]`` is the score of model ``m`` (in the bank's order) against ``utt_ids[u]``.
     """
     method, c = _check_method(method, top_c, ubm.n_components)
+    check_features(features, ubm.feature_config, "the UBM")
     bank = models if isinstance(models, ModelBank) else ModelBank(ubm, models)
     out = np.empty((len(bank), len(utt_ids)))
     every_model = np.arange(len(bank))

@@ -24,7 +24,7 @@ from gmmspeech.extraction import extract_to_store
 from gmmspeech.featstore import FeatureStore, write_store
 from gmmspeech.features import extract_features
 from gmmspeech.pipeline.report import write_json
-from gmmspeech.scoring import score_trials
+from gmmspeech.scoring import score_matrix, score_trials
 from gmmspeech.speakermodels import enroll
 from gmmspeech.trials import read_scores, read_scores_header, write_scores
 
@@ -57,6 +57,8 @@ def test_store_of_another_feature_config_is_refused_by_enroll_and_score(tmp_path
         models = SpeakerModels(ubm, ["a"], means=ubm.means[None])
         with pytest.raises(ModelMismatchError, match="normalization: 'none' here vs 'cmvn'"):
             score_trials(ubm, models, feats, [("a", "u1")])
+        with pytest.raises(ModelMismatchError, match="normalization"):  # cohort scoring
+            score_matrix(ubm, models, feats, ["u1"])
     # the same store with the UBM's config is accepted (the check is not a blanket refusal)
     with FeatureStore(_store(tmp_path / "cmvn.h5", CMVN)) as feats:
         assert len(enroll(ubm, feats, {"a": ["u0"]})) == 1
