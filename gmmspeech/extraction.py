@@ -49,11 +49,13 @@ from .extraction_worker import UttResult, check_config, extract_batch
 from .featstore import (
     PartWriter,
     SortedStore,
+    UttInfo,
     check_store_config,
     merge_stores,
     open_store_file,
     read_index,
 )
+from .provenance import file_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -212,21 +214,22 @@ def _check_output_folder(out: Path) -> None:
 
 def _scan_existing(
     out: Path, parts: Path, cfg_dict: dict[str, Any]
-) -> tuple[set[str], list[Path], set[str]]:
-    """Ids in the store, the valid part files, and ids in those parts."""
-    in_store: set[str] = set()
+) -> tuple[dict[str, UttInfo], list[Path], dict[str, UttInfo]]:
+    """Index rows of the store, the valid part files, and the rows of the store and those
+    parts together (a part's row replacing the store's, as the merge does)."""
+    in_store: dict[str, UttInfo] = {}
     if out.exists():
         try:
             with open_store_file(out) as f:
                 check_store_config(out, f, cfg_dict, "the existing store")
-                in_store = set(read_index(f, out))
+                in_store = read_index(f, out)
         except DataError as exc:
             raise DataError(
                 f"{exc}; it will not be overwritten: move or delete it, or choose another "
                 f"output path"
             ) from None
     part_files: list[Path] = []
-    in_parts: set[str] = set()
+    known = dict(in_store)
     if parts.is_dir():
         for stray in parts.glob(".part-*"):
             log.info("removing %s (left by an interrupted run)", stray)
@@ -240,13 +243,21 @@ def _scan_existing(
                 continue
             with f:
                 check_store_config(p, f, cfg_dict, "an interrupted extraction into this store")
-                ids = set(read_index(f, p))
-            if ids <= in_store:  # already merged by a run killed before its clean-up
-                p.unlink()
+                rows = read_index(f, p)
+            if all(u in in_store and in_store[u].source_fp == r.source_fp for u, r in rows.items()):
+                p.unlink()  # already merged by a run killed before its clean-up
                 continue
             part_files.append(p)
-            in_parts |= ids
-    return in_store, part_files, in_parts
+            known.update(rows)
+    return in_store, part_files, known
+
+
+def _is_stale(row: UttInfo | None, path: str) -> bool:
+    """Whether an utterance must be (re-)extracted: absent, or its audio changed since.
+
+    Rows of format-3 stores have no fingerprint and are kept as they are.
+    """
+    return row is None or bool(row.source_fp) and row.source_fp != file_fingerprint(path)
 
 
 def _remove_stray_temps(out: Path) -> None:
@@ -354,8 +365,18 @@ def _job(
     """The work under the lock: what is left to do, extracting it, the store put in place."""
     out, parts, cfg_dict = report.store, _parts_dir(report.store), to_dict(cfg)
     _remove_stray_temps(out)
-    in_store, part_files, in_parts = _scan_existing(out, parts, cfg_dict)
-    todo = [(u, str(dd.audio_path(u))) for u in dd.utt_ids if u not in in_store | in_parts]
+    in_store, part_files, known = _scan_existing(out, parts, cfg_dict)
+    todo = [(u, str(dd.audio_path(u))) for u in dd.utt_ids]
+    todo = [(u, p) for u, p in todo if _is_stale(known.get(u), p)]
+    changed = [u for u, _ in todo if u in known]
+    if changed:
+        log.warning(
+            "%s: %d utterance(s) whose audio changed since extraction will be re-extracted "
+            "(e.g. %s)",
+            out,
+            len(changed),
+            changed[0],
+        )
     report.n_existing = len(dd) - len(todo)
     todo = _drop_missing_audio(todo, dd, report, opts.max_failed_fraction)
     if report.n_existing:
@@ -521,7 +542,8 @@ def _run(
     cfg_dict = to_dict(cfg)
     writer = PartWriter(parts, cfg_dict, cfg.n_features, batch_size)
     bar = tqdm(total=len(todo), desc="extract", unit="utt", disable=not progress, leave=False)
-    sources = dict(todo)
+    # fingerprints taken before reading: audio rewritten during the run is redone next time
+    sources = {u: (p, file_fingerprint(p)) for u, p in todo}
     try:
         for r in _results(todo, cfg, engine):
             if r.features is None:
@@ -530,7 +552,7 @@ def _run(
                 if final is not None:
                     final.add(r.utt_id, None)
             else:
-                item = (r.features, r.n_frames_total, r.duration, sources[r.utt_id])
+                item = (r.features, r.n_frames_total, r.duration, *sources[r.utt_id])
                 writer.add(r.utt_id, *item)
                 if final is not None:
                     final.add(r.utt_id, item)

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 _ENERGY_FLOOR = 1e-20  # mean square floor: -200 dBFS, so digital silence stays finite
 _LOG_ENERGY_FLOOR = 1e-10  # sum-of-squares floor for energy="log_energy"
 _STD_FLOOR = 1e-6
+#: A signal varying by less (half a 16-bit step) is constant: no usable variation.
+MIN_PEAK_TO_PEAK = 2.0**-16
 _AMIN = 1e-10  # power floor of power_to_db (librosa's default)
 
 
@@ -444,7 +446,8 @@ def extract_features(
     DataError
         The signal is not a 1-D real array or holds NaN/infinite samples.
     AudioError
-        The signal is shorter than one window, or the VAD keeps no frame (silence).
+        The signal is shorter than one window, constant (DC, no variation), or the VAD
+        keeps no frame (silence).
     """
     feats, _ = extract_features_with_info(signal, sample_rate, config)
     return feats
@@ -480,6 +483,14 @@ def extract_features_with_info(
             f"({1000.0 * y.shape[0] / cfg.sample_rate:.1f} ms) < {need} samples ("
             + ("frame_length_ms" if cfg.center else "n_fft with center=false")
             + "); drop the clip or use shorter frames"
+        )
+    # a constant (DC) signal has no spectrum to speak of: its cepstra are the same in every
+    # frame and normalise to all-zero features that would silently enter models as data
+    # (digital silence is left to the VAD, whose message says "silent")
+    if float(np.ptp(y)) < MIN_PEAK_TO_PEAK and (y[0] != 0 or cfg.vad == "none"):
+        raise AudioError(
+            f"the signal is constant (every sample {float(y[0]):.6g}, peak-to-peak "
+            f"{float(np.ptp(y)):.3g}): no usable variation; drop the file"
         )
     static = _cepstra(y, cfg)  # (n_mfcc, n_frames): librosa's layout until the end
     energy = frame_energy_db(y, cfg)

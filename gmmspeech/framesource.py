@@ -18,6 +18,7 @@ from .config import to_dict
 from .errors import DataError
 from .featstore import FeatureStore, pack_blocks, read_utterances
 from .frames import as_frames
+from .provenance import config_differences
 
 
 class FrameSource(Protocol):
@@ -297,13 +298,16 @@ class StoreSource:
                 "extracted with one feature config"
             )
         self.n_features = dims.pop()
-        hashes = {str(s.config_hash) for s in stores}
-        if len(hashes) != 1:
-            raise DataError(
-                "feature stores were extracted with different feature configs "
-                f"({', '.join(f'{s.path}: {s.config_hash}' for s in stores)}); train on "
-                "stores extracted with one feature config"
-            )
+        for s in stores[1:]:
+            if str(s.config_hash) != str(stores[0].config_hash):
+                diff = config_differences(
+                    to_dict(s.config), to_dict(stores[0].config), ("here", f"in {stores[0].path}")
+                )
+                raise DataError(
+                    f"feature stores were extracted with different feature configs ({s.path}: "
+                    + "; ".join(diff)
+                    + "); train on stores extracted with one feature config"
+                )
         self.feature_config: dict[str, Any] = to_dict(stores[0].config)
         self.every, self.fraction, self.seed = every, fraction, seed
         self.entries: list[tuple[str, str, int]] = []  # (path, utt_id, frames kept)

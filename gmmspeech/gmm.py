@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike
 from .atomic import atomic_path
 from .errors import DataError, ModelFormatError
 from .frames import COMPUTE_DTYPE, as_frames
-from .h5io import from_json, open_checked, to_json, write_header
+from .h5io import from_json, open_checked, read_array, to_json, write_header
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,42 @@ def _as_param(value: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
+def unusable_components(means: np.ndarray, variances: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Which components have natural parameters that overflow float32.
+
+    Likelihoods are computed in float32 from ``1 / var``, ``(mu - c) / var`` and
+    ``sum_d (mu_d - c_d)**2 / var_d``; a variance of 1e-300 is finite and positive, but its
+    precision is infinite in float32 and every likelihood it touches becomes NaN.
+
+    Parameters
+    ----------
+    means, variances : ndarray, shape (..., K, D), float64
+    center : ndarray, shape (D,)
+        The centre the parameters are computed about (the UBM's for adapted models).
+
+    Returns
+    -------
+    ndarray of bool, shape (..., K)
+    """
+    big = float(np.finfo(COMPUTE_DTYPE).max)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        prec = 1.0 / variances
+        mc = means - center
+        ok = (prec < big).all(axis=-1) & (np.abs(mc * prec) < big).all(axis=-1)
+        ok &= (mc * mc * prec).sum(axis=-1) < big
+        ok &= np.abs(np.log(variances).sum(axis=-1)) < big
+    return ~ok
+
+
 class DiagGMM:
     """A Gaussian mixture with diagonal covariances.
+
+    A model whose parameters are finite in float64 but whose natural parameters (precisions,
+    ``(mu - c) / var``, log-normalisers) overflow float32, e.g. a variance of 1e-300, is
+    rejected with a :class:`~gmmspeech.errors.DataError` naming the component (at load, a
+    :class:`~gmmspeech.errors.ModelFormatError`), not floored: flooring would silently change
+    a model that was trained or edited elsewhere, and its scores with it. Floor the variances
+    yourself (e.g. ``np.maximum(variances, 1e-6)``) if that is what you want.
 
     Parameters
     ----------
@@ -160,6 +194,15 @@ class DiagGMM:
             raise DataError(
                 f"variances: must be > 0, got {var[tuple(bad)]:.6g} at component {bad[0]}, "
                 f"dimension {bad[1]}; floor them (e.g. np.maximum(variances, 1e-6))"
+            )
+        bad = unusable_components(mu, var, w @ mu)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            j = int(np.argmin(var[k]))
+            raise DataError(
+                f"variances: component {k} (smallest variance {var[k, j]:.6g}, dimension {j}) "
+                f"makes the precisions overflow float32; floor the variances "
+                f"(e.g. np.maximum(variances, 1e-6))"
             )
         self.weights = w
         self.means = mu
@@ -421,12 +464,17 @@ class DiagGMM:
             missing = [k for k in ("weights", "means", "variances") if k not in f]
             if missing:
                 raise ModelFormatError(f"{path}: missing dataset(s) {', '.join(missing)}")
+            # shapes checked against each other before anything is read
+            shape = getattr(f["means"], "shape", None)
+            k, d = shape if shape is not None and len(shape) == 2 else (None, None)
+            w = read_array(f, "weights", (k,), where=path, kinds="f")
+            mu = read_array(f, "means", (k, d), where=path, kinds="f")
+            var = read_array(f, "variances", (k, d), where=path, kinds="f")
+            var_floor = read_array(f, "var_floor", (d,), where=path) if "var_floor" in f else None
             try:
-                w, mu, var = (f[k][()] for k in ("weights", "means", "variances"))
                 config = from_json(f.attrs.get("config"))
                 feature_config = from_json(f.attrs.get("feature_config"))
                 history = from_json(f.attrs.get("history"), [])
-                var_floor = f["var_floor"][()] if "var_floor" in f else None
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelFormatError(f"{path}: cannot read model data ({exc})") from None
         finally:

@@ -101,3 +101,80 @@ def open_checked(
             f"({__version__}, reads versions 1..{max_version}); upgrade gmmspeech"
         )
     return f
+
+
+#: Most elements one dataset of a model or statistics file may declare (8 GiB of float64).
+MAX_ELEMENTS = 1 << 30
+#: Deflate cannot compress better than about 1032:1; a larger ratio is a forged header.
+_MAX_COMPRESSION = 1100
+
+
+def read_array(
+    f: h5py.File | h5py.Group,
+    name: str,
+    shape: tuple[int | None, ...],
+    *,
+    where: str | os.PathLike[str],
+    kinds: str = "fiu",
+    max_elements: int = MAX_ELEMENTS,
+    error: type[GmmSpeechError] = ModelFormatError,
+) -> Any:
+    """Read dataset ``name`` after checking its shape, dtype and size against the header.
+
+    Everything is checked from the dataset's metadata before any data is read, so a small
+    file declaring a huge dataset fails at once instead of allocating what it declares.
+
+    Parameters
+    ----------
+    f : h5py.File or h5py.Group
+    name : str
+        The dataset.
+    shape : tuple of int or None
+        The expected shape; ``None`` entries accept any length (they are still bounded).
+    where : path-like
+        The file, for messages.
+    kinds : str
+        Accepted numpy dtype kinds (``"f"`` float, ``"iu"`` integers, ``"O"`` strings).
+    max_elements : int
+        The largest number of elements accepted.
+    error : exception class
+
+    Returns
+    -------
+    ndarray
+        The dataset's values (strings as ``bytes`` or ``str`` objects).
+    """
+    dset = f.get(name)
+    if not isinstance(dset, h5py.Dataset):
+        raise error(f"{where}: missing dataset {name!r}")
+    got = tuple(int(n) for n in dset.shape or ())
+    if len(got) != len(shape) or any(
+        w is not None and g != w for g, w in zip(got, shape, strict=True)
+    ):
+        want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + ")"
+        raise error(f"{where}: dataset {name!r} has shape {got}, expected {want}")
+    kind = h5py.check_string_dtype(dset.dtype) and "O" or dset.dtype.kind
+    if kind not in kinds:
+        raise error(f"{where}: dataset {name!r} has dtype {dset.dtype}, expected kind {kinds!r}")
+    n = 1
+    for g in got:
+        n *= g
+    if n > max_elements:
+        raise error(
+            f"{where}: dataset {name!r} declares {n} elements (shape {got}), more than the "
+            f"{max_elements} accepted; the file is damaged or not a gmmspeech file"
+        )
+    if n:
+        declared = n * dset.dtype.itemsize
+        stored = dset.id.get_storage_size()
+        compressed = dset.compression is not None or bool(dset._filters)
+        limit = stored * _MAX_COMPRESSION if compressed else stored
+        if declared > limit:
+            raise error(
+                f"{where}: dataset {name!r} declares {declared} bytes (shape {got}) but the "
+                f"file stores {stored}; the file is truncated, damaged or forged"
+            )
+    try:
+        return dset[()]
+    except (OSError, ValueError) as exc:
+        raise error(f"{where}: cannot read dataset {name!r} ({exc})") from None

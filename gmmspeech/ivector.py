@@ -34,9 +34,9 @@ from threadpoolctl import threadpool_info
 from .atomic import atomic_path
 from .engine import Engine, LocalEngine, blas_threads, map_reduce
 from .errors import DataError, ModelFormatError, ModelMismatchError
-from .featstore import config_differences
 from .gmm import DiagGMM
-from .h5io import from_json, open_checked, to_json, write_header
+from .h5io import from_json, open_checked, read_array, to_json, write_header
+from .provenance import check_feature_config
 from .speakermodels import ubm_fingerprint
 from .uttstats import (
     StatsSource,
@@ -350,12 +350,12 @@ class TotalVariability:
                 f"statistics computed with UBM {got[:12]}... but the TV model was trained on "
                 f"UBM {want[:12]}...; recompute the statistics with the model's UBM"
             )
-        a, b = src.feature_config, self.feature_config_
-        if a and b and a != b:
-            raise ModelMismatchError(
-                "statistics and TV model have different feature configs: "
-                + "; ".join(config_differences(a, b))
-            )
+        check_feature_config(
+            src.feature_config,
+            self.feature_config_,
+            what="the statistics' frames",
+            expected_by="the TV model",
+        )
 
     def transform(
         self, stats: StatsSource | Sequence[UtteranceStats], *, engine: Engine | None = None
@@ -385,8 +385,6 @@ class TotalVariability:
             tv = cls(**{k: cfg[k] for k in _PARAMS if k in cfg})
             tv.ubm_, tv.feature_config_ = read_ubm_record(f, path, ubm)
             tv.history_ = from_json(f.attrs.get("history"), [])
-            tv.T_ = f["T"][()]
-        want = (tv.ubm_.n_components, tv.ubm_.n_features, tv.rank)
-        if tv.T_.shape != want:
-            raise ModelFormatError(f"{Path(path)}: T has shape {tv.T_.shape}, expected {want}")
+            want = (tv.ubm_.n_components, tv.ubm_.n_features, tv.rank)
+            tv.T_ = read_array(f, "T", want, where=Path(path), kinds="f")
         return tv

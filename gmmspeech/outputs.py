@@ -98,10 +98,10 @@ def _is_float(text: str) -> bool:
 
 
 def _scores_lines(path: Path) -> bool:
-    lines = _text_lines(path)
-    return bool(lines) and all(
-        len(f := line.split()) == 3 and _is_float(f[2]) for line in lines or []
-    )
+    # '#' lines are comments in the scores grammar (gmmspeech.trials), e.g. the provenance
+    # header that `score` writes first
+    lines = [line for line in _text_lines(path) or [] if not line.lstrip().startswith("#")]
+    return bool(lines) and all(len(f := line.split()) == 3 and _is_float(f[2]) for line in lines)
 
 
 def _table_lines(path: Path, n_fields: int) -> bool:

@@ -47,6 +47,7 @@ from .errors import DataError, ModelMismatchError
 from .featstore import FeatureStore
 from .frames import COMPUTE_DTYPE, as_frames
 from .gmm import DiagGMM, log_normalize
+from .provenance import check_features
 from .speakermodels import SpeakerModels
 from .trials import TrialList
 
@@ -381,6 +382,7 @@ def score_matrix(
         ``[m, u]`` is the score of model ``m`` (in the bank's order) against ``utt_ids[u]``.
     """
     method, c = _check_method(method, top_c, ubm.n_components)
+    check_features(features, ubm.feature_config, "the UBM")
     bank = models if isinstance(models, ModelBank) else ModelBank(ubm, models)
     out = np.empty((len(bank), len(utt_ids)))
     every_model = np.arange(len(bank))
@@ -439,9 +441,10 @@ def score_trials(
     DataError
         A trial names an unknown model or test utterance (``source:line`` in the message).
     ModelMismatchError
-        Test features with another dimension than the models'.
+        Test features with another dimension or feature config than the models'.
     """
     method, c = _check_method(method, top_c, ubm.n_components)
+    check_features(features, ubm.feature_config, "the UBM")
     tl = TrialList.from_tuples(trials)
     bank = models if isinstance(models, ModelBank) else ModelBank(ubm, models)
     pos = {m: i for i, m in enumerate(bank.ids)}

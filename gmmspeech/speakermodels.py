@@ -32,9 +32,10 @@ from tqdm.auto import tqdm
 from .atomic import atomic_path
 from .engine import blas_threads
 from .errors import DataError, ModelFormatError, ModelMismatchError
-from .gmm import DiagGMM
-from .h5io import from_json, open_checked, to_json, write_header
+from .gmm import DiagGMM, unusable_components
+from .h5io import from_json, open_checked, read_array, to_json, write_header
 from .map import check_adapt, map_parameters
+from .provenance import check_feature_config, check_features
 from .stats import SufficientStats, accumulate
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,39 @@ class SpeakerModels:
                 )
         if self.means is None and self.weights is None and self.variances is None and s:
             raise DataError("SpeakerModels: give at least one of means, weights, variances")
+        self._check_usable()
         self.config = dict(config) if config else {}
+
+    def _check_usable(self, block: int = 64) -> None:
+        """Refuse NaN, inf, or variances whose precisions overflow float32, naming the model.
+
+        Checked a block of models at a time, so the temporaries stay small for large files.
+        """
+        center = self.ubm.center.astype(np.float64)
+        for start in range(0, len(self.ids), block):
+            sl = slice(start, start + block)
+            for name in ("means", "weights", "variances"):
+                arr = getattr(self, name)
+                if arr is None:
+                    continue
+                bad = ~np.isfinite(arr[sl].reshape(arr[sl].shape[0], -1)).all(axis=1)
+                if bad.any():
+                    model = self.ids[start + int(np.flatnonzero(bad)[0])]
+                    raise DataError(
+                        f"{name}: model {model!r} holds NaN or infinite values; enroll it again"
+                    )
+            mu = self.ubm.means if self.means is None else self.means[sl]
+            var = self.ubm.variances if self.variances is None else self.variances[sl]
+            bad = unusable_components(mu, var, center)
+            if bad.ndim == 2 and bad.any():
+                i = int(np.flatnonzero(bad.any(axis=1))[0])
+                raise DataError(
+                    f"variances: model {self.ids[start + i]!r} has a variance whose precision "
+                    f"overflows float32 (smallest {var[i].min():.6g}); enroll it again"
+                )
+            if self.weights is not None and (self.weights[sl] < 0).any():
+                i = int(np.flatnonzero((self.weights[sl] < 0).any(axis=1))[0])
+                raise DataError(f"weights: model {self.ids[start + i]!r} has a negative weight")
 
     # ------------------------------------------------------------------ access
     @property
@@ -236,13 +269,26 @@ class SpeakerModels:
                     f"D={ubm.n_features}, sha256 {want[:12]}...); use the UBM they were "
                     f"enrolled with, or enroll again"
                 )
-            if "ids" not in f:
-                raise ModelFormatError(f"{path}: missing dataset 'ids'")
+            check_feature_config(
+                from_json(f.attrs.get("feature_config")),
+                ubm.feature_config,
+                what=f"{path}: the models",
+                expected_by="the UBM",
+            )
+            # every shape checked against the UBM and the ids before anything is read
+            ids_raw = read_array(f, "ids", (None,), where=path, kinds="O")
+            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in ids_raw]
+            k, d = ubm.n_components, ubm.n_features
+            shapes = {
+                "means": (len(ids), k, d),
+                "weights": (len(ids), k),
+                "variances": (len(ids), k, d),
+            }
+            arrays = {
+                n: (read_array(f, n, shapes[n], where=path, kinds="f") if n in f else None)
+                for n in shapes
+            }
             try:
-                ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["ids"][()]]
-                arrays = {
-                    n: (f[n][()] if n in f else None) for n in ("means", "weights", "variances")
-                }
                 config = from_json(f.attrs.get("config"), {})
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelFormatError(f"{path}: cannot read models ({exc})") from None
@@ -345,8 +391,10 @@ def enroll(
         An utterance is missing from ``features`` (named with its speaker), or a speaker has
         no utterances.
     ModelMismatchError
-        Features of another dimension than the UBM's (the utterance is named).
+        Features of another dimension than the UBM's (the utterance is named), or a store
+        extracted with another feature config than the UBM's (the differences are listed).
     """
+    check_features(features, ubm.feature_config, "the UBM")
     mapping = getattr(spk2utt, "spk2utt", spk2utt)
     if callable(mapping):
         mapping = mapping()

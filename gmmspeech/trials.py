@@ -37,8 +37,11 @@ Other trial list formats
 Scores file grammar
 -------------------
 ``<model-id> <test-id> <score>`` per line (a finite number; empty and ``#`` lines skipped,
-each pair once). :func:`write_scores` writes 9 significant digits; :func:`align_scores` puts
-the scores of a file in the order of a trial list and names the first trial without one.
+each pair once). :func:`write_scores` writes 9 significant digits, after an optional first
+line ``# gmmspeech scores key=value ...`` recording where the scores came from (UBM and models
+fingerprints, feature config hash, method; read back by :func:`read_scores_header`);
+:func:`align_scores` puts the scores of a file in the order of a trial list and names the
+first trial without one.
 """
 
 from __future__ import annotations
@@ -314,20 +317,43 @@ def write_trials(path: str | os.PathLike[str], trials: TrialList) -> None:
 
 
 # ---------------------------------------------------------------------------- scores
+#: Start of the provenance line of a scores file.
+SCORES_HEADER = "# gmmspeech scores"
+
+
 def write_scores(
     path: str | os.PathLike[str],
     model_ids: Sequence[str],
     test_ids: Sequence[str],
     scores: ArrayLike,
+    header: Mapping[str, object] | None = None,
 ) -> None:
-    """Write ``<model> <test> <score>`` lines atomically (scores with 9 significant digits)."""
+    """Write ``<model> <test> <score>`` lines atomically (scores with 9 significant digits).
+
+    ``header`` (values without spaces) becomes the first line ``# gmmspeech scores k=v ...``.
+    A NaN or infinite score is refused, naming its trial: no such file is ever written.
+    """
     s = np.asarray(scores, dtype=np.float64)
     if not len(model_ids) == len(test_ids) == s.shape[0]:
         raise DataError(
             f"write_scores: {len(model_ids)} model ids, {len(test_ids)} test ids and "
             f"{s.shape[0]} scores; they must be equally many"
         )
+    bad = np.flatnonzero(~np.isfinite(s))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(
+            f"{path}: the score of model {model_ids[i]!r} against test utterance "
+            f"{test_ids[i]!r} is {s[i]} ({bad.size} non-finite score(s)); nothing written: "
+            f"check that model and the utterance's features"
+        )
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        if header:
+            f.write(
+                SCORES_HEADER
+                + "".join(f" {k}={str(v).replace(' ', '_')}" for k, v in header.items())
+                + "\n"
+            )
         for m, t, v in zip(model_ids, test_ids, s, strict=True):
             f.write(f"{m} {t} {v:.9g}\n")
 
@@ -363,6 +389,16 @@ def read_scores(path: str | os.PathLike[str]) -> dict[tuple[str, str], float]:
             raise DataError(f"{p}:{row.line}: score {text!r} is not finite")
         out[row.key, row.fields[0]] = v
     return out
+
+
+def read_scores_header(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``key=value`` fields of a scores file's ``# gmmspeech scores`` line ({} if none)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = f.readline(4096)
+    if not first.startswith(SCORES_HEADER):
+        return {}
+    fields = (w.partition("=") for w in first[len(SCORES_HEADER) :].split())
+    return {k: v for k, sep, v in fields if sep}
 
 
 def align_scores(scores: Mapping[tuple[str, str], float], trials: TrialList) -> np.ndarray:

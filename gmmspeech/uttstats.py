@@ -22,10 +22,11 @@ from .atomic import atomic_path
 from .config import to_dict
 from .engine import Engine, LocalEngine
 from .errors import DataError, ModelFormatError, ModelMismatchError
-from .featstore import FeatureStore, config_differences
+from .featstore import FeatureStore
 from .frames import as_frames
 from .gmm import DiagGMM
-from .h5io import from_json, open_checked, to_json, write_header
+from .h5io import from_json, open_checked, read_array, to_json, write_header
+from .provenance import check_feature_config
 from .speakermodels import ubm_fingerprint
 
 STATS_FORMAT = "gmmspeech.UtteranceStats"
@@ -139,6 +140,13 @@ class StatsFile:
         with open_checked(path, STATS_FORMAT, FORMAT_VERSION) as f:
             self.ubm, self.feature_config = read_ubm_record(f, path, ubm)
             self._n = int(f["zeroth"].shape[0])
+            k, d = self.ubm.n_components, self.ubm.n_features
+            for name, shape in (("zeroth", (self._n, k)), ("first", (self._n, k, d))):
+                got = tuple(f[name].shape)
+                if got != shape:
+                    raise ModelFormatError(
+                        f"{path}: dataset {name!r} has shape {got}, expected {shape}"
+                    )
 
     def __len__(self) -> int:
         return self._n
@@ -201,8 +209,12 @@ class StatsSet:
         """Read a file written by :meth:`save`; with ``ubm``, refuse stats of another UBM."""
         with open_checked(path, STATS_FORMAT, FORMAT_VERSION) as f:
             file_ubm, fc = read_ubm_record(f, path, ubm)
-            ids = [s.decode() if isinstance(s, bytes) else str(s) for s in f["utt_ids"][()]]
-            return cls(f["zeroth"][()], f["first"][()], file_ubm, ids, fc)
+            k, d = file_ubm.n_components, file_ubm.n_features
+            raw = read_array(f, "utt_ids", (None,), where=path, kinds="O")
+            ids = [s.decode() if isinstance(s, bytes) else str(s) for s in raw]
+            n = read_array(f, "zeroth", (len(ids), k), where=path, kinds="f")
+            first = read_array(f, "first", (len(ids), k, d), where=path, kinds="f")
+            return cls(n, first, file_ubm, ids, fc)
 
 
 def _write_header(
@@ -226,7 +238,11 @@ def read_ubm_record(
 ) -> tuple[DiagGMM, dict[str, Any] | None]:
     try:
         g = f["ubm"]
-        stored = DiagGMM(g["weights"][()], g["means"][()], g["variances"][()])
+        shape = getattr(g.get("means"), "shape", None)
+        k, d = shape if shape is not None and len(shape) == 2 else (None, None)
+        w = read_array(g, "weights", (k,), where=path, kinds="f")
+        mu = read_array(g, "means", (k, d), where=path, kinds="f")
+        stored = DiagGMM(w, mu, read_array(g, "variances", (k, d), where=path, kinds="f"))
         key = str(f.attrs["ubm_sha256"])
     except (KeyError, DataError) as exc:
         raise ModelFormatError(f"{path}: missing or invalid UBM record ({exc})") from None
@@ -255,12 +271,7 @@ def _stats_items(
         finally:
             if store is not features:
                 store.close()
-        if fc and store_fc != fc:
-            raise ModelMismatchError(
-                f"{path}: features differ from the UBM's: "
-                + "; ".join(config_differences(store_fc, fc))
-                + "; extract them with the UBM's feature config"
-            )
+        check_feature_config(store_fc, fc, what=f"{path}: the features", expected_by="the UBM")
         return (
             [(path, ids[s : s + batch_size]) for s in range(0, len(ids), batch_size)],
             ids,

@@ -180,7 +180,8 @@ def test_leftovers_of_a_killed_run_are_cleaned(tmp_path: Path) -> None:
                 writer = StoreWriter(f, to_dict(done.config), done.n_features)
                 for u in chunk:
                     i = done.info(u)
-                    writer.add(u, done[u], i["n_frames_total"], i["duration"], i["source"])
+                    row = (i["n_frames_total"], i["duration"], i["source"], i["source_fp"])
+                    writer.add(u, done[u], *row)
                 writer.finish()
     (parts / ".part-000002.h5.tmp").write_bytes(b"\x89HDF\r\n half written")
     (tmp_path / ".f.h5.abc123.tmp").write_bytes(b"half merged")

@@ -17,6 +17,7 @@ from ..errors import DataError
 from ..metrics import summary
 from ..outputs import METRICS_JSON, PNG, SCORES, check_output
 from ..plots import plot_det, plot_score_histograms
+from ..provenance import check_finite_json
 from ..trials import TrialList, align_scores, read_scores, read_trials, write_scores
 from . import add_config_arguments, add_overwrite_argument, config_source
 
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if args.hist:
         plot_score_histograms(systems[list(systems)[-1]], t, args.hist)
     if args.json:
+        check_finite_json(result, args.json)
         with atomic_path(args.json) as tmp:
             Path(tmp).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"metrics written to {args.json}")

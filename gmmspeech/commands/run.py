@@ -63,7 +63,7 @@ def run_experiment(exp: Experiment, args: argparse.Namespace) -> int:
             for line in extraction_summary((exp.record(o.index) or {}).get("info", {})):
                 print(line)
         secs = f"{o.seconds:.1f} s" if o.seconds is not None else "-"
-        what = "done" if o.status == "ran" else "up to date, skipped"
+        what = f"done; {o.reason}" if o.status == "ran" else "up to date, skipped"
         print(f"stage {o.index} {o.name}: {what} ({secs})", flush=True)
 
     print(f"experiment folder: {exp.out}")

@@ -14,8 +14,9 @@ from ..gmm import DiagGMM
 from ..norm import METHODS as NORM_METHODS
 from ..norm import cohort_normalize
 from ..outputs import SCORES, check_output
+from ..provenance import file_sha256
 from ..scoring import METHODS, ModelBank, score_trials
-from ..speakermodels import SpeakerModels
+from ..speakermodels import SpeakerModels, ubm_fingerprint
 from ..trials import read_trials, write_scores
 from . import add_config_arguments, add_overwrite_argument, config_source
 
@@ -110,6 +111,13 @@ def run(args: argparse.Namespace) -> int:
             top_n=sc.top_n,
             progress=progress,
         )
-    write_scores(args.output, trials.model_ids, trials.test_ids, scores)
+    header = {
+        "ubm": ubm_fingerprint(ubm)[:16],
+        "models": file_sha256(args.models)[:16],
+        "features": getattr(feats, "config_hash", "unknown"),
+        "method": sc.method,
+        "norm": sc.norm,
+    }
+    write_scores(args.output, trials.model_ids, trials.test_ids, scores, header)
     print(f"wrote {len(trials)} score(s) to {args.output}")
     return 0

@@ -1,6 +1,6 @@
 """HDF5 feature archive: the format, the reader and the writer, in one place.
 
-* :mod:`.format` - the layout (``format_version`` 3), the index table, low-level dataset IO;
+* :mod:`.format` - the layout (``format_version`` 4, 3 still read), the index table, low-level dataset IO;
 * :mod:`.reader` - :class:`FeatureStore` (a mapping ``utt_id -> (n_frames, n_features)``),
   :func:`read_utterances` (a worker's shard), :func:`open_features` (stores or foreign
   HDF5 feature files, for the commands);

@@ -1,6 +1,6 @@
 """The on-disk format of a feature store: attributes, datasets, index table.
 
-Layout of a store ``OUT.h5`` (``format_version`` 3):
+Layout of a store ``OUT.h5`` (``format_version`` 4):
 
 * root attributes: the standard ones (``format = "gmmspeech.FeatureStore"``,
   ``format_version``, ``gmmspeech_version``, ``config`` = the :class:`FeatureConfig` as
@@ -9,15 +9,20 @@ Layout of a store ``OUT.h5`` (``format_version`` 3):
   id (percent-encoded where it holds ``%``, ``/`` or a leading ``.``), with no attributes;
 * group ``index``: 1-D datasets of one row per utterance, in sorted id order: ``utt_id``
   (UTF-8 strings), ``n_frames`` (int64, after the VAD), ``n_frames_total`` (int64, before
-  the VAD), ``duration`` (float64, seconds of audio) and ``source`` (the audio path).
+  the VAD), ``duration`` (float64, seconds of audio), ``source`` (the audio path) and
+  ``source_fp`` (``"SIZE:MTIME_NS"`` of the audio when it was extracted, see
+  :func:`gmmspeech.provenance.file_fingerprint`; a resumed extraction redoes an utterance
+  whose audio has changed since).
 
 Per-utterance facts live in the index rather than in attributes of each dataset because an
 HDF5 attribute costs as much to write and read as a small dataset: opening a store of 5000
 utterances reads 5 datasets instead of 20000 objects.
 
-Version 3 marks the librosa front end (centred STFT frames, librosa's deltas). Stores of
-versions 1 and 2 hold features of the earlier front end, which no current config can
-reproduce; they are refused with a message saying to re-extract.
+Version 3 marks the librosa front end (centred STFT frames, librosa's deltas); version 4
+adds ``source_fp``. Version 3 stores are read (their fingerprints are unknown: ``""``, and
+such utterances are never re-extracted). Stores of versions 1 and 2 hold features of the
+earlier front end, which no current config can reproduce; they are refused with a message
+saying to re-extract.
 
 Datasets are written and read through h5py's low-level API (``h5d``), which is about twice
 as fast per utterance as ``group[name]``; it matters for stores of many short clips.
@@ -37,9 +42,12 @@ import numpy as np
 from ..config import config_hash
 from ..errors import ConfigError, DataError, GmmSpeechError
 from ..h5io import from_json, open_checked, write_header
+from ..provenance import config_differences
 
 FORMAT = "gmmspeech.FeatureStore"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+#: The oldest format version read (the first of the librosa front end).
+MIN_FORMAT_VERSION = 3
 GROUP = "utts"
 INDEX = "index"
 
@@ -52,6 +60,7 @@ class UttInfo(NamedTuple):
     n_frames_total: int
     duration: float
     source: str
+    source_fp: str = ""  #: ``"SIZE:MTIME_NS"`` of the audio when extracted; "" if unknown
 
 
 def encode_id(utt_id: str) -> str:
@@ -65,16 +74,6 @@ def encode_id(utt_id: str) -> str:
 def decode_id(name: str) -> str:
     """Inverse of :func:`encode_id`."""
     return urllib.parse.unquote(name)
-
-
-def config_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
-    """Human-readable differences between two feature-config dicts (``key: a vs b``)."""
-    out = []
-    for key in sorted(set(stored) | set(wanted)):
-        a, b = stored.get(key, "<absent>"), wanted.get(key, "<absent>")
-        if a != b:
-            out.append(f"{key}: {a!r} in the store vs {b!r} requested")
-    return out
 
 
 def small_metadata_cache(f: h5py.File, size: int = 1 << 20) -> h5py.File:
@@ -102,12 +101,12 @@ def open_store_file(
     """
     f = open_checked(path, FORMAT, FORMAT_VERSION, error)
     version = int(f.attrs["format_version"])
-    if version < FORMAT_VERSION:
+    if version < MIN_FORMAT_VERSION:
         f.close()
         raise error(
             f"{path}: a feature store of format_version {version}, extracted by the numpy "
             f"front end of gmmspeech < 0.2 (snip-edges frames, regression deltas); this "
-            f"gmmspeech computes MFCCs with librosa (format_version {FORMAT_VERSION}): "
+            f"gmmspeech computes MFCCs with librosa (format_version {MIN_FORMAT_VERSION}+): "
             f"re-extract it with `gmmspeech extract` into a new file"
         )
     return small_metadata_cache(f)
@@ -152,11 +151,28 @@ def write_frames(group: h5py.Group, name: str, frames: np.ndarray) -> None:
         dset.close()
 
 
-def read_frames(group: h5py.Group, name: str) -> np.ndarray:
-    """Dataset ``name`` of ``group`` as a new float32 array."""
+def read_frames(group: h5py.Group, name: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Dataset ``name`` of ``group`` as a new float32 array.
+
+    ``shape`` (the index's ``n_frames`` and the store's ``n_features``) is compared with the
+    dataset's before anything is allocated: a damaged or hand-edited index is refused, not
+    read as something else, and a dataset declaring a huge size cannot allocate it.
+    """
     dset = h5py.h5d.open(group.id, name.encode())
     try:
-        out = np.empty(dset.shape, dtype=np.float32)
+        got = tuple(dset.shape)
+        if shape is not None and got != tuple(shape):
+            raise DataError(
+                f"{group.file.filename}: utterance {decode_id(name)!r} holds frames of shape "
+                f"{got} but the store's index says {tuple(shape)}; the store is damaged: "
+                f"re-extract it"
+            )
+        if len(got) != 2 or dset.get_type().get_class() != h5py.h5t.FLOAT:
+            raise DataError(
+                f"{group.file.filename}: utterance {decode_id(name)!r} is not a 2-D float "
+                f"dataset (shape {got}); the store is damaged: re-extract it"
+            )
+        out = np.empty(got, dtype=np.float32)
         if out.size:
             dset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
     finally:
@@ -186,6 +202,7 @@ def write_index(f: h5py.File, rows: Mapping[str, UttInfo]) -> None:
         ),
         "duration": (np.array([rows[u].duration for u in ids], dtype=np.float64), np.float64),
         "source": (np.array([rows[u].source for u in ids], dtype=object), text),
+        "source_fp": (np.array([rows[u].source_fp for u in ids], dtype=object), text),
     }
     for key, (values, dtype) in columns.items():
         g.create_dataset(key, data=values, dtype=dtype, track_times=False)
@@ -203,15 +220,16 @@ def read_index(f: h5py.File, where: str | os.PathLike[str]) -> dict[str, UttInfo
         n_total = index["n_frames_total"][()]
         duration = index["duration"][()]
         source = index["source"].asstr()[()]
+        fps = index["source_fp"].asstr()[()] if "source_fp" in index else [""] * len(ids)
     except (KeyError, OSError, ValueError, TypeError) as exc:
         raise DataError(f"{where}: unreadable {INDEX!r} table ({exc}); re-extract it") from None
-    if not len(ids) == len(n_frames) == len(n_total) == len(duration) == len(source):
+    if not len(ids) == len(n_frames) == len(n_total) == len(duration) == len(source) == len(fps):
         raise DataError(f"{where}: the columns of the {INDEX!r} table differ in length")
     if len(ids) != len(group):
         raise DataError(
             f"{where}: the index lists {len(ids)} utterances but {GROUP!r} holds {len(group)}"
         )
     return {
-        u: UttInfo(encode_id(u), int(n), int(t), float(d), str(s))
-        for u, n, t, d, s in zip(ids, n_frames, n_total, duration, source, strict=True)
+        u: UttInfo(encode_id(u), int(n), int(t), float(d), str(s), str(fp))
+        for u, n, t, d, s, fp in zip(ids, n_frames, n_total, duration, source, fps, strict=True)
     }

@@ -157,7 +157,7 @@ class FeatureStore(Mapping[str, np.ndarray]):
         row = self._row(utt_id)
         if self._f is None:
             raise DataError(f"{self.path}: the store is closed")
-        return read_frames(self._group, row.name)
+        return read_frames(self._group, row.name, (row.n_frames, self.n_features))
 
     def __contains__(self, utt_id: object) -> bool:
         return utt_id in self._rows
@@ -179,13 +179,15 @@ class FeatureStore(Mapping[str, np.ndarray]):
         return self._row(utt_id).n_frames
 
     def info(self, utt_id: str) -> dict[str, Any]:
-        """``n_frames``, ``n_frames_total`` (before VAD), ``duration`` (s) and ``source``."""
+        """``n_frames``, ``n_frames_total`` (before VAD), ``duration`` (s), ``source`` and
+        ``source_fp`` (``"SIZE:MTIME_NS"`` of the audio when extracted, "" if unknown)."""
         row = self._row(utt_id)
         return {
             "n_frames": row.n_frames,
             "n_frames_total": row.n_frames_total,
             "duration": row.duration,
             "source": row.source,
+            "source_fp": row.source_fp,
         }
 
     def select(self, utt_ids: Iterable[str]) -> FeatureStore:
@@ -275,9 +277,9 @@ class OpenFiles:
         self[i]
         return read_index(self.open[i][0], self.paths[i])
 
-    def frames(self, i: int, row: UttInfo) -> np.ndarray:
-        """One utterance of file ``i``."""
-        return read_frames(self[i], row.name)
+    def frames(self, i: int, row: UttInfo, n_features: int) -> np.ndarray:
+        """One utterance of file ``i`` (its shape checked against the index)."""
+        return read_frames(self[i], row.name, (row.n_frames, n_features))
 
     def close(self) -> None:
         for f, _ in self.open.values():

@@ -42,14 +42,25 @@ class StoreWriter:
         self.rows: dict[str, UttInfo] = {}
 
     def add(
-        self, utt_id: str, frames: np.ndarray, n_frames_total: int, duration: float, source: str
+        self,
+        utt_id: str,
+        frames: np.ndarray,
+        n_frames_total: int,
+        duration: float,
+        source: str,
+        source_fp: str = "",
     ) -> None:
         if utt_id in self.rows:
             raise DataError(f"{self.file.filename}: duplicate utterance id {utt_id!r}")
         name = encode_id(utt_id)
         write_frames(self.group, name, frames)
         self.rows[utt_id] = UttInfo(
-            name, int(frames.shape[0]), int(n_frames_total), float(duration), str(source)
+            name,
+            int(frames.shape[0]),
+            int(n_frames_total),
+            float(duration),
+            str(source),
+            str(source_fp),
         )
 
     def finish(self) -> None:
@@ -103,11 +114,13 @@ class PartWriter:
         self.next_index = max(existing, default=-1) + 1
         self._part: TempStore | None = None
 
-    def add(self, utt: str, feats: np.ndarray, n_total: int, dur: float, source: str) -> None:
+    def add(
+        self, utt: str, feats: np.ndarray, n_total: int, dur: float, source: str, fp: str = ""
+    ) -> None:
         if self._part is None:
             tmp = self.parts / f".part-{self.next_index:06d}.h5.tmp"
             self._part = TempStore(tmp, self.cfg, self.n_features)
-        self._part.writer.add(utt, feats, n_total, dur, source)
+        self._part.writer.add(utt, feats, n_total, dur, source, fp)
         if len(self._part.writer.rows) >= self.batch:
             self.finish_part()
 
@@ -144,11 +157,12 @@ class SortedStore:
         self.tmp = Path(name)
         self.order = order
         self.pos = 0
-        self.waiting: dict[str, tuple[np.ndarray, int, float, str] | None] = {}
+        self.waiting: dict[str, tuple[np.ndarray, int, float, str, str] | None] = {}
         self._store = TempStore(self.tmp, cfg, n_features)
 
-    def add(self, utt: str, item: tuple[np.ndarray, int, float, str] | None) -> None:
-        """One result: (features, n_frames_total, duration, source), or None if it failed."""
+    def add(self, utt: str, item: tuple[np.ndarray, int, float, str, str] | None) -> None:
+        """One result: (features, n_frames_total, duration, source, source_fp), or None if
+        it failed."""
         self.waiting[utt] = item
         while self.pos < len(self.order) and self.order[self.pos] in self.waiting:
             head = self.order[self.pos]
@@ -168,7 +182,12 @@ class SortedStore:
 
 
 def merge_stores(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: int) -> int:
-    """Write the old store plus the parts, in sorted id order, atomically onto ``out``."""
+    """Write the old store plus the parts, in sorted id order, atomically onto ``out``.
+
+    An utterance in several files is taken from the last: parts are newer than the store,
+    and later parts newer than earlier ones (an utterance re-extracted because its audio
+    changed replaces its old frames).
+    """
     paths = ([out] if out.exists() else []) + list(parts)
     files = OpenFiles(paths)
     try:
@@ -176,7 +195,7 @@ def merge_stores(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: 
         where: dict[str, tuple[int, UttInfo]] = {}
         for i in range(len(paths)):
             for utt, row in files.index(i).items():
-                where.setdefault(utt, (i, row))
+                where[utt] = (i, row)
         with atomic_path(out) as tmp:
             merged = TempStore(tmp, cfg, n_features)
             try:
@@ -184,8 +203,10 @@ def merge_stores(out: Path, parts: list[Path], cfg: dict[str, Any], n_features: 
                 # bytes do not depend on how the utterances were spread over part files.
                 for utt in sorted(where):
                     i, row = where[utt]
-                    frames = files.frames(i, row)
-                    merged.writer.add(utt, frames, row.n_frames_total, row.duration, row.source)
+                    frames = files.frames(i, row, n_features)
+                    merged.writer.add(
+                        utt, frames, row.n_frames_total, row.duration, row.source, row.source_fp
+                    )
                 merged.finish()
             except BaseException:
                 merged.abort()

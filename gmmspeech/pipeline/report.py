@@ -17,6 +17,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..plots import _pyplot, plot_det
+from ..provenance import check_finite_json
 
 
 def peak_rss_mib() -> float:
@@ -53,7 +54,8 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write JSON (indented, sorted keys) atomically."""
+    """Write JSON (indented, sorted keys) atomically; a NaN or inf is refused, naming its key."""
+    check_finite_json(data, str(path))
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 

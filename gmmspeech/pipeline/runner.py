@@ -16,7 +16,9 @@ Each stage writes every output atomically and then a record ``stages/NN_name.jso
 the stage's hash, its outputs, wall time and peak memory. The hash chains the config
 sections the stage reads with the hash of the stage before it, so changing e.g.
 ``scoring.norm`` reruns normalise, evaluate and report only. A stage is skipped when its
-record has the current hash and all its outputs exist; a run killed anywhere therefore
+record has the current hash, all its outputs exist and the input files it reads from outside
+the experiment (corpus audio, lists; see :mod:`gmmspeech.pipeline.inputs`) have the
+fingerprints recorded; a run killed anywhere therefore
 resumes at the stage it was in (feature extraction and UBM training also resume inside the
 stage). A stage that runs invalidates the records of the stages after it.
 
@@ -44,6 +46,7 @@ from ..config import ExperimentConfig, config_hash, to_dict
 from ..configio import did_you_mean, dump_yaml
 from ..errors import ConfigError, DataError
 from . import classification, verification
+from .inputs import INPUTS, changes
 from .report import peak_rss_mib, write_json, write_text
 from .workspace import StageResult, Workspace
 
@@ -181,12 +184,16 @@ class StageOutcome:
     status : {"ran", "skipped", "not selected"}
     seconds : float or None
         Wall time of the stage when it (last) ran.
+    reason : str
+        Why a stage ran: ``"forced"``, ``"not run before"``, ``"config changed"``,
+        ``"outputs missing (...)"`` or ``"inputs changed: ..."``; "" when skipped.
     """
 
     index: int
     name: str
     status: str
     seconds: float | None = None
+    reason: str = ""
 
 
 def _now() -> str:
@@ -248,6 +255,7 @@ class Experiment(Workspace):
             config_path=config_path,
             progress=progress,
         )
+        self._inputs: dict[str, dict[str, str]] = {}
 
     @property
     def stages(self) -> tuple[Stage, ...]:
@@ -255,11 +263,34 @@ class Experiment(Workspace):
         return stages_of(self.cfg.task)
 
     def is_done(self, index: int) -> bool:
-        """Whether stage ``index`` has a record with the current hash and all its outputs."""
+        """Whether stage ``index`` has a record with the current hash, all its outputs, and
+        the current fingerprints of its inputs."""
+        return not self.why_stale(index)
+
+    def why_stale(self, index: int) -> str:
+        """Why stage ``index`` must run ("" if it is up to date)."""
         rec = self.record(index)
-        if rec is None or rec.get("hash") != self.hashes[self.stage_names[index - 1]]:
-            return False
-        return all((self.out / rel).exists() for rel in rec.get("outputs", []))
+        if rec is None:
+            return "not run before"
+        name = self.stage_names[index - 1]
+        if rec.get("hash") != self.hashes[name]:
+            return "config changed"
+        missing = [rel for rel in rec.get("outputs", []) if not (self.out / rel).exists()]
+        if missing:
+            return f"outputs missing ({', '.join(missing[:3])})"
+        diff = changes(rec.get("inputs", {}), self.inputs_of(name))
+        return f"inputs changed: {'; '.join(diff)}" if diff else ""
+
+    def inputs_of(self, name: str) -> dict[str, str]:
+        """Fingerprints of the files stage ``name`` reads from outside the experiment.
+
+        Taken once per :meth:`run` (a stat per audio file), when first asked: for a stage,
+        that is before it runs and after the stages before it have run.
+        """
+        if name not in self._inputs:
+            fn = INPUTS.get(name)
+            self._inputs[name] = fn(self) if fn is not None else {}
+        return self._inputs[name]
 
     def run(
         self,
@@ -305,13 +336,16 @@ class Experiment(Workspace):
         theirs = [self.out / rel for rel in self.open_folder(force)]
         mine = "it was in the folder before it became a gmmspeech experiment"
         outcomes = []
+        redone = ""
+        self._inputs = {}
         try:
             with protected(theirs, mine), protected([self.where], "the experiment's config"):
                 for i, st in enumerate(self.stages, 1):
                     if i < first or i > last:
                         outcomes.append(StageOutcome(i, st.name, "not selected"))
                         continue
-                    outcome = self._run_one(i, st, force)
+                    outcome = self._run_one(i, st, force, redone)
+                    redone = st.name if outcome.status == "ran" else redone
                     outcomes.append(outcome)
                     if on_stage is not None:
                         on_stage(outcome)
@@ -380,25 +414,30 @@ class Experiment(Workspace):
         write_json(manifest, {"format": _MANIFEST_FORMAT, "version": 1, "user_files": present})
         return present
 
-    def _run_one(self, i: int, st: Stage, force: bool) -> StageOutcome:
+    def _run_one(self, i: int, st: Stage, force: bool, redone: str = "") -> StageOutcome:
         if i > 1 and not self.is_done(i - 1):
             raise DataError(
                 f"{self.out}: stage {i} ({st.name}) needs stage {i - 1} "
                 f"({self.stage_names[i - 2]}) to be up to date for this config; run with "
                 f"--stage {i - 1} (or from the start)"
             )
-        if not force and self.is_done(i):
+        reason = "forced" if force else self.why_stale(i)
+        if reason == "not run before" and redone:
+            reason = f"{redone} was redone"
+        if not reason:
             rec = self.record(i) or {}
             log.debug("stage %d %s: up to date (skipped)", i, st.name)
             return StageOutcome(i, st.name, "skipped", rec.get("seconds"))
-        log.debug("stage %d %s: running", i, st.name)
+        log.info("stage %d %s: running (%s)", i, st.name, reason)
+        # taken before the stage reads them: a file changed during the run is redone next time
+        inputs = self.inputs_of(st.name)
         t0 = time.perf_counter()
         outputs, info = st.run(self)
         seconds = time.perf_counter() - t0
         self._invalidate_after(i)
-        self._write_record(i, outputs, info, seconds)
+        self._write_record(i, outputs, info, seconds, inputs)
         log.debug("stage %d %s: done in %.1f s", i, st.name, seconds)
-        return StageOutcome(i, st.name, "ran", seconds)
+        return StageOutcome(i, st.name, "ran", seconds, reason)
 
     def _invalidate_after(self, index: int) -> None:
         for j in range(index + 1, len(self.stages) + 1):
@@ -407,7 +446,12 @@ class Experiment(Workspace):
                 p.unlink()
 
     def _write_record(
-        self, index: int, outputs: Sequence[str], info: dict[str, Any], seconds: float
+        self,
+        index: int,
+        outputs: Sequence[str],
+        info: dict[str, Any],
+        seconds: float,
+        inputs: dict[str, str],
     ) -> None:
         (self.out / "stages").mkdir(parents=True, exist_ok=True)
         name = self.stage_names[index - 1]
@@ -420,6 +464,7 @@ class Experiment(Workspace):
                 "hash": self.hashes[name],
                 "config_hash": self.config_hash,
                 "outputs": list(outputs),
+                "inputs": inputs,
                 "seconds": round(seconds, 3),
                 "peak_rss_mib": round(peak_rss_mib(), 1),
                 "finished": _now(),
