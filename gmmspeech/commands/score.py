@@ -15,7 +15,7 @@ from ..norm import METHODS as NORM_METHODS
 from ..norm import cohort_normalize
 from ..scoring import METHODS, ModelBank, score_trials
 from ..speakermodels import SpeakerModels
-from ..trials import read_trials, write_scores
+from ..trials import read_trials, write_trial_scores
 from . import add_config_arguments, config_source
 
 NAME = "score"
@@ -107,6 +107,6 @@ def run(args: argparse.Namespace) -> int:
             top_n=sc.top_n,
             progress=progress,
         )
-    write_scores(args.output, trials.model_ids, trials.test_ids, scores)
+    write_trial_scores(args.output, trials, scores)
     print(f"wrote {len(trials)} score(s) to {args.output}")
     return 0
