@@ -46,7 +46,7 @@ GROUP_ROWS = 1 << 20
 
 
 def blocks_by_test(
-    codes: np.ndarray, n_ids: int, max_rows: int = GROUP_ROWS
+    codes: np.ndarray, n_ids: int, max_rows: int | None = None
 ) -> Iterator[np.ndarray]:
     """Row indices of a trial list, by ranges of test codes of about ``max_rows`` trials.
 
@@ -59,7 +59,8 @@ def blocks_by_test(
     codes : ndarray of int32, shape (n,)
     n_ids : int
         Codes are in ``range(n_ids)``.
-    max_rows : int
+    max_rows : int, optional
+        Default :data:`GROUP_ROWS`.
 
     Yields
     ------
@@ -67,6 +68,7 @@ def blocks_by_test(
     """
     if codes.size == 0:
         return
+    max_rows = GROUP_ROWS if max_rows is None else max_rows
     counts = np.cumsum(np.bincount(codes, minlength=n_ids))
     lo = 0
     while lo < n_ids:
