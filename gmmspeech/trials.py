@@ -115,12 +115,11 @@ class TrialList:
         self.test_vocab, self.test_codes = test_vocab, test_codes
         self.is_target = None if is_target is None else np.asarray(is_target, dtype=bool)
         n = model_codes.shape[0]
-        if lines is None or len(lines) == 0:
-            self._lines: np.ndarray | None = None
-        else:
-            arr = np.asarray(lines, dtype=np.int64)
-            consecutive = arr.size == n and bool(np.array_equal(arr, np.arange(1, n + 1)))
-            self._lines = None if consecutive else arr.astype(np.int32)
+        self._lines: np.ndarray | None = None
+        if lines is not None and len(lines) > 0:
+            arr = np.asarray(lines, dtype=np.int32)
+            if not _is_one_to_n(arr, n):
+                self._lines = arr
         sizes = {test_codes.shape[0], n if self._lines is None else self._lines.shape[0]}
         if self.is_target is not None:
             sizes.add(self.is_target.shape[0])
@@ -273,6 +272,17 @@ class TrialList:
 _BLOCK = 65536
 
 
+def _is_one_to_n(lines: np.ndarray, n: int) -> bool:
+    """``lines == 1..n``, checked in blocks (no list-sized temporaries)."""
+    if lines.shape != (n,):
+        return False
+    for b0 in range(0, n, _BLOCK):
+        b1 = min(n, b0 + _BLOCK)
+        if not np.array_equal(lines[b0:b1], np.arange(b0 + 1, b1 + 1)):
+            return False
+    return True
+
+
 def parse_label(value: bool | np.bool_ | str, where: str) -> bool:
     """``True`` for a target label, ``False`` for a non-target one (see the grammar)."""
     if isinstance(value, (bool, np.bool_)):
@@ -404,7 +414,10 @@ def _read_kaldi(p: Path, label: str, problems: Problems | None) -> TrialList:
                 continue
         models.add(row.key)
         tests.add(row.fields[0])
-        lines.append(row.line)
+        if lines or row.line != len(models.codes):
+            if not lines:  # the first gap: the earlier trials were on lines 1..n
+                lines.extend(range(1, len(models.codes)))
+            lines.append(row.line)
     if labelled is None and (problems is None or not problems.items):
         msg = f"{label}: no trials (empty file); write '{_TRIAL_LAYOUT}' per line"
         if problems is None:
