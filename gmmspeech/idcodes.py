@@ -42,7 +42,9 @@ def encode_ids(ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
 
 
 #: Trials handled together when a list is processed by groups of test utterances.
-GROUP_ROWS = 1 << 20
+GROUP_ROWS = 1 << 18
+#: Rows scanned at a time when a block's rows are collected.
+_SCAN = 1 << 20
 
 
 def blocks_by_test(
@@ -69,7 +71,7 @@ def blocks_by_test(
     if codes.size == 0:
         return
     max_rows = GROUP_ROWS if max_rows is None else max_rows
-    counts = np.cumsum(np.bincount(codes, minlength=n_ids))
+    counts = np.cumsum(count_codes(codes, n_ids))
     lo = 0
     while lo < n_ids:
         before = int(counts[lo - 1]) if lo else 0
@@ -81,8 +83,26 @@ def blocks_by_test(
             if lo == 0 and hi == n_ids:
                 yield np.arange(codes.size)
             else:
-                yield np.flatnonzero((codes >= lo) & (codes < hi))
+                yield _rows_in(codes, lo, hi)
         lo = hi
 
 
-__all__ = ["GROUP_ROWS", "IdCodes", "blocks_by_test", "encode_ids"]
+def count_codes(codes: np.ndarray, n_ids: int) -> np.ndarray:
+    """Occurrences of each code in ``range(n_ids)``, shape (n_ids,) int64; counted in
+    slices, since ``np.bincount`` would first copy all the codes to int64."""
+    counts = np.zeros(n_ids, dtype=np.int64)
+    for s0 in range(0, codes.size, _SCAN):
+        counts += np.bincount(codes[s0 : s0 + _SCAN], minlength=n_ids)
+    return counts
+
+
+def _rows_in(codes: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Rows whose code is in ``[lo, hi)``, scanned in slices (temporaries of one slice)."""
+    parts = []
+    for s0 in range(0, codes.size, _SCAN):
+        part = codes[s0 : s0 + _SCAN]
+        parts.append(np.flatnonzero((part >= lo) & (part < hi)) + s0)
+    return np.concatenate(parts)
+
+
+__all__ = ["GROUP_ROWS", "IdCodes", "blocks_by_test", "count_codes", "encode_ids"]

@@ -49,7 +49,7 @@ from .errors import DataError, ModelMismatchError
 from .featstore import FeatureStore
 from .frames import COMPUTE_DTYPE, as_frames
 from .gmm import DiagGMM, log_normalize
-from .idcodes import blocks_by_test
+from .idcodes import blocks_by_test, count_codes
 from .modelbank import ModelBank
 from .speakermodels import SpeakerModels
 from .trials import TrialList
@@ -358,7 +358,7 @@ def score_trials(
             f"{tl.where(i)}: model {m!r} is not among the {len(bank)} enrolled models "
             f"(e.g. {', '.join(repr(x) for x in bank.ids[:3])}); enroll it or fix the trials"
         )
-    used = np.bincount(tl.test_codes, minlength=len(tl.test_vocab)) > 0
+    used = count_codes(tl.test_codes, len(tl.test_vocab)) > 0
     for code in np.flatnonzero(used).tolist():
         t = tl.test_vocab[code]
         if not _has(features, t):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers_audio import make_datadir
 from test_pipeline import CONFIG, make_corpus
 
