@@ -133,6 +133,12 @@ def load_audio(
         raise AudioError(f"{p}: the file is empty (0 bytes); re-copy or re-record it")
     kind = _sniff(head)
     mp3 = scan_mp3(p) if kind == "MP3" else None
+    if mp3 is not None and mp3.n_frames == 0:
+        after = f" after its {mp3.audio_start}-byte ID3v2 tag" if mp3.audio_start else ""
+        raise AudioError(
+            f"{p}: truncated or corrupt MP3 file: no complete audio frame{after} "
+            f"({size} bytes); re-copy the file"
+        )
     if mp3 is not None and mp3.truncated:
         raise AudioError(
             f"{p}: truncated MP3 file: its last frame is cut short ({mp3.n_frames} complete "
