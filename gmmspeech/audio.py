@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioError, ConfigError
+from .mp3 import scan_mp3
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +132,27 @@ def load_audio(
     if size == 0:
         raise AudioError(f"{p}: the file is empty (0 bytes); re-copy or re-record it")
     kind = _sniff(head)
+    mp3 = scan_mp3(p) if kind == "MP3" else None
+    if mp3 is not None and mp3.n_frames == 0:
+        after = f" after its {mp3.audio_start}-byte ID3v2 tag" if mp3.audio_start else ""
+        raise AudioError(
+            f"{p}: truncated or corrupt MP3 file: no complete audio frame{after} "
+            f"({size} bytes); re-copy the file"
+        )
+    if mp3 is not None and mp3.truncated:
+        raise AudioError(
+            f"{p}: truncated MP3 file: its last frame is cut short ({mp3.n_frames} complete "
+            f"frames); re-copy the file"
+        )
     try:
-        with sf.SoundFile(str(p)) as snd:
-            declared_frames, fmt, rate = int(snd.frames), str(snd.format), int(snd.samplerate)
-            data = snd.read(dtype="float32", always_2d=True)
+        if mp3 is not None and not mp3.has_length_header:
+            # no length header: libsndfile's estimate counts tag bytes and misses VBR; a
+            # pipe makes it decode to the end of the stream, which the frame walk vouched for
+            declared_frames, fmt, rate, data = _decode_to_end(p, mp3.audio_start)
+        else:
+            with sf.SoundFile(str(p)) as snd:
+                declared_frames, fmt, rate = int(snd.frames), str(snd.format), int(snd.samplerate)
+                data = snd.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
         reason = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
         if kind is None:
@@ -178,6 +197,42 @@ def load_audio(
         log.debug("%s: resampled from %d Hz to %d Hz", p, rate, sample_rate)
         rate = int(sample_rate)
     return np.ascontiguousarray(signal, dtype=np.float32), int(rate)
+
+
+def _feed(path: Path, start: int, fd: int) -> None:
+    """Write the bytes of ``path`` from ``start`` into the pipe ``fd``, then close it."""
+    try:
+        with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+            src.seek(start)
+            while chunk := src.read(1 << 16):
+                dst.write(chunk)
+    except (BrokenPipeError, OSError):
+        pass  # the reader stopped (an error it reports itself)
+
+
+def _decode_to_end(path: Path, start: int) -> tuple[int, str, int, np.ndarray]:
+    """Decode an MPEG stream from byte ``start`` of ``path`` through a pipe, so that
+    libsndfile reads until the stream ends instead of stopping at its length estimate.
+
+    Returns ``(0, format, rate, data (n, channels) float32)``: 0 as the declared length,
+    since the stream declares none.
+    """
+    r, w = os.pipe()
+    feeder = threading.Thread(target=_feed, args=(path, start, w), daemon=True)
+    feeder.start()
+    try:
+        with sf.SoundFile(r, closefd=False) as snd:
+            fmt, rate = str(snd.format), int(snd.samplerate)
+            blocks = []
+            while True:
+                blk = snd.read(1 << 16, dtype="float32", always_2d=True)
+                blocks.append(blk)
+                if blk.shape[0] < 1 << 16:
+                    break
+    finally:
+        os.close(r)
+        feeder.join()
+    return 0, fmt, rate, np.concatenate(blocks)
 
 
 def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:

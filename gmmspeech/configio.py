@@ -136,6 +136,12 @@ def _parse_yaml(text: str, where: str) -> tuple[object, yaml.Node | None]:
             f"{where}{line}: not valid YAML ({short_repr(problem, 200)}); configs are plain "
             f"YAML mappings (no !tags)"
         ) from None
+    except RecursionError:
+        # PyYAML's parser recurses once per nesting level
+        raise ConfigError(
+            f"{where}: not valid YAML (lists or mappings nested too deeply); configs are "
+            f"plain YAML mappings a few levels deep"
+        ) from None
     finally:
         loader.dispose()
 
@@ -180,7 +186,7 @@ def _expand_env(
         raw[key] = text
         try:
             parsed = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             return text
         return parsed if isinstance(parsed, (str, int, float, bool, type(None))) else text
     return text
@@ -263,7 +269,7 @@ def parse_override(item: str) -> tuple[str, object]:
     value: object
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = raw  # not YAML (e.g. a pattern like {spk}-{idx}): the text itself
     return key, value
 

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,8 @@ from .errors import DataError, ModelMismatchError
 from .featstore import FeatureStore
 from .frames import COMPUTE_DTYPE, as_frames
 from .gmm import DiagGMM, log_normalize
+from .idcodes import blocks_by_test, count_codes
+from .modelbank import ModelBank
 from .provenance import check_features
 from .speakermodels import SpeakerModels
 from .trials import TrialList
@@ -57,107 +61,6 @@ METHODS = SCORING_METHODS
 DEFAULT_TOP_C = 5
 #: float32 elements allowed in the largest work buffer (64 MB)
 DEFAULT_MEMORY_BUDGET = 16 * 1024 * 1024
-
-
-# ---------------------------------------------------------------------------- model bank
-class ModelBank:
-    """Many models of one UBM's layout as float32 corrections to the UBM, for fast scoring.
-
-    For model ``m`` and component ``k`` (``c`` the UBM centre, ``z = [x - c, (x - c)^2]``),
-    ``log w'_mk N'_mk(x) = log w_k N_k(x) + z . delta[m, k] + dg[m, k]``. When only the
-    means differ, ``delta`` holds only the linear half (E = D columns), else E = 2D.
-
-    Parameters
-    ----------
-    ubm : DiagGMM
-    models : SpeakerModels or sequence of DiagGMM
-        Models with the UBM's K and D.
-    """
-
-    def __init__(self, ubm: DiagGMM, models: SpeakerModels | Sequence[DiagGMM]) -> None:
-        self.ubm = ubm
-        k, d = ubm.n_components, ubm.n_features
-        if isinstance(models, SpeakerModels):
-            if models.n_features != d or models.n_components != k:
-                raise ModelMismatchError(
-                    f"models have K={models.n_components}, D={models.n_features}, the UBM "
-                    f"K={k}, D={d}; use the UBM the models were enrolled with"
-                )
-            n = len(models)
-            self.ids = list(models.ids)
-            get = models.parameters
-            mean_only = models.weights is None and models.variances is None
-        else:
-            models = list(models)
-            for i, m in enumerate(models):
-                if m.n_features != d or m.n_components != k:
-                    raise ModelMismatchError(
-                        f"models[{i}]: K={m.n_components}, D={m.n_features}, but the UBM has "
-                        f"K={k}, D={d}; top-C, linear and bank scoring need models adapted "
-                        f"from this UBM"
-                    )
-            n = len(models)
-            self.ids = [str(i) for i in range(n)]
-
-            def get(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-                m = models[i]
-                return m.weights, m.means, m.variances
-
-            mean_only = all(
-                np.array_equal(m.weights, ubm.weights)
-                and np.array_equal(m.variances, ubm.variances)
-                for m in models
-            )
-        self.mean_only = bool(mean_only)
-        e = d if self.mean_only else 2 * d
-        c = ubm.weights @ ubm.means
-        prec_u = 1.0 / ubm.variances
-        mc_u = ubm.means - c
-        with np.errstate(divide="ignore"):
-            logw_u = np.log(ubm.weights)
-        g_u = logw_u - 0.5 * (np.log(ubm.variances).sum(1) + (mc_u * mc_u * prec_u).sum(1))
-        lin_u = mc_u * prec_u
-        self.delta = np.empty((n, k, e), dtype=COMPUTE_DTYPE)
-        self.dg = np.empty((n, k), dtype=COMPUTE_DTYPE)
-        self.dmeans = np.empty((n, k, d), dtype=COMPUTE_DTYPE)
-        for i in range(n):
-            w, mu, var = get(i)
-            prec = 1.0 / var
-            mc = mu - c
-            with np.errstate(divide="ignore", invalid="ignore"):
-                logw = np.log(w)
-                g = logw - 0.5 * (np.log(var).sum(1) + (mc * mc * prec).sum(1))
-                dg = np.where(np.isneginf(logw_u) & np.isneginf(logw), 0.0, g - g_u)
-            self.delta[i, :, :d] = mc * prec - lin_u
-            if not self.mean_only:
-                self.delta[i, :, d:] = -0.5 * (prec - prec_u)
-            self.dg[i] = dg
-            self.dmeans[i] = mu - ubm.means
-        self._by_component: tuple[np.ndarray, np.ndarray] | None = None
-        self._by_model: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return int(self.delta.shape[0])
-
-    @property
-    def width(self) -> int:
-        """E: D for mean-only models, 2D otherwise."""
-        return int(self.delta.shape[2])
-
-    def by_model(self) -> np.ndarray:
-        """``delta`` as (M, E, K): the layout of the exact products, cached."""
-        if self._by_model is None:
-            self._by_model = np.ascontiguousarray(self.delta.transpose(0, 2, 1))
-        return self._by_model
-
-    def by_component(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(delta (K, E, M), dg (K, M))``: the layout for top-C gathers, cached."""
-        if self._by_component is None:
-            self._by_component = (
-                np.ascontiguousarray(self.delta.transpose(1, 2, 0)),
-                np.ascontiguousarray(self.dg.T),
-            )
-        return self._by_component
 
 
 # ---------------------------------------------------------------------------- per utterance
@@ -386,9 +289,10 @@ def score_matrix(
     bank = models if isinstance(models, ModelBank) else ModelBank(ubm, models)
     out = np.empty((len(bank), len(utt_ids)))
     every_model = np.arange(len(bank))
-    work = [(utt, every_model, f"utterance {utt!r}") for utt in utt_ids]
+    work = ((utt, every_model, f"utterance {utt!r}") for utt in utt_ids)
     options = (method, c, chunk_size, memory_budget)
-    for j, s in enumerate(_run(engine, ubm, bank, features, work, options, progress)):
+    runs = _run(engine, ubm, bank, features, work, len(utt_ids), options, progress)
+    for j, s in enumerate(runs):
         out[:, j] = s
     return out
 
@@ -448,42 +352,60 @@ def score_trials(
     tl = TrialList.from_tuples(trials)
     bank = models if isinstance(models, ModelBank) else ModelBank(ubm, models)
     pos = {m: i for i, m in enumerate(bank.ids)}
-    groups: dict[str, tuple[list[int], list[int]]] = {}
-    for i, (m, t) in enumerate(zip(tl.model_ids, tl.test_ids, strict=True)):
-        j = pos.get(m)
-        if j is None:
-            raise DataError(
-                f"{tl.where(i)}: model {m!r} is not among the {len(bank)} enrolled models "
-                f"(e.g. {', '.join(repr(x) for x in bank.ids[:3])}); enroll it or fix the trials"
-            )
-        g = groups.setdefault(t, ([], []))
-        g[0].append(i)
-        g[1].append(j)
-    first_line = {t: tl.where(g[0][0]) for t, g in groups.items()}
-    for t in groups:
+    bank_row = np.array([pos.get(m, -1) for m in tl.model_vocab], dtype=np.intp)
+    unknown = np.flatnonzero(bank_row < 0)
+    if unknown.size:
+        i = int(np.argmax(np.isin(tl.model_codes, unknown)))
+        m = tl.model_vocab[tl.model_codes[i]]
+        raise DataError(
+            f"{tl.where(i)}: model {m!r} is not among the {len(bank)} enrolled models "
+            f"(e.g. {', '.join(repr(x) for x in bank.ids[:3])}); enroll it or fix the trials"
+        )
+    used = count_codes(tl.test_codes, len(tl.test_vocab)) > 0
+    for code in np.flatnonzero(used).tolist():
+        t = tl.test_vocab[code]
         if not _has(features, t):
+            i = int(np.argmax(tl.test_codes == code))
             raise DataError(
-                f"{first_line[t]}: test utterance {t!r} is not in the feature archive; "
+                f"{tl.where(i)}: test utterance {t!r} is not in the feature archive; "
                 f"extract its features or fix the trials"
             )
-    scores = np.empty(len(tl), dtype=np.float64)
     log.info(
         "scoring %d trials (%d test utterances x %d models) with method=%s%s",
         len(tl),
-        len(groups),
+        int(used.sum()),
         len(bank),
         method,
         f", C={c}" if method == "topc" else "",
     )
-    work = [
-        (t, np.asarray(cols, dtype=np.intp), f"test utterance {t!r} ({first_line[t]})")
-        for t, (_, cols) in groups.items()
-    ]
+    scores = np.empty(len(tl), dtype=np.float64)
+    rows_of: deque[np.ndarray] = deque()
+    work = _groups(tl, bank_row, rows_of)
     options = (method, c, chunk_size, memory_budget)
-    runs = _run(engine, ubm, bank, features, work, options, progress)
-    for (rows, _), s in zip(groups.values(), runs, strict=True):
-        scores[np.asarray(rows)] = s
+    runs = _run(engine, ubm, bank, features, work, int(used.sum()), options, progress)
+    for s in runs:
+        scores[rows_of.popleft()] = s
     return scores
+
+
+def _groups(
+    tl: TrialList, bank_row: np.ndarray, rows_of: deque[np.ndarray]
+) -> Iterator[tuple[str, np.ndarray, str]]:
+    """The work of a trial list by test utterance, ``(utt_id, bank rows, name)``, made as it
+    is consumed; the trial rows of each item are appended to ``rows_of`` in the same order,
+    so that the caller puts each result in place with no per-trial index kept."""
+    for rows in blocks_by_test(tl.test_codes, len(tl.test_vocab)):
+        codes = tl.test_codes[rows]
+        order = np.argsort(codes, kind="stable")
+        rows, codes = rows[order], codes[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        ends = np.r_[starts[1:], codes.size]
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            group = rows[a:b]
+            t = tl.test_vocab[int(codes[a])]
+            rows_of.append(group)
+            cols = bank_row[tl.model_codes[group]]
+            yield t, cols, f"test utterance {t!r} ({tl.where(int(group.min()))})"
 
 
 # ---------------------------------------------------------------------------- engine tasks
@@ -550,12 +472,12 @@ def _score_task(
 
 
 def _tasks(
-    features: Mapping[str, np.ndarray], d: int, work: list[tuple[str, np.ndarray, str]]
+    features: Mapping[str, np.ndarray], d: int, work: Iterable[tuple[str, np.ndarray, str]]
 ) -> Iterator[_ScoreTask]:
     """``work`` as tasks of a few utterances, made as they are consumed (bounded memory)."""
     store_path = str(Path(features.path).resolve()) if isinstance(features, FeatureStore) else None
-    for start in range(0, len(work), _UTTS_PER_TASK):
-        part = work[start : start + _UTTS_PER_TASK]
+    items = iter(work)
+    while part := list(islice(items, _UTTS_PER_TASK)):
         utts = [t for t, _, _ in part]
         names = [name for _, _, name in part]
         arrays = None
@@ -569,7 +491,8 @@ def _run(
     ubm: DiagGMM,
     bank: ModelBank,
     features: Mapping[str, np.ndarray],
-    work: list[tuple[str, np.ndarray, str]],
+    work: Iterable[tuple[str, np.ndarray, str]],
+    total: int,
     options: tuple[str, int, int | None, int],
     progress: bool,
 ) -> Iterator[np.ndarray]:
@@ -580,7 +503,7 @@ def _run(
     tasks = _tasks(features, ubm.n_features, work)
     window = 4 * max(1, int(getattr(engine, "parallelism", 1)))
     with (
-        tqdm(total=len(work), desc="score", unit="utt", disable=not progress) as bar,
+        tqdm(total=total, desc="score", unit="utt", disable=not progress) as bar,
         blas_threads(1),  # per-utterance matrices are small: see gmmspeech.threads
     ):
         try:

@@ -24,8 +24,10 @@ This module sits below ``datadir`` and ``trials``, which both use it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from .errors import DataError
 
@@ -86,32 +88,49 @@ class Row:
     fields: list[str]
 
 
-def read_lines(
+def iter_lines(
     path: str | os.PathLike[str], name: str | None = None, problems: Problems | None = None
-) -> list[tuple[int, str]]:
-    """The lines of a UTF-8 text file with their 1-based numbers (line ends removed).
+) -> Iterator[tuple[int, str]]:
+    """The lines of a UTF-8 text file with their 1-based numbers (line ends removed), read
+    one at a time so that a file of millions of lines is never held whole.
 
-    A leading byte order mark is reported (and skipped, so that the rest is still checked).
+    Lines end at ``\\n`` only (a ``\\r`` before it is removed). A leading byte order mark
+    is reported (and skipped, so that the rest is still checked).
     """
     p = Path(path)
     label = str(p) if name is None else name
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{label}: not UTF-8 text ({exc}); save it as UTF-8") from None
+        f = open(p, "rb")
     except OSError as exc:
         raise DataError(f"{label}: cannot be read ({exc.strerror or exc})") from None
-    if text.startswith(_BOM):
-        _report(
-            problems,
-            f"{label}:1: the file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 "
-            f"without BOM (e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' {p.name}`)",
-        )
-        text = text[1:]
-    lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
-    return [(i, line.rstrip("\r")) for i, line in enumerate(lines, 1)]
+    with f:
+        for i, raw in enumerate(_raw_lines(f, label), 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{label}:{i}: not UTF-8 text ({exc}); save it as UTF-8") from None
+            if i == 1 and line.startswith(_BOM):
+                _report(
+                    problems,
+                    f"{label}:1: the file starts with a UTF-8 byte order mark (BOM); save it as "
+                    f"UTF-8 without BOM (e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' {p.name}`)",
+                )
+                line = line[1:]
+            yield i, line.rstrip("\n").rstrip("\r")
+
+
+def _raw_lines(f: BinaryIO, label: str) -> Iterator[bytes]:
+    try:
+        yield from f
+    except OSError as exc:
+        raise DataError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+
+
+def read_lines(
+    path: str | os.PathLike[str], name: str | None = None, problems: Problems | None = None
+) -> list[tuple[int, str]]:
+    """All of :func:`iter_lines` as a list."""
+    return list(iter_lines(path, name, problems))
 
 
 def _want(min_fields: int, max_fields: int | None) -> str:
@@ -122,7 +141,7 @@ def _want(min_fields: int, max_fields: int | None) -> str:
     return f"{min_fields + 1} to {max_fields + 1}"
 
 
-def read_table(
+def iter_table(
     path: str | os.PathLike[str],
     *,
     min_fields: int = 1,
@@ -135,8 +154,8 @@ def read_table(
     layout: str | None = None,
     name: str | None = None,
     problems: Problems | None = None,
-) -> list[Row]:
-    """Read a Kaldi-style table.
+) -> Iterator[Row]:
+    """Read a Kaldi-style table, one row at a time (see :func:`read_table`).
 
     Parameters
     ----------
@@ -160,9 +179,9 @@ def read_table(
     problems : Problems, optional
         Collect problems here instead of raising the first.
 
-    Returns
-    -------
-    list of Row
+    Yields
+    ------
+    Row
         The well-formed lines, in file order.
 
     Raises
@@ -175,10 +194,9 @@ def read_table(
     label = str(p) if name is None else name
     if not p.is_file():
         raise DataError(f"{label}: no such file")
-    rows: list[Row] = []
     first_line: dict[tuple[str, ...], int] = {}
     prev: str | None = None
-    for lineno, line in read_lines(p, label, problems):
+    for lineno, line in iter_lines(p, label, problems):
         where = f"{label}:{lineno}"
         stripped = line.strip()
         if not stripped or (comments and stripped.startswith("#")):
@@ -218,8 +236,19 @@ def read_table(
                 f"`LC_ALL=C sort -k1,1 -o {p.name} {p.name}`",
             )
         prev = key
-        rows.append(Row(lineno, key, fields))
-    return rows
+        yield Row(lineno, key, fields)
 
 
-__all__ = ["Problems", "Row", "read_lines", "read_table"]
+def read_table(path: str | os.PathLike[str], **options: Any) -> list[Row]:
+    """All rows of a Kaldi-style table as a list; ``options`` as for :func:`iter_table`.
+
+    Raises
+    ------
+    DataError
+        The first problem, as ``file:line: what is wrong; how to fix it`` (when
+        ``problems`` is None); the file does not exist or is not UTF-8.
+    """
+    return list(iter_table(path, **options))
+
+
+__all__ = ["Problems", "Row", "iter_lines", "iter_table", "read_lines", "read_table"]

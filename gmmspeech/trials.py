@@ -47,8 +47,8 @@ first trial without one.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,8 @@ from numpy.typing import ArrayLike
 
 from .atomic import atomic_path
 from .errors import DataError
-from .tables import Problems, read_table
+from .idcodes import IdCodes, blocks_by_test, encode_ids
+from .tables import Problems, iter_table, read_table
 
 _TARGET_WORDS = frozenset({"target", "tgt", "1", "true", "yes"})
 _NONTARGET_WORDS = frozenset(
@@ -72,75 +73,175 @@ TRIAL_FORMATS = ("kaldi", "voxceleb")
 TrialTuple = tuple[str, str] | tuple[str, str, bool | str]
 
 
-@dataclass
 class TrialList:
     """A list of trials ``(model_id, test_id[, is_target])`` with their source lines.
 
-    Attributes
+    The ids are held as int32 codes into lists of the distinct ids, so that a list of
+    millions of trials costs about 9 bytes a trial (13 with non-consecutive line numbers)
+    instead of Python strings; the list-valued attributes are built when asked for.
+
+    Parameters
     ----------
-    model_ids, test_ids : list of str, length n
-    is_target : ndarray of bool, shape (n,), or None when the list has no labels
-    lines : list of int
-        1-based line numbers in ``source`` (positions for in-memory lists).
+    model_ids, test_ids : sequence of str, length n
+    is_target : array-like of bool, shape (n,), optional
+        None when the list has no labels.
+    lines : sequence of int, optional
+        1-based line numbers in ``source`` (default: 1..n, positions for in-memory lists).
     source : str
         File name (or ``"trials"``) used in error messages.
     """
 
-    model_ids: list[str]
-    test_ids: list[str]
-    is_target: np.ndarray | None = None
-    lines: list[int] = field(default_factory=list)
-    source: str = "trials"
+    def __init__(
+        self,
+        model_ids: Sequence[str],
+        test_ids: Sequence[str],
+        is_target: ArrayLike | None = None,
+        lines: Sequence[int] | np.ndarray | None = None,
+        source: str = "trials",
+    ) -> None:
+        model_vocab, model_codes = encode_ids(model_ids)
+        test_vocab, test_codes = encode_ids(test_ids)
+        self._init(model_vocab, model_codes, test_vocab, test_codes, is_target, lines, source)
 
-    def __post_init__(self) -> None:
-        self.model_ids = [str(m) for m in self.model_ids]
-        self.test_ids = [str(t) for t in self.test_ids]
-        if not self.lines:
-            self.lines = list(range(1, len(self.model_ids) + 1))
-        if self.is_target is not None:
-            self.is_target = np.asarray(self.is_target, dtype=bool)
-        n = len(self.model_ids)
-        sizes = {len(self.test_ids), len(self.lines)}
+    def _init(
+        self,
+        model_vocab: list[str],
+        model_codes: np.ndarray,
+        test_vocab: list[str],
+        test_codes: np.ndarray,
+        is_target: ArrayLike | None,
+        lines: Sequence[int] | np.ndarray | None,
+        source: str,
+    ) -> None:
+        self.source = source
+        self.model_vocab, self.model_codes = model_vocab, model_codes
+        self.test_vocab, self.test_codes = test_vocab, test_codes
+        self.is_target = None if is_target is None else np.asarray(is_target, dtype=bool)
+        n = model_codes.shape[0]
+        self._lines: np.ndarray | None = None
+        if lines is not None and len(lines) > 0:
+            arr = np.asarray(lines, dtype=np.int32)
+            if not _is_one_to_n(arr, n):
+                self._lines = arr
+        sizes = {test_codes.shape[0], n if self._lines is None else self._lines.shape[0]}
         if self.is_target is not None:
             sizes.add(self.is_target.shape[0])
         if sizes != {n}:
+            n_lines = n if self._lines is None else self._lines.shape[0]
             raise DataError(
-                f"{self.source}: {n} model ids, {len(self.test_ids)} test ids, "
-                f"{len(self.lines)} line numbers and "
+                f"{self.source}: {n} model ids, {test_codes.shape[0]} test ids, "
+                f"{n_lines} line numbers and "
                 f"{'no' if self.is_target is None else self.is_target.shape[0]} labels; "
                 f"they must be equally many"
             )
 
+    @classmethod
+    def from_codes(
+        cls,
+        model_vocab: list[str],
+        model_codes: np.ndarray,
+        test_vocab: list[str],
+        test_codes: np.ndarray,
+        is_target: np.ndarray | None = None,
+        lines: np.ndarray | None = None,
+        source: str = "trials",
+    ) -> TrialList:
+        """From distinct ids and int32 codes into them (no per-trial strings)."""
+        self = cls.__new__(cls)
+        self._init(
+            model_vocab,
+            np.asarray(model_codes, dtype=np.int32),
+            test_vocab,
+            np.asarray(test_codes, dtype=np.int32),
+            is_target,
+            lines,
+            source,
+        )
+        return self
+
     def __len__(self) -> int:
-        return len(self.model_ids)
+        return int(self.model_codes.shape[0])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TrialList):
+            return NotImplemented
+        labels_equal = (self.is_target is None and other.is_target is None) or (
+            self.is_target is not None
+            and other.is_target is not None
+            and np.array_equal(self.is_target, other.is_target)
+        )
+        return (self.pairs, self.lines, self.source) == (
+            other.pairs,
+            other.lines,
+            other.source,
+        ) and labels_equal
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def line(self, i: int) -> int:
+        """The source line of trial ``i``."""
+        return int(i) + 1 if self._lines is None else int(self._lines[i])
 
     def where(self, i: int) -> str:
         """``source:line`` of trial ``i``."""
-        return f"{self.source}:{self.lines[i]}"
+        return f"{self.source}:{self.line(i)}"
+
+    @property
+    def model_ids(self) -> list[str]:
+        """The model id of every trial, in order."""
+        vocab = self.model_vocab
+        return [vocab[c] for c in self.model_codes.tolist()]
+
+    @property
+    def test_ids(self) -> list[str]:
+        """The test id of every trial, in order."""
+        vocab = self.test_vocab
+        return [vocab[c] for c in self.test_codes.tolist()]
+
+    @property
+    def lines(self) -> list[int]:
+        """1-based line numbers in ``source``."""
+        if self._lines is None:
+            return list(range(1, len(self) + 1))
+        return [int(x) for x in self._lines.tolist()]
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
         """``(model_id, test_id)`` of every trial, in order."""
-        return list(zip(self.model_ids, self.test_ids, strict=True))
+        return list(self.iter_pairs())
+
+    def iter_pairs(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[str, str]]:
+        """``(model_id, test_id)`` of trials ``start:stop``, made one at a time."""
+        mv, tv = self.model_vocab, self.test_vocab
+        stop = len(self) if stop is None else stop
+        for b0 in range(start, stop, _BLOCK):
+            b1 = min(stop, b0 + _BLOCK)
+            ms, ts = self.model_codes[b0:b1].tolist(), self.test_codes[b0:b1].tolist()
+            for m, t in zip(ms, ts, strict=True):
+                yield mv[m], tv[t]
 
     def select(self, index: Sequence[int] | np.ndarray) -> TrialList:
         """The trials at positions ``index`` (their source lines kept)."""
-        idx = [int(i) for i in index]
-        return TrialList(
-            [self.model_ids[i] for i in idx],
-            [self.test_ids[i] for i in idx],
+        idx = np.asarray([int(i) for i in index] if not isinstance(index, np.ndarray) else index)
+        idx = idx.astype(np.intp, copy=False).reshape(-1)
+        lines = np.arange(1, len(self) + 1) if self._lines is None else self._lines
+        return TrialList.from_codes(
+            self.model_vocab,
+            self.model_codes[idx],
+            self.test_vocab,
+            self.test_codes[idx],
             None if self.is_target is None else self.is_target[idx],
-            [self.lines[i] for i in idx],
+            lines[idx],
             self.source,
         )
 
     def to_lines(self) -> list[str]:
         """The trials as lines of the grammar (without line ends)."""
         if self.is_target is None:
-            return [f"{m} {t}" for m, t in self.pairs]
+            return [f"{m} {t}" for m, t in self.iter_pairs()]
         return [
             f"{m} {t} {'target' if y else 'nontarget'}"
-            for (m, t), y in zip(self.pairs, self.is_target, strict=True)
+            for (m, t), y in zip(self.iter_pairs(), self.is_target.tolist(), strict=True)
         ]
 
     @classmethod
@@ -169,6 +270,20 @@ class TrialList:
             raise DataError(f"{source}: some trials have a target label and some do not")
         is_target = np.array(labels, dtype=bool) if labels else None
         return cls(models, tests, is_target, source=source)
+
+
+_BLOCK = 65536
+
+
+def _is_one_to_n(lines: np.ndarray, n: int) -> bool:
+    """``lines == 1..n``, checked in blocks (no list-sized temporaries)."""
+    if lines.shape != (n,):
+        return False
+    for b0 in range(0, n, _BLOCK):
+        b1 = min(n, b0 + _BLOCK)
+        if not np.array_equal(lines[b0:b1], np.arange(b0 + 1, b1 + 1)):
+            return False
+    return True
 
 
 def parse_label(value: bool | np.bool_ | str, where: str) -> bool:
@@ -258,23 +373,26 @@ def read_trials(
         raise DataError(f"{label}: unknown trial list format {format!r}; use {TRIAL_FORMATS}")
     if format == "voxceleb":
         return _read_voxceleb(p, label)
-    rows = read_table(
+    return _read_kaldi(p, label, problems)
+
+
+def _read_kaldi(p: Path, label: str, problems: Problems | None) -> TrialList:
+    """The kaldi grammar, streamed: ids become codes as the lines are read, and duplicates
+    are found afterwards on the codes (no per-line Python objects are kept)."""
+    models, tests = IdCodes(), IdCodes()
+    labels, lines = array("b"), array("i")
+    labelled: bool | None = None
+    first = 0
+    rows = iter_table(
         p,
         min_fields=1,
         max_fields=2,
         comments=True,
-        unique=2,
-        what="trial",
+        unique=0,
         layout=_TRIAL_LAYOUT,
         name=label,
         problems=problems,
     )
-    models: list[str] = []
-    tests: list[str] = []
-    labels: list[bool] = []
-    lines: list[int] = []
-    labelled: bool | None = None
-    first = 0
     for row in rows:
         where = f"{label}:{row.line}"
         has_label = len(row.fields) == 2
@@ -297,17 +415,61 @@ def read_trials(
                     raise
                 problems.add(str(exc))
                 continue
-        models.append(row.key)
-        tests.append(row.fields[0])
-        lines.append(row.line)
-    if not rows and (problems is None or not problems.items):
+        models.add(row.key)
+        tests.add(row.fields[0])
+        if lines or row.line != len(models.codes):
+            if not lines:  # the first gap: the earlier trials were on lines 1..n
+                lines.extend(range(1, len(models.codes)))
+            lines.append(row.line)
+    if labelled is None and (problems is None or not problems.items):
         msg = f"{label}: no trials (empty file); write '{_TRIAL_LAYOUT}' per line"
         if problems is None:
             raise DataError(msg)
         problems.add(msg)
-    return TrialList(
-        models, tests, np.array(labels, dtype=bool) if labelled else None, lines, label
+    trials = TrialList.from_codes(
+        models.vocab,
+        models.array(),
+        tests.vocab,
+        tests.array(),
+        np.frombuffer(labels, dtype=np.int8).astype(bool) if labelled else None,
+        np.frombuffer(lines, dtype=np.int32) if lines else None,
+        label,
     )
+    return _drop_duplicates(trials, problems)
+
+
+def _drop_duplicates(trials: TrialList, problems: Problems | None) -> TrialList:
+    """``trials`` without repeated ``(model, test)`` pairs: the first repeat (in line order)
+    raises, or with ``problems`` every repeat is reported and dropped."""
+    repeats: list[tuple[int, int]] = []  # (row, row of its first occurrence)
+    n_models = max(1, len(trials.model_vocab))
+    for rows in blocks_by_test(trials.test_codes, len(trials.test_vocab)):
+        key = trials.test_codes[rows].astype(np.int64) * n_models + trials.model_codes[rows]
+        order = np.argsort(key, kind="stable")
+        k = key[order]
+        dup = np.flatnonzero(k[1:] == k[:-1]) + 1
+        if dup.size:
+            # the first of a run of equal keys is the earliest row (stable sort)
+            run_start = np.maximum.accumulate(
+                np.where(np.r_[True, k[1:] != k[:-1]], np.arange(k.size), 0)
+            )
+            for j in dup.tolist():
+                repeats.append((int(rows[order[j]]), int(rows[order[run_start[j]]])))
+    if not repeats:
+        return trials
+    repeats.sort()
+    for i, i0 in repeats:
+        m, t = trials.model_vocab[trials.model_codes[i]], trials.test_vocab[trials.test_codes[i]]
+        msg = (
+            f"{trials.where(i)}: duplicate trial {m} {t} (first at line {trials.line(i0)}); "
+            f"remove or rename one"
+        )
+        if problems is None:
+            raise DataError(msg)
+        problems.add(msg)
+    keep = np.ones(len(trials), dtype=bool)
+    keep[[i for i, _ in repeats]] = False
+    return trials.select(np.flatnonzero(keep))
 
 
 def write_trials(path: str | os.PathLike[str], trials: TrialList) -> None:
@@ -333,19 +495,35 @@ def write_scores(
     ``header`` (values without spaces) becomes the first line ``# gmmspeech scores k=v ...``.
     A NaN or infinite score is refused, naming its trial: no such file is ever written.
     """
-    s = np.asarray(scores, dtype=np.float64)
-    if not len(model_ids) == len(test_ids) == s.shape[0]:
+    if not len(model_ids) == len(test_ids) == np.shape(scores)[0]:
         raise DataError(
             f"write_scores: {len(model_ids)} model ids, {len(test_ids)} test ids and "
-            f"{s.shape[0]} scores; they must be equally many"
+            f"{np.shape(scores)[0]} scores; they must be equally many"
+        )
+    write_trial_scores(path, TrialList(list(model_ids), list(test_ids)), scores, header)
+
+
+def write_trial_scores(
+    path: str | os.PathLike[str],
+    trials: TrialList,
+    scores: ArrayLike,
+    header: Mapping[str, object] | None = None,
+) -> None:
+    """:func:`write_scores` for a :class:`TrialList`, streamed: no per-trial strings are
+    held, so a list of millions of trials is written in constant memory."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != (len(trials),):
+        raise DataError(
+            f"write_scores: {len(trials)} trials and {s.shape[0]} scores; they must be equally many"
         )
     bad = np.flatnonzero(~np.isfinite(s))
     if bad.size:
         i = int(bad[0])
+        ((m, t),) = trials.iter_pairs(i, i + 1)
         raise DataError(
-            f"{path}: the score of model {model_ids[i]!r} against test utterance "
-            f"{test_ids[i]!r} is {s[i]} ({bad.size} non-finite score(s)); nothing written: "
-            f"check that model and the utterance's features"
+            f"{path}: the score of model {m!r} against test utterance {t!r} is {s[i]} "
+            f"({bad.size} non-finite score(s)); nothing written: check that model and the "
+            f"utterance's features"
         )
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         if header:
@@ -354,8 +532,12 @@ def write_scores(
                 + "".join(f" {k}={str(v).replace(' ', '_')}" for k, v in header.items())
                 + "\n"
             )
-        for m, t, v in zip(model_ids, test_ids, s, strict=True):
-            f.write(f"{m} {t} {v:.9g}\n")
+        for b0 in range(0, len(trials), _BLOCK):
+            b1 = min(len(trials), b0 + _BLOCK)
+            pairs = trials.iter_pairs(b0, b1)
+            f.writelines(
+                f"{m} {t} {v:.9g}\n" for (m, t), v in zip(pairs, s[b0:b1].tolist(), strict=True)
+            )
 
 
 def read_scores(path: str | os.PathLike[str]) -> dict[tuple[str, str], float]:
@@ -439,5 +621,6 @@ __all__ = [
     "read_scores",
     "read_trials",
     "write_scores",
+    "write_trial_scores",
     "write_trials",
 ]

@@ -17,7 +17,7 @@ from ..outputs import SCORES, check_output
 from ..provenance import file_sha256
 from ..scoring import METHODS, ModelBank, score_trials
 from ..speakermodels import SpeakerModels, ubm_fingerprint
-from ..trials import read_trials, write_scores
+from ..trials import read_trials, write_trial_scores
 from . import add_config_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (
@@ -118,6 +118,6 @@ def run(args: argparse.Namespace) -> int:
         "method": sc.method,
         "norm": sc.norm,
     }
-    write_scores(args.output, trials.model_ids, trials.test_ids, scores, header)
+    write_trial_scores(args.output, trials, scores, header)
     print(f"wrote {len(trials)} score(s) to {args.output}")
     return 0
