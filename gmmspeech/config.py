@@ -502,8 +502,15 @@ class ScoringConfig:
         Use at most this many background speakers (sorted ids) as the cohort.
     top_n : int
         Cohort scores kept per side by adaptive S-norm (``as``).
+    cohort_utts : int or None
+        Utterances (first in sorted id order) per cohort model and per model of the
+        calibration trials; None: as many as the median target model is enrolled on.
+    calibrate : bool
+        Train a logistic-regression calibration on trials of the background speakers and
+        report calibrated LLRs (verification).
     p_target, c_miss, c_fa : float
-        Detection cost function parameters of minDCF.
+        Detection cost function parameters of minDCF; ``p_target`` is also the prior the
+        calibration is trained for.
     """
 
     method: str = "topc"
@@ -511,6 +518,8 @@ class ScoringConfig:
     norm: str = "none"
     cohort_size: int | None = None
     top_n: int = 200
+    cohort_utts: int | None = None
+    calibrate: bool = True
     p_target: float = 0.01
     c_miss: float = 1.0
     c_fa: float = 1.0
@@ -522,6 +531,8 @@ class ScoringConfig:
         check_choice(self, "norm", NORMS)
         check_min(self, "cohort_size", 2, optional=True)
         check_min(self, "top_n", 2)
+        check_min(self, "cohort_utts", 1, optional=True)
+        _check(isinstance(self.calibrate, bool), "calibrate", "true or false", self.calibrate)
         check_in(self, "p_target", "(0, 1)")
         _check(self.c_miss > 0, "c_miss", "> 0", self.c_miss)
         _check(self.c_fa > 0, "c_fa", "> 0", self.c_fa)

@@ -142,8 +142,13 @@ def normalize(ws: Workspace) -> StageResult:
     return [], {"applies": False}
 
 
+def calibrate(ws: Workspace) -> StageResult:
+    """Stage 7: nothing to calibrate for classification (a record only)."""
+    return [], {"calibrate": False}
+
+
 def evaluate(ws: Workspace) -> StageResult:
-    """Stage 7: ``results.json`` (accuracies, confusion matrix) and ``confusion.png``."""
+    """Stage 8: ``results.json`` (accuracies, confusion matrix) and ``confusion.png``."""
     rows = read_predictions(ws.path("scores/predictions.txt"))
     true = [r.label for r in rows]
     pred = [r.predicted for r in rows]
@@ -181,5 +186,5 @@ def evaluate(ws: Workspace) -> StageResult:
 
 
 def report(ws: Workspace) -> StageResult:
-    """Stage 8: ``report.md`` with the confusion matrix."""
+    """Stage 9: ``report.md`` with the confusion matrix."""
     return report_stage(ws, "confusion.png")

@@ -114,7 +114,7 @@ def _results_lines(task: str, results: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     if task == "verification":
         rows = []
-        for system in ("normalized", "raw"):
+        for system in ("calibrated", "normalized", "raw"):
             m = results.get(system)
             if not m:
                 continue
@@ -136,8 +136,18 @@ def _results_lines(task: str, results: Mapping[str, Any]) -> list[str]:
             f"{results['n_test_utts']} test utterances. EER from the ROC convex hull; minDCF at "
             f"P_tar={results['p_target']:g}, C_miss={results['c_miss']:g}, "
             f"C_fa={results['c_fa']:g}, normalised by min(C_miss P_tar, C_fa (1-P_tar)). "
-            f"Score normalisation: {results['norm']}."
+            f"Score normalisation: {results['norm']}. actDCF and Cllr treat the scores as "
+            f"natural-log LLRs: only the calibrated ones are meant to be."
         )
+        cal = results.get("calibration")
+        if cal:
+            lines.append("")
+            lines.append(
+                f"Calibration: llr = {cal['slope']:.4g} * score + {cal['offset']:.4g}, "
+                f"logistic regression at P_tar={results['p_target']:g} on {cal['trials']} "
+                f"trials ({cal['target_trials']} target) of {cal['models']} background "
+                f"models ({cal['utterances_per_model']} utterance(s) each)."
+            )
     else:
         lines.append(
             f"Accuracy {100 * results['accuracy']:.2f}% over {results['n_test']} test files "

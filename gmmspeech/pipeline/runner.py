@@ -9,8 +9,9 @@ one folder::
     4 enroll     MAP speaker models (class models per fold)
     5 score      raw LLR scores (class scores and predictions per fold)
     6 normalize  cohort score normalisation (verification; nothing for classification)
-    7 evaluate   results.json and the DET plot (confusion matrix)
-    8 report     report.md
+    7 calibrate  score -> LLR calibration trained on background trials (verification)
+    8 evaluate   results.json and the DET plot (confusion matrix)
+    9 report     report.md
 
 Each stage writes every output atomically and then a record ``stages/NN_name.json`` holding
 the stage's hash, its outputs, wall time and peak memory. The hash chains the config
@@ -85,7 +86,17 @@ def _score_sections(cfg: ExperimentConfig) -> object:
 
 def _normalize_sections(cfg: ExperimentConfig) -> object:
     s = cfg.scoring
-    return {"norm": s.norm, "cohort_size": s.cohort_size, "top_n": s.top_n}
+    return {
+        "norm": s.norm,
+        "cohort_size": s.cohort_size,
+        "top_n": s.top_n,
+        "cohort_utts": s.cohort_utts,
+    }
+
+
+def _calibrate_sections(cfg: ExperimentConfig) -> object:
+    s = cfg.scoring
+    return {"calibrate": s.calibrate, "p_target": s.p_target}
 
 
 def _evaluate_sections(cfg: ExperimentConfig) -> object:
@@ -108,6 +119,7 @@ REGISTRY: dict[str, tuple[Stage, ...]] = {
         Stage("enroll", _enroll_sections, verification.enroll_speakers),
         Stage("score", _score_sections, verification.score),
         Stage("normalize", _normalize_sections, verification.normalize),
+        Stage("calibrate", _calibrate_sections, verification.calibrate),
         Stage("evaluate", _evaluate_sections, verification.evaluate),
         Stage("report", _report_sections, verification.report),
     ),
@@ -118,6 +130,7 @@ REGISTRY: dict[str, tuple[Stage, ...]] = {
         Stage("enroll", _enroll_sections, classification.enroll_classes),
         Stage("score", _score_sections, classification.score),
         Stage("normalize", _normalize_sections, classification.normalize),
+        Stage("calibrate", _calibrate_sections, classification.calibrate),
         Stage("evaluate", _evaluate_sections, classification.evaluate),
         Stage("report", _report_sections, classification.report),
     ),
