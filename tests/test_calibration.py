@@ -69,7 +69,7 @@ def test_fit_at_a_prior_other_than_half_minimises_the_documented_objective() -> 
         options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 20000},
     )
     cal = LogisticCalibration(prior=pi).fit(s, t)
-    # L-BFGS-B stops at its default tolerances (gradient 1e-5): the objective is within 1e-9
+    # the fit stops at its tolerances: the objective is within 1e-9
     # of the minimum, which leaves the parameters within about 1e-4 of the optimum
     assert objective(np.array([cal.slope_, cal.offset_])) <= ref.fun + 1e-9
     assert cal.slope_ == pytest.approx(ref.x[0], rel=1e-3)

@@ -88,7 +88,7 @@ def test_run_verification_end_to_end(setup: Path, capsys) -> None:
     printed = capsys.readouterr().out
     for i, name in enumerate(STAGES, 1):
         assert f"stage {i} {name}: done" in printed
-    assert "utterances: 28 processed, 0 failed" in printed  # 6 x 2 bg + 4 x 4 target files
+    assert "utterances: 28 extracted, 0 failed" in printed  # 6 x 2 bg + 4 x 4 target files
     res = json.loads((out / "results.json").read_text())
     # the trials are all (model, test) pairs: 4 models x 8 test utterances, 8 targets
     assert (res["n_trials"], res["n_target"], res["n_models"]) == (32, 8, 4)
@@ -130,13 +130,14 @@ def test_skip_when_done_and_partial_rerun(setup: Path, capsys) -> None:
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert printed.count("up to date, skipped") == len(STAGES)
+    assert "utterances:" not in printed  # nothing was extracted by this invocation
     assert record_hashes(out) == before
     # a scoring change reruns normalise.. only: stages 1-5 keep their records and files
     assert main([*args, "--set", "scoring.norm=z"]) == 0
     printed = capsys.readouterr().out
     for i in range(1, 6):
         assert f"stage {i} {STAGES[i - 1]}: up to date" in printed
-    for i in range(6, 9):
+    for i in range(6, len(STAGES) + 1):
         assert f"stage {i} {STAGES[i - 1]}: done" in printed
     assert (out / "ubm/ubm.h5").stat().st_mtime_ns == model_mtime
     res = json.loads((out / "results.json").read_text())
@@ -170,7 +171,7 @@ def test_killed_stage_resumes(setup: Path, monkeypatch) -> None:
     assert exp.is_done(3) and not exp.is_done(4)
     assert not (out / "stages/04_enroll.json").exists()
     outcomes = Experiment(cfg, out).run()
-    assert [o.status for o in outcomes] == ["skipped"] * 3 + ["ran"] * 5
+    assert [o.status for o in outcomes] == ["skipped"] * 3 + ["ran"] * 6
     assert (out / "results.json").is_file()
 
 
@@ -196,7 +197,7 @@ def test_stage_registry_rejects_unknown_names(setup: Path) -> None:
     assert {tuple(st.name for st in table) for table in REGISTRY.values()} == {STAGES}
     assert stage_number("normalize") == 6
     outcomes = exp.run("prepare", "prepare")
-    assert [o.status for o in outcomes] == ["ran"] + ["not selected"] * 7
+    assert [o.status for o in outcomes] == ["ran"] + ["not selected"] * 8
 
 
 def test_classification_end_to_end(tmp_path: Path) -> None:

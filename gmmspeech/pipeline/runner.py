@@ -37,7 +37,7 @@ from ..config import ExperimentConfig, config_hash, to_dict
 from ..configio import did_you_mean, dump_yaml
 from ..errors import ConfigError, DataError
 from . import classification, verification
-from .report import peak_rss_mib, write_json, write_text
+from .report import StageMemory, write_json, write_text
 from .workspace import StageResult, Workspace
 
 log = logging.getLogger(__name__)
@@ -317,10 +317,11 @@ class Experiment(Workspace):
             return StageOutcome(i, st.name, "skipped", rec.get("seconds"))
         log.debug("stage %d %s: running", i, st.name)
         t0 = time.perf_counter()
-        outputs, info = st.run(self)
+        with StageMemory() as mem:
+            outputs, info = st.run(self)
         seconds = time.perf_counter() - t0
         self._invalidate_after(i)
-        self._write_record(i, outputs, info, seconds)
+        self._write_record(i, outputs, info, seconds, mem.peak_mib)
         log.debug("stage %d %s: done in %.1f s", i, st.name, seconds)
         return StageOutcome(i, st.name, "ran", seconds)
 
@@ -331,7 +332,12 @@ class Experiment(Workspace):
                 p.unlink()
 
     def _write_record(
-        self, index: int, outputs: Sequence[str], info: dict[str, Any], seconds: float
+        self,
+        index: int,
+        outputs: Sequence[str],
+        info: dict[str, Any],
+        seconds: float,
+        peak_mib: float,
     ) -> None:
         (self.out / "stages").mkdir(parents=True, exist_ok=True)
         name = self.stage_names[index - 1]
@@ -345,7 +351,7 @@ class Experiment(Workspace):
                 "config_hash": self.config_hash,
                 "outputs": list(outputs),
                 "seconds": round(seconds, 3),
-                "peak_rss_mib": round(peak_rss_mib(), 1),
+                "peak_rss_mib": round(peak_mib, 1),
                 "finished": _now(),
                 "info": info,
             },
