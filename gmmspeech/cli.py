@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "enroll",
     "score",
     "evaluate",
+    "calibrate",
     "classify",
     "train-ubm",
     "run",

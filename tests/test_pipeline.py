@@ -112,6 +112,23 @@ def test_run_verification_end_to_end(setup: Path, capsys) -> None:
         fa = np.array([(non >= x).mean() for x in thr])
         assert np.min(np.maximum(miss, fa)) >= res["eer"] - 1e-12
     assert res["eer"] < 0.25  # the synthetic speakers are easy to tell apart
+    # calibration: trained on background speakers only (b0..b5: one enrolment and one test
+    # utterance each), targets where the speakers agree; llr = a s + b of the written scores
+    cal = json.loads((out / "calibration/calibration.json").read_text())
+    cal_trials = [line.split() for line in (out / "calibration/trials").read_text().splitlines()]
+    assert {m for m, _, _ in cal_trials} == {f"b{i}" for i in range(6)}
+    assert len(cal_trials) == 36
+    assert all((k == "target") == (t.split("-")[0] == m) for m, t, k in cal_trials)
+    llr = {
+        tuple(r[:2]): float(r[2])
+        for r in (line.split() for line in (out / "scores/calibrated.txt").read_text().splitlines())
+    }
+    for r in rows:
+        assert llr[r[0], r[1]] == pytest.approx(cal["slope"] * float(r[2]) + cal["offset"],
+                                                rel=1e-7, abs=1e-7)  # fmt: skip
+    assert res["calibrated"]["act_dcf"] == res["act_dcf"]
+    assert res["act_dcf_uncalibrated"] == res["raw"]["act_dcf"]
+    assert "| calibrated |" in (out / "report.md").read_text()
     assert (out / "det.png").stat().st_size > 1000
     report = (out / "report.md").read_text()
     assert "EER %" in report and "| 3 | ubm |" in report
