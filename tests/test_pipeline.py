@@ -247,7 +247,15 @@ def test_classification_end_to_end(tmp_path: Path) -> None:
         assert sorted(r[1] for r in fold_rows) == ["class0", "class1", "class2"]
         assert res["fold_accuracy"][k] == pytest.approx(np.mean([r[1] == r[2] for r in fold_rows]))
     assert np.array(res["confusion_matrix"]).sum() == 15
-    assert res["per_class_accuracy"].keys() == {"class0", "class1", "class2"}
+    assert res["per_class_recall"].keys() == {"class0", "class1", "class2"}
+    for c in ("class0", "class1", "class2"):  # recall counted from the predictions file
+        mine = [r for r in rows if r[1] == c]
+        want = sum(r[2] == c for r in mine) / len(mine)
+        assert res["per_class_recall"][c] == pytest.approx(want)
+    assert res["balanced_accuracy"] == pytest.approx(
+        np.mean(list(res["per_class_recall"].values()))
+    )
+    assert "balanced accuracy" in (out / "report.md").read_text()
     assert (out / "confusion.png").stat().st_size > 1000
     assert (out / "ubm/fold4.h5").is_file() and not (out / "ubm/checkpoints0").exists()
 

@@ -18,7 +18,7 @@ from ..classifier import predict_classes
 from ..datadir import read_predictions
 from ..errors import DataError
 from ..gmm import DiagGMM
-from ..metrics import confusion_matrix
+from ..metrics import balanced_accuracy, confusion_matrix, per_class_recall
 from ..prepare import assign_folds
 from ..speakermodels import SpeakerModels, enroll
 from .common import extract_stage, report_stage
@@ -155,10 +155,7 @@ def evaluate(ws: Workspace) -> StageResult:
     fold = np.array([r.fold for r in rows])
     correct = np.array([a == b for a, b in zip(true, pred, strict=True)])
     labels = sorted(set(true))
-    per_class = {
-        lab: float(np.mean([c for c, t in zip(correct, true, strict=True) if t == lab]))
-        for lab in labels
-    }
+    per_class = per_class_recall(true, pred)
     fold_acc = [float(correct[fold == k].mean()) for k in ws.folds if (fold == k).any()]
     cm, order = confusion_matrix(true, pred, labels=sorted(set(true) | set(pred)))
     results = {
@@ -166,9 +163,10 @@ def evaluate(ws: Workspace) -> StageResult:
         "name": ws.cfg.name,
         "config_hash": ws.config_hash,
         "accuracy": float(correct.mean()),
+        "balanced_accuracy": balanced_accuracy(true, pred),
         "mean_fold_accuracy": float(np.mean(fold_acc)),
         "fold_accuracy": fold_acc,
-        "per_class_accuracy": per_class,
+        "per_class_recall": per_class,
         "n_test": len(rows),
         "n_classes": len(labels),
         "n_folds": ws.cfg.data.n_folds,

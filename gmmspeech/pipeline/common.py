@@ -120,7 +120,8 @@ def headline(results: dict[str, Any]) -> str:
     """One line with the main numbers of a results dict."""
     if results.get("task") == "classification":
         return (
-            f"accuracy {100 * results['accuracy']:.2f}% ({results['n_test']} files, "
+            f"accuracy {100 * results['accuracy']:.2f}%, balanced accuracy "
+            f"{100 * results['balanced_accuracy']:.2f}% ({results['n_test']} files, "
             f"{results['n_classes']} classes, {results['n_folds']} folds; mean fold accuracy "
             f"{100 * results['mean_fold_accuracy']:.2f}%)"
         )

@@ -233,16 +233,18 @@ def _results_lines(task: str, results: Mapping[str, Any]) -> list[str]:
             )
     else:
         lines.append(
-            f"Accuracy {100 * results['accuracy']:.2f}% over {results['n_test']} test files "
+            f"Accuracy {100 * results['accuracy']:.2f}% (balanced accuracy, the mean of the "
+            f"per-class recalls: {100 * results['balanced_accuracy']:.2f}%) over "
+            f"{results['n_test']} test files "
             f"({results['n_classes']} classes, {results['n_folds']}-fold cross-validation); "
             f"mean of the fold accuracies {100 * results['mean_fold_accuracy']:.2f}% "
             f"(folds: {', '.join(f'{100 * a:.1f}' for a in results['fold_accuracy'])})."
         )
         lines.append("")
-        per = results["per_class_accuracy"]
+        per = results["per_class_recall"]
         worst = sorted(per.items(), key=lambda kv: (kv[1], kv[0]))[:10]
         lines.append(
-            _table(["class (10 hardest)", "accuracy %"], [[k, f"{100 * v:.1f}"] for k, v in worst])
+            _table(["class (10 hardest)", "recall %"], [[k, f"{100 * v:.1f}"] for k, v in worst])
         )
     return lines
 
