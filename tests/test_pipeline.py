@@ -334,3 +334,25 @@ def test_custom_trial_list_is_used(setup: Path) -> None:
     res = json.loads((out / "results.json").read_text())
     assert res["n_trials"] == len(chosen)
     assert res["n_target"] == sum(y for _, _, y in chosen)
+
+
+def test_few_frames_after_vad_are_warned_with_count_and_examples(setup: Path, caplog) -> None:
+    x = voice(0, 0, 1.0)
+    keep = np.zeros_like(x)
+    keep[int(0.5 * SR) : int(0.6 * SR)] = 1.0  # 0.1 s loud, the rest 80 dB down
+    x = (x * np.maximum(keep, 1e-4)).astype(np.float32)
+    sf.write(setup / "corpus/bg/b0-0.wav", x, SR)
+    exp = Experiment(load_config(setup / "exp.yaml"), setup / "exp")
+    with caplog.at_level("WARNING"):
+        exp.run("prepare", "extract")
+    info = exp.record(stage_number("extract"))["info"]
+    from gmmspeech.featstore import FeatureStore
+
+    with FeatureStore(setup / "exp/features/background.h5") as store:
+        n = store.num_frames("b0-0")
+        counts = {u: store.num_frames(u) for u in store}
+    assert 0 < n < 20
+    assert info["background"]["few_frame_utterances"] == sum(v < 20 for v in counts.values()) == 1
+    assert info["test"]["few_frame_utterances"] == 0
+    msg = [r.getMessage() for r in caplog.records if "fewer than 20 frames" in r.getMessage()]
+    assert len(msg) == 1 and "1 utterance(s)" in msg[0] and f"b0-0 ({n})" in msg[0]

@@ -14,6 +14,7 @@ from ..configio import dump_yaml
 from ..engine import Engine
 from ..extraction import extract_to_store
 from ..extraction_worker import keep_freed_memory
+from ..featstore import FeatureStore
 from .report import render_report, write_json, write_text
 from .workspace import StageResult, Workspace
 
@@ -58,6 +59,17 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
         ]
     for name, rep in zip(sets, reports, strict=True):
         outputs.append(f"features/{name}.h5")
+        with ws.store(name) as store:
+            few = few_frame_utterances(store)
+        if few:
+            log.warning(
+                "%s: %d utterance(s) keep fewer than %d frames after VAD (e.g. %s); their "
+                "models and scores rest on little data: check features.vad / vad_threshold_db",
+                name,
+                len(few),
+                FEW_FRAMES,
+                ", ".join(f"{u} ({n})" for u, n in few[:5]),
+            )
         info[name] = {
             "utterances": rep.n_utterances,
             "extracted": rep.n_extracted,
@@ -66,6 +78,7 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
             "failures": rep.failures[:20],
             "audio_seconds": round(rep.audio_seconds, 1),
             "frames": rep.frames,
+            "few_frame_utterances": len(few),
         }
         log.debug(
             "extract %s: %d extracted, %d already there, %d failed (of %d)",
@@ -76,6 +89,17 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
             rep.n_utterances,
         )
     return outputs, info
+
+
+#: Utterances with fewer frames than this after VAD are named in a warning (a fifth of a
+#: second at a 10 ms shift carries little of a speaker or a sound).
+FEW_FRAMES = 20
+
+
+def few_frame_utterances(store: FeatureStore, limit: int = FEW_FRAMES) -> list[tuple[str, int]]:
+    """``(utt_id, n_frames)`` of the utterances of ``store`` with fewer than ``limit`` frames,
+    sorted by id."""
+    return [(u, n) for u in sorted(store) if (n := store.num_frames(u)) < limit]
 
 
 def report_stage(ws: Workspace, figure: str) -> StageResult:
