@@ -113,11 +113,13 @@ def test_run_verification_end_to_end(setup: Path, capsys) -> None:
         assert np.min(np.maximum(miss, fa)) >= res["eer"] - 1e-12
     assert res["eer"] < 0.25  # the synthetic speakers are easy to tell apart
     # calibration: trained on background speakers only (b0..b5: one enrolment and one test
-    # utterance each), targets where the speakers agree; llr = a s + b of the written scores
+    # utterance each) in two groups (b0 b2 b4 | b1 b3 b5) with trials inside a group,
+    # targets where the speakers agree; llr = a s + b of the written scores
     cal = json.loads((out / "calibration/calibration.json").read_text())
     cal_trials = [line.split() for line in (out / "calibration/trials").read_text().splitlines()]
     assert {m for m, _, _ in cal_trials} == {f"b{i}" for i in range(6)}
-    assert len(cal_trials) == 36
+    assert len(cal_trials) == 18
+    assert all(int(m[1]) % 2 == int(t[1]) % 2 for m, t, _ in cal_trials)
     assert all((k == "target") == (t.split("-")[0] == m) for m, t, k in cal_trials)
     llr = {
         tuple(r[:2]): float(r[2])

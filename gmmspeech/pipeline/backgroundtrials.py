@@ -3,8 +3,16 @@
 Each background speaker is split like a target speaker: a model enrolled on its first
 ``per_model`` utterances (sorted ids) and test utterances from the rest. A speaker with a
 single utterance gives a model on the first half of its frames and a test segment of the
-second half. Every model is scored against every test utterance or segment: same-speaker
-pairs are targets, the others non-targets.
+second half. Every model is scored against every test utterance or segment of its group:
+same-speaker pairs are targets, the others non-targets.
+
+The background speakers trained the UBM, and a UBM fits its own speakers: their LLRs are
+compressed (on Arabic Speech Commands the target mean was 0.12 against 1.16 for the
+held-out targets), and a calibration fitted on them is far too steep. So the speakers are
+split into ``GROUPS`` groups, and the trials of a group are scored with
+:func:`heldout_ubm`, the UBM re-estimated (one M-step) without that group's frames, and
+normalised with a cohort from the other groups: target speakers, too, are unseen by the
+UBM, and their cohort is not.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..em import Chunked, accumulate_shard, estimate
 from ..engine import Engine
 from ..featstore import FeatureStore
 from ..gmm import DiagGMM
@@ -28,6 +37,8 @@ MAX_SPEAKERS = 300
 MAX_TESTS_PER_SPEAKER = 10
 #: A single-utterance speaker needs this many frames to give two usable halves.
 MIN_FRAMES_TO_HALVE = 100
+#: Groups of background speakers held out from the UBM in turn (module docstring).
+GROUPS = 2
 
 _FIRST, _SECOND = "#enrol-half", "#test-half"
 
@@ -129,6 +140,29 @@ def split_background(
     return BackgroundSplit(enrol, test_spk, Segments(store, halved))
 
 
+def speaker_groups(speakers: Sequence[str], n_groups: int = GROUPS) -> list[list[str]]:
+    """``n_groups`` groups of the sorted speakers, dealt in turn (sizes differ by <= 1)."""
+    ordered = sorted(speakers)
+    return [ordered[g::n_groups] for g in range(n_groups)]
+
+
+def heldout_ubm(
+    ubm: DiagGMM, frames: Chunked, *, min_count: float, min_weight: float, chunk_size: int
+) -> DiagGMM:
+    """The UBM re-estimated on ``frames`` only: one E-step under ``ubm``, one M-step.
+
+    Starting from the trained UBM, one EM step on the frames of the other speakers moves
+    it most of the way to a UBM that never saw the left-out ones, at the cost of one pass.
+    """
+    stats = accumulate_shard(frames, (ubm, chunk_size))
+    floor = ubm.var_floor if ubm.var_floor is not None else ubm.variances.min(axis=0)
+    w, m, v, _ = estimate(
+        stats, var_floor=floor, min_count=min_count, min_weight=min_weight, split_epsilon=0.5
+    )
+    out = DiagGMM(w, m, v, var_floor=ubm.var_floor)
+    return out
+
+
 def score_background(
     ubm: DiagGMM,
     split: BackgroundSplit,
@@ -172,4 +206,11 @@ def score_background(
     return TrialList(model_ids, test_ids, is_target), matrix.reshape(-1), models
 
 
-__all__ = ["BackgroundSplit", "Segments", "score_background", "split_background"]
+__all__ = [
+    "BackgroundSplit",
+    "Segments",
+    "heldout_ubm",
+    "score_background",
+    "speaker_groups",
+    "split_background",
+]

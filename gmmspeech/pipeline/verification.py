@@ -22,7 +22,7 @@ from ..prepare import split_verification
 from ..scoring import score_trials
 from ..speakermodels import SpeakerModels, enroll
 from ..trials import TrialList, read_scores, read_trials, write_scores, write_trials
-from .backgroundtrials import score_background, split_background
+from .backgroundtrials import heldout_ubm, score_background, speaker_groups, split_background
 from .common import extract_stage, report_stage
 from .report import plot_det_file, write_json
 from .workspace import StageResult, Workspace, _present
@@ -147,10 +147,14 @@ def _per_model(ws: Workspace) -> int:
     return max(1, int(np.median(counts))) if counts else 1
 
 
-def _cohort(ws: Workspace, store: FeatureStore) -> dict[str, list[str]]:
-    """The first ``scoring.cohort_size`` background speakers (sorted ids), utterances sorted."""
+def _cohort(
+    ws: Workspace, store: FeatureStore, without: set[str] | None = None
+) -> dict[str, list[str]]:
+    """The first ``scoring.cohort_size`` background speakers (sorted ids, leaving out
+    ``without``), utterances sorted."""
     spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
-    return {k: sorted(spk2utt[k]) for k in sorted(spk2utt)[: ws.cfg.scoring.cohort_size]}
+    spks = [k for k in sorted(spk2utt) if not without or k not in without]
+    return {k: sorted(spk2utt[k]) for k in spks[: ws.cfg.scoring.cohort_size]}
 
 
 def _normalize_with_cohort(
@@ -161,10 +165,12 @@ def _normalize_with_cohort(
     keys: list[tuple[str, str]],
     values: np.ndarray,
     speakers: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
+    without: set[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Cohort normalisation of trials ``keys`` (shared by the target and calibration trials)."""
+    """Cohort normalisation of trials ``keys`` (shared by the target and calibration trials),
+    with a cohort of background speakers other than ``without``."""
     s = ws.cfg.scoring
-    cohort = _cohort(ws, cstore)
+    cohort = _cohort(ws, cstore, without)
     per_model = _per_model(ws)
     normed = cohort_normalize(
         s.norm,
@@ -220,44 +226,39 @@ def _labels(ws: Workspace, keys: Sequence[tuple[str, str]]) -> np.ndarray:
 def calibrate(ws: Workspace) -> StageResult:
     """Stage 7: ``scores/calibrated.txt``, LLRs from a calibration on background trials.
 
-    The background speakers are split into models and test utterances
-    (:mod:`.backgroundtrials`), scored and normalised like the target trials, and a
-    logistic-regression calibration prior-weighted at ``scoring.p_target`` is fitted on
-    them (``calibration/``) and applied to ``scores/scores.txt``.
+    The background speakers are split into models and test utterances, in groups each
+    scored with a UBM that has not seen them and normalised like the target trials
+    (:mod:`.backgroundtrials`); a logistic-regression calibration prior-weighted at
+    ``scoring.p_target`` is fitted on those trials (``calibration/``) and applied to
+    ``scores/scores.txt``.
     """
     s = ws.cfg.scoring
     if not s.calibrate:
         return [], {"calibrate": False}
     ws.path("calibration").mkdir(parents=True, exist_ok=True)
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
-    e = ws.cfg.enroll
+    parts: list[tuple[TrialList, np.ndarray]] = []
     with ws.store("background") as store:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
-        split = split_background(spk2utt, store, _per_model(ws))
-        if len(split.enroll) < 2:
-            raise DataError(
-                f"{ws.path('data/background')}: calibration needs at least 2 background "
-                f"speakers with audio to split into models and tests; set scoring.calibrate: "
-                f"false"
-            )
-        with ws.engine() as engine:
-            trials, raw, models = score_background(
-                ubm_,
-                split,
-                relevance_factor=e.relevance_factor,
-                adapt=e.adapt,
-                method=s.method,
-                top_c=s.top_c,
-                engine=engine,
-                progress=ws.progress,
-            )
-        values = raw
-        if s.norm != "none":
-            spk = {m: m for m in split.enroll}
-            values, _ = _normalize_with_cohort(
-                ws, models, split.features, store, trials.pairs, raw, (spk, split.test_spk)
-            )
+        groups = speaker_groups(list(spk2utt))
+        n_models = 0
+        for g, group in enumerate(groups):
+            trials, values = _group_trials(ws, ubm_, store, spk2utt, group)
+            log.info("calibration group %d/%d: %d trials", g + 1, len(groups), len(trials))
+            parts.append((trials, values))
+            n_models += len(set(trials.model_ids))
+    trials = TrialList(
+        [m for t, _ in parts for m in t.model_ids],
+        [u for t, _ in parts for u in t.test_ids],
+        np.concatenate([t.is_target for t, _ in parts if t.is_target is not None]),
+    )
+    values = np.concatenate([v for _, v in parts])
     assert trials.is_target is not None
+    if not trials.is_target.any() or trials.is_target.all():
+        raise DataError(
+            f"{ws.path('data/background')}: the background trials need target and "
+            f"non-target trials to train a calibration; set scoring.calibrate: false"
+        )
     cal = LogisticCalibration(prior=s.p_target).fit(values, trials.is_target)
     cal.save(ws.path("calibration/calibration.json"))
     write_trials(ws.path("calibration/trials"), trials)
@@ -268,7 +269,8 @@ def calibrate(ws: Workspace) -> StageResult:
     write_scores(ws.path("scores/calibrated.txt"), [k[0] for k in keys], [k[1] for k in keys], llr)
     info = {
         "calibrate": True,
-        "models": len(split.enroll),
+        "groups": len(groups),
+        "models": n_models,
         "utterances_per_model": _per_model(ws),
         "trials": len(trials),
         "target_trials": int(trials.is_target.sum()),
@@ -277,6 +279,50 @@ def calibrate(ws: Workspace) -> StageResult:
     }
     outputs = ["calibration/calibration.json", "calibration/trials", "calibration/scores.txt"]
     return [*outputs, "scores/calibrated.txt"], info
+
+
+def _group_trials(
+    ws: Workspace,
+    ubm_: DiagGMM,
+    store: FeatureStore,
+    spk2utt: Mapping[str, list[str]],
+    group: Sequence[str],
+) -> tuple[TrialList, np.ndarray]:
+    """Trials of one group of background speakers, scored with a UBM that has not seen them
+    and normalised (when ``scoring.norm`` is set) with a cohort of the other speakers."""
+    s, e, u = ws.cfg.scoring, ws.cfg.enroll, ws.cfg.ubm
+    inside = set(group)
+    others = [x for spk in sorted(spk2utt) if spk not in inside for x in spk2utt[spk]]
+    if len(group) < 2 or not others:
+        raise DataError(
+            f"{ws.path('data/background')}: calibration needs at least 4 background speakers "
+            f"with audio ({len(spk2utt)} here); set scoring.calibrate: false"
+        )
+    ubm_g = heldout_ubm(
+        ubm_,
+        store.select(others),
+        min_count=u.min_count,
+        min_weight=u.min_weight,
+        chunk_size=u.chunk_size,
+    )
+    split = split_background({k: spk2utt[k] for k in group}, store, _per_model(ws))
+    with ws.engine() as engine:
+        trials, values, models = score_background(
+            ubm_g,
+            split,
+            relevance_factor=e.relevance_factor,
+            adapt=e.adapt,
+            method=s.method,
+            top_c=s.top_c,
+            engine=engine,
+            progress=ws.progress,
+        )
+    if s.norm != "none":
+        spk = {m: m for m in split.enroll}
+        values, _ = _normalize_with_cohort(
+            ws, models, split.features, store, trials.pairs, values, (spk, split.test_spk), inside
+        )
+    return trials, values
 
 
 def evaluate(ws: Workspace) -> StageResult:
