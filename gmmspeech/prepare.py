@@ -291,7 +291,7 @@ def split_speakers(
     en.trials = None
     te = data.subset(test_utts)
     te.trials = None
-    log.info(
+    log.debug(
         "split: %d background speakers (%d utts), %d target speakers (%d enrol, %d test utts)",
         len(bg_spk),
         len(bg),
@@ -474,6 +474,15 @@ def split_verification(
         )
     te.trials = (
         make_trials(en, te, by=trials_by) if trials is None else check_trials(trials, en, te)
+    )
+    # logged here, with the background actually used (a separate data dir or the share)
+    log.info(
+        "split: %d background speakers (%d utts), %d target speakers (%d enrol, %d test utts)",
+        len(bg.spk2utt),
+        len(bg),
+        len(en.spk2utt),
+        len(en),
+        len(te),
     )
     return VerificationSets(bg, en, te)
 

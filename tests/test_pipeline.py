@@ -167,6 +167,13 @@ def test_skip_when_done_and_partial_rerun(setup: Path, capsys) -> None:
         == 0
     )
     assert "stage 4 enroll: done" in capsys.readouterr().out
+    # --force on extraction redoes it: every file extracted again, none kept from before
+    assert main([*args, "--stage", "2", "--stop-stage", "2", "--force"]) == 0
+    printed = capsys.readouterr().out
+    assert "stage 2 extract: done" in printed
+    assert "utterances: 28 extracted, 0 failed" in printed
+    info = json.loads((out / "stages/02_extract.json").read_text())["info"]
+    assert sum(v["already_there"] for v in info.values()) == 0
 
 
 def test_killed_stage_resumes(setup: Path, monkeypatch) -> None:
@@ -219,7 +226,7 @@ def test_stage_registry_rejects_unknown_names(setup: Path) -> None:
     assert [o.status for o in outcomes] == ["ran"] + ["not selected"] * 8
 
 
-def test_classification_end_to_end(tmp_path: Path) -> None:
+def test_classification_end_to_end(tmp_path: Path, caplog) -> None:
     root = tmp_path / "corpus" / "sounds"
     for c in range(3):
         d = root / f"class{c}"
@@ -237,7 +244,10 @@ def test_classification_end_to_end(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     out = tmp_path / "exp"
-    assert main(["run", str(tmp_path / "cls.yaml"), "--out", str(out), "--no-progress"]) == 0
+    with caplog.at_level("INFO"):
+        assert main(["run", str(tmp_path / "cls.yaml"), "--out", str(out), "--no-progress"]) == 0
+    assert "fold 0: 3 class model(s)" in caplog.text
+    assert "speaker model" not in caplog.text  # classes are not speakers
     res = json.loads((out / "results.json").read_text())
     rows = [line.split() for line in (out / "scores/predictions.txt").read_text().splitlines()]
     assert len(rows) == 15

@@ -109,6 +109,7 @@ def enroll_classes(ws: Workspace) -> StageResult:
                 relevance_factor=e.relevance_factor,
                 adapt=e.adapt,
             )
+            log.info("fold %d: %d class model(s)", k, len(models))
             models.save(ws.path(f"models/fold{k}.h5"))
             outputs.append(f"models/fold{k}.h5")
             info[f"fold{k}"] = {"classes": len(models)}

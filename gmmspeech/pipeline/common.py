@@ -34,8 +34,9 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
         same = json.loads(marker.read_text("utf-8")).get("hash") == ws.hashes["extract"]
     except (OSError, ValueError):
         same = False
-    if not same and ws.path("features").exists():
-        log.info("%s: removing features of another config", ws.path("features"))
+    if (ws.force or not same) and ws.path("features").exists():
+        why = "--force" if ws.force else "features of another config"
+        log.info("%s: removing the features (%s)", ws.path("features"), why)
         shutil.rmtree(ws.path("features"))
     ws.path("features").mkdir(parents=True, exist_ok=True)
     write_json(marker, {"hash": ws.hashes["extract"]})

@@ -317,8 +317,12 @@ class Experiment(Workspace):
             return StageOutcome(i, st.name, "skipped", rec.get("seconds"))
         log.debug("stage %d %s: running", i, st.name)
         t0 = time.perf_counter()
-        with StageMemory() as mem:
-            outputs, info = st.run(self)
+        self.force = force
+        try:
+            with StageMemory() as mem:
+                outputs, info = st.run(self)
+        finally:
+            self.force = False
         seconds = time.perf_counter() - t0
         self._invalidate_after(i)
         self._write_record(i, outputs, info, seconds, mem.peak_mib)
