@@ -8,9 +8,13 @@ channels and resamples (soxr, as librosa does) when a rate is asked for. Every f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +80,34 @@ def _wav_declared_shortfall(path: Path, size: int) -> tuple[int, int] | None:
     return None
 
 
+@contextlib.contextmanager
+def _decoder_notes(p: Path, kind: str | None) -> Iterator[None]:
+    """Keep what the MP3 decoder (mpg123, in C) prints on stderr, e.g. ``Illegal
+    Audio-MPEG-Header ... Trying to resync``, and log it once, at DEBUG, with the file name:
+    on the terminal it names no file. Other formats do not print; they are left alone."""
+    if kind != "MP3" and p.suffix.lower() != ".mp3":
+        yield
+        return
+    try:
+        sink = tempfile.TemporaryFile()
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    sys.stderr.flush()
+    os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        sink.seek(0)
+        lines = sink.read().decode("utf-8", "replace").splitlines()
+        sink.close()
+        if lines:
+            log.debug("%s: MP3 decoder: %d message(s): %s", p, len(lines), " | ".join(lines[:3]))
+
+
 def load_audio(
     path: str | os.PathLike[str], sample_rate: int | None = None
 ) -> tuple[np.ndarray, int]:
@@ -128,7 +160,7 @@ def load_audio(
         raise AudioError(f"{p}: the file is empty (0 bytes); re-copy or re-record it")
     kind = _sniff(head)
     try:
-        with sf.SoundFile(str(p)) as snd:
+        with _decoder_notes(p, kind), sf.SoundFile(str(p)) as snd:
             declared_frames, fmt, rate = int(snd.frames), str(snd.format), int(snd.samplerate)
             data = snd.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
