@@ -368,3 +368,22 @@ def test_few_frames_after_vad_are_warned_with_count_and_examples(setup: Path, ca
     assert info["test"]["few_frame_utterances"] == 0
     msg = [r.getMessage() for r in caplog.records if "fewer than 20 frames" in r.getMessage()]
     assert len(msg) == 1 and "1 utterance(s)" in msg[0] and f"b0-0 ({n})" in msg[0]
+
+
+def test_stages_run_with_the_blas_thread_budget(setup: Path, monkeypatch) -> None:
+    from threadpoolctl import threadpool_info
+
+    import gmmspeech.pipeline.runner as runner
+
+    seen: list[int] = []
+    table = REGISTRY["verification"]
+
+    def prepare(ws):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return table[0].run(ws)
+
+    monkeypatch.setitem(REGISTRY, "verification", (dataclasses.replace(table[0], run=prepare),))
+    monkeypatch.setattr(runner, "blas_thread_budget", lambda: 1)
+    exp = Experiment(load_config(setup / "exp.yaml"), setup / "exp")
+    exp.run("prepare", "prepare")
+    assert seen and set(seen) == {1}

@@ -36,6 +36,7 @@ from typing import Any
 from ..config import ExperimentConfig, config_hash, to_dict
 from ..configio import did_you_mean, dump_yaml
 from ..errors import ConfigError, DataError
+from ..threads import blas_thread_budget, blas_threads
 from . import classification, verification
 from .report import StageMemory, write_json, write_text
 from .workspace import StageResult, Workspace
@@ -232,6 +233,7 @@ class Experiment(Workspace):
         progress: bool = False,
     ) -> None:
         table = stages_of(config.task)
+        self._blas: int | None = None
         super().__init__(
             config,
             out_dir,
@@ -294,6 +296,9 @@ class Experiment(Workspace):
                 f"--stage {first} --stop-stage {last}: need 1 <= stage <= stop-stage <= {n}"
             )
         outcomes = []
+        # decided once, before this run's own work raises the load average
+        self._blas = blas_thread_budget()
+        log.debug("BLAS threads per run: %s", self._blas or "as set by the environment")
         for i, st in enumerate(self.stages, 1):
             if i < first or i > last:
                 outcomes.append(StageOutcome(i, st.name, "not selected"))
@@ -319,7 +324,9 @@ class Experiment(Workspace):
         t0 = time.perf_counter()
         self.force = force
         try:
-            with StageMemory() as mem:
+            # the BLAS policy belongs in the engine's one place for thread limits; here it
+            # covers the stages' in-process work until it moves there
+            with StageMemory() as mem, blas_threads(self._blas):
                 outputs, info = st.run(self)
         finally:
             self.force = False
