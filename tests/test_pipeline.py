@@ -387,3 +387,23 @@ def test_stages_run_with_the_blas_thread_budget(setup: Path, monkeypatch) -> Non
     exp = Experiment(load_config(setup / "exp.yaml"), setup / "exp")
     exp.run("prepare", "prepare")
     assert seen and set(seen) == {1}
+
+
+def test_a_folder_of_the_eight_stage_layout_reruns_from_normalize(setup: Path) -> None:
+    out = setup / "exp"
+    cfg = load_config(setup / "exp.yaml")
+    Experiment(cfg, out).run()
+    stages = out / "stages"
+    # the older layout: 07_evaluate, 08_report; its normalize hash came from other sections
+    for p in sorted(stages.glob("0[789]_*.json")):
+        p.unlink()
+    (stages / "07_evaluate.json").write_text("{}")
+    (stages / "08_report.json").write_text("{}")
+    rec = json.loads((stages / "06_normalize.json").read_text())
+    rec["hash"] = "older"
+    (stages / "06_normalize.json").write_text(json.dumps(rec))
+    outcomes = Experiment(cfg, out).run()
+    assert [o.status for o in outcomes] == ["skipped"] * 5 + ["ran"] * 4
+    assert sorted(p.name for p in stages.glob("0[6-9]_*.json")) == [
+        "06_normalize.json", "07_calibrate.json", "08_evaluate.json", "09_report.json"
+    ]  # fmt: skip

@@ -337,9 +337,10 @@ class Experiment(Workspace):
         return StageOutcome(i, st.name, "ran", seconds)
 
     def _invalidate_after(self, index: int) -> None:
-        for j in range(index + 1, len(self.stages) + 1):
-            p = self.record_path(j)
-            if p.exists():
+        # every later record, also those of another stage table (an older version's
+        # 07_evaluate.json is no record of this version's stage 7)
+        for p in (self.out / "stages").glob("[0-9][0-9]_*.json"):
+            if int(p.name[:2]) > index:
                 p.unlink()
 
     def _write_record(
