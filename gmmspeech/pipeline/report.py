@@ -74,6 +74,8 @@ class StageMemory:
     ----------
     peak_mib : float
         Set when the block ends.
+    child_mib : float
+        The largest child process's sampled peak (0 without children).
     per_stage : bool
         Whether ``peak_mib`` is the block's own peak (False: cumulative fallback).
     """
@@ -81,6 +83,7 @@ class StageMemory:
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
         self.peak_mib = 0.0
+        self.child_mib = 0.0
         self.per_stage = False
         self._child_kib = 0
         self._stop = threading.Event()
@@ -111,7 +114,8 @@ class StageMemory:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.peak_mib = max(_status_kib("self", "VmHWM"), self._child_kib) / 1024
+        self.child_mib = self._child_kib / 1024
+        self.peak_mib = max(_status_kib("self", "VmHWM") / 1024, self.child_mib)
 
 
 def machine_description() -> str:
