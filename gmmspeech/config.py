@@ -570,6 +570,28 @@ class ComputeConfig:
         check_min(self, "threads_per_worker", 1)
 
 
+#: Defaults that differ by task: ``task -> section -> option -> value``, used where a config
+#: does not set the option (:func:`task_default`). Classes adapt means and weights: on the
+#: FSDD digits (UBM 128) MAP of ``mw`` gave 84.2 % accuracy against 78.4 % for ``m``, on the
+#: environmental sounds 93.3 % against 92.8 % (as :class:`gmmspeech.GMMClassifier` does).
+TASK_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {
+    "classification": {"enroll": {"adapt": "mw"}},
+}
+
+
+def task_default(values: dict[str, object], task: object) -> dict[str, object]:
+    """``values`` (a config's sections as plain data) with the options of
+    :data:`TASK_DEFAULTS` for ``task`` filled in where the sections do not set them."""
+    out = dict(values)
+    for section, options in TASK_DEFAULTS.get(task if isinstance(task, str) else "", {}).items():
+        given = out.get(section)
+        if given is None:
+            given = {}
+        if isinstance(given, dict):
+            out[section] = {**options, **given}
+    return out
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """A whole experiment (``gmmspeech run``): every stage's options in one place.
