@@ -8,10 +8,14 @@ channels and resamples (soxr, as librosa does) when a rate is asked for. Every f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
+import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +81,34 @@ def _wav_declared_shortfall(path: Path, size: int) -> tuple[int, int] | None:
     except OSError:
         return None
     return None
+
+
+@contextlib.contextmanager
+def _decoder_notes(p: Path, kind: str | None) -> Iterator[None]:
+    """Keep what the MP3 decoder (mpg123, in C) prints on stderr, e.g. ``Illegal
+    Audio-MPEG-Header ... Trying to resync``, and log it once, at DEBUG, with the file name:
+    on the terminal it names no file. Other formats do not print; they are left alone."""
+    if kind != "MP3" and p.suffix.lower() != ".mp3":
+        yield
+        return
+    try:
+        sink = tempfile.TemporaryFile()
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    sys.stderr.flush()
+    os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        sink.seek(0)
+        lines = sink.read().decode("utf-8", "replace").splitlines()
+        sink.close()
+        if lines:
+            log.debug("%s: MP3 decoder: %d message(s): %s", p, len(lines), " | ".join(lines[:3]))
 
 
 def load_audio(
@@ -145,14 +177,19 @@ def load_audio(
             f"frames); re-copy the file"
         )
     try:
-        if mp3 is not None and not mp3.has_length_header:
-            # no length header: libsndfile's estimate counts tag bytes and misses VBR; a
-            # pipe makes it decode to the end of the stream, which the frame walk vouched for
-            declared_frames, fmt, rate, data = _decode_to_end(p, mp3.audio_start)
-        else:
-            with sf.SoundFile(str(p)) as snd:
-                declared_frames, fmt, rate = int(snd.frames), str(snd.format), int(snd.samplerate)
-                data = snd.read(dtype="float32", always_2d=True)
+        with _decoder_notes(p, kind):
+            if mp3 is not None and not mp3.has_length_header:
+                # no length header: libsndfile's estimate counts tag bytes and misses VBR; a
+                # pipe makes it decode to the end of the stream, which the frame walk vouched for
+                declared_frames, fmt, rate, data = _decode_to_end(p, mp3.audio_start)
+            else:
+                with sf.SoundFile(str(p)) as snd:
+                    declared_frames, fmt, rate = (
+                        int(snd.frames),
+                        str(snd.format),
+                        int(snd.samplerate),
+                    )
+                    data = snd.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
         reason = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
         if kind is None:

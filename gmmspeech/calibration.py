@@ -19,12 +19,47 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize
-from scipy.special import expit
 
 from .atomic import atomic_path
 from .errors import DataError
 from .metrics import _split
+
+
+def _loss(p: np.ndarray, x: np.ndarray, sign: np.ndarray, wt: np.ndarray, c: float) -> float:
+    return float((wt * np.logaddexp(0.0, -sign * (p[0] * x + p[1] + c))).sum())
+
+
+def _newton(
+    x: np.ndarray, sign: np.ndarray, wt: np.ndarray, c: float, max_iter: int = 100
+) -> tuple[float, float]:
+    """Minimise the weighted logistic loss over ``(a, b)`` by damped Newton steps.
+
+    The loss is convex in two parameters: Newton with step halving converges in a few
+    iterations. A tiny ridge keeps the Hessian invertible when the classes separate.
+    """
+    p = np.array([1.0, 0.0])
+    loss = _loss(p, x, sign, wt, c)
+    feats = np.stack([x, np.ones_like(x)], axis=1)  # (n, 2)
+    for _ in range(max_iter):
+        u = sign * (feats @ p + c)
+        q = np.exp(-np.logaddexp(0.0, u))  # sigmoid(-u), stable
+        grad = feats.T @ (-wt * sign * q)
+        hess = (feats * (wt * q * (1.0 - q))[:, None]).T @ feats + 1e-12 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        t = 1.0
+        while t > 1e-10:
+            cand = p - t * step
+            new = _loss(cand, x, sign, wt, c)
+            if new <= loss:
+                break
+            t *= 0.5
+        else:
+            break
+        done = abs(loss - new) <= 1e-14 * max(1.0, abs(loss))
+        p, loss = cand, new
+        if done:
+            break
+    return float(p[0]), float(p[1])
 
 
 class LogisticCalibration:
@@ -65,15 +100,7 @@ class LogisticCalibration:
         wt = np.where(t, pi / t.sum(), (1.0 - pi) / (~t).sum())
         sign = np.where(t, 1.0, -1.0)
 
-        def objective(p: np.ndarray) -> tuple[float, np.ndarray]:
-            a, b = p
-            u = sign * (a * x + b + logit_pi)  # log(1 + exp(-u)) per trial
-            loss = float((wt * np.logaddexp(0.0, -u)).sum())
-            g = -wt * sign * expit(-u)
-            return loss, np.array([(g * x).sum(), g.sum()])
-
-        res = minimize(objective, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
-        a, b = (float(v) for v in res.x)
+        a, b = _newton(x, sign, wt, logit_pi)
         self.slope_ = a / scale
         self.offset_ = b - a * loc / scale
         return self

@@ -63,6 +63,9 @@ class UBMConfig:
     final_max_iterations, tolerance : int, float
         At the target size EM then runs until the relative change of the mean log-likelihood
         per frame is below ``tolerance``, at most ``final_max_iterations`` more iterations.
+        The change shrinks by about 12 % per iteration: the recipes' 512-component UBMs pass
+        2e-4 after about 8 final iterations, so a ConvergenceWarning (the cap reached) is
+        news, not routine.
     split_epsilon : float
         Split offset: means ``mu -/+ split_epsilon * sigma`` along the highest-variance axis.
     var_floor_ratio : float
@@ -85,8 +88,8 @@ class UBMConfig:
 
     n_components: int = 512
     iterations_per_stage: tuple[int, ...] = (1, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8)
-    final_max_iterations: int = 10
-    tolerance: float = 1e-4
+    final_max_iterations: int = 20
+    tolerance: float = 2e-4
     split_epsilon: float = 0.5
     var_floor_ratio: float = 1e-2
     min_count: float = 10.0
@@ -424,8 +427,15 @@ class ScoringConfig:
         Use at most this many background speakers (sorted ids) as the cohort.
     top_n : int
         Cohort scores kept per side by adaptive S-norm (``as``).
+    cohort_utts : int or None
+        Utterances (first in sorted id order) per cohort model and per model of the
+        calibration trials; None: as many as the median target model is enrolled on.
+    calibrate : bool
+        Train a logistic-regression calibration on trials of the background speakers and
+        report calibrated LLRs (verification).
     p_target, c_miss, c_fa : float
-        Detection cost function parameters of minDCF.
+        Detection cost function parameters of minDCF; ``p_target`` is also the prior the
+        calibration is trained for.
     """
 
     method: str = "topc"
@@ -433,6 +443,8 @@ class ScoringConfig:
     norm: str = "none"
     cohort_size: int | None = None
     top_n: int = 200
+    cohort_utts: int | None = None
+    calibrate: bool = True
     p_target: float = 0.01
     c_miss: float = 1.0
     c_fa: float = 1.0
@@ -444,6 +456,8 @@ class ScoringConfig:
         check_choice(self, "norm", NORMS)
         check_min(self, "cohort_size", 2, optional=True)
         check_min(self, "top_n", 2)
+        check_min(self, "cohort_utts", 1, optional=True)
+        _check(isinstance(self.calibrate, bool), "calibrate", "true or false", self.calibrate)
         check_in(self, "p_target", "(0, 1)")
         _check(self.c_miss > 0, "c_miss", "> 0", self.c_miss)
         _check(self.c_fa > 0, "c_fa", "> 0", self.c_fa)
@@ -476,6 +490,28 @@ class ComputeConfig:
         check_choice(self, "backend", BACKENDS)
         check_min(self, "n_workers", 1, optional=True)
         check_min(self, "threads_per_worker", 1)
+
+
+#: Defaults that differ by task: ``task -> section -> option -> value``, used where a config
+#: does not set the option (:func:`task_default`). Classes adapt means and weights: on the
+#: FSDD digits (UBM 128) MAP of ``mw`` gave 84.2 % accuracy against 78.4 % for ``m``, on the
+#: environmental sounds 93.3 % against 92.8 % (as :class:`gmmspeech.GMMClassifier` does).
+TASK_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {
+    "classification": {"enroll": {"adapt": "mw"}},
+}
+
+
+def task_default(values: dict[str, object], task: object) -> dict[str, object]:
+    """``values`` (a config's sections as plain data) with the options of
+    :data:`TASK_DEFAULTS` for ``task`` filled in where the sections do not set them."""
+    out = dict(values)
+    for section, options in TASK_DEFAULTS.get(task if isinstance(task, str) else "", {}).items():
+        given = out.get(section)
+        if given is None:
+            given = {}
+        if isinstance(given, dict):
+            out[section] = {**options, **given}
+    return out
 
 
 @dataclass(frozen=True)

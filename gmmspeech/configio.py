@@ -33,7 +33,7 @@ from typing import TypeVar
 
 import yaml
 
-from .config import ExperimentConfig, to_dict
+from .config import ExperimentConfig, task_default, to_dict
 from .config import config_hash as _config_hash
 from .errors import ConfigError, short_repr
 
@@ -493,6 +493,7 @@ def load_config(
         where, config_dir = str(path), Path(path).resolve().parent
     values = apply_overrides(values, overrides, marks, raw)
     _resolve_paths(values, marks, config_dir)
+    values = task_default(values, values.get("task", ExperimentConfig.task))
     return config_from_dict(ExperimentConfig, values, where=where, marks=marks, raw=raw)
 
 
@@ -555,9 +556,10 @@ class ConfigSource:
         self.values = values
         self.marks = marks
 
-    def section(self, name: str, cls: type[_T]) -> _T:
-        """Section ``name`` built as ``cls``, typed and validated."""
-        section = self.values.get(name) or {}
+    def section(self, name: str, cls: type[_T], *, task: str | None = None) -> _T:
+        """Section ``name`` built as ``cls``, typed and validated (with the defaults of
+        ``task`` where they differ, :data:`~gmmspeech.config.TASK_DEFAULTS`)."""
+        section = task_default(self.values, task).get(name) or {}
         if not isinstance(section, dict):
             raise ConfigError(
                 f"{self.marks.get(name, self.where)}: {name}: expected a mapping of options, "

@@ -31,7 +31,7 @@ import multiprocessing
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
@@ -69,16 +69,62 @@ class WorkerDiedError(GmmSpeechError):
 
 
 @contextlib.contextmanager
-def blas_threads(n: int = 1) -> Iterator[None]:
-    """Limit BLAS/OpenMP thread pools to ``n`` threads inside the block.
+def blas_threads(n: int | None = 1) -> Iterator[None]:
+    """Limit BLAS/OpenMP thread pools to ``n`` threads inside the block (None: no limit).
 
     Per-utterance work (features, MAP statistics, scoring) multiplies small matrices, where
     OpenBLAS's threads cost more in synchronisation than they save, and on a busy machine
     far more (scoring 11,520 short trials took 6.8 s with 2 BLAS threads, 1.4 s with 1).
     Such loops run with one BLAS thread; parallelism comes from the engines' workers.
     """
+    if n is None:
+        yield
+        return
     with threadpool_limits(limits=n):
         yield
+
+
+#: Variables through which a user sets the BLAS threads; when one is set, it is obeyed.
+_USER_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def blas_thread_budget(
+    cpus: int | None = None,
+    load: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int | None:
+    """BLAS threads for a run's large blocks: the cores the machine has free, at least one.
+
+    Two runs that each start one BLAS thread per core on a machine with that many cores
+    oversubscribe it, and OpenBLAS's spinning threads then slow both by an order of
+    magnitude. So a run takes only the cores not already busy:
+    ``max(1, cpus - round(1-minute load average))``.
+
+    Parameters
+    ----------
+    cpus : int, optional
+        Cores (default ``os.cpu_count()``).
+    load : float, optional
+        Busy cores (default: the 1-minute load average; 0 where unknown).
+    environ : mapping, optional
+        The environment (default ``os.environ``).
+
+    Returns
+    -------
+    int or None
+        The thread count, or None when the user set ``OMP_NUM_THREADS``,
+        ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS`` (their choice stands).
+    """
+    env = os.environ if environ is None else environ
+    if any(env.get(v) for v in _USER_THREAD_VARIABLES):
+        return None
+    n = cpus if cpus is not None else (os.cpu_count() or 1)
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (OSError, AttributeError):  # no load average (Windows)
+            load = 0.0
+    return max(1, min(n, n - round(load)))
 
 
 def cap_workers(n: int, what: str = "compute.n_workers") -> int:

@@ -248,6 +248,25 @@ def identification_accuracy(true_labels: Sequence[Any], predicted: Sequence[Any]
     return float((a == b).mean())
 
 
+def per_class_recall(true_labels: Sequence[Any], predicted: Sequence[Any]) -> dict[Any, float]:
+    """Recall of each true class: the fraction of its items predicted as that class.
+
+    Returns
+    -------
+    dict
+        True label -> recall, for every label in ``true_labels`` (sorted by ``str``).
+    """
+    identification_accuracy(true_labels, predicted)  # shape checks
+    a, b = np.asarray(true_labels), np.asarray(predicted)
+    return {lab: float((b[a == lab] == lab).mean()) for lab in sorted(set(a.tolist()), key=str)}
+
+
+def balanced_accuracy(true_labels: Sequence[Any], predicted: Sequence[Any]) -> float:
+    """Mean of the per-class recalls (:func:`per_class_recall`): every class counts once,
+    however many items it has, so a majority class cannot hide a class never recognised."""
+    return float(np.mean(list(per_class_recall(true_labels, predicted).values())))
+
+
 def confusion_matrix(
     true_labels: Sequence[Any], predicted: Sequence[Any], labels: Sequence[Any] | None = None
 ) -> tuple[np.ndarray, list[Any]]:

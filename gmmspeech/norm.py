@@ -203,6 +203,37 @@ def _given(cohort: ArrayLike | None, name: str, method: str) -> ArrayLike:
     return cohort
 
 
+_LOGGED_TOP_N: set[tuple[int, int, int]] = set()
+
+
+def _log_top_n(top_n: int, n_models: int, n_utts: int) -> None:
+    """Say once per process and cohort that adaptive S-norm keeps fewer than ``top_n``."""
+    key = (top_n, n_models, n_utts)
+    if top_n > min(n_models, n_utts) and key not in _LOGGED_TOP_N:
+        _LOGGED_TOP_N.add(key)
+        log.info(
+            "adaptive S-norm: top_n %d exceeds the cohort (%d models, %d utterances); "
+            "each side uses all its cohort scores up to top_n",
+            top_n,
+            n_models,
+            n_utts,
+        )
+
+
+def _leave_out(
+    matrix: np.ndarray,
+    row_ids: Sequence[str],
+    row_spk: Mapping[str, str] | None,
+    col_spk: np.ndarray,
+) -> np.ndarray:
+    """``matrix`` (rows, cohort) with NaN where a row's speaker is the cohort column's."""
+    if row_spk is None:
+        return matrix
+    spk = np.array([row_spk.get(r, "") for r in row_ids], dtype=object)
+    same = spk[:, None] == col_spk.astype(object)[None, :]
+    return np.where(same, np.nan, matrix)
+
+
 def cohort_normalize(
     method: str,
     scores: ArrayLike,
@@ -219,14 +250,20 @@ def cohort_normalize(
     score_method: str = "topc",
     top_c: int | None = 5,
     top_n: int = 200,
+    enroll_utts: int | None = None,
+    model_spk: Mapping[str, str] | None = None,
+    test_spk: Mapping[str, str] | None = None,
     progress: bool = False,
 ) -> np.ndarray:
     """Normalise trial scores with a cohort of speakers: score the cohort, then :func:`normalize`.
 
     The Z side scores the trials' models against every cohort utterance; the T side enrols
-    one cohort model per cohort speaker (MAP from ``ubm``) and scores it against every test
-    utterance; ZT-norm also scores the cohort models against the cohort utterances, leaving
-    out (NaN) each cohort model's own speaker.
+    one cohort model per cohort speaker (MAP from ``ubm``, on its first ``enroll_utts``
+    utterances, so that cohort models look like the target models) and scores it against
+    every test utterance; ZT-norm also scores the cohort models against the cohort
+    utterances. Cohort entries of a trial's own speaker are left out (NaN): each cohort
+    model's own utterances, and with ``model_spk`` / ``test_spk`` the cohort speaker of a
+    model or test utterance (trials built from the cohort speakers themselves).
 
     Parameters
     ----------
@@ -248,6 +285,10 @@ def cohort_normalize(
         Scoring options (:func:`gmmspeech.score_matrix`).
     top_n : int
         Cohort scores kept per side by adaptive S-norm.
+    enroll_utts : int, optional
+        Utterances per cohort model (the first of each speaker's list); None: all.
+    model_spk, test_spk : mapping of str to str, optional
+        Speaker of each model / test id, for leaving out same-speaker cohort entries.
 
     Returns
     -------
@@ -263,20 +304,30 @@ def cohort_normalize(
     m_pos = {m: i for i, m in enumerate(sorted(set(model_ids)))}
     t_pos = {t: i for i, t in enumerate(sorted(set(test_ids)))}
     model_cohort = test_cohort = cohort_cohort = None
+    if method == "as":
+        _log_top_n(top_n, len(spk2utt), len(cohort_utts))
     if method in ("z", "zt", "s", "as"):
         log.info("Z side: %d models x %d cohort utterances", len(m_pos), len(cohort_utts))
         bank = ModelBank(ubm, models.subset(list(m_pos)))
         model_cohort = score_matrix(ubm, bank, cohort_features, cohort_utts, **kw)
+        model_cohort = _leave_out(model_cohort, list(m_pos), model_spk, utt_spk)
     if method in ("t", "zt", "s", "as"):
+        n = enroll_utts
         cohort_models = enroll(
-            ubm, cohort_features, spk2utt, relevance_factor=relevance_factor, adapt=adapt
+            ubm,
+            cohort_features,
+            {spk: utts[:n] for spk, utts in spk2utt.items()},
+            relevance_factor=relevance_factor,
+            adapt=adapt,
         )
         cbank = ModelBank(ubm, cohort_models)
+        cohort_ids = np.asarray(cohort_models.ids)
         log.info("T side: %d cohort models x %d test utterances", len(cbank), len(t_pos))
         test_cohort = score_matrix(ubm, cbank, test_features, list(t_pos), **kw).T
+        test_cohort = _leave_out(test_cohort, list(t_pos), test_spk, cohort_ids)
         if method == "zt":
             cc = score_matrix(ubm, cbank, cohort_features, cohort_utts, **kw)
-            same = np.asarray(cohort_models.ids)[:, None] == utt_spk[None, :]
+            same = cohort_ids[:, None] == utt_spk[None, :]
             cohort_cohort = np.where(same, np.nan, cc)  # no same-speaker pairs
     return normalize(
         method,

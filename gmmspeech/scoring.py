@@ -504,7 +504,7 @@ def _run(
     window = 4 * max(1, int(getattr(engine, "parallelism", 1)))
     with (
         tqdm(total=total, desc="score", unit="utt", disable=not progress) as bar,
-        blas_threads(1),  # per-utterance matrices are small: see gmmspeech.threads
+        blas_threads(1),  # per-utterance matrices are small: see engine.blas_threads
     ):
         try:
             for result in engine.imap(_score_task, tasks, (ubm, bank, options), window=window):

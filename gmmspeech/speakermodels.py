@@ -413,7 +413,7 @@ def enroll(
                 except (ModelMismatchError, DataError) as exc:
                     raise type(exc)(f"utterance {utt!r} (speaker {spk!r}): {exc}") from None
             stats[str(spk)] = total
-    log.info("enrolled %d speaker model(s) (adapt=%s, r=%g)", len(stats), adapt, relevance_factor)
+    log.info("enrolled %d model(s) (adapt=%s, r=%g)", len(stats), adapt, relevance_factor)
     return SpeakerModels.from_stats(ubm, stats, relevance_factor=relevance_factor, adapt=adapt)
 
 

@@ -171,3 +171,29 @@ def test_bad_sample_rate_argument(tmp_path: Path) -> None:
     p = write_wav(tmp_path / "a.wav", sine(440.0, 0.1))
     with pytest.raises(ConfigError, match="sample_rate"):
         load_audio(p, sample_rate=0)
+
+
+@pytest.mark.skipif("MP3" not in sf.available_formats(), reason="libsndfile without MP3")
+def test_mp3_decoder_notes_are_logged_with_the_file_not_printed(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    x = sine(440.0, 3.0)
+    sf.write(tmp_path / "ok.mp3", x, SR, format="MP3")
+    data = bytearray((tmp_path / "ok.mp3").read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 60] = bytes(np.random.default_rng(0).integers(0, 256, 60, dtype=np.uint8))
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(bytes(data))
+    with caplog.at_level("DEBUG", logger="gmmspeech.audio"):
+        signal, _ = load_audio(bad)
+    assert signal.size > SR  # decoded past the damage
+    printed = capfd.readouterr().err
+    assert "Illegal Audio-MPEG-Header" not in printed and "resync" not in printed
+    notes = [r.getMessage() for r in caplog.records if "MP3 decoder" in r.getMessage()]
+    assert len(notes) == 1 and str(bad) in notes[0] and "Illegal Audio-MPEG-Header" in notes[0]
+    assert all(r.levelname == "DEBUG" for r in caplog.records if "MP3 decoder" in r.getMessage())
+    # stderr works again afterwards
+    import sys
+
+    print("after", file=sys.stderr)
+    assert "after" in capfd.readouterr().err

@@ -179,8 +179,62 @@ def test_normalize_stage_matches_the_definitions(tmp_path: Path) -> None:
         for method in METHODS:
             cfg = load_config(tmp_path / "exp.yaml", [f"scoring.norm={method}"])
             outcomes = Experiment(cfg, out).run()
-            assert [o.status for o in outcomes] == ["skipped"] * 5 + ["ran"] * 3
+            assert [o.status for o in outcomes] == ["skipped"] * 5 + ["ran"] * 4
             want = oracle(method, raw, trials, ubm, models, tf, cf, spk2utt, top_n=3, adapt="m")
             written = read_scores(out / "scores/scores.txt")
             got = np.array([written[k] for k in trials])
             np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7, err_msg=method)
+
+
+def test_cohort_models_are_enrolled_on_enroll_utts_and_own_speaker_left_out(world: dict) -> None:
+    """Cohort models on their first ``enroll_utts`` utterances; same-speaker entries dropped."""
+    w = world
+    first = {spk: utts[:1] for spk, utts in w["cohort"].items()}
+    # T-norm written out with cohort models enrolled on one utterance each
+    want = oracle("t", w["raw"], w["trials"], w["ubm"], w["models"], w["feats"], w["feats"],
+                  first, top_n=2, adapt="m")  # fmt: skip
+    kw = dict(
+        ubm=w["ubm"], models=w["models"], test_features=w["feats"], cohort_features=w["feats"],
+        cohort_spk2utt=w["cohort"], relevance_factor=16.0, adapt="m", score_method="topc",
+        top_c=TOP_C,
+    )  # fmt: skip
+    models = [m for m, _ in w["trials"]]
+    tests = [t for _, t in w["trials"]]
+    got = cohort_normalize("t", w["raw"], models, tests, enroll_utts=1, **kw)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    # a test utterance said to be coh0's: T-norm without coh0's cohort model, by hand
+    test_spk = {"x0": "coh0"}
+    got = cohort_normalize("t", w["raw"], models, tests, test_spk=test_spk, **kw)
+    cmodels = enroll(w["ubm"], w["feats"], w["cohort"], relevance_factor=16.0)
+    for i, (_, t) in enumerate(w["trials"]):
+        vals = [_score(w["ubm"], cmodels, w["feats"], c, t) for c in w["cohort"]
+                if test_spk.get(t) != c]  # fmt: skip
+        mu, sd = _mean_sd(vals)
+        assert got[i] == pytest.approx((w["raw"][i] - mu) / sd, rel=1e-9, abs=1e-9)
+
+
+def test_snorm_centres_nontarget_scores_near_zero() -> None:
+    """Scores = model offset + test offset + noise, cohorts drawn like the non-targets:
+    S-norm removes both offsets, so non-target scores centre on 0 with unit spread."""
+    from gmmspeech.norm import snorm
+
+    rng = np.random.default_rng(5)
+    n_m, n_t, n_c = 200, 200, 300
+    a, b = rng.normal(3.0, 2.0, n_m), rng.normal(-1.0, 1.5, n_t)  # large per-side offsets
+    mi, ti = np.meshgrid(np.arange(n_m), np.arange(n_t), indexing="ij")
+    mi, ti = mi.ravel(), ti.ravel()
+    scores = a[mi] + b[ti] + rng.normal(0.0, 1.0, mi.size)
+    # the Z cohort: each model against impostor utterances whose offsets are drawn like b;
+    # the T cohort: each test utterance against impostor models drawn like a
+    model_cohort = a[:, None] + rng.normal(-1.0, 1.5, (1, n_c)) + rng.normal(0, 1, (n_m, n_c))
+    test_cohort = b[:, None] + rng.normal(3.0, 2.0, (1, n_c)) + rng.normal(0, 1, (n_t, n_c))
+    out = snorm(scores, model_cohort, test_cohort, mi, ti)
+    raw_mean = float(scores.mean())
+    assert abs(raw_mean) > 1.0  # the raw non-targets are far from 0
+    # the expected mean from the definitions: Z side (b_t - E c) / sd_z, T side
+    # (a_m - E d) / sd_t with the drawn offsets, 0 up to their sampling error
+    zt = ((b.mean() + 1.0) / np.sqrt(1.5**2 + 1) + (a.mean() - 3.0) / np.sqrt(2.0**2 + 1)) / 2
+    assert abs(zt) < 0.15
+    assert float(out.mean()) == pytest.approx(zt, abs=0.1)
+    assert abs(float(out.mean())) < 0.2
+    assert float(out.std()) == pytest.approx(1.0, abs=0.25)

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from gmmspeech.config import (
+    TASK_DEFAULTS,
     ComputeConfig,
     DataConfig,
     EnrollConfig,
@@ -233,6 +234,12 @@ SECTIONS = {
 }
 
 
+DATA_FOR = {
+    "verification": ["data.background.pattern={spk}.wav", "data.targets.pattern={spk}.wav"],
+    "classification": ["data.dataset.pattern={label}.wav"],
+}
+
+
 @pytest.mark.parametrize("name", ["speaker_verification.yaml", "classification.yaml"])
 def test_configs_folder_documents_the_defaults(name: str) -> None:
     """configs/*.yaml list every option; the stage sections hold exactly the defaults."""
@@ -242,8 +249,12 @@ def test_configs_folder_documents_the_defaults(name: str) -> None:
     for section, cls in SECTIONS.items():
         fields = {f.name for f in dataclasses.fields(cls)}
         assert set(raw[section]) == fields, f"{name}: {section} must list every option"
-        if not (name == "classification.yaml" and section == "enroll"):
-            assert getattr(cfg, section) == cls(), f"{name}: {section} differs from defaults"
+        task = raw["task"]
+        want = cls(**TASK_DEFAULTS.get(task, {}).get(section, {}))  # type: ignore[arg-type]
+        assert getattr(cfg, section) == want, f"{name}: {section} differs from defaults"
+        # and a config that leaves the section out gets the same
+        bare = load_config(None, [f"task={task}", *DATA_FOR[task]])
+        assert getattr(bare, section) == want
     data_fields = {f.name for f in dataclasses.fields(DataConfig)}
     assert set(raw["data"]) <= data_fields
     assert set(raw) == {f.name for f in dataclasses.fields(ExperimentConfig)}
@@ -438,3 +449,12 @@ def test_python_built_configs_have_one_type_per_field() -> None:
     assert type(ExtractConfig(max_failed_fraction=0).max_failed_fraction) is float
     with pytest.raises(ConfigError, match="n_components: must be >= 1"):
         UBMConfig(n_components=0.0)  # type: ignore[arg-type]
+
+
+def test_classification_defaults_to_mw_unless_set(tmp_path) -> None:
+    base = ["task=classification", "data.dataset.pattern={label}.wav"]
+    assert load_config(None, base).enroll.adapt == "mw"
+    assert load_config(None, [*base, "enroll.adapt=m"]).enroll.adapt == "m"  # a choice stands
+    assert load_config(None, [*base, "enroll.relevance_factor=8"]).enroll.adapt == "mw"
+    verification = ["data.background.pattern={spk}.wav", "data.targets.pattern={spk}.wav"]
+    assert load_config(None, verification).enroll.adapt == "m"

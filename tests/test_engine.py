@@ -207,3 +207,16 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_blas_thread_budget_takes_the_free_cores() -> None:
+    from gmmspeech.engine import blas_thread_budget
+
+    # cores minus busy cores, at least one, at most the cores
+    assert blas_thread_budget(cpus=8, load=0.0, environ={}) == 8
+    assert blas_thread_budget(cpus=8, load=2.6, environ={}) == 5
+    assert blas_thread_budget(cpus=2, load=1.2, environ={}) == 1
+    assert blas_thread_budget(cpus=2, load=7.0, environ={}) == 1  # a busy machine: one
+    # a user's explicit setting stands
+    assert blas_thread_budget(cpus=8, load=0.0, environ={"OPENBLAS_NUM_THREADS": "4"}) is None
+    assert blas_thread_budget(cpus=8, load=0.0, environ={"OMP_NUM_THREADS": "2"}) is None

@@ -133,3 +133,17 @@ def test_act_dcf_target_exactly_at_threshold_is_accepted() -> None:
     # a hair above: the target at thr is now a miss and the non-target no false alarm
     above = float(np.nextafter(thr, np.inf))
     assert act_dcf(s, t, threshold=above, p_target=0.2) == pytest.approx((0.2 * 0.5) / 0.2)
+
+
+def test_balanced_accuracy_and_per_class_recall_hand_worked() -> None:
+    from gmmspeech.metrics import balanced_accuracy, per_class_recall
+
+    # 8 of class a (all right), 2 of class b (one right): accuracy 9/10, recalls 1 and 1/2
+    true = ["a"] * 8 + ["b", "b"]
+    pred = ["a"] * 8 + ["b", "a"]
+    assert per_class_recall(true, pred) == {"a": 1.0, "b": 0.5}
+    assert balanced_accuracy(true, pred) == 0.75
+    # a classifier that always says the majority class: accuracy 0.8, balanced 0.5
+    assert balanced_accuracy(true, ["a"] * 10) == 0.5
+    # a class that is only predicted, never true, has no recall of its own
+    assert per_class_recall(["x", "y"], ["z", "y"]) == {"x": 0.0, "y": 1.0}

@@ -88,7 +88,7 @@ def test_run_verification_end_to_end(setup: Path, capsys) -> None:
     printed = capsys.readouterr().out
     for i, name in enumerate(STAGES, 1):
         assert f"stage {i} {name}: done" in printed
-    assert "utterances: 28 processed, 0 failed" in printed  # 6 x 2 bg + 4 x 4 target files
+    assert "utterances: 28 extracted, 0 failed" in printed  # 6 x 2 bg + 4 x 4 target files
     res = json.loads((out / "results.json").read_text())
     # the trials are all (model, test) pairs: 4 models x 8 test utterances, 8 targets
     assert (res["n_trials"], res["n_target"], res["n_models"]) == (32, 8, 4)
@@ -112,6 +112,25 @@ def test_run_verification_end_to_end(setup: Path, capsys) -> None:
         fa = np.array([(non >= x).mean() for x in thr])
         assert np.min(np.maximum(miss, fa)) >= res["eer"] - 1e-12
     assert res["eer"] < 0.25  # the synthetic speakers are easy to tell apart
+    # calibration: trained on background speakers only (b0..b5: one enrolment and one test
+    # utterance each) in two groups (b0 b2 b4 | b1 b3 b5) with trials inside a group,
+    # targets where the speakers agree; llr = a s + b of the written scores
+    cal = json.loads((out / "calibration/calibration.json").read_text())
+    cal_trials = [line.split() for line in (out / "calibration/trials").read_text().splitlines()]
+    assert {m for m, _, _ in cal_trials} == {f"b{i}" for i in range(6)}
+    assert len(cal_trials) == 18
+    assert all(int(m[1]) % 2 == int(t[1]) % 2 for m, t, _ in cal_trials)
+    assert all((k == "target") == (t.split("-")[0] == m) for m, t, k in cal_trials)
+    llr = {
+        tuple(r[:2]): float(r[2])
+        for r in (line.split() for line in (out / "scores/calibrated.txt").read_text().splitlines())
+    }
+    for r in rows:
+        assert llr[r[0], r[1]] == pytest.approx(cal["slope"] * float(r[2]) + cal["offset"],
+                                                rel=1e-7, abs=1e-7)  # fmt: skip
+    assert res["calibrated"]["act_dcf"] == res["act_dcf"]
+    assert res["act_dcf_uncalibrated"] == res["raw"]["act_dcf"]
+    assert "| calibrated |" in (out / "report.md").read_text()
     assert (out / "det.png").stat().st_size > 1000
     report = (out / "report.md").read_text()
     assert "EER %" in report and "| 3 | ubm |" in report
@@ -130,13 +149,14 @@ def test_skip_when_done_and_partial_rerun(setup: Path, capsys) -> None:
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert printed.count("up to date, skipped") == len(STAGES)
+    assert "utterances:" not in printed  # nothing was extracted by this invocation
     assert record_hashes(out) == before
     # a scoring change reruns normalise.. only: stages 1-5 keep their records and files
     assert main([*args, "--set", "scoring.norm=z"]) == 0
     printed = capsys.readouterr().out
     for i in range(1, 6):
         assert f"stage {i} {STAGES[i - 1]}: up to date" in printed
-    for i in range(6, 9):
+    for i in range(6, len(STAGES) + 1):
         assert f"stage {i} {STAGES[i - 1]}: done" in printed
     assert (out / "ubm/ubm.h5").stat().st_mtime_ns == model_mtime
     res = json.loads((out / "results.json").read_text())
@@ -147,6 +167,13 @@ def test_skip_when_done_and_partial_rerun(setup: Path, capsys) -> None:
         == 0
     )
     assert "stage 4 enroll: done" in capsys.readouterr().out
+    # --force on extraction redoes it: every file extracted again, none kept from before
+    assert main([*args, "--stage", "2", "--stop-stage", "2", "--force"]) == 0
+    printed = capsys.readouterr().out
+    assert "stage 2 extract: done" in printed
+    assert "utterances: 28 extracted, 0 failed" in printed
+    info = json.loads((out / "stages/02_extract.json").read_text())["info"]
+    assert sum(v["already_there"] for v in info.values()) == 0
 
 
 def test_killed_stage_resumes(setup: Path, monkeypatch) -> None:
@@ -170,7 +197,7 @@ def test_killed_stage_resumes(setup: Path, monkeypatch) -> None:
     assert exp.is_done(3) and not exp.is_done(4)
     assert not (out / "stages/04_enroll.json").exists()
     outcomes = Experiment(cfg, out).run()
-    assert [o.status for o in outcomes] == ["skipped"] * 3 + ["ran"] * 5
+    assert [o.status for o in outcomes] == ["skipped"] * 3 + ["ran"] * 6
     assert (out / "results.json").is_file()
 
 
@@ -196,10 +223,10 @@ def test_stage_registry_rejects_unknown_names(setup: Path) -> None:
     assert {tuple(st.name for st in table) for table in REGISTRY.values()} == {STAGES}
     assert stage_number("normalize") == 6
     outcomes = exp.run("prepare", "prepare")
-    assert [o.status for o in outcomes] == ["ran"] + ["not selected"] * 7
+    assert [o.status for o in outcomes] == ["ran"] + ["not selected"] * 8
 
 
-def test_classification_end_to_end(tmp_path: Path) -> None:
+def test_classification_end_to_end(tmp_path: Path, caplog) -> None:
     root = tmp_path / "corpus" / "sounds"
     for c in range(3):
         d = root / f"class{c}"
@@ -217,7 +244,10 @@ def test_classification_end_to_end(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     out = tmp_path / "exp"
-    assert main(["run", str(tmp_path / "cls.yaml"), "--out", str(out), "--no-progress"]) == 0
+    with caplog.at_level("INFO"):
+        assert main(["run", str(tmp_path / "cls.yaml"), "--out", str(out), "--no-progress"]) == 0
+    assert "fold 0: 3 class model(s)" in caplog.text
+    assert "speaker model" not in caplog.text  # classes are not speakers
     res = json.loads((out / "results.json").read_text())
     rows = [line.split() for line in (out / "scores/predictions.txt").read_text().splitlines()]
     assert len(rows) == 15
@@ -229,7 +259,15 @@ def test_classification_end_to_end(tmp_path: Path) -> None:
         assert sorted(r[1] for r in fold_rows) == ["class0", "class1", "class2"]
         assert res["fold_accuracy"][k] == pytest.approx(np.mean([r[1] == r[2] for r in fold_rows]))
     assert np.array(res["confusion_matrix"]).sum() == 15
-    assert res["per_class_accuracy"].keys() == {"class0", "class1", "class2"}
+    assert res["per_class_recall"].keys() == {"class0", "class1", "class2"}
+    for c in ("class0", "class1", "class2"):  # recall counted from the predictions file
+        mine = [r for r in rows if r[1] == c]
+        want = sum(r[2] == c for r in mine) / len(mine)
+        assert res["per_class_recall"][c] == pytest.approx(want)
+    assert res["balanced_accuracy"] == pytest.approx(
+        np.mean(list(res["per_class_recall"].values()))
+    )
+    assert "balanced accuracy" in (out / "report.md").read_text()
     assert (out / "confusion.png").stat().st_size > 1000
     assert (out / "ubm/fold4.h5").is_file() and not (out / "ubm/checkpoints0").exists()
 
@@ -308,3 +346,64 @@ def test_custom_trial_list_is_used(setup: Path) -> None:
     res = json.loads((out / "results.json").read_text())
     assert res["n_trials"] == len(chosen)
     assert res["n_target"] == sum(y for _, _, y in chosen)
+
+
+def test_few_frames_after_vad_are_warned_with_count_and_examples(setup: Path, caplog) -> None:
+    x = voice(0, 0, 1.0)
+    keep = np.zeros_like(x)
+    keep[int(0.5 * SR) : int(0.6 * SR)] = 1.0  # 0.1 s loud, the rest 80 dB down
+    x = (x * np.maximum(keep, 1e-4)).astype(np.float32)
+    sf.write(setup / "corpus/bg/b0-0.wav", x, SR)
+    exp = Experiment(load_config(setup / "exp.yaml"), setup / "exp")
+    with caplog.at_level("WARNING"):
+        exp.run("prepare", "extract")
+    info = exp.record(stage_number("extract"))["info"]
+    from gmmspeech.featstore import FeatureStore
+
+    with FeatureStore(setup / "exp/features/background.h5") as store:
+        n = store.num_frames("b0-0")
+        counts = {u: store.num_frames(u) for u in store}
+    assert 0 < n < 20
+    assert info["background"]["few_frame_utterances"] == sum(v < 20 for v in counts.values()) == 1
+    assert info["test"]["few_frame_utterances"] == 0
+    msg = [r.getMessage() for r in caplog.records if "fewer than 20 frames" in r.getMessage()]
+    assert len(msg) == 1 and "1 utterance(s)" in msg[0] and f"b0-0 ({n})" in msg[0]
+
+
+def test_stages_run_with_the_blas_thread_budget(setup: Path, monkeypatch) -> None:
+    from threadpoolctl import threadpool_info
+
+    import gmmspeech.pipeline.runner as runner
+
+    seen: list[int] = []
+    table = REGISTRY["verification"]
+
+    def prepare(ws):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return table[0].run(ws)
+
+    monkeypatch.setitem(REGISTRY, "verification", (dataclasses.replace(table[0], run=prepare),))
+    monkeypatch.setattr(runner, "blas_thread_budget", lambda: 1)
+    exp = Experiment(load_config(setup / "exp.yaml"), setup / "exp")
+    exp.run("prepare", "prepare")
+    assert seen and set(seen) == {1}
+
+
+def test_a_folder_of_the_eight_stage_layout_reruns_from_normalize(setup: Path) -> None:
+    out = setup / "exp"
+    cfg = load_config(setup / "exp.yaml")
+    Experiment(cfg, out).run()
+    stages = out / "stages"
+    # the older layout: 07_evaluate, 08_report; its normalize hash came from other sections
+    for p in sorted(stages.glob("0[789]_*.json")):
+        p.unlink()
+    (stages / "07_evaluate.json").write_text("{}")
+    (stages / "08_report.json").write_text("{}")
+    rec = json.loads((stages / "06_normalize.json").read_text())
+    rec["hash"] = "older"
+    (stages / "06_normalize.json").write_text(json.dumps(rec))
+    outcomes = Experiment(cfg, out).run()
+    assert [o.status for o in outcomes] == ["skipped"] * 5 + ["ran"] * 4
+    assert sorted(p.name for p in stages.glob("0[6-9]_*.json")) == [
+        "06_normalize.json", "07_calibrate.json", "08_evaluate.json", "09_report.json"
+    ]  # fmt: skip

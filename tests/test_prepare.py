@@ -149,9 +149,17 @@ def test_split_verification_with_a_separate_background(caplog: pytest.LogCapture
     data = _corpus()
     bg = data.subset(u for u, s in data.utt2spk.items() if s in ("s0", "s1"))
     tg = data.subset(u for u, s in data.utt2spk.items() if s not in ("s0", "s1"))
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("INFO"):
         sets = split_verification(tg, background=bg, enroll=0.5, seed=3)
     assert "3 speaker(s) with a single utterance" in caplog.text
+    # the split line counts the background data dir that is used, not the empty share
+    split_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("split")]
+    assert (
+        len(split_lines) == 1
+        and split_lines[0].endswith(
+            ": 2 background speakers (12 utts), 6 target speakers (18 enrol, 18 test utts), 108 trials"  # 6 models x 18 tests
+        )
+    )
     assert sets.background is bg
     en_spk = set(sets.enroll.utt2spk.values())
     assert en_spk == {"s2", "s3", "s4", "s5", "s6", "s7"} == set(sets.test.utt2spk.values())

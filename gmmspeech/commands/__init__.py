@@ -26,11 +26,13 @@ COMMANDS: dict[str, str] = {
     "enroll": "MAP-adapt one model per speaker (all of its utterances) into one models file",
     "score": "score trials '<model> <test> [target|nontarget]' as frame-averaged LLRs",
     "evaluate": "verification metrics (EER by ROC convex hull, minDCF, actDCF, Cllr) of a scores file",
+    "calibrate": "train a logistic-regression score calibration on labelled scores and/or apply it",
     "classify": "closed-set classification with one GMM per label (utt2label): accuracy, confusions",
     "train-ubm": "train a UBM (binary splitting + EM) on the frames of feature stores",
     "run": (
         "run an experiment from a YAML config: prepare, extract, train UBM, enrol, score, "
-        "normalise, evaluate, report (stages already done for the same config are skipped)"
+        "normalise, calibrate, evaluate, report (stages already done for the same config are "
+        "skipped)"
     ),
     "demo": (
         "speaker verification on 84 bundled LibriSpeech recordings (no download): UBM, MAP "

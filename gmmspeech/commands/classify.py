@@ -10,7 +10,7 @@ from typing import Any
 
 from ..atomic import atomic_path
 from ..classifier import GMMClassifier
-from ..config import EnrollConfig, ScoringConfig, UBMConfig
+from ..config import TASK_DEFAULTS, EnrollConfig, ScoringConfig, UBMConfig
 from ..datadir import read_utt2label
 from ..errors import ConfigError, DataError
 from ..featstore import open_features
@@ -54,8 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--adapt",
         default=None,
-        help=f"MAP parameters (default: enroll.adapt, {EnrollConfig().adapt}; mw often "
-        f"suits sound classes)",
+        help=f"MAP parameters (default: enroll.adapt, for classification "
+        f"{TASK_DEFAULTS['classification']['enroll']['adapt']})",
     )
     p.add_argument(
         "--method",
@@ -104,7 +104,8 @@ FLAGS = {
 
 def run(args: argparse.Namespace) -> int:
     src = config_source(args, FLAGS)
-    ubm_cfg, en = src.section("ubm", UBMConfig), src.section("enroll", EnrollConfig)
+    ubm_cfg = src.section("ubm", UBMConfig)
+    en = src.section("enroll", EnrollConfig, task="classification")
     sc = src.section("scoring", ScoringConfig)
     inputs = [args.features, args.test_features, args.config]
     inputs += [Path(d) / args.label_file for d in (args.train, args.test)]

@@ -7,6 +7,7 @@ import logging
 
 from ..configio import load_config
 from ..pipeline import STAGES, Experiment, StageOutcome, extraction_summary, headline
+from ..pipeline.runner import stage_number
 
 EXAMPLE = (
     "gmmspeech run recipes/speaker_verification/librispeech_samples/config.yaml "
@@ -70,20 +71,20 @@ def run_experiment(exp: Experiment, args: argparse.Namespace) -> int:
     outcomes = exp.run(args.stage, args.stop_stage, force=args.force, on_stage=show)
     ran = sum(o.status == "ran" for o in outcomes)
     skipped = sum(o.status == "skipped" for o in outcomes)
-    ext = (exp.record(2) or {}).get("info", {})
-    n_utt = sum(v["utterances"] for v in ext.values())
-    n_failed = sum(v["failed"] for v in ext.values())
     summary = f"stages: {ran} run, {skipped} skipped"
-    if ext:
-        summary += f"; utterances: {n_utt - n_failed} processed, {n_failed} failed"
+    if any(o.name == "extract" and o.status == "ran" for o in outcomes):
+        ext = (exp.record(stage_number("extract")) or {}).get("info", {})
+        n_new = sum(v["extracted"] for v in ext.values())
+        n_failed = sum(v["failed"] for v in ext.values())
+        summary += f"; utterances: {n_new} extracted, {n_failed} failed"
     print(summary)
-    if exp.is_done(7):
+    if exp.is_done(stage_number("evaluate")):
         res = exp.results()
         print(f"{exp.cfg.name}: {headline(res)}")
         fig = "det.png" if res.get("task") == "verification" else "confusion.png"
         print(f"results: {exp.path('results.json')}")
         print(f"plot:    {exp.path(fig)}")
-    if exp.is_done(8):
+    if exp.is_done(stage_number("report")):
         print(f"report:  {exp.path('report.md')}")
     return 0
 

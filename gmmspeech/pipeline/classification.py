@@ -17,7 +17,7 @@ from ..classifier import predict_classes
 from ..datadir import read_predictions
 from ..errors import DataError
 from ..gmm import DiagGMM
-from ..metrics import confusion_matrix
+from ..metrics import balanced_accuracy, confusion_matrix, per_class_recall
 from ..outputs import UBM_CHECKPOINT, remove_outputs
 from ..prepare import assign_folds
 from ..speakermodels import SpeakerModels, enroll
@@ -109,6 +109,7 @@ def enroll_classes(ws: Workspace) -> StageResult:
                 relevance_factor=e.relevance_factor,
                 adapt=e.adapt,
             )
+            log.info("fold %d: %d class model(s)", k, len(models))
             models.save(ws.path(f"models/fold{k}.h5"))
             outputs.append(f"models/fold{k}.h5")
             info[f"fold{k}"] = {"classes": len(models)}
@@ -142,18 +143,20 @@ def normalize(ws: Workspace) -> StageResult:
     return [], {"applies": False}
 
 
+def calibrate(ws: Workspace) -> StageResult:
+    """Stage 7: nothing to calibrate for classification (a record only)."""
+    return [], {"calibrate": False}
+
+
 def evaluate(ws: Workspace) -> StageResult:
-    """Stage 7: ``results.json`` (accuracies, confusion matrix) and ``confusion.png``."""
+    """Stage 8: ``results.json`` (accuracies, confusion matrix) and ``confusion.png``."""
     rows = read_predictions(ws.path("scores/predictions.txt"))
     true = [r.label for r in rows]
     pred = [r.predicted for r in rows]
     fold = np.array([r.fold for r in rows])
     correct = np.array([a == b for a, b in zip(true, pred, strict=True)])
     labels = sorted(set(true))
-    per_class = {
-        lab: float(np.mean([c for c, t in zip(correct, true, strict=True) if t == lab]))
-        for lab in labels
-    }
+    per_class = per_class_recall(true, pred)
     fold_acc = [float(correct[fold == k].mean()) for k in ws.folds if (fold == k).any()]
     cm, order = confusion_matrix(true, pred, labels=sorted(set(true) | set(pred)))
     results = {
@@ -161,9 +164,10 @@ def evaluate(ws: Workspace) -> StageResult:
         "name": ws.cfg.name,
         "config_hash": ws.config_hash,
         "accuracy": float(correct.mean()),
+        "balanced_accuracy": balanced_accuracy(true, pred),
         "mean_fold_accuracy": float(np.mean(fold_acc)),
         "fold_accuracy": fold_acc,
-        "per_class_accuracy": per_class,
+        "per_class_recall": per_class,
         "n_test": len(rows),
         "n_classes": len(labels),
         "n_folds": ws.cfg.data.n_folds,
@@ -181,5 +185,5 @@ def evaluate(ws: Workspace) -> StageResult:
 
 
 def report(ws: Workspace) -> StageResult:
-    """Stage 8: ``report.md`` with the confusion matrix."""
+    """Stage 9: ``report.md`` with the confusion matrix."""
     return report_stage(ws, "confusion.png")

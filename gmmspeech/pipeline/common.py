@@ -11,6 +11,7 @@ from typing import Any
 from ..configio import dump_yaml
 from ..extraction import extract_to_store
 from ..extraction_worker import keep_freed_memory
+from ..featstore import FeatureStore
 from ..outputs import FEATURE_STORE, STAGE_MARKER, TEXT_LOG, remove_outputs
 from .report import render_report, write_json, write_text
 from .workspace import StageResult, Workspace
@@ -31,8 +32,9 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
         same = json.loads(marker.read_text("utf-8")).get("hash") == ws.hashes["extract"]
     except (OSError, ValueError):
         same = False
-    if not same and ws.path("features").exists():
-        log.info("%s: removing features of another config", ws.path("features"))
+    if (ws.force or not same) and ws.path("features").exists():
+        why = "--force" if ws.force else "features of another config"
+        log.info("%s: removing the features (%s)", ws.path("features"), why)
         _remove_stores(ws, sets)
     ws.path("features").mkdir(parents=True, exist_ok=True)
     write_json(marker, {"hash": ws.hashes["extract"]})
@@ -53,6 +55,17 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
         ]
     for name, rep in zip(sets, reports, strict=True):
         outputs.append(f"features/{name}.h5")
+        with ws.store(name) as store:
+            few = few_frame_utterances(store)
+        if few:
+            log.warning(
+                "%s: %d utterance(s) keep fewer than %d frames after VAD (e.g. %s); their "
+                "models and scores rest on little data: check features.vad / vad_threshold_db",
+                name,
+                len(few),
+                FEW_FRAMES,
+                ", ".join(f"{u} ({n})" for u, n in few[:5]),
+            )
         info[name] = {
             "utterances": rep.n_utterances,
             "extracted": rep.n_extracted,
@@ -61,6 +74,7 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
             "failures": rep.failures[:20],
             "audio_seconds": round(rep.audio_seconds, 1),
             "frames": rep.frames,
+            "few_frame_utterances": len(few),
         }
         log.debug(
             "extract %s: %d extracted, %d already there, %d failed (of %d)",
@@ -82,6 +96,17 @@ def _remove_stores(ws: Workspace, sets: Sequence[str]) -> None:
     remove_outputs(folder, FEATURE_STORE, f"^({names})$")
     remove_outputs(folder, TEXT_LOG, f"^({names})\\.log$")
     remove_outputs(folder, STAGE_MARKER, r"^stage\.json$")
+
+
+#: Utterances with fewer frames than this after VAD are named in a warning (a fifth of a
+#: second at a 10 ms shift carries little of a speaker or a sound).
+FEW_FRAMES = 20
+
+
+def few_frame_utterances(store: FeatureStore, limit: int = FEW_FRAMES) -> list[tuple[str, int]]:
+    """``(utt_id, n_frames)`` of the utterances of ``store`` with fewer than ``limit`` frames,
+    sorted by id."""
+    return [(u, n) for u in sorted(store) if (n := store.num_frames(u)) < limit]
 
 
 def report_stage(ws: Workspace, figure: str) -> StageResult:
@@ -126,7 +151,8 @@ def headline(results: dict[str, Any]) -> str:
     """One line with the main numbers of a results dict."""
     if results.get("task") == "classification":
         return (
-            f"accuracy {100 * results['accuracy']:.2f}% ({results['n_test']} files, "
+            f"accuracy {100 * results['accuracy']:.2f}%, balanced accuracy "
+            f"{100 * results['balanced_accuracy']:.2f}% ({results['n_test']} files, "
             f"{results['n_classes']} classes, {results['n_folds']} folds; mean fold accuracy "
             f"{100 * results['mean_fold_accuracy']:.2f}%)"
         )

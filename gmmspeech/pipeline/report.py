@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import resource
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,92 @@ def peak_rss_mib() -> float:
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     scale = 1.0 / 1024 if platform.system() != "Darwin" else 1.0 / (1024 * 1024)
     return float(max(own, kids)) * scale
+
+
+def _status_kib(pid: str, field: str) -> int:
+    """``field`` (e.g. ``VmRSS``) of ``/proc/<pid>/status`` in KiB; 0 when unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _children(pid: str) -> list[str]:
+    """Child process ids of ``pid`` (all its threads), recursively."""
+    out: list[str] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as f:
+                kids = f.read().split()
+        except OSError:
+            continue
+        for kid in kids:
+            out += [kid, *_children(kid)]
+    return out
+
+
+class StageMemory:
+    """Peak resident set size of one block of work (a stage), not of the whole process.
+
+    On Linux the kernel's high-water mark of this process is reset when the block starts
+    (``/proc/self/clear_refs``), and a thread samples the RSS of child processes (extraction
+    pools) every ``interval`` seconds; the peak is the larger of the two. Elsewhere it falls
+    back to :func:`peak_rss_mib` (the peak of the process's life so far).
+
+    Attributes
+    ----------
+    peak_mib : float
+        Set when the block ends.
+    child_mib : float
+        The largest child process's sampled peak (0 without children).
+    per_stage : bool
+        Whether ``peak_mib`` is the block's own peak (False: cumulative fallback).
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.peak_mib = 0.0
+        self.child_mib = 0.0
+        self.per_stage = False
+        self._child_kib = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        me = str(os.getpid())
+        while not self._stop.wait(self.interval):
+            for kid in _children(me):
+                self._child_kib = max(self._child_kib, _status_kib(kid, "VmRSS"))
+
+    def __enter__(self) -> StageMemory:
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+                f.write("5")  # 5: reset the peak RSS (VmHWM) to the current RSS
+            self.per_stage = _status_kib("self", "VmHWM") > 0
+        except OSError:
+            self.per_stage = False
+        if self.per_stage:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.per_stage:
+            self.peak_mib = peak_rss_mib()
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.child_mib = self._child_kib / 1024
+        self.peak_mib = max(_status_kib("self", "VmHWM") / 1024, self.child_mib)
 
 
 def machine_description() -> str:
@@ -116,7 +203,7 @@ def _results_lines(task: str, results: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     if task == "verification":
         rows = []
-        for system in ("normalized", "raw"):
+        for system in ("calibrated", "normalized", "raw"):
             m = results.get(system)
             if not m:
                 continue
@@ -138,20 +225,32 @@ def _results_lines(task: str, results: Mapping[str, Any]) -> list[str]:
             f"{results['n_test_utts']} test utterances. EER from the ROC convex hull; minDCF at "
             f"P_tar={results['p_target']:g}, C_miss={results['c_miss']:g}, "
             f"C_fa={results['c_fa']:g}, normalised by min(C_miss P_tar, C_fa (1-P_tar)). "
-            f"Score normalisation: {results['norm']}."
+            f"Score normalisation: {results['norm']}. actDCF and Cllr treat the scores as "
+            f"natural-log LLRs: only the calibrated ones are meant to be."
         )
+        cal = results.get("calibration")
+        if cal:
+            lines.append("")
+            lines.append(
+                f"Calibration: llr = {cal['slope']:.4g} * score + {cal['offset']:.4g}, "
+                f"logistic regression at P_tar={results['p_target']:g} on {cal['trials']} "
+                f"trials ({cal['target_trials']} target) of {cal['models']} background "
+                f"models ({cal['utterances_per_model']} utterance(s) each)."
+            )
     else:
         lines.append(
-            f"Accuracy {100 * results['accuracy']:.2f}% over {results['n_test']} test files "
+            f"Accuracy {100 * results['accuracy']:.2f}% (balanced accuracy, the mean of the "
+            f"per-class recalls: {100 * results['balanced_accuracy']:.2f}%) over "
+            f"{results['n_test']} test files "
             f"({results['n_classes']} classes, {results['n_folds']}-fold cross-validation); "
             f"mean of the fold accuracies {100 * results['mean_fold_accuracy']:.2f}% "
             f"(folds: {', '.join(f'{100 * a:.1f}' for a in results['fold_accuracy'])})."
         )
         lines.append("")
-        per = results["per_class_accuracy"]
+        per = results["per_class_recall"]
         worst = sorted(per.items(), key=lambda kv: (kv[1], kv[0]))[:10]
         lines.append(
-            _table(["class (10 hardest)", "accuracy %"], [[k, f"{100 * v:.1f}"] for k, v in worst])
+            _table(["class (10 hardest)", "recall %"], [[k, f"{100 * v:.1f}"] for k, v in worst])
         )
     return lines
 
@@ -180,9 +279,9 @@ def render_report(
     lines.append(_table(["what", "count"], [[k, v] for k, v in counts.items()]))
     lines += ["", "## Stages", ""]
     lines.append(
-        "Wall time of each stage when it last ran; peak RSS is the peak of the process that "
-        "ran it, up to the end of that stage (it includes the stages before it in the same "
-        "invocation)."
+        "Wall time of each stage when it last ran; peak RSS is the stage's own peak: the "
+        "larger of this process's (high-water mark reset when the stage starts) and its "
+        "largest child process's (sampled every 0.1 s)."
     )
     lines.append("")
     rows = []
@@ -203,6 +302,7 @@ def render_report(
 
 __all__ = [
     "machine_description",
+    "StageMemory",
     "peak_rss_mib",
     "plot_confusion",
     "plot_det_file",

@@ -9,8 +9,9 @@ one folder::
     4 enroll     MAP speaker models (class models per fold)
     5 score      raw LLR scores (class scores and predictions per fold)
     6 normalize  cohort score normalisation (verification; nothing for classification)
-    7 evaluate   results.json and the DET plot (confusion matrix)
-    8 report     report.md
+    7 calibrate  score -> LLR calibration trained on background trials (verification)
+    8 evaluate   results.json and the DET plot (confusion matrix)
+    9 report     report.md
 
 Each stage writes every output atomically and then a record ``stages/NN_name.json`` holding
 the stage's hash, its outputs, wall time and peak memory. The hash chains the config
@@ -44,10 +45,11 @@ from typing import Any
 from ..atomic import OutputRefusedError, protected
 from ..config import ExperimentConfig, config_hash, to_dict
 from ..configio import did_you_mean, dump_yaml
+from ..engine import blas_thread_budget, blas_threads
 from ..errors import ConfigError, DataError
 from . import classification, verification
 from .inputs import INPUTS, changes
-from .report import peak_rss_mib, write_json, write_text
+from .report import StageMemory, write_json, write_text
 from .workspace import StageResult, Workspace
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,17 @@ def _score_sections(cfg: ExperimentConfig) -> object:
 
 def _normalize_sections(cfg: ExperimentConfig) -> object:
     s = cfg.scoring
-    return {"norm": s.norm, "cohort_size": s.cohort_size, "top_n": s.top_n}
+    return {
+        "norm": s.norm,
+        "cohort_size": s.cohort_size,
+        "top_n": s.top_n,
+        "cohort_utts": s.cohort_utts,
+    }
+
+
+def _calibrate_sections(cfg: ExperimentConfig) -> object:
+    s = cfg.scoring
+    return {"calibrate": s.calibrate, "p_target": s.p_target}
 
 
 def _evaluate_sections(cfg: ExperimentConfig) -> object:
@@ -125,6 +137,7 @@ REGISTRY: dict[str, tuple[Stage, ...]] = {
         Stage("enroll", _enroll_sections, verification.enroll_speakers),
         Stage("score", _score_sections, verification.score),
         Stage("normalize", _normalize_sections, verification.normalize),
+        Stage("calibrate", _calibrate_sections, verification.calibrate),
         Stage("evaluate", _evaluate_sections, verification.evaluate),
         Stage("report", _report_sections, verification.report),
     ),
@@ -135,6 +148,7 @@ REGISTRY: dict[str, tuple[Stage, ...]] = {
         Stage("enroll", _enroll_sections, classification.enroll_classes),
         Stage("score", _score_sections, classification.score),
         Stage("normalize", _normalize_sections, classification.normalize),
+        Stage("calibrate", _calibrate_sections, classification.calibrate),
         Stage("evaluate", _evaluate_sections, classification.evaluate),
         Stage("report", _report_sections, classification.report),
     ),
@@ -247,6 +261,7 @@ class Experiment(Workspace):
         progress: bool = False,
     ) -> None:
         table = stages_of(config.task)
+        self._blas: int | None = None
         super().__init__(
             config,
             out_dir,
@@ -336,6 +351,9 @@ class Experiment(Workspace):
         theirs = [self.out / rel for rel in self.open_folder(force)]
         mine = "it was in the folder before it became a gmmspeech experiment"
         outcomes = []
+        # decided once, before this run's own work raises the load average
+        self._blas = blas_thread_budget()
+        log.debug("BLAS threads per run: %s", self._blas or "as set by the environment")
         redone = ""
         self._inputs = {}
         try:
@@ -432,17 +450,25 @@ class Experiment(Workspace):
         # taken before the stage reads them: a file changed during the run is redone next time
         inputs = self.inputs_of(st.name)
         t0 = time.perf_counter()
-        outputs, info = st.run(self)
+        self.force = force
+        try:
+            # the BLAS policy belongs in the engine's one place for thread limits; here it
+            # covers the stages' in-process work until it moves there
+            with StageMemory() as mem, blas_threads(self._blas):
+                outputs, info = st.run(self)
+        finally:
+            self.force = False
         seconds = time.perf_counter() - t0
         self._invalidate_after(i)
-        self._write_record(i, outputs, info, seconds, inputs)
+        self._write_record(i, outputs, info, seconds, inputs, mem.peak_mib)
         log.debug("stage %d %s: done in %.1f s", i, st.name, seconds)
         return StageOutcome(i, st.name, "ran", seconds, reason)
 
     def _invalidate_after(self, index: int) -> None:
-        for j in range(index + 1, len(self.stages) + 1):
-            p = self.record_path(j)
-            if p.exists():
+        # every later record, also those of another stage table (an older version's
+        # 07_evaluate.json is no record of this version's stage 7)
+        for p in (self.out / "stages").glob("[0-9][0-9]_*.json"):
+            if int(p.name[:2]) > index:
                 p.unlink()
 
     def _write_record(
@@ -452,6 +478,7 @@ class Experiment(Workspace):
         info: dict[str, Any],
         seconds: float,
         inputs: dict[str, str],
+        peak_mib: float,
     ) -> None:
         (self.out / "stages").mkdir(parents=True, exist_ok=True)
         name = self.stage_names[index - 1]
@@ -466,7 +493,7 @@ class Experiment(Workspace):
                 "outputs": list(outputs),
                 "inputs": inputs,
                 "seconds": round(seconds, 3),
-                "peak_rss_mib": round(peak_rss_mib(), 1),
+                "peak_rss_mib": round(peak_mib, 1),
                 "finished": _now(),
                 "info": info,
             },

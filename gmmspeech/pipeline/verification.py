@@ -7,18 +7,22 @@ record info; :mod:`.runner` lists them in its stage table.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..calibration import LogisticCalibration
 from ..errors import ConfigError, DataError
+from ..featstore import FeatureStore
 from ..gmm import DiagGMM
 from ..metrics import summary
 from ..norm import cohort_normalize
 from ..prepare import read_enroll_list, single_utterance_models, split_verification
 from ..scoring import score_trials
 from ..speakermodels import SpeakerModels, enroll
-from ..trials import TrialList, read_scores, read_trials, write_scores
+from ..trials import TrialList, read_scores, read_trials, write_scores, write_trials
+from .backgroundtrials import heldout_ubm, score_background, speaker_groups, split_background
 from .common import extract_stage, report_stage
 from .report import plot_det_file, write_json
 from .workspace import StageResult, Workspace, _present
@@ -143,64 +147,212 @@ def normalize(ws: Workspace) -> StageResult:
     return ["scores/scores.txt"], info
 
 
-def _cohort_normalize(
-    ws: Workspace, keys: list[tuple[str, str]], values: np.ndarray
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """The cohort is the first ``scoring.cohort_size`` background speakers (sorted ids)."""
+def _per_model(ws: Workspace) -> int:
+    """Utterances per cohort / calibration model: ``scoring.cohort_utts``, or as many as the
+    median target model is enrolled on (models enrolled on more audio score differently)."""
     s = ws.cfg.scoring
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
-    models = SpeakerModels.load(ws.path("models/models.h5"), ubm_)
-    bg = ws.datadir("background")
-    with ws.store("background") as cstore, ws.store("test") as tstore:
-        spk2utt, _ = _present(bg.spk2utt, cstore)
-        spks = sorted(spk2utt)[: s.cohort_size]
-        cohort = {k: spk2utt[k] for k in spks}
-        normed = cohort_normalize(
-            s.norm,
-            values,
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            ubm=ubm_,
-            models=models,
-            test_features=tstore,
-            cohort_features=cstore,
-            cohort_spk2utt=cohort,
-            relevance_factor=ws.cfg.enroll.relevance_factor,
-            adapt=ws.cfg.enroll.adapt,
-            score_method=s.method,
-            top_c=s.top_c,
-            top_n=s.top_n,
-            progress=ws.progress,
-        )
+    if s.cohort_utts is not None:
+        return s.cohort_utts
+    counts = [len(u) for u in ws.datadir("enroll").spk2utt.values()]
+    return max(1, int(np.median(counts))) if counts else 1
+
+
+def _cohort(
+    ws: Workspace, store: FeatureStore, without: set[str] | None = None
+) -> dict[str, list[str]]:
+    """The first ``scoring.cohort_size`` background speakers (sorted ids, leaving out
+    ``without``), utterances sorted."""
+    spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
+    spks = [k for k in sorted(spk2utt) if not without or k not in without]
+    return {k: sorted(spk2utt[k]) for k in spks[: ws.cfg.scoring.cohort_size]}
+
+
+def _normalize_with_cohort(
+    ws: Workspace,
+    models: SpeakerModels,
+    test_features: Mapping[str, np.ndarray],
+    cstore: FeatureStore,
+    keys: list[tuple[str, str]],
+    values: np.ndarray,
+    speakers: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
+    without: set[str] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Cohort normalisation of trials ``keys`` (shared by the target and calibration trials),
+    with a cohort of background speakers other than ``without``."""
+    s = ws.cfg.scoring
+    cohort = _cohort(ws, cstore, without)
+    per_model = _per_model(ws)
+    normed = cohort_normalize(
+        s.norm,
+        values,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        ubm=models.ubm,
+        models=models,
+        test_features=test_features,
+        cohort_features=cstore,
+        cohort_spk2utt=cohort,
+        relevance_factor=ws.cfg.enroll.relevance_factor,
+        adapt=ws.cfg.enroll.adapt,
+        score_method=s.method,
+        top_c=s.top_c,
+        top_n=s.top_n,
+        enroll_utts=per_model,
+        model_spk=None if speakers is None else speakers[0],
+        test_spk=None if speakers is None else speakers[1],
+        progress=ws.progress,
+    )
     info = {
         "norm": s.norm,
-        "cohort_speakers": len(spks),
+        "cohort_speakers": len(cohort),
         "cohort_utterances": sum(len(u) for u in cohort.values()),
+        "cohort_utterances_per_model": per_model,
     }
     return normed, info
 
 
-def evaluate(ws: Workspace) -> StageResult:
-    """Stage 7: ``results.json`` (raw and normalised metrics) and the DET plot ``det.png``."""
-    s = ws.cfg.scoring
-    te = ws.datadir("test")
-    tl = te.trials
+def _cohort_normalize(
+    ws: Workspace, keys: list[tuple[str, str]], values: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any]]:
+    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    models = SpeakerModels.load(ws.path("models/models.h5"), ubm_)
+    with ws.store("background") as cstore, ws.store("test") as tstore:
+        normed, info = _normalize_with_cohort(ws, models, tstore, cstore, keys, values)
+    tar = _labels(ws, keys)
+    if (~tar).any():
+        info["nontarget_mean"] = round(float(normed[~tar].mean()), 4)
+        info["nontarget_std"] = round(float(normed[~tar].std()), 4)
+    return normed, info
+
+
+def _labels(ws: Workspace, keys: Sequence[tuple[str, str]]) -> np.ndarray:
+    tl = ws.datadir("test").trials
     if tl is None or tl.is_target is None:
         raise DataError(f"{ws.path('data/test')}: no labelled trials; rerun stage 1")
     label = dict(zip(tl.pairs, tl.is_target.tolist(), strict=True))
+    return np.array([label[k] for k in keys], dtype=bool)
+
+
+def calibrate(ws: Workspace) -> StageResult:
+    """Stage 7: ``scores/calibrated.txt``, LLRs from a calibration on background trials.
+
+    The background speakers are split into models and test utterances, in groups each
+    scored with a UBM that has not seen them and normalised like the target trials
+    (:mod:`.backgroundtrials`); a logistic-regression calibration prior-weighted at
+    ``scoring.p_target`` is fitted on those trials (``calibration/``) and applied to
+    ``scores/scores.txt``.
+    """
+    s = ws.cfg.scoring
+    if not s.calibrate:
+        return [], {"calibrate": False}
+    ws.path("calibration").mkdir(parents=True, exist_ok=True)
+    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    parts: list[tuple[TrialList, np.ndarray]] = []
+    with ws.store("background") as store:
+        spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
+        groups = speaker_groups(list(spk2utt))
+        n_models = 0
+        for g, group in enumerate(groups):
+            trials, values = _group_trials(ws, ubm_, store, spk2utt, group)
+            log.info("calibration group %d/%d: %d trials", g + 1, len(groups), len(trials))
+            parts.append((trials, values))
+            n_models += len(set(trials.model_ids))
+    trials = TrialList(
+        [m for t, _ in parts for m in t.model_ids],
+        [u for t, _ in parts for u in t.test_ids],
+        np.concatenate([t.is_target for t, _ in parts if t.is_target is not None]),
+    )
+    values = np.concatenate([v for _, v in parts])
+    assert trials.is_target is not None
+    if not trials.is_target.any() or trials.is_target.all():
+        raise DataError(
+            f"{ws.path('data/background')}: the background trials need target and "
+            f"non-target trials to train a calibration; set scoring.calibrate: false"
+        )
+    cal = LogisticCalibration(prior=s.p_target).fit(values, trials.is_target)
+    cal.save(ws.path("calibration/calibration.json"))
+    write_trials(ws.path("calibration/trials"), trials)
+    write_scores(ws.path("calibration/scores.txt"), trials.model_ids, trials.test_ids, values)
+    sc = read_scores(ws.path("scores/scores.txt"))
+    keys = list(sc)
+    llr = cal.transform(np.array([sc[k] for k in keys]))
+    write_scores(ws.path("scores/calibrated.txt"), [k[0] for k in keys], [k[1] for k in keys], llr)
+    info = {
+        "calibrate": True,
+        "groups": len(groups),
+        "models": n_models,
+        "utterances_per_model": _per_model(ws),
+        "trials": len(trials),
+        "target_trials": int(trials.is_target.sum()),
+        "slope": cal.slope_,
+        "offset": cal.offset_,
+    }
+    outputs = ["calibration/calibration.json", "calibration/trials", "calibration/scores.txt"]
+    return [*outputs, "scores/calibrated.txt"], info
+
+
+def _group_trials(
+    ws: Workspace,
+    ubm_: DiagGMM,
+    store: FeatureStore,
+    spk2utt: Mapping[str, list[str]],
+    group: Sequence[str],
+) -> tuple[TrialList, np.ndarray]:
+    """Trials of one group of background speakers, scored with a UBM that has not seen them
+    and normalised (when ``scoring.norm`` is set) with a cohort of the other speakers."""
+    s, e, u = ws.cfg.scoring, ws.cfg.enroll, ws.cfg.ubm
+    inside = set(group)
+    others = [x for spk in sorted(spk2utt) if spk not in inside for x in spk2utt[spk]]
+    if len(group) < 2 or not others:
+        raise DataError(
+            f"{ws.path('data/background')}: calibration needs at least 4 background speakers "
+            f"with audio ({len(spk2utt)} here); set scoring.calibrate: false"
+        )
+    ubm_g = heldout_ubm(
+        ubm_,
+        store.select(others),
+        min_count=u.min_count,
+        min_weight=u.min_weight,
+        chunk_size=u.chunk_size,
+    )
+    split = split_background({k: spk2utt[k] for k in group}, store, _per_model(ws))
+    with ws.engine() as engine:
+        trials, values, models = score_background(
+            ubm_g,
+            split,
+            relevance_factor=e.relevance_factor,
+            adapt=e.adapt,
+            method=s.method,
+            top_c=s.top_c,
+            engine=engine,
+            progress=ws.progress,
+        )
+    if s.norm != "none":
+        spk = {m: m for m in split.enroll}
+        values, _ = _normalize_with_cohort(
+            ws, models, split.features, store, trials.pairs, values, (spk, split.test_spk), inside
+        )
+    return trials, values
+
+
+def evaluate(ws: Workspace) -> StageResult:
+    """Stage 8: ``results.json`` (raw, normalised, calibrated metrics) and ``det.png``."""
+    s = ws.cfg.scoring
     kw = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
+    files = {"raw": "scores/raw.txt"}
+    if s.norm != "none":
+        files["normalized"] = "scores/scores.txt"
+    if s.calibrate:
+        files["calibrated"] = "scores/calibrated.txt"
     systems: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, rel in (("normalized", "scores/scores.txt"), ("raw", "scores/raw.txt")):
+    for name, rel in files.items():
         sc = read_scores(ws.path(rel))
         keys = list(sc)
-        systems[name] = (
-            np.array([sc[k] for k in keys]),
-            np.array([label[k] for k in keys], dtype=bool),
-        )
-    if s.norm == "none":
-        del systems["normalized"]
+        systems[name] = (np.array([sc[k] for k in keys]), _labels(ws, keys))
     main = "normalized" if s.norm != "none" else "raw"
     scores, is_target = systems[main]
+    tl = ws.datadir("test").trials
+    assert tl is not None
     results: dict[str, Any] = {
         "task": "verification",
         "name": ws.cfg.name,
@@ -209,8 +361,8 @@ def evaluate(ws: Workspace) -> StageResult:
         "n_trials": len(scores),
         "n_target": int(is_target.sum()),
         "n_nontarget": int((~is_target).sum()),
-        "n_models": len({k[0] for k in label}),
-        "n_test_utts": len({k[1] for k in label}),
+        "n_models": len(set(tl.model_ids)),
+        "n_test_utts": len(set(tl.test_ids)),
         "eer_method": "ROC convex hull",
         **kw,
     }
@@ -224,8 +376,20 @@ def evaluate(ws: Workspace) -> StageResult:
     m = results[main]
     for key in ("eer", "min_dcf", "act_dcf", "cllr", "min_cllr"):
         results[key] = m[key]
+    # actDCF and Cllr judge calibration: the headline ones are of the calibrated LLRs
+    results["act_dcf_uncalibrated"] = m["act_dcf"]
+    results["cllr_uncalibrated"] = m["cllr"]
+    if "calibrated" in results:
+        results["act_dcf"] = results["calibrated"]["act_dcf"]
+        results["cllr"] = results["calibrated"]["cllr"]
+        cal = ws.record(stage_index(ws, "calibrate"))
+        results["calibration"] = (cal or {}).get("info", {})
     plot_det_file(
-        {("raw" if k == "raw" else f"{s.norm}-norm"): v for k, v in systems.items()},
+        {
+            ("raw" if k == "raw" else f"{s.norm}-norm"): v
+            for k, v in systems.items()
+            if k != "calibrated"  # an increasing affine map: the same DET curve
+        },
         ws.path("det.png"),
         title=f"DET: {ws.cfg.name}",
     )
@@ -233,6 +397,11 @@ def evaluate(ws: Workspace) -> StageResult:
     return ["results.json", "det.png"], {"eer": m["eer"], "min_dcf": m["min_dcf"]}
 
 
+def stage_index(ws: Workspace, name: str) -> int:
+    """1-based number of the stage ``name`` in this workspace."""
+    return ws.stage_names.index(name) + 1
+
+
 def report(ws: Workspace) -> StageResult:
-    """Stage 8: ``report.md`` with the DET plot."""
+    """Stage 9: ``report.md`` with the DET plot."""
     return report_stage(ws, "det.png")

@@ -68,6 +68,9 @@ class Workspace:
         self.stage_names = tuple(stage_names)
         self.hashes = dict(hashes)
         self.config_hash = config_hash(to_dict(config))
+        #: True while a stage runs because ``--force`` asked for it: work an interrupted run
+        #: left behind (feature parts, UBM checkpoints) is then redone, not resumed.
+        self.force = False
 
     # ------------------------------------------------------------------ records
     def path(self, rel: str) -> Path:
@@ -142,6 +145,8 @@ class Workspace:
         Returns the stage info of the model: frames, components, iterations, final
         log-likelihood. The checkpoints under ``ckpt`` are removed unless ``keep``.
         """
+        if self.force:
+            remove_outputs(self.path(ckpt), UBM_CHECKPOINT)
         with self.engine() as engine:
             ubm = train_ubm(
                 frames,
