@@ -367,10 +367,15 @@ class ExtractConfig:
         fraction of the utterances failed, or none succeeded.
     batch_size : int
         Utterances per part file: a killed run loses at most this many utterances of work.
+    processes : int or None
+        Worker processes of ``gmmspeech run``'s extract stage when ``compute.backend`` is
+        ``local`` (other backends extract on their own workers). None: ``min(CPUs, 4)``;
+        0: in the run's own process.
     """
 
     max_failed_fraction: float = 0.05
     batch_size: int = 256
+    processes: int | None = None
 
     def __post_init__(self) -> None:
         normalise(self)
@@ -378,6 +383,9 @@ class ExtractConfig:
         batch = self.batch_size
         ok = isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1
         _check(ok, "batch_size", "an integer >= 1", batch)
+        n = self.processes
+        ok = n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 0)
+        _check(ok, "processes", "null or an integer >= 0", n)
 
 
 # ============================================================================ experiments

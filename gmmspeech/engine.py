@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import multiprocessing
@@ -525,6 +526,21 @@ def _import_distributed() -> Any:
             "compute.backend: dask needs the dask extra: pip install 'gmmspeech[dask]'"
         ) from None
     return dd
+
+
+def extraction_compute(compute: ComputeConfig, processes: int | None) -> ComputeConfig:
+    """Where a pipeline's feature extraction runs: worker processes whatever the backend.
+
+    Extraction is per-utterance work that splits perfectly, so with the ``local`` backend it
+    still runs on ``processes`` worker processes (None: ``min(CPUs, 4)``; 0: this process);
+    the ``processes`` and ``dask`` backends use their own workers.
+    """
+    if compute.backend != "local":
+        return compute
+    n = min(os.cpu_count() or 1, 4) if processes is None else processes
+    if n == 0:
+        return compute
+    return dataclasses.replace(compute, backend="processes", n_workers=n)
 
 
 def make_engine(compute: ComputeConfig | None = None) -> LocalEngine | ProcessEngine | DaskEngine:

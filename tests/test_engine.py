@@ -220,3 +220,19 @@ def test_blas_thread_budget_takes_the_free_cores() -> None:
     # a user's explicit setting stands
     assert blas_thread_budget(cpus=8, load=0.0, environ={"OPENBLAS_NUM_THREADS": "4"}) is None
     assert blas_thread_budget(cpus=8, load=0.0, environ={"OMP_NUM_THREADS": "2"}) is None
+
+
+def test_pipeline_extraction_uses_worker_processes_whatever_the_backend(monkeypatch) -> None:
+    import gmmspeech.engine as engine_mod
+    from gmmspeech.config import ComputeConfig
+    from gmmspeech.engine import extraction_compute
+
+    monkeypatch.setattr(engine_mod.os, "cpu_count", lambda: 8)
+    local = ComputeConfig()
+    assert extraction_compute(local, None) == ComputeConfig(backend="processes", n_workers=4)
+    monkeypatch.setattr(engine_mod.os, "cpu_count", lambda: 2)
+    assert extraction_compute(local, None) == ComputeConfig(backend="processes", n_workers=2)
+    assert extraction_compute(local, 3) == ComputeConfig(backend="processes", n_workers=3)
+    assert extraction_compute(local, 0) == local  # the run's own process
+    procs = ComputeConfig(backend="processes", n_workers=1)
+    assert extraction_compute(procs, None) == procs  # the configured workers stand

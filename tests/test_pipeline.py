@@ -407,3 +407,21 @@ def test_a_folder_of_the_eight_stage_layout_reruns_from_normalize(setup: Path) -
     assert sorted(p.name for p in stages.glob("0[6-9]_*.json")) == [
         "06_normalize.json", "07_calibrate.json", "08_evaluate.json", "09_report.json"
     ]  # fmt: skip
+
+
+def test_extract_stage_runs_on_worker_processes_with_the_local_backend(
+    setup: Path, monkeypatch
+) -> None:
+    from gmmspeech.pipeline import workspace
+
+    used = []
+    real = workspace.make_engine
+
+    def spy(compute):
+        used.append(compute)
+        return real(compute)
+
+    monkeypatch.setattr(workspace, "make_engine", spy)
+    exp = Experiment(load_config(setup / "exp.yaml", ["extract.processes=2"]), setup / "exp")
+    exp.run("prepare", "extract")
+    assert [(c.backend, c.n_workers) for c in used] == [("processes", 2)]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..configio import dump_yaml
+from ..engine import extraction_compute
 from ..extraction import extract_to_store
 from ..extraction_worker import keep_freed_memory
 from ..featstore import FeatureStore
@@ -40,7 +41,8 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
     write_json(marker, {"hash": ws.hashes["extract"]})
     outputs, info = [], {}
     keep_freed_memory()  # freed memory kept for reuse: long utterances extract 30 % faster
-    with ws.engine() as engine:
+    compute = extraction_compute(ws.cfg.compute, ws.cfg.extract.processes)
+    with ws.engine(compute) as engine:
         reports = [
             extract_to_store(
                 ws.path(f"data/{name}"),

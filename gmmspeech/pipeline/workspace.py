@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import ExperimentConfig, SetConfig, config_hash, to_dict
+from ..config import ComputeConfig, ExperimentConfig, SetConfig, config_hash, to_dict
 from ..datadir import DataDir, read_utt2fold
 from ..engine import Engine, make_engine
 from ..errors import ConfigError, DataError
@@ -129,9 +129,9 @@ class Workspace:
         return read_utt2fold(self.path("data/all/utt2fold"))
 
     @contextlib.contextmanager
-    def engine(self) -> Iterator[Engine]:
-        """The engine of ``compute.*`` (closed when the block ends)."""
-        engine = make_engine(self.cfg.compute)
+    def engine(self, compute: ComputeConfig | None = None) -> Iterator[Engine]:
+        """The engine of ``compute`` (default ``compute.*``; closed when the block ends)."""
+        engine = make_engine(self.cfg.compute if compute is None else compute)
         try:
             yield engine
         finally:
