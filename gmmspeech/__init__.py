@@ -61,9 +61,9 @@ _EXPORTS: dict[str, str] = {
     "score_matrix": "scoring",
     "TrialList": "trials",
     "read_trials": "trials",
-    "read_scores": "trials",
-    "write_scores": "trials",
-    "align_scores": "trials",
+    "read_scores": "scorefiles",
+    "write_scores": "scorefiles",
+    "align_scores": "scorefiles",
     "znorm": "norm",
     "tnorm": "norm",
     "ztnorm": "norm",
@@ -142,10 +142,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .norm import adaptive_snorm, snorm, tnorm, znorm, ztnorm
     from .plots import plot_det, plot_score_histograms
     from .prepare import make_trials, split_speakers
+    from .scorefiles import align_scores, read_scores, write_scores
     from .scoring import llr, score_matrix, score_trials
     from .speakermodels import SpeakerModels, enroll
     from .stats import SufficientStats, accumulate
-    from .trials import TrialList, align_scores, read_scores, read_trials, write_scores
+    from .trials import TrialList, read_trials
     from .ubm import em_step, train_ubm
     from .uttstats import StatsFile, StatsSet, UtteranceStats, compute_stats, utterance_stats
 

@@ -81,7 +81,7 @@ def test_fit_at_a_prior_other_than_half_minimises_the_documented_objective() -> 
 
 def test_calibrate_command_trains_saves_loads_and_applies(tmp_path: Path, capsys) -> None:
     from gmmspeech.cli import main
-    from gmmspeech.trials import read_scores
+    from gmmspeech.scorefiles import read_scores
 
     rng = np.random.default_rng(4)
     dev_s, dev_t = _scores(rng, 2000)

@@ -25,7 +25,8 @@ from gmmspeech.config import (
     UBMConfig,
 )
 from gmmspeech.metrics import min_dcf
-from gmmspeech.trials import align_scores, read_scores, read_trials
+from gmmspeech.scorefiles import align_scores, read_scores
+from gmmspeech.trials import read_trials
 
 SECTIONS = (ComputeConfig, DataConfig, EnrollConfig, ExtractConfig, FeatureConfig)
 SECTIONS += (ScoringConfig, SetConfig, UBMConfig)

@@ -11,7 +11,7 @@ import pytest
 
 from gmmspeech import DiagGMM, SpeakerModels, llr
 from gmmspeech.cli import main
-from gmmspeech.trials import read_scores
+from gmmspeech.scorefiles import read_scores
 
 
 def _world(tmp: Path, wav_scp: bool) -> dict[str, Path]:

@@ -21,9 +21,9 @@ from gmmspeech.featstore import FeatureStore
 from gmmspeech.gmm import DiagGMM
 from gmmspeech.norm import cohort_normalize
 from gmmspeech.pipeline import Experiment
+from gmmspeech.scorefiles import read_scores
 from gmmspeech.scoring import score_matrix
 from gmmspeech.speakermodels import SpeakerModels, enroll
-from gmmspeech.trials import read_scores
 
 METHODS = ("z", "t", "zt", "s", "as")
 TOP_C = 2

@@ -25,9 +25,9 @@ from gmmspeech.featstore import FeatureStore, write_store
 from gmmspeech.features import extract_features
 from gmmspeech.pipeline import STAGES
 from gmmspeech.pipeline.report import write_json
+from gmmspeech.scorefiles import read_scores, read_scores_header, write_scores
 from gmmspeech.scoring import score_matrix, score_trials
 from gmmspeech.speakermodels import enroll
-from gmmspeech.trials import read_scores, read_scores_header, write_scores
 
 CMVN = FeatureConfig(n_mfcc=4, deltas=0)
 NONE = FeatureConfig(n_mfcc=4, deltas=0, normalization="none")

@@ -11,10 +11,11 @@ import gmmspeech.idcodes as idcodes
 from gmmspeech.errors import DataError
 from gmmspeech.gmm import DiagGMM
 from gmmspeech.idcodes import blocks_by_test
+from gmmspeech.scorefiles import write_scores, write_trial_scores
 from gmmspeech.scoring import score_trials
 from gmmspeech.speakermodels import SpeakerModels
 from gmmspeech.tables import Problems
-from gmmspeech.trials import TrialList, read_trials, write_scores, write_trial_scores
+from gmmspeech.trials import TrialList, read_trials
 from tests.oracles import log_likelihood
 
 

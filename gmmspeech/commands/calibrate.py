@@ -13,7 +13,8 @@ import argparse
 from ..calibration import LogisticCalibration
 from ..config import ScoringConfig
 from ..errors import ConfigError, DataError
-from ..trials import align_scores, read_scores, read_trials, write_scores
+from ..scorefiles import align_scores, read_scores, write_scores
+from ..trials import read_trials
 from . import add_config_arguments, config_source
 
 EXAMPLE = (

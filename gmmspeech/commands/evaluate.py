@@ -18,7 +18,8 @@ from ..metrics import summary
 from ..outputs import METRICS_JSON, PNG, SCORES, check_output
 from ..plots import plot_det, plot_score_histograms
 from ..provenance import check_finite_json
-from ..trials import TrialList, align_scores, read_scores, read_trials, write_scores
+from ..scorefiles import align_scores, read_scores, write_scores
+from ..trials import TrialList, read_trials
 from . import add_config_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (

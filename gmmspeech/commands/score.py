@@ -15,9 +15,10 @@ from ..norm import METHODS as NORM_METHODS
 from ..norm import cohort_normalize
 from ..outputs import SCORES, check_output
 from ..provenance import file_sha256
+from ..scorefiles import write_trial_scores
 from ..scoring import METHODS, ModelBank, score_trials
 from ..speakermodels import SpeakerModels, ubm_fingerprint
-from ..trials import read_trials, write_trial_scores
+from ..trials import read_trials
 from . import add_config_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (

@@ -19,9 +19,10 @@ from ..gmm import DiagGMM
 from ..metrics import summary
 from ..norm import cohort_normalize
 from ..prepare import read_enroll_list, single_utterance_models, split_verification
+from ..scorefiles import read_scores, write_scores
 from ..scoring import score_trials
 from ..speakermodels import SpeakerModels, enroll
-from ..trials import TrialList, read_scores, read_trials, write_scores, write_trials
+from ..trials import TrialList, read_trials, write_trials
 from .backgroundtrials import heldout_ubm, score_background, speaker_groups, split_background
 from .common import extract_stage, report_stage
 from .report import plot_det_file, write_json
