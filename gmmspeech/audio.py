@@ -23,7 +23,7 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioError, ConfigError
-from .mp3 import scan_mp3
+from .mp3 import Mp3Layout, scan_mp3
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,54 @@ def _decoder_notes(p: Path, kind: str | None) -> Iterator[None]:
             log.debug("%s: MP3 decoder: %d message(s): %s", p, len(lines), " | ".join(lines[:3]))
 
 
+def _decode_error(p: Path, size: int, head: bytes, kind: str | None, exc: Exception) -> AudioError:
+    reason = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+    if kind is None:
+        return AudioError(
+            f"{p}: not an audio file ({size} bytes starting with {head[:8]!r}; "
+            f"libsndfile: {reason}); expected WAV, FLAC, OGG, MP3 or another format "
+            f"libsndfile reads"
+        )
+    return AudioError(
+        f"{p}: corrupt or truncated {kind} file ({size} bytes; libsndfile: {reason}); "
+        f"re-copy the file or re-encode it"
+    )
+
+
+def _probe(p: Path) -> tuple[int, bytes, str | None, Mp3Layout | None]:
+    """The checks before decoding: (size, first bytes, container kind, MP3 frame walk)."""
+    if not p.exists():
+        raise AudioError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a folder, expected an audio file")
+    if not p.is_file():  # reading a FIFO would block, a device would not end
+        raise AudioError(f"{p}: is a FIFO, device or socket, expected an audio file")
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise AudioError(
+            f"{p}: cannot be read ({exc.strerror or exc}); check its permissions"
+        ) from None
+    if size == 0:
+        raise AudioError(f"{p}: the file is empty (0 bytes); re-copy or re-record it")
+    kind = _sniff(head)
+    mp3 = scan_mp3(p) if kind == "MP3" else None
+    if mp3 is not None and mp3.n_frames == 0:
+        after = f" after its {mp3.audio_start}-byte ID3v2 tag" if mp3.audio_start else ""
+        raise AudioError(
+            f"{p}: truncated or corrupt MP3 file: no complete audio frame{after} "
+            f"({size} bytes); re-copy the file"
+        )
+    if mp3 is not None and mp3.truncated:
+        raise AudioError(
+            f"{p}: truncated MP3 file: its last frame is cut short ({mp3.n_frames} complete "
+            f"frames); re-copy the file"
+        )
+    return size, head, kind, mp3
+
+
 def load_audio(
     path: str | os.PathLike[str], sample_rate: int | None = None
 ) -> tuple[np.ndarray, int]:
@@ -147,35 +195,7 @@ def load_audio(
     ):
         raise ConfigError(f"sample_rate: must be None or a positive integer, got {sample_rate!r}")
     p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{p}: no such file; check the path")
-    if p.is_dir():
-        raise AudioError(f"{p}: is a folder, expected an audio file")
-    if not p.is_file():  # reading a FIFO would block, a device would not end
-        raise AudioError(f"{p}: is a FIFO, device or socket, expected an audio file")
-    try:
-        size = p.stat().st_size
-        with open(p, "rb") as f:
-            head = f.read(16)
-    except OSError as exc:
-        raise AudioError(
-            f"{p}: cannot be read ({exc.strerror or exc}); check its permissions"
-        ) from None
-    if size == 0:
-        raise AudioError(f"{p}: the file is empty (0 bytes); re-copy or re-record it")
-    kind = _sniff(head)
-    mp3 = scan_mp3(p) if kind == "MP3" else None
-    if mp3 is not None and mp3.n_frames == 0:
-        after = f" after its {mp3.audio_start}-byte ID3v2 tag" if mp3.audio_start else ""
-        raise AudioError(
-            f"{p}: truncated or corrupt MP3 file: no complete audio frame{after} "
-            f"({size} bytes); re-copy the file"
-        )
-    if mp3 is not None and mp3.truncated:
-        raise AudioError(
-            f"{p}: truncated MP3 file: its last frame is cut short ({mp3.n_frames} complete "
-            f"frames); re-copy the file"
-        )
+    size, head, kind, mp3 = _probe(p)
     try:
         with _decoder_notes(p, kind):
             if mp3 is not None and not mp3.has_length_header:
@@ -191,17 +211,7 @@ def load_audio(
                     )
                     data = snd.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
-        reason = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
-        if kind is None:
-            raise AudioError(
-                f"{p}: not an audio file ({size} bytes starting with {head[:8]!r}; "
-                f"libsndfile: {reason}); expected WAV, FLAC, OGG, MP3 or another format "
-                f"libsndfile reads"
-            ) from None
-        raise AudioError(
-            f"{p}: corrupt or truncated {kind} file ({size} bytes; libsndfile: {reason}); "
-            f"re-copy the file or re-encode it"
-        ) from None
+        raise _decode_error(p, size, head, kind, exc) from None
     shortfall = _wav_declared_shortfall(p, size) if kind == "WAV" else None
     if shortfall is not None:
         declared, available = shortfall
@@ -234,6 +244,108 @@ def load_audio(
         log.debug("%s: resampled from %d Hz to %d Hz", p, rate, sample_rate)
         rate = int(sample_rate)
     return np.ascontiguousarray(signal, dtype=np.float32), int(rate)
+
+
+def audio_length(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(frames, rate)`` from the file's header, or ``None`` if it declares no length
+    (an MP3 without a length header, which only decoding to the end can measure).
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_audio`, for the checks that need no decoding.
+    """
+    p = Path(path)
+    size, head, kind, mp3 = _probe(p)
+    if mp3 is not None and not mp3.has_length_header:
+        return None
+    try:
+        with _decoder_notes(p, kind):
+            info = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
+        raise _decode_error(p, size, head, kind, exc) from None
+    return int(info.frames), int(info.samplerate)
+
+
+def iter_audio_blocks(
+    path: str | os.PathLike[str], sample_rate: int | None = None, block_frames: int = 1 << 16
+) -> Iterator[np.ndarray]:
+    """The signal of :func:`load_audio`, in consecutive blocks, without holding all of it.
+
+    Resampling runs through one ``soxr.ResampleStream`` (the same HQ filter as
+    :func:`resample`), and the total is cut or zero-padded to :func:`resample`'s length.
+
+    Parameters
+    ----------
+    path : path-like
+    sample_rate : int, optional
+        Output rate; ``None`` keeps the file's.
+    block_frames : int
+        Frames read from the file per block.
+
+    Yields
+    ------
+    ndarray, shape (n_i,), float32
+        Mono blocks (the last may be empty).
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_audio`; a decoding error, NaN samples or a truncation found late is
+        raised after the blocks before it were yielded.
+    """
+    p = Path(path)
+    size, head, kind, mp3 = _probe(p)
+    if mp3 is not None and not mp3.has_length_header:
+        yield load_audio(p, sample_rate)[0]
+        return
+    shortfall = _wav_declared_shortfall(p, size) if kind == "WAV" else None
+    if shortfall is not None:
+        raise AudioError(
+            f"{p}: truncated WAV file: its header declares {shortfall[0]} bytes of audio but "
+            f"only {shortfall[1]} are present; re-copy the file"
+        )
+    with _decoder_notes(p, kind):
+        try:
+            snd = sf.SoundFile(str(p))
+        except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
+            raise _decode_error(p, size, head, kind, exc) from None
+        with snd:
+            rate, declared, fmt = int(snd.samplerate), int(snd.frames), str(snd.format)
+            out_rate = rate if sample_rate is None else int(sample_rate)
+            stream = None if out_rate == rate else soxr.ResampleStream(rate, out_rate, 1)
+            n_in = n_out = 0
+            last = False
+            while not last:
+                try:
+                    data = snd.read(block_frames, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
+                    raise _decode_error(p, size, head, kind, exc) from None
+                last = data.shape[0] < block_frames
+                mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+                bad = ~np.isfinite(mono)
+                if bad.any():
+                    first = n_in + int(np.argmax(bad))
+                    raise AudioError(
+                        f"{p}: NaN or infinite samples (first at sample {first}, "
+                        f"{first / rate:.3f} s); the file is corrupt, re-export it"
+                    )
+                n_in += mono.shape[0]
+                block = mono if stream is None else stream.resample_chunk(mono, last=last)
+                if last and stream is not None:
+                    want = int(np.ceil(n_in * float(out_rate) / rate)) - n_out
+                    block = np.concatenate(
+                        [block[:want], np.zeros(max(0, want - block.shape[0]), np.float32)]
+                    )
+                n_out += block.shape[0]
+                yield np.ascontiguousarray(block, dtype=np.float32)
+    if declared > 0 and n_in < declared - _SHORT_TOLERANCE:
+        raise AudioError(
+            f"{p}: truncated {kind or fmt} file: the header declares {declared} "
+            f"samples but only {n_in} could be decoded; re-copy the file"
+        )
+    if n_in == 0:
+        raise AudioError(f"{p}: holds no samples (a valid {fmt} header with 0 frames)")
 
 
 def _feed(path: Path, start: int, fd: int) -> None:
@@ -300,4 +412,4 @@ def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray
     return np.concatenate([out, np.zeros(n_out - out.shape[0], dtype=np.float32)])
 
 
-__all__ = ["load_audio", "resample"]
+__all__ = ["audio_length", "iter_audio_blocks", "load_audio", "resample"]

@@ -15,12 +15,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .audio import load_audio
+from .audio import audio_length, iter_audio_blocks, load_audio
+from .blockfeatures import extract_features_blockwise
 from .config import FeatureConfig
 from .errors import GmmSpeechError
 from .features import check_window, extract_features_with_info
 
 log = logging.getLogger(__name__)
+
+#: Files longer than this (seconds, from the header) are read and framed in blocks: the
+#: whole-signal path holds about 30 MB per minute of audio at its peak, the blockwise one
+#: the log-mel frames and features (about 3 MB per minute). Shorter files keep the
+#: whole-signal path, a little faster.
+BLOCKWISE_SECONDS = 120.0
+#: Frames read from the file per block on the blockwise path (16 s at 16 kHz).
+BLOCK_FRAMES = 1 << 18
 
 
 class UttResult(NamedTuple):
@@ -59,6 +68,14 @@ def keep_freed_memory() -> None:
 def extract_one(utt_id: str, path: str, cfg: FeatureConfig) -> UttResult:
     """Features of one audio file; a per-utterance failure is returned, not raised."""
     try:
+        length = audio_length(path)
+        if length is not None and length[0] > BLOCKWISE_SECONDS * length[1]:
+            orig_rate = length[1]
+            blocks = iter_audio_blocks(path, cfg.sample_rate, BLOCK_FRAMES)
+            hint = -(-length[0] * cfg.sample_rate // orig_rate)
+            feats, n_total = extract_features_blockwise(blocks, cfg, hint)
+            duration = length[0] / orig_rate
+            return UttResult(utt_id, feats, n_total, duration, orig_rate, "")
         signal, orig_rate = load_audio(path)
         duration = signal.shape[0] / orig_rate
         # resampled (once) inside; the parent counts and logs the rates

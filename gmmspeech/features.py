@@ -45,6 +45,7 @@ _STD_FLOOR = 1e-6
 #: A signal varying by less (half a 16-bit step) is constant: no usable variation.
 MIN_PEAK_TO_PEAK = 2.0**-16
 _AMIN = 1e-10  # power floor of power_to_db (librosa's default)
+_DELTA_ROWS = 4  # cepstral rows filtered per librosa.feature.delta call
 
 
 def _check_signal(signal: ArrayLike, sample_rate: object) -> tuple[np.ndarray, int]:
@@ -145,12 +146,17 @@ def frame_energy_db(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return (10.0 * np.log10(np.maximum(power, _ENERGY_FLOOR))).astype(np.float32)
 
 
-def _pre_emphasis(y: np.ndarray, a: float) -> np.ndarray:
+def pre_emphasis(y: np.ndarray, a: float, prev: float | None = None) -> np.ndarray:
+    """``y[n] - a y[n-1]`` in float32; ``y[-1]`` is ``prev`` (the previous block's last
+    sample) or, at the start of a signal, ``y[0]``."""
     coef = np.float32(a)
     if coef == 0 or not y.shape[0]:
         return y
     emph = np.empty_like(y)
-    emph[0] = y[0] * (np.float32(1.0) - coef)
+    if prev is None:
+        emph[0] = y[0] * (np.float32(1.0) - coef)
+    else:
+        emph[0] = np.float32(prev) * -coef + y[0]
     np.multiply(y[:-1], -coef, out=emph[1:])
     emph[1:] += y[1:]
     return emph
@@ -182,34 +188,62 @@ def _cepstra(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     ``librosa.feature.mfcc`` on that log-mel spectrogram (``librosa.feature.mfcc(y=...)``
     itself would fix ``top_db`` at 80)."""
     y = np.asarray(signal, dtype=np.float32)
+    mel_s = mel_power(pre_emphasis(y, config.pre_emphasis), config, config.center)
+    logmel = librosa.power_to_db(mel_s, ref=1.0, amin=_AMIN, top_db=config.top_db)
+    out = log_mel_cepstra(logmel, config)
+    if config.energy == "log_energy":
+        out[0] = frame_log_energy(frame_view(y, config))
+    return out
+
+
+def mel_power(emph: np.ndarray, config: FeatureConfig, center: bool) -> np.ndarray:
+    """``librosa.feature.melspectrogram`` (power 2) of a pre-emphasised signal.
+
+    Parameters
+    ----------
+    emph : ndarray, shape (n_samples,), float32
+    config : FeatureConfig
+    center : bool
+        librosa's centred framing (zero padding at both ends); the blockwise front end
+        passes ``False`` for the blocks it pads itself.
+
+    Returns
+    -------
+    ndarray, shape (n_mels, n_frames), float32
+    """
     with warnings.catch_warnings():
         # a clip shorter than n_fft but at least one window long is framed correctly
         # (zero-padded); librosa's "n_fft is too large" warning would only be noise here
         warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
-        mel_s = librosa.feature.melspectrogram(
-            y=_pre_emphasis(y, config.pre_emphasis),
+        return librosa.feature.melspectrogram(
+            y=emph,
             sr=config.sample_rate,
             n_fft=config.fft_size,
             hop_length=config.hop_length,
             win_length=config.win_length,
             window=config.window,
-            center=config.center,
+            center=center,
             pad_mode="constant",
             power=2.0,
             n_mels=config.n_mels,
             fmin=config.fmin,
             fmax=config.fmax,
         )
-    logmel = librosa.power_to_db(mel_s, ref=1.0, amin=_AMIN, top_db=config.top_db)
-    out = np.asarray(
+
+
+def log_mel_cepstra(logmel: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """``librosa.feature.mfcc`` (orthonormal DCT-II) of log-mel frames (n_mels, n_frames),
+    as (n_mfcc, n_frames) float32; each frame is transformed on its own."""
+    return np.asarray(
         librosa.feature.mfcc(S=logmel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho"),
         dtype=np.float32,
     )
-    if config.energy == "log_energy":
-        raw = frame_view(y, config)
-        energy = np.einsum("ij,ij->i", raw, raw)
-        out[0] = np.log(np.maximum(energy, _LOG_ENERGY_FLOOR))
-    return out
+
+
+def frame_log_energy(raw_frames: np.ndarray) -> np.ndarray:
+    """``ln(sum x^2)`` of each row of :func:`frame_view` (floored), shape (n_frames,)."""
+    energy = np.einsum("ij,ij->i", raw_frames, raw_frames)
+    return np.log(np.maximum(energy, _LOG_ENERGY_FLOOR))
 
 
 def _with_deltas(c: np.ndarray, order: int, window: int) -> np.ndarray:
@@ -492,21 +526,56 @@ def extract_features_with_info(
             f"the signal is constant (every sample {float(y[0]):.6g}, peak-to-peak "
             f"{float(np.ptp(y)):.3g}): no usable variation; drop the file"
         )
-    static = _cepstra(y, cfg)  # (n_mfcc, n_frames): librosa's layout until the end
-    energy = frame_energy_db(y, cfg)
+    return features_from_cepstra(_cepstra(y, cfg), frame_energy_db(y, cfg), cfg)
+
+
+def features_from_cepstra(
+    static: np.ndarray, energy_db: np.ndarray, cfg: FeatureConfig
+) -> tuple[np.ndarray, int]:
+    """Deltas, VAD and normalisation of one utterance's static cepstra.
+
+    Parameters
+    ----------
+    static : ndarray, shape (n_mfcc, n_frames), float32
+        librosa's layout, as :func:`mfcc` transposed.
+    energy_db : ndarray, shape (n_frames,)
+        :func:`frame_energy_db` of the same frames.
+    cfg : FeatureConfig
+
+    Returns
+    -------
+    features : ndarray, shape (n_kept, cfg.n_features), float32
+    n_frames_total : int
+    """
     n_total = static.shape[1]
-    feats = np.ascontiguousarray(_with_deltas(static, cfg.deltas, cfg.delta_window).T)
-    keep = vad_mask(energy, cfg)
+    width = 2 * int(cfg.delta_window) + 1
+    if cfg.deltas and n_total < width:
+        raise AudioError(
+            f"too short for deltas: {n_total} frames < delta filter width {width} "
+            f"(delta_window={cfg.delta_window}); drop the clip, or use a smaller delta_window "
+            f"or frame_shift_ms"
+        )
+    keep = vad_mask(energy_db, cfg)
     n_kept = int(keep.sum())
     if n_kept == 0:
         raise AudioError(
-            f"the VAD kept no frame of {n_total} (loudest frame {float(energy.max()):.1f} "
+            f"the VAD kept no frame of {n_total} (loudest frame {float(energy_db.max()):.1f} "
             f"dBFS, vad_floor_db={cfg.vad_floor_db:g}): the clip is silent; skip it, or "
             f"lower vad_floor_db / set vad='none' if it is quiet speech"
         )
-    if n_kept < n_total:
-        feats = feats[keep]
-    if cfg.normalization in ("cmn", "cmvn") and feats.flags.c_contiguous:
+    # filled a few coefficients at a time with the kept frames only: a long file never
+    # holds the stacked matrix of every frame, nor a whole delta matrix (each row is
+    # filtered on its own, so the rows are the same as librosa's on the whole matrix)
+    d = static.shape[0]
+    feats = np.empty((n_kept, d * (cfg.deltas + 1)), dtype=np.float32)
+    for k in range(cfg.deltas + 1):
+        for i in range(0, d, _DELTA_ROWS):
+            rows = static[i : i + _DELTA_ROWS]
+            if k:
+                rows = librosa.feature.delta(rows, width=width, order=k, axis=-1, mode="interp")
+            j = k * d + i
+            feats[:, j : j + rows.shape[0]] = (rows if n_kept == n_total else rows[:, keep]).T
+    if cfg.normalization in ("cmn", "cmvn"):
         feats = _mean_var_norm(feats, cfg.normalization == "cmvn")  # ours: in place
     else:
         feats = normalize(feats, cfg.normalization, cfg.norm_window)
@@ -518,6 +587,7 @@ __all__ = [
     "check_window",
     "extract_features",
     "extract_features_with_info",
+    "features_from_cepstra",
     "frame_energy_db",
     "frame_view",
     "mfcc",
