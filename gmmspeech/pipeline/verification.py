@@ -16,14 +16,20 @@ from ..calibration import LogisticCalibration
 from ..errors import ConfigError, DataError
 from ..featstore import FeatureStore
 from ..gmm import DiagGMM
-from ..metrics import summary
+from ..metrics import act_dcf, summary
 from ..norm import cohort_normalize
 from ..prepare import read_enroll_list, single_utterance_models, split_verification
 from ..scorefiles import read_scores, write_scores
 from ..scoring import score_trials
 from ..speakermodels import SpeakerModels, enroll
 from ..trials import TrialList, read_trials, write_trials
-from .backgroundtrials import heldout_ubm, score_background, speaker_groups, split_background
+from .backgroundtrials import (
+    enrolment_mismatch,
+    heldout_ubm,
+    score_background,
+    speaker_groups,
+    split_background,
+)
 from .common import extract_stage, report_stage
 from .report import plot_det_file, write_json
 from .workspace import StageResult, Workspace, _present
@@ -241,7 +247,9 @@ def calibrate(ws: Workspace) -> StageResult:
     scored with a UBM that has not seen them and normalised like the target trials
     (:mod:`.backgroundtrials`); a logistic-regression calibration prior-weighted at
     ``scoring.p_target`` is fitted on those trials (``calibration/``) and applied to
-    ``scores/scores.txt``.
+    ``scores/scores.txt``. It is replaced by the identity, with a warning, when it makes the
+    actDCF of its own trials worse, or when the background models are enrolled on a very
+    different amount of speech than the targets (their scores are on another scale).
     """
     s = ws.cfg.scoring
     if not s.calibrate:
@@ -249,14 +257,17 @@ def calibrate(ws: Workspace) -> StageResult:
     ws.path("calibration").mkdir(parents=True, exist_ok=True)
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
     parts: list[tuple[TrialList, np.ndarray]] = []
+    target_frames = _target_enrol_frames(ws)
+    frames: list[int] = []
     with ws.store("background") as store:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
         groups = speaker_groups(list(spk2utt))
         n_models = 0
         for g, group in enumerate(groups):
-            trials, values = _group_trials(ws, ubm_, store, spk2utt, group)
+            trials, values, n = _group_trials(ws, ubm_, store, spk2utt, group)
             log.info("calibration group %d/%d: %d trials", g + 1, len(groups), len(trials))
             parts.append((trials, values))
+            frames.extend(n)
             n_models += len(set(trials.model_ids))
     trials = TrialList(
         [m for t, _ in parts for m in t.model_ids],
@@ -271,6 +282,12 @@ def calibrate(ws: Workspace) -> StageResult:
             f"non-target trials to train a calibration; set scoring.calibrate: false"
         )
     cal = LogisticCalibration(prior=s.p_target).fit(values, trials.is_target)
+    fitted = {"fitted_slope": cal.slope_, "fitted_offset": cal.offset_}
+    costs = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
+    check = fallback_if_worse(cal, values, trials.is_target, costs)
+    if check["fallback"] is None:
+        median = float(np.median(frames)) if frames else 0.0
+        check.update(fallback_if_mismatched(cal, median, target_frames))
     cal.save(ws.path("calibration/calibration.json"))
     write_trials(ws.path("calibration/trials"), trials)
     write_scores(ws.path("calibration/scores.txt"), trials.model_ids, trials.test_ids, values)
@@ -285,11 +302,82 @@ def calibrate(ws: Workspace) -> StageResult:
         "utterances_per_model": _per_model(ws),
         "trials": len(trials),
         "target_trials": int(trials.is_target.sum()),
+        "enrol_frames": float(np.median(frames)) if frames else 0.0,
+        "target_enrol_frames": target_frames,
+        **fitted,
         "slope": cal.slope_,
         "offset": cal.offset_,
+        **check,
     }
     outputs = ["calibration/calibration.json", "calibration/trials", "calibration/scores.txt"]
     return [*outputs, "scores/calibrated.txt"], info
+
+
+def _target_enrol_frames(ws: Workspace) -> float:
+    """Median enrolment frames per target model (0 when unknown)."""
+    with ws.store("enroll") as store:
+        spk2utt, _ = _present(ws.datadir("enroll").enrolment, store)
+        counts = [sum(store.num_frames(u) for u in utts) for utts in spk2utt.values()]
+    return float(np.median(counts)) if counts else 0.0
+
+
+def fallback_if_worse(
+    cal: LogisticCalibration, values: np.ndarray, is_target: np.ndarray, costs: dict[str, float]
+) -> dict[str, Any]:
+    """actDCF of the calibration trials raw and calibrated. A calibration that makes it worse
+    on the very trials it was fitted on cannot be trusted on others: ``cal`` is set to the
+    identity (the scores are kept as they are), with a warning.
+
+    Parameters
+    ----------
+    cal : LogisticCalibration
+        Fitted on ``values``; changed in place on a fallback.
+    values, is_target : ndarray, shape (n,)
+        The calibration trials' scores and labels.
+    costs : dict
+        ``p_target``, ``c_miss``, ``c_fa`` of :func:`gmmspeech.metrics.act_dcf`.
+    """
+    raw = act_dcf(values, is_target, **costs)
+    calibrated = act_dcf(cal.transform(values), is_target, **costs)
+    out: dict[str, Any] = {
+        "trials_act_dcf_raw": round(raw, 4),
+        "trials_act_dcf_calibrated": round(calibrated, 4),
+        "fallback": None,
+    }
+    if calibrated > raw:
+        log.warning(
+            "calibration: actDCF on its own background trials is worse calibrated (%.3f) "
+            "than raw (%.3f); not calibrating: scores/calibrated.txt keeps the scores as they "
+            "are (set scoring.calibrate: false to skip this stage)",
+            calibrated,
+            raw,
+        )
+        cal.slope_, cal.offset_ = 1.0, 0.0
+        out["fallback"] = "identity"
+    return out
+
+
+def fallback_if_mismatched(
+    cal: LogisticCalibration, frames: float, target_frames: float
+) -> dict[str, Any]:
+    """Set ``cal`` to the identity, with a warning, when the background models (median
+    ``frames`` enrolment frames) are enrolled on a very different amount of speech than the
+    targets (``target_frames``; :func:`.backgroundtrials.enrolment_mismatch`)."""
+    ratio = enrolment_mismatch(frames, target_frames)
+    if ratio is None:
+        return {}
+    log.warning(
+        "calibration: the background models are enrolled on %.0f frames (median) and the "
+        "target models on %.0f (ratio %.2f): their scores are on another scale, so a "
+        "calibration fitted on them does not transfer; not calibrating: "
+        "scores/calibrated.txt keeps the scores as they are (give the background speakers "
+        "several utterances each, or set scoring.calibrate: false)",
+        frames,
+        target_frames,
+        ratio,
+    )
+    cal.slope_, cal.offset_ = 1.0, 0.0
+    return {"fallback": "identity: enrolment mismatch", "enrol_ratio": round(ratio, 4)}
 
 
 def _group_trials(
@@ -298,9 +386,10 @@ def _group_trials(
     store: FeatureStore,
     spk2utt: Mapping[str, list[str]],
     group: Sequence[str],
-) -> tuple[TrialList, np.ndarray]:
+) -> tuple[TrialList, np.ndarray, list[int]]:
     """Trials of one group of background speakers, scored with a UBM that has not seen them
-    and normalised (when ``scoring.norm`` is set) with a cohort of the other speakers."""
+    and normalised (when ``scoring.norm`` is set) with a cohort of the other speakers; also
+    the enrolment frames of each of its models."""
     s, e, u = ws.cfg.scoring, ws.cfg.enroll, ws.cfg.ubm
     inside = set(group)
     others = [x for spk in sorted(spk2utt) if spk not in inside for x in spk2utt[spk]]
@@ -333,7 +422,7 @@ def _group_trials(
         values, _ = _normalize_with_cohort(
             ws, models, split.features, store, trials.pairs, values, (spk, split.test_spk), inside
         )
-    return trials, values
+    return trials, values, split.enrol_frames()
 
 
 def evaluate(ws: Workspace) -> StageResult:
