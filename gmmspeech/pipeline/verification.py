@@ -31,6 +31,7 @@ from .backgroundtrials import (
     split_background,
 )
 from .common import extract_stage, report_stage
+from .heldoutcohort import CohortOptions, heldout_normalize
 from .report import plot_det_file, write_json
 from .workspace import StageResult, Workspace, _present
 
@@ -165,66 +166,57 @@ def _per_model(ws: Workspace) -> int:
 
 
 def _cohort(
-    ws: Workspace, store: FeatureStore, without: set[str] | None = None
+    ws: Workspace, store: FeatureStore, within: set[str] | None = None
 ) -> dict[str, list[str]]:
-    """The first ``scoring.cohort_size`` background speakers (sorted ids, leaving out
-    ``without``), utterances sorted."""
+    """The first ``scoring.cohort_size`` background speakers (sorted ids; only those of
+    ``within`` when given), utterances sorted."""
     spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
-    spks = [k for k in sorted(spk2utt) if not without or k not in without]
+    spks = [k for k in sorted(spk2utt) if within is None or k in within]
     return {k: sorted(spk2utt[k]) for k in spks[: ws.cfg.scoring.cohort_size]}
 
 
-def _normalize_with_cohort(
-    ws: Workspace,
-    models: SpeakerModels,
-    test_features: Mapping[str, np.ndarray],
-    cstore: FeatureStore,
-    keys: list[tuple[str, str]],
-    values: np.ndarray,
-    speakers: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
-    without: set[str] | None = None,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Cohort normalisation of trials ``keys`` (shared by the target and calibration trials),
-    with a cohort of background speakers other than ``without``."""
-    s = ws.cfg.scoring
-    cohort = _cohort(ws, cstore, without)
-    per_model = _per_model(ws)
-    normed = cohort_normalize(
-        s.norm,
-        values,
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        ubm=models.ubm,
-        models=models,
-        test_features=test_features,
-        cohort_features=cstore,
-        cohort_spk2utt=cohort,
-        relevance_factor=ws.cfg.enroll.relevance_factor,
-        adapt=ws.cfg.enroll.adapt,
-        score_method=s.method,
-        top_c=s.top_c,
-        top_n=s.top_n,
-        enroll_utts=per_model,
-        model_spk=None if speakers is None else speakers[0],
-        test_spk=None if speakers is None else speakers[1],
-        progress=ws.progress,
-    )
-    info = {
-        "norm": s.norm,
-        "cohort_speakers": len(cohort),
-        "cohort_utterances": sum(len(u) for u in cohort.values()),
-        "cohort_utterances_per_model": per_model,
-    }
-    return normed, info
+def _cohort_options(ws: Workspace) -> CohortOptions:
+    s, e, u = ws.cfg.scoring, ws.cfg.enroll, ws.cfg.ubm
+    return CohortOptions(
+        e.relevance_factor, e.adapt, s.method, s.top_c, _per_model(ws),
+        u.min_count, u.min_weight, u.chunk_size, ws.progress,
+    )  # fmt: skip
 
 
 def _cohort_normalize(
     ws: Workspace, keys: list[tuple[str, str]], values: np.ndarray
 ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Normalise the target trials with cohort scores from UBMs that have not seen the
+    cohort (:mod:`.heldoutcohort`)."""
+    s, e = ws.cfg.scoring, ws.cfg.enroll
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
-    models = SpeakerModels.load(ws.path("models/models.h5"), ubm_)
-    with ws.store("background") as cstore, ws.store("test") as tstore:
-        normed, info = _normalize_with_cohort(ws, models, tstore, cstore, keys, values)
+    opts = _cohort_options(ws)
+    with (
+        ws.store("background") as cstore,
+        ws.store("test") as tstore,
+        ws.store("enroll") as estore,
+    ):
+        background, _ = _present(ws.datadir("background").spk2utt, cstore)
+        cohort = _cohort(ws, cstore)
+        enrolment = ws.datadir("enroll").enrolment
+        spk2utt = {m: enrolment[m] for m in sorted({k[0] for k in keys})}
+
+        def enrol(ubm_g: DiagGMM) -> SpeakerModels:
+            return enroll(
+                ubm_g, estore, spk2utt, relevance_factor=e.relevance_factor, adapt=e.adapt
+            )
+
+        normed = heldout_normalize(
+            s.norm, values, keys, top_n=s.top_n, ubm=ubm_, enrol=enrol, test_features=tstore,
+            store=cstore, background=background, cohort=cohort, opts=opts,
+        )  # fmt: skip
+    info: dict[str, Any] = {
+        "norm": s.norm,
+        "cohort_speakers": len(cohort),
+        "cohort_utterances": sum(len(x) for x in cohort.values()),
+        "cohort_utterances_per_model": opts.enroll_utts,
+        "cohort_ubm": "held out",
+    }
     tar = _labels(ws, keys)
     if (~tar).any():
         info["nontarget_mean"] = round(float(normed[~tar].mean()), 4)
@@ -419,9 +411,14 @@ def _group_trials(
         )
     if s.norm != "none":
         spk = {m: m for m in split.enroll}
-        values, _ = _normalize_with_cohort(
-            ws, models, split.features, store, trials.pairs, values, (spk, split.test_spk), inside
-        )
+        cohort = _cohort(ws, store, {k for k in spk2utt if k not in inside})
+        values = cohort_normalize(
+            s.norm, values, trials.model_ids, trials.test_ids, ubm=ubm_g, models=models,
+            test_features=split.features, cohort_features=store, cohort_spk2utt=cohort,
+            relevance_factor=e.relevance_factor, adapt=e.adapt, score_method=s.method,
+            top_c=s.top_c, top_n=s.top_n, enroll_utts=_per_model(ws), model_spk=spk,
+            test_spk=split.test_spk, progress=ws.progress,
+        )  # fmt: skip
     return trials, values, split.enrol_frames()
 
 
