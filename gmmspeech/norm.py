@@ -206,7 +206,7 @@ def _given(cohort: ArrayLike | None, name: str, method: str) -> ArrayLike:
 _LOGGED_TOP_N: set[tuple[int, int, int]] = set()
 
 
-def _log_top_n(top_n: int, n_models: int, n_utts: int) -> None:
+def log_top_n(top_n: int, n_models: int, n_utts: int) -> None:
     """Say once per process and cohort that adaptive S-norm keeps fewer than ``top_n``."""
     key = (top_n, n_models, n_utts)
     if top_n > min(n_models, n_utts) and key not in _LOGGED_TOP_N:
@@ -297,20 +297,88 @@ def cohort_normalize(
     """
     if method == "none":
         return np.asarray(scores, dtype=np.float64).copy()
+    m_pos = {m: i for i, m in enumerate(sorted(set(model_ids)))}
+    t_pos = {t: i for i, t in enumerate(sorted(set(test_ids)))}
+    if method == "as":
+        log_top_n(top_n, len(cohort_spk2utt), sum(len(u) for u in cohort_spk2utt.values()))
+    model_cohort, test_cohort, cohort_cohort = cohort_matrices(
+        method,
+        list(m_pos),
+        list(t_pos),
+        ubm=ubm,
+        models=models,
+        test_features=test_features,
+        cohort_features=cohort_features,
+        cohort_spk2utt=cohort_spk2utt,
+        relevance_factor=relevance_factor,
+        adapt=adapt,
+        score_method=score_method,
+        top_c=top_c,
+        enroll_utts=enroll_utts,
+        model_spk=model_spk,
+        test_spk=test_spk,
+        progress=progress,
+    )
+    return normalize(
+        method,
+        scores,
+        model_index=np.array([m_pos[m] for m in model_ids]),
+        test_index=np.array([t_pos[t] for t in test_ids]),
+        model_cohort=model_cohort,
+        test_cohort=test_cohort,
+        cohort_cohort=cohort_cohort,
+        top_n=top_n,
+    )
+
+
+CohortScores = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
+
+
+def cohort_matrices(
+    method: str,
+    model_ids: Sequence[str],
+    test_ids: Sequence[str],
+    *,
+    ubm: DiagGMM,
+    models: SpeakerModels,
+    test_features: Any,
+    cohort_features: Any,
+    cohort_spk2utt: Mapping[str, Sequence[str]],
+    relevance_factor: float,
+    adapt: str,
+    score_method: str = "topc",
+    top_c: int | None = 5,
+    enroll_utts: int | None = None,
+    model_spk: Mapping[str, str] | None = None,
+    test_spk: Mapping[str, str] | None = None,
+    progress: bool = False,
+) -> CohortScores:
+    """The cohort score matrices :func:`cohort_normalize` normalises with.
+
+    ``model_ids`` and ``test_ids`` are distinct ids, in the order of the rows; the other
+    parameters are those of :func:`cohort_normalize`.
+
+    Returns
+    -------
+    model_cohort : ndarray, shape (len(model_ids), n_cohort_utts), or None
+        Z side (methods z, zt, s, as).
+    test_cohort : ndarray, shape (len(test_ids), n_cohort_speakers), or None
+        T side (methods t, zt, s, as).
+    cohort_cohort : ndarray, shape (n_cohort_speakers, n_cohort_utts), or None
+        Cohort models against cohort utterances (method zt).
+    """
     kw: dict[str, Any] = {"method": score_method, "top_c": top_c, "progress": progress}
     spk2utt = {spk: list(utts) for spk, utts in cohort_spk2utt.items()}
     cohort_utts = [u for utts in spk2utt.values() for u in utts]
     utt_spk = np.array([spk for spk, utts in spk2utt.items() for _ in utts])
-    m_pos = {m: i for i, m in enumerate(sorted(set(model_ids)))}
-    t_pos = {t: i for i, t in enumerate(sorted(set(test_ids)))}
+    rows_m = list(model_ids)
+    rows_t = list(test_ids)
     model_cohort = test_cohort = cohort_cohort = None
-    if method == "as":
-        _log_top_n(top_n, len(spk2utt), len(cohort_utts))
     if method in ("z", "zt", "s", "as"):
-        log.info("Z side: %d models x %d cohort utterances", len(m_pos), len(cohort_utts))
-        bank = ModelBank(ubm, models.subset(list(m_pos)))
+        log.info("Z side: %d models x %d cohort utterances", len(rows_m), len(cohort_utts))
+        bank = ModelBank(ubm, models.subset(rows_m))
         model_cohort = score_matrix(ubm, bank, cohort_features, cohort_utts, **kw)
-        model_cohort = _leave_out(model_cohort, list(m_pos), model_spk, utt_spk)
+        model_cohort = _leave_out(model_cohort, rows_m, model_spk, utt_spk)
     if method in ("t", "zt", "s", "as"):
         n = enroll_utts
         cohort_models = enroll(
@@ -322,20 +390,11 @@ def cohort_normalize(
         )
         cbank = ModelBank(ubm, cohort_models)
         cohort_ids = np.asarray(cohort_models.ids)
-        log.info("T side: %d cohort models x %d test utterances", len(cbank), len(t_pos))
-        test_cohort = score_matrix(ubm, cbank, test_features, list(t_pos), **kw).T
-        test_cohort = _leave_out(test_cohort, list(t_pos), test_spk, cohort_ids)
+        log.info("T side: %d cohort models x %d test utterances", len(cbank), len(rows_t))
+        test_cohort = score_matrix(ubm, cbank, test_features, rows_t, **kw).T
+        test_cohort = _leave_out(test_cohort, rows_t, test_spk, cohort_ids)
         if method == "zt":
             cc = score_matrix(ubm, cbank, cohort_features, cohort_utts, **kw)
             same = cohort_ids[:, None] == utt_spk[None, :]
             cohort_cohort = np.where(same, np.nan, cc)  # no same-speaker pairs
-    return normalize(
-        method,
-        scores,
-        model_index=np.array([m_pos[m] for m in model_ids]),
-        test_index=np.array([t_pos[t] for t in test_ids]),
-        model_cohort=model_cohort,
-        test_cohort=test_cohort,
-        cohort_cohort=cohort_cohort,
-        top_n=top_n,
-    )
+    return model_cohort, test_cohort, cohort_cohort

@@ -13,6 +13,16 @@ split into ``GROUPS`` groups, and the trials of a group are scored with
 :func:`heldout_ubm`, the UBM re-estimated (one M-step) without that group's frames, and
 normalised with a cohort from the other groups: target speakers, too, are unseen by the
 UBM, and their cohort is not.
+
+A MAP model moves each mean by ``n_c / (n_c + r)`` of the way to its data (``n_c`` the
+component's frame count, ``r`` the relevance factor), so the scale of the scores grows with
+the enrolment speech. A calibration fitted on background models enrolled on much less (or
+more) speech than the targets does not transfer: on the LibriSpeech samples (one utterance
+per background speaker, so half-utterance models of about 6 s against targets enrolled on a
+minute) the background scores are about 4 times narrower than the target ones, and the fitted
+calibration is far too steep. Enrolling the background models with a relevance factor scaled
+by the frame ratio was tried and is worse: the means of 6 s models are noisy and the
+non-target scores shift down. :func:`enrolment_mismatch` detects the case instead.
 """
 
 from __future__ import annotations
@@ -72,6 +82,12 @@ class Segments(Mapping[str, np.ndarray]):
         mid = x.shape[0] // 2
         return x[:mid] if part == 0 else x[mid:]
 
+    def num_frames(self, key: str) -> int:
+        """Frames of ``key`` (a whole utterance or a half) from the store's index."""
+        utt, part = self._source(key)
+        n = self.store.num_frames(utt)
+        return n if part < 0 else (n // 2 if part == 0 else n - n // 2)
+
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
@@ -101,6 +117,10 @@ class BackgroundSplit:
     enroll: dict[str, list[str]]
     test_spk: dict[str, str]
     features: Segments
+
+    def enrol_frames(self) -> list[int]:
+        """Enrolment frames of each model."""
+        return [sum(self.features.num_frames(u) for u in utts) for utts in self.enroll.values()]
 
 
 def split_background(
@@ -138,6 +158,28 @@ def split_background(
         for t in tests:
             test_spk[t] = spk
     return BackgroundSplit(enrol, test_spk, Segments(store, halved))
+
+
+#: Background models enrolled on more than this factor less (or more) speech than the
+#: target models give scores on another scale (module docstring).
+MAX_ENROL_RATIO = 2.0
+
+
+def enrolment_mismatch(frames: float, target_frames: float) -> float | None:
+    """The ratio ``frames / target_frames`` of the median enrolment frames of the background
+    and target models when it is beyond :data:`MAX_ENROL_RATIO` either way, else None.
+
+    Examples
+    --------
+    >>> enrolment_mismatch(500.0, 3000.0)
+    0.16666666666666666
+    >>> enrolment_mismatch(2500.0, 3000.0) is None
+    True
+    """
+    if frames <= 0 or target_frames <= 0:
+        return None
+    ratio = frames / target_frames
+    return ratio if max(ratio, 1.0 / ratio) > MAX_ENROL_RATIO else None
 
 
 def speaker_groups(speakers: Sequence[str], n_groups: int = GROUPS) -> list[list[str]]:
@@ -210,6 +252,7 @@ __all__ = [
     "BackgroundSplit",
     "Segments",
     "heldout_ubm",
+    "enrolment_mismatch",
     "score_background",
     "speaker_groups",
     "split_background",

@@ -16,15 +16,22 @@ from ..calibration import LogisticCalibration
 from ..errors import ConfigError, DataError
 from ..featstore import FeatureStore
 from ..gmm import DiagGMM
-from ..metrics import summary
+from ..metrics import act_dcf, summary
 from ..norm import cohort_normalize
 from ..prepare import read_enroll_list, single_utterance_models, split_verification
 from ..scorefiles import read_scores, write_scores
 from ..scoring import score_trials
 from ..speakermodels import SpeakerModels, enroll
 from ..trials import TrialList, read_trials, write_trials
-from .backgroundtrials import heldout_ubm, score_background, speaker_groups, split_background
+from .backgroundtrials import (
+    enrolment_mismatch,
+    heldout_ubm,
+    score_background,
+    speaker_groups,
+    split_background,
+)
 from .common import extract_stage, report_stage
+from .heldoutcohort import CohortOptions, heldout_normalize
 from .report import plot_det_file, write_json
 from .workspace import StageResult, Workspace, _present
 
@@ -159,66 +166,57 @@ def _per_model(ws: Workspace) -> int:
 
 
 def _cohort(
-    ws: Workspace, store: FeatureStore, without: set[str] | None = None
+    ws: Workspace, store: FeatureStore, within: set[str] | None = None
 ) -> dict[str, list[str]]:
-    """The first ``scoring.cohort_size`` background speakers (sorted ids, leaving out
-    ``without``), utterances sorted."""
+    """The first ``scoring.cohort_size`` background speakers (sorted ids; only those of
+    ``within`` when given), utterances sorted."""
     spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
-    spks = [k for k in sorted(spk2utt) if not without or k not in without]
+    spks = [k for k in sorted(spk2utt) if within is None or k in within]
     return {k: sorted(spk2utt[k]) for k in spks[: ws.cfg.scoring.cohort_size]}
 
 
-def _normalize_with_cohort(
-    ws: Workspace,
-    models: SpeakerModels,
-    test_features: Mapping[str, np.ndarray],
-    cstore: FeatureStore,
-    keys: list[tuple[str, str]],
-    values: np.ndarray,
-    speakers: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
-    without: set[str] | None = None,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Cohort normalisation of trials ``keys`` (shared by the target and calibration trials),
-    with a cohort of background speakers other than ``without``."""
-    s = ws.cfg.scoring
-    cohort = _cohort(ws, cstore, without)
-    per_model = _per_model(ws)
-    normed = cohort_normalize(
-        s.norm,
-        values,
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        ubm=models.ubm,
-        models=models,
-        test_features=test_features,
-        cohort_features=cstore,
-        cohort_spk2utt=cohort,
-        relevance_factor=ws.cfg.enroll.relevance_factor,
-        adapt=ws.cfg.enroll.adapt,
-        score_method=s.method,
-        top_c=s.top_c,
-        top_n=s.top_n,
-        enroll_utts=per_model,
-        model_spk=None if speakers is None else speakers[0],
-        test_spk=None if speakers is None else speakers[1],
-        progress=ws.progress,
-    )
-    info = {
-        "norm": s.norm,
-        "cohort_speakers": len(cohort),
-        "cohort_utterances": sum(len(u) for u in cohort.values()),
-        "cohort_utterances_per_model": per_model,
-    }
-    return normed, info
+def _cohort_options(ws: Workspace) -> CohortOptions:
+    s, e, u = ws.cfg.scoring, ws.cfg.enroll, ws.cfg.ubm
+    return CohortOptions(
+        e.relevance_factor, e.adapt, s.method, s.top_c, _per_model(ws),
+        u.min_count, u.min_weight, u.chunk_size, ws.progress,
+    )  # fmt: skip
 
 
 def _cohort_normalize(
     ws: Workspace, keys: list[tuple[str, str]], values: np.ndarray
 ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Normalise the target trials with cohort scores from UBMs that have not seen the
+    cohort (:mod:`.heldoutcohort`)."""
+    s, e = ws.cfg.scoring, ws.cfg.enroll
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
-    models = SpeakerModels.load(ws.path("models/models.h5"), ubm_)
-    with ws.store("background") as cstore, ws.store("test") as tstore:
-        normed, info = _normalize_with_cohort(ws, models, tstore, cstore, keys, values)
+    opts = _cohort_options(ws)
+    with (
+        ws.store("background") as cstore,
+        ws.store("test") as tstore,
+        ws.store("enroll") as estore,
+    ):
+        background, _ = _present(ws.datadir("background").spk2utt, cstore)
+        cohort = _cohort(ws, cstore)
+        enrolment = ws.datadir("enroll").enrolment
+        spk2utt = {m: enrolment[m] for m in sorted({k[0] for k in keys})}
+
+        def enrol(ubm_g: DiagGMM) -> SpeakerModels:
+            return enroll(
+                ubm_g, estore, spk2utt, relevance_factor=e.relevance_factor, adapt=e.adapt
+            )
+
+        normed = heldout_normalize(
+            s.norm, values, keys, top_n=s.top_n, ubm=ubm_, enrol=enrol, test_features=tstore,
+            store=cstore, background=background, cohort=cohort, opts=opts,
+        )  # fmt: skip
+    info: dict[str, Any] = {
+        "norm": s.norm,
+        "cohort_speakers": len(cohort),
+        "cohort_utterances": sum(len(x) for x in cohort.values()),
+        "cohort_utterances_per_model": opts.enroll_utts,
+        "cohort_ubm": "held out",
+    }
     tar = _labels(ws, keys)
     if (~tar).any():
         info["nontarget_mean"] = round(float(normed[~tar].mean()), 4)
@@ -241,7 +239,9 @@ def calibrate(ws: Workspace) -> StageResult:
     scored with a UBM that has not seen them and normalised like the target trials
     (:mod:`.backgroundtrials`); a logistic-regression calibration prior-weighted at
     ``scoring.p_target`` is fitted on those trials (``calibration/``) and applied to
-    ``scores/scores.txt``.
+    ``scores/scores.txt``. It is replaced by the identity, with a warning, when it makes the
+    actDCF of its own trials worse, or when the background models are enrolled on a very
+    different amount of speech than the targets (their scores are on another scale).
     """
     s = ws.cfg.scoring
     if not s.calibrate:
@@ -249,14 +249,17 @@ def calibrate(ws: Workspace) -> StageResult:
     ws.path("calibration").mkdir(parents=True, exist_ok=True)
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
     parts: list[tuple[TrialList, np.ndarray]] = []
+    target_frames = _target_enrol_frames(ws)
+    frames: list[int] = []
     with ws.store("background") as store:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
         groups = speaker_groups(list(spk2utt))
         n_models = 0
         for g, group in enumerate(groups):
-            trials, values = _group_trials(ws, ubm_, store, spk2utt, group)
+            trials, values, n = _group_trials(ws, ubm_, store, spk2utt, group)
             log.info("calibration group %d/%d: %d trials", g + 1, len(groups), len(trials))
             parts.append((trials, values))
+            frames.extend(n)
             n_models += len(set(trials.model_ids))
     trials = TrialList(
         [m for t, _ in parts for m in t.model_ids],
@@ -271,6 +274,12 @@ def calibrate(ws: Workspace) -> StageResult:
             f"non-target trials to train a calibration; set scoring.calibrate: false"
         )
     cal = LogisticCalibration(prior=s.p_target).fit(values, trials.is_target)
+    fitted = {"fitted_slope": cal.slope_, "fitted_offset": cal.offset_}
+    costs = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
+    check = fallback_if_worse(cal, values, trials.is_target, costs)
+    if check["fallback"] is None:
+        median = float(np.median(frames)) if frames else 0.0
+        check.update(fallback_if_mismatched(cal, median, target_frames))
     cal.save(ws.path("calibration/calibration.json"))
     write_trials(ws.path("calibration/trials"), trials)
     write_scores(ws.path("calibration/scores.txt"), trials.model_ids, trials.test_ids, values)
@@ -285,11 +294,82 @@ def calibrate(ws: Workspace) -> StageResult:
         "utterances_per_model": _per_model(ws),
         "trials": len(trials),
         "target_trials": int(trials.is_target.sum()),
+        "enrol_frames": float(np.median(frames)) if frames else 0.0,
+        "target_enrol_frames": target_frames,
+        **fitted,
         "slope": cal.slope_,
         "offset": cal.offset_,
+        **check,
     }
     outputs = ["calibration/calibration.json", "calibration/trials", "calibration/scores.txt"]
     return [*outputs, "scores/calibrated.txt"], info
+
+
+def _target_enrol_frames(ws: Workspace) -> float:
+    """Median enrolment frames per target model (0 when unknown)."""
+    with ws.store("enroll") as store:
+        spk2utt, _ = _present(ws.datadir("enroll").enrolment, store)
+        counts = [sum(store.num_frames(u) for u in utts) for utts in spk2utt.values()]
+    return float(np.median(counts)) if counts else 0.0
+
+
+def fallback_if_worse(
+    cal: LogisticCalibration, values: np.ndarray, is_target: np.ndarray, costs: dict[str, float]
+) -> dict[str, Any]:
+    """actDCF of the calibration trials raw and calibrated. A calibration that makes it worse
+    on the very trials it was fitted on cannot be trusted on others: ``cal`` is set to the
+    identity (the scores are kept as they are), with a warning.
+
+    Parameters
+    ----------
+    cal : LogisticCalibration
+        Fitted on ``values``; changed in place on a fallback.
+    values, is_target : ndarray, shape (n,)
+        The calibration trials' scores and labels.
+    costs : dict
+        ``p_target``, ``c_miss``, ``c_fa`` of :func:`gmmspeech.metrics.act_dcf`.
+    """
+    raw = act_dcf(values, is_target, **costs)
+    calibrated = act_dcf(cal.transform(values), is_target, **costs)
+    out: dict[str, Any] = {
+        "trials_act_dcf_raw": round(raw, 4),
+        "trials_act_dcf_calibrated": round(calibrated, 4),
+        "fallback": None,
+    }
+    if calibrated > raw:
+        log.warning(
+            "calibration: actDCF on its own background trials is worse calibrated (%.3f) "
+            "than raw (%.3f); not calibrating: scores/calibrated.txt keeps the scores as they "
+            "are (set scoring.calibrate: false to skip this stage)",
+            calibrated,
+            raw,
+        )
+        cal.slope_, cal.offset_ = 1.0, 0.0
+        out["fallback"] = "identity"
+    return out
+
+
+def fallback_if_mismatched(
+    cal: LogisticCalibration, frames: float, target_frames: float
+) -> dict[str, Any]:
+    """Set ``cal`` to the identity, with a warning, when the background models (median
+    ``frames`` enrolment frames) are enrolled on a very different amount of speech than the
+    targets (``target_frames``; :func:`.backgroundtrials.enrolment_mismatch`)."""
+    ratio = enrolment_mismatch(frames, target_frames)
+    if ratio is None:
+        return {}
+    log.warning(
+        "calibration: the background models are enrolled on %.0f frames (median) and the "
+        "target models on %.0f (ratio %.2f): their scores are on another scale, so a "
+        "calibration fitted on them does not transfer; not calibrating: "
+        "scores/calibrated.txt keeps the scores as they are (give the background speakers "
+        "several utterances each, or set scoring.calibrate: false)",
+        frames,
+        target_frames,
+        ratio,
+    )
+    cal.slope_, cal.offset_ = 1.0, 0.0
+    return {"fallback": "identity: enrolment mismatch", "enrol_ratio": round(ratio, 4)}
 
 
 def _group_trials(
@@ -298,9 +378,10 @@ def _group_trials(
     store: FeatureStore,
     spk2utt: Mapping[str, list[str]],
     group: Sequence[str],
-) -> tuple[TrialList, np.ndarray]:
+) -> tuple[TrialList, np.ndarray, list[int]]:
     """Trials of one group of background speakers, scored with a UBM that has not seen them
-    and normalised (when ``scoring.norm`` is set) with a cohort of the other speakers."""
+    and normalised (when ``scoring.norm`` is set) with a cohort of the other speakers; also
+    the enrolment frames of each of its models."""
     s, e, u = ws.cfg.scoring, ws.cfg.enroll, ws.cfg.ubm
     inside = set(group)
     others = [x for spk in sorted(spk2utt) if spk not in inside for x in spk2utt[spk]]
@@ -330,10 +411,15 @@ def _group_trials(
         )
     if s.norm != "none":
         spk = {m: m for m in split.enroll}
-        values, _ = _normalize_with_cohort(
-            ws, models, split.features, store, trials.pairs, values, (spk, split.test_spk), inside
-        )
-    return trials, values
+        cohort = _cohort(ws, store, {k for k in spk2utt if k not in inside})
+        values = cohort_normalize(
+            s.norm, values, trials.model_ids, trials.test_ids, ubm=ubm_g, models=models,
+            test_features=split.features, cohort_features=store, cohort_spk2utt=cohort,
+            relevance_factor=e.relevance_factor, adapt=e.adapt, score_method=s.method,
+            top_c=s.top_c, top_n=s.top_n, enroll_utts=_per_model(ws), model_spk=spk,
+            test_spk=split.test_spk, progress=ws.progress,
+        )  # fmt: skip
+    return trials, values, split.enrol_frames()
 
 
 def evaluate(ws: Workspace) -> StageResult:
