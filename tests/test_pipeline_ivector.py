@@ -130,3 +130,20 @@ def test_bad_ivector_configs(sets: list[str], message: str) -> None:
         base = ["data.dataset.pattern={label}.wav"]
     with pytest.raises(ConfigError, match=message):
         load_config(None, [*base, *sets])
+
+
+def test_calibration_back_end_too_big_for_half_the_speakers(tmp_path: Path) -> None:
+    # 10 background speakers: PLDA of 5-dimensional i-vectors is trained on all 10, but
+    # a calibration group's back end only on the other 5 (PLDA needs more speakers than
+    # dimensions)
+    make_corpus(tmp_path / "corpus", n_bg=10)
+    cfg = write_config(tmp_path)
+    text = cfg.read_text().replace("rank: 4", "rank: 5").replace("lda_dim: 2, ", "")
+    cfg.write_text(text, encoding="utf-8")
+    exp = Experiment(load_config(cfg), tmp_path / "exp")
+    with pytest.raises(DataError) as err:
+        exp.run()
+    msg = str(err.value)
+    assert "the calibration back end on 5 of the background speakers" in msg
+    assert "needs more than 5 speakers" in msg and "scoring.calibrate: false" in msg
+    assert exp.is_done(exp.stage_number("score"))  # the main back end scored the trials

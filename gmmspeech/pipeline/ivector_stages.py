@@ -86,18 +86,27 @@ def ivectors(ws: Workspace) -> StageResult:
 
 
 def _fit_backend(
-    ws: Workspace, vectors: Mapping[str, np.ndarray], spk2utt: Mapping[str, Sequence[str]]
+    ws: Workspace,
+    vectors: Mapping[str, np.ndarray],
+    spk2utt: Mapping[str, Sequence[str]],
+    calibration: bool = False,
 ) -> Backend:
     """A back end of ``backend.*`` trained on the i-vectors of ``spk2utt``; a
-    :class:`DataError` names the data dir and the settings that avoid the problem."""
+    :class:`DataError` names the data dir and the settings that avoid the problem
+    (``calibration``: the back end of a calibration group, on the other group's speakers)."""
     ids = [u for spk in sorted(spk2utt) for u in spk2utt[spk] if u in vectors]
     y = [spk for spk in sorted(spk2utt) for u in spk2utt[spk] if u in vectors]
     try:
         return Backend(ws.cfg.backend).fit(np.stack([vectors[u] for u in ids]), y)
     except DataError as exc:
+        what, also = "backend", ""
+        if calibration:
+            what = f"the calibration back end on {len(spk2utt)} of the background speakers"
+            also = ", or scoring.calibrate: false"
         raise DataError(
-            f"{ws.path('data/background')}: backend: {exc}; or set backend.scorer: cosine "
-            f"with backend.lda_dim: null and backend.wccn: false (no speaker labels needed)"
+            f"{ws.path('data/background')}: {what}: {exc}; or set backend.scorer: cosine "
+            f"with backend.lda_dim: null and backend.wccn: false (no speaker labels "
+            f"needed){also}"
         ) from None
 
 
@@ -193,7 +202,7 @@ def calibrate(ws: Workspace) -> StageResult:
         groups = speaker_groups(list(spk2utt))
         for group in groups:
             others = {k: v for k, v in spk2utt.items() if k not in set(group)}
-            be = _fit_backend(ws, vectors, others)
+            be = _fit_backend(ws, vectors, others, calibration=True)
             split = split_background({k: spk2utt[k] for k in group}, store, _per_model(ws))
             # halves of single-utterance speakers have no i-vectors: those speakers are out
             enroll = {m: u for m, u in split.enroll.items() if all(x in vectors for x in u)}
