@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_pipeline import CONFIG, make_corpus
+import soundfile as sf
+from test_pipeline import CONFIG, SR, make_corpus, voice
 
 from gmmspeech.cli import main
 from gmmspeech.configio import load_config
@@ -100,19 +101,25 @@ def test_cosine_scores_equal_a_numpy_oracle(tmp_path: Path) -> None:
 def test_single_utterance_background_needs_cosine(tmp_path: Path) -> None:
     root = tmp_path / "corpus"
     make_corpus(root, n_bg=10)
-    for p in (root / "bg").glob("*-1.wav"):
-        p.unlink()  # one background utterance per speaker, as in the LibriSpeech samples
-    cfg = write_config(tmp_path, "scoring: {calibrate: false}\n")
-    text = cfg.read_text().replace("scoring:\n  top_c: 2\n", "")
-    cfg.write_text(text, encoding="utf-8")
+    for s in range(10):  # one 3-second background utterance per speaker, as in the
+        (root / "bg" / f"b{s}-1.wav").unlink()  # LibriSpeech samples
+        sf.write(root / "bg" / f"b{s}-0.wav", voice(s, 0, seconds=3.0), SR)
+    cfg = write_config(tmp_path)
     exp = Experiment(load_config(cfg), tmp_path / "exp")
-    with pytest.raises(DataError, match="single utterance.*backend.scorer: cosine"):
+    with pytest.raises(DataError, match="10 of 10 speakers have a single utterance.*cosine"):
         exp.run()
-    cos = text.replace("backend: {lda_dim: 2, scorer: plda}", "backend: {scorer: cosine}")
-    cfg.write_text(cos, encoding="utf-8")
+    text = cfg.read_text().replace(
+        "backend: {lda_dim: 2, scorer: plda}", "backend: {scorer: cosine}"
+    )
+    cfg.write_text(text, encoding="utf-8")
     exp = Experiment(load_config(cfg), tmp_path / "exp")
     exp.run()
     assert "eer" in exp.results()
+    # calibration: each speaker enrolled on the first half of its frames, tested on the
+    # second (i-vectors of the halves), every model against every test of its group
+    cal = [line.split() for line in (tmp_path / "exp/calibration/trials").read_text().splitlines()]
+    assert len(cal) == 2 * 5 * 5 and sum(k == "target" for _, _, k in cal) == 10
+    assert all(t.startswith(f"{m}-0") for m, t, k in cal if k == "target")
 
 
 @pytest.mark.parametrize(

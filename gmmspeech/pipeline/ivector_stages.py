@@ -26,7 +26,7 @@ from ..ivector import IVectorSet, TotalVariability
 from ..scorefiles import read_scores, write_scores
 from ..trials import TrialList, write_trials
 from ..uttstats import StatsFile, compute_stats
-from .backgroundtrials import speaker_groups, split_background
+from .backgroundtrials import BackgroundSplit, speaker_groups, split_background
 from .verification import SETS, _per_model
 from .workspace import StageResult, Workspace, _present
 
@@ -183,6 +183,22 @@ def score(ws: Workspace) -> StageResult:
     }
 
 
+def _halves(
+    ws: Workspace, split: BackgroundSplit, vectors: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """i-vectors of the ids of ``split`` that ``vectors`` lacks: the halves of the frames
+    of single-utterance speakers (:func:`.backgroundtrials.split_background`)."""
+    ids = [u for utts in split.enroll.values() for u in utts] + list(split.test_spk)
+    missing = {u: split.features[u] for u in ids if u not in vectors}
+    if not missing:
+        return {}
+    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    model = TotalVariability.load(ws.path("ivectors/tv.h5"), ubm_)
+    with ws.engine() as engine:
+        st = compute_stats(ubm_, missing, top_n=ws.cfg.ivector.top_n, engine=engine)
+        return dict(zip(missing, model.transform(st, engine=engine), strict=True))
+
+
 def calibrate(ws: Workspace) -> StageResult:
     """``scores/calibrated.txt``: a logistic calibration trained on background trials.
 
@@ -190,6 +206,8 @@ def calibrate(ws: Workspace) -> StageResult:
     and each group into models and tests (:func:`.backgroundtrials.split_background`); a
     group's trials are scored with a back end trained on the OTHER background speakers. The
     total-variability model is shared (it is trained without speaker labels, on all of them).
+    A speaker with one utterance is enrolled and tested on the two halves of its frames,
+    whose i-vectors are computed here.
     """
     s = ws.cfg.scoring
     if not s.calibrate:
@@ -204,9 +222,8 @@ def calibrate(ws: Workspace) -> StageResult:
             others = {k: v for k, v in spk2utt.items() if k not in set(group)}
             be = _fit_backend(ws, vectors, others, calibration=True)
             split = split_background({k: spk2utt[k] for k in group}, store, _per_model(ws))
-            # halves of single-utterance speakers have no i-vectors: those speakers are out
-            enroll = {m: u for m, u in split.enroll.items() if all(x in vectors for x in u)}
-            tests = {t: spk for t, spk in split.test_spk.items() if t in vectors}
+            vectors |= _halves(ws, split, vectors)
+            enroll, tests = split.enroll, split.test_spk
             pairs = [(m, t) for m in sorted(enroll) for t in sorted(tests)]
             trials = TrialList(
                 [m for m, _ in pairs],
