@@ -13,6 +13,9 @@ one folder::
     8 evaluate   results.json and the DET plot (confusion matrix)
     9 report     report.md
 
+With ``system: ivector`` (verification), stages 4-5 are replaced by stats, tv, ivectors,
+backend and score (:mod:`.ivector_stages`): twelve stages, the same records and rules.
+
 Each stage writes every output atomically and then a record ``stages/NN_name.json`` holding
 the stage's hash, its outputs, wall time and peak memory. The hash chains the config
 sections the stage reads with the hash of the stage before it, so changing e.g.
