@@ -88,6 +88,8 @@ _EXPORTS: dict[str, str] = {
     "StatsSet": "uttstats",
     "StatsFile": "uttstats",
     "TotalVariability": "ivector",
+    "IVectorSet": "ivector",
+    "Backend": "backend",
     "LDA": "backend",
     "WCCN": "backend",
     "PLDA": "backend",
@@ -97,7 +99,7 @@ _EXPORTS: dict[str, str] = {
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .audio import load_audio
-    from .backend import LDA, PLDA, WCCN, cosine_score, length_normalize
+    from .backend import LDA, PLDA, WCCN, Backend, cosine_score, length_normalize
     from .calibration import LogisticCalibration
     from .classifier import GMMClassifier
     from .config import (
@@ -126,7 +128,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .featstore import FeatureStore
     from .features import extract_features
     from .gmm import DiagGMM
-    from .ivector import TotalVariability
+    from .ivector import IVectorSet, TotalVariability
     from .layout import scan_audio
     from .map import map_adapt
     from .metrics import (

@@ -14,13 +14,19 @@ within-speaker scatter). A trial's score is the log-likelihood ratio of "same sp
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
+import h5py
 import numpy as np
 import scipy.linalg
 
+from .atomic import atomic_path
 from .errors import DataError
+from .h5io import from_json, open_checked, read_array, write_header
+from .ivconfig import BackendConfig
 
 Enrolment = np.ndarray | Sequence[np.ndarray]
 
@@ -317,4 +323,107 @@ def cosine_score(enroll: Enrolment, test: Any) -> np.ndarray:
     return length_normalize(e) @ t.T
 
 
-__all__ = ["LDA", "PLDA", "WCCN", "cosine_score", "length_normalize"]
+BACKEND_FORMAT = "gmmspeech.Backend"
+BACKEND_VERSION = 1
+
+
+class Backend:
+    """The configured back end: centre, LDA, WCCN, length normalisation, then PLDA or cosine.
+
+    Parameters
+    ----------
+    config : BackendConfig
+
+    Attributes
+    ----------
+    lda_ : LDA or None
+    wccn_ : WCCN or None
+    mean_ : ndarray, shape (dim,)
+        Mean of the projected training vectors, removed before length normalisation.
+    plda_ : PLDA or None
+    """
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+
+    def fit(self, X: Any, y: Any | None = None) -> Backend:
+        """Train on vectors ``X`` (n, R) of speakers ``y`` (n,); ``y`` may be None when
+        ``config.needs_speakers`` is false (cosine without LDA and WCCN)."""
+        c = self.config
+        x = _vectors(X)
+        if c.needs_speakers and y is None:
+            raise DataError("y: speaker labels are needed for LDA, WCCN and PLDA")
+        self.lda_ = LDA(c.lda_dim).fit(x, y) if c.lda_dim is not None else None
+        x = self.lda_.transform(x) if self.lda_ is not None else x
+        self.wccn_ = WCCN().fit(x, y) if c.wccn else None
+        x = self.wccn_.transform(x) if self.wccn_ is not None else x
+        self.mean_ = x.mean(axis=0)
+        x = self._finish(x)
+        self.plda_ = PLDA(c.plda_iter).fit(x, y) if c.scorer == "plda" else None
+        return self
+
+    def _finish(self, x: np.ndarray) -> np.ndarray:
+        x = x - self.mean_
+        return length_normalize(x) if self.config.length_norm else x
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Vectors as the scorer sees them, shape (n, dim)."""
+        x = _vectors(X)
+        if self.lda_ is not None:
+            x = self.lda_.transform(x)
+        if self.wccn_ is not None:
+            x = self.wccn_.transform(x)
+        return self._finish(x)
+
+    def score(self, enroll: Sequence[np.ndarray], test: Any) -> np.ndarray:
+        """Scores (n_models, n_test) of models enrolled on the (n_i, R) i-vectors ``enroll``
+        against the (n_test, R) i-vectors ``test`` (see :meth:`PLDA.score`, :func:`cosine_score`)."""
+        models = [self.transform(np.atleast_2d(e)) for e in enroll]
+        t = self.transform(test)
+        if self.plda_ is not None:
+            return self.plda_.score(models, t)
+        return cosine_score(models, t)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted parameters to HDF5 (atomically)."""
+        arrays: dict[str, np.ndarray] = {"mean": self.mean_}
+        if self.lda_ is not None:
+            arrays |= {"lda_mean": self.lda_.mean_, "lda_scalings": self.lda_.scalings_}
+        if self.wccn_ is not None:
+            arrays["wccn_projection"] = self.wccn_.projection_
+        if self.plda_ is not None:
+            p = self.plda_
+            arrays |= {"plda_mean": p.mean_, "plda_between": p.between_, "plda_within": p.within_}
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            write_header(f, BACKEND_FORMAT, BACKEND_VERSION, dataclasses.asdict(self.config))
+            for name, a in arrays.items():
+                f.create_dataset(name, data=a)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Backend:
+        """Read a back end written by :meth:`save`."""
+        with open_checked(path, BACKEND_FORMAT, BACKEND_VERSION) as f:
+            be = cls(BackendConfig(**from_json(f.attrs.get("config"), {})))
+
+            def arr(name: str, shape: tuple[int | None, ...]) -> np.ndarray:
+                return read_array(f, name, shape, where=path, kinds="f")
+
+            be.lda_ = be.wccn_ = be.plda_ = None
+            if "lda_scalings" in f:
+                be.lda_ = LDA(f["lda_scalings"].shape[1])
+                be.lda_.scalings_ = arr("lda_scalings", (None, None))
+                be.lda_.mean_ = arr("lda_mean", (be.lda_.scalings_.shape[0],))
+            if "wccn_projection" in f:
+                be.wccn_ = WCCN()
+                be.wccn_.projection_ = arr("wccn_projection", (None, None))
+            be.mean_ = arr("mean", (None,))
+            if "plda_between" in f:
+                d = be.mean_.size
+                be.plda_ = PLDA(be.config.plda_iter)
+                be.plda_.mean_ = arr("plda_mean", (d,))
+                be.plda_.between_ = arr("plda_between", (d, d))
+                be.plda_.within_ = arr("plda_within", (d, d))
+        return be
+
+
+__all__ = ["LDA", "PLDA", "WCCN", "Backend", "cosine_score", "length_normalize"]

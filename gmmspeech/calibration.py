@@ -25,31 +25,33 @@ from .errors import DataError
 from .metrics import _split
 
 
-def _loss(p: np.ndarray, x: np.ndarray, sign: np.ndarray, wt: np.ndarray, c: float) -> float:
-    return float((wt * np.logaddexp(0.0, -sign * (p[0] * x + p[1] + c))).sum())
+def _loss(p: np.ndarray, feats: np.ndarray, sign: np.ndarray, wt: np.ndarray, c: float) -> float:
+    return float((wt * np.logaddexp(0.0, -sign * (feats @ p + c))).sum())
 
 
 def _newton(
-    x: np.ndarray, sign: np.ndarray, wt: np.ndarray, c: float, max_iter: int = 100
-) -> tuple[float, float]:
-    """Minimise the weighted logistic loss over ``(a, b)`` by damped Newton steps.
+    feats: np.ndarray, sign: np.ndarray, wt: np.ndarray, c: float, max_iter: int = 100
+) -> np.ndarray:
+    """Minimise the weighted logistic loss over the weights ``p`` of the columns of
+    ``feats`` (n, m) (the last column is ones: the offset) by damped Newton steps.
 
-    The loss is convex in two parameters: Newton with step halving converges in a few
-    iterations. A tiny ridge keeps the Hessian invertible when the classes separate.
+    The loss is convex: Newton with step halving converges in a few iterations. A tiny
+    ridge keeps the Hessian invertible when the classes separate.
     """
-    p = np.array([1.0, 0.0])
-    loss = _loss(p, x, sign, wt, c)
-    feats = np.stack([x, np.ones_like(x)], axis=1)  # (n, 2)
+    m = feats.shape[1]
+    p = np.zeros(m)
+    p[:-1] = 1.0 / (m - 1)  # start from the mean of the standardised scores
+    loss = _loss(p, feats, sign, wt, c)
     for _ in range(max_iter):
         u = sign * (feats @ p + c)
         q = np.exp(-np.logaddexp(0.0, u))  # sigmoid(-u), stable
         grad = feats.T @ (-wt * sign * q)
-        hess = (feats * (wt * q * (1.0 - q))[:, None]).T @ feats + 1e-12 * np.eye(2)
+        hess = (feats * (wt * q * (1.0 - q))[:, None]).T @ feats + 1e-12 * np.eye(m)
         step = np.linalg.solve(hess, grad)
         t = 1.0
         while t > 1e-10:
             cand = p - t * step
-            new = _loss(cand, x, sign, wt, c)
+            new = _loss(cand, feats, sign, wt, c)
             if new <= loss:
                 break
             t *= 0.5
@@ -59,7 +61,23 @@ def _newton(
         p, loss = cand, new
         if done:
             break
-    return float(p[0]), float(p[1])
+    return p
+
+
+def _fit_affine(x: np.ndarray, t: np.ndarray, prior: float) -> tuple[np.ndarray, float]:
+    """Weights (m,) and offset of ``llr = x @ w + b`` for scores ``x`` (n, m) with labels
+    ``t`` (n,), minimising the prior-weighted cross-entropy (module docstring)."""
+    # standardise the scores for a well-conditioned problem; map back afterwards
+    loc = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    feats = np.column_stack([(x - loc) / scale, np.ones(x.shape[0])])
+    logit_pi = float(np.log(prior / (1.0 - prior)))
+    wt = np.where(t, prior / t.sum(), (1.0 - prior) / (~t).sum())
+    sign = np.where(t, 1.0, -1.0)
+    p = _newton(feats, sign, wt, logit_pi)
+    w = p[:-1] / scale
+    return w, float(p[-1] - w @ loc)
 
 
 class LogisticCalibration:
@@ -92,17 +110,8 @@ class LogisticCalibration:
     def fit(self, scores: ArrayLike, is_target: ArrayLike) -> LogisticCalibration:
         """Fit on scores (n,) with labels (n,); returns ``self``."""
         s, t = _split(scores, is_target)
-        # standardise the scores for a well-conditioned problem; map back afterwards
-        loc, scale = float(s.mean()), float(s.std()) or 1.0
-        x = (s - loc) / scale
-        pi = self.prior
-        logit_pi = float(np.log(pi / (1.0 - pi)))
-        wt = np.where(t, pi / t.sum(), (1.0 - pi) / (~t).sum())
-        sign = np.where(t, 1.0, -1.0)
-
-        a, b = _newton(x, sign, wt, logit_pi)
-        self.slope_ = a / scale
-        self.offset_ = b - a * loc / scale
+        w, b = _fit_affine(s[:, None], t, self.prior)
+        self.slope_, self.offset_ = float(w[0]), b
         return self
 
     def _check_fitted(self) -> tuple[float, float]:
@@ -142,3 +151,47 @@ class LogisticCalibration:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{p}: not a gmmspeech calibration JSON file ({exc})") from None
         return cal
+
+
+class LinearFusion:
+    """Fusion of several systems' scores into one LLR, ``llr = scores @ weights + offset``,
+    by the same prior-weighted logistic regression as :class:`LogisticCalibration` (as in
+    BOSARIS); with one system it is that calibration.
+
+    Parameters
+    ----------
+    prior : float
+        The effective target prior the objective is weighted for.
+
+    Attributes
+    ----------
+    weights_ : ndarray, shape (n_systems,)
+    offset_ : float
+    """
+
+    def __init__(self, prior: float = 0.5) -> None:
+        if not 0.0 < float(prior) < 1.0:
+            raise DataError(f"prior: must be strictly between 0 and 1, got {prior!r}")
+        self.prior = float(prior)
+
+    def fit(self, scores: ArrayLike, is_target: ArrayLike) -> LinearFusion:
+        """Fit on scores (n, n_systems) of the same trials, labels (n,); returns ``self``."""
+        x = np.asarray(scores, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] < 1:
+            raise DataError(f"scores: expected (n_trials, n_systems), got shape {x.shape}")
+        t = np.asarray(is_target, dtype=bool)
+        for j in range(x.shape[1]):  # the same checks as one system's calibration
+            _split(x[:, j], t)
+        self.weights_, self.offset_ = _fit_affine(x, t, self.prior)
+        return self
+
+    def transform(self, scores: ArrayLike) -> np.ndarray:
+        """Fused LLRs (n,) of scores (n, n_systems)."""
+        if not hasattr(self, "weights_"):
+            raise DataError("LinearFusion: call fit() before transform()")
+        x = np.asarray(scores, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.weights_.size:
+            raise DataError(
+                f"scores: expected (n_trials, {self.weights_.size}) scores, got shape {x.shape}"
+            )
+        return x @ self.weights_ + self.offset_

@@ -19,6 +19,9 @@ from ._configbase import to_dict as to_dict
 from .dataconfig import DataConfig as DataConfig  # the data sections, re-exported
 from .dataconfig import SetConfig as SetConfig
 from .errors import ConfigError, short_repr
+from .ivconfig import SYSTEMS
+from .ivconfig import BackendConfig as BackendConfig  # the i-vector sections, re-exported
+from .ivconfig import IVectorConfig as IVectorConfig
 
 # ------------------------------------------------------------- rules the library shares
 ADAPT_LETTERS = "mwv"
@@ -522,6 +525,18 @@ def task_default(values: dict[str, object], task: object) -> dict[str, object]:
     return out
 
 
+def check_ivector_system(task: str, norm: str) -> None:
+    """The i-vector system is for verification, without cohort score normalisation (its
+    cohorts are GMM models); a :class:`ConfigError` otherwise."""
+    if task != "verification":
+        raise ConfigError(f"system: 'ivector' is for task 'verification', not {task!r}")
+    if norm != "none":
+        raise ConfigError(
+            f"scoring.norm: {norm!r} needs GMM cohort models; with system 'ivector' set "
+            f"scoring.norm: none (the PLDA scores are LLRs already)"
+        )
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """A whole experiment (``gmmspeech run``): every stage's options in one place.
@@ -531,14 +546,19 @@ class ExperimentConfig:
     name : str
         Experiment name (in the report and the default output folder).
     task : {"verification", "classification"}
+    system : {"gmm-ubm", "ivector"}
+        MAP-adapted speaker GMMs scored against the UBM, or i-vectors on the UBM's statistics
+        with a back end (``ivector`` and ``backend`` sections; verification only).
     out_dir : str or None
         Experiment folder (relative to the current directory); None is ``exp/<name>``.
-    data, features, extract, ubm, enroll, scoring, compute
-        The stage configurations.
+    data, features, extract, ubm, enroll, scoring, compute, ivector, backend
+        The stage configurations (``enroll`` is read by ``gmm-ubm``, ``ivector`` and
+        ``backend`` by ``ivector``).
     """
 
     name: str = "experiment"
     task: str = "verification"
+    system: str = "gmm-ubm"
     out_dir: str | None = None
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
@@ -547,9 +567,14 @@ class ExperimentConfig:
     enroll: EnrollConfig = dataclasses.field(default_factory=EnrollConfig)
     scoring: ScoringConfig = dataclasses.field(default_factory=ScoringConfig)
     compute: ComputeConfig = dataclasses.field(default_factory=ComputeConfig)
+    ivector: IVectorConfig = dataclasses.field(default_factory=IVectorConfig)
+    backend: BackendConfig = dataclasses.field(default_factory=BackendConfig)
 
     def __post_init__(self) -> None:
         check_choice(self, "task", TASKS)
+        check_choice(self, "system", SYSTEMS)
+        if self.system == "ivector":
+            check_ivector_system(self.task, self.scoring.norm)
         ok = bool(self.name) and not any(c in self.name for c in "/\\")
         _check(ok, "name", "a non-empty name without slashes", self.name)
         if self.task == "verification":

@@ -388,3 +388,35 @@ class TotalVariability:
             want = (tv.ubm_.n_components, tv.ubm_.n_features, tv.rank)
             tv.T_ = read_array(f, "T", want, where=Path(path), kinds="f")
         return tv
+
+
+IVECTORS_FORMAT = "gmmspeech.IVectors"
+
+
+@dataclass
+class IVectorSet:
+    """i-vectors of utterances: ``vectors`` (n, R) float64 in the order of ``utt_ids``."""
+
+    utt_ids: list[str]
+    vectors: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """Utterance id -> its i-vector (R,)."""
+        return dict(zip(self.utt_ids, self.vectors, strict=True))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to HDF5 atomically."""
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            write_header(f, IVECTORS_FORMAT, FORMAT_VERSION)
+            ids = np.array(self.utt_ids, dtype=object)
+            f.create_dataset("utt_ids", data=ids, dtype=h5py.string_dtype())
+            f.create_dataset("vectors", data=self.vectors)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> IVectorSet:
+        """Read a file written by :meth:`save`."""
+        with open_checked(path, IVECTORS_FORMAT, FORMAT_VERSION) as f:
+            raw = read_array(f, "utt_ids", (None,), where=Path(path), kinds="O")
+            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
+            vectors = read_array(f, "vectors", (len(ids), None), where=Path(path), kinds="f")
+        return cls(ids, np.asarray(vectors, dtype=np.float64))

@@ -12,12 +12,14 @@ import yaml
 
 from gmmspeech.config import (
     TASK_DEFAULTS,
+    BackendConfig,
     ComputeConfig,
     DataConfig,
     EnrollConfig,
     ExperimentConfig,
     ExtractConfig,
     FeatureConfig,
+    IVectorConfig,
     ScoringConfig,
     UBMConfig,
     config_hash,
@@ -231,6 +233,8 @@ SECTIONS = {
     "enroll": EnrollConfig,
     "scoring": ScoringConfig,
     "compute": ComputeConfig,
+    "ivector": IVectorConfig,
+    "backend": BackendConfig,
 }
 
 

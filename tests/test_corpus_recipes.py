@@ -49,8 +49,20 @@ MINIATURES = {
 }
 
 
-def _run(rel: str, out: Path, capsys: pytest.CaptureFixture[str]) -> dict:
-    args = ["run", str(RECIPES / rel / "config.yaml"), "--out", str(out), *TINY]
+#: Variants of those recipes (``config_<variant>.yaml``), covered here the same way.
+MINIATURE_VARIANTS = {
+    "speaker_verification/voxceleb1/config_ivector.yaml": "test_voxceleb1_ivector_miniature",
+}
+
+
+def _run(
+    rel: str,
+    out: Path,
+    capsys: pytest.CaptureFixture[str],
+    config: str = "config.yaml",
+    extra: tuple[str, ...] = (),
+) -> dict:
+    args = ["run", str(RECIPES / rel / config), "--out", str(out), *TINY, *extra]
     assert main(args) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "0 failed" in printed
@@ -83,6 +95,22 @@ def test_voxceleb1_miniature(tmp_path: Path, monkeypatch, capsys) -> None:
     assert len(_table(out / "data/test/wav.scp")) == 16
     assert len(_table(out / "data/background/wav.scp")) == 6 * 4
     assert res["eer"] < 0.2
+
+
+@pytest.mark.slow
+def test_voxceleb1_ivector_miniature(tmp_path: Path, monkeypatch, capsys) -> None:
+    root, trials = make_voxceleb1(tmp_path / "vox1")
+    monkeypatch.setenv("VOXCELEB1", str(root))
+    out = tmp_path / "exp"
+    # 6 dev speakers of 4 utterances: a calibration group's back end sees 3 speakers, so
+    # LDA keeps 2 dimensions (PLDA needs more speakers than dimensions)
+    small = ("--set", "ivector.rank=4", "--set", "ivector.n_iter=3", "--set", "backend.lda_dim=2")
+    res = _run("speaker_verification/voxceleb1", out, capsys, "config_ivector.yaml", small)
+    assert res["n_trials"] == len(trials) == 4 * 15
+    assert res["n_target"] == sum(y for y, _, _ in trials) == 4 * 3
+    assert res["n_models"] == 4
+    assert (out / "backend/backend.h5").is_file() and "calibrated" in res
+    assert res["eer"] < 0.35
 
 
 @pytest.mark.slow
@@ -146,3 +174,6 @@ def test_every_miniature_names_a_test_here() -> None:
     for rel, name in MINIATURES.items():
         assert callable(globals().get(name)), f"{rel}: no test {name}"
         assert (RECIPES / rel / "config.yaml").is_file()
+    for rel, name in MINIATURE_VARIANTS.items():
+        assert callable(globals().get(name)), f"{rel}: no test {name}"
+        assert (RECIPES / rel).is_file()

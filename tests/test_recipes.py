@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_corpus_recipes import MINIATURES
+from test_corpus_recipes import MINIATURE_VARIANTS, MINIATURES
 
 from gmmspeech.cli import main
 
@@ -55,6 +55,45 @@ CASES = {
         lambda r: r["n_test"] == 360 and r["n_classes"] == 10 and r["accuracy"] > 0.3,
     ),
 }
+
+
+#: Variants of a recipe (``config_<variant>.yaml`` beside its ``config.yaml``), run like CASES.
+VARIANTS = {
+    "speaker_verification/arabic_speech_commands/config_ivector.yaml": (
+        [
+            "--set",
+            "data.background.max_speakers=6",
+            "--set",
+            "data.targets.max_speakers=4",
+            "--set",
+            "ivector.rank=20",
+            "--set",
+            "ivector.n_iter=2",
+        ],
+        lambda r: r["n_trials"] == 4 * 320 and r["n_target"] == 320 and r["eer"] < 0.45,
+    ),
+}
+
+
+def test_every_recipe_variant_is_covered_and_documented() -> None:
+    found = {str(p.relative_to(RECIPES)) for p in RECIPES.rglob("config_*.yaml")}
+    assert found == set(VARIANTS) | set(MINIATURE_VARIANTS)
+    assert not set(VARIANTS) & set(MINIATURE_VARIANTS)
+    for rel in found:
+        readme = (RECIPES / rel).parent / "README.md"
+        assert f"gmmspeech run recipes/{rel}" in readme.read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.parametrize("rel", sorted(VARIANTS))
+def test_recipe_variant_runs_small(rel: str, shared_data: Path, tmp_path: Path, capsys) -> None:
+    extra, check = VARIANTS[rel]
+    out = tmp_path / "exp"
+    args = ["run", str(RECIPES / rel), "--out", str(out), "--no-progress", *SMALL, *extra]
+    assert main(args) == 0, capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    assert check(res), res
 
 
 def test_every_recipe_is_covered_and_documented() -> None:

@@ -27,8 +27,13 @@ COMMANDS: dict[str, str] = {
     "score": "score trials '<model> <test> [target|nontarget]' as frame-averaged LLRs",
     "evaluate": "verification metrics (EER by ROC convex hull, minDCF, actDCF, Cllr) of a scores file",
     "calibrate": "train a logistic-regression score calibration on labelled scores and/or apply it",
+    "fuse": "fuse several systems' scores of the same trials into LLRs (logistic regression)",
     "classify": "closed-set classification with one GMM per label (utt2label): accuracy, confusions",
     "train-ubm": "train a UBM (binary splitting + EM) on the frames of feature stores",
+    "train-tv": "train a total-variability (i-vector) model on a UBM's statistics of a feature store",
+    "extract-ivectors": "extract the i-vectors of a feature store with a total-variability model",
+    "train-backend": "train the i-vector back end (LDA, WCCN, length norm, PLDA or cosine)",
+    "score-ivectors": "score trials with an i-vector back end (PLDA LLRs or cosine similarity)",
     "run": (
         "run an experiment from a YAML config: prepare, extract, train UBM, enrol, score, "
         "normalise, calibrate, evaluate, report (stages already done for the same config are "

@@ -7,7 +7,9 @@ import logging
 
 from ..configio import load_config
 from ..pipeline import STAGES, Experiment, StageOutcome, extraction_summary, headline
-from ..pipeline.runner import stage_number
+from ..pipeline.runner import REGISTRY
+
+IVECTOR_STAGES = tuple(st.name for st in REGISTRY["verification:ivector"])
 
 EXAMPLE = (
     "gmmspeech run recipes/speaker_verification/librispeech_samples/config.yaml "
@@ -39,10 +41,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help=f"first stage to run, 1..{len(STAGES)}: "
-        + ", ".join(f"{i} {s}" for i, s in enumerate(STAGES, 1)),
+        + ", ".join(f"{i} {s}" for i, s in enumerate(STAGES, 1))
+        + f" (system ivector: {', '.join(f'{i} {s}' for i, s in enumerate(IVECTOR_STAGES, 1))})",
     )
     p.add_argument(
-        "--stop-stage", type=int, default=len(STAGES), metavar="M", help="last stage to run"
+        "--stop-stage",
+        type=int,
+        default=None,
+        metavar="M",
+        help="last stage to run (default: the last)",
     )
     p.add_argument(
         "--force",
@@ -73,18 +80,18 @@ def run_experiment(exp: Experiment, args: argparse.Namespace) -> int:
     skipped = sum(o.status == "skipped" for o in outcomes)
     summary = f"stages: {ran} run, {skipped} skipped"
     if any(o.name == "extract" and o.status == "ran" for o in outcomes):
-        ext = (exp.record(stage_number("extract")) or {}).get("info", {})
+        ext = (exp.record(exp.stage_number("extract")) or {}).get("info", {})
         n_new = sum(v["extracted"] for v in ext.values())
         n_failed = sum(v["failed"] for v in ext.values())
         summary += f"; utterances: {n_new} extracted, {n_failed} failed"
     print(summary)
-    if exp.is_done(stage_number("evaluate")):
+    if exp.is_done(exp.stage_number("evaluate")):
         res = exp.results()
         print(f"{exp.cfg.name}: {headline(res)}")
         fig = "det.png" if res.get("task") == "verification" else "confusion.png"
         print(f"results: {exp.path('results.json')}")
         print(f"plot:    {exp.path(fig)}")
-    if exp.is_done(stage_number("report")):
+    if exp.is_done(exp.stage_number("report")):
         print(f"report:  {exp.path('report.md')}")
     return 0
 

@@ -13,6 +13,9 @@ one folder::
     8 evaluate   results.json and the DET plot (confusion matrix)
     9 report     report.md
 
+With ``system: ivector`` (verification), stages 4-5 are replaced by stats, tv, ivectors,
+backend and score (:mod:`.ivector_stages`): twelve stages, the same records and rules.
+
 Each stage writes every output atomically and then a record ``stages/NN_name.json`` holding
 the stage's hash, its outputs, wall time and peak memory. The hash chains the config
 sections the stage reads with the hash of the stage before it, so changing e.g.
@@ -47,7 +50,7 @@ from ..config import ExperimentConfig, config_hash, to_dict
 from ..configio import did_you_mean, dump_yaml
 from ..engine import blas_thread_budget, blas_threads
 from ..errors import ConfigError, DataError
-from . import classification, verification
+from . import classification, ivector_stages, verification
 from .inputs import INPUTS, changes
 from .report import StageMemory, write_json, write_text
 from .workspace import StageResult, Workspace
@@ -126,9 +129,25 @@ def _report_sections(cfg: ExperimentConfig) -> object:
     return {"name": cfg.name}
 
 
-#: Task -> its stages in order. Both tasks have the same stage names (``--stage N`` counts
-#: from 1 in this order); each row names the config sections the stage reads and the
-#: function that runs it.
+def _stats_sections(cfg: ExperimentConfig) -> object:
+    return {"top_n": cfg.ivector.top_n}
+
+
+def _tv_sections(cfg: ExperimentConfig) -> object:
+    return {k: v for k, v in to_dict(cfg.ivector).items() if k != "top_n"}
+
+
+def _backend_sections(cfg: ExperimentConfig) -> object:
+    return to_dict(cfg.backend)
+
+
+def _no_sections(cfg: ExperimentConfig) -> object:
+    return {}
+
+
+#: Task (``task:system`` for a system other than gmm-ubm) -> its stages in order
+#: (``--stage N`` counts from 1 in this order); each row names the config sections the stage
+#: reads and the function that runs it.
 REGISTRY: dict[str, tuple[Stage, ...]] = {
     "verification": (
         Stage("prepare", _prepare_sections, verification.prepare),
@@ -152,37 +171,54 @@ REGISTRY: dict[str, tuple[Stage, ...]] = {
         Stage("evaluate", _evaluate_sections, classification.evaluate),
         Stage("report", _report_sections, classification.report),
     ),
+    "verification:ivector": (
+        Stage("prepare", _prepare_sections, verification.prepare),
+        Stage("extract", _extract_sections, verification.extract),
+        Stage("ubm", _ubm_sections, verification.ubm),
+        Stage("stats", _stats_sections, ivector_stages.stats),
+        Stage("tv", _tv_sections, ivector_stages.tv),
+        Stage("ivectors", _no_sections, ivector_stages.ivectors),
+        Stage("backend", _backend_sections, ivector_stages.backend),
+        Stage("score", _no_sections, ivector_stages.score),
+        Stage("normalize", _normalize_sections, verification.normalize),
+        Stage("calibrate", _calibrate_sections, ivector_stages.calibrate),
+        Stage("evaluate", _evaluate_sections, verification.evaluate),
+        Stage("report", _report_sections, verification.report),
+    ),
 }
 
-#: Stage names in order; ``--stage N`` counts from 1.
+#: Stage names of the GMM-UBM system in order; ``--stage N`` counts from 1.
 STAGES: tuple[str, ...] = tuple(st.name for st in REGISTRY["verification"])
 
 
-def stages_of(task: str) -> tuple[Stage, ...]:
-    """The stage table of ``task``; a :class:`ConfigError` names the known tasks."""
+def stages_of(task: str, system: str = "gmm-ubm") -> tuple[Stage, ...]:
+    """The stage table of ``task`` with ``system``; a :class:`ConfigError` names the known
+    tables."""
+    key = task if system == "gmm-ubm" else f"{task}:{system}"
     try:
-        return REGISTRY[task]
+        return REGISTRY[key]
     except KeyError:
         raise ConfigError(
-            f"task: no stages for {task!r}; expected one of {', '.join(REGISTRY)}"
+            f"task: no stages for {key!r}; expected one of {', '.join(REGISTRY)}"
         ) from None
 
 
-def stage_number(name: str) -> int:
-    """1-based number of the stage called ``name``.
+def stage_number(name: str, stages: Sequence[str] = STAGES) -> int:
+    """1-based number of the stage called ``name`` in ``stages`` (default: GMM-UBM's).
 
     Raises
     ------
     ConfigError
         ``name`` is no stage; the message lists the stages (and the closest match).
     """
-    if name in STAGES:
-        return STAGES.index(name) + 1
-    hint = did_you_mean(name, STAGES, otherwise="")
+    stages = tuple(stages)
+    if name in stages:
+        return stages.index(name) + 1
+    hint = did_you_mean(name, stages, otherwise="")
     hint = f"; {hint}" if hint else ""
     raise ConfigError(
         f"stage: unknown stage {name!r}; the stages are "
-        f"{', '.join(f'{i} {s}' for i, s in enumerate(STAGES, 1))}{hint}"
+        f"{', '.join(f'{i} {s}' for i, s in enumerate(stages, 1))}{hint}"
     )
 
 
@@ -260,7 +296,7 @@ class Experiment(Workspace):
         config_path: str | None = None,
         progress: bool = False,
     ) -> None:
-        table = stages_of(config.task)
+        table = stages_of(config.task, config.system)
         self._blas: int | None = None
         super().__init__(
             config,
@@ -275,7 +311,11 @@ class Experiment(Workspace):
     @property
     def stages(self) -> tuple[Stage, ...]:
         """This experiment's task's stage table (looked up in :data:`REGISTRY`)."""
-        return stages_of(self.cfg.task)
+        return stages_of(self.cfg.task, self.cfg.system)
+
+    def stage_number(self, name: str) -> int:
+        """1-based number of the stage ``name`` in this experiment's table."""
+        return stage_number(name, self.stage_names)
 
     def is_done(self, index: int) -> bool:
         """Whether stage ``index`` has a record with the current hash, all its outputs, and
@@ -340,9 +380,9 @@ class Experiment(Workspace):
             stage that has not run (the message says which).
         """
         n = len(self.stages)
-        first = stage_number(stage) if isinstance(stage, str) else stage
+        first = self.stage_number(stage) if isinstance(stage, str) else stage
         last = n if stop_stage is None else stop_stage
-        last = stage_number(last) if isinstance(last, str) else last
+        last = self.stage_number(last) if isinstance(last, str) else last
         if not 1 <= first <= last <= n:
             raise ConfigError(
                 f"--stage {first} --stop-stage {last}: need 1 <= stage <= stop-stage <= {n}"

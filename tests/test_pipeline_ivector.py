@@ -1,0 +1,156 @@
+"""gmmspeech run with system: ivector: the stage table, results, back-end scores, bad configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from test_pipeline import CONFIG, SR, make_corpus, voice
+
+from gmmspeech.cli import main
+from gmmspeech.configio import load_config
+from gmmspeech.errors import ConfigError, DataError
+from gmmspeech.ivector import IVectorSet
+from gmmspeech.pipeline import Experiment
+
+IVECTOR = """\
+system: ivector
+ivector: {{rank: 4, n_iter: 3}}
+backend: {{lda_dim: 2, scorer: plda}}
+{extra}"""
+
+STAGE_NAMES = [
+    "prepare", "extract", "ubm", "stats", "tv", "ivectors", "backend", "score",
+    "normalize", "calibrate", "evaluate", "report",
+]  # fmt: skip
+
+
+def write_config(root: Path, extra: str = "") -> Path:
+    p = root / "exp.yaml"
+    p.write_text(CONFIG.format(extra=IVECTOR.format(extra=extra)), encoding="utf-8")
+    return p
+
+
+def test_run_ivector_end_to_end(tmp_path: Path, capsys) -> None:
+    # 10 background speakers of 2 utterances: each calibration half (5 speakers, 10
+    # i-vectors of rank 4) has a full-rank within-speaker covariance
+    make_corpus(tmp_path / "corpus", n_bg=10)
+    cfg = write_config(tmp_path)
+    out = tmp_path / "exp"
+    assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    for i, name in enumerate(STAGE_NAMES, 1):
+        assert f"stage {i} {name}: done" in printed
+    res = json.loads((out / "results.json").read_text())
+    assert (res["n_trials"], res["n_target"], res["n_models"]) == (32, 8, 4)
+    assert 0.0 <= res["eer"] <= 0.5 and "calibrated" in res
+    # i-vectors of every set, rank 4, one per utterance with features
+    for name, n in (("background", 20), ("enroll", 8), ("test", 8)):
+        iv = IVectorSet.load(out / f"ivectors/{name}.h5")
+        assert iv.vectors.shape == (n, 4) and np.isfinite(iv.vectors).all()
+    # calibration trials come from background speakers scored by a back end without them
+    cal = [line.split() for line in (out / "calibration/trials").read_text().splitlines()]
+    assert {m for m, _, _ in cal} == {f"b{i}" for i in range(10)}
+    assert all(int(m[1]) % 2 == int(t[1]) % 2 for m, t, _ in cal)
+    # a second run skips every stage; a back-end change reruns from the backend stage
+    assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    assert "stages: 0 run, 12 skipped" in capsys.readouterr().out
+    args = ["run", str(cfg), "--out", str(out), "--no-progress", "--set", "backend.wccn=true"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "stage 6 ivectors: up to date" in printed and "stage 7 backend: done" in printed
+
+
+def test_cosine_scores_equal_a_numpy_oracle(tmp_path: Path) -> None:
+    make_corpus(tmp_path / "corpus", n_bg=10)
+    extra = "scoring: {calibrate: false}\n"
+    cfg = (
+        write_config(tmp_path)
+        .read_text()
+        .replace(
+            "backend: {lda_dim: 2, scorer: plda}", "backend: {scorer: cosine, length_norm: false}"
+        )
+    )
+    p = tmp_path / "exp.yaml"
+    p.write_text(cfg.replace("scoring:\n  top_c: 2\n", "") + extra, encoding="utf-8")
+    exp = Experiment(load_config(p), tmp_path / "exp")
+    exp.run()
+    bg = IVectorSet.load(tmp_path / "exp/ivectors/background.h5").vectors
+    vec = {
+        **IVectorSet.load(tmp_path / "exp/ivectors/enroll.h5").as_dict(),
+        **IVectorSet.load(tmp_path / "exp/ivectors/test.h5").as_dict(),
+    }
+    mu = bg.mean(axis=0)
+    spk2utt: dict[str, list[str]] = {}
+    for line in (tmp_path / "exp/data/enroll/utt2spk").read_text().splitlines():
+        u, s = line.split()
+        spk2utt.setdefault(s, []).append(u)
+    rows = [line.split() for line in (tmp_path / "exp/scores/raw.txt").read_text().splitlines()]
+    assert len(rows) == 32
+    for m, t, got in rows:
+        e = [(vec[u] - mu) / np.linalg.norm(vec[u] - mu) for u in spk2utt[m]]
+        e_mean = np.mean(e, axis=0)
+        x = vec[t] - mu
+        want = e_mean @ x / (np.linalg.norm(e_mean) * np.linalg.norm(x))
+        assert float(got) == pytest.approx(want, rel=1e-6, abs=1e-9)
+
+
+def test_single_utterance_background_needs_cosine(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    make_corpus(root, n_bg=10)
+    for s in range(10):  # one 3-second background utterance per speaker, as in the
+        (root / "bg" / f"b{s}-1.wav").unlink()  # LibriSpeech samples
+        sf.write(root / "bg" / f"b{s}-0.wav", voice(s, 0, seconds=3.0), SR)
+    cfg = write_config(tmp_path)
+    exp = Experiment(load_config(cfg), tmp_path / "exp")
+    with pytest.raises(DataError, match="10 of 10 speakers have a single utterance.*cosine"):
+        exp.run()
+    text = cfg.read_text().replace(
+        "backend: {lda_dim: 2, scorer: plda}", "backend: {scorer: cosine}"
+    )
+    cfg.write_text(text, encoding="utf-8")
+    exp = Experiment(load_config(cfg), tmp_path / "exp")
+    exp.run()
+    assert "eer" in exp.results()
+    # calibration: each speaker enrolled on the first half of its frames, tested on the
+    # second (i-vectors of the halves), every model against every test of its group
+    cal = [line.split() for line in (tmp_path / "exp/calibration/trials").read_text().splitlines()]
+    assert len(cal) == 2 * 5 * 5 and sum(k == "target" for _, _, k in cal) == 10
+    assert all(t.startswith(f"{m}-0") for m, t, k in cal if k == "target")
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["system=ivector", "scoring.norm=z"], "scoring.norm: 'z' needs GMM cohort models"),
+        (["system=ivector", "task=classification"], "system: 'ivector' is for task"),
+        (["system=ivectors"], "system: must be one of"),
+        (["system=ivector", "backend.scorer=lda"], "scorer: must be one of"),
+    ],
+)
+def test_bad_ivector_configs(sets: list[str], message: str) -> None:
+    base = ["data.background.pattern={spk}.wav", "data.targets.pattern={spk}.wav"]
+    if "task=classification" in sets:
+        base = ["data.dataset.pattern={label}.wav"]
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [*base, *sets])
+
+
+def test_calibration_back_end_too_big_for_half_the_speakers(tmp_path: Path) -> None:
+    # 10 background speakers: PLDA of 5-dimensional i-vectors is trained on all 10, but
+    # a calibration group's back end only on the other 5 (PLDA needs more speakers than
+    # dimensions)
+    make_corpus(tmp_path / "corpus", n_bg=10)
+    cfg = write_config(tmp_path)
+    text = cfg.read_text().replace("rank: 4", "rank: 5").replace("lda_dim: 2, ", "")
+    cfg.write_text(text, encoding="utf-8")
+    exp = Experiment(load_config(cfg), tmp_path / "exp")
+    with pytest.raises(DataError) as err:
+        exp.run()
+    msg = str(err.value)
+    assert "the calibration back end on 5 of the background speakers" in msg
+    assert "needs more than 5 speakers" in msg and "scoring.calibrate: false" in msg
+    assert exp.is_done(exp.stage_number("score"))  # the main back end scored the trials
