@@ -19,15 +19,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..backend import Backend
-from ..calibration import LogisticCalibration
 from ..errors import DataError
 from ..gmm import DiagGMM
 from ..ivector import IVectorSet, TotalVariability
-from ..scorefiles import read_scores, write_scores
-from ..trials import TrialList, write_trials
+from ..scorefiles import write_scores
+from ..trials import TrialList
 from ..uttstats import StatsFile, compute_stats
 from .backgroundtrials import BackgroundSplit, speaker_groups, split_background
-from .verification import SETS, _per_model
+from .verification import SETS, _per_model, fit_calibration
 from .workspace import StageResult, Workspace, _present
 
 log = logging.getLogger(__name__)
@@ -233,35 +232,5 @@ def calibrate(ws: Workspace) -> StageResult:
             parts.append(
                 (trials, score_sets(be, enroll, vectors, trials) if pairs else np.zeros(0))
             )
-    trials = TrialList(
-        [m for t, _ in parts for m in t.model_ids],
-        [u for t, _ in parts for u in t.test_ids],
-        np.concatenate([t.is_target for t, _ in parts if t.is_target is not None]),
-    )
-    values = np.concatenate([v for _, v in parts])
-    assert trials.is_target is not None
-    if not trials.is_target.any() or trials.is_target.all():
-        raise DataError(
-            f"{ws.path('data/background')}: the background trials need target and "
-            f"non-target trials to train a calibration; set scoring.calibrate: false"
-        )
-    cal = LogisticCalibration(prior=s.p_target).fit(values, trials.is_target)
-    cal.save(ws.path("calibration/calibration.json"))
-    write_trials(ws.path("calibration/trials"), trials)
-    write_scores(ws.path("calibration/scores.txt"), trials.model_ids, trials.test_ids, values)
-    sc = read_scores(ws.path("scores/scores.txt"))
-    keys = list(sc)
-    llr = cal.transform(np.array([sc[k] for k in keys]))
-    write_scores(ws.path("scores/calibrated.txt"), [k[0] for k in keys], [k[1] for k in keys], llr)
-    info = {
-        "calibrate": True,
-        "groups": len(groups),
-        "models": len(set(trials.model_ids)),
-        "utterances_per_model": _per_model(ws),
-        "trials": len(trials),
-        "target_trials": int(trials.is_target.sum()),
-        "slope": cal.slope_,
-        "offset": cal.offset_,
-    }
-    outputs = ["calibration/calibration.json", "calibration/trials", "calibration/scores.txt"]
-    return [*outputs, "scores/calibrated.txt"], info
+    n_models = sum(len(set(trials.model_ids)) for trials, _ in parts)
+    return fit_calibration(ws, parts, info={"groups": len(groups), "models": n_models})

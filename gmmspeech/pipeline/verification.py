@@ -7,7 +7,7 @@ record info; :mod:`.runner` lists them in its stage table.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -261,6 +261,40 @@ def calibrate(ws: Workspace) -> StageResult:
             parts.append((trials, values))
             frames.extend(n)
             n_models += len(set(trials.model_ids))
+    median = float(np.median(frames)) if frames else 0.0
+    extra = {"enrol_frames": median, "target_enrol_frames": target_frames}
+    return fit_calibration(
+        ws,
+        parts,
+        info={"groups": len(groups), "models": n_models, **extra},
+        mismatch=lambda cal: fallback_if_mismatched(cal, median, target_frames),
+    )
+
+
+def fit_calibration(
+    ws: Workspace,
+    parts: Sequence[tuple[TrialList, np.ndarray]],
+    info: dict[str, Any],
+    mismatch: Callable[[LogisticCalibration], dict[str, Any]] | None = None,
+) -> StageResult:
+    """Fit the calibration on the background trials ``parts`` and apply it to the scores.
+
+    The one tail of the calibrate stage of every system: the trials and scores of the
+    groups are joined, a prior-weighted logistic calibration is fitted (``calibration/``),
+    replaced by the identity with a warning when it makes the actDCF of its own trials worse
+    or when ``mismatch`` says the trials do not match the targets' condition, and applied to
+    ``scores/scores.txt`` (``scores/calibrated.txt``).
+
+    Parameters
+    ----------
+    parts : sequence of (TrialList, ndarray of shape (n_i,))
+        Labelled background trials of each group and their scores.
+    info : dict
+        Stage-record facts of the caller (groups, models, ...), merged into the record.
+    mismatch : callable, optional
+        ``mismatch(cal) -> dict`` with a ``fallback`` key; may replace ``cal`` by the identity.
+    """
+    s = ws.cfg.scoring
     trials = TrialList(
         [m for t, _ in parts for m in t.model_ids],
         [u for t, _ in parts for u in t.test_ids],
@@ -277,9 +311,8 @@ def calibrate(ws: Workspace) -> StageResult:
     fitted = {"fitted_slope": cal.slope_, "fitted_offset": cal.offset_}
     costs = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
     check = fallback_if_worse(cal, values, trials.is_target, costs)
-    if check["fallback"] is None:
-        median = float(np.median(frames)) if frames else 0.0
-        check.update(fallback_if_mismatched(cal, median, target_frames))
+    if check["fallback"] is None and mismatch is not None:
+        check.update(mismatch(cal))
     cal.save(ws.path("calibration/calibration.json"))
     write_trials(ws.path("calibration/trials"), trials)
     write_scores(ws.path("calibration/scores.txt"), trials.model_ids, trials.test_ids, values)
@@ -287,22 +320,19 @@ def calibrate(ws: Workspace) -> StageResult:
     keys = list(sc)
     llr = cal.transform(np.array([sc[k] for k in keys]))
     write_scores(ws.path("scores/calibrated.txt"), [k[0] for k in keys], [k[1] for k in keys], llr)
-    info = {
+    record = {
         "calibrate": True,
-        "groups": len(groups),
-        "models": n_models,
+        **info,
         "utterances_per_model": _per_model(ws),
         "trials": len(trials),
         "target_trials": int(trials.is_target.sum()),
-        "enrol_frames": float(np.median(frames)) if frames else 0.0,
-        "target_enrol_frames": target_frames,
         **fitted,
         "slope": cal.slope_,
         "offset": cal.offset_,
         **check,
     }
     outputs = ["calibration/calibration.json", "calibration/trials", "calibration/scores.txt"]
-    return [*outputs, "scores/calibrated.txt"], info
+    return [*outputs, "scores/calibrated.txt"], record
 
 
 def _target_enrol_frames(ws: Workspace) -> float:
