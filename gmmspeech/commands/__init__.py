@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from ..atomic import OVERWRITE_FLAG
 from ..benchmarks import BENCHMARKS
+from ..config import EnrollConfig
 from ..configio import ConfigSource
 
 #: Subcommand name -> one-line help, in the order ``gmmspeech --help`` lists them. The CLI
@@ -98,6 +99,39 @@ def config_source(
     return ConfigSource(args.config, args.overrides, given, bare=bare)
 
 
+def add_map_arguments(
+    p: argparse.ArgumentParser, *, adapt_default: str | None = None, whose: str = ""
+) -> None:
+    """Add ``--relevance-factor`` and (unless ``adapt_default`` is ``""``) ``--adapt``, which
+    mirror ``enroll.relevance_factor`` and ``enroll.adapt`` (dests ``relevance_factor``,
+    ``adapt``; both default to None so that the config decides).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+    adapt_default : str, optional
+        The default ``--adapt`` shown in the help; None shows ``EnrollConfig().adapt``, and
+        ``""`` leaves ``--adapt`` out.
+    whose : str
+        Whose MAP r this is, for the help text (e.g. ``"of the cohort models"``).
+    """
+    p.add_argument(
+        "--relevance-factor",
+        type=float,
+        default=None,
+        help=f"MAP r{' ' + whose if whose else ''} (default: enroll.relevance_factor, "
+        f"{EnrollConfig().relevance_factor:g})",
+    )
+    if adapt_default == "":
+        return
+    p.add_argument(
+        "--adapt",
+        default=None,
+        help=f"parameters to adapt: m, w, v combined (default: enroll.adapt, "
+        f"{EnrollConfig().adapt if adapt_default is None else adapt_default})",
+    )
+
+
 def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
     """Add ``--overwrite``: replace an earlier output of the same kind (never an input, never
     a file of another kind; see :func:`gmmspeech.atomic.check_output`)."""
@@ -110,4 +144,10 @@ def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-__all__ = ["COMMANDS", "add_config_arguments", "add_overwrite_argument", "config_source"]
+__all__ = [
+    "COMMANDS",
+    "add_config_arguments",
+    "add_map_arguments",
+    "add_overwrite_argument",
+    "config_source",
+]

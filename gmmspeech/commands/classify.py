@@ -16,7 +16,7 @@ from ..errors import ConfigError, DataError
 from ..featstore import open_features
 from ..metrics import confusion_matrix, identification_accuracy
 from ..outputs import CLASSIFY_JSON, PREDICTIONS, check_output
-from . import add_config_arguments, add_overwrite_argument, config_source
+from . import add_config_arguments, add_map_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (
     "gmmspeech classify feats.h5 data/train data/test --mode map --n-components 64 "
@@ -45,17 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"components of the UBM or of each GMM (default: ubm.n_components, "
         f"{UBMConfig().n_components})",
     )
-    p.add_argument(
-        "--relevance-factor",
-        type=float,
-        default=None,
-        help=f"MAP r (default: enroll.relevance_factor, {EnrollConfig().relevance_factor:g})",
-    )
-    p.add_argument(
-        "--adapt",
-        default=None,
-        help=f"MAP parameters (default: enroll.adapt, for classification "
-        f"{TASK_DEFAULTS['classification']['enroll']['adapt']})",
+    add_map_arguments(
+        p,
+        adapt_default=f"for classification {TASK_DEFAULTS['classification']['enroll']['adapt']}",
     )
     p.add_argument(
         "--method",

@@ -11,7 +11,7 @@ from ..featstore import open_features
 from ..gmm import DiagGMM
 from ..outputs import SPEAKER_MODELS, check_output
 from ..speakermodels import enroll
-from . import add_config_arguments, add_overwrite_argument, config_source
+from . import add_config_arguments, add_map_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = "gmmspeech enroll ubm.h5 feats.h5 data/enroll models.h5 --relevance-factor 16 --adapt m"
 
@@ -24,18 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("datadir", metavar="DATADIR", help="data dir with spk2utt or utt2spk")
     p.add_argument("output", metavar="MODELS.h5", help="models file to write")
     add_config_arguments(p, "an 'enroll:'", "enroll.relevance_factor=8")
-    p.add_argument(
-        "--relevance-factor",
-        type=float,
-        default=None,
-        help=f"MAP r (default: enroll.relevance_factor, {EnrollConfig().relevance_factor:g})",
-    )
-    p.add_argument(
-        "--adapt",
-        default=None,
-        help=f"parameters to adapt: m, w, v combined (default: enroll.adapt, "
-        f"{EnrollConfig().adapt})",
-    )
+    add_map_arguments(p)
     add_overwrite_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -19,7 +19,7 @@ from ..scorefiles import write_trial_scores
 from ..scoring import METHODS, ModelBank, score_trials
 from ..speakermodels import SpeakerModels, ubm_fingerprint
 from ..trials import read_trials
-from . import add_config_arguments, add_overwrite_argument, config_source
+from . import add_config_arguments, add_map_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (
     "gmmspeech score ubm.h5 models.h5 feats.h5 data/test/trials scores.txt --method topc "
@@ -58,13 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"cohort scores kept by adaptive S-norm (default: scoring.top_n, {d.top_n})",
     )
-    p.add_argument(
-        "--relevance-factor",
-        type=float,
-        default=None,
-        help="MAP r of the cohort models (default: enroll.relevance_factor, "
-        f"{EnrollConfig().relevance_factor:g})",
-    )
+    add_map_arguments(p, adapt_default="", whose="of the cohort models")
     add_overwrite_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
