@@ -6,10 +6,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+import minicorpora
 import numpy as np
 import pytest
 import soundfile as sf
-from scipy.signal import lfilter
 
 from gmmspeech.cli import main
 from gmmspeech.configio import load_config
@@ -21,18 +21,8 @@ SR = 16000
 
 
 def voice(spk: int, seed: int, seconds: float = 1.0) -> np.ndarray:
-    """Noise through a speaker-specific two-resonance filter, with pauses (VAD has work)."""
-    rng = np.random.default_rng(1000 * spk + seed)
-    n = int(seconds * SR)
-    x = rng.standard_normal(n)
-    for f in (300 + 170 * spk, 1400 + 230 * spk):
-        r, w = 0.97, 2 * np.pi * f / SR
-        x = lfilter([1.0], [1.0, -2 * r * np.cos(w), r * r], x)
-    x = 0.1 * x / np.abs(x).max()
-    env = np.ones(n)
-    env[: n // 8] = 1e-3
-    env[-n // 8 :] = 1e-3
-    return (x * env).astype(np.float32)
+    """The mini-corpus voice with this module's seeding and 1 s clips."""
+    return minicorpora.voice(spk, seed, seconds, stride=1000)
 
 
 def make_corpus(root: Path, n_bg: int = 6, n_tg: int = 4, n_utt: int = 4) -> Path:
