@@ -20,23 +20,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-import librosa
 import numpy as np
 
 from .config import FeatureConfig
 from .errors import AudioError, DataError
 from .features import (
-    _AMIN,
     MIN_PEAK_TO_PEAK,
     features_from_cepstra,
     frame_energy_db,
     frame_log_energy,
     frame_view,
-    log_mel_cepstra,
-    mel_power,
     n_frames_of,
     pre_emphasis,
 )
+from .melspec import log_mel_cepstra, mel_power, power_to_db
 
 
 class _Framer:
@@ -77,7 +74,7 @@ class _Framer:
         n = 1 + (self.raw.shape[0] - n_fft) // hop
         end = (n - 1) * hop + n_fft
         mel = mel_power(self.emph[:end], self.flat, center=False)
-        self._keep(librosa.power_to_db(mel, ref=1.0, amin=_AMIN, top_db=None))
+        self._keep(power_to_db(mel, None))
         raw = self.raw[:end]
         self.energy_db.append(frame_energy_db(raw, self.flat))
         if self.cfg.energy == "log_energy":

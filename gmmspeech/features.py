@@ -4,11 +4,13 @@ The pipeline of :func:`extract_features` for one utterance:
 
 1. resample to ``config.sample_rate`` if needed (logged);
 2. pre-emphasis ``y[n] = x[n] - a x[n-1]`` (``x[-1] = x[0]``);
-3. MFCCs by librosa: ``librosa.feature.melspectrogram`` (librosa's STFT framing, centred
-   frames by default, the config's window inside ``n_fft``; Slaney mel filterbank of
-   ``librosa.filters.mel``), ``librosa.power_to_db`` (``ref=1``, ``top_db``), then
-   ``librosa.feature.mfcc`` on that log-mel spectrogram (orthonormal DCT-II); c0 is kept
-   or replaced by the log frame energy;
+3. MFCCs as librosa computes them: ``librosa.feature.melspectrogram`` (librosa's STFT
+   framing, centred frames by default, the config's window inside ``n_fft``; Slaney mel
+   filterbank of ``librosa.filters.mel``), ``librosa.power_to_db`` (``ref=1``, ``top_db``),
+   then ``librosa.feature.mfcc`` on that log-mel spectrogram (orthonormal DCT-II); c0 is kept
+   or replaced by the log frame energy. :mod:`gmmspeech.melspec` computes these three with
+   librosa's own operations and filterbank (bit-identical, tested) without importing the
+   librosa modules that start numba's code generator;
 4. deltas by ``librosa.feature.delta`` (``width = 2 delta_window + 1``, ``mode="interp"``;
    order 2 is librosa's second-order filter);
 5. VAD on the raw frame energy in dBFS, over the samples under the window of each of
@@ -18,8 +20,9 @@ The pipeline of :func:`extract_features` for one utterance:
 Arrays are ``(n_frames, n_features)`` throughout (librosa's layout is the transpose); every
 array returned is float32.
 
-librosa loads its spectral stack (about 1.3 s, scipy.signal included) at the first MFCC of
-a process; process workers get it preloaded from the engine's forkserver.
+librosa loads ``librosa.filters`` and ``librosa.feature.utils`` (about 1.5 s with scipy.signal
+and numba) at the first MFCC of a process; process workers get them preloaded from the
+engine's forkserver.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import functools
 import logging
 import statistics
-import warnings
 
 import librosa  # lazy: its submodules load at first use (or in the forkserver)
 import numpy as np
@@ -36,6 +38,7 @@ from numpy.typing import ArrayLike
 from .audio import resample
 from .config import FeatureConfig
 from .errors import AudioError, ConfigError, DataError
+from .melspec import log_mel_cepstra, mel_power, power_to_db
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,6 @@ _LOG_ENERGY_FLOOR = 1e-10  # sum-of-squares floor for energy="log_energy"
 _STD_FLOOR = 1e-6
 #: A signal varying by less (half a 16-bit step) is constant: no usable variation.
 MIN_PEAK_TO_PEAK = 2.0**-16
-_AMIN = 1e-10  # power floor of power_to_db (librosa's default)
 _DELTA_ROWS = 4  # cepstral rows filtered per librosa.feature.delta call
 
 
@@ -186,58 +188,14 @@ def _cepstra(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """:func:`mfcc` in librosa's layout, shape (n_mfcc, n_frames), float32:
     ``librosa.feature.melspectrogram``, ``power_to_db`` with the config's ``top_db``, then
     ``librosa.feature.mfcc`` on that log-mel spectrogram (``librosa.feature.mfcc(y=...)``
-    itself would fix ``top_db`` at 80)."""
+    itself would fix ``top_db`` at 80), as :mod:`gmmspeech.melspec` computes them."""
     y = np.asarray(signal, dtype=np.float32)
     mel_s = mel_power(pre_emphasis(y, config.pre_emphasis), config, config.center)
-    logmel = librosa.power_to_db(mel_s, ref=1.0, amin=_AMIN, top_db=config.top_db)
+    logmel = power_to_db(mel_s, config.top_db)
     out = log_mel_cepstra(logmel, config)
     if config.energy == "log_energy":
         out[0] = frame_log_energy(frame_view(y, config))
     return out
-
-
-def mel_power(emph: np.ndarray, config: FeatureConfig, center: bool) -> np.ndarray:
-    """``librosa.feature.melspectrogram`` (power 2) of a pre-emphasised signal.
-
-    Parameters
-    ----------
-    emph : ndarray, shape (n_samples,), float32
-    config : FeatureConfig
-    center : bool
-        librosa's centred framing (zero padding at both ends); the blockwise front end
-        passes ``False`` for the blocks it pads itself.
-
-    Returns
-    -------
-    ndarray, shape (n_mels, n_frames), float32
-    """
-    with warnings.catch_warnings():
-        # a clip shorter than n_fft but at least one window long is framed correctly
-        # (zero-padded); librosa's "n_fft is too large" warning would only be noise here
-        warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
-        return librosa.feature.melspectrogram(
-            y=emph,
-            sr=config.sample_rate,
-            n_fft=config.fft_size,
-            hop_length=config.hop_length,
-            win_length=config.win_length,
-            window=config.window,
-            center=center,
-            pad_mode="constant",
-            power=2.0,
-            n_mels=config.n_mels,
-            fmin=config.fmin,
-            fmax=config.fmax,
-        )
-
-
-def log_mel_cepstra(logmel: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """``librosa.feature.mfcc`` (orthonormal DCT-II) of log-mel frames (n_mels, n_frames),
-    as (n_mfcc, n_frames) float32; each frame is transformed on its own."""
-    return np.asarray(
-        librosa.feature.mfcc(S=logmel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho"),
-        dtype=np.float32,
-    )
 
 
 def frame_log_energy(raw_frames: np.ndarray) -> np.ndarray:
