@@ -506,6 +506,26 @@ def features_from_cepstra(
     n_frames_total : int
     """
     n_total = static.shape[1]
+    keep = kept_frames(energy_db, cfg)
+    n_kept = int(keep.sum())
+    feats = np.empty((n_kept, cfg.n_features), dtype=np.float32)
+    fill_features(static, keep if n_kept < n_total else slice(None), cfg, feats)
+    if cfg.normalization in ("cmn", "cmvn"):
+        feats = _mean_var_norm(feats, cfg.normalization == "cmvn")  # ours: in place
+    else:
+        feats = normalize(feats, cfg.normalization, cfg.norm_window)
+    return np.ascontiguousarray(feats, dtype=np.float32), n_total
+
+
+def kept_frames(energy_db: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The VAD's mask of an utterance's frames, shape (n_frames,) bool.
+
+    Raises
+    ------
+    AudioError
+        Fewer frames than the delta filter is wide, or the VAD kept no frame.
+    """
+    n_total = int(energy_db.shape[0])
     width = 2 * int(cfg.delta_window) + 1
     if cfg.deltas and n_total < width:
         raise AudioError(
@@ -514,30 +534,43 @@ def features_from_cepstra(
             f"or frame_shift_ms"
         )
     keep = vad_mask(energy_db, cfg)
-    n_kept = int(keep.sum())
-    if n_kept == 0:
+    if not keep.any():
         raise AudioError(
             f"the VAD kept no frame of {n_total} (loudest frame {float(energy_db.max()):.1f} "
             f"dBFS, vad_floor_db={cfg.vad_floor_db:g}): the clip is silent; skip it, or "
             f"lower vad_floor_db / set vad='none' if it is quiet speech"
         )
-    # filled a few coefficients at a time with the kept frames only: a long file never
+    return keep
+
+
+def fill_features(
+    static: np.ndarray, cols: np.ndarray | slice, cfg: FeatureConfig, out: np.ndarray
+) -> None:
+    """Write static cepstra and their librosa deltas, for the frames ``cols``, into ``out``.
+
+    Parameters
+    ----------
+    static : ndarray, shape (n_mfcc, n)
+        Consecutive frames; deltas at its first and last ``delta_window`` frames use
+        librosa's ``mode="interp"`` edge fit, so away from an utterance's true ends the
+        caller passes ``delta_window`` frames of context on each side beyond ``cols``.
+    cols : slice or ndarray of int or bool
+        The frames of ``static`` wanted, in order.
+    cfg : FeatureConfig
+    out : ndarray, shape (n_cols, cfg.n_features), float32
+    """
+    # filled a few coefficients at a time with the wanted frames only: a long file never
     # holds the stacked matrix of every frame, nor a whole delta matrix (each row is
     # filtered on its own, so the rows are the same as librosa's on the whole matrix)
+    width = 2 * int(cfg.delta_window) + 1
     d = static.shape[0]
-    feats = np.empty((n_kept, d * (cfg.deltas + 1)), dtype=np.float32)
     for k in range(cfg.deltas + 1):
         for i in range(0, d, _DELTA_ROWS):
             rows = static[i : i + _DELTA_ROWS]
             if k:
                 rows = librosa.feature.delta(rows, width=width, order=k, axis=-1, mode="interp")
             j = k * d + i
-            feats[:, j : j + rows.shape[0]] = (rows if n_kept == n_total else rows[:, keep]).T
-    if cfg.normalization in ("cmn", "cmvn"):
-        feats = _mean_var_norm(feats, cfg.normalization == "cmvn")  # ours: in place
-    else:
-        feats = normalize(feats, cfg.normalization, cfg.norm_window)
-    return np.ascontiguousarray(feats, dtype=np.float32), n_total
+            out[:, j : j + rows.shape[0]] = rows[:, cols].T
 
 
 __all__ = [
@@ -546,6 +579,8 @@ __all__ = [
     "extract_features",
     "extract_features_with_info",
     "features_from_cepstra",
+    "fill_features",
+    "kept_frames",
     "frame_energy_db",
     "frame_view",
     "mfcc",
