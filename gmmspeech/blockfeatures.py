@@ -1,16 +1,17 @@
 """Features of a long signal that arrives in blocks, with memory bounded by a block.
 
 A 60-minute signal at 16 kHz is 230 MB of float32 samples, its log-mel frames 58 MB and its
-features 86 MB. The functions here keep only a few thousand samples and frames at a time
-and compute what :func:`gmmspeech.features.extract_features_with_info` computes on the
-whole signal, in two passes over the blocks:
+features 86 MB. The functions here read the signal once, keeping a few thousand samples at
+a time, and compute what :func:`gmmspeech.features.extract_features_with_info` computes on
+the whole signal, in two passes:
 
-1. the first frames the signal and keeps, per frame, only the raw energy (for the VAD) and
-   the log energy, plus the loudest log-mel value: ``power_to_db``'s ``top_db`` clip needs
-   the maximum of the whole file;
-2. the second frames it again, clips the log-mel frames at that maximum, takes their DCT
-   and deltas (with ``delta_window`` frames of context across block edges, so the filter
-   sees what it sees on the whole matrix), keeps the VAD's frames and hands them on.
+1. the first frames the signal and keeps, per frame, the raw energy (for the VAD), the log
+   energy and the unclipped log-mel values (in memory, or in a file beside the spilled
+   features), plus their maximum: ``power_to_db``'s ``top_db`` clip needs the maximum of
+   the whole file;
+2. the second clips the log-mel frames at that maximum, takes their DCT and deltas (with
+   ``delta_window`` frames of context across block edges, so the filter sees what it sees
+   on the whole matrix), keeps the VAD's frames and hands them on.
 
 Framing is exact across blocks: pre-emphasis carries the last sample of each block into the
 next, and librosa's centred framing pads ``n_fft // 2`` zeros at the true start and end of
@@ -18,16 +19,16 @@ the signal only; in between, each frame's samples are cut from a running buffer.
 
 :func:`extract_features_blockwise` returns the features in memory (then normalised as the
 whole-signal path does); :func:`spill_features_blockwise` writes them to a raw file and
-returns CMN/CMVN as a shift and a scale (:class:`~gmmspeech.spill.SpilledFrames`), so the
-whole matrix is never in memory. Sliding normalisation and feature warping need windows
-of normalised frames; with them the spilled features are read back and normalised in
-memory.
+returns CMN/CMVN as a shift and a scale (:class:`~gmmspeech.spill.SpilledFrames`), so
+neither the log-mel frames nor the features are ever all in memory. Sliding normalisation
+and feature warping need windows of normalised frames; with them the spilled features are
+read back and normalised in memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -48,8 +49,8 @@ from .features import (
 from .melspec import log_mel_cepstra, mel_power, power_to_db
 from .spill import SpilledFrames
 
-#: A re-readable signal: a sequence of blocks, or a function opening a fresh iterator.
-Blocks = Sequence[np.ndarray] | Callable[[], Iterable[np.ndarray]]
+#: Log-mel frames read back per run from a spill file in the second pass.
+_LOGMEL_RUN = 4096
 
 
 class _Framer:
@@ -90,30 +91,19 @@ class _Framer:
         self.emph = self.emph[n * hop :].copy()
 
 
-def _open(blocks: Blocks) -> Iterable[np.ndarray]:
-    if callable(blocks):
-        return blocks()
-    if isinstance(blocks, Sequence):
-        return blocks
-    raise TypeError(
-        "blocks: the signal is read twice; pass a sequence of blocks or a function that "
-        "opens them, not a one-shot iterator"
-    )
-
-
 def _frames_of(
-    blocks: Blocks, cfg: FeatureConfig, check: _SignalCheck | None = None
+    blocks: Iterable[np.ndarray], cfg: FeatureConfig
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Every frame of the signal, in runs: (raw samples of the run, unclipped log-mel)."""
+    """Every frame of the signal, in runs: (raw samples of the run, unclipped log-mel),
+    after the whole-signal path's checks on the samples."""
     framer = _Framer(cfg)
-    for block in _open(blocks):
+    check = _SignalCheck(cfg)
+    for block in blocks:
         y = np.ascontiguousarray(block, dtype=np.float32)
-        if check is not None:
-            check.see(y)
+        check.see(y)
         if y.size:
             yield from framer.push(y)
-    if check is not None:
-        check.finish()
+    check.finish()
     yield from framer.close()
 
 
@@ -162,14 +152,18 @@ class _SignalCheck:
             )
 
 
-def _scan(blocks: Blocks, cfg: FeatureConfig) -> _Scan:
-    """First pass: the checks, frame energies and the log-mel maximum (no frame is kept)."""
+def _scan(
+    blocks: Iterable[np.ndarray], cfg: FeatureConfig, keep_logmel: Callable[[np.ndarray], None]
+) -> _Scan:
+    """First pass: frame energies and the log-mel maximum; each run of unclipped log-mel
+    frames (n_mels, n) goes to ``keep_logmel``."""
     energy: list[np.ndarray] = []
     log_energy: list[np.ndarray] = []
     top = np.float32(-np.inf)
     flat = dataclasses.replace(cfg, center=False)
-    for raw, logmel in _frames_of(blocks, cfg, _SignalCheck(cfg)):
+    for raw, logmel in _frames_of(blocks, cfg):
         top = max(top, logmel.max())
+        keep_logmel(logmel)
         energy.append(frame_energy_db(raw, flat))
         if cfg.energy == "log_energy":
             log_energy.append(frame_log_energy(frame_view(raw, flat)).astype(np.float32))
@@ -181,20 +175,21 @@ def _scan(blocks: Blocks, cfg: FeatureConfig) -> _Scan:
 
 
 def _rows(
-    blocks: Blocks, cfg: FeatureConfig, scan: _Scan, keep: np.ndarray
+    logmels: Iterable[np.ndarray], cfg: FeatureConfig, scan: _Scan, keep: np.ndarray
 ) -> Iterator[np.ndarray]:
-    """Second pass: the kept frames' features before normalisation, (n, n_features) blocks
-    in order."""
+    """Second pass: from the runs of unclipped log-mel frames (n_mels, n) of the first (may
+    be clipped in place), the kept frames' features before normalisation, as
+    (n, n_features) blocks in order."""
     ctx = int(cfg.delta_window) if cfg.deltas else 0
     width = 2 * ctx + 1
     n_total = keep.shape[0]
     buf = np.empty((cfg.n_mfcc, 0), dtype=np.float32)  # static cepstra of frames b0 ..
     b0 = e0 = 0  # first frame in buf; first frame not yet handed on
-    runs = _frames_of(blocks, cfg)
+    runs = iter(logmels)
     while e0 < n_total:
         run = next(runs, None)
         if run is not None:
-            logmel = run[1]
+            logmel = run
             if cfg.top_db is not None:  # as power_to_db: the float32 maximum minus top_db
                 np.maximum(logmel, scan.top - cfg.top_db, out=logmel)
             static = log_mel_cepstra(logmel, cfg)
@@ -205,7 +200,7 @@ def _rows(
         end = b0 + buf.shape[1]
         e1 = end if run is None else end - ctx  # frames whose deltas see all they need
         if run is None and end != n_total:
-            raise RuntimeError("blockwise features: the two passes framed differently")
+            raise RuntimeError("blockwise features: log-mel frames lost between passes")
         # librosa's mode="interp" needs a whole filter width of frames
         lo = max(min(e0 - ctx, end - width), 0)
         if e1 <= e0 or (ctx and end - lo < width):
@@ -219,14 +214,19 @@ def _rows(
         buf, b0 = buf[:, cut:].copy(), b0 + cut
 
 
-def extract_features_blockwise(blocks: Blocks, config: FeatureConfig) -> tuple[np.ndarray, int]:
+def extract_features_blockwise(
+    blocks: Iterable[np.ndarray], config: FeatureConfig
+) -> tuple[np.ndarray, int]:
     """:func:`~gmmspeech.features.extract_features_with_info` of a signal given in blocks.
+
+    Holds the unclipped log-mel frames (a quarter of the signal's size at the defaults)
+    and the features in memory; :func:`spill_features_blockwise` holds neither.
 
     Parameters
     ----------
-    blocks : sequence of ndarray, or a function returning an iterable of them
-        Consecutive mono blocks, shape (n_i,), at ``config.sample_rate`` (any sizes; see
-        :func:`gmmspeech.audio.iter_audio_blocks`). The signal is read twice.
+    blocks : iterable of ndarray, shape (n_i,)
+        Consecutive mono blocks at ``config.sample_rate`` (any sizes; see
+        :func:`gmmspeech.audio.iter_audio_blocks`), read once.
     config : FeatureConfig
 
     Returns
@@ -243,13 +243,15 @@ def extract_features_blockwise(blocks: Blocks, config: FeatureConfig) -> tuple[n
         As :func:`~gmmspeech.features.extract_features`.
     """
     cfg = config
-    scan = _scan(blocks, cfg)
+    logmels: list[np.ndarray] = []
+    scan = _scan(blocks, cfg, logmels.append)
     keep = kept_frames(scan.energy_db, cfg)
     feats = np.empty((int(keep.sum()), cfg.n_features), dtype=np.float32)
     at = 0
-    for rows in _rows(blocks, cfg, scan, keep):
+    for rows in _rows(logmels, cfg, scan, keep):
         feats[at : at + rows.shape[0]] = rows
         at += rows.shape[0]
+    del logmels
     if cfg.normalization in ("cmn", "cmvn"):
         feats = _mean_var_norm(feats, cfg.normalization == "cmvn")
     else:
@@ -257,18 +259,31 @@ def extract_features_blockwise(blocks: Blocks, config: FeatureConfig) -> tuple[n
     return feats, int(keep.shape[0])
 
 
+def _read_logmel(path: str, n_mels: int) -> Iterator[np.ndarray]:
+    """Runs of the log-mel frames written by :func:`spill_features_blockwise`'s first pass,
+    as (n_mels, n) views."""
+    with open(path, "rb") as fh:
+        while True:
+            run = np.fromfile(fh, dtype=np.float32, count=_LOGMEL_RUN * n_mels)
+            if not run.size:
+                return
+            yield run.reshape(-1, n_mels).T
+
+
 def spill_features_blockwise(
-    blocks: Blocks, config: FeatureConfig, path: str
+    blocks: Iterable[np.ndarray], config: FeatureConfig, path: str
 ) -> tuple[SpilledFrames | np.ndarray, int]:
     """:func:`extract_features_blockwise`, with the features written to a raw file.
 
     Parameters
     ----------
-    blocks : sequence of ndarray, or a function returning an iterable of them
+    blocks : iterable of ndarray, shape (n_i,)
+        As :func:`extract_features_blockwise`.
     config : FeatureConfig
     path : str
         The spill file to create (the caller removes it, through
-        :meth:`~gmmspeech.spill.SpilledFrames.remove`, once the rows are stored).
+        :meth:`~gmmspeech.spill.SpilledFrames.remove`, once the rows are stored). The
+        log-mel frames pass through ``path + ".logmel"``, removed before returning.
 
     Returns
     -------
@@ -279,14 +294,17 @@ def spill_features_blockwise(
     n_frames_total : int
     """
     cfg = config
-    scan = _scan(blocks, cfg)
-    keep = kept_frames(scan.energy_db, cfg)
+    logmel_path = path + ".logmel"
     total = np.zeros(cfg.n_features)
     try:
+        with open(logmel_path, "wb") as lm:
+            scan = _scan(blocks, cfg, lambda run: np.ascontiguousarray(run.T).tofile(lm))
+        keep = kept_frames(scan.energy_db, cfg)
         with open(path, "wb") as fh:
-            for rows in _rows(blocks, cfg, scan, keep):
+            for rows in _rows(_read_logmel(logmel_path, cfg.n_mels), cfg, scan, keep):
                 rows.tofile(fh)
                 total += rows.sum(axis=0, dtype=np.float64)
+        SpilledFrames(logmel_path, (0, 0)).remove()
         spilled = SpilledFrames(path, (int(keep.sum()), cfg.n_features))
         mode = cfg.normalization
         if mode in ("cmn", "cmvn"):
@@ -298,6 +316,7 @@ def spill_features_blockwise(
             spilled.remove()
             return feats, int(keep.shape[0])
     except BaseException:
+        SpilledFrames(logmel_path, (0, 0)).remove()
         SpilledFrames(path, (0, 0)).remove()
         raise
     return spilled, int(keep.shape[0])
@@ -314,4 +333,4 @@ def _spilled_scale(spilled: SpilledFrames) -> np.ndarray:
     return scale
 
 
-__all__ = ["Blocks", "extract_features_blockwise", "spill_features_blockwise"]
+__all__ = ["extract_features_blockwise", "spill_features_blockwise"]

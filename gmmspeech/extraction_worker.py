@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 #: a few blocks (its features go to a spill file when the caller gives a folder for it).
 #: Shorter files keep the whole-signal path, which reads the audio once, not twice.
 BLOCKWISE_SECONDS = 120.0
-#: Frames read from the file per block on the blockwise path (16 s at 16 kHz).
-BLOCK_FRAMES = 1 << 18
+#: Frames read from the file per block on the blockwise path (4 s at 16 kHz): the
+#: transients of framing and FFTs a block (about 10 MB here) grow with it.
+BLOCK_FRAMES = 1 << 16
 
 
 class UttResult(NamedTuple):
@@ -82,10 +83,7 @@ def extract_one(
         length = audio_length(path)
         if length is not None and length[0] > BLOCKWISE_SECONDS * length[1]:
             orig_rate = length[1]
-
-            def blocks() -> Iterator[np.ndarray]:
-                return iter_audio_blocks(path, cfg.sample_rate, BLOCK_FRAMES)
-
+            blocks = iter_audio_blocks(path, cfg.sample_rate, BLOCK_FRAMES)
             feats: np.ndarray | SpilledFrames
             if spill_dir is None:
                 feats, n_total = extract_features_blockwise(blocks, cfg)

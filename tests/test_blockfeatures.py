@@ -55,7 +55,7 @@ def test_blockwise_equals_whole_signal(tmp_path: Path, name: str, file_rate: int
     # blocks far smaller than one frame, a few frames, and several seconds
     for block in (97, 4001, 65536):
         got, n_got = extract_features_blockwise(
-            lambda b=block: iter_audio_blocks(path, cfg.sample_rate, b), cfg
+            iter_audio_blocks(path, cfg.sample_rate, block), cfg
         )
         assert n_got == n_want
         assert got.shape == want.shape
@@ -91,10 +91,10 @@ def test_blockwise_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(
         AudioError, match=r"nan\.wav: NaN or infinite samples \(first at sample 50000"
     ):
-        extract_features_blockwise(lambda: iter_audio_blocks(path, 16000, 4096), FeatureConfig())
+        extract_features_blockwise(iter_audio_blocks(path, 16000, 4096), FeatureConfig())
     dc = write_wav(tmp_path / "dc.wav", np.full(40000, 0.25, np.float32), 16000, "FLOAT")
     with pytest.raises(AudioError, match="constant"):
-        extract_features_blockwise(lambda: iter_audio_blocks(dc, 16000, 4096), FeatureConfig())
+        extract_features_blockwise(iter_audio_blocks(dc, 16000, 4096), FeatureConfig())
 
 
 def test_worker_takes_the_blockwise_path_for_long_files(
