@@ -43,7 +43,7 @@ else:
 from .atomic import atomic_path
 from .config import ExtractConfig, FeatureConfig, config_hash, to_dict
 from .datadir import DataDir
-from .engine import Engine, LocalEngine, blas_threads
+from .engine import DaskEngine, Engine, LocalEngine, blas_threads
 from .errors import ConfigError, DataError, ModelFormatError
 from .extraction_worker import UttResult, check_config, extract_batch
 from .featstore import (
@@ -124,14 +124,15 @@ def _results(
     """Features of every task, in submission order, computed on ``engine``.
 
     Long files' features come back spilled to files in ``spill_dir`` (the parts folder, so
-    the next run removes them if this one is killed).
+    the next run removes them if this one is killed), except from Dask workers, which may
+    not see this machine's files: theirs come back in memory.
 
     Batches of a few utterances amortise the per-task overhead of process and Dask workers;
     a window of a few batches per worker keeps them busy while memory stays bounded.
     """
     workers = max(1, int(engine.parallelism))
     per_batch = max(1, min(16, len(tasks) // (workers * 8)))
-    spill = str(spill_dir)
+    spill = None if isinstance(engine, DaskEngine) else str(spill_dir)
     batches = [
         [(u, p, spill) for u, p in tasks[i : i + per_batch]]
         for i in range(0, len(tasks), per_batch)

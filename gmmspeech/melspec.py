@@ -17,7 +17,7 @@ import functools
 
 import librosa  # lazy: only librosa.filters (and librosa.feature.utils) are loaded
 import numpy as np
-import scipy.fft
+import scipy  # lazy: scipy.fft (which loads scipy.special) at the first FFT
 
 from .config import FeatureConfig
 
