@@ -16,7 +16,7 @@ import pytest
 from helpers_audio import write_wav
 from test_blockfeatures import ATOL, _speechy
 
-from gmmspeech import extraction_worker
+from gmmspeech import ProcessEngine, extraction_worker
 from gmmspeech.audio import iter_audio_blocks, load_audio
 from gmmspeech.blockfeatures import extract_features_blockwise, spill_features_blockwise
 from gmmspeech.config import FeatureConfig
@@ -99,3 +99,22 @@ def test_extract_streams_long_files_into_the_store(
     np.testing.assert_allclose(store["a"], want, rtol=0, atol=ATOL)
     want_b = extract_features_with_info(*load_audio(short), cfg)[0]
     np.testing.assert_allclose(store["b"], want_b, rtol=0, atol=ATOL)  # BLAS threads differ
+
+
+def test_worker_processes_spill_long_files_too(tmp_path: Path) -> None:
+    """A file over the blockwise threshold (2 min), extracted by worker processes, gives
+    the store the in-process run writes, and leaves no spill file behind."""
+    rng = np.random.default_rng(7)
+    x = np.concatenate([_speechy(8000, seed=s) for s in range(15)])  # ~135 s at 8 kHz
+    x += 1e-3 * rng.standard_normal(x.size).astype(np.float32)
+    wav = write_wav(tmp_path / "d" / "long.wav", x, 8000)
+    (tmp_path / "d" / "wav.scp").write_text(f"a {wav}\n")
+    (tmp_path / "d" / "utt2spk").write_text("a s\n")
+    local = extract_to_store(tmp_path / "d", tmp_path / "local.h5")
+    with ProcessEngine(n_workers=2) as engine:
+        extract_to_store(tmp_path / "d", tmp_path / "jobs.h5", engine=engine)
+    assert local.n_extracted == 1
+    assert filecmp.cmp(tmp_path / "local.h5", tmp_path / "jobs.h5", shallow=False)
+    assert not list(tmp_path.glob("*.parts"))
+    want, _ = extract_features_with_info(*load_audio(wav), FeatureConfig())
+    np.testing.assert_allclose(FeatureStore(tmp_path / "jobs.h5")["a"], want, rtol=0, atol=ATOL)
