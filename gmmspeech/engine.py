@@ -50,11 +50,12 @@ log = logging.getLogger(__name__)
 ENGINE_NAMES = BACKENDS
 
 # Imported once by the forkserver; every worker forked from it starts with them loaded.
-# librosa loads lazily, so the modules extraction uses are named here, not just the package
-# (not librosa.core: importing it builds numba ufuncs, ~70 MB per process; see melspec.py).
+# librosa loads lazily, so its spectral modules are named here, not just the package.
 WORKER_PRELOAD = (
     "numpy",
     "h5py",
+    "librosa.core.spectrum",
+    "librosa.feature.spectral",
     "librosa.feature.utils",
     "librosa.filters",
     "gmmspeech.extraction_worker",

@@ -4,13 +4,11 @@ The pipeline of :func:`extract_features` for one utterance:
 
 1. resample to ``config.sample_rate`` if needed (logged);
 2. pre-emphasis ``y[n] = x[n] - a x[n-1]`` (``x[-1] = x[0]``);
-3. MFCCs as librosa computes them: ``librosa.feature.melspectrogram`` (librosa's STFT
+3. MFCCs by librosa: ``librosa.feature.melspectrogram`` (librosa's STFT
    framing, centred frames by default, the config's window inside ``n_fft``; Slaney mel
    filterbank of ``librosa.filters.mel``), ``librosa.power_to_db`` (``ref=1``, ``top_db``),
    then ``librosa.feature.mfcc`` on that log-mel spectrogram (orthonormal DCT-II); c0 is kept
-   or replaced by the log frame energy. :mod:`gmmspeech.melspec` computes these three with
-   librosa's own operations and filterbank (bit-identical, tested) without importing the
-   librosa modules that start numba's code generator;
+   or replaced by the log frame energy (the calls are in :mod:`gmmspeech.melspec`);
 4. deltas by ``librosa.feature.delta`` (``width = 2 delta_window + 1``, ``mode="interp"``;
    order 2 is librosa's second-order filter);
 5. VAD on the raw frame energy in dBFS, over the samples under the window of each of
@@ -20,9 +18,8 @@ The pipeline of :func:`extract_features` for one utterance:
 Arrays are ``(n_frames, n_features)`` throughout (librosa's layout is the transpose); every
 array returned is float32.
 
-librosa loads ``librosa.filters`` and ``librosa.feature.utils`` (about 1.5 s with scipy.signal
-and numba) at the first MFCC of a process; process workers get them preloaded from the
-engine's forkserver.
+librosa loads its spectral stack (about 1.5 s, scipy.signal and numba included) at the first
+MFCC of a process; process workers get it preloaded from the engine's forkserver.
 """
 
 from __future__ import annotations
@@ -188,7 +185,7 @@ def _cepstra(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """:func:`mfcc` in librosa's layout, shape (n_mfcc, n_frames), float32:
     ``librosa.feature.melspectrogram``, ``power_to_db`` with the config's ``top_db``, then
     ``librosa.feature.mfcc`` on that log-mel spectrogram (``librosa.feature.mfcc(y=...)``
-    itself would fix ``top_db`` at 80), as :mod:`gmmspeech.melspec` computes them."""
+    itself would fix ``top_db`` at 80)."""
     y = np.asarray(signal, dtype=np.float32)
     mel_s = mel_power(pre_emphasis(y, config.pre_emphasis), config, config.center)
     logmel = power_to_db(mel_s, config.top_db)
