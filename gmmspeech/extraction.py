@@ -43,7 +43,7 @@ else:
 from .atomic import atomic_path
 from .config import ExtractConfig, FeatureConfig, config_hash, to_dict
 from .datadir import DataDir
-from .engine import Engine, LocalEngine, blas_threads
+from .engine import DaskEngine, Engine, LocalEngine, blas_threads
 from .errors import ConfigError, DataError, ModelFormatError
 from .extraction_worker import UttResult, check_config, extract_batch
 from .featstore import (
@@ -56,6 +56,7 @@ from .featstore import (
     read_index,
 )
 from .provenance import file_fingerprint
+from .spill import SpilledFrames
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +119,24 @@ class ExtractReport:
 
 
 def _results(
-    tasks: list[tuple[str, str]], cfg: FeatureConfig, engine: Engine
+    tasks: list[tuple[str, str]], cfg: FeatureConfig, engine: Engine, spill_dir: Path
 ) -> Iterator[UttResult]:
     """Features of every task, in submission order, computed on ``engine``.
+
+    Long files' features come back spilled to files in ``spill_dir`` (the parts folder, so
+    the next run removes them if this one is killed), except from Dask workers, which may
+    not see this machine's files: theirs come back in memory.
 
     Batches of a few utterances amortise the per-task overhead of process and Dask workers;
     a window of a few batches per worker keeps them busy while memory stays bounded.
     """
     workers = max(1, int(engine.parallelism))
     per_batch = max(1, min(16, len(tasks) // (workers * 8)))
-    batches = [tasks[i : i + per_batch] for i in range(0, len(tasks), per_batch)]
+    spill = None if isinstance(engine, DaskEngine) else str(spill_dir)
+    batches = [
+        [(u, p, spill) for u, p in tasks[i : i + per_batch]]
+        for i in range(0, len(tasks), per_batch)
+    ]
     with blas_threads(1):  # in-process work (LocalEngine): small matrices
         for res in engine.imap(extract_batch, batches, cfg, window=4 * workers):
             yield from res
@@ -545,7 +554,7 @@ def _run(
     # fingerprints taken before reading: audio rewritten during the run is redone next time
     sources = {u: (p, file_fingerprint(p)) for u, p in todo}
     try:
-        for r in _results(todo, cfg, engine):
+        for r in _results(todo, cfg, engine, parts):
             if r.features is None:
                 report.failures.append((r.utt_id, r.error))
                 log.debug("utterance %s failed: %s", r.utt_id, r.error)
@@ -559,6 +568,8 @@ def _run(
                 report.n_extracted += 1
                 report.audio_seconds += r.duration
                 report.frames += int(r.features.shape[0])
+                if final is None and isinstance(r.features, SpilledFrames):
+                    r.features.remove()  # else the sorted store removes it once written
                 if r.orig_rate and r.orig_rate != cfg.sample_rate:
                     report.resampled[r.orig_rate] = report.resampled.get(r.orig_rate, 0) + 1
             bar.update(1)

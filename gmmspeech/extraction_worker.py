@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -16,27 +18,30 @@ from typing import NamedTuple
 import numpy as np
 
 from .audio import audio_length, iter_audio_blocks, load_audio
-from .blockfeatures import extract_features_blockwise
+from .blockfeatures import extract_features_blockwise, spill_features_blockwise
 from .config import FeatureConfig
 from .errors import GmmSpeechError
 from .features import check_window, extract_features_with_info
+from .spill import SpilledFrames
 
 log = logging.getLogger(__name__)
 
 #: Files longer than this (seconds, from the header) are read and framed in blocks: the
 #: whole-signal path holds about 30 MB per minute of audio at its peak, the blockwise one
-#: the log-mel frames and features (about 3 MB per minute). Shorter files keep the
-#: whole-signal path, a little faster.
+#: a few blocks (its features go to a spill file when the caller gives a folder for it).
+#: Shorter files keep the whole-signal path, which reads the audio once, not twice.
 BLOCKWISE_SECONDS = 120.0
-#: Frames read from the file per block on the blockwise path (16 s at 16 kHz).
-BLOCK_FRAMES = 1 << 18
+#: Frames read from the file per block on the blockwise path (4 s at 16 kHz): the
+#: transients of framing and FFTs a block (about 10 MB here) grow with it.
+BLOCK_FRAMES = 1 << 16
 
 
 class UttResult(NamedTuple):
     """The outcome of one utterance: features, or ``None`` and an error message."""
 
     utt_id: str
-    features: np.ndarray | None  #: (n_kept, n_features) float32
+    #: (n_kept, n_features) float32; spilled to a file for a long file given a spill folder
+    features: np.ndarray | SpilledFrames | None
     n_frames_total: int
     duration: float  #: seconds of audio
     orig_rate: int  #: the file's sample rate
@@ -65,15 +70,27 @@ def keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 256 * 2**20)  # keep up to 256 MB free at the heap's top
 
 
-def extract_one(utt_id: str, path: str, cfg: FeatureConfig) -> UttResult:
-    """Features of one audio file; a per-utterance failure is returned, not raised."""
+def extract_one(
+    utt_id: str, path: str, cfg: FeatureConfig, spill_dir: str | None = None
+) -> UttResult:
+    """Features of one audio file; a per-utterance failure is returned, not raised.
+
+    A file longer than :data:`BLOCKWISE_SECONDS` is read in blocks; with ``spill_dir`` its
+    features are written to a spill file there (a :class:`~gmmspeech.spill.SpilledFrames`
+    the caller stores and removes), otherwise returned in memory.
+    """
     try:
         length = audio_length(path)
         if length is not None and length[0] > BLOCKWISE_SECONDS * length[1]:
             orig_rate = length[1]
             blocks = iter_audio_blocks(path, cfg.sample_rate, BLOCK_FRAMES)
-            hint = -(-length[0] * cfg.sample_rate // orig_rate)
-            feats, n_total = extract_features_blockwise(blocks, cfg, hint)
+            feats: np.ndarray | SpilledFrames
+            if spill_dir is None:
+                feats, n_total = extract_features_blockwise(blocks, cfg)
+            else:
+                fd, spill = tempfile.mkstemp(prefix=".part-spill-", suffix=".f32", dir=spill_dir)
+                os.close(fd)
+                feats, n_total = spill_features_blockwise(blocks, cfg, spill)
             duration = length[0] / orig_rate
             return UttResult(utt_id, feats, n_total, duration, orig_rate, "")
         signal, orig_rate = load_audio(path)
@@ -100,10 +117,12 @@ def check_config(cfg: FeatureConfig, _: object = None) -> None:
     check_window(cfg)
 
 
-def extract_batch(batch: Sequence[tuple[str, str]], cfg: FeatureConfig) -> list[UttResult]:
-    """Engine task: features of a batch of ``(utt_id, audio path)``."""
+def extract_batch(
+    batch: Sequence[tuple[str, str, str | None]], cfg: FeatureConfig
+) -> list[UttResult]:
+    """Engine task: features of a batch of ``(utt_id, audio path, spill folder or None)``."""
     keep_freed_memory()
-    return [extract_one(u, p, cfg) for u, p in batch]
+    return [extract_one(u, p, cfg, d) for u, p, d in batch]
 
 
 __all__ = ["UttResult", "check_config", "extract_batch", "extract_one", "keep_freed_memory"]

@@ -4,11 +4,11 @@ The pipeline of :func:`extract_features` for one utterance:
 
 1. resample to ``config.sample_rate`` if needed (logged);
 2. pre-emphasis ``y[n] = x[n] - a x[n-1]`` (``x[-1] = x[0]``);
-3. MFCCs by librosa: ``librosa.feature.melspectrogram`` (librosa's STFT framing, centred
-   frames by default, the config's window inside ``n_fft``; Slaney mel filterbank of
-   ``librosa.filters.mel``), ``librosa.power_to_db`` (``ref=1``, ``top_db``), then
-   ``librosa.feature.mfcc`` on that log-mel spectrogram (orthonormal DCT-II); c0 is kept
-   or replaced by the log frame energy;
+3. MFCCs by librosa: ``librosa.feature.melspectrogram`` (librosa's STFT
+   framing, centred frames by default, the config's window inside ``n_fft``; Slaney mel
+   filterbank of ``librosa.filters.mel``), ``librosa.power_to_db`` (``ref=1``, ``top_db``),
+   then ``librosa.feature.mfcc`` on that log-mel spectrogram (orthonormal DCT-II); c0 is kept
+   or replaced by the log frame energy (the calls are in :mod:`gmmspeech.melspec`);
 4. deltas by ``librosa.feature.delta`` (``width = 2 delta_window + 1``, ``mode="interp"``;
    order 2 is librosa's second-order filter);
 5. VAD on the raw frame energy in dBFS, over the samples under the window of each of
@@ -18,8 +18,8 @@ The pipeline of :func:`extract_features` for one utterance:
 Arrays are ``(n_frames, n_features)`` throughout (librosa's layout is the transpose); every
 array returned is float32.
 
-librosa loads its spectral stack (about 1.3 s, scipy.signal included) at the first MFCC of
-a process; process workers get it preloaded from the engine's forkserver.
+librosa loads its spectral stack (about 1.5 s, scipy.signal and numba included) at the first
+MFCC of a process; process workers get it preloaded from the engine's forkserver.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import logging
 import statistics
-import warnings
 
 import librosa  # lazy: its submodules load at first use (or in the forkserver)
 import numpy as np
@@ -36,6 +35,7 @@ from numpy.typing import ArrayLike
 from .audio import resample
 from .config import FeatureConfig
 from .errors import AudioError, ConfigError, DataError
+from .melspec import log_mel_cepstra, mel_power, power_to_db
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ _LOG_ENERGY_FLOOR = 1e-10  # sum-of-squares floor for energy="log_energy"
 _STD_FLOOR = 1e-6
 #: A signal varying by less (half a 16-bit step) is constant: no usable variation.
 MIN_PEAK_TO_PEAK = 2.0**-16
-_AMIN = 1e-10  # power floor of power_to_db (librosa's default)
 _DELTA_ROWS = 4  # cepstral rows filtered per librosa.feature.delta call
 
 
@@ -189,55 +188,11 @@ def _cepstra(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     itself would fix ``top_db`` at 80)."""
     y = np.asarray(signal, dtype=np.float32)
     mel_s = mel_power(pre_emphasis(y, config.pre_emphasis), config, config.center)
-    logmel = librosa.power_to_db(mel_s, ref=1.0, amin=_AMIN, top_db=config.top_db)
+    logmel = power_to_db(mel_s, config.top_db)
     out = log_mel_cepstra(logmel, config)
     if config.energy == "log_energy":
         out[0] = frame_log_energy(frame_view(y, config))
     return out
-
-
-def mel_power(emph: np.ndarray, config: FeatureConfig, center: bool) -> np.ndarray:
-    """``librosa.feature.melspectrogram`` (power 2) of a pre-emphasised signal.
-
-    Parameters
-    ----------
-    emph : ndarray, shape (n_samples,), float32
-    config : FeatureConfig
-    center : bool
-        librosa's centred framing (zero padding at both ends); the blockwise front end
-        passes ``False`` for the blocks it pads itself.
-
-    Returns
-    -------
-    ndarray, shape (n_mels, n_frames), float32
-    """
-    with warnings.catch_warnings():
-        # a clip shorter than n_fft but at least one window long is framed correctly
-        # (zero-padded); librosa's "n_fft is too large" warning would only be noise here
-        warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
-        return librosa.feature.melspectrogram(
-            y=emph,
-            sr=config.sample_rate,
-            n_fft=config.fft_size,
-            hop_length=config.hop_length,
-            win_length=config.win_length,
-            window=config.window,
-            center=center,
-            pad_mode="constant",
-            power=2.0,
-            n_mels=config.n_mels,
-            fmin=config.fmin,
-            fmax=config.fmax,
-        )
-
-
-def log_mel_cepstra(logmel: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """``librosa.feature.mfcc`` (orthonormal DCT-II) of log-mel frames (n_mels, n_frames),
-    as (n_mfcc, n_frames) float32; each frame is transformed on its own."""
-    return np.asarray(
-        librosa.feature.mfcc(S=logmel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho"),
-        dtype=np.float32,
-    )
 
 
 def frame_log_energy(raw_frames: np.ndarray) -> np.ndarray:
@@ -548,6 +503,26 @@ def features_from_cepstra(
     n_frames_total : int
     """
     n_total = static.shape[1]
+    keep = kept_frames(energy_db, cfg)
+    n_kept = int(keep.sum())
+    feats = np.empty((n_kept, cfg.n_features), dtype=np.float32)
+    fill_features(static, keep if n_kept < n_total else slice(None), cfg, feats)
+    if cfg.normalization in ("cmn", "cmvn"):
+        feats = _mean_var_norm(feats, cfg.normalization == "cmvn")  # ours: in place
+    else:
+        feats = normalize(feats, cfg.normalization, cfg.norm_window)
+    return np.ascontiguousarray(feats, dtype=np.float32), n_total
+
+
+def kept_frames(energy_db: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The VAD's mask of an utterance's frames, shape (n_frames,) bool.
+
+    Raises
+    ------
+    AudioError
+        Fewer frames than the delta filter is wide, or the VAD kept no frame.
+    """
+    n_total = int(energy_db.shape[0])
     width = 2 * int(cfg.delta_window) + 1
     if cfg.deltas and n_total < width:
         raise AudioError(
@@ -556,30 +531,43 @@ def features_from_cepstra(
             f"or frame_shift_ms"
         )
     keep = vad_mask(energy_db, cfg)
-    n_kept = int(keep.sum())
-    if n_kept == 0:
+    if not keep.any():
         raise AudioError(
             f"the VAD kept no frame of {n_total} (loudest frame {float(energy_db.max()):.1f} "
             f"dBFS, vad_floor_db={cfg.vad_floor_db:g}): the clip is silent; skip it, or "
             f"lower vad_floor_db / set vad='none' if it is quiet speech"
         )
-    # filled a few coefficients at a time with the kept frames only: a long file never
+    return keep
+
+
+def fill_features(
+    static: np.ndarray, cols: np.ndarray | slice, cfg: FeatureConfig, out: np.ndarray
+) -> None:
+    """Write static cepstra and their librosa deltas, for the frames ``cols``, into ``out``.
+
+    Parameters
+    ----------
+    static : ndarray, shape (n_mfcc, n)
+        Consecutive frames; deltas at its first and last ``delta_window`` frames use
+        librosa's ``mode="interp"`` edge fit, so away from an utterance's true ends the
+        caller passes ``delta_window`` frames of context on each side beyond ``cols``.
+    cols : slice or ndarray of int or bool
+        The frames of ``static`` wanted, in order.
+    cfg : FeatureConfig
+    out : ndarray, shape (n_cols, cfg.n_features), float32
+    """
+    # filled a few coefficients at a time with the wanted frames only: a long file never
     # holds the stacked matrix of every frame, nor a whole delta matrix (each row is
     # filtered on its own, so the rows are the same as librosa's on the whole matrix)
+    width = 2 * int(cfg.delta_window) + 1
     d = static.shape[0]
-    feats = np.empty((n_kept, d * (cfg.deltas + 1)), dtype=np.float32)
     for k in range(cfg.deltas + 1):
         for i in range(0, d, _DELTA_ROWS):
             rows = static[i : i + _DELTA_ROWS]
             if k:
                 rows = librosa.feature.delta(rows, width=width, order=k, axis=-1, mode="interp")
             j = k * d + i
-            feats[:, j : j + rows.shape[0]] = (rows if n_kept == n_total else rows[:, keep]).T
-    if cfg.normalization in ("cmn", "cmvn"):
-        feats = _mean_var_norm(feats, cfg.normalization == "cmvn")  # ours: in place
-    else:
-        feats = normalize(feats, cfg.normalization, cfg.norm_window)
-    return np.ascontiguousarray(feats, dtype=np.float32), n_total
+            out[:, j : j + rows.shape[0]] = rows[:, cols].T
 
 
 __all__ = [
@@ -588,6 +576,8 @@ __all__ = [
     "extract_features",
     "extract_features_with_info",
     "features_from_cepstra",
+    "fill_features",
+    "kept_frames",
     "frame_energy_db",
     "frame_view",
     "mfcc",

@@ -43,6 +43,7 @@ from ..config import config_hash
 from ..errors import ConfigError, DataError, GmmSpeechError
 from ..h5io import from_json, open_checked, write_header
 from ..provenance import config_differences
+from ..spill import SpilledFrames
 
 FORMAT = "gmmspeech.FeatureStore"
 FORMAT_VERSION = 4
@@ -137,15 +138,23 @@ def _dataset_create_plist() -> Any:
     return _DCPL
 
 
-def write_frames(group: h5py.Group, name: str, frames: np.ndarray) -> None:
-    """Create dataset ``name`` in ``group`` holding ``frames`` as float32."""
-    x = np.ascontiguousarray(frames, dtype=np.float32)
+def write_frames(group: h5py.Group, name: str, frames: np.ndarray | SpilledFrames) -> None:
+    """Create dataset ``name`` in ``group`` holding ``frames`` as float32.
+
+    Spilled frames are copied block by block into the (contiguous) dataset, so they are
+    never all in memory; the file's bytes are those of writing the same array at once.
+    """
+    x = frames if isinstance(frames, SpilledFrames) else np.ascontiguousarray(frames, np.float32)
     space = h5py.h5s.create_simple(x.shape)
     dset = h5py.h5d.create(
         group.id, name.encode(), h5py.h5t.IEEE_F32LE, space, dcpl=_dataset_create_plist()
     )
     try:
-        if x.size:
+        if isinstance(x, SpilledFrames):
+            for at, block in x.blocks():
+                space.select_hyperslab((at, 0), block.shape)
+                dset.write(h5py.h5s.create_simple(block.shape), space, block)
+        elif x.size:
             dset.write(h5py.h5s.ALL, h5py.h5s.ALL, x)
     finally:
         dset.close()

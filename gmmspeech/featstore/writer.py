@@ -21,6 +21,7 @@ from ..atomic import atomic_path, current_umask
 from ..config import FeatureConfig, to_dict
 from ..errors import DataError
 from ..frames import as_frames
+from ..spill import SpilledFrames
 from .format import (
     UttInfo,
     encode_id,
@@ -44,7 +45,7 @@ class StoreWriter:
     def add(
         self,
         utt_id: str,
-        frames: np.ndarray,
+        frames: np.ndarray | SpilledFrames,
         n_frames_total: int,
         duration: float,
         source: str,
@@ -115,7 +116,13 @@ class PartWriter:
         self._part: TempStore | None = None
 
     def add(
-        self, utt: str, feats: np.ndarray, n_total: int, dur: float, source: str, fp: str = ""
+        self,
+        utt: str,
+        feats: np.ndarray | SpilledFrames,
+        n_total: int,
+        dur: float,
+        source: str,
+        fp: str = "",
     ) -> None:
         if self._part is None:
             tmp = self.parts / f".part-{self.next_index:06d}.h5.tmp"
@@ -157,10 +164,12 @@ class SortedStore:
         self.tmp = Path(name)
         self.order = order
         self.pos = 0
-        self.waiting: dict[str, tuple[np.ndarray, int, float, str, str] | None] = {}
+        self.waiting: dict[str, tuple[np.ndarray | SpilledFrames, int, float, str, str] | None] = {}
         self._store = TempStore(self.tmp, cfg, n_features)
 
-    def add(self, utt: str, item: tuple[np.ndarray, int, float, str, str] | None) -> None:
+    def add(
+        self, utt: str, item: tuple[np.ndarray | SpilledFrames, int, float, str, str] | None
+    ) -> None:
         """One result: (features, n_frames_total, duration, source, source_fp), or None if
         it failed."""
         self.waiting[utt] = item
@@ -170,6 +179,8 @@ class SortedStore:
             self.pos += 1
             if got is not None:
                 self._store.writer.add(head, *got)
+                if isinstance(got[0], SpilledFrames):
+                    got[0].remove()  # written twice now: in a part file and here
 
     def finish(self) -> Path:
         """Write the index and close; the complete file, to be renamed onto the store."""
