@@ -23,7 +23,7 @@ backend: {{lda_dim: 2, scorer: plda}}
 {extra}"""
 
 STAGE_NAMES = [
-    "prepare", "extract", "ubm", "stats", "tv", "ivectors", "backend", "score",
+    "prepare", "extract", "ubm", "stats", "tv", "caltv", "ivectors", "backend", "score",
     "normalize", "calibrate", "evaluate", "report",
 ]  # fmt: skip
 
@@ -57,11 +57,11 @@ def test_run_ivector_end_to_end(tmp_path: Path, capsys) -> None:
     assert all(int(m[1]) % 2 == int(t[1]) % 2 for m, t, _ in cal)
     # a second run skips every stage; a back-end change reruns from the backend stage
     assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
-    assert "stages: 0 run, 12 skipped" in capsys.readouterr().out
+    assert "stages: 0 run, 13 skipped" in capsys.readouterr().out
     args = ["run", str(cfg), "--out", str(out), "--no-progress", "--set", "backend.wccn=true"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "stage 6 ivectors: up to date" in printed and "stage 7 backend: done" in printed
+    assert "stage 7 ivectors: up to date" in printed and "stage 8 backend: done" in printed
 
 
 def test_cosine_scores_equal_a_numpy_oracle(tmp_path: Path) -> None:
@@ -125,7 +125,6 @@ def test_single_utterance_background_needs_cosine(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["system=ivector", "scoring.norm=z"], "scoring.norm: 'z' needs GMM cohort models"),
         (["system=ivector", "task=classification"], "system: 'ivector' is for task"),
         (["system=ivectors"], "system: must be one of"),
         (["system=ivector", "backend.scorer=lda"], "scorer: must be one of"),
