@@ -225,3 +225,14 @@ def test_snorm_and_held_out_calibration_extractors(tmp_path: Path) -> None:
     np.testing.assert_allclose(got_tv.T_, want_tv.T_, rtol=1e-8, atol=1e-10)
     cal = json.loads((out / "stages/11_calibrate.json").read_text())["info"]
     assert cal["extractor"] == "held out per group" and cal["trials"] > 0
+
+
+def test_calibration_extractors_need_four_background_speakers(tmp_path: Path) -> None:
+    make_corpus(tmp_path / "corpus", n_bg=3)
+    text = write_config(tmp_path).read_text()
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(text.replace("backend: {lda_dim: 2, scorer: plda}", "backend: {scorer: cosine}"))
+    exp = Experiment(load_config(cfg), tmp_path / "exp")
+    with pytest.raises(DataError, match="needs at least 4 background speakers.*calibrate: false"):
+        exp.run()
+    assert exp.is_done(exp.stage_number("tv")) and not exp.is_done(exp.stage_number("caltv"))

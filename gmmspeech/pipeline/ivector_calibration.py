@@ -28,6 +28,7 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 
+from ..errors import DataError
 from ..gmm import DiagGMM
 from ..ivector import IVectorSet, TotalVariability
 from ..trials import TrialList
@@ -56,6 +57,11 @@ def caltv(ws: Workspace) -> StageResult:
         for g, group in enumerate(speaker_groups(list(spk2utt)), 1):
             inside = set(group)
             others = [x for spk in sorted(spk2utt) if spk not in inside for x in spk2utt[spk]]
+            if len(group) < 2 or not others:
+                raise DataError(
+                    f"{ws.path('data/background')}: calibration needs at least 4 background "
+                    f"speakers with audio ({len(spk2utt)} here); set scoring.calibrate: false"
+                )
             log.info("calibration extractor %d: without %d speakers", g, len(group))
             ubm_g = heldout_ubm(
                 ubm_, store.select(others), min_count=u.min_count, min_weight=u.min_weight,
