@@ -525,16 +525,11 @@ def task_default(values: dict[str, object], task: object) -> dict[str, object]:
     return out
 
 
-def check_ivector_system(task: str, norm: str) -> None:
-    """The i-vector system is for verification, without cohort score normalisation (its
-    cohorts are GMM models); a :class:`ConfigError` otherwise."""
+def check_ivector_system(task: str) -> None:
+    """The i-vector system is for verification (any ``scoring.norm``: its cohort is the
+    background speakers' i-vectors); a :class:`ConfigError` otherwise."""
     if task != "verification":
         raise ConfigError(f"system: 'ivector' is for task 'verification', not {task!r}")
-    if norm != "none":
-        raise ConfigError(
-            f"scoring.norm: {norm!r} needs GMM cohort models; with system 'ivector' set "
-            f"scoring.norm: none (the PLDA scores are LLRs already)"
-        )
 
 
 @dataclass(frozen=True)
@@ -574,7 +569,7 @@ class ExperimentConfig:
         check_choice(self, "task", TASKS)
         check_choice(self, "system", SYSTEMS)
         if self.system == "ivector":
-            check_ivector_system(self.task, self.scoring.norm)
+            check_ivector_system(self.task)
         ok = bool(self.name) and not any(c in self.name for c in "/\\")
         _check(ok, "name", "a non-empty name without slashes", self.name)
         if self.task == "verification":

@@ -129,10 +129,47 @@ class StatsFileSlice:
             return f["zeroth"][self.start : self.stop], f["first"][self.start : self.stop]
 
 
+@dataclass
+class StatsFileRows:
+    """Rows ``rows`` (increasing) of a stats file (opened by whoever loads it)."""
+
+    path: str
+    rows: list[int]
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        with h5py.File(self.path, "r") as f:
+            return f["zeroth"][self.rows], f["first"][self.rows]
+
+
+class StatsFileSubset:
+    """Some utterances of a :class:`StatsFile`, read batch by batch in the file's order.
+
+    Parameters
+    ----------
+    src : StatsFile
+    rows : sequence of int
+        Row positions in the file (sorted here; duplicates dropped).
+    """
+
+    def __init__(self, src: StatsFile, rows: Sequence[int]) -> None:
+        self.path, self.ubm, self.feature_config = src.path, src.ubm, src.feature_config
+        self.rows = sorted(set(int(r) for r in rows))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def tasks(self, batch_size: int) -> list[Any]:
+        r = self.rows
+        return [
+            StatsFileRows(self.path, r[s : s + batch_size]) for s in range(0, len(r), batch_size)
+        ]
+
+
 class StatsFile:
     """Statistics in a file written by :meth:`StatsSet.save`, read batch by batch.
 
     Memory does not grow with the number of utterances: each task reads its own slice.
+    ``utt_ids`` are the utterances in the file's order; :meth:`select` keeps some of them.
     """
 
     def __init__(self, path: str | os.PathLike[str], ubm: DiagGMM | None = None) -> None:
@@ -140,6 +177,8 @@ class StatsFile:
         with open_checked(path, STATS_FORMAT, FORMAT_VERSION) as f:
             self.ubm, self.feature_config = read_ubm_record(f, path, ubm)
             self._n = int(f["zeroth"].shape[0])
+            raw = read_array(f, "utt_ids", (self._n,), where=path, kinds="O")
+            self.utt_ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
             k, d = self.ubm.n_components, self.ubm.n_features
             for name, shape in (("zeroth", (self._n, k)), ("first", (self._n, k, d))):
                 got = tuple(f[name].shape)
@@ -150,6 +189,15 @@ class StatsFile:
 
     def __len__(self) -> int:
         return self._n
+
+    def select(self, ids: Sequence[str]) -> StatsFileSubset:
+        """The utterances ``ids`` of this file (in the file's order); a :class:`DataError`
+        names the first one it lacks."""
+        pos = {u: i for i, u in enumerate(self.utt_ids)}
+        missing = [u for u in ids if u not in pos]
+        if missing:
+            raise DataError(f"{self.path}: no statistics of utterance {missing[0]!r}")
+        return StatsFileSubset(self, [pos[u] for u in ids])
 
     def tasks(self, batch_size: int) -> list[Any]:
         return [

@@ -20,7 +20,7 @@ from gmmspeech import (
 from gmmspeech.cli import main
 from gmmspeech.featstore import write_store
 from gmmspeech.ivector import TotalVariability
-from gmmspeech.uttstats import StatsFile, StatsSet, compute_stats, utterance_stats
+from gmmspeech.uttstats import StatsFile, StatsSet, compute_stats, load_task, utterance_stats
 
 
 def _ubm(k=8, d=3, seed=0):
@@ -146,6 +146,28 @@ def test_stats_files_round_trip_and_stream_the_same_model(tmp_path):
     streamed = compute_stats(ubm, list(_utterances(ubm, 12)), batch_size=5, out=tmp_path / "s.h5")
     assert isinstance(streamed, StatsFile) and len(streamed) == 12
     np.testing.assert_array_equal(StatsSet.load(tmp_path / "s.h5").first, st.first)
+
+
+def test_stats_file_select_reads_the_named_rows(tmp_path):
+    ubm = _ubm()
+    feats = {f"u{i}": x for i, x in enumerate(_utterances(ubm, 12))}
+    st = compute_stats(ubm, feats, batch_size=5, out=tmp_path / "s.h5")
+    assert isinstance(st, StatsFile) and st.utt_ids == list(feats)
+    pick = ["u9", "u2", "u3", "u7", "u11"]
+    sub = st.select(pick)
+    got = [load_task(t) for t in sub.tasks(2)]
+    first = np.concatenate([f for _, f in got])
+    want = np.stack(
+        [utterance_stats(ubm, feats[u]).first for u in sorted(pick, key=lambda u: int(u[1:]))]
+    )
+    np.testing.assert_allclose(first, want, rtol=1e-12)
+    a = TotalVariability(rank=3, n_iter=2, batch_size=2).fit(sub)
+    b = TotalVariability(rank=3, n_iter=2, batch_size=2).fit(
+        [utterance_stats(ubm, feats[u]) for u in ("u2", "u3", "u7", "u9", "u11")]
+    )
+    np.testing.assert_allclose(a.T_, b.T_, rtol=1e-10)
+    with pytest.raises(DataError, match="no statistics of utterance 'zz'"):
+        st.select(["u1", "zz"])
 
 
 def test_tv_model_file_records_and_checks_its_ubm(tmp_path):

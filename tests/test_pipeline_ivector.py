@@ -8,13 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from test_ivector_norm import _cos, _mean_std
 from test_pipeline import CONFIG, SR, make_corpus, voice
 
 from gmmspeech.cli import main
 from gmmspeech.configio import load_config
 from gmmspeech.errors import ConfigError, DataError
-from gmmspeech.ivector import IVectorSet
+from gmmspeech.featstore import FeatureStore
+from gmmspeech.gmm import DiagGMM
+from gmmspeech.ivector import IVectorSet, TotalVariability
 from gmmspeech.pipeline import Experiment
+from gmmspeech.pipeline.backgroundtrials import heldout_ubm
+from gmmspeech.uttstats import compute_stats
 
 IVECTOR = """\
 system: ivector
@@ -23,7 +28,7 @@ backend: {{lda_dim: 2, scorer: plda}}
 {extra}"""
 
 STAGE_NAMES = [
-    "prepare", "extract", "ubm", "stats", "tv", "ivectors", "backend", "score",
+    "prepare", "extract", "ubm", "stats", "tv", "caltv", "ivectors", "backend", "score",
     "normalize", "calibrate", "evaluate", "report",
 ]  # fmt: skip
 
@@ -57,11 +62,11 @@ def test_run_ivector_end_to_end(tmp_path: Path, capsys) -> None:
     assert all(int(m[1]) % 2 == int(t[1]) % 2 for m, t, _ in cal)
     # a second run skips every stage; a back-end change reruns from the backend stage
     assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
-    assert "stages: 0 run, 12 skipped" in capsys.readouterr().out
+    assert "stages: 0 run, 13 skipped" in capsys.readouterr().out
     args = ["run", str(cfg), "--out", str(out), "--no-progress", "--set", "backend.wccn=true"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "stage 6 ivectors: up to date" in printed and "stage 7 backend: done" in printed
+    assert "stage 7 ivectors: up to date" in printed and "stage 8 backend: done" in printed
 
 
 def test_cosine_scores_equal_a_numpy_oracle(tmp_path: Path) -> None:
@@ -125,7 +130,6 @@ def test_single_utterance_background_needs_cosine(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["system=ivector", "scoring.norm=z"], "scoring.norm: 'z' needs GMM cohort models"),
         (["system=ivector", "task=classification"], "system: 'ivector' is for task"),
         (["system=ivectors"], "system: must be one of"),
         (["system=ivector", "backend.scorer=lda"], "scorer: must be one of"),
@@ -154,3 +158,81 @@ def test_calibration_back_end_too_big_for_half_the_speakers(tmp_path: Path) -> N
     assert "the calibration back end on 5 of the background speakers" in msg
     assert "needs more than 5 speakers" in msg and "scoring.calibrate: false" in msg
     assert exp.is_done(exp.stage_number("score"))  # the main back end scored the trials
+
+
+def test_snorm_and_held_out_calibration_extractors(tmp_path: Path) -> None:
+    make_corpus(tmp_path / "corpus", n_bg=10)
+    text = write_config(tmp_path).read_text()
+    text = text.replace(
+        "backend: {lda_dim: 2, scorer: plda}", "backend: {scorer: cosine, length_norm: false}"
+    ).replace("scoring:\n  top_c: 2\n", "scoring:\n  top_c: 2\n  norm: s\n")
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    exp = Experiment(load_config(cfg), tmp_path / "exp")
+    exp.run()
+    out = tmp_path / "exp"
+    # S-norm of every trial, written out by hand from the stored i-vectors: cohort = every
+    # background speaker (sorted), a cohort model on its first utterance (as many as the
+    # median target model, whose 4 clips are split 2 enrol / 2 test... by the data split)
+    vec = {
+        k: v
+        for name in ("background", "enroll", "test")
+        for k, v in IVectorSet.load(out / f"ivectors/{name}.h5").as_dict().items()
+    }
+    mu = IVectorSet.load(out / "ivectors/background.h5").vectors.mean(axis=0)
+    enrol: dict[str, list[str]] = {}
+    for line in (out / "data/enroll/utt2spk").read_text().splitlines():
+        u, s = line.split()
+        enrol.setdefault(s, []).append(u)
+    per_model = int(np.median([len(v) for v in enrol.values()]))
+    cohort: dict[str, list[str]] = {}
+    for line in (out / "data/background/utt2spk").read_text().splitlines():
+        u, s = line.split()
+        cohort.setdefault(s, []).append(u)
+    cohort = {s: sorted(cohort[s]) for s in sorted(cohort)}
+    raw = {
+        (m, t): float(v)
+        for m, t, v in (r.split() for r in (out / "scores/raw.txt").read_text().splitlines())
+    }
+    rows = [r.split() for r in (out / "scores/scores.txt").read_text().splitlines()]
+    assert len(rows) == 32
+    for m, t, got in rows:
+        s = _cos([vec[u] for u in sorted(enrol[m])], vec[t], mu)
+        assert raw[(m, t)] == pytest.approx(s, rel=1e-6, abs=1e-9)
+        zs = [
+            _cos([vec[u] for u in sorted(enrol[m])], vec[u], mu)
+            for us in cohort.values()
+            for u in us
+        ]
+        ts = [_cos([vec[u] for u in us[:per_model]], vec[t], mu) for us in cohort.values()]
+        (mz, sz), (mt, st) = _mean_std(zs), _mean_std(ts)
+        want = 0.5 * ((s - mz) / sz + (s - mt) / st)
+        assert float(got) == pytest.approx(want, rel=1e-5, abs=1e-6)
+    # each calibration extractor: a UBM re-estimated without its group, and a TV model
+    # trained on the other group's statistics only
+    ubm_ = DiagGMM.load(out / "ubm/ubm.h5")
+    spk = sorted(cohort)
+    group1 = set(spk[0::2])
+    others = [u for s in spk if s not in group1 for u in cohort[s]]
+    with FeatureStore(out / "features/background.h5") as store:
+        c = exp.cfg.ubm
+        ubm_1 = heldout_ubm(ubm_, store.select(others), min_count=c.min_count,
+                            min_weight=c.min_weight, chunk_size=c.chunk_size)  # fmt: skip
+        feats = {u: np.asarray(store[u]) for u in others}
+    want_tv = TotalVariability(rank=4, n_iter=3).fit(compute_stats(ubm_1, feats))
+    got_tv = TotalVariability.load(out / "ivectors/tv_calibration_1.h5")
+    np.testing.assert_allclose(got_tv.ubm_.means, ubm_1.means, rtol=1e-12)
+    np.testing.assert_allclose(got_tv.T_, want_tv.T_, rtol=1e-8, atol=1e-10)
+    cal = json.loads((out / "stages/11_calibrate.json").read_text())["info"]
+    assert cal["extractor"] == "held out per group" and cal["trials"] > 0
+
+
+def test_calibration_extractors_need_four_background_speakers(tmp_path: Path) -> None:
+    make_corpus(tmp_path / "corpus", n_bg=3)
+    text = write_config(tmp_path).read_text()
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(text.replace("backend: {lda_dim: 2, scorer: plda}", "backend: {scorer: cosine}"))
+    exp = Experiment(load_config(cfg), tmp_path / "exp")
+    with pytest.raises(DataError, match="needs at least 4 background speakers.*calibrate: false"):
+        exp.run()
+    assert exp.is_done(exp.stage_number("tv")) and not exp.is_done(exp.stage_number("caltv"))

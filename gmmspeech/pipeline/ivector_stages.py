@@ -1,11 +1,14 @@
-"""The i-vector verification stages (``system: ivector``): stats, tv, ivectors, backend, score,
-and the calibration trials scored with the i-vector back end.
+"""The i-vector verification stages (``system: ivector``): stats, tv, ivectors, backend, score.
 
-The UBM, preparation, extraction, normalisation, evaluation and report stages are those of
-:mod:`.verification`; :mod:`.runner` lists both in its stage table. Outputs::
+The UBM, preparation, extraction, evaluation and report stages are those of
+:mod:`.verification`, the cohort normalisation is in :mod:`.ivector_cohort` and the
+calibration (with its held-out extractors, stage ``caltv``) in :mod:`.ivector_calibration`;
+:mod:`.runner` lists them all in its stage table. Outputs::
 
     ivectors/stats_<set>.h5   Baum-Welch statistics (background, enroll, test)
     ivectors/tv.h5            the total-variability model, trained on the background set
+    ivectors/tv_calibration_<g>.h5, ivectors/calibration_<g>.h5
+                              held-out extractors of the calibration (:mod:`.ivector_calibration`)
     ivectors/<set>.h5         i-vectors
     backend/backend.h5        LDA / WCCN / length norm / PLDA, trained on the background set
     scores/raw.txt            back-end scores of the trials
@@ -25,9 +28,8 @@ from ..ivector import IVectorSet, TotalVariability
 from ..scorefiles import write_scores
 from ..trials import TrialList
 from ..uttstats import StatsFile, compute_stats
-from .backgroundtrials import BackgroundSplit, speaker_groups, split_background
-from .verification import SETS, _per_model, fit_calibration
-from .workspace import StageResult, Workspace, _present
+from .verification import SETS
+from .workspace import StageResult, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +51,23 @@ def stats(ws: Workspace) -> StageResult:
     return outputs, {"utterances": info}
 
 
-def tv(ws: Workspace) -> StageResult:
-    """The total-variability model ``ivectors/tv.h5``, trained on the background statistics."""
+def new_tv(ws: Workspace) -> TotalVariability:
+    """An unfitted total-variability model of the ``ivector:`` settings."""
     c = ws.cfg.ivector
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
-    model = TotalVariability(
+    return TotalVariability(
         rank=c.rank,
         n_iter=c.n_iter,
         min_divergence=c.min_divergence,
         random_state=c.random_state,
         batch_size=c.batch_size,
     )
+
+
+def tv(ws: Workspace) -> StageResult:
+    """The total-variability model ``ivectors/tv.h5``, trained on the background statistics."""
+    c = ws.cfg.ivector
+    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    model = new_tv(ws)
     with ws.engine() as engine:
         model.fit(StatsFile(ws.path("ivectors/stats_background.h5"), ubm_), engine=engine)
     model.save(ws.path("ivectors/tv.h5"))
@@ -180,57 +188,3 @@ def score(ws: Workspace) -> StageResult:
         "trials_scored": len(trials),
         "trials_dropped": len(all_trials) - len(trials),
     }
-
-
-def _halves(
-    ws: Workspace, split: BackgroundSplit, vectors: Mapping[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """i-vectors of the ids of ``split`` that ``vectors`` lacks: the halves of the frames
-    of single-utterance speakers (:func:`.backgroundtrials.split_background`)."""
-    ids = [u for utts in split.enroll.values() for u in utts] + list(split.test_spk)
-    missing = {u: split.features[u] for u in ids if u not in vectors}
-    if not missing:
-        return {}
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
-    model = TotalVariability.load(ws.path("ivectors/tv.h5"), ubm_)
-    with ws.engine() as engine:
-        st = compute_stats(ubm_, missing, top_n=ws.cfg.ivector.top_n, engine=engine)
-        return dict(zip(missing, model.transform(st, engine=engine), strict=True))
-
-
-def calibrate(ws: Workspace) -> StageResult:
-    """``scores/calibrated.txt``: a logistic calibration trained on background trials.
-
-    The background speakers are split into groups (:func:`.backgroundtrials.speaker_groups`)
-    and each group into models and tests (:func:`.backgroundtrials.split_background`); a
-    group's trials are scored with a back end trained on the OTHER background speakers. The
-    total-variability model is shared (it is trained without speaker labels, on all of them).
-    A speaker with one utterance is enrolled and tested on the two halves of its frames,
-    whose i-vectors are computed here.
-    """
-    s = ws.cfg.scoring
-    if not s.calibrate:
-        return [], {"calibrate": False}
-    ws.path("calibration").mkdir(parents=True, exist_ok=True)
-    vectors = IVectorSet.load(ws.path("ivectors/background.h5")).as_dict()
-    parts: list[tuple[TrialList, np.ndarray]] = []
-    with ws.store("background") as store:
-        spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
-        groups = speaker_groups(list(spk2utt))
-        for group in groups:
-            others = {k: v for k, v in spk2utt.items() if k not in set(group)}
-            be = _fit_backend(ws, vectors, others, calibration=True)
-            split = split_background({k: spk2utt[k] for k in group}, store, _per_model(ws))
-            vectors |= _halves(ws, split, vectors)
-            enroll, tests = split.enroll, split.test_spk
-            pairs = [(m, t) for m in sorted(enroll) for t in sorted(tests)]
-            trials = TrialList(
-                [m for m, _ in pairs],
-                [t for _, t in pairs],
-                np.array([tests[t] == m for m, t in pairs], dtype=bool),
-            )
-            parts.append(
-                (trials, score_sets(be, enroll, vectors, trials) if pairs else np.zeros(0))
-            )
-    n_models = sum(len(set(trials.model_ids)) for trials, _ in parts)
-    return fit_calibration(ws, parts, info={"groups": len(groups), "models": n_models})

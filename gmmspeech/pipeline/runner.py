@@ -13,8 +13,9 @@ one folder::
     8 evaluate   results.json and the DET plot (confusion matrix)
     9 report     report.md
 
-With ``system: ivector`` (verification), stages 4-5 are replaced by stats, tv, ivectors,
-backend and score (:mod:`.ivector_stages`): twelve stages, the same records and rules.
+With ``system: ivector`` (verification), stages 4-5 are replaced by stats, tv, caltv (the
+calibration's held-out extractors), ivectors, backend and score (:mod:`.ivector_stages`,
+:mod:`.ivector_calibration`): thirteen stages, the same records and rules.
 
 Each stage writes every output atomically and then a record ``stages/NN_name.json`` holding
 the stage's hash, its outputs, wall time and peak memory. The hash chains the config
@@ -50,7 +51,7 @@ from ..config import ExperimentConfig, config_hash, to_dict
 from ..configio import did_you_mean, dump_yaml
 from ..engine import blas_thread_budget, blas_threads
 from ..errors import ConfigError, DataError
-from . import classification, ivector_stages, verification
+from . import classification, ivector_calibration, ivector_cohort, ivector_stages, verification
 from .inputs import INPUTS, changes
 from .report import StageMemory, write_json, write_text
 from .workspace import StageResult, Workspace
@@ -137,6 +138,12 @@ def _tv_sections(cfg: ExperimentConfig) -> object:
     return {k: v for k, v in to_dict(cfg.ivector).items() if k != "top_n"}
 
 
+def _caltv_sections(cfg: ExperimentConfig) -> object:
+    # the held-out extractors exist only for the calibration: changing p_target does not
+    # retrain them, turning the calibration on does
+    return {"calibrate": cfg.scoring.calibrate}
+
+
 def _backend_sections(cfg: ExperimentConfig) -> object:
     return to_dict(cfg.backend)
 
@@ -177,11 +184,12 @@ REGISTRY: dict[str, tuple[Stage, ...]] = {
         Stage("ubm", _ubm_sections, verification.ubm),
         Stage("stats", _stats_sections, ivector_stages.stats),
         Stage("tv", _tv_sections, ivector_stages.tv),
+        Stage("caltv", _caltv_sections, ivector_calibration.caltv),
         Stage("ivectors", _no_sections, ivector_stages.ivectors),
         Stage("backend", _backend_sections, ivector_stages.backend),
         Stage("score", _no_sections, ivector_stages.score),
-        Stage("normalize", _normalize_sections, verification.normalize),
-        Stage("calibrate", _calibrate_sections, ivector_stages.calibrate),
+        Stage("normalize", _normalize_sections, ivector_cohort.normalize_stage),
+        Stage("calibrate", _calibrate_sections, ivector_calibration.calibrate),
         Stage("evaluate", _evaluate_sections, verification.evaluate),
         Stage("report", _report_sections, verification.report),
     ),
