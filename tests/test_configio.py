@@ -13,6 +13,7 @@ import yaml
 from gmmspeech.config import (
     TASK_DEFAULTS,
     BackendConfig,
+    FusionConfig,
     ComputeConfig,
     DataConfig,
     EnrollConfig,
@@ -235,6 +236,7 @@ SECTIONS = {
     "compute": ComputeConfig,
     "ivector": IVectorConfig,
     "backend": BackendConfig,
+    "fusion": FusionConfig,
 }
 
 
