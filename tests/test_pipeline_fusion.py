@@ -24,7 +24,9 @@ P_TARGET = 0.05
 
 
 # ----------------------------------------------------------------------- synthetic systems
-def trial_grid(prefix: str, n_models: int, per_model: int) -> tuple[list[str], list[str], np.ndarray]:
+def trial_grid(
+    prefix: str, n_models: int, per_model: int
+) -> tuple[list[str], list[str], np.ndarray]:
     """Every model against every test; test j belongs to speaker j % n_models."""
     tests = [f"{prefix}u{j:03d}" for j in range(n_models * per_model)]
     models = [f"{prefix}m{i:02d}" for i in range(n_models)]
@@ -52,7 +54,10 @@ def write_scores(path: Path, models, tests, values, header: str = "") -> None:
 
 
 def write_trials(path: Path, models, tests, labels) -> None:
-    rows = [f"{m} {u} {'target' if y else 'nontarget'}" for m, u, y in zip(models, tests, labels, strict=True)]
+    rows = [
+        f"{m} {u} {'target' if y else 'nontarget'}"
+        for m, u, y in zip(models, tests, labels, strict=True)
+    ]
     write_lines(path, rows)
 
 
@@ -140,13 +145,17 @@ def test_fused_llrs_equal_the_scipy_oracle(tmp_path: Path, capsys) -> None:
     # the fusion of both, fitted on the calibration trials only
     p = oracle(data.x_cal, cal_t, P_TARGET)
     got = read_llrs(out / "scores/fused.txt")
-    np.testing.assert_allclose([got[k] for k in keys], data.x_ev @ p[:-1] + p[-1], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        [got[k] for k in keys], data.x_ev @ p[:-1] + p[-1], rtol=1e-4, atol=1e-4
+    )
     assert read_llrs(out / "scores/calibrated.txt") == got  # no guard: the fusion is kept
     # each system calibrated alone
     for j, name in enumerate(["sa", "sb"]):
         q = oracle(data.x_cal[:, [j]], cal_t, P_TARGET)
         alone = read_llrs(out / f"systems/{name}/calibrated.txt")
-        np.testing.assert_allclose([alone[k] for k in keys], data.x_ev[:, j] * q[0] + q[1], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            [alone[k] for k in keys], data.x_ev[:, j] * q[0] + q[1], rtol=1e-4, atol=1e-4
+        )
     res = json.loads((out / "results.json").read_text())
     assert (res["n_trials"], res["n_target"], res["n_models"]) == (600, 60, 10)
     assert set(res["systems"]) == {"sa", "sb"} and res["fusion"]["chosen"] == "sa+sb"
@@ -230,7 +239,10 @@ def test_systems_that_scored_other_trials_are_refused(tmp_path: Path) -> None:
     msg = str(err.value)
     assert msg.startswith(f"{cfg}: fusion.systems: the systems do not fit together")
     assert "evaluation trials: sa has 600, sb 595; 5 of sa's are not sb's (e.g. em00 eu000)" in msg
-    assert f"calibration trial labels: 1 trial(s) are labelled otherwise by sb than by sa (e.g. {m} {u})" in msg
+    assert (
+        f"calibration trial labels: 1 trial(s) are labelled otherwise by sb than by sa (e.g. {m} {u})"
+        in msg
+    )
     assert not (tmp_path / "exp/results.json").exists()
 
 
@@ -239,7 +251,9 @@ def test_other_calibration_trials_are_refused(tmp_path: Path) -> None:
     data.experiment(tmp_path / "a", 0)
     Systems(n_cal=11).experiment(tmp_path / "b", 1)
     cfg = fusion_config(tmp_path, ["{experiment: a}", "{experiment: b}"])
-    with pytest.raises(DataError, match=r"calibration trials: a has 864, b 726; 138 of a's are not b's"):
+    with pytest.raises(
+        DataError, match=r"calibration trials: a has 864, b 726; 138 of a's are not b's"
+    ):
         Experiment(load_config(cfg), tmp_path / "exp", config_path=str(cfg)).run()
 
 
@@ -247,8 +261,15 @@ def test_score_files_made_otherwise_are_refused(tmp_path: Path) -> None:
     data = Systems()
     for j, name in enumerate("ab"):
         d = tmp_path / name
-        write_scores(d / "ev.txt", *data.ev[:2], data.x_ev[:, j], "# gmmspeech scores norm=z method=topc\n")
-        write_scores(d / "cal.txt", *data.cal[:2], data.x_cal[:, j], "# gmmspeech scores norm=z method=topc\n")
+        write_scores(
+            d / "ev.txt", *data.ev[:2], data.x_ev[:, j], "# gmmspeech scores norm=z method=topc\n"
+        )
+        write_scores(
+            d / "cal.txt",
+            *data.cal[:2],
+            data.x_cal[:, j],
+            "# gmmspeech scores norm=z method=topc\n",
+        )
     write_trials(tmp_path / "ev_trials", *data.ev)
     write_trials(tmp_path / "cal_trials", *data.cal)
     (tmp_path / "b/cal.txt").write_text(
@@ -260,11 +281,15 @@ def test_score_files_made_otherwise_are_refused(tmp_path: Path) -> None:
         for n in "ab"
     ]
     cfg = fusion_config(tmp_path, systems, "  trials: ev_trials\n")
-    with pytest.raises(DataError, match="b: its evaluation scores have norm=z, its calibration scores norm=none"):
+    with pytest.raises(
+        DataError, match="b: its evaluation scores have norm=z, its calibration scores norm=none"
+    ):
         Experiment(load_config(cfg), tmp_path / "exp", config_path=str(cfg)).run()
     # without names, both are called after their scores files' stem
     unnamed = [x.replace("name: a, ", "").replace("name: b, ", "") for x in systems]
-    with pytest.raises(ConfigError, match="fusion.yaml:5: fusion.systems: two systems are called 'ev'"):
+    with pytest.raises(
+        ConfigError, match="fusion.yaml:5: fusion.systems: two systems are called 'ev'"
+    ):
         load_config(fusion_config(tmp_path, unnamed, "  trials: ev_trials\n"))
 
 
@@ -277,7 +302,9 @@ def test_score_files_made_otherwise_are_refused(tmp_path: Path) -> None:
         ("unfinished", "its calibrate stage is not up to date"),
     ],
 )
-def test_experiments_that_cannot_be_fused_are_refused(tmp_path: Path, make: str, message: str) -> None:
+def test_experiments_that_cannot_be_fused_are_refused(
+    tmp_path: Path, make: str, message: str
+) -> None:
     data = Systems()
     data.experiment(tmp_path / "a", 0)
     if make == "plain":
@@ -290,7 +317,9 @@ def test_experiments_that_cannot_be_fused_are_refused(tmp_path: Path, make: str,
     cfg = fusion_config(tmp_path, ["{experiment: a}", "{experiment: b}"])
     with pytest.raises(DataError) as err:
         Experiment(load_config(cfg), tmp_path / "exp", config_path=str(cfg)).run()
-    assert str(err.value).startswith(f"{cfg}: fusion.systems[1].experiment: {tmp_path / 'b'}: {message}")
+    assert str(err.value).startswith(
+        f"{cfg}: fusion.systems[1].experiment: {tmp_path / 'b'}: {message}"
+    )
 
 
 # ------------------------------------------------------------------- resume and inputs
@@ -320,7 +349,9 @@ def test_resume_and_a_changed_input_experiment(tmp_path: Path, capsys) -> None:
     assert after != before
     p = oracle(data.x_cal, data.cal[2], P_TARGET)
     keys = list(zip(*data.ev[:2], strict=True))
-    np.testing.assert_allclose([after[k] for k in keys], data.x_ev @ p[:-1] + p[-1], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        [after[k] for k in keys], data.x_ev @ p[:-1] + p[-1], rtol=1e-4, atol=1e-4
+    )
 
 
 # ------------------------------------------------------------------------- config form
@@ -328,11 +359,18 @@ def test_fusion_config_errors_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(fusion_config(tmp_path, ["{experimnt: a}", "{experiment: b}"]))
     msg = str(err.value)
-    assert msg.startswith(f"{tmp_path / 'fusion.yaml'}:6: unknown key 'fusion.systems[0].experimnt'")
+    assert msg.startswith(
+        f"{tmp_path / 'fusion.yaml'}:6: unknown key 'fusion.systems[0].experimnt'"
+    )
     assert "did you mean 'fusion.systems[0].experiment'?" in msg
-    with pytest.raises(ConfigError, match=r"fusion.yaml:5: fusion.systems: must be a list of at least two"):
+    with pytest.raises(
+        ConfigError, match=r"fusion.yaml:5: fusion.systems: must be a list of at least two"
+    ):
         load_config(fusion_config(tmp_path, ["{experiment: a}"]))
-    with pytest.raises(ConfigError, match=r"fusion.yaml:7: fusion.systems\[1\].experiment: give an experiment folder or score files"):
+    with pytest.raises(
+        ConfigError,
+        match=r"fusion.yaml:7: fusion.systems\[1\].experiment: give an experiment folder or score files",
+    ):
         load_config(fusion_config(tmp_path, ["{experiment: a}", "{experiment: b, scores: s.txt}"]))
     with pytest.raises(ConfigError, match="system: 'fusion' is for task 'verification'"):
         load_config(None, ["task=classification", "system=fusion"])
@@ -340,8 +378,13 @@ def test_fusion_config_errors_name_file_and_line(tmp_path: Path) -> None:
 
 def test_fusion_paths_are_relative_to_the_config(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("OTHER_EXP", "elsewhere/b")
-    cfg = load_config(fusion_config(tmp_path, ["{experiment: a}", "{experiment: '${env:OTHER_EXP}'}"]))
-    assert [s.experiment for s in cfg.fusion.systems] == [str(tmp_path / "a"), str(tmp_path / "elsewhere/b")]
+    cfg = load_config(
+        fusion_config(tmp_path, ["{experiment: a}", "{experiment: '${env:OTHER_EXP}'}"])
+    )
+    assert [s.experiment for s in cfg.fusion.systems] == [
+        str(tmp_path / "a"),
+        str(tmp_path / "elsewhere/b"),
+    ]
     assert [s.label for s in cfg.fusion.systems] == ["a", "b"]
     monkeypatch.chdir(tmp_path.parent)
     got = load_config(None, ["system=fusion", "fusion.systems=[{experiment: x}, {experiment: y}]"])

@@ -111,9 +111,7 @@ def few_frame_utterances(store: FeatureStore, limit: int = FEW_FRAMES) -> list[t
     return [(u, n) for u in sorted(store) if (n := store.num_frames(u)) < limit]
 
 
-def report_stage(
-    ws: Workspace, figure: str, counts: dict[str, Any] | None = None
-) -> StageResult:
+def report_stage(ws: Workspace, figure: str, counts: dict[str, Any] | None = None) -> StageResult:
     """Last stage: ``report.md`` from ``results.json``, the stage records and the config
     (and ``counts``, default :meth:`Workspace.data_counts`)."""
     results = json.loads(ws.path("results.json").read_text(encoding="utf-8"))

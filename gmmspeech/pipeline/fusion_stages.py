@@ -85,8 +85,12 @@ def system_files(ws: Workspace) -> list[SystemFiles]:
             base = Path(s.experiment)
             out.append(
                 SystemFiles(
-                    s.label, key, base / "scores/scores.txt", base / "calibration/trials",
-                    base / "calibration/scores.txt", base / "data/test/trials",
+                    s.label,
+                    key,
+                    base / "scores/scores.txt",
+                    base / "calibration/trials",
+                    base / "calibration/scores.txt",
+                    base / "data/test/trials",
                 )  # fmt: skip
             )
         else:
@@ -169,7 +173,9 @@ def _differences(what: str, keys: Mapping[str, set[tuple[str, str]]]) -> list[st
     return out
 
 
-def _label_differences(what: str, labels: Mapping[str, Mapping[tuple[str, str], bool]]) -> list[str]:
+def _label_differences(
+    what: str, labels: Mapping[str, Mapping[tuple[str, str], bool]]
+) -> list[str]:
     """One phrase per system that labels a trial of the first system's otherwise."""
     names = list(labels)
     first = labels[names[0]]
