@@ -272,11 +272,11 @@ def gather(ws: Workspace) -> StageResult:
     info: dict[str, Any] = {"systems": {}}
     for s in systems:
         ws.path(f"systems/{s.name}").mkdir(parents=True, exist_ok=True)
-        for src, rel, tl in (
-            (s.scores, f"systems/{s.name}/scores.txt", trials),
-            (s.calibration_scores, f"systems/{s.name}/calibration.txt", cal_trials),
+        for src, rel, tl, read in (
+            (s.scores, f"systems/{s.name}/scores.txt", trials, scores[s.name]),
+            (s.calibration_scores, f"systems/{s.name}/calibration.txt", cal_trials, None),
         ):
-            values = align_scores(read_scores(src), tl)
+            values = align_scores(read_scores(src) if read is None else read, tl)
             head = {**read_scores_header(src), "system": s.name, "source": src}
             head["source_sha256"] = file_sha256(src)[:16]
             write_trial_scores(ws.path(rel), tl, values, head)
