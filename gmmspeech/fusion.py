@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -87,6 +87,8 @@ class FusionChoice:
     prior : float
     n_folds : int
         Folds of the cross-validation (0 without the guard).
+    n_trials, n_target : int
+        Calibration trials, and target trials among them.
     """
 
     names: tuple[str, ...]
@@ -98,7 +100,6 @@ class FusionChoice:
     n_folds: int = 0
     n_trials: int = 0
     n_target: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fusion_label(self) -> str:
@@ -145,7 +146,6 @@ class FusionChoice:
                 }
                 for k, c in self.candidates.items()
             },
-            **self.extra,
         }
 
 
