@@ -11,10 +11,15 @@ calibration scores are over-confident gets too much weight. With ``guard=True`` 
 candidates are every system calibrated alone and the fusion of all; each is judged by its
 cross-validated Cllr at the prior of the fit (:func:`gmmspeech.metrics.cllr`) on the
 calibration trials, split into folds by model (a model's trials are never both fitted and
-judged), and the lowest is kept (on a tie the earlier candidate: single systems in the order
-given, then the fusion). Only the calibration trials decide: the trials the result is
-evaluated on never do. What the guard cannot see is a bias that the calibration trials
-share, e.g. scores of speakers a model was trained on.
+judged). The choice follows the one-standard-error rule of cross-validation (Hastie,
+Tibshirani & Friedman, *The Elements of Statistical Learning*, 7.10): the simplest candidate
+whose cross-validated Cllr is within one standard error of the lowest, the standard error
+being that of the lowest candidate's Cllr over the folds (``std / sqrt(n_folds)``); a
+single system is simpler than the fusion, and among single systems the lower Cllr wins. A
+fusion that gains less than the folds' own spread over the best single system is not worth
+its extra weights. Only the calibration trials decide: the trials the result is evaluated
+on never do. What the guard cannot see is a bias that the calibration trials share, e.g.
+scores of speakers a model was trained on.
 """
 
 from __future__ import annotations
@@ -54,6 +59,25 @@ def model_folds(model_ids: Sequence[str], n_folds: int) -> np.ndarray:
     return np.array([fold[m] for m in model_ids], dtype=np.int64)
 
 
+def fold_cllrs(
+    llrs: np.ndarray, is_target: np.ndarray, folds: np.ndarray, prior: float
+) -> np.ndarray:
+    """Cllr at ``prior`` of the trials of each fold that holds both classes."""
+    out = []
+    for f in np.unique(folds):
+        t = is_target[folds == f]
+        if t.any() and not t.all():
+            out.append(cllr(llrs[folds == f], t, p_target=prior))
+    return np.array(out)
+
+
+def one_se_choice(cv: dict[str, float], se: dict[str, float], simpler: Sequence[str]) -> str:
+    """The first of ``simpler`` (candidates from simplest) whose ``cv`` is within one ``se``
+    of the lowest (module docstring)."""
+    best = min(cv, key=lambda k: cv[k])
+    return next(k for k in simpler if cv[k] <= cv[best] + se[best])
+
+
 def cross_validated_llrs(
     scores: np.ndarray, is_target: np.ndarray, folds: np.ndarray, prior: float
 ) -> np.ndarray:
@@ -82,8 +106,9 @@ class FusionChoice:
     candidates : dict of str to LinearFusion
         Every candidate fitted on all the trials: each system alone (its calibration), and
         the fusion of all under :attr:`fusion_label`.
-    cv_cllr : dict of str to float or None
-        Candidate -> cross-validated Cllr at ``prior``; None without the guard.
+    cv_cllr, cv_se : dict of str to float or None
+        Candidate -> cross-validated Cllr at ``prior``, and its standard error over the
+        folds; None without the guard.
     prior : float
     n_folds : int
         Folds of the cross-validation (0 without the guard).
@@ -97,6 +122,7 @@ class FusionChoice:
     candidates: dict[str, LinearFusion]
     cv_cllr: dict[str, float] | None
     prior: float
+    cv_se: dict[str, float] | None = None
     n_folds: int = 0
     n_trials: int = 0
     n_target: int = 0
@@ -142,7 +168,14 @@ class FusionChoice:
                 k: {
                     "weights": [float(w) for w in c.weights_],
                     "offset": float(c.offset_),
-                    **({} if self.cv_cllr is None else {"cv_cllr": round(self.cv_cllr[k], 6)}),
+                    **(
+                        {}
+                        if self.cv_cllr is None or self.cv_se is None
+                        else {
+                            "cv_cllr": round(self.cv_cllr[k], 6),
+                            "cv_cllr_se": round(self.cv_se[k], 6),
+                        }
+                    ),
                 }
                 for k, c in self.candidates.items()
             },
@@ -154,6 +187,24 @@ def _matrix(scores: ArrayLike, m: int) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != m:
         raise DataError(f"scores: expected (n_trials, {m}) scores, got shape {x.shape}")
     return x
+
+
+def _cross_validate(
+    x: np.ndarray,
+    t: np.ndarray,
+    folds: np.ndarray,
+    prior: float,
+    columns: dict[str, tuple[int, ...]],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Candidate -> cross-validated Cllr, and its standard error over the folds."""
+    cv, se = {}, {}
+    for k, cols in columns.items():
+        llr = cross_validated_llrs(x[:, list(cols)], t, folds, prior)
+        cv[k] = cllr(llr, t, p_target=prior)
+        per_fold = fold_cllrs(llr, t, folds, prior)
+        n = per_fold.size
+        se[k] = float(per_fold.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    return cv, se
 
 
 def fit_fusion(
@@ -209,20 +260,27 @@ def fit_fusion(
             )
         folds = model_folds(model_ids, cv_folds)
         choice.n_folds = int(folds.max()) + 1
-        choice.cv_cllr = {
-            k: cllr(cross_validated_llrs(x[:, list(cols)], t, folds, prior), t, p_target=prior)
-            for k, cols in columns.items()
-        }
-        best = min(choice.cv_cllr, key=lambda k: choice.cv_cllr[k])  # type: ignore[index]
-        choice.chosen = columns[best]
-        table = ", ".join(f"{k} {v:.4f}" for k, v in choice.cv_cllr.items())
+        cv, se = _cross_validate(x, t, folds, prior, columns)
+        choice.cv_cllr, choice.cv_se = cv, se
+        singles = sorted(names, key=lambda k: cv[k])
+        kept = one_se_choice(cv, se, [*singles, choice.fusion_label])
+        choice.chosen = columns[kept]
+        table = ", ".join(f"{k} {v:.4f} (se {se[k]:.4f})" for k, v in cv.items())
         log.info(
             "fusion guard: cross-validated Cllr at P_tar %g on %d calibration trials "
-            "(%d folds by model): %s; keeping %s",
-            prior, len(t), choice.n_folds, table, best,
+            "(%d folds by model): %s; keeping %s (the simplest within one standard error "
+            "of the lowest)",
+            prior, len(t), choice.n_folds, table, kept,
         )  # fmt: skip
     choice.model = candidates[choice.label]
     return choice
 
 
-__all__ = ["FusionChoice", "cross_validated_llrs", "fit_fusion", "model_folds"]
+__all__ = [
+    "FusionChoice",
+    "cross_validated_llrs",
+    "fit_fusion",
+    "fold_cllrs",
+    "model_folds",
+    "one_se_choice",
+]

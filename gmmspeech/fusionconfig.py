@@ -93,8 +93,9 @@ class FusionConfig:
         given as an experiment (needed when every system is given by score files).
     guard : bool
         Keep the fusion only when its cross-validated Cllr (at ``scoring.p_target``) on the
-        calibration trials is lower than that of each system calibrated alone; otherwise
-        keep the best of those. Only the calibration trials decide, never the evaluation
+        calibration trials is lower than that of each system calibrated alone by more than
+        one standard error over the folds; otherwise keep the best of those
+        (:mod:`gmmspeech.fusion`). Only the calibration trials decide, never the evaluation
         trials. false: always fuse every system.
     cv_folds : int
         Folds of that cross-validation; the calibration trials are split by model, so a

@@ -221,12 +221,17 @@ def _fusion_lines(results: Mapping[str, Any]) -> list[str]:
     cands = fu["candidates"]
     fits = "; ".join(
         f"{k}: weights [{', '.join(f'{w:.4g}' for w in c['weights'])}], offset {c['offset']:.4g}"
-        + (f", cross-validated Cllr {c['cv_cllr']:.4f}" if "cv_cllr" in c else "")
+        + (
+            f", cross-validated Cllr {c['cv_cllr']:.4f} (se {c['cv_cllr_se']:.4f})"
+            if "cv_cllr" in c
+            else ""
+        )
         for k, c in cands.items()
     )
     guard = (
-        f"The guard kept {fu['chosen']}: the lowest Cllr at P_tar={fu['prior']:g} "
-        f"cross-validated on the calibration trials ({fu['cv_folds']} folds by model)."
+        f"The guard kept {fu['chosen']}: the simplest candidate whose Cllr at "
+        f"P_tar={fu['prior']:g}, cross-validated on the calibration trials "
+        f"({fu['cv_folds']} folds by model), is within one standard error of the lowest."
         if fu["guard"]
         else "Without the guard: every system fused."
     )
