@@ -580,11 +580,11 @@ class ExperimentConfig:
         check_choice(self, "system", SYSTEMS)
         if self.system == "ivector":
             check_ivector_system(self.task, self.scoring.norm)
+        ok = bool(self.name) and not any(c in self.name for c in "/\\")
+        _check(ok, "name", "a non-empty name without slashes", self.name)
         if self.system == "fusion":
             check_fusion_system(self.task, self.fusion)
             return  # the fused experiments hold the data
-        ok = bool(self.name) and not any(c in self.name for c in "/\\")
-        _check(ok, "name", "a non-empty name without slashes", self.name)
         if self.task == "verification":
             missing = [k for k in ("background", "targets") if getattr(self.data, k) is None]
         else:

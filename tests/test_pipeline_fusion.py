@@ -391,6 +391,9 @@ def test_fusion_config_errors_name_file_and_line(tmp_path: Path) -> None:
         load_config(fusion_config(tmp_path, ["{experiment: a}", "{experiment: b, scores: s.txt}"]))
     with pytest.raises(ConfigError, match="system: 'fusion' is for task 'verification'"):
         load_config(None, ["task=classification", "system=fusion"])
+    two = ["system=fusion", "fusion.systems=[{experiment: a}, {experiment: b}]"]
+    with pytest.raises(ConfigError, match="name: must be a non-empty name without slashes"):
+        load_config(None, ["name=a/b", *two])
 
 
 def test_fusion_paths_are_relative_to_the_config(tmp_path: Path, monkeypatch) -> None:
