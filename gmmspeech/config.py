@@ -19,6 +19,9 @@ from ._configbase import to_dict as to_dict
 from .dataconfig import DataConfig as DataConfig  # the data sections, re-exported
 from .dataconfig import SetConfig as SetConfig
 from .errors import ConfigError, short_repr
+from .fusionconfig import FusedSystem as FusedSystem  # the fusion sections, re-exported
+from .fusionconfig import FusionConfig as FusionConfig
+from .fusionconfig import check_fusion_system
 from .ivconfig import SYSTEMS
 from .ivconfig import BackendConfig as BackendConfig  # the i-vector sections, re-exported
 from .ivconfig import IVectorConfig as IVectorConfig
@@ -541,14 +544,15 @@ class ExperimentConfig:
     name : str
         Experiment name (in the report and the default output folder).
     task : {"verification", "classification"}
-    system : {"gmm-ubm", "ivector"}
-        MAP-adapted speaker GMMs scored against the UBM, or i-vectors on the UBM's statistics
-        with a back end (``ivector`` and ``backend`` sections; verification only).
+    system : {"gmm-ubm", "ivector", "fusion"}
+        MAP-adapted speaker GMMs scored against the UBM, i-vectors on the UBM's statistics
+        with a back end (``ivector`` and ``backend`` sections), or a fusion of earlier
+        experiments' scores (``fusion`` section; no ``data``); the last two verification only.
     out_dir : str or None
         Experiment folder (relative to the current directory); None is ``exp/<name>``.
-    data, features, extract, ubm, enroll, scoring, compute, ivector, backend
+    data, features, extract, ubm, enroll, scoring, compute, ivector, backend, fusion
         The stage configurations (``enroll`` is read by ``gmm-ubm``, ``ivector`` and
-        ``backend`` by ``ivector``).
+        ``backend`` by ``ivector``, ``fusion`` by ``fusion``).
     """
 
     name: str = "experiment"
@@ -564,6 +568,7 @@ class ExperimentConfig:
     compute: ComputeConfig = dataclasses.field(default_factory=ComputeConfig)
     ivector: IVectorConfig = dataclasses.field(default_factory=IVectorConfig)
     backend: BackendConfig = dataclasses.field(default_factory=BackendConfig)
+    fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
 
     def __post_init__(self) -> None:
         check_choice(self, "task", TASKS)
@@ -572,6 +577,9 @@ class ExperimentConfig:
             check_ivector_system(self.task)
         ok = bool(self.name) and not any(c in self.name for c in "/\\")
         _check(ok, "name", "a non-empty name without slashes", self.name)
+        if self.system == "fusion":
+            check_fusion_system(self.task, self.fusion)
+            return  # the fused experiments hold the data
         if self.task == "verification":
             missing = [k for k in ("background", "targets") if getattr(self.data, k) is None]
         else:

@@ -102,7 +102,12 @@ def _count_nodes(node: yaml.Node, where: str) -> None:
 
 
 def _collect_marks(node: yaml.Node, prefix: str, where: str, marks: dict[str, str]) -> None:
-    """Record ``file:line`` of every mapping key (dotted) and reject duplicate keys."""
+    """Record ``file:line`` of every key (dotted; list items ``key[i]``); reject duplicates."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            dotted = f"{prefix.rstrip('.')}[{i}]"
+            marks[dotted] = f"{where}:{item.start_mark.line + 1}"
+            _collect_marks(item, dotted + ".", where, marks)
     if not isinstance(node, yaml.MappingNode):
         return
     seen: dict[str, int] = {}
@@ -180,7 +185,7 @@ def _expand_env(
         return [_expand_env(v, f"{key}[{i}]", marks, where, raw) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${env:" not in value:
         return value
-    at = marks.get(key.split("[")[0], where)
+    at = marks.get(key, marks.get(key.split("[")[0], where))
     text = _env_value(value, at, key)
     if ENV_PATTERN.fullmatch(value.strip()):
         raw[key] = text
@@ -405,7 +410,7 @@ def _build(cls: type[_T], values: dict[str, object], prefix: str, ctx: _BuildCon
     except ConfigError as exc:
         msg = str(exc)
         field = msg.split(":", 1)[0]
-        if field in names:
+        if field in names or prefix + field in ctx.marks:
             where = ctx.marks.get(prefix + field, section_where)
             raise ConfigError(f"{where}: {prefix}{msg}") from None
         raise ConfigError(f"{section_where}: {msg}") from None
@@ -434,22 +439,33 @@ def config_from_dict(
 
 
 # ------------------------------------------------------------------------ experiments
+def _absolute(value: object, key: str, marks: dict[str, str], config_dir: Path) -> object:
+    """A path option made absolute: relative to the config file's folder, or to the current
+    directory when it comes from the command line (``--set``)."""
+    if not isinstance(value, str) or not value:
+        return value
+    p = Path(value).expanduser()
+    if not p.is_absolute():
+        from_cli = marks.get(key, marks.get(key.split("[")[0], "")).startswith("-")
+        p = (Path.cwd() if from_cli else config_dir) / p
+    return str(p.resolve())
+
+
 def _resolve_paths(values: dict[str, object], marks: dict[str, str], config_dir: Path) -> None:
-    """Make ``data.root``, ``data.trials`` and ``data.enroll_list`` absolute: relative to the
-    config file's folder,
-    or to the current directory when they come from the command line."""
+    """Make the paths of ``data`` and ``fusion`` absolute (:func:`_absolute`)."""
     data = values.get("data")
-    if not isinstance(data, dict):
-        return
     for key in ("root", "trials", "enroll_list"):
-        value = data.get(key)
-        if not isinstance(value, str) or not value:
-            continue
-        p = Path(value).expanduser()
-        if not p.is_absolute():
-            from_cli = marks.get(f"data.{key}", "").startswith("-")
-            p = (Path.cwd() if from_cli else config_dir) / p
-        data[key] = str(p.resolve())
+        if isinstance(data, dict) and key in data:
+            data[key] = _absolute(data[key], f"data.{key}", marks, config_dir)
+    fusion = values.get("fusion")
+    if isinstance(fusion, dict) and "trials" in fusion:
+        fusion["trials"] = _absolute(fusion["trials"], "fusion.trials", marks, config_dir)
+    systems = fusion.get("systems") if isinstance(fusion, dict) else None
+    for i, system in enumerate(systems if isinstance(systems, list) else []):
+        for key in ("experiment", "scores", "calibration_trials", "calibration_scores"):
+            if isinstance(system, dict) and key in system:
+                dotted = f"fusion.systems[{i}].{key}"
+                system[key] = _absolute(system[key], dotted, marks, config_dir)
 
 
 def load_config(

@@ -13,7 +13,7 @@ from ._configbase import check as _check
 from ._configbase import check_choice, check_min, normalise
 
 #: The speaker-modelling systems (``system``).
-SYSTEMS = ("gmm-ubm", "ivector")
+SYSTEMS = ("gmm-ubm", "ivector", "fusion")
 #: Back-end scorers (``backend.scorer``).
 SCORERS = ("plda", "cosine")
 

@@ -208,16 +208,29 @@ def act_dcf(
     return dcf / min(c_miss * p_target, c_fa * (1.0 - p_target))
 
 
-def cllr(llrs: ArrayLike, is_target: ArrayLike) -> float:
+def cllr(llrs: ArrayLike, is_target: ArrayLike, *, p_target: float = 0.5) -> float:
     """Log-likelihood-ratio cost (bits), treating scores as natural-log LLRs.
 
     ``Cllr = 0.5 [mean_tar log2(1 + e^{-s}) + mean_non log2(1 + e^{s})]``; 1 for a system
     that always says 0, 0 for perfect, calibrated, infinitely confident scores.
+
+    With an effective prior ``p_target`` = pi other than 0.5 it is BOSARIS' normalised
+    cross-entropy at that prior, the objective a calibration prior-weighted at pi minimises
+    (:mod:`gmmspeech.calibration`), with ``l = logit pi``::
+
+        [pi mean_tar log2(1 + e^{-(s + l)}) + (1 - pi) mean_non log2(1 + e^{s + l})] / H(pi)
+
+    ``H(pi)`` the binary entropy of pi: 1 for a system that always says 0, at any prior.
     """
     s, t = _split(llrs, is_target)
-    c_tar = np.logaddexp(0.0, -s[t]).mean()
-    c_non = np.logaddexp(0.0, s[~t]).mean()
-    return float(0.5 * (c_tar + c_non) / np.log(2.0))
+    pi = float(p_target)
+    if not 0.0 < pi < 1.0:
+        raise DataError(f"p_target: must be strictly between 0 and 1, got {p_target!r}")
+    logit = float(np.log(pi / (1.0 - pi)))
+    c_tar = np.logaddexp(0.0, -(s[t] + logit)).mean()
+    c_non = np.logaddexp(0.0, s[~t] + logit).mean()
+    entropy = -(pi * np.log(pi) + (1.0 - pi) * np.log1p(-pi))
+    return float((pi * c_tar + (1.0 - pi) * c_non) / entropy)
 
 
 def min_cllr(scores: ArrayLike, is_target: ArrayLike) -> float:

@@ -19,6 +19,7 @@ from gmmspeech.config import (
     ExperimentConfig,
     ExtractConfig,
     FeatureConfig,
+    FusionConfig,
     IVectorConfig,
     ScoringConfig,
     UBMConfig,
@@ -235,6 +236,7 @@ SECTIONS = {
     "compute": ComputeConfig,
     "ivector": IVectorConfig,
     "backend": BackendConfig,
+    "fusion": FusionConfig,
 }
 
 

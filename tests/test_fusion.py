@@ -12,6 +12,7 @@ from scipy.optimize import minimize
 from gmmspeech.calibration import LinearFusion, LogisticCalibration
 from gmmspeech.cli import main
 from gmmspeech.errors import DataError
+from gmmspeech.metrics import cllr
 
 
 def two_systems(n_tar: int = 60, n_non: int = 300, seed: int = 0):
@@ -79,7 +80,7 @@ def test_fuse_command_writes_the_oracle_llrs(tmp_path: Path, capsys) -> None:
     args = ["fuse", "--train", str(tmp_path / "trials"), str(tmp_path / "s0.txt")]
     args += [str(tmp_path / "s1.txt"), "--apply", str(tmp_path / "s0.txt")]
     args += [str(tmp_path / "s1.txt"), "--trials", str(tmp_path / "trials")]
-    args += ["-o", str(tmp_path / "fused.txt"), "--p-target", "0.01"]
+    args += ["-o", str(tmp_path / "fused.txt"), "--p-target", "0.01", "--no-guard"]
     assert main(args) == 0
     want = oracle(x, t, 0.01)
     rows = [r.split() for r in (tmp_path / "fused.txt").read_text().splitlines()]
@@ -96,3 +97,21 @@ def test_fuse_command_writes_the_oracle_llrs(tmp_path: Path, capsys) -> None:
     ]
     assert main([*bad, "-o", str(tmp_path / "f2.txt")]) == 1
     assert "one scores file per system" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prior", [0.5, 0.01, 0.3])
+def test_cllr_at_a_prior_is_the_normalised_cross_entropy(prior: float) -> None:
+    rng = np.random.default_rng(5)
+    t = rng.random(400) < 0.2
+    s = 2.0 * t + rng.normal(0, 1, t.size) - 1.0
+    # BOSARIS' normalised cross-entropy, written out term by term
+    c = np.log(prior / (1 - prior))
+    tar = sum(np.log2(1 + np.exp(-(v + c))) for v in s[t]) / t.sum()
+    non = sum(np.log2(1 + np.exp(v + c)) for v in s[~t]) / (~t).sum()
+    h = -(prior * np.log2(prior) + (1 - prior) * np.log2(1 - prior))
+    assert cllr(s, t, p_target=prior) == pytest.approx(
+        (prior * tar + (1 - prior) * non) / h, rel=1e-12
+    )
+    assert cllr(np.zeros(t.size), t, p_target=prior) == pytest.approx(1.0, rel=1e-12)
+    if prior == 0.5:
+        assert cllr(s, t) == cllr(s, t, p_target=0.5)

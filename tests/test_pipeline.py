@@ -209,13 +209,15 @@ def test_stage_registry_rejects_unknown_names(setup: Path) -> None:
     assert not (setup / "exp").exists()
     with pytest.raises(ConfigError, match="task: no stages for 'regression'"):
         stages_of("regression")
-    # both tasks run the same stage names in the same order with GMM-UBM (the i-vector
-    # system has its own table, tests/test_pipeline_ivector.py); names select stages too
+    # both tasks run the same stage names in the same order with GMM-UBM (the i-vector and
+    # fusion systems have their own tables, tests/test_pipeline_ivector.py and
+    # test_pipeline_fusion.py); names select stages too
     gmm = {tuple(st.name for st in table) for key, table in REGISTRY.items() if ":" not in key}
     assert gmm == {STAGES} and set(REGISTRY) == {
         "verification",
         "classification",
         "verification:ivector",
+        "verification:fusion",
     }
     assert stage_number("normalize") == 6
     outcomes = exp.run("prepare", "prepare")

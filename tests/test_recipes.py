@@ -75,9 +75,13 @@ VARIANTS = {
 }
 
 
+#: Fusion configs: run after the experiments they fuse (test_fusion_recipe_runs_small).
+FUSION = "speaker_verification/arabic_speech_commands/config_fusion.yaml"
+
+
 def test_every_recipe_variant_is_covered_and_documented() -> None:
     found = {str(p.relative_to(RECIPES)) for p in RECIPES.rglob("config_*.yaml")}
-    assert found == set(VARIANTS) | set(MINIATURE_VARIANTS)
+    assert found == set(VARIANTS) | set(MINIATURE_VARIANTS) | {FUSION}
     assert not set(VARIANTS) & set(MINIATURE_VARIANTS)
     for rel in found:
         readme = (RECIPES / rel).parent / "README.md"
@@ -94,6 +98,29 @@ def test_recipe_variant_runs_small(rel: str, shared_data: Path, tmp_path: Path, 
     assert main(args) == 0, capsys.readouterr().err
     res = json.loads((out / "results.json").read_text())
     assert check(res), res
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_fusion_recipe_runs_small(shared_data: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """The GMM-UBM and i-vector experiments at small settings, then the fusion config
+    naming them through GMM_EXP and IVECTOR_EXP."""
+    folder = "speaker_verification/arabic_speech_commands"
+    gmm_extra, _ = CASES[folder]
+    iv_extra, _ = VARIANTS[f"{folder}/config_ivector.yaml"]
+    for cfg, out, extra in (
+        ("config.yaml", "gmm", gmm_extra),
+        ("config_ivector.yaml", "iv", iv_extra),
+    ):
+        args = ["run", str(RECIPES / folder / cfg), "--out", str(tmp_path / out), "--no-progress"]
+        assert main([*args, *SMALL, *extra]) == 0, capsys.readouterr().err
+    monkeypatch.setenv("GMM_EXP", str(tmp_path / "gmm"))
+    monkeypatch.setenv("IVECTOR_EXP", str(tmp_path / "iv"))
+    args = ["run", str(RECIPES / FUSION), "--out", str(tmp_path / "fused"), "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    res = json.loads((tmp_path / "fused/results.json").read_text())
+    assert set(res["systems"]) == {"gmm-ubm", "ivector"} and res["n_trials"] == 4 * 320
+    assert res["fusion"]["chosen"] in {"gmm-ubm", "ivector", "gmm-ubm+ivector"}
 
 
 def test_every_recipe_is_covered_and_documented() -> None:

@@ -6,9 +6,9 @@ import argparse
 
 import numpy as np
 
-from ..calibration import LinearFusion
-from ..config import ScoringConfig
+from ..config import FusionConfig, ScoringConfig
 from ..errors import ConfigError, DataError
+from ..fusion import fit_fusion
 from ..outputs import SCORES, check_output
 from ..scorefiles import align_scores, read_scores, write_trial_scores
 from ..trials import TrialList, read_trials
@@ -37,8 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--trials", required=True, metavar="TRIALS", help="the trials of --apply")
     p.add_argument("-o", "--output", required=True, metavar="SCORES", help="fused LLRs")
-    add_config_arguments(p, "a 'scoring:'", "scoring.p_target=0.05")
+    add_config_arguments(p, "'scoring:' and 'fusion:'", "scoring.p_target=0.05")
     p.add_argument("--p-target", type=float, default=None, help="prior the fit is weighted for")
+    p.add_argument(
+        "--guard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the fusion only when its Cllr, cross-validated by model on the --train "
+        "trials, beats each system calibrated alone; else keep the best single system "
+        "(fusion.guard, default on)",
+    )
     add_overwrite_argument(p)
 
 
@@ -47,7 +55,9 @@ def _matrix(paths: list[str], trials: TrialList) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    sc = config_source(args, {"p_target": "scoring.p_target"}).section("scoring", ScoringConfig)
+    src = config_source(args, {"p_target": "scoring.p_target", "guard": "fusion.guard"})
+    sc = src.section("scoring", ScoringConfig)
+    fc = src.section("fusion", FusionConfig)
     train_trials, *train = args.train
     if len(train) < 1 or len(train) != len(args.apply):
         raise ConfigError(
@@ -59,12 +69,21 @@ def run(args: argparse.Namespace) -> int:
     tt = read_trials(train_trials)
     if tt.is_target is None:
         raise DataError(f"{train_trials}: the trials need target/nontarget labels to train on")
-    fusion = LinearFusion(prior=sc.p_target).fit(_matrix(train, tt), tt.is_target)
+    names = [f"system{j + 1}" for j in range(len(train))]
+    choice = fit_fusion(
+        _matrix(train, tt), tt.is_target, names, prior=sc.p_target,
+        model_ids=tt.model_ids, guard=fc.guard, cv_folds=fc.cv_folds,
+    )  # fmt: skip
     trials = read_trials(args.trials)
-    write_trial_scores(args.output, trials, fusion.transform(_matrix(args.apply, trials)))
-    weights = ", ".join(f"{w:.6g}" for w in fusion.weights_)
+    write_trial_scores(args.output, trials, choice.transform(_matrix(args.apply, trials)))
+    if choice.cv_cllr is not None:
+        cv = ", ".join(f"{k} {v:.4f}" for k, v in choice.cv_cllr.items())
+        print(f"guard: cross-validated Cllr ({choice.n_folds} folds by model): {cv}")
+    weights = ", ".join(f"{w:.6g}" for w in choice.model.weights_)
+    used = ", ".join(names[i] for i in choice.chosen)
     print(
-        f"fusion: llr = [{weights}] . scores + {fusion.offset_:.6g} (P_tar {sc.p_target:g}, "
-        f"{len(tt)} trials); {len(trials)} fused scores written to {args.output}"
+        f"fusion: kept {choice.label}: llr = [{weights}] . scores of [{used}] + "
+        f"{choice.model.offset_:.6g} (P_tar {sc.p_target:g}, {len(tt)} trials); "
+        f"{len(trials)} fused scores written to {args.output}"
     )
     return 0

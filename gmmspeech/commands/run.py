@@ -10,6 +10,7 @@ from ..pipeline import STAGES, Experiment, StageOutcome, extraction_summary, hea
 from ..pipeline.runner import REGISTRY
 
 IVECTOR_STAGES = tuple(st.name for st in REGISTRY["verification:ivector"])
+FUSION_STAGES = tuple(st.name for st in REGISTRY["verification:fusion"])
 
 EXAMPLE = (
     "gmmspeech run recipes/speaker_verification/librispeech_samples/config.yaml "
@@ -42,7 +43,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"first stage to run, 1..{len(STAGES)}: "
         + ", ".join(f"{i} {s}" for i, s in enumerate(STAGES, 1))
-        + f" (system ivector: {', '.join(f'{i} {s}' for i, s in enumerate(IVECTOR_STAGES, 1))})",
+        + f" (system ivector: {', '.join(f'{i} {s}' for i, s in enumerate(IVECTOR_STAGES, 1))};"
+        + f" fusion: {', '.join(f'{i} {s}' for i, s in enumerate(FUSION_STAGES, 1))})",
     )
     p.add_argument(
         "--stop-stage",

@@ -111,8 +111,9 @@ def few_frame_utterances(store: FeatureStore, limit: int = FEW_FRAMES) -> list[t
     return [(u, n) for u in sorted(store) if (n := store.num_frames(u)) < limit]
 
 
-def report_stage(ws: Workspace, figure: str) -> StageResult:
-    """Last stage: ``report.md`` from ``results.json``, the stage records and the config."""
+def report_stage(ws: Workspace, figure: str, counts: dict[str, Any] | None = None) -> StageResult:
+    """Last stage: ``report.md`` from ``results.json``, the stage records and the config
+    (and ``counts``, default :meth:`Workspace.data_counts`)."""
     results = json.loads(ws.path("results.json").read_text(encoding="utf-8"))
     stages = []
     for i, name in enumerate(ws.stage_names[:-1], 1):
@@ -131,7 +132,7 @@ def report_stage(ws: Workspace, figure: str) -> StageResult:
         task=ws.cfg.task,
         config_yaml=dump_yaml(ws.cfg),
         config_hash=ws.config_hash,
-        counts=ws.data_counts(),
+        counts=ws.data_counts() if counts is None else counts,
         stages=stages,
         results=results,
         figure=figure,

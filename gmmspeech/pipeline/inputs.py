@@ -13,6 +13,9 @@ after them, as for a config change):
     every audio file named by the prepared data dirs' ``wav.scp`` (path, size, mtime), so
     that audio replaced in place, or outside ``data.root`` (a ``kaldi_dir`` with
     ``audio_root``), is noticed too.
+``gather`` (``system: fusion``)
+    the score and trial files of every fused system
+    (:func:`.fusion_stages.gather_inputs`), so that a fused experiment run again is noticed.
 
 Sizes and mtimes are what ``make`` trusts: no file is read, so a run over a large corpus
 costs one ``stat`` per file.
@@ -28,6 +31,7 @@ from pathlib import Path
 from ..dataconfig import SetConfig
 from ..datadir import DataDir
 from ..provenance import file_fingerprint
+from .fusion_stages import gather_inputs
 from .workspace import Workspace
 
 
@@ -101,6 +105,7 @@ def extract_inputs(ws: Workspace) -> dict[str, str]:
 INPUTS: dict[str, Callable[[Workspace], dict[str, str]]] = {
     "prepare": prepare_inputs,
     "extract": extract_inputs,
+    "gather": gather_inputs,
 }
 
 

@@ -198,8 +198,58 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(out)
 
 
+def _row(label: str, ranked: Mapping[str, Any], llrs: Mapping[str, Any]) -> list[str]:
+    """EER and minDCF of ``ranked``, actDCF and Cllr of the LLRs ``llrs``."""
+    return [
+        label,
+        f"{100 * ranked['eer']:.2f}",
+        f"{ranked['min_dcf']:.4f}",
+        f"{llrs['act_dcf']:.4f}",
+        f"{llrs['cllr']:.4f}",
+        f"{ranked['min_cllr']:.4f}",
+    ]
+
+
+def _fusion_lines(results: Mapping[str, Any]) -> list[str]:
+    """The results of a fusion experiment: every system, the fusion, the candidate kept."""
+    fu = results["fusion"]
+    rows = [_row(n, m["scores"], m["calibrated"]) for n, m in results["systems"].items()]
+    rows.append(_row(f"fusion {'+'.join(fu['systems'])}", results["fused"], results["fused"]))
+    rows.append(_row(f"kept: {fu['chosen']}", results["calibrated"], results["calibrated"]))
+    head = ["system", "EER %", "minDCF", "actDCF", "Cllr", "minCllr"]
+    lines = [_table(head, rows), ""]
+    cands = fu["candidates"]
+    fits = "; ".join(
+        f"{k}: weights [{', '.join(f'{w:.4g}' for w in c['weights'])}], offset {c['offset']:.4g}"
+        + (
+            f", cross-validated Cllr {c['cv_cllr']:.4f} (se {c['cv_cllr_se']:.4f})"
+            if "cv_cllr" in c
+            else ""
+        )
+        for k, c in cands.items()
+    )
+    guard = (
+        f"The guard kept {fu['chosen']}: the simplest candidate whose Cllr at "
+        f"P_tar={fu['prior']:g}, cross-validated on the calibration trials "
+        f"({fu['cv_folds']} folds by model), is within one standard error of the lowest."
+        if fu["guard"]
+        else "Without the guard: every system fused."
+    )
+    lines.append(
+        f"{results['n_trials']} trials ({results['n_target']} target), {results['n_models']} "
+        f"models. Each system's EER, minDCF and minCllr are of its scores, its actDCF and Cllr "
+        f"of those scores calibrated alone on the calibration trials. Every fit is a "
+        f"logistic regression at P_tar={fu['prior']:g} on {fu['trials']} calibration trials "
+        f"({fu['target_trials']} target): {fits}. {guard} minDCF at "
+        f"P_tar={results['p_target']:g}, C_miss={results['c_miss']:g}, C_fa={results['c_fa']:g}."
+    )
+    return lines
+
+
 def _results_lines(task: str, results: Mapping[str, Any]) -> list[str]:
     """The results section: metrics table (verification) or accuracies (classification)."""
+    if "fusion" in results:
+        return _fusion_lines(results)
     lines: list[str] = []
     if task == "verification":
         rows = []

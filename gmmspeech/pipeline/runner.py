@@ -15,7 +15,9 @@ one folder::
 
 With ``system: ivector`` (verification), stages 4-5 are replaced by stats, tv, caltv (the
 calibration's held-out extractors), ivectors, backend and score (:mod:`.ivector_stages`,
-:mod:`.ivector_calibration`): thirteen stages, the same records and rules.
+:mod:`.ivector_calibration`): thirteen stages, the same records and rules. With
+``system: fusion`` the table is gather, fuse, evaluate and report (:mod:`.fusion_stages`):
+the scores of earlier experiments fused, their files fingerprinted like corpus audio.
 
 Each stage writes every output atomically and then a record ``stages/NN_name.json`` holding
 the stage's hash, its outputs, wall time and peak memory. The hash chains the config
@@ -51,19 +53,22 @@ from ..config import ExperimentConfig, config_hash, to_dict
 from ..configio import did_you_mean, dump_yaml
 from ..engine import blas_thread_budget, blas_threads
 from ..errors import ConfigError, DataError
-from . import classification, ivector_calibration, ivector_cohort, ivector_stages, verification
+from . import (
+    classification,
+    fusion_stages,
+    ivector_calibration,
+    ivector_cohort,
+    ivector_stages,
+    verification,
+)
 from .inputs import INPUTS, changes
 from .report import StageMemory, write_json, write_text
-from .workspace import StageResult, Workspace
+from .workspace import MANIFEST, RESOLVED_CONFIG, STATE_DIR, StageResult, Workspace
 
 log = logging.getLogger(__name__)
 
 _RECORD_VERSION = 1
 
-#: Internal state of an experiment folder: the manifest and the resolved config.
-STATE_DIR = ".gmmspeech"
-MANIFEST = f"{STATE_DIR}/manifest.json"
-RESOLVED_CONFIG = f"{STATE_DIR}/resolved-config.yaml"
 _MANIFEST_FORMAT = "gmmspeech.Experiment"
 
 
@@ -152,6 +157,16 @@ def _no_sections(cfg: ExperimentConfig) -> object:
     return {}
 
 
+def _gather_sections(cfg: ExperimentConfig) -> object:
+    f = to_dict(cfg.fusion)
+    return {"systems": f["systems"], "trials": f["trials"]}
+
+
+def _fuse_sections(cfg: ExperimentConfig) -> object:
+    f = cfg.fusion
+    return {"guard": f.guard, "cv_folds": f.cv_folds, "p_target": cfg.scoring.p_target}
+
+
 #: Task (``task:system`` for a system other than gmm-ubm) -> its stages in order
 #: (``--stage N`` counts from 1 in this order); each row names the config sections the stage
 #: reads and the function that runs it.
@@ -192,6 +207,12 @@ REGISTRY: dict[str, tuple[Stage, ...]] = {
         Stage("calibrate", _calibrate_sections, ivector_calibration.calibrate),
         Stage("evaluate", _evaluate_sections, verification.evaluate),
         Stage("report", _report_sections, verification.report),
+    ),
+    "verification:fusion": (
+        Stage("gather", _gather_sections, fusion_stages.gather),
+        Stage("fuse", _fuse_sections, fusion_stages.fuse),
+        Stage("evaluate", _evaluate_sections, fusion_stages.evaluate),
+        Stage("report", _report_sections, fusion_stages.report),
     ),
 }
 

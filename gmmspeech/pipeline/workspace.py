@@ -28,6 +28,11 @@ from ..ubm import train_ubm
 
 log = logging.getLogger(__name__)
 
+#: Internal state of an experiment folder: the manifest and the resolved config.
+STATE_DIR = ".gmmspeech"
+MANIFEST = f"{STATE_DIR}/manifest.json"
+RESOLVED_CONFIG = f"{STATE_DIR}/resolved-config.yaml"
+
 #: What a stage function returns: the files it wrote (relative to the experiment folder)
 #: and a JSON-serialisable ``info`` dict stored in its record.
 StageResult = tuple[list[str], dict[str, Any]]
@@ -236,4 +241,4 @@ def _present(
     return out, dropped
 
 
-__all__ = ["StageResult", "Workspace"]
+__all__ = ["MANIFEST", "RESOLVED_CONFIG", "STATE_DIR", "StageResult", "Workspace"]

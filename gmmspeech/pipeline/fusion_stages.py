@@ -1,0 +1,414 @@
+"""The stages of a fusion experiment (``task: verification``, ``system: fusion``)::
+
+    1 gather    check that every system of ``fusion.systems`` scored the same evaluation
+                trials and the same calibration trials, with the same labels, and copy their
+                scores in: data/trials, calibration/trials, systems/<name>/{scores,calibration}.txt
+    2 fuse      the fusion fitted on the calibration trials, prior-weighted at
+                ``scoring.p_target``, guard included (:func:`gmmspeech.fusion.fit_fusion`):
+                fusion/fusion.json, scores/calibrated.txt (the candidate kept),
+                scores/fused.txt (every system fused), systems/<name>/calibrated.txt
+    3 evaluate  results.json (every system, the fusion, the candidate kept) and det.png
+    4 report    report.md
+
+Of a system given as an experiment folder, ``scores/scores.txt`` is read (the scores of the
+evaluation trials after the experiment's score normalisation, before its calibration), and
+``calibration/trials`` with ``calibration/scores.txt``: the background trials that its
+calibrate stage scored the way its evaluation trials are scored. The gather stage records
+the fingerprints of every file it reads (:data:`.inputs.INPUTS`): when an input experiment
+is run again and its scores change, the fusion is redone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..errors import DataError
+from ..fusion import fit_fusion
+from ..metrics import summary
+from ..provenance import file_fingerprint, file_sha256
+from ..scorefiles import align_scores, read_scores, read_scores_header, write_trial_scores
+from ..trials import TrialList, read_trials, write_trials
+from .common import report_stage
+from .report import plot_det_file, write_json
+from .workspace import MANIFEST, RESOLVED_CONFIG, StageResult, Workspace
+
+log = logging.getLogger(__name__)
+
+#: Provenance fields that must agree between a system's evaluation and calibration scores:
+#: the calibration trials must be scored the way the evaluation trials are.
+SAME_SCORING = ("features", "method", "norm")
+
+
+@dataclass(frozen=True)
+class SystemFiles:
+    """The files one system of a fusion is read from.
+
+    Attributes
+    ----------
+    name : str
+    key : str
+        Its place in the config, ``fusion.systems[i]``.
+    scores, calibration_trials, calibration_scores : Path
+    trials : Path or None
+        The labelled evaluation trials of an experiment (None for score files).
+    """
+
+    name: str
+    key: str
+    scores: Path
+    calibration_trials: Path
+    calibration_scores: Path
+    trials: Path | None = None
+
+    def paths(self) -> dict[str, Path]:
+        out = {
+            "scores": self.scores,
+            "calibration_trials": self.calibration_trials,
+            "calibration_scores": self.calibration_scores,
+        }
+        return out if self.trials is None else {**out, "trials": self.trials}
+
+
+def system_files(ws: Workspace) -> list[SystemFiles]:
+    """The files of every system of ``fusion.systems``, in order."""
+    out = []
+    for i, s in enumerate(ws.cfg.fusion.systems):
+        key = f"fusion.systems[{i}]"
+        if s.experiment is not None:
+            base = Path(s.experiment)
+            out.append(
+                SystemFiles(
+                    s.label,
+                    key,
+                    base / "scores/scores.txt",
+                    base / "calibration/trials",
+                    base / "calibration/scores.txt",
+                    base / "data/test/trials",
+                )  # fmt: skip
+            )
+        else:
+            assert s.scores and s.calibration_trials and s.calibration_scores
+            paths = (Path(s.scores), Path(s.calibration_trials), Path(s.calibration_scores))
+            out.append(SystemFiles(s.label, key, *paths))
+    return out
+
+
+def _evaluation_trials(ws: Workspace, systems: Sequence[SystemFiles]) -> Path:
+    if ws.cfg.fusion.trials is not None:
+        return Path(ws.cfg.fusion.trials)
+    return next(s.trials for s in systems if s.trials is not None)
+
+
+def gather_inputs(ws: Workspace) -> dict[str, str]:
+    """Fingerprints of every file the gather stage reads (they live outside the folder)."""
+    systems = system_files(ws)
+    out = {
+        f"{s.key} ({s.name}) {kind}": file_fingerprint(p)
+        for s in systems
+        for kind, p in s.paths().items()
+    }
+    if ws.cfg.fusion.trials is not None:
+        out["fusion.trials"] = file_fingerprint(ws.cfg.fusion.trials)
+    return out
+
+
+# ------------------------------------------------------------------------------- gather
+def _check_experiment(ws: Workspace, key: str, folder: Path) -> None:
+    """A verification experiment whose calibrate stage is up to date, or a DataError."""
+    where = f"{ws.where}: {key}.experiment: {folder}"
+    if not folder.is_dir():
+        raise DataError(
+            f"{where}: no such folder; run that experiment first (gmmspeech run CONFIG --out "
+            f"{folder}), or fix the path (relative paths are relative to the config's folder)"
+        )
+    if not (folder / MANIFEST).is_file():
+        raise DataError(f"{where}: not a gmmspeech experiment folder (no {MANIFEST})")
+    try:
+        cfg = yaml.safe_load((folder / RESOLVED_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        cfg = None
+    if not isinstance(cfg, dict):
+        raise DataError(f"{where}: unreadable {RESOLVED_CONFIG}; run the experiment again")
+    task, system = cfg.get("task"), cfg.get("system")
+    if task != "verification" or system == "fusion":
+        raise DataError(
+            f"{where}: a {task} experiment of system {system!r}; a fusion fuses verification "
+            f"experiments of systems gmm-ubm or ivector"
+        )
+    scoring = cfg.get("scoring")
+    if isinstance(scoring, dict) and scoring.get("calibrate") is False:
+        raise DataError(
+            f"{where}: was run with scoring.calibrate: false; the fusion is fitted on its "
+            f"calibration trials: run it again with scoring.calibrate: true"
+        )
+    if not list((folder / "stages").glob("[0-9][0-9]_calibrate.json")):
+        raise DataError(
+            f"{where}: its calibrate stage is not up to date; finish the experiment first "
+            f"(gmmspeech run CONFIG --out {folder})"
+        )
+
+
+def _differences(what: str, keys: Mapping[str, set[tuple[str, str]]]) -> list[str]:
+    """One phrase per system whose trials differ from the first system's."""
+    names = list(keys)
+    first, a = names[0], keys[names[0]]
+    out = []
+    for other in names[1:]:
+        b = keys[other]
+        if a == b:
+            continue
+        phrase = f"{what}: {first} has {len(a)}, {other} {len(b)}"
+        for x, y, only in ((first, other, a - b), (other, first, b - a)):
+            if only:
+                m, t = min(only)
+                phrase += f"; {len(only)} of {x}'s are not {y}'s (e.g. {m} {t})"
+        out.append(phrase)
+    return out
+
+
+def _label_differences(
+    what: str, labels: Mapping[str, Mapping[tuple[str, str], bool]]
+) -> list[str]:
+    """One phrase per system that labels a trial of the first system's otherwise."""
+    names = list(labels)
+    first = labels[names[0]]
+    out = []
+    for other in names[1:]:
+        diff = sorted(k for k, v in labels[other].items() if k in first and first[k] != v)
+        if diff:
+            m, t = diff[0]
+            out.append(
+                f"{what} labels: {len(diff)} trial(s) are labelled otherwise by {other} than by "
+                f"{names[0]} (e.g. {m} {t})"
+            )
+    return out
+
+
+def _provenance_differences(systems: Sequence[SystemFiles]) -> list[str]:
+    """Systems whose calibration scores were made otherwise than their evaluation scores."""
+    out = []
+    for s in systems:
+        h1, h2 = read_scores_header(s.scores), read_scores_header(s.calibration_scores)
+        for k in SAME_SCORING:
+            if k in h1 and k in h2 and h1[k] != h2[k]:
+                out.append(
+                    f"{s.name}: its evaluation scores have {k}={h1[k]}, its calibration "
+                    f"scores {k}={h2[k]}"
+                )
+    return out
+
+
+def _labelled(path: Path, what: str) -> TrialList:
+    trials = read_trials(path)
+    if trials.is_target is None:
+        raise DataError(f"{path}: the {what} need target/nontarget labels")
+    return trials
+
+
+def _labels(trials: TrialList) -> dict[tuple[str, str], bool]:
+    assert trials.is_target is not None
+    return dict(zip(trials.pairs, trials.is_target.tolist(), strict=True))
+
+
+def _scored_trials(ws: Workspace, path: Path, scored: Mapping[tuple[str, str], float]) -> TrialList:
+    """The trials of ``path`` that the systems scored, in its order."""
+    everything = _labelled(path, "evaluation trials")
+    pairs = everything.pairs
+    listed = set(pairs)
+    missing = [k for k in scored if k not in listed]
+    if missing:
+        m, t = missing[0]
+        raise DataError(
+            f"{path}: has no trial {m} {t} that the systems scored ({len(missing)} such); "
+            f"set fusion.trials to the trials the systems scored"
+        )
+    trials = everything.select([i for i, k in enumerate(pairs) if k in scored])
+    assert trials.is_target is not None
+    if trials.is_target.all() or not trials.is_target.any():
+        raise DataError(f"{path}: the scored trials need target and non-target trials")
+    return trials
+
+
+def gather(ws: Workspace) -> StageResult:
+    """Stage 1: check the systems against each other and copy their scores in."""
+    systems = system_files(ws)
+    for spec, s in zip(ws.cfg.fusion.systems, systems, strict=True):
+        if spec.experiment is not None:
+            _check_experiment(ws, s.key, Path(spec.experiment))
+        for kind, p in s.paths().items():
+            if not p.is_file():
+                raise DataError(f"{ws.where}: {s.key} ({s.name}): {kind}: no such file {p}")
+    scores = {s.name: read_scores(s.scores) for s in systems}
+    cal = {s.name: _labelled(s.calibration_trials, "calibration trials") for s in systems}
+    problems = _differences("evaluation trials", {k: set(v) for k, v in scores.items()})
+    problems += _differences("calibration trials", {k: set(v.pairs) for k, v in cal.items()})
+    problems += _label_differences("calibration trial", {k: _labels(v) for k, v in cal.items()})
+    evaluation = _evaluation_trials(ws, systems)
+    own = {s.name: _labels(_labelled(s.trials, "evaluation trials")) for s in systems if s.trials}
+    if ws.cfg.fusion.trials is not None:
+        own = {"fusion.trials": _labels(_labelled(evaluation, "evaluation trials")), **own}
+    problems += _label_differences("evaluation trial", own) if len(own) > 1 else []
+    problems += _provenance_differences(systems)
+    if problems:
+        raise DataError(
+            f"{ws.where}: fusion.systems: the systems do not fit together: "
+            f"{' | '.join(problems)}; fuse experiments run on the same data (the same data: "
+            f"section, and scoring.cohort_utts) or score files of the same trial lists"
+        )
+    trials = _scored_trials(ws, evaluation, scores[systems[0].name])
+    cal_trials = cal[systems[0].name]
+    for d in ("data", "calibration"):
+        ws.path(d).mkdir(parents=True, exist_ok=True)
+    write_trials(ws.path("data/trials"), trials)
+    write_trials(ws.path("calibration/trials"), cal_trials)
+    outputs = ["data/trials", "calibration/trials"]
+    info: dict[str, Any] = {"systems": {}}
+    for s in systems:
+        ws.path(f"systems/{s.name}").mkdir(parents=True, exist_ok=True)
+        for src, rel, tl, read in (
+            (s.scores, f"systems/{s.name}/scores.txt", trials, scores[s.name]),
+            (s.calibration_scores, f"systems/{s.name}/calibration.txt", cal_trials, None),
+        ):
+            values = align_scores(read_scores(src) if read is None else read, tl)
+            head = {**read_scores_header(src), "system": s.name, "source": src}
+            head["source_sha256"] = file_sha256(src)[:16]
+            write_trial_scores(ws.path(rel), tl, values, head)
+            outputs.append(rel)
+        info["systems"][s.name] = {k: str(p) for k, p in s.paths().items()}
+    info |= _counts(trials, cal_trials)
+    return outputs, info
+
+
+def _counts(trials: TrialList, cal: TrialList) -> dict[str, int]:
+    assert trials.is_target is not None and cal.is_target is not None
+    return {
+        "trials": len(trials),
+        "target_trials": int(trials.is_target.sum()),
+        "calibration_trials": len(cal),
+        "calibration_target_trials": int(cal.is_target.sum()),
+        "calibration_models": len(set(cal.model_ids)),
+    }
+
+
+# --------------------------------------------------------------------------------- fuse
+def _names(ws: Workspace) -> list[str]:
+    return [s.label for s in ws.cfg.fusion.systems]
+
+
+def _columns(ws: Workspace, files: Sequence[str], trials: TrialList) -> np.ndarray:
+    """Scores (n, n_files) of ``files`` (relative paths) aligned to ``trials``."""
+    return np.column_stack([align_scores(read_scores(ws.path(f)), trials) for f in files])
+
+
+def fuse(ws: Workspace) -> StageResult:
+    """Stage 2: the fusion fitted on the calibration trials and applied to the evaluation
+    trials (the kept candidate, every system fused, and each system alone)."""
+    f, s = ws.cfg.fusion, ws.cfg.scoring
+    names = _names(ws)
+    trials = read_trials(ws.path("data/trials"))
+    cal = read_trials(ws.path("calibration/trials"))
+    assert cal.is_target is not None
+    x_cal = _columns(ws, [f"systems/{n}/calibration.txt" for n in names], cal)
+    x = _columns(ws, [f"systems/{n}/scores.txt" for n in names], trials)
+    try:
+        choice = fit_fusion(
+            x_cal, cal.is_target, names, prior=s.p_target,
+            model_ids=cal.model_ids, guard=f.guard, cv_folds=f.cv_folds,
+        )  # fmt: skip
+    except DataError as exc:
+        raise DataError(f"{ws.path('calibration/trials')}: {exc} (fusion.guard: false)") from None
+    if choice.label != choice.fusion_label:
+        assert choice.cv_cllr is not None and choice.cv_se is not None
+        cv, se = choice.cv_cllr, choice.cv_se
+        best = min(cv, key=lambda k: cv[k])
+        log.warning(
+            "fusion guard: the fusion's cross-validated Cllr on the calibration trials "
+            "(%.4f) is not lower than %s's alone (%.4f) by more than one standard error "
+            "(%.4f): keeping %s, calibrated alone (scores/calibrated.txt); scores/fused.txt "
+            "holds the fusion",
+            cv[choice.fusion_label], choice.label, cv[choice.label], se[best], choice.label,
+        )  # fmt: skip
+    for d in ("fusion", "scores"):
+        ws.path(d).mkdir(parents=True, exist_ok=True)
+    info = choice.info()
+    write_json(ws.path("fusion/fusion.json"), {"format": "gmmspeech.Fusion", **info})
+    head = {"method": "fusion", "systems": ",".join(names)}
+    outputs = ["fusion/fusion.json"]
+    for label, rel in [
+        (choice.label, "scores/calibrated.txt"),
+        (choice.fusion_label, "scores/fused.txt"),
+        *((n, f"systems/{n}/calibrated.txt") for n in names),
+    ]:
+        llr = choice.apply(label, x)
+        write_trial_scores(ws.path(rel), trials, llr, {**head, "candidate": label})
+        outputs.append(rel)
+    return outputs, info
+
+
+# ----------------------------------------------------------------------------- evaluate
+def evaluate(ws: Workspace) -> StageResult:
+    """Stage 3: ``results.json`` with the figures of every system, of the fusion of all,
+    and of the candidate kept (the headline), and ``det.png``."""
+    s = ws.cfg.scoring
+    kw = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
+    trials = read_trials(ws.path("data/trials"))
+    t = trials.is_target
+    assert t is not None
+
+    def load(rel: str) -> np.ndarray:
+        return align_scores(read_scores(ws.path(rel)), trials)
+
+    names = _names(ws)
+    raw = {n: load(f"systems/{n}/scores.txt") for n in names}
+    systems = {
+        n: {
+            "scores": summary(raw[n], t, **kw),
+            "calibrated": summary(load(f"systems/{n}/calibrated.txt"), t, **kw),
+        }
+        for n in names
+    }
+    fused = load("scores/fused.txt")
+    kept = summary(load("scores/calibrated.txt"), t, **kw)
+    results: dict[str, Any] = {
+        "task": "verification",
+        "system": "fusion",
+        "name": ws.cfg.name,
+        "config_hash": ws.config_hash,
+        "norm": "as in each system",
+        "n_trials": len(trials),
+        "n_target": int(t.sum()),
+        "n_nontarget": int((~t).sum()),
+        "n_models": len(set(trials.model_ids)),
+        "n_test_utts": len(set(trials.test_ids)),
+        "eer_method": "ROC convex hull",
+        **kw,
+        "systems": systems,
+        "fused": summary(fused, t, **kw),
+        "calibrated": kept,
+        "fusion": (ws.record(ws.stage_names.index("fuse") + 1) or {}).get("info", {}),
+    }
+    for key in ("eer", "min_dcf", "act_dcf", "cllr", "min_cllr"):
+        results[key] = kept[key]
+    curves = {n: (v, t) for n, v in raw.items()}
+    curves["+".join(names)] = (fused, t)
+    plot_det_file(curves, ws.path("det.png"), title=f"DET: {ws.cfg.name}")
+    write_json(ws.path("results.json"), results)
+    return ["results.json", "det.png"], {"eer": kept["eer"], "min_dcf": kept["min_dcf"]}
+
+
+def report(ws: Workspace) -> StageResult:
+    """Stage 4: ``report.md``: the figures of every system and of the fusion."""
+    gathered = (ws.record(1) or {}).get("info", {})
+    counts: dict[str, Any] = {"systems": ", ".join(_names(ws))}
+    counts |= {k: v for k, v in gathered.items() if k != "systems"}
+    return report_stage(ws, "det.png", counts)
+
+
+__all__ = ["SystemFiles", "evaluate", "fuse", "gather", "gather_inputs", "report", "system_files"]
