@@ -26,6 +26,7 @@ from ..scorefiles import write_scores
 from ..trials import TrialList
 from ..uttstats import StatsFile, compute_stats
 from .backgroundtrials import BackgroundSplit, speaker_groups, split_background
+from .enroltrials import enrolment_folds
 from .verification import SETS, _per_model, fit_calibration
 from .workspace import StageResult, Workspace, _present
 
@@ -206,12 +207,16 @@ def calibrate(ws: Workspace) -> StageResult:
     group's trials are scored with a back end trained on the OTHER background speakers. The
     total-variability model is shared (it is trained without speaker labels, on all of them).
     A speaker with one utterance is enrolled and tested on the two halves of its frames,
-    whose i-vectors are computed here.
+    whose i-vectors are computed here. With ``scoring.calibrate_on: enroll`` the trials are
+    those of the cross-validation over the enrolment utterances (:mod:`.enroltrials`), scored
+    with the back end of the target trials (the TV model and the back end never saw them).
     """
     s = ws.cfg.scoring
     if not s.calibrate:
         return [], {"calibrate": False}
     ws.path("calibration").mkdir(parents=True, exist_ok=True)
+    if s.calibrate_on == "enroll":
+        return _calibrate_on_enroll(ws)
     vectors = IVectorSet.load(ws.path("ivectors/background.h5")).as_dict()
     parts: list[tuple[TrialList, np.ndarray]] = []
     with ws.store("background") as store:
@@ -233,4 +238,23 @@ def calibrate(ws: Workspace) -> StageResult:
                 (trials, score_sets(be, enroll, vectors, trials) if pairs else np.zeros(0))
             )
     n_models = sum(len(set(trials.model_ids)) for trials, _ in parts)
-    return fit_calibration(ws, parts, info={"groups": len(groups), "models": n_models})
+    info = {"source": "background", "groups": len(groups), "models": n_models}
+    return fit_calibration(ws, parts, info=info)
+
+
+def _calibrate_on_enroll(ws: Workspace) -> StageResult:
+    """The calibrate stage on the cross-validation trials of the enrolment set."""
+    vectors = IVectorSet.load(ws.path("ivectors/enroll.h5")).as_dict()
+    en = ws.datadir("enroll")
+    enrolment = {m: [u for u in utts if u in vectors] for m, utts in en.enrolment.items()}
+    try:
+        folds = enrolment_folds({m: u for m, u in enrolment.items() if u}, en.utt2spk)
+    except DataError as exc:
+        raise DataError(f"{ws.path('data/enroll')}: scoring.calibrate_on: {exc}") from None
+    be = Backend.load(ws.path("backend/backend.h5"))
+    values = score_sets(be, folds.models, vectors, folds.trials)
+    info = {
+        "source": "enroll", "folds": folds.n_folds, "models": len(folds.models),
+        "utterances_per_model": float(np.median([len(u) for u in folds.models.values()])),
+    }  # fmt: skip
+    return fit_calibration(ws, [(folds.trials, values)], info=info)
