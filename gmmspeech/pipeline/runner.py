@@ -500,7 +500,7 @@ class Experiment(Workspace):
             self.force = False
         seconds = time.perf_counter() - t0
         self._invalidate_after(i)
-        self._write_record(i, outputs, info, seconds, inputs, mem.peak_mib)
+        self._write_record(i, outputs, info, seconds, inputs, mem)
         log.debug("stage %d %s: done in %.1f s", i, st.name, seconds)
         return StageOutcome(i, st.name, "ran", seconds, reason)
 
@@ -518,7 +518,7 @@ class Experiment(Workspace):
         info: dict[str, Any],
         seconds: float,
         inputs: dict[str, str],
-        peak_mib: float,
+        mem: StageMemory,
     ) -> None:
         (self.out / "stages").mkdir(parents=True, exist_ok=True)
         name = self.stage_names[index - 1]
@@ -533,7 +533,8 @@ class Experiment(Workspace):
                 "outputs": list(outputs),
                 "inputs": inputs,
                 "seconds": round(seconds, 3),
-                "peak_rss_mib": round(peak_mib, 1),
+                "peak_rss_mib": round(mem.peak_mib, 1),
+                "used_mib": None if mem.used_mib is None else round(mem.used_mib, 1),
                 "finished": _now(),
                 "info": info,
             },
