@@ -146,6 +146,8 @@ def test_run_calibrates_on_enrolment_folds_without_test_utterances(
         base = model.split("#cv")[0]
         assert (label == "target") == (utt in enrol[base])
         assert (utt in enrol[base]) == (utt.split("-")[0] == base)
+    if norm == "none":
+        _cli_reproduces_stage_7(tmp_path, out)
     # the oracle of "never reads a test utterance": stage 7 rerun without the test features
     # gives the same calibration
     first = (out / "calibration/calibration.json").read_text()
@@ -153,3 +155,32 @@ def test_run_calibrates_on_enrolment_folds_without_test_utterances(
     args = ["run", str(tmp_path / "exp.yaml"), "--out", str(out), "--no-progress"]
     assert main([*args, "--stage", "7", "--stop-stage", "7", "--force"]) == 0
     assert (out / "calibration/calibration.json").read_text() == first
+
+
+def _cli_reproduces_stage_7(tmp_path: Path, out: Path) -> None:
+    """calibrate --enroll-folds, enroll, score, calibrate --train: stage 7's trials, scores
+    and calibration."""
+    cv, cfg = tmp_path / "cv", str(tmp_path / "exp.yaml")
+    ubm, feats = str(out / "ubm/ubm.h5"), str(out / "features/enroll.h5")
+    assert main(["calibrate", "--enroll-folds", str(out / "data/enroll"), str(cv)]) == 0
+    assert (cv / "trials").read_text() == (out / "calibration/trials").read_text()
+    models, scores = str(tmp_path / "cv.h5"), str(tmp_path / "cv.txt")
+    assert main(["enroll", ubm, feats, str(cv), models, "--config", cfg, "--no-progress"]) == 0
+    args = [ubm, models, feats, str(cv / "trials"), scores, "--config", cfg, "--no-progress"]
+    assert main(["score", *args]) == 0
+    got = [line.split() for line in Path(scores).read_text().splitlines() if line[0] != "#"]
+    stage = [
+        line.split()
+        for line in (out / "calibration/scores.txt").read_text().splitlines()
+        if line[0] != "#"
+    ]
+    assert [g[:2] for g in got] == [s[:2] for s in stage]
+    np.testing.assert_allclose(
+        [float(g[2]) for g in got], [float(s[2]) for s in stage], rtol=1e-6, atol=1e-9
+    )
+    saved = tmp_path / "cal.json"
+    assert main(["calibrate", "--train", scores, str(cv / "trials"), "--save", str(saved)]) == 0
+    a = json.loads(saved.read_text())
+    b = json.loads((out / "calibration/calibration.json").read_text())
+    assert a["slope"] == pytest.approx(b["slope"], rel=1e-6)
+    assert a["offset"] == pytest.approx(b["offset"], rel=1e-6)
