@@ -146,6 +146,14 @@ def test_run_calibrates_on_enrolment_folds_without_test_utterances(
         base = model.split("#cv")[0]
         assert (label == "target") == (utt in enrol[base])
         assert (utt in enrol[base]) == (utt.split("-")[0] == base)
+    values = {
+        tuple(line.split()[:2]): float(line.split()[2])
+        for line in (out / "calibration/scores.txt").read_text().splitlines()
+        if not line.startswith("#")
+    }
+    tar = [values[(m, u)] for m, u, label in cal if label == "target"]
+    non = [values[(m, u)] for m, u, label in cal if label != "target"]
+    assert info["separable"] == (min(tar) > max(non))
     if norm == "none":
         _cli_reproduces_stage_7(tmp_path, out)
     # the oracle of "never reads a test utterance": stage 7 rerun without the test features

@@ -369,6 +369,16 @@ def fit_calibration(
         )
     cal = LogisticCalibration(prior=s.p_target).fit(values, trials.is_target)
     fitted = {"fitted_slope": cal.slope_, "fitted_offset": cal.offset_}
+    # no finite maximum of the likelihood: the slope is where the solver stopped
+    separable = bool(values[trials.is_target].min() > values[~trials.is_target].max())
+    if separable:
+        log.warning(
+            "calibration: every target score of the %d calibration trials is above every "
+            "non-target one, so the fit has no finite optimum (slope %.3g where the solver "
+            "stopped): the calibrated LLRs are over-confident; more trials would help",
+            len(trials),
+            cal.slope_,
+        )
     costs = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
     check = fallback_if_worse(cal, values, trials.is_target, costs)
     if check["fallback"] is None and mismatch is not None:
@@ -386,6 +396,7 @@ def fit_calibration(
         **info,
         "trials": len(trials),
         "target_trials": int(trials.is_target.sum()),
+        "separable": separable,
         **fitted,
         "slope": cal.slope_,
         "offset": cal.offset_,
