@@ -397,7 +397,7 @@ TASKS = ("verification", "classification")
 SCORING_METHODS = ("exact", "topc", "linear")
 #: Score normalisations (``scoring.norm``).
 NORMS = ("none", "z", "t", "zt", "s", "as")
-#: Sources of the calibration trials (``scoring.calibrate_on``).
+#: Sources of the calibration trials (``scoring.calibration_trials``).
 CALIBRATION_SOURCES = ("background", "enroll")
 
 #: Engines (``compute.backend``).
@@ -447,7 +447,7 @@ class ScoringConfig:
     calibrate : bool
         Train a logistic-regression calibration on trials of the background speakers and
         report calibrated LLRs (verification).
-    calibrate_on : {"background", "enroll"}
+    calibration_trials : {"background", "enroll"}
         Where the calibration trials come from: the background speakers (each split into a
         model and test utterances, scored with a UBM that has not seen them), or
         cross-validation over the target models' enrolment utterances (each model enrolled
@@ -466,7 +466,7 @@ class ScoringConfig:
     top_n: int = 200
     cohort_utts: int | None = None
     calibrate: bool = True
-    calibrate_on: str = "background"
+    calibration_trials: str = "background"
     p_target: float = 0.01
     c_miss: float = 1.0
     c_fa: float = 1.0
@@ -480,7 +480,7 @@ class ScoringConfig:
         check_min(self, "top_n", 2)
         check_min(self, "cohort_utts", 1, optional=True)
         _check(isinstance(self.calibrate, bool), "calibrate", "true or false", self.calibrate)
-        check_choice(self, "calibrate_on", CALIBRATION_SOURCES)
+        check_choice(self, "calibration_trials", CALIBRATION_SOURCES)
         check_in(self, "p_target", "(0, 1)")
         _check(self.c_miss > 0, "c_miss", "> 0", self.c_miss)
         _check(self.c_fa > 0, "c_fa", "> 0", self.c_fa)

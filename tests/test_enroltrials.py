@@ -1,5 +1,5 @@
 """Calibration trials by cross-validation over the enrolment utterances
-(``scoring.calibrate_on: enroll``): the folds on hand-made sets, the fold models against
+(``scoring.calibration_trials: enroll``): the folds on hand-made sets, the fold models against
 ``enroll``, and a run whose calibration never reads a test utterance."""
 
 from __future__ import annotations
@@ -84,17 +84,17 @@ def test_folds_are_capped_and_spread() -> None:
 
 
 def test_folds_refuse_single_utterance_models_and_one_speaker() -> None:
-    with pytest.raises(DataError, match="single utterance.*calibrate_on: background"):
+    with pytest.raises(DataError, match="single utterance.*calibration_trials: background"):
         enrolment_folds({"A": ["a1"], "B": ["b1"]}, {"a1": "A", "b1": "B"})
     with pytest.raises(DataError, match="no non-target trial"):
         enrolment_folds({"A": ["a1", "a2"]}, {"a1": "A", "a2": "A"})
 
 
-def test_calibrate_on_is_validated() -> None:
-    assert ScoringConfig().calibrate_on == "background"
-    assert ScoringConfig(calibrate_on="enroll").calibrate_on == "enroll"
-    with pytest.raises(ConfigError, match="calibrate_on"):
-        ScoringConfig(calibrate_on="test")
+def test_calibration_trials_is_validated() -> None:
+    assert ScoringConfig().calibration_trials == "background"
+    assert ScoringConfig(calibration_trials="enroll").calibration_trials == "enroll"
+    with pytest.raises(ConfigError, match="calibration_trials"):
+        ScoringConfig(calibration_trials="test")
 
 
 def test_fold_models_equal_enroll_on_the_same_utterances() -> None:
@@ -126,7 +126,7 @@ def test_run_calibrates_on_enrolment_folds_without_test_utterances(
     tmp_path: Path, norm: str
 ) -> None:
     _corpus(tmp_path / "corpus")
-    extra = f"  norm: {norm}\n  calibrate_on: enroll\n"
+    extra = f"  norm: {norm}\n  calibration_trials: enroll\n"
     (tmp_path / "exp.yaml").write_text(CONFIG.format(extra=extra), encoding="utf-8")
     out = tmp_path / "exp"
     assert main(["run", str(tmp_path / "exp.yaml"), "--out", str(out), "--no-progress"]) == 0

@@ -5,7 +5,7 @@ calibration (prior-weighted at ``scoring.p_target``) on a scores file and its la
 trials, ``--save`` writes it as JSON, ``--load`` reads one back, and ``SCORES -o OUT``
 writes calibrated LLRs (natural log).
 
-``--enroll-folds DATADIR OUTDIR`` writes the cross-validation of ``scoring.calibrate_on:
+``--enroll-folds DATADIR OUTDIR`` writes the cross-validation of ``scoring.calibration_trials:
 enroll`` as a data dir: ``model2utt`` (the fold models: each target model without one of its
 enrolment utterances) and labelled ``trials`` (held-out utterance against every fold model).
 ``enroll`` and ``score`` on the enrolment features then give the scores to ``--train`` on,
@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs=2,
         default=None,
         metavar=("DATADIR", "OUTDIR"),
-        help="write the calibration trials of scoring.calibrate_on: enroll for the models of "
+        help="write the calibration trials of scoring.calibration_trials: enroll for the models of "
         "the enrolment data dir DATADIR: fold models (model2utt) and labelled trials, as a "
         "data dir OUTDIR to enroll and score",
     )

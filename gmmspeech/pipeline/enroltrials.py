@@ -1,6 +1,6 @@
 """Calibration trials by cross-validation over the target models' enrolment utterances.
 
-With ``scoring.calibrate_on: enroll`` the calibration is trained on trials built from the
+With ``scoring.calibration_trials: enroll`` the calibration is trained on trials built from the
 enrolment set alone, for corpora whose background speakers cannot give trials like the
 targets' (one utterance each: half-utterance models score on another scale than targets
 enrolled on a minute, :mod:`.backgroundtrials`).
@@ -92,7 +92,7 @@ def enrolment_folds(
     if not held:
         raise DataError(
             f"every one of the {len(model2utt)} models is enrolled on a single utterance, so "
-            f"none can be enrolled without one; use scoring.calibrate_on: background"
+            f"none can be enrolled without one; use scoring.calibration_trials: background"
         )
     n_folds = max(len(h) for h in held.values())
     models: dict[str, list[str]] = {}
@@ -119,7 +119,7 @@ def enrolment_folds(
         kind = "target" if not labels.any() else "non-target"
         raise DataError(
             f"the cross-validation over the enrolment utterances gives no {kind} trial "
-            f"({len(model2utt)} models); use scoring.calibrate_on: background"
+            f"({len(model2utt)} models); use scoring.calibration_trials: background"
         )
     return EnrolmentFolds(models, base, TrialList(model_ids, test_ids, labels), n_folds)
 

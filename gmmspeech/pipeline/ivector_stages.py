@@ -207,7 +207,7 @@ def calibrate(ws: Workspace) -> StageResult:
     group's trials are scored with a back end trained on the OTHER background speakers. The
     total-variability model is shared (it is trained without speaker labels, on all of them).
     A speaker with one utterance is enrolled and tested on the two halves of its frames,
-    whose i-vectors are computed here. With ``scoring.calibrate_on: enroll`` the trials are
+    whose i-vectors are computed here. With ``scoring.calibration_trials: enroll`` the trials are
     those of the cross-validation over the enrolment utterances (:mod:`.enroltrials`), scored
     with the back end of the target trials (the TV model and the back end never saw them).
     """
@@ -215,8 +215,8 @@ def calibrate(ws: Workspace) -> StageResult:
     if not s.calibrate:
         return [], {"calibrate": False}
     ws.path("calibration").mkdir(parents=True, exist_ok=True)
-    if s.calibrate_on == "enroll":
-        return _calibrate_on_enroll(ws)
+    if s.calibration_trials == "enroll":
+        return _calibration_trials_enroll(ws)
     vectors = IVectorSet.load(ws.path("ivectors/background.h5")).as_dict()
     parts: list[tuple[TrialList, np.ndarray]] = []
     with ws.store("background") as store:
@@ -242,7 +242,7 @@ def calibrate(ws: Workspace) -> StageResult:
     return fit_calibration(ws, parts, info=info)
 
 
-def _calibrate_on_enroll(ws: Workspace) -> StageResult:
+def _calibration_trials_enroll(ws: Workspace) -> StageResult:
     """The calibrate stage on the cross-validation trials of the enrolment set."""
     vectors = IVectorSet.load(ws.path("ivectors/enroll.h5")).as_dict()
     en = ws.datadir("enroll")
@@ -250,7 +250,7 @@ def _calibrate_on_enroll(ws: Workspace) -> StageResult:
     try:
         folds = enrolment_folds({m: u for m, u in enrolment.items() if u}, en.utt2spk)
     except DataError as exc:
-        raise DataError(f"{ws.path('data/enroll')}: scoring.calibrate_on: {exc}") from None
+        raise DataError(f"{ws.path('data/enroll')}: scoring.calibration_trials: {exc}") from None
     be = Backend.load(ws.path("backend/backend.h5"))
     values = score_sets(be, folds.models, vectors, folds.trials)
     info = {

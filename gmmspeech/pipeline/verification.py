@@ -255,14 +255,14 @@ def calibrate(ws: Workspace) -> StageResult:
     ``scores/scores.txt``. It is replaced by the identity, with a warning, when it makes the
     actDCF of its own trials worse, or when the background models are enrolled on a very
     different amount of speech than the targets (their scores are on another scale). With
-    ``scoring.calibrate_on: enroll`` the trials come from the enrolment set instead
+    ``scoring.calibration_trials: enroll`` the trials come from the enrolment set instead
     (:func:`_enrolment_trials`).
     """
     s = ws.cfg.scoring
     if not s.calibrate:
         return [], {"calibrate": False}
     ws.path("calibration").mkdir(parents=True, exist_ok=True)
-    if s.calibrate_on == "enroll":
+    if s.calibration_trials == "enroll":
         return _enrolment_trials(ws)
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
     parts: list[tuple[TrialList, np.ndarray]] = []
@@ -289,7 +289,7 @@ def calibrate(ws: Workspace) -> StageResult:
 
 
 def _enrolment_trials(ws: Workspace) -> StageResult:
-    """Stage 7 with ``scoring.calibrate_on: enroll``: the trials of a cross-validation over
+    """Stage 7 with ``scoring.calibration_trials: enroll``: the trials of a cross-validation over
     the target models' enrolment utterances (:mod:`.enroltrials`), scored with the UBM and
     normalised as the target trials are; then :func:`fit_calibration`."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
@@ -300,7 +300,9 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
         try:
             folds = enrolment_folds(model2utt, en.utt2spk)
         except DataError as exc:
-            raise DataError(f"{ws.path('data/enroll')}: scoring.calibrate_on: {exc}") from None
+            raise DataError(
+                f"{ws.path('data/enroll')}: scoring.calibration_trials: {exc}"
+            ) from None
 
         def enrol(ubm_g: DiagGMM) -> SpeakerModels:
             return enrol_folds(
@@ -464,7 +466,7 @@ def fallback_if_mismatched(
         "(median) and the target models on %.0f (ratio %.2f): their scores are on another "
         "scale, so a calibration fitted on them does not transfer; not calibrating: "
         "scores/calibrated.txt keeps the scores as they are (give the background speakers "
-        "several utterances each, or set scoring.calibrate_on: enroll, or scoring.calibrate: "
+        "several utterances each, or set scoring.calibration_trials: enroll, or scoring.calibrate: "
         "false)",
         frames,
         target_frames,
