@@ -156,6 +156,13 @@ def test_run_calibrates_on_enrolment_folds_without_test_utterances(
     assert info["separable"] == (min(tar) > max(non))
     if norm == "none":
         _cli_reproduces_stage_7(tmp_path, out)
+        # the option is part of stage 7's hash: changing it reruns the stage
+        args = ["run", str(tmp_path / "exp.yaml"), "--out", str(out), "--no-progress"]
+        assert main([*args, "--set", "scoring.calibration_trials=background"]) == 0
+        res = json.loads((out / "results.json").read_text())
+        assert res["calibration"]["source"] == "background"
+        assert main(args) == 0
+        assert json.loads((out / "results.json").read_text())["calibration"] == info
     # the oracle of "never reads a test utterance": stage 7 rerun without the test features
     # gives the same calibration
     first = (out / "calibration/calibration.json").read_text()

@@ -117,7 +117,14 @@ def _normalize_sections(cfg: ExperimentConfig) -> object:
 
 def _calibrate_sections(cfg: ExperimentConfig) -> object:
     s = cfg.scoring
-    return {"calibrate": s.calibrate, "p_target": s.p_target}
+    # c_miss and c_fa: the fallback compares the actDCF of the calibration trials
+    return {
+        "calibrate": s.calibrate,
+        "calibration_trials": s.calibration_trials,
+        "p_target": s.p_target,
+        "c_miss": s.c_miss,
+        "c_fa": s.c_fa,
+    }
 
 
 def _evaluate_sections(cfg: ExperimentConfig) -> object:
