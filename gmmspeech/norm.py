@@ -25,7 +25,7 @@ Each function takes the trial scores (n,) and the integer positions of each tria
 ``test_cohort``). :func:`cohort_normalize` builds those cohort score matrices from models,
 features and a cohort of speakers (``gmmspeech score --norm``); :func:`cohort_matrices` the
 matrices alone, which the pipeline's normalise stage and ``score --heldout-ubm`` compute per
-cohort half under a UBM that has not seen it (:mod:`gmmspeech.pipeline.heldoutcohort`).
+cohort half under a UBM that has not seen it (:mod:`gmmspeech.heldoutcohort`).
 """
 
 from __future__ import annotations

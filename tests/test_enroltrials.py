@@ -15,8 +15,8 @@ from test_pipeline import CONFIG, SR, voice
 from gmmspeech import DiagGMM, enroll
 from gmmspeech.cli import main
 from gmmspeech.config import ScoringConfig
+from gmmspeech.enroltrials import enrol_folds, enrolment_folds
 from gmmspeech.errors import ConfigError, DataError
-from gmmspeech.pipeline.enroltrials import enrol_folds, enrolment_folds
 
 
 def _pairs(folds) -> set[tuple[str, str, bool]]:

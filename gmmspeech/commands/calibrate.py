@@ -19,9 +19,9 @@ import argparse
 from ..calibration import LogisticCalibration
 from ..config import ScoringConfig
 from ..datadir import DataDir
+from ..enroltrials import enrolment_folds
 from ..errors import ConfigError, DataError
 from ..outputs import DATADIR, check_output
-from ..pipeline.enroltrials import enrolment_folds
 from ..scorefiles import align_scores, read_scores, write_scores
 from ..trials import read_trials
 from . import add_config_arguments, add_overwrite_argument, config_source

@@ -14,10 +14,10 @@ from ..datadir import read_enrolment, read_spk2utt
 from ..errors import DataError
 from ..featstore import FeatureStore, open_features
 from ..gmm import DiagGMM
+from ..heldoutcohort import CohortOptions, heldout_normalize
 from ..norm import METHODS as NORM_METHODS
 from ..norm import cohort_normalize
 from ..outputs import SCORES, check_output
-from ..pipeline.heldoutcohort import CohortOptions, heldout_normalize
 from ..provenance import file_sha256
 from ..scorefiles import write_trial_scores
 from ..scoring import METHODS, ModelBank, score_trials

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..backend import Backend
+from ..enroltrials import enrolment_folds
 from ..errors import DataError
 from ..gmm import DiagGMM
 from ..ivector import IVectorSet, TotalVariability
@@ -26,7 +27,6 @@ from ..scorefiles import write_scores
 from ..trials import TrialList
 from ..uttstats import StatsFile, compute_stats
 from .backgroundtrials import BackgroundSplit, speaker_groups, split_background
-from .enroltrials import enrolment_folds
 from .verification import SETS, _per_model, fit_calibration
 from .workspace import StageResult, Workspace, _present
 
@@ -207,9 +207,10 @@ def calibrate(ws: Workspace) -> StageResult:
     group's trials are scored with a back end trained on the OTHER background speakers. The
     total-variability model is shared (it is trained without speaker labels, on all of them).
     A speaker with one utterance is enrolled and tested on the two halves of its frames,
-    whose i-vectors are computed here. With ``scoring.calibration_trials: enroll`` the trials are
-    those of the cross-validation over the enrolment utterances (:mod:`.enroltrials`), scored
-    with the back end of the target trials (the TV model and the back end never saw them).
+    whose i-vectors are computed here. With ``scoring.calibration_trials: enroll`` the
+    trials are those of the cross-validation over the enrolment utterances
+    (:mod:`gmmspeech.enroltrials`), scored with the back end of the target trials (the TV
+    model and the back end never saw them).
     """
     s = ws.cfg.scoring
     if not s.calibrate:

@@ -139,7 +139,6 @@ class StageMemory:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._look()
         self.child_mib = self._child_kib / 1024
         own_peak = _status_kib("self", "VmHWM") / 1024
         self.peak_mib = max(own_peak, self.child_mib)

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from ..calibration import LogisticCalibration
+from ..enroltrials import enrol_folds, enrolment_folds
 from ..errors import ConfigError, DataError
 from ..featstore import FeatureStore
 from ..gmm import DiagGMM
+from ..heldoutcohort import CohortOptions, heldout_normalize
 from ..metrics import act_dcf, summary
 from ..norm import cohort_normalize
 from ..prepare import read_enroll_list, single_utterance_models, split_verification
@@ -31,8 +33,6 @@ from .backgroundtrials import (
     split_background,
 )
 from .common import extract_stage, report_stage
-from .enroltrials import enrol_folds, enrolment_folds
-from .heldoutcohort import CohortOptions, heldout_normalize
 from .report import plot_det_file, write_json
 from .workspace import StageResult, Workspace, _present
 
@@ -188,7 +188,7 @@ def _cohort_normalize(
     ws: Workspace, keys: list[tuple[str, str]], values: np.ndarray
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Normalise the target trials with cohort scores from UBMs that have not seen the
-    cohort (:mod:`.heldoutcohort`)."""
+    cohort (:mod:`gmmspeech.heldoutcohort`)."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
     with ws.store("test") as tstore, ws.store("enroll") as estore:
         enrolment = ws.datadir("enroll").enrolment
@@ -289,9 +289,9 @@ def calibrate(ws: Workspace) -> StageResult:
 
 
 def _enrolment_trials(ws: Workspace) -> StageResult:
-    """Stage 7 with ``scoring.calibration_trials: enroll``: the trials of a cross-validation over
-    the target models' enrolment utterances (:mod:`.enroltrials`), scored with the UBM and
-    normalised as the target trials are; then :func:`fit_calibration`."""
+    """Stage 7 with ``scoring.calibration_trials: enroll``: the trials of a cross-validation
+    over the target models' enrolment utterances (:mod:`gmmspeech.enroltrials`), scored with
+    the UBM and normalised as the target trials are; then :func:`fit_calibration`."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
     en = ws.datadir("enroll")

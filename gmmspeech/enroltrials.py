@@ -3,7 +3,7 @@
 With ``scoring.calibration_trials: enroll`` the calibration is trained on trials built from the
 enrolment set alone, for corpora whose background speakers cannot give trials like the
 targets' (one utterance each: half-utterance models score on another scale than targets
-enrolled on a minute, :mod:`.backgroundtrials`).
+enrolled on a minute, :mod:`gmmspeech.pipeline.backgroundtrials`).
 
 Each model with two or more enrolment utterances holds out up to :data:`MAX_FOLDS` of them
 (spread over its sorted ids). In fold ``k`` every model is enrolled without its ``k``-th
@@ -25,13 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..engine import blas_threads
-from ..errors import DataError
-from ..gmm import DiagGMM
-from ..provenance import check_features
-from ..speakermodels import SpeakerModels
-from ..stats import SufficientStats, accumulate
-from ..trials import TrialList
+from .engine import blas_threads
+from .errors import DataError
+from .gmm import DiagGMM
+from .provenance import check_features
+from .speakermodels import SpeakerModels
+from .stats import SufficientStats, accumulate
+from .trials import TrialList
 
 #: Held-out utterances per model at most: a calibration has two parameters, and a few hundred
 #: target trials fit it well.
