@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_pipeline import CONFIG, SR, voice
+from test_pipeline import CONFIG, SR, make_corpus, voice
 
 from gmmspeech import DiagGMM, enroll
 from gmmspeech.cli import main
 from gmmspeech.config import ScoringConfig
 from gmmspeech.enroltrials import enrol_folds, enrolment_folds
 from gmmspeech.errors import ConfigError, DataError
+from gmmspeech.ivector import IVectorSet
 
 
 def _pairs(folds) -> set[tuple[str, str, bool]]:
@@ -199,3 +200,50 @@ def _cli_reproduces_stage_7(tmp_path: Path, out: Path) -> None:
     b = json.loads((out / "calibration/calibration.json").read_text())
     assert a["slope"] == pytest.approx(b["slope"], rel=1e-6)
     assert a["offset"] == pytest.approx(b["offset"], rel=1e-6)
+
+
+def test_ivector_run_calibrates_on_enrolment_folds(tmp_path: Path) -> None:
+    # cosine scoring without length normalisation: the oracle below is the cosine of the
+    # fold model's mean normalised i-vector with the held-out one, both centred on the
+    # background mean
+    make_corpus(tmp_path / "corpus", n_bg=10)
+    extra = (
+        "system: ivector\nivector: {rank: 4, n_iter: 3}\n"
+        "backend: {scorer: cosine, length_norm: false}\n"
+    )
+    cfg = CONFIG.format(extra=extra).replace("scoring:\n  top_c: 2\n", "")
+    cfg += "scoring: {calibration_trials: enroll}\n"
+    (tmp_path / "exp.yaml").write_text(cfg, encoding="utf-8")
+    out = tmp_path / "exp"
+    assert main(["run", str(tmp_path / "exp.yaml"), "--out", str(out), "--no-progress"]) == 0
+    info = json.loads((out / "results.json").read_text())["calibration"]
+    assert info["source"] == "enroll"
+    bg = IVectorSet.load(out / "ivectors/background.h5").vectors
+    vec = IVectorSet.load(out / "ivectors/enroll.h5").as_dict()
+    tests = {line.split()[1] for line in (out / "data/test/trials").read_text().splitlines()}
+    mu = bg.mean(axis=0)
+    spk2utt: dict[str, list[str]] = {}
+    for line in (out / "data/enroll/utt2spk").read_text().splitlines():
+        u, s = line.split()
+        spk2utt.setdefault(s, []).append(u)
+    labels = {
+        (r[0], r[1]): r[2]
+        for r in (line.split() for line in (out / "calibration/trials").read_text().splitlines())
+    }
+    rows = [
+        line.split()
+        for line in (out / "calibration/scores.txt").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    # 4 models of 2 enrolment utterances: 2 folds x 4 models x 4 held-out utterances
+    assert len(rows) == 32 and sum(v == "target" for v in labels.values()) == 8
+    for m, t, got in rows:
+        base, k = m.split("#cv")
+        held = sorted(spk2utt[base])[int(k) - 1]
+        enrolled = [u for u in sorted(spk2utt[base]) if u != held]
+        assert t not in tests and t not in enrolled
+        assert (labels[(m, t)] == "target") == (t == held)
+        e = np.mean([(vec[u] - mu) / np.linalg.norm(vec[u] - mu) for u in enrolled], axis=0)
+        x = vec[t] - mu
+        want = e @ x / (np.linalg.norm(e) * np.linalg.norm(x))
+        assert float(got) == pytest.approx(want, rel=1e-6, abs=1e-9)
