@@ -400,6 +400,9 @@ TASKS = ("verification", "classification")
 SCORING_METHODS = ("exact", "topc", "linear")
 #: Score normalisations (``scoring.norm``).
 NORMS = ("none", "z", "t", "zt", "s", "as")
+#: Sources of the calibration trials (``scoring.calibration_trials``).
+CALIBRATION_SOURCES = ("background", "enroll")
+
 #: Engines (``compute.backend``).
 BACKENDS = ("local", "processes", "dask")
 
@@ -447,6 +450,13 @@ class ScoringConfig:
     calibrate : bool
         Train a logistic-regression calibration on trials of the background speakers and
         report calibrated LLRs (verification).
+    calibration_trials : {"background", "enroll"}
+        Where the calibration trials come from: the background speakers (each split into a
+        model and test utterances, scored with a UBM that has not seen them), or
+        cross-validation over the target models' enrolment utterances (each model enrolled
+        without one of them, which is tested against every model; the evaluation's test
+        utterances are never used). ``enroll`` is for backgrounds of one utterance per
+        speaker, whose half-utterance models score on another scale than the targets.
     p_target, c_miss, c_fa : float
         Detection cost function parameters of minDCF; ``p_target`` is also the prior the
         calibration is trained for.
@@ -459,6 +469,7 @@ class ScoringConfig:
     top_n: int = 200
     cohort_utts: int | None = None
     calibrate: bool = True
+    calibration_trials: str = "background"
     p_target: float = 0.01
     c_miss: float = 1.0
     c_fa: float = 1.0
@@ -472,6 +483,7 @@ class ScoringConfig:
         check_min(self, "top_n", 2)
         check_min(self, "cohort_utts", 1, optional=True)
         _check(isinstance(self.calibrate, bool), "calibrate", "true or false", self.calibrate)
+        check_choice(self, "calibration_trials", CALIBRATION_SOURCES)
         check_in(self, "p_target", "(0, 1)")
         _check(self.c_miss > 0, "c_miss", "> 0", self.c_miss)
         _check(self.c_fa > 0, "c_fa", "> 0", self.c_fa)

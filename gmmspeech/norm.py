@@ -23,8 +23,9 @@ same-speaker pairs, are ignored):
 Each function takes the trial scores (n,) and the integer positions of each trial's model
 (``model_index``, rows of ``model_cohort``) and test utterance (``test_index``, rows of
 ``test_cohort``). :func:`cohort_normalize` builds those cohort score matrices from models,
-features and a cohort of speakers, and is what ``gmmspeech score --norm`` and the pipeline's
-normalise stage both call.
+features and a cohort of speakers (``gmmspeech score --norm``); :func:`cohort_matrices` the
+matrices alone, which the pipeline's normalise stage and ``score --heldout-ubm`` compute per
+cohort half under a UBM that has not seen it (:mod:`gmmspeech.heldoutcohort`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ The pipeline's calibrate stage, stage by stage: ``--train`` fits a logistic-regr
 calibration (prior-weighted at ``scoring.p_target``) on a scores file and its labelled
 trials, ``--save`` writes it as JSON, ``--load`` reads one back, and ``SCORES -o OUT``
 writes calibrated LLRs (natural log).
+
+``--enroll-folds DATADIR OUTDIR`` writes the cross-validation of ``scoring.calibration_trials:
+enroll`` as a data dir: ``model2utt`` (the fold models: each target model without one of its
+enrolment utterances) and labelled ``trials`` (held-out utterance against every fold model).
+``enroll`` and ``score`` on the enrolment features then give the scores to ``--train`` on,
+as stage 7 does without score normalisation (README, "Calibration").
 """
 
 from __future__ import annotations
@@ -12,15 +18,19 @@ import argparse
 
 from ..calibration import LogisticCalibration
 from ..config import ScoringConfig
+from ..datadir import DataDir
+from ..enroltrials import enrolment_folds
 from ..errors import ConfigError, DataError
+from ..outputs import DATADIR, check_output
 from ..scorefiles import align_scores, read_scores, write_scores
 from ..trials import read_trials
-from . import add_config_arguments, config_source
+from . import add_config_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (
     "gmmspeech calibrate --train dev_scores.txt dev_trials --save cal.json "
     "[eval_scores.txt -o eval_llr.txt]; later: gmmspeech calibrate --load cal.json "
-    "eval_scores.txt -o eval_llr.txt"
+    "eval_scores.txt -o eval_llr.txt; "
+    "gmmspeech calibrate --enroll-folds data/enroll cv (then enroll and score cv/trials)"
 )
 
 
@@ -36,8 +46,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fit on these scores and their labelled trials",
     )
     src.add_argument("--load", default=None, metavar="JSON", help="a saved calibration")
+    src.add_argument(
+        "--enroll-folds",
+        nargs=2,
+        default=None,
+        metavar=("DATADIR", "OUTDIR"),
+        help="write the calibration trials of scoring.calibration_trials: enroll for the models of "
+        "the enrolment data dir DATADIR: fold models (model2utt) and labelled trials, as a "
+        "data dir OUTDIR to enroll and score",
+    )
     p.add_argument("--save", default=None, metavar="JSON", help="write the calibration")
     add_config_arguments(p, "a 'scoring:'", "scoring.p_target=0.05")
+    add_overwrite_argument(p)
     p.add_argument(
         "--p-target",
         type=float,
@@ -48,6 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.enroll_folds:
+        return _write_folds(*args.enroll_folds, overwrite=args.overwrite)
     if args.scores is None and args.save is None:
         raise ConfigError("calibrate: nothing to do; give SCORES -o OUT and/or --save JSON")
     if (args.scores is None) != (args.output is None):
@@ -75,4 +97,29 @@ def run(args: argparse.Namespace) -> int:
         llr = cal.transform([raw[k] for k in keys])
         write_scores(args.output, [k[0] for k in keys], [k[1] for k in keys], llr)
         print(f"{len(keys)} calibrated scores written to {args.output}")
+    return 0
+
+
+def _write_folds(datadir: str, outdir: str, *, overwrite: bool) -> int:
+    check_output(outdir, DATADIR, inputs=[datadir], overwrite=overwrite)
+    en = DataDir.read(datadir, check_audio=False)
+    try:
+        folds = enrolment_folds(en.enrolment, en.utt2spk)
+    except DataError as exc:
+        raise DataError(f"{datadir}: {exc}") from None
+    utts = {u for us in folds.models.values() for u in us} | set(folds.trials.test_ids)
+    DataDir(
+        {u: en.wav_scp[u] for u in utts},
+        {u: en.utt2spk[u] for u in utts},
+        trials=folds.trials,
+        model2utt=folds.models,
+    ).write(outdir)
+    t = folds.trials
+    assert t.is_target is not None
+    print(
+        f"{outdir}: {len(folds.models)} fold models ({folds.n_folds} folds), {len(t)} trials "
+        f"({int(t.is_target.sum())} target); next: gmmspeech enroll UBM FEATS {outdir} "
+        f"MODELS.h5, gmmspeech score UBM MODELS.h5 FEATS {outdir}/trials SCORES, "
+        f"gmmspeech calibrate --train SCORES {outdir}/trials --save JSON"
+    )
     return 0

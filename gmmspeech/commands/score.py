@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from ..config import EnrollConfig, ScoringConfig
-from ..datadir import read_spk2utt
+import numpy as np
+
+from ..config import EnrollConfig, ScoringConfig, UBMConfig
+from ..datadir import read_enrolment, read_spk2utt
 from ..errors import DataError
-from ..featstore import open_features
+from ..featstore import FeatureStore, open_features
 from ..gmm import DiagGMM
+from ..heldoutcohort import CohortOptions, heldout_normalize
 from ..norm import METHODS as NORM_METHODS
 from ..norm import cohort_normalize
 from ..outputs import SCORES, check_output
 from ..provenance import file_sha256
 from ..scorefiles import write_trial_scores
 from ..scoring import METHODS, ModelBank, score_trials
-from ..speakermodels import SpeakerModels, ubm_fingerprint
-from ..trials import read_trials
+from ..speakermodels import SpeakerModels, enroll, ubm_fingerprint
+from ..trials import TrialList, read_trials
 from . import add_config_arguments, add_map_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (
@@ -53,6 +57,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--cohort-feats", default=None, help="features of the cohort (default: FEATS.h5)"
     )
     p.add_argument(
+        "--heldout-ubm",
+        nargs=2,
+        default=None,
+        metavar=("ENROLL_DIR", "ENROLL_FEATS"),
+        help="score the cohort as the pipeline's normalize stage does: --cohort-dir must be "
+        "the UBM's training data (its first scoring.cohort_size speakers are the cohort); "
+        "each half of the cohort is scored with the UBM re-estimated without it, and the "
+        "models enrolled again from that UBM on their utterances in ENROLL_DIR (model2utt "
+        "or spk2utt; features ENROLL_FEATS). Without it the cohort is scored with the UBM "
+        "itself, which has seen it: S-normalised non-target scores then centre above 0",
+    )
+    p.add_argument(
         "--top-n",
         type=int,
         default=None,
@@ -76,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     src = config_source(args, FLAGS)
     sc, en = src.section("scoring", ScoringConfig), src.section("enroll", EnrollConfig)
     inputs = [args.ubm, args.models, args.features, args.trials, args.config]
-    inputs += [args.cohort_dir, args.cohort_feats]
+    inputs += [args.cohort_dir, args.cohort_feats, *(args.heldout_ubm or [])]
     check_output(args.output, SCORES, inputs=inputs, overwrite=args.overwrite)
     ubm = DiagGMM.load(args.ubm)
     models = SpeakerModels.load(args.models, ubm)
@@ -89,23 +105,27 @@ def run(args: argparse.Namespace) -> int:
     if sc.norm != "none":
         if not args.cohort_dir:
             raise DataError(f"--norm {sc.norm}: needs --cohort-dir (an impostor data dir)")
-        scores = cohort_normalize(
-            sc.norm,
-            scores,
-            trials.model_ids,
-            trials.test_ids,
-            ubm=ubm,
-            models=models,
-            test_features=feats,
-            cohort_features=open_features(args.cohort_feats) if args.cohort_feats else feats,
-            cohort_spk2utt=read_spk2utt(args.cohort_dir),
-            relevance_factor=en.relevance_factor,
-            adapt=models.adapt or en.adapt,
-            score_method=sc.method,
-            top_c=sc.top_c,
-            top_n=sc.top_n,
-            progress=progress,
-        )
+        if args.heldout_ubm:
+            cfg = src.section("ubm", UBMConfig)
+            scores = _heldout(args, sc, en, cfg, ubm, feats, trials, scores, models.adapt)
+        else:
+            scores = cohort_normalize(
+                sc.norm,
+                scores,
+                trials.model_ids,
+                trials.test_ids,
+                ubm=ubm,
+                models=models,
+                test_features=feats,
+                cohort_features=open_features(args.cohort_feats) if args.cohort_feats else feats,
+                cohort_spk2utt=read_spk2utt(args.cohort_dir),
+                relevance_factor=en.relevance_factor,
+                adapt=models.adapt or en.adapt,
+                score_method=sc.method,
+                top_c=sc.top_c,
+                top_n=sc.top_n,
+                progress=progress,
+            )
     header = {
         "ubm": ubm_fingerprint(ubm)[:16],
         "models": file_sha256(args.models)[:16],
@@ -116,3 +136,46 @@ def run(args: argparse.Namespace) -> int:
     write_trial_scores(args.output, trials, scores, header)
     print(f"wrote {len(trials)} score(s) to {args.output}")
     return 0
+
+
+def _heldout(
+    args: argparse.Namespace,
+    sc: ScoringConfig,
+    en: EnrollConfig,
+    u: UBMConfig,
+    ubm: DiagGMM,
+    feats: Mapping[str, np.ndarray],
+    trials: TrialList,
+    scores: np.ndarray,
+    adapt: str | None,
+) -> np.ndarray:
+    """``scores`` normalised as the pipeline's normalize stage does (``--heldout-ubm``)."""
+    enroll_dir, enroll_feats = args.heldout_ubm
+    if not args.cohort_feats:
+        raise DataError("--heldout-ubm: needs --cohort-feats (the UBM's training features)")
+    store = open_features(args.cohort_feats)
+    if not isinstance(store, FeatureStore):
+        raise DataError(f"{args.cohort_feats}: --heldout-ubm needs a gmmspeech feature store")
+    estore = open_features(enroll_feats)
+    background = {k: [x for x in v if x in store] for k, v in read_spk2utt(args.cohort_dir).items()}
+    background = {k: v for k, v in background.items() if v}
+    cohort = {k: sorted(background[k]) for k in sorted(background)[: sc.cohort_size]}
+    enrolment = read_enrolment(enroll_dir)
+    spk2utt = {m: enrolment[m] for m in sorted(set(trials.model_ids))}
+    # as the pipeline: the median utterances per enrolled SPEAKER of the enrolment set
+    counts = [len(x) for x in read_spk2utt(enroll_dir).values()]
+    per_model = sc.cohort_utts or max(1, int(np.median(counts)))
+    opts = CohortOptions(
+        en.relevance_factor, adapt or en.adapt, sc.method, sc.top_c, per_model,
+        u.min_count, u.min_weight, u.chunk_size, not args.no_progress,
+    )  # fmt: skip
+
+    def enrol(ubm_g: DiagGMM) -> SpeakerModels:
+        return enroll(
+            ubm_g, estore, spk2utt, relevance_factor=en.relevance_factor, adapt=opts.adapt
+        )
+
+    return heldout_normalize(
+        sc.norm, scores, list(trials.pairs), top_n=sc.top_n, ubm=ubm, enrol=enrol,
+        test_features=feats, store=store, background=background, cohort=cohort, opts=opts,
+    )  # fmt: skip

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..em import Chunked, accumulate_shard, estimate
 from ..engine import Engine
 from ..featstore import FeatureStore
 from ..gmm import DiagGMM
+from ..heldoutcohort import GROUPS, heldout_ubm, speaker_groups
 from ..scoring import ModelBank, score_matrix
 from ..speakermodels import SpeakerModels, enroll
 from ..trials import TrialList
@@ -47,8 +47,6 @@ MAX_SPEAKERS = 300
 MAX_TESTS_PER_SPEAKER = 10
 #: A single-utterance speaker needs this many frames to give two usable halves.
 MIN_FRAMES_TO_HALVE = 100
-#: Groups of background speakers held out from the UBM in turn (module docstring).
-GROUPS = 2
 
 _FIRST, _SECOND = "#enrol-half", "#test-half"
 
@@ -182,29 +180,6 @@ def enrolment_mismatch(frames: float, target_frames: float) -> float | None:
     return ratio if max(ratio, 1.0 / ratio) > MAX_ENROL_RATIO else None
 
 
-def speaker_groups(speakers: Sequence[str], n_groups: int = GROUPS) -> list[list[str]]:
-    """``n_groups`` groups of the sorted speakers, dealt in turn (sizes differ by <= 1)."""
-    ordered = sorted(speakers)
-    return [ordered[g::n_groups] for g in range(n_groups)]
-
-
-def heldout_ubm(
-    ubm: DiagGMM, frames: Chunked, *, min_count: float, min_weight: float, chunk_size: int
-) -> DiagGMM:
-    """The UBM re-estimated on ``frames`` only: one E-step under ``ubm``, one M-step.
-
-    Starting from the trained UBM, one EM step on the frames of the other speakers moves
-    it most of the way to a UBM that never saw the left-out ones, at the cost of one pass.
-    """
-    stats = accumulate_shard(frames, (ubm, chunk_size))
-    floor = ubm.var_floor if ubm.var_floor is not None else ubm.variances.min(axis=0)
-    w, m, v, _ = estimate(
-        stats, var_floor=floor, min_count=min_count, min_weight=min_weight, split_epsilon=0.5
-    )
-    out = DiagGMM(w, m, v, var_floor=ubm.var_floor)
-    return out
-
-
 def score_background(
     ubm: DiagGMM,
     split: BackgroundSplit,
@@ -249,6 +224,7 @@ def score_background(
 
 
 __all__ = [
+    "GROUPS",
     "BackgroundSplit",
     "Segments",
     "heldout_ubm",

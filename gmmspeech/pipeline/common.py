@@ -124,6 +124,7 @@ def report_stage(ws: Workspace, figure: str, counts: dict[str, Any] | None = Non
                 "name": name,
                 "seconds": rec.get("seconds"),
                 "peak_rss_mib": rec.get("peak_rss_mib"),
+                "used_mib": rec.get("used_mib"),
                 "finished": rec.get("finished", "-"),
             }
         )

@@ -28,6 +28,8 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 
+from ..backend import Backend
+from ..enroltrials import enrolment_folds
 from ..errors import DataError
 from ..gmm import DiagGMM
 from ..ivector import IVectorSet, TotalVariability
@@ -48,6 +50,9 @@ def caltv(ws: Workspace) -> StageResult:
     background i-vectors it extracts (nothing when ``scoring.calibrate`` is false)."""
     if not ws.cfg.scoring.calibrate:
         return [], {"calibrate": False}
+    if ws.cfg.scoring.calibration_trials == "enroll":
+        # the enrolment folds are scored by the extractor of the targets, which never saw them
+        return [], {"calibration_trials": "enroll"}
     u = ws.cfg.ubm
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
     outputs: list[str] = []
@@ -112,6 +117,8 @@ def calibrate(ws: Workspace) -> StageResult:
     if not s.calibrate:
         return [], {"calibrate": False}
     ws.path("calibration").mkdir(parents=True, exist_ok=True)
+    if s.calibration_trials == "enroll":
+        return _calibration_trials_enroll(ws)
     parts: list[tuple[TrialList, np.ndarray]] = []
     with ws.store("background") as store:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
@@ -141,6 +148,38 @@ def calibrate(ws: Workspace) -> StageResult:
     n_models = sum(len(set(trials.model_ids)) for trials, _ in parts)
     info = {"groups": len(groups), "models": n_models, "extractor": "held out per group"}
     return fit_calibration(ws, parts, info=info)
+
+
+def _calibration_trials_enroll(ws: Workspace) -> StageResult:
+    """The calibrate stage on the cross-validation trials of the enrolment set
+    (:mod:`gmmspeech.enroltrials`), scored with the back end of the target trials and
+    normalised like them (the TV model and the back end never saw those speakers)."""
+    s = ws.cfg.scoring
+    vectors = {
+        name: v
+        for part in ("background", "enroll")
+        for name, v in IVectorSet.load(ws.path(f"ivectors/{part}.h5")).as_dict().items()
+    }
+    en = ws.datadir("enroll")
+    enrolment = {m: [u for u in utts if u in vectors] for m, utts in en.enrolment.items()}
+    try:
+        folds = enrolment_folds({m: u for m, u in enrolment.items() if u}, en.utt2spk)
+    except DataError as exc:
+        raise DataError(f"{ws.path('data/enroll')}: scoring.calibration_trials: {exc}") from None
+    be = Backend.load(ws.path("backend/backend.h5"))
+    values = score_sets(be, folds.models, vectors, folds.trials)
+    if s.norm != "none" and len(values):
+        with ws.store("background") as store:
+            cohort = {k: [u for u in v if u in vectors] for k, v in _cohort(ws, store).items()}
+        values = normalize_trials(
+            s.norm, values, folds.trials.pairs, be=be, enroll=folds.models, vectors=vectors,
+            cohort=cohort, per_model=_per_model(ws), top_n=s.top_n,
+        )  # fmt: skip
+    info = {
+        "source": "enroll", "folds": folds.n_folds, "models": len(folds.models),
+        "utterances_per_model": float(np.median([len(u) for u in folds.models.values()])),
+    }  # fmt: skip
+    return fit_calibration(ws, [(folds.trials, values)], info=info)
 
 
 __all__ = ["caltv", "calibrate"]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
+from ..extraction_worker import release_freed_memory
 from ..plots import _pyplot, plot_det
 from ..provenance import check_finite_json
 
@@ -64,17 +65,25 @@ def _children(pid: str) -> list[str]:
 
 
 class StageMemory:
-    """Peak resident set size of one block of work (a stage), not of the whole process.
+    """Memory of one block of work (a stage): its peak, and what the block itself used.
 
-    On Linux the kernel's high-water mark of this process is reset when the block starts
-    (``/proc/self/clear_refs``), and a thread samples the RSS of child processes (extraction
-    pools) every ``interval`` seconds; the peak is the larger of the two. Elsewhere it falls
-    back to :func:`peak_rss_mib` (the peak of the process's life so far).
+    On Linux, when the block starts, the memory malloc keeps for reuse is given back
+    (:func:`~gmmspeech.extraction_worker.release_freed_memory`), the RSS is read, and the
+    kernel's high-water mark is reset (``/proc/self/clear_refs``); a thread samples the RSS of
+    the child processes (extraction pools, engine workers) every ``interval`` seconds. The
+    memory the block used is its own peak minus the RSS at its start, plus the largest sum
+    over the children of their growth since the start (a child started by the block grows
+    from 0). Elsewhere it falls back to :func:`peak_rss_mib` (the peak of the process's life
+    so far) and ``used_mib`` is None.
 
     Attributes
     ----------
     peak_mib : float
-        Set when the block ends.
+        Peak RSS during the block: the larger of this process's and its largest child's.
+    used_mib : float or None
+        The memory the block itself used (above); None without ``/proc``.
+    start_mib : float
+        This process's RSS when the block started.
     child_mib : float
         The largest child process's sampled peak (0 without children).
     per_stage : bool
@@ -84,19 +93,32 @@ class StageMemory:
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
         self.peak_mib = 0.0
+        self.used_mib: float | None = None
+        self.start_mib = 0.0
         self.child_mib = 0.0
         self.per_stage = False
         self._child_kib = 0
+        self._child_growth_kib = 0
+        self._child_start: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _children_rss(self) -> dict[str, int]:
+        return {kid: _status_kib(kid, "VmRSS") for kid in _children(str(os.getpid()))}
+
+    def _look(self) -> None:
+        rss = self._children_rss()
+        if rss:
+            self._child_kib = max(self._child_kib, *rss.values())
+        growth = sum(max(0, v - self._child_start.get(k, 0)) for k, v in rss.items())
+        self._child_growth_kib = max(self._child_growth_kib, growth)
+
     def _sample(self) -> None:
-        me = str(os.getpid())
         while not self._stop.wait(self.interval):
-            for kid in _children(me):
-                self._child_kib = max(self._child_kib, _status_kib(kid, "VmRSS"))
+            self._look()
 
     def __enter__(self) -> StageMemory:
+        release_freed_memory()
         try:
             with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
                 f.write("5")  # 5: reset the peak RSS (VmHWM) to the current RSS
@@ -104,6 +126,8 @@ class StageMemory:
         except OSError:
             self.per_stage = False
         if self.per_stage:
+            self.start_mib = _status_kib("self", "VmRSS") / 1024
+            self._child_start = self._children_rss()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self
@@ -116,7 +140,9 @@ class StageMemory:
         if self._thread is not None:
             self._thread.join()
         self.child_mib = self._child_kib / 1024
-        self.peak_mib = max(_status_kib("self", "VmHWM") / 1024, self.child_mib)
+        own_peak = _status_kib("self", "VmHWM") / 1024
+        self.peak_mib = max(own_peak, self.child_mib)
+        self.used_mib = max(0.0, own_peak - self.start_mib) + self._child_growth_kib / 1024
 
 
 def machine_description() -> str:
@@ -329,9 +355,11 @@ def render_report(
     lines.append(_table(["what", "count"], [[k, v] for k, v in counts.items()]))
     lines += ["", "## Stages", ""]
     lines.append(
-        "Wall time of each stage when it last ran; peak RSS is the stage's own peak: the "
-        "larger of this process's (high-water mark reset when the stage starts) and its "
-        "largest child process's (sampled every 0.1 s)."
+        "Wall time of each stage when it last ran. Peak RSS: the larger of this process's "
+        "peak during the stage (high-water mark reset when the stage starts) and its "
+        "largest child process's (sampled every 0.1 s). Used: what the stage itself "
+        "allocated: its peak minus the RSS at its start (memory kept by malloc for reuse "
+        "is given back first), plus the children's growth during the stage."
     )
     lines.append("")
     rows = []
@@ -342,10 +370,12 @@ def render_report(
                 st["name"],
                 f"{st['seconds']:.1f}" if st.get("seconds") is not None else "-",
                 f"{st['peak_rss_mib']:.0f}" if st.get("peak_rss_mib") is not None else "-",
+                f"{st['used_mib']:.0f}" if st.get("used_mib") is not None else "-",
                 st.get("finished", "-"),
             ]
         )
-    lines.append(_table(["#", "stage", "seconds", "peak RSS MiB", "finished"], rows))
+    header = ["#", "stage", "seconds", "peak RSS MiB", "used MiB", "finished"]
+    lines.append(_table(header, rows))
     lines += ["", "## Config", "", "```yaml", config_yaml.rstrip(), "```", ""]
     return "\n".join(lines)
 

@@ -123,7 +123,14 @@ def _normalize_sections(cfg: ExperimentConfig) -> object:
 
 def _calibrate_sections(cfg: ExperimentConfig) -> object:
     s = cfg.scoring
-    return {"calibrate": s.calibrate, "p_target": s.p_target}
+    # c_miss and c_fa: the fallback compares the actDCF of the calibration trials
+    return {
+        "calibrate": s.calibrate,
+        "calibration_trials": s.calibration_trials,
+        "p_target": s.p_target,
+        "c_miss": s.c_miss,
+        "c_fa": s.c_fa,
+    }
 
 
 def _evaluate_sections(cfg: ExperimentConfig) -> object:
@@ -146,7 +153,10 @@ def _tv_sections(cfg: ExperimentConfig) -> object:
 def _caltv_sections(cfg: ExperimentConfig) -> object:
     # the held-out extractors exist only for the calibration: changing p_target does not
     # retrain them, turning the calibration on does
-    return {"calibrate": cfg.scoring.calibrate}
+    return {
+        "calibrate": cfg.scoring.calibrate,
+        "calibration_trials": cfg.scoring.calibration_trials,
+    }
 
 
 def _backend_sections(cfg: ExperimentConfig) -> object:
@@ -529,7 +539,7 @@ class Experiment(Workspace):
             self.force = False
         seconds = time.perf_counter() - t0
         self._invalidate_after(i)
-        self._write_record(i, outputs, info, seconds, inputs, mem.peak_mib)
+        self._write_record(i, outputs, info, seconds, inputs, mem)
         log.debug("stage %d %s: done in %.1f s", i, st.name, seconds)
         return StageOutcome(i, st.name, "ran", seconds, reason)
 
@@ -547,7 +557,7 @@ class Experiment(Workspace):
         info: dict[str, Any],
         seconds: float,
         inputs: dict[str, str],
-        peak_mib: float,
+        mem: StageMemory,
     ) -> None:
         (self.out / "stages").mkdir(parents=True, exist_ok=True)
         name = self.stage_names[index - 1]
@@ -562,7 +572,8 @@ class Experiment(Workspace):
                 "outputs": list(outputs),
                 "inputs": inputs,
                 "seconds": round(seconds, 3),
-                "peak_rss_mib": round(peak_mib, 1),
+                "peak_rss_mib": round(mem.peak_mib, 1),
+                "used_mib": None if mem.used_mib is None else round(mem.used_mib, 1),
                 "finished": _now(),
                 "info": info,
             },

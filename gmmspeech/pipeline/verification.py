@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from ..calibration import LogisticCalibration
+from ..enroltrials import enrol_folds, enrolment_folds
 from ..errors import ConfigError, DataError
 from ..featstore import FeatureStore
 from ..gmm import DiagGMM
+from ..heldoutcohort import CohortOptions, heldout_normalize
 from ..metrics import act_dcf, summary
 from ..norm import cohort_normalize
 from ..prepare import read_enroll_list, single_utterance_models, split_verification
@@ -31,7 +33,6 @@ from .backgroundtrials import (
     split_background,
 )
 from .common import extract_stage, report_stage
-from .heldoutcohort import CohortOptions, heldout_normalize
 from .report import plot_det_file, write_json
 from .workspace import StageResult, Workspace, _present
 
@@ -187,17 +188,9 @@ def _cohort_normalize(
     ws: Workspace, keys: list[tuple[str, str]], values: np.ndarray
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Normalise the target trials with cohort scores from UBMs that have not seen the
-    cohort (:mod:`.heldoutcohort`)."""
+    cohort (:mod:`gmmspeech.heldoutcohort`)."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
-    opts = _cohort_options(ws)
-    with (
-        ws.store("background") as cstore,
-        ws.store("test") as tstore,
-        ws.store("enroll") as estore,
-    ):
-        background, _ = _present(ws.datadir("background").spk2utt, cstore)
-        cohort = _cohort(ws, cstore)
+    with ws.store("test") as tstore, ws.store("enroll") as estore:
         enrolment = ws.datadir("enroll").enrolment
         spk2utt = {m: enrolment[m] for m in sorted({k[0] for k in keys})}
 
@@ -206,15 +199,12 @@ def _cohort_normalize(
                 ubm_g, estore, spk2utt, relevance_factor=e.relevance_factor, adapt=e.adapt
             )
 
-        normed = heldout_normalize(
-            s.norm, values, keys, top_n=s.top_n, ubm=ubm_, enrol=enrol, test_features=tstore,
-            store=cstore, background=background, cohort=cohort, opts=opts,
-        )  # fmt: skip
+        normed, cohort = _heldout_normalize(ws, keys, values, enrol, tstore)
     info: dict[str, Any] = {
         "norm": s.norm,
         "cohort_speakers": len(cohort),
         "cohort_utterances": sum(len(x) for x in cohort.values()),
-        "cohort_utterances_per_model": opts.enroll_utts,
+        "cohort_utterances_per_model": _per_model(ws),
         "cohort_ubm": "held out",
     }
     tar = _labels(ws, keys)
@@ -222,6 +212,29 @@ def _cohort_normalize(
         info["nontarget_mean"] = round(float(normed[~tar].mean()), 4)
         info["nontarget_std"] = round(float(normed[~tar].std()), 4)
     return normed, info
+
+
+def _heldout_normalize(
+    ws: Workspace,
+    keys: list[tuple[str, str]],
+    values: np.ndarray,
+    enrol: Callable[[DiagGMM], SpeakerModels],
+    test_features: Mapping[str, np.ndarray],
+) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """``values`` of the pairs ``keys`` normalised (``scoring.norm``) with the background
+    cohort scored under held-out UBMs; ``enrol(ubm)`` gives the pairs' models from a UBM.
+    Also returns the cohort."""
+    s = ws.cfg.scoring
+    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    with ws.store("background") as cstore:
+        background, _ = _present(ws.datadir("background").spk2utt, cstore)
+        cohort = _cohort(ws, cstore)
+        normed = heldout_normalize(
+            s.norm, values, keys, top_n=s.top_n, ubm=ubm_, enrol=enrol,
+            test_features=test_features, store=cstore, background=background, cohort=cohort,
+            opts=_cohort_options(ws),
+        )  # fmt: skip
+    return normed, cohort
 
 
 def _labels(ws: Workspace, keys: Sequence[tuple[str, str]]) -> np.ndarray:
@@ -241,12 +254,16 @@ def calibrate(ws: Workspace) -> StageResult:
     ``scoring.p_target`` is fitted on those trials (``calibration/``) and applied to
     ``scores/scores.txt``. It is replaced by the identity, with a warning, when it makes the
     actDCF of its own trials worse, or when the background models are enrolled on a very
-    different amount of speech than the targets (their scores are on another scale).
+    different amount of speech than the targets (their scores are on another scale). With
+    ``scoring.calibration_trials: enroll`` the trials come from the enrolment set instead
+    (:func:`_enrolment_trials`).
     """
     s = ws.cfg.scoring
     if not s.calibrate:
         return [], {"calibrate": False}
     ws.path("calibration").mkdir(parents=True, exist_ok=True)
+    if s.calibration_trials == "enroll":
+        return _enrolment_trials(ws)
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
     parts: list[tuple[TrialList, np.ndarray]] = []
     target_frames = _target_enrol_frames(ws)
@@ -266,7 +283,52 @@ def calibrate(ws: Workspace) -> StageResult:
     return fit_calibration(
         ws,
         parts,
-        info={"groups": len(groups), "models": n_models, **extra},
+        info={"source": "background", "groups": len(groups), "models": n_models, **extra},
+        mismatch=lambda cal: fallback_if_mismatched(cal, median, target_frames),
+    )
+
+
+def _enrolment_trials(ws: Workspace) -> StageResult:
+    """Stage 7 with ``scoring.calibration_trials: enroll``: the trials of a cross-validation
+    over the target models' enrolment utterances (:mod:`gmmspeech.enroltrials`), scored with
+    the UBM and normalised as the target trials are; then :func:`fit_calibration`."""
+    s, e = ws.cfg.scoring, ws.cfg.enroll
+    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    en = ws.datadir("enroll")
+    with ws.store("enroll") as store:
+        model2utt, _ = _present(en.enrolment, store)
+        try:
+            folds = enrolment_folds(model2utt, en.utt2spk)
+        except DataError as exc:
+            raise DataError(
+                f"{ws.path('data/enroll')}: scoring.calibration_trials: {exc}"
+            ) from None
+
+        def enrol(ubm_g: DiagGMM) -> SpeakerModels:
+            return enrol_folds(
+                ubm_g, store, folds, relevance_factor=e.relevance_factor, adapt=e.adapt
+            )
+
+        trials = folds.trials
+        with ws.engine() as engine:
+            values = score_trials(
+                ubm_, enrol(ubm_), store, trials, engine=engine, method=s.method,
+                top_c=s.top_c, progress=ws.progress,
+            )  # fmt: skip
+        if s.norm != "none":
+            values, _ = _heldout_normalize(ws, list(trials.pairs), values, enrol, store)
+        frames = [sum(store.num_frames(u) for u in us) for us in folds.models.values()]
+    median, target_frames = float(np.median(frames)), _target_enrol_frames(ws)
+    info = {
+        "source": "enroll", "folds": folds.n_folds, "models": len(folds.models),
+        "utterances_per_model": float(np.median([len(u) for u in folds.models.values()])),
+        "enrol_frames": median, "target_enrol_frames": target_frames,
+    }  # fmt: skip
+    log.info("calibration: %d folds over the enrolment utterances", folds.n_folds)
+    return fit_calibration(
+        ws,
+        [(trials, values)],
+        info=info,
         mismatch=lambda cal: fallback_if_mismatched(cal, median, target_frames),
     )
 
@@ -309,6 +371,16 @@ def fit_calibration(
         )
     cal = LogisticCalibration(prior=s.p_target).fit(values, trials.is_target)
     fitted = {"fitted_slope": cal.slope_, "fitted_offset": cal.offset_}
+    # no finite maximum of the likelihood: the slope is where the solver stopped
+    separable = bool(values[trials.is_target].min() > values[~trials.is_target].max())
+    if separable:
+        log.warning(
+            "calibration: every target score of the %d calibration trials is above every "
+            "non-target one, so the fit has no finite optimum (slope %.3g where the solver "
+            "stopped): the calibrated LLRs are over-confident; more trials would help",
+            len(trials),
+            cal.slope_,
+        )
     costs = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
     check = fallback_if_worse(cal, values, trials.is_target, costs)
     if check["fallback"] is None and mismatch is not None:
@@ -322,10 +394,11 @@ def fit_calibration(
     write_scores(ws.path("scores/calibrated.txt"), [k[0] for k in keys], [k[1] for k in keys], llr)
     record = {
         "calibrate": True,
-        **info,
         "utterances_per_model": _per_model(ws),
+        **info,
         "trials": len(trials),
         "target_trials": int(trials.is_target.sum()),
+        "separable": separable,
         **fitted,
         "slope": cal.slope_,
         "offset": cal.offset_,
@@ -382,18 +455,19 @@ def fallback_if_worse(
 def fallback_if_mismatched(
     cal: LogisticCalibration, frames: float, target_frames: float
 ) -> dict[str, Any]:
-    """Set ``cal`` to the identity, with a warning, when the background models (median
-    ``frames`` enrolment frames) are enrolled on a very different amount of speech than the
-    targets (``target_frames``; :func:`.backgroundtrials.enrolment_mismatch`)."""
+    """Set ``cal`` to the identity, with a warning, when the models of the calibration trials
+    (median ``frames`` enrolment frames) are enrolled on a very different amount of speech
+    than the targets (``target_frames``; :func:`.backgroundtrials.enrolment_mismatch`)."""
     ratio = enrolment_mismatch(frames, target_frames)
     if ratio is None:
         return {}
     log.warning(
-        "calibration: the background models are enrolled on %.0f frames (median) and the "
-        "target models on %.0f (ratio %.2f): their scores are on another scale, so a "
-        "calibration fitted on them does not transfer; not calibrating: "
+        "calibration: the models of the calibration trials are enrolled on %.0f frames "
+        "(median) and the target models on %.0f (ratio %.2f): their scores are on another "
+        "scale, so a calibration fitted on them does not transfer; not calibrating: "
         "scores/calibrated.txt keeps the scores as they are (give the background speakers "
-        "several utterances each, or set scoring.calibrate: false)",
+        "several utterances each, or set scoring.calibration_trials: enroll, or scoring.calibrate: "
+        "false)",
         frames,
         target_frames,
         ratio,

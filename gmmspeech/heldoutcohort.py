@@ -5,10 +5,12 @@ utterances better than unseen ones, so a target model's scores against them (the
 are lower than against unseen impostors, and cohort models adapted from it score lower too
 (the T side). The cohort statistics are then too low, and S-normalised non-target scores
 centre above 0 (0.45 on Arabic Speech Commands). As for the calibration trials
-(:mod:`.backgroundtrials`), the cohort is split into groups, and the cohort scores of a group
-are computed with :func:`~.backgroundtrials.heldout_ubm`, the UBM re-estimated without that
-group's frames, and with the trials' models enrolled again from it, so that model, UBM and
-cohort stand as the target models, the UBM and the unseen test utterances do.
+(:mod:`gmmspeech.pipeline.backgroundtrials`), the cohort is split into groups, and the
+cohort scores of a group are computed with :func:`heldout_ubm`, the UBM re-estimated
+without that group's frames, and with the trials' models enrolled again from it, so that
+model, UBM and cohort stand as the target models, the UBM and the unseen test utterances
+do. Used by the pipeline's normalize and calibrate stages and by ``gmmspeech score
+--heldout-ubm``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,40 @@ from typing import Any
 
 import numpy as np
 
-from ..featstore import FeatureStore
-from ..gmm import DiagGMM
-from ..norm import CohortScores, cohort_matrices, log_top_n, normalize
-from ..speakermodels import SpeakerModels
-from .backgroundtrials import heldout_ubm, speaker_groups
+from .em import Chunked, accumulate_shard, estimate
+from .featstore import FeatureStore
+from .gmm import DiagGMM
+from .norm import CohortScores, cohort_matrices, log_top_n, normalize
+from .speakermodels import SpeakerModels
 
 log = logging.getLogger(__name__)
+
+#: Groups of speakers held out from the UBM in turn (the cohort here, the background
+#: speakers of the calibration trials in :mod:`gmmspeech.pipeline.backgroundtrials`).
+GROUPS = 2
+
+
+def speaker_groups(speakers: Sequence[str], n_groups: int = GROUPS) -> list[list[str]]:
+    """``n_groups`` groups of the sorted speakers, dealt in turn (sizes differ by <= 1)."""
+    ordered = sorted(speakers)
+    return [ordered[g::n_groups] for g in range(n_groups)]
+
+
+def heldout_ubm(
+    ubm: DiagGMM, frames: Chunked, *, min_count: float, min_weight: float, chunk_size: int
+) -> DiagGMM:
+    """The UBM re-estimated on ``frames`` only: one E-step under ``ubm``, one M-step.
+
+    Starting from the trained UBM, one EM step on the frames of the other speakers moves
+    it most of the way to a UBM that never saw the left-out ones, at the cost of one pass.
+    """
+    stats = accumulate_shard(frames, (ubm, chunk_size))
+    floor = ubm.var_floor if ubm.var_floor is not None else ubm.variances.min(axis=0)
+    w, m, v, _ = estimate(
+        stats, var_floor=floor, min_count=min_count, min_weight=min_weight, split_epsilon=0.5
+    )
+    out = DiagGMM(w, m, v, var_floor=ubm.var_floor)
+    return out
 
 
 @dataclass
@@ -82,7 +111,7 @@ def heldout_cohort_scores(
     -------
     model_cohort, test_cohort, cohort_cohort
         As :func:`gmmspeech.norm.cohort_matrices` with the cohort in the order of the
-        groups (:func:`~.backgroundtrials.speaker_groups`); ``cohort_cohort`` is NaN
+        groups (:func:`speaker_groups`); ``cohort_cohort`` is NaN
         between groups (only scored within a group, under that group's UBM).
     """
     groups = [g for g in speaker_groups(list(cohort)) if g]
@@ -172,4 +201,11 @@ def _join(parts: list[CohortScores]) -> CohortScores:
     )
 
 
-__all__ = ["CohortOptions", "heldout_cohort_scores", "heldout_normalize"]
+__all__ = [
+    "GROUPS",
+    "CohortOptions",
+    "heldout_cohort_scores",
+    "heldout_normalize",
+    "heldout_ubm",
+    "speaker_groups",
+]
