@@ -71,9 +71,10 @@ class Precomputed:
 
 @dataclass
 class Accumulators:
-    """E-step accumulators (float64; ``c`` and ``a`` Fortran-ordered so BLAS adds in place).
+    """E-step accumulators (float64, in layouts BLAS adds into in place).
 
-    ``c`` (K, Rp): ``sum_u N_uk E[w w']_u`` in RFP storage; ``a`` (K*D, R): ``sum_u F_u w_u'``;
+    ``c`` (K, Rp), C-ordered: ``sum_u N_uk E[w w']_u`` in RFP storage, a contiguous row per
+    component for the M-step; ``a`` (K*D, R), Fortran-ordered: ``sum_u F_u w_u'``;
     ``m`` (Rp,): ``sum_u E[w w']_u`` (RFP); ``aux``: ``sum_u 0.5 (b_u' w_u - log det L_u)``.
     """
 
@@ -86,7 +87,7 @@ class Accumulators:
     @classmethod
     def zeros(cls, kd: int, k: int, r: int) -> Accumulators:
         rp = r * (r + 1) // 2
-        return cls(0, np.zeros((k, rp), order="F"), np.zeros((kd, r), order="F"), np.zeros(rp), 0.0)
+        return cls(0, np.zeros((k, rp)), np.zeros((kd, r), order="F"), np.zeros(rp), 0.0)
 
     def __add__(self, o: Accumulators) -> Accumulators:
         return Accumulators(
@@ -98,8 +99,9 @@ class Accumulators:
     ) -> None:
         """Add a batch in place: two GEMMs with beta = 1 (no (K, Rp) temporary)."""
         f2 = f.reshape(f.shape[0], -1)
-        # C-ordered (b, x) arrays are Fortran (x, b) ones: pass them transposed, no copies
-        self.c = blas.dgemm(1.0, n.T, second.T, beta=1.0, c=self.c, trans_b=1, overwrite_c=1)
+        # C-ordered (b, x) arrays are Fortran (x, b) ones: pass them transposed, no copies;
+        # c (K, Rp) C-ordered is c' (Rp, K) Fortran-ordered = second' n
+        self.c = blas.dgemm(1.0, second.T, n.T, beta=1.0, c=self.c.T, trans_b=1, overwrite_c=1).T
         self.a = blas.dgemm(1.0, f2.T, w.T, beta=1.0, c=self.a, trans_b=1, overwrite_c=1)
         self.m += second.sum(axis=0)
         self.aux += float(aux.sum())
@@ -122,9 +124,13 @@ def precompute(t: np.ndarray, var: np.ndarray) -> Precomputed:
     return Precomputed(ts.reshape(k * d, r), packed, layout)
 
 
-def build_precisions(n: np.ndarray, pre: Precomputed) -> np.ndarray:
-    """``L_u = I + sum_k N_uk P_k`` of a batch in RFP storage, (b, Rp), as ONE product ``N @ P``."""
-    lp = n @ pre.packed
+def build_precisions(n: np.ndarray, pre: Precomputed, out: np.ndarray | None = None) -> np.ndarray:
+    """``L_u = I + sum_k N_uk P_k`` of a batch in RFP storage, (b, Rp), as ONE product ``N @ P``.
+
+    ``out``: a reusable (at least b, Rp) buffer; a fresh 100 MB array per batch costs its
+    page faults again.
+    """
+    lp = np.matmul(n, pre.packed, out=None if out is None else out[: n.shape[0]])
     lp[:, pre.layout.diag] += 1.0
     return lp
 
@@ -184,20 +190,32 @@ def _parallel(fn: Callable[[int], None], n: int) -> None:
 
 
 def estep_batch(
-    n: np.ndarray, f: np.ndarray, pre: Precomputed, want_second: bool
+    n: np.ndarray,
+    f: np.ndarray,
+    pre: Precomputed,
+    want_second: bool,
+    buf: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """``w``, the RFP ``E[w w']`` (or None) and ``aux`` of a batch: see :func:`solve_precisions`."""
+    """``w``, the RFP ``E[w w']`` (or None; a view of ``buf`` when given) and ``aux`` of a
+    batch: see :func:`solve_precisions`."""
     lin = linear_terms(f, pre)
-    return solve_precisions(build_precisions(n, pre), lin, pre.layout, want_second)
+    return solve_precisions(build_precisions(n, pre, buf), lin, pre.layout, want_second)
+
+
+def _buffer(buf: np.ndarray | None, b: int, pre: Precomputed) -> np.ndarray:
+    """``buf``, or a larger one when a batch of ``b`` does not fit."""
+    return buf if buf is not None and buf.shape[0] >= b else np.empty((b, pre.layout.size))
 
 
 def _estep_task(shard: list[Any], pre: Precomputed) -> Accumulators:
     """Map task: E-step accumulators of a shard (a list of batches of utterances)."""
     kd, r = pre.ts.shape
     acc = Accumulators.zeros(kd, pre.packed.shape[0], r)
+    buf: np.ndarray | None = None
     for task in shard:
         n, f = load_task(task)
-        w, second, aux = estep_batch(n, f, pre, True)
+        buf = _buffer(buf, n.shape[0], pre)
+        w, second, aux = estep_batch(n, f, pre, True, buf)
         assert second is not None
         acc.add_batch(n, f, w, second, aux)
     return acc
@@ -205,9 +223,11 @@ def _estep_task(shard: list[Any], pre: Precomputed) -> Accumulators:
 
 def _transform_task(shard: list[Any], pre: Precomputed) -> np.ndarray:
     out = []
+    buf: np.ndarray | None = None
     for task in shard:
         n, f = load_task(task)
-        out.append(estep_batch(n, f, pre, False)[0])
+        buf = _buffer(buf, n.shape[0], pre)
+        out.append(estep_batch(n, f, pre, False, buf)[0])
     return np.concatenate(out)
 
 
@@ -229,7 +249,7 @@ def m_step(acc: Accumulators, old: np.ndarray, min_divergence: bool) -> np.ndarr
     kept: list[int] = []
 
     def one(j: int) -> None:
-        cj = np.ascontiguousarray(acc.c[j])
+        cj = acc.c[j].copy()
         if pftrf(cj, r) != 0:
             kept.append(j)
             return
@@ -242,7 +262,8 @@ def m_step(acc: Accumulators, old: np.ndarray, min_divergence: bool) -> np.ndarr
     if kept:
         log.warning("TV M-step: %d component(s) without data kept their T_k", len(kept))
     if min_divergence:
-        g = np.linalg.cholesky(layout.full(acc.m) / acc.n)
+        with blas_threads(1):  # one R x R factor: OpenBLAS's threads took 0.57 s on it
+            g = np.linalg.cholesky(layout.full(acc.m) / acc.n)
         t = (t.reshape(k * d, r) @ g).reshape(old.shape)
     return t
 

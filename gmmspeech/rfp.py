@@ -17,6 +17,7 @@ factorisations on several threads run in parallel.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,9 +34,9 @@ _capsule_pointer.restype = ctypes.c_void_p
 _capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
 
 
-def _routine(name: str, n_args: int) -> ctypes._CFuncPtr:
+def _routine(name: str, n_args: int) -> Callable[..., None]:
     """A LAPACK routine of scipy's, as a ctypes function (all arguments by pointer)."""
-    cap = cython_lapack.__pyx_capi__[name]  # type: ignore[attr-defined]
+    cap = cython_lapack.__pyx_capi__[name]
     address = _capsule_pointer(cap, _capsule_name(cap))
     return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n_args))(address)
 

@@ -113,10 +113,11 @@ def _split(tv: TotalVariability, src: SyntheticStats) -> dict[str, float]:
     t["precompute"] = time.perf_counter() - t0
     kd, r = pre.ts.shape
     acc = Accumulators.zeros(kd, pre.packed.shape[0], r)
+    buf = np.empty((tv.batch_size, pre.layout.size))
     for task in src.tasks(tv.batch_size):
         n, f = load_task(task)
         t0 = time.perf_counter()
-        lp = build_precisions(n, pre)
+        lp = build_precisions(n, pre, buf)
         t1 = time.perf_counter()
         lin = linear_terms(f, pre)
         t2 = time.perf_counter()
