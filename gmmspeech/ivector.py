@@ -6,13 +6,14 @@ first-order statistics ``F_k = sum_t g_tk (x_t - m_k)`` are explained by a low-r
 
     L = I + sum_k N_k T_k' S_k^-1 T_k,    w = L^-1 sum_k T_k' S_k^-1 F_k.
 
-The E-step is batched: ``P_k = T_k' S_k^-1 T_k`` is computed once per iteration and kept as
-packed upper triangles ``(K, R(R+1)/2)``, so the precisions of ``b`` utterances are ONE matrix
-product ``N (b, K) @ P``. Each ``L`` is Cholesky-factored (LAPACK potrf); the M-step needs
-``L^-1`` itself, which potri gives from the factor. The M-step accumulators are float64:
-``C_k = sum_u N_uk (L_u^-1 + w_u w_u')`` (packed, again one product) and
-``A = sum_u F_u w_u'``; then ``T_k = A_k C_k^-1`` per component. The optional
-minimum-divergence step re-scales ``T`` by the Cholesky factor of the mean ``E[w w']``.
+The E-step is batched: ``P_k = T_k' S_k^-1 T_k`` is computed once per iteration and kept in
+LAPACK's rectangular full packed storage (:mod:`.rfp`, ``(K, R(R+1)/2)``), so the precisions
+of ``b`` utterances are ONE matrix product ``N (b, K) @ P`` whose rows LAPACK factors in place
+(pftrf), on threads that run in parallel. The M-step needs ``L^-1`` itself, which pftri gives
+from the factor, in the same storage. The M-step accumulators are float64:
+``C_k = sum_u N_uk (L_u^-1 + w_u w_u')`` (again one product) and ``A = sum_u F_u w_u'``; then
+``T_k = A_k C_k^-1`` per component. The optional minimum-divergence step re-scales ``T`` by the
+Cholesky factor of the mean ``E[w w']``.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from typing import Any
 
 import h5py
 import numpy as np
-import scipy.linalg
-from scipy.linalg import blas, lapack
+from scipy.linalg import blas
 from threadpoolctl import threadpool_info
 
 from .atomic import atomic_path
@@ -37,6 +37,7 @@ from .errors import DataError, ModelFormatError, ModelMismatchError
 from .gmm import DiagGMM
 from .h5io import from_json, open_checked, read_array, to_json, write_header
 from .provenance import check_feature_config
+from .rfp import RfpLayout, pftrf, pftri, pftrs, rfp_layout, sfrk
 from .speakermodels import ubm_fingerprint
 from .uttstats import (
     StatsSource,
@@ -60,16 +61,21 @@ class Precomputed:
     """Per-iteration quantities shared by every E-step task."""
 
     ts: np.ndarray  # (K*D, R): S^-1 T, stacked
-    packed: np.ndarray  # (K, Rp): upper triangles of T_k' S_k^-1 T_k, Rp = R(R+1)/2
-    rank: int
+    packed: np.ndarray  # (K, Rp): T_k' S_k^-1 T_k in RFP storage, Rp = R(R+1)/2
+    layout: RfpLayout
+
+    @property
+    def rank(self) -> int:
+        return self.layout.rank
 
 
 @dataclass
 class Accumulators:
-    """E-step accumulators (float64, Fortran order so BLAS adds into them in place).
+    """E-step accumulators (float64, in layouts BLAS adds into in place).
 
-    ``c`` (K, Rp): ``sum_u N_uk E[w w']_u`` packed; ``a`` (K*D, R): ``sum_u F_u w_u'``;
-    ``m`` (Rp,): ``sum_u E[w w']_u``; ``aux``: ``sum_u 0.5 (b_u' w_u - log det L_u)``.
+    ``c`` (K, Rp), C-ordered: ``sum_u N_uk E[w w']_u`` in RFP storage, a contiguous row per
+    component for the M-step; ``a`` (K*D, R), Fortran-ordered: ``sum_u F_u w_u'``;
+    ``m`` (Rp,): ``sum_u E[w w']_u`` (RFP); ``aux``: ``sum_u 0.5 (b_u' w_u - log det L_u)``.
     """
 
     n: int
@@ -81,7 +87,7 @@ class Accumulators:
     @classmethod
     def zeros(cls, kd: int, k: int, r: int) -> Accumulators:
         rp = r * (r + 1) // 2
-        return cls(0, np.zeros((k, rp), order="F"), np.zeros((kd, r), order="F"), np.zeros(rp), 0.0)
+        return cls(0, np.zeros((k, rp)), np.zeros((kd, r), order="F"), np.zeros(rp), 0.0)
 
     def __add__(self, o: Accumulators) -> Accumulators:
         return Accumulators(
@@ -93,91 +99,84 @@ class Accumulators:
     ) -> None:
         """Add a batch in place: two GEMMs with beta = 1 (no (K, Rp) temporary)."""
         f2 = f.reshape(f.shape[0], -1)
-        # C-ordered (b, x) arrays are Fortran (x, b) ones: pass them transposed, no copies
-        self.c = blas.dgemm(1.0, n.T, second.T, beta=1.0, c=self.c, trans_b=1, overwrite_c=1)
+        # C-ordered (b, x) arrays are Fortran (x, b) ones: pass them transposed, no copies;
+        # c (K, Rp) C-ordered is c' (Rp, K) Fortran-ordered = second' n
+        self.c = blas.dgemm(1.0, second.T, n.T, beta=1.0, c=self.c.T, trans_b=1, overwrite_c=1).T
         self.a = blas.dgemm(1.0, f2.T, w.T, beta=1.0, c=self.a, trans_b=1, overwrite_c=1)
         self.m += second.sum(axis=0)
         self.aux += float(aux.sum())
         self.n += n.shape[0]
 
 
-def precompute(t: np.ndarray, var: np.ndarray, block: int = 32) -> Precomputed:
-    """``S^-1 T`` and the packed ``T_k' S_k^-1 T_k`` of a model ``T`` (K, D, R)."""
+def precompute(t: np.ndarray, var: np.ndarray) -> Precomputed:
+    """``S^-1 T`` and the RFP-stored ``T_k' S_k^-1 T_k`` of a model ``T`` (K, D, R)."""
     k, d, r = t.shape
-    ts = t / var[:, :, None]
-    iu0, iu1 = np.triu_indices(r)
-    packed = np.empty((k, iu0.size))
-    full = np.empty((min(block, k), r, r))  # blocks of components bound this temporary
-    for s in range(0, k, block):
-        e = min(s + block, k)
-        np.matmul(t[s:e].transpose(0, 2, 1), ts[s:e], out=full[: e - s])
-        packed[s:e] = full[: e - s, iu0, iu1]
-    return Precomputed(ts.reshape(k * d, r), packed, r)
+    layout = rfp_layout(r)
+    scaled = t / np.sqrt(var)[:, :, None]  # P_k = X_k' X_k with X_k = S_k^-1/2 T_k
+    packed = np.empty((k, layout.size))
+
+    def one(j: int) -> None:
+        # scaled[j] (D, R) C-ordered is X_k' (R, D) Fortran-ordered: sfrk's A A'
+        sfrk(packed[j], r, scaled[j].T, beta=0.0)
+
+    _parallel(one, k)
+    ts = scaled / np.sqrt(var)[:, :, None]
+    return Precomputed(ts.reshape(k * d, r), packed, layout)
 
 
 def build_precisions(n: np.ndarray, pre: Precomputed, out: np.ndarray | None = None) -> np.ndarray:
-    """``L_u = I + sum_k N_uk P_k`` of a batch, shape (b, R, R), as ONE product ``N @ P``.
+    """``L_u = I + sum_k N_uk P_k`` of a batch in RFP storage, (b, Rp), as ONE product ``N @ P``.
 
-    Each packed row ``i`` (entries ``(i, i..R-1)``) is copied into row ``i`` of a C-ordered
-    matrix, a contiguous copy (fancy-index scattering was 70x slower). Only that upper
-    triangle is written: the transpose is a Fortran-ordered matrix whose LOWER triangle
-    LAPACK reads, so no copy is made. ``out`` is a reusable buffer of at least b matrices.
+    ``out``: a reusable (at least b, Rp) buffer; a fresh 100 MB array per batch costs its
+    page faults again.
     """
-    r = pre.rank
-    lp = n @ pre.packed
-    big = out[: n.shape[0]] if out is not None else np.empty((n.shape[0], r, r))
-    start = 0
-    for i in range(r):
-        big[:, i, i:] = lp[:, start : start + r - i]
-        big[:, i, i] += 1.0
-        start += r - i
-    return big
+    lp = np.matmul(n, pre.packed, out=None if out is None else out[: n.shape[0]])
+    lp[:, pre.layout.diag] += 1.0
+    return lp
+
+
+def linear_terms(f: np.ndarray, pre: Precomputed) -> np.ndarray:
+    """``sum_k T_k' S_k^-1 F_uk`` of a batch: (b, K, D) -> (b, R), C-ordered.
+
+    Written as ``(S^-1 T)' F'``: OpenBLAS ran ``F @ (S^-1 T)`` (a short, very deep product)
+    4x slower than this orientation of the same product.
+    """
+    return np.ascontiguousarray((pre.ts.T @ f.reshape(f.shape[0], -1).T).T)
 
 
 def solve_precisions(
-    big: np.ndarray, lin: np.ndarray, want_second: bool
+    lp: np.ndarray, lin: np.ndarray, layout: RfpLayout, want_second: bool
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Cholesky solves of a batch (``big`` is overwritten).
+    """Cholesky solves of a batch of RFP precisions ``lp`` (b, Rp), overwritten.
 
-    Returns ``w`` (b, R), the posterior means ``L^-1 lin``; ``second`` (b, R(R+1)/2) or
-    None, the packed ``E[w w'] = L^-1 + w w'`` (``L^-1`` by LAPACK potri from the factor);
-    ``aux`` (b,), ``0.5 (lin' w - log det L)``, the log-likelihoods up to a constant.
+    Returns ``w`` (b, R), the posterior means ``L^-1 lin``; ``second``, which is ``lp`` now
+    holding the RFP ``E[w w'] = L^-1 + w w'`` (``L^-1`` by LAPACK pftri from the factor), or
+    None; ``aux`` (b,), ``0.5 (lin' w - log det L)``, the log-likelihoods up to a constant.
     """
-    bsz, r = lin.shape
-    w = np.empty((bsz, r))
-    aux = np.empty(bsz)
+    r = layout.rank
+    w = lin.copy()
+    logdet = np.empty(lin.shape[0])
 
     def one(u: int) -> None:
-        # in place: big[u].T is Fortran-ordered, so potrf and potri overwrite big[u]
-        c, info = lapack.dpotrf(big[u].T, lower=1, overwrite_a=1)
-        if info != 0:
+        if pftrf(lp[u], r) != 0:
             raise DataError(f"utterance {u} of a batch: precision not positive definite")
-        w[u] = lapack.dpotrs(c, lin[u], lower=1)[0]
-        aux[u] = 0.5 * (lin[u] @ w[u]) - np.log(np.diag(c)).sum()
+        pftrs(lp[u], r, w[u])
+        logdet[u] = layout.log_det_factor(lp[u])
         if want_second:
-            lapack.dpotri(c, lower=1, overwrite_c=1)
+            pftri(lp[u], r)
+            sfrk(lp[u], r, w[u])
 
-    _parallel(one, bsz)
-    if not want_second:
-        return w, None, aux
-    # big[:, i, i:] now holds row i of each L^-1 (upper part): pack it by contiguous copies,
-    # outside the threads (fancy indexing would hold the GIL for most of the batch)
-    second = np.empty((bsz, r * (r + 1) // 2))
-    start = 0
-    for i in range(r):
-        seg = second[:, start : start + r - i]
-        np.multiply(w[:, i : i + 1], w[:, i:], out=seg)
-        seg += big[:, i, i:]
-        start += r - i
-    return w, second, aux
+    _parallel(one, lin.shape[0])
+    aux = 0.5 * np.einsum("ur,ur->u", lin, w) - 0.5 * logdet
+    return w, (lp if want_second else None), aux
 
 
 def _parallel(fn: Callable[[int], None], n: int) -> None:
     """``fn(i)`` for i < n on as many threads as BLAS may use, each with one BLAS thread.
 
     R x R factorisations are too small for OpenBLAS's threads (on a busy 2-core machine a
-    400 x 400 potrf + potri took 44 ms with 2 BLAS threads, 3.8 ms with 1); LAPACK releases
-    the GIL, so utterances (or components) go to Python threads instead.
+    400 x 400 potrf + potri took 44 ms with 2 BLAS threads, 3.8 ms with 1); the routines of
+    :mod:`.rfp` release the GIL, so utterances (or components) go to Python threads instead.
     """
     info = [i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "blas"]
     n_threads = int(max(info or [1]))
@@ -190,9 +189,22 @@ def _parallel(fn: Callable[[int], None], n: int) -> None:
                 list(pool.map(fn, range(n)))
 
 
-def linear_terms(f: np.ndarray, pre: Precomputed) -> np.ndarray:
-    """``sum_k T_k' S_k^-1 F_uk`` of a batch: (b, K, D) -> (b, R)."""
-    return f.reshape(f.shape[0], -1) @ pre.ts
+def estep_batch(
+    n: np.ndarray,
+    f: np.ndarray,
+    pre: Precomputed,
+    want_second: bool,
+    buf: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``w``, the RFP ``E[w w']`` (or None; a view of ``buf`` when given) and ``aux`` of a
+    batch: see :func:`solve_precisions`."""
+    lin = linear_terms(f, pre)
+    return solve_precisions(build_precisions(n, pre, buf), lin, pre.layout, want_second)
+
+
+def _buffer(buf: np.ndarray | None, b: int, pre: Precomputed) -> np.ndarray:
+    """``buf``, or a larger one when a batch of ``b`` does not fit."""
+    return buf if buf is not None and buf.shape[0] >= b else np.empty((b, pre.layout.size))
 
 
 def _estep_task(shard: list[Any], pre: Precomputed) -> Accumulators:
@@ -202,9 +214,8 @@ def _estep_task(shard: list[Any], pre: Precomputed) -> Accumulators:
     buf: np.ndarray | None = None
     for task in shard:
         n, f = load_task(task)
-        if buf is None or buf.shape[0] < n.shape[0]:
-            buf = np.empty((n.shape[0], r, r))
-        w, second, aux = solve_precisions(build_precisions(n, pre, buf), linear_terms(f, pre), True)
+        buf = _buffer(buf, n.shape[0], pre)
+        w, second, aux = estep_batch(n, f, pre, True, buf)
         assert second is not None
         acc.add_batch(n, f, w, second, aux)
     return acc
@@ -212,9 +223,11 @@ def _estep_task(shard: list[Any], pre: Precomputed) -> Accumulators:
 
 def _transform_task(shard: list[Any], pre: Precomputed) -> np.ndarray:
     out = []
+    buf: np.ndarray | None = None
     for task in shard:
         n, f = load_task(task)
-        out.append(solve_precisions(build_precisions(n, pre), linear_terms(f, pre), False)[0])
+        buf = _buffer(buf, n.shape[0], pre)
+        out.append(estep_batch(n, f, pre, False, buf)[0])
     return np.concatenate(out)
 
 
@@ -225,37 +238,32 @@ def _shards(tasks: list[Any], engine: Engine) -> list[list[Any]]:
     return [[tasks[i] for i in g] for g in np.array_split(np.arange(len(tasks)), n)]
 
 
-def _unpack(p: np.ndarray, r: int) -> np.ndarray:
-    out = np.zeros((r, r))
-    iu0, iu1 = np.triu_indices(r)
-    out[iu0, iu1] = p
-    out[iu1, iu0] = p
-    return out
-
-
 def m_step(acc: Accumulators, old: np.ndarray, min_divergence: bool) -> np.ndarray:
     """New ``T`` (K, D, R) from the accumulators: ``T_k = A_k C_k^-1`` per component.
 
     A component no utterance visits (``C_k`` not positive definite) keeps its old ``T_k``.
     """
     k, d, r = old.shape
-    a = acc.a.reshape(k, d, r)
+    layout = rfp_layout(r)
     t = old.copy()
     kept: list[int] = []
 
     def one(j: int) -> None:
-        try:
-            cf = scipy.linalg.cho_factor(_unpack(acc.c[j], r), lower=False, check_finite=False)
-        except np.linalg.LinAlgError:
+        cj = acc.c[j].copy()
+        if pftrf(cj, r) != 0:
             kept.append(j)
             return
-        t[j] = scipy.linalg.cho_solve(cf, a[j].T, check_finite=False).T
+        # A_k (D, R) C-ordered is A_k' (R, D) Fortran-ordered: solve C_k X = A_k' in place
+        x = np.ascontiguousarray(acc.a[j * d : (j + 1) * d])
+        pftrs(cj, r, x.T)
+        t[j] = x
 
     _parallel(one, k)
     if kept:
         log.warning("TV M-step: %d component(s) without data kept their T_k", len(kept))
     if min_divergence:
-        g = np.linalg.cholesky(_unpack(acc.m, r) / acc.n)
+        with blas_threads(1):  # one R x R factor: OpenBLAS's threads took 0.57 s on it
+            g = np.linalg.cholesky(layout.full(acc.m) / acc.n)
         t = (t.reshape(k * d, r) @ g).reshape(old.shape)
     return t
 
