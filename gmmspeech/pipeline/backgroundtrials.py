@@ -33,7 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import UBMConfig
 from ..engine import Engine
+from ..errors import DataError
 from ..featstore import FeatureStore
 from ..gmm import DiagGMM
 from ..heldoutcohort import GROUPS, heldout_ubm, speaker_groups
@@ -223,12 +225,46 @@ def score_background(
     return TrialList(model_ids, test_ids, is_target), matrix.reshape(-1), models
 
 
+def group_heldout_ubm(
+    ubm: DiagGMM,
+    store: FeatureStore,
+    spk2utt: Mapping[str, Sequence[str]],
+    group: Sequence[str],
+    ubm_config: UBMConfig,
+    where: object,
+) -> DiagGMM:
+    """:func:`heldout_ubm` without the speakers of one calibration ``group``: re-estimated
+    on the frames of every other background speaker of ``spk2utt``.
+
+    Raises
+    ------
+    DataError
+        Naming ``where`` (the background data dir) when the group has fewer than 2 speakers
+        or no other speaker is left: the calibration needs at least 4 background speakers.
+    """
+    inside = set(group)
+    others = [u for spk in sorted(spk2utt) if spk not in inside for u in spk2utt[spk]]
+    if len(group) < 2 or not others:
+        raise DataError(
+            f"{where}: calibration needs at least 4 background speakers with audio "
+            f"({len(spk2utt)} here); set scoring.calibrate: false"
+        )
+    return heldout_ubm(
+        ubm,
+        store.select(others),
+        min_count=ubm_config.min_count,
+        min_weight=ubm_config.min_weight,
+        chunk_size=ubm_config.chunk_size,
+    )
+
+
 __all__ = [
     "GROUPS",
     "BackgroundSplit",
     "Segments",
     "heldout_ubm",
     "enrolment_mismatch",
+    "group_heldout_ubm",
     "score_background",
     "speaker_groups",
     "split_background",

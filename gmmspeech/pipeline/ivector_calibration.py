@@ -35,7 +35,7 @@ from ..gmm import DiagGMM
 from ..ivector import IVectorSet, TotalVariability
 from ..trials import TrialList
 from ..uttstats import StatsFile, compute_stats
-from .backgroundtrials import BackgroundSplit, heldout_ubm, speaker_groups, split_background
+from .backgroundtrials import BackgroundSplit, group_heldout_ubm, speaker_groups, split_background
 from .ivector_cohort import normalize_trials
 from .ivector_stages import _fit_backend, new_tv, score_sets
 from .verification import _cohort, _per_model, fit_calibration
@@ -53,25 +53,16 @@ def caltv(ws: Workspace) -> StageResult:
     if ws.cfg.scoring.calibration_trials == "enroll":
         # the enrolment folds are scored by the extractor of the targets, which never saw them
         return [], {"calibration_trials": "enroll"}
-    u = ws.cfg.ubm
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
     outputs: list[str] = []
     held_out: list[dict[str, object]] = []
     with ws.store("background") as store:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
         for g, group in enumerate(speaker_groups(list(spk2utt)), 1):
-            inside = set(group)
-            others = [x for spk in sorted(spk2utt) if spk not in inside for x in spk2utt[spk]]
-            if len(group) < 2 or not others:
-                raise DataError(
-                    f"{ws.path('data/background')}: calibration needs at least 4 background "
-                    f"speakers with audio ({len(spk2utt)} here); set scoring.calibrate: false"
-                )
             log.info("calibration extractor %d: without %d speakers", g, len(group))
-            ubm_g = heldout_ubm(
-                ubm_, store.select(others), min_count=u.min_count, min_weight=u.min_weight,
-                chunk_size=u.chunk_size,
-            )  # fmt: skip
+            others = [x for spk in sorted(spk2utt) if spk not in set(group) for x in spk2utt[spk]]
+            where = ws.path("data/background")
+            ubm_g = group_heldout_ubm(ubm_, store, spk2utt, group, ws.cfg.ubm, where)
             model = new_tv(ws)
             # the statistics under ubm_g are only needed here: a temporary file, so that
             # memory does not grow with the background set

@@ -27,7 +27,7 @@ from ..speakermodels import SpeakerModels, enroll
 from ..trials import TrialList, read_trials, write_trials
 from .backgroundtrials import (
     enrolment_mismatch,
-    heldout_ubm,
+    group_heldout_ubm,
     score_background,
     speaker_groups,
     split_background,
@@ -486,21 +486,9 @@ def _group_trials(
     """Trials of one group of background speakers, scored with a UBM that has not seen them
     and normalised (when ``scoring.norm`` is set) with a cohort of the other speakers; also
     the enrolment frames of each of its models."""
-    s, e, u = ws.cfg.scoring, ws.cfg.enroll, ws.cfg.ubm
-    inside = set(group)
-    others = [x for spk in sorted(spk2utt) if spk not in inside for x in spk2utt[spk]]
-    if len(group) < 2 or not others:
-        raise DataError(
-            f"{ws.path('data/background')}: calibration needs at least 4 background speakers "
-            f"with audio ({len(spk2utt)} here); set scoring.calibrate: false"
-        )
-    ubm_g = heldout_ubm(
-        ubm_,
-        store.select(others),
-        min_count=u.min_count,
-        min_weight=u.min_weight,
-        chunk_size=u.chunk_size,
-    )
+    s, e = ws.cfg.scoring, ws.cfg.enroll
+    where = ws.path("data/background")
+    ubm_g = group_heldout_ubm(ubm_, store, spk2utt, group, ws.cfg.ubm, where)
     split = split_background({k: spk2utt[k] for k in group}, store, _per_model(ws))
     with ws.engine() as engine:
         trials, values, models = score_background(
@@ -515,7 +503,7 @@ def _group_trials(
         )
     if s.norm != "none":
         spk = {m: m for m in split.enroll}
-        cohort = _cohort(ws, store, {k for k in spk2utt if k not in inside})
+        cohort = _cohort(ws, store, {k for k in spk2utt if k not in set(group)})
         values = cohort_normalize(
             s.norm, values, trials.model_ids, trials.test_ids, ubm=ubm_g, models=models,
             test_features=split.features, cohort_features=store, cohort_spk2utt=cohort,
