@@ -2,8 +2,7 @@
 
 Each checks its values when built; a rule the library applies too (:func:`check_adapt`,
 :func:`check_relevance_factor`) is stated here once and called from both sides. ``to_dict``
-and ``config_hash`` (JSON form, hash) come from ``_configbase``; YAML is :mod:`.configio`.
-"""
+and ``config_hash`` come from ``_configbase``; YAML is :mod:`.configio`."""
 
 from __future__ import annotations
 
@@ -451,12 +450,9 @@ class ScoringConfig:
         Train a logistic-regression calibration on trials of the background speakers and
         report calibrated LLRs (verification).
     calibration_trials : {"background", "enroll"}
-        Where the calibration trials come from: the background speakers (each split into a
-        model and test utterances, scored with a UBM that has not seen them), or
-        cross-validation over the target models' enrolment utterances (each model enrolled
-        without one of them, which is tested against every model; the evaluation's test
-        utterances are never used). ``enroll`` is for backgrounds of one utterance per
-        speaker, whose half-utterance models score on another scale than the targets.
+        The background speakers (split into models and tests, scored with a UBM that has
+        not seen them), or folds of the targets' enrolment utterances (never the test ones;
+        :mod:`gmmspeech.enroltrials`), for backgrounds of one utterance per speaker.
     p_target, c_miss, c_fa : float
         Detection cost function parameters of minDCF; ``p_target`` is also the prior the
         calibration is trained for.

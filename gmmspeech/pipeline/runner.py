@@ -24,10 +24,9 @@ the stage's hash, its outputs, wall time and peak memory. The hash chains the co
 sections the stage reads with the hash of the stage before it, so changing e.g.
 ``scoring.norm`` reruns normalise, evaluate and report only. A stage is skipped when its
 record has the current hash, all its outputs exist and the input files it reads from outside
-the experiment (corpus audio, lists; see :mod:`gmmspeech.pipeline.inputs`) have the
-fingerprints recorded; a run killed anywhere therefore
-resumes at the stage it was in (feature extraction and UBM training also resume inside the
-stage). A stage that runs invalidates the records of the stages after it.
+the experiment (:mod:`gmmspeech.pipeline.inputs`) have the fingerprints recorded; a run
+killed anywhere resumes at the stage it was in (extraction and UBM training inside the
+stage too). A stage that runs invalidates the records of the stages after it.
 
 The folder is marked as an experiment by ``.gmmspeech/manifest.json``, which also lists
 the files that were in it before it became one (a folder holding other files is used only
