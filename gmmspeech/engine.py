@@ -12,13 +12,10 @@ functions and plain data (arrays, paths, dataclasses); workers open HDF5 files t
 BLAS threads are limited here and nowhere else: :func:`blas_threads` for loops in this
 process, the worker initialiser for process workers, a per-task limit on Dask.
 
-Process workers start from a *forkserver* that has already imported numpy, h5py and the
-feature front end (librosa's spectral stack costs about 1.3 s to import), so that cost is
-paid once per run, not once per worker; they live until :meth:`ProcessEngine.close`, and
-die with the process that made them: each watches a pipe whose only writing end that
-process holds, and exits when it closes (which the kernel does when the process dies,
-``kill -9`` included). A death signal from the kernel (``PR_SET_PDEATHSIG``) would not do:
-a worker's parent is the forkserver, which stays alive as long as any worker is.
+Process workers start from a *forkserver* that has imported numpy, h5py and librosa's
+spectral stack (about 1.3 s), once per run; they live until :meth:`ProcessEngine.close`
+and die with the process that made them: each watches a pipe whose only writing end that
+process holds (``PR_SET_PDEATHSIG`` would not do: a worker's parent is the forkserver).
 """
 
 from __future__ import annotations
@@ -30,7 +27,9 @@ import functools
 import logging
 import multiprocessing
 import os
+import statistics
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -99,14 +98,14 @@ def blas_thread_budget(
     Two runs that each start one BLAS thread per core on a machine with that many cores
     oversubscribe it, and OpenBLAS's spinning threads then slow both by an order of
     magnitude. So a run takes only the cores not already busy:
-    ``max(1, cpus - round(1-minute load average))``.
+    ``max(1, cpus - round(busy))``, with ``busy`` from :func:`busy_cores`.
 
     Parameters
     ----------
     cpus : int, optional
         Cores (default ``os.cpu_count()``).
     load : float, optional
-        Busy cores (default: the 1-minute load average; 0 where unknown).
+        Busy cores (default: :func:`busy_cores`).
     environ : mapping, optional
         The environment (default ``os.environ``).
 
@@ -121,11 +120,40 @@ def blas_thread_budget(
         return None
     n = cpus if cpus is not None else (os.cpu_count() or 1)
     if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (OSError, AttributeError):  # no load average (Windows)
-            load = 0.0
+        load = busy_cores()
     return max(1, min(n, n - round(load)))
+
+
+def busy_cores(samples: int = 5, interval: float = 0.02) -> float:
+    """Cores other work keeps busy: the lower of the 1-minute load average, which lags a
+    minute (a run started just after another ended would take one thread throughout), and
+    the running tasks now (:func:`procs_running` less this one; median of ``samples`` reads
+    ``interval`` s apart), which is noisy alone. 0 where neither is known."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average (Windows)
+        return 0.0
+    counts = []
+    for i in range(samples):
+        running = procs_running()
+        if running is None:
+            return load
+        counts.append(max(0, running - 1))
+        if i + 1 < samples:
+            time.sleep(interval)
+    return min(load, float(statistics.median(counts)))
+
+
+def procs_running(stat: str = "/proc/stat") -> int | None:
+    """Tasks running or runnable now (``procs_running`` of ``/proc/stat``), or None."""
+    try:
+        with open(stat, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("procs_running "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def cap_workers(n: int, what: str = "compute.n_workers") -> int:

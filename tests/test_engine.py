@@ -236,3 +236,36 @@ def test_pipeline_extraction_uses_worker_processes_whatever_the_backend(monkeypa
     assert extraction_compute(local, 0) == local  # the run's own process
     procs = ComputeConfig(backend="processes", n_workers=1)
     assert extraction_compute(procs, None) == procs  # the configured workers stand
+
+
+def test_procs_running_reads_the_kernel_count(tmp_path: Path) -> None:
+    from gmmspeech.engine import procs_running
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3 4\nctxt 99\nprocs_running 7\nprocs_blocked 0\n")
+    assert procs_running(str(stat)) == 7
+    stat.write_text("cpu  1 2 3 4\n")
+    assert procs_running(str(stat)) is None
+    assert procs_running(str(tmp_path / "missing")) is None
+
+
+def test_busy_cores_is_the_lower_of_the_lagging_load_and_the_running_tasks(monkeypatch) -> None:
+    import gmmspeech.engine as engine_mod
+
+    # a run that just ended still weighs 1.9 in the 1-minute average; nothing runs now but us
+    monkeypatch.setattr(engine_mod.os, "getloadavg", lambda: (1.9, 1.0, 0.5))
+    monkeypatch.setattr(engine_mod, "procs_running", lambda: 1)
+    assert engine_mod.busy_cores(interval=0.0) == 0.0
+    assert engine_mod.blas_thread_budget(cpus=2, environ={}) == 2
+    # another run's two threads are running now, the average has not caught up yet
+    monkeypatch.setattr(engine_mod.os, "getloadavg", lambda: (0.4, 0.1, 0.0))
+    monkeypatch.setattr(engine_mod, "procs_running", lambda: 3)
+    assert engine_mod.busy_cores(interval=0.0) == 0.4
+    # both agree: one core busy
+    monkeypatch.setattr(engine_mod.os, "getloadavg", lambda: (1.1, 1.0, 1.0))
+    reads = iter([2, 9, 2, 2, 1])  # one noisy read does not decide
+    monkeypatch.setattr(engine_mod, "procs_running", lambda: next(reads))
+    assert engine_mod.busy_cores(interval=0.0) == 1.0
+    # no /proc/stat: the load average alone
+    monkeypatch.setattr(engine_mod, "procs_running", lambda: None)
+    assert engine_mod.busy_cores(interval=0.0) == 1.1
