@@ -247,8 +247,8 @@ def load_audio(
 
 
 def audio_length(path: str | os.PathLike[str]) -> tuple[int, int] | None:
-    """``(frames, rate)`` from the file's header, or ``None`` if it declares no length
-    (an MP3 without a length header, which only decoding to the end can measure).
+    """``(frames, rate)`` from the file's header; for an MP3 without a length header, the
+    samples its frames hold (:func:`gmmspeech.mp3.scan_mp3`), which is what decoding gives.
 
     Raises
     ------
@@ -257,13 +257,14 @@ def audio_length(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     """
     p = Path(path)
     size, head, kind, mp3 = _probe(p)
-    if mp3 is not None and not mp3.has_length_header:
-        return None
     try:
         with _decoder_notes(p, kind):
             info = sf.info(str(p))
     except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
         raise _decode_error(p, size, head, kind, exc) from None
+    if mp3 is not None and not mp3.has_length_header:
+        # libsndfile's estimate is wrong here; the frame walk counted what decoding gives
+        return mp3.n_samples, int(info.samplerate)
     return int(info.frames), int(info.samplerate)
 
 
@@ -296,49 +297,50 @@ def iter_audio_blocks(
     """
     p = Path(path)
     size, head, kind, mp3 = _probe(p)
-    if mp3 is not None and not mp3.has_length_header:
-        yield load_audio(p, sample_rate)[0]
-        return
     shortfall = _wav_declared_shortfall(p, size) if kind == "WAV" else None
     if shortfall is not None:
         raise AudioError(
             f"{p}: truncated WAV file: its header declares {shortfall[0]} bytes of audio but "
             f"only {shortfall[1]} are present; re-copy the file"
         )
-    with _decoder_notes(p, kind):
+    with _decoder_notes(p, kind), contextlib.ExitStack() as stack:
         try:
-            snd = sf.SoundFile(str(p))
+            if mp3 is not None and not mp3.has_length_header:
+                snd = stack.enter_context(_piped_decoder(p, mp3.audio_start))
+                declared = 0  # the stream declares none; the frame walk vouched for it
+            else:
+                snd = stack.enter_context(sf.SoundFile(str(p)))
+                declared = int(snd.frames)
         except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
             raise _decode_error(p, size, head, kind, exc) from None
-        with snd:
-            rate, declared, fmt = int(snd.samplerate), int(snd.frames), str(snd.format)
-            out_rate = rate if sample_rate is None else int(sample_rate)
-            stream = None if out_rate == rate else soxr.ResampleStream(rate, out_rate, 1)
-            n_in = n_out = 0
-            last = False
-            while not last:
-                try:
-                    data = snd.read(block_frames, dtype="float32", always_2d=True)
-                except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
-                    raise _decode_error(p, size, head, kind, exc) from None
-                last = data.shape[0] < block_frames
-                mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-                bad = ~np.isfinite(mono)
-                if bad.any():
-                    first = n_in + int(np.argmax(bad))
-                    raise AudioError(
-                        f"{p}: NaN or infinite samples (first at sample {first}, "
-                        f"{first / rate:.3f} s); the file is corrupt, re-export it"
-                    )
-                n_in += mono.shape[0]
-                block = mono if stream is None else stream.resample_chunk(mono, last=last)
-                if last and stream is not None:
-                    want = int(np.ceil(n_in * float(out_rate) / rate)) - n_out
-                    block = np.concatenate(
-                        [block[:want], np.zeros(max(0, want - block.shape[0]), np.float32)]
-                    )
-                n_out += block.shape[0]
-                yield np.ascontiguousarray(block, dtype=np.float32)
+        rate, fmt = int(snd.samplerate), str(snd.format)
+        out_rate = rate if sample_rate is None else int(sample_rate)
+        stream = None if out_rate == rate else soxr.ResampleStream(rate, out_rate, 1)
+        n_in = n_out = 0
+        last = False
+        while not last:
+            try:
+                data = snd.read(block_frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
+                raise _decode_error(p, size, head, kind, exc) from None
+            last = data.shape[0] < block_frames
+            mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+            bad = ~np.isfinite(mono)
+            if bad.any():
+                first = n_in + int(np.argmax(bad))
+                raise AudioError(
+                    f"{p}: NaN or infinite samples (first at sample {first}, "
+                    f"{first / rate:.3f} s); the file is corrupt, re-export it"
+                )
+            n_in += mono.shape[0]
+            block = mono if stream is None else stream.resample_chunk(mono, last=last)
+            if last and stream is not None:
+                want = int(np.ceil(n_in * float(out_rate) / rate)) - n_out
+                block = np.concatenate(
+                    [block[:want], np.zeros(max(0, want - block.shape[0]), np.float32)]
+                )
+            n_out += block.shape[0]
+            yield np.ascontiguousarray(block, dtype=np.float32)
     if declared > 0 and n_in < declared - _SHORT_TOLERANCE:
         raise AudioError(
             f"{p}: truncated {kind or fmt} file: the header declares {declared} "
@@ -359,28 +361,33 @@ def _feed(path: Path, start: int, fd: int) -> None:
         pass  # the reader stopped (an error it reports itself)
 
 
-def _decode_to_end(path: Path, start: int) -> tuple[int, str, int, np.ndarray]:
-    """Decode an MPEG stream from byte ``start`` of ``path`` through a pipe, so that
-    libsndfile reads until the stream ends instead of stopping at its length estimate.
-
-    Returns ``(0, format, rate, data (n, channels) float32)``: 0 as the declared length,
-    since the stream declares none.
-    """
+@contextlib.contextmanager
+def _piped_decoder(path: Path, start: int) -> Iterator[sf.SoundFile]:
+    """A SoundFile decoding the MPEG stream from byte ``start`` of ``path`` through a pipe,
+    so that libsndfile reads until the stream ends instead of stopping at its length
+    estimate; the feeding thread is joined on exit."""
     r, w = os.pipe()
     feeder = threading.Thread(target=_feed, args=(path, start, w), daemon=True)
     feeder.start()
     try:
         with sf.SoundFile(r, closefd=False) as snd:
-            fmt, rate = str(snd.format), int(snd.samplerate)
-            blocks = []
-            while True:
-                blk = snd.read(1 << 16, dtype="float32", always_2d=True)
-                blocks.append(blk)
-                if blk.shape[0] < 1 << 16:
-                    break
+            yield snd
     finally:
         os.close(r)
         feeder.join()
+
+
+def _decode_to_end(path: Path, start: int) -> tuple[int, str, int, np.ndarray]:
+    """The whole stream of :func:`_piped_decoder`: ``(0, format, rate, data (n, channels)
+    float32)``, 0 as the declared length, since the stream declares none."""
+    with _piped_decoder(path, start) as snd:
+        fmt, rate = str(snd.format), int(snd.samplerate)
+        blocks = []
+        while True:
+            blk = snd.read(1 << 16, dtype="float32", always_2d=True)
+            blocks.append(blk)
+            if blk.shape[0] < 1 << 16:
+                break
     return 0, fmt, rate, np.concatenate(blocks)
 
 

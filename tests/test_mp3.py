@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gmmspeech.audio import load_audio
+from gmmspeech.audio import audio_length, iter_audio_blocks, load_audio
 from gmmspeech.errors import AudioError
 from gmmspeech.mp3 import id3v2_size, scan_mp3
 
@@ -112,3 +112,47 @@ def test_mp3_with_xing_header_keeps_its_exact_length(tmp_path: Path) -> None:
     sf.write(src, y0, RATE, format="MP3")
     y, _ = load_audio(src)
     assert y.shape[0] == y0.shape[0]
+
+
+@pytest.mark.parametrize("rate", [None, 8000])
+def test_tagged_mp3_without_xing_streams_in_blocks(
+    tagged_no_xing: tuple[Path, int], rate: int | None
+) -> None:
+    """The blockwise reader decodes a header-less MP3 through the same pipe as load_audio,
+    block by block (not the whole signal at once), and gives the same samples."""
+    path, n_frames = tagged_no_xing
+    assert audio_length(path) == (n_frames * 576, RATE)  # the walk's count, not the estimate
+    whole, _ = load_audio(path, rate)
+    blocks = list(iter_audio_blocks(path, rate, block_frames=4096))
+    assert len(blocks) > n_frames * 576 // 4096  # streamed, not one block
+    joined = np.concatenate(blocks)
+    assert joined.shape == whole.shape
+    if rate is None:
+        np.testing.assert_array_equal(joined, whole)
+    else:  # one soxr stream against soxr's one-shot resampler: the same filter
+        np.testing.assert_allclose(joined, whole, atol=2e-6)
+
+
+def test_long_header_less_mp3_takes_the_blockwise_extraction(
+    tagged_no_xing: tuple[Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A header-less MP3 longer than the blockwise threshold is extracted from blocks, and
+    its features equal the whole-signal ones."""
+    import gmmspeech.extraction_worker as worker
+    from gmmspeech.config import FeatureConfig
+    from gmmspeech.features import extract_features
+
+    path, _ = tagged_no_xing
+    monkeypatch.setattr(worker, "BLOCKWISE_SECONDS", 1.0)  # the 3-s file counts as long
+    read = []
+    original = worker.iter_audio_blocks
+    monkeypatch.setattr(
+        worker, "iter_audio_blocks", lambda *a, **k: read.append(a[0]) or original(*a, **k)
+    )
+    cfg = FeatureConfig()
+    res = worker.extract_one("u", str(path), cfg)
+    assert read == [str(path)]
+    got = res.features if isinstance(res.features, np.ndarray) else None
+    assert got is not None, res
+    want = extract_features(load_audio(path, cfg.sample_rate)[0], cfg.sample_rate, cfg)
+    np.testing.assert_allclose(got, want, atol=5e-5)
