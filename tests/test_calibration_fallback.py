@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-from test_pipeline import CONFIG, SR, voice
+from test_pipeline import CONFIG, make_single_utterance_corpus
 
 from gmmspeech import LogisticCalibration
 from gmmspeech.cli import main
@@ -64,14 +63,7 @@ def test_enrolment_mismatch_is_the_frame_ratio_beyond_a_factor_two_either_way(ca
 def test_run_with_one_utterance_background_speakers_does_not_calibrate(tmp_path: Path) -> None:
     # background: one 2 s utterance per speaker, so half-utterance models of about 1 s;
     # targets: enrolled on 4 utterances of 1 s each, four times as much speech
-    root = tmp_path / "corpus"
-    (root / "bg").mkdir(parents=True)
-    for s in range(6):
-        sf.write(root / "bg" / f"b{s}-0.wav", voice(s, 0, seconds=2.0), SR)
-    for s in range(4):
-        (root / "tg" / f"t{s}").mkdir(parents=True)
-        for u in range(8):
-            sf.write(root / "tg" / f"t{s}" / f"t{s}-{u}.wav", voice(6 + s, u), SR)
+    make_single_utterance_corpus(tmp_path / "corpus")
     (tmp_path / "exp.yaml").write_text(CONFIG.format(extra=""), encoding="utf-8")
     out = tmp_path / "exp"
     assert main(["run", str(tmp_path / "exp.yaml"), "--out", str(out), "--no-progress"]) == 0

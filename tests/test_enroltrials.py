@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-from test_pipeline import CONFIG, SR, make_corpus, voice
+from test_pipeline import CONFIG, make_corpus, make_single_utterance_corpus
 
 from gmmspeech import DiagGMM, enroll
 from gmmspeech.cli import main
@@ -111,22 +110,11 @@ def test_fold_models_equal_enroll_on_the_same_utterances() -> None:
             np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
-def _corpus(root: Path) -> None:
-    # background: one 2 s utterance per speaker (the LibriSpeech samples' case)
-    (root / "bg").mkdir(parents=True)
-    for s in range(6):
-        sf.write(root / "bg" / f"b{s}-0.wav", voice(s, 0, seconds=2.0), SR)
-    for s in range(4):
-        (root / "tg" / f"t{s}").mkdir(parents=True)
-        for u in range(8):
-            sf.write(root / "tg" / f"t{s}" / f"t{s}-{u}.wav", voice(6 + s, u), SR)
-
-
 @pytest.mark.parametrize("norm", ["none", "s"])
 def test_run_calibrates_on_enrolment_folds_without_test_utterances(
     tmp_path: Path, norm: str
 ) -> None:
-    _corpus(tmp_path / "corpus")
+    make_single_utterance_corpus(tmp_path / "corpus")
     extra = f"  norm: {norm}\n  calibration_trials: enroll\n"
     (tmp_path / "exp.yaml").write_text(CONFIG.format(extra=extra), encoding="utf-8")
     out = tmp_path / "exp"

@@ -38,6 +38,19 @@ def make_corpus(root: Path, n_bg: int = 6, n_tg: int = 4, n_utt: int = 4) -> Pat
     return root
 
 
+def make_single_utterance_corpus(root: Path) -> Path:
+    """Background speakers with one 2 s utterance each (the LibriSpeech samples' case) and 4
+    target speakers with 8 utterances of 1 s."""
+    (root / "bg").mkdir(parents=True)
+    for s in range(6):
+        sf.write(root / "bg" / f"b{s}-0.wav", voice(s, 0, seconds=2.0), SR)
+    for s in range(4):
+        (root / "tg" / f"t{s}").mkdir(parents=True)
+        for u in range(8):
+            sf.write(root / "tg" / f"t{s}" / f"t{s}-{u}.wav", voice(6 + s, u), SR)
+    return root
+
+
 CONFIG = """\
 name: synth
 task: verification
