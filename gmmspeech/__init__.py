@@ -22,87 +22,84 @@ _EXPORTS: dict[str, str] = {
     "ModelMismatchError": "errors",
     "ConvergenceWarning": "errors",
     # core model and training
-    "DiagGMM": "gmm",
-    "SufficientStats": "stats",
-    "accumulate": "stats",
-    "em_step": "ubm",
-    "train_ubm": "ubm",
+    "DiagGMM": "mixture.gmm",
+    "SufficientStats": "mixture.stats",
+    "accumulate": "mixture.stats",
+    "em_step": "mixture.ubm",
+    "train_ubm": "mixture.ubm",
     # configs: the dataclasses and the YAML layer
-    "UBMConfig": "config",
-    "EnrollConfig": "config",
-    "ScoringConfig": "config",
-    "ComputeConfig": "config",
-    "DataConfig": "config",
-    "ExperimentConfig": "config",
-    "load_config": "configio",
-    "ConfigSource": "configio",
+    "UBMConfig": "config.sections",
+    "EnrollConfig": "config.sections",
+    "ScoringConfig": "config.sections",
+    "ComputeConfig": "config.sections",
+    "DataConfig": "config.sections",
+    "ExperimentConfig": "config.sections",
+    "load_config": "config.loader",
+    "ConfigSource": "config.loader",
     # audio, features and data
-    "load_audio": "audio",
-    "FeatureConfig": "config",
-    "ExtractConfig": "config",
-    "extract_features": "features",
-    "DataDir": "datadir",
-    "scan_audio": "layout",
-    "split_speakers": "prepare",
-    "make_trials": "prepare",
-    "FeatureStore": "featstore",
-    "extract_to_store": "extraction",
+    "load_audio": "features.audio",
+    "FeatureConfig": "config.sections",
+    "ExtractConfig": "config.sections",
+    "extract_features": "features.frontend",
+    "DataDir": "corpus.datadir",
+    "scan_audio": "corpus.layout",
+    "split_speakers": "corpus.prepare",
+    "make_trials": "corpus.prepare",
+    "FeatureStore": "features.store",
+    "extract_to_store": "features.extraction",
     # where work runs
     "LocalEngine": "engine",
     "ProcessEngine": "engine",
     "DaskEngine": "engine",
     "make_engine": "engine",
     # speaker models, scoring and decisions
-    "map_adapt": "map",
-    "SpeakerModels": "speakermodels",
-    "enroll": "speakermodels",
-    "llr": "scoring",
-    "score_trials": "scoring",
-    "score_matrix": "scoring",
-    "TrialList": "trials",
-    "read_trials": "trials",
-    "read_scores": "scorefiles",
-    "write_scores": "scorefiles",
-    "align_scores": "scorefiles",
-    "znorm": "norm",
-    "tnorm": "norm",
-    "ztnorm": "norm",
-    "snorm": "norm",
-    "adaptive_snorm": "norm",
-    "LogisticCalibration": "calibration",
-    "eer": "metrics",
-    "min_dcf": "metrics",
-    "act_dcf": "metrics",
-    "cllr": "metrics",
-    "min_cllr": "metrics",
-    "det_curve": "metrics",
-    "identification_accuracy": "metrics",
-    "confusion_matrix": "metrics",
-    "plot_det": "plots",
-    "plot_score_histograms": "plots",
-    "GMMClassifier": "classifier",
+    "map_adapt": "mixture.map",
+    "SpeakerModels": "mixture.speakermodels",
+    "enroll": "mixture.speakermodels",
+    "llr": "decisions.scoring",
+    "score_trials": "decisions.scoring",
+    "score_matrix": "decisions.scoring",
+    "TrialList": "corpus.trials",
+    "read_trials": "corpus.trials",
+    "read_scores": "corpus.scorefiles",
+    "write_scores": "corpus.scorefiles",
+    "align_scores": "corpus.scorefiles",
+    "znorm": "decisions.norm",
+    "tnorm": "decisions.norm",
+    "ztnorm": "decisions.norm",
+    "snorm": "decisions.norm",
+    "adaptive_snorm": "decisions.norm",
+    "LogisticCalibration": "decisions.calibration",
+    "eer": "decisions.metrics",
+    "min_dcf": "decisions.metrics",
+    "act_dcf": "decisions.metrics",
+    "cllr": "decisions.metrics",
+    "min_cllr": "decisions.metrics",
+    "det_curve": "decisions.metrics",
+    "identification_accuracy": "decisions.metrics",
+    "confusion_matrix": "decisions.metrics",
+    "plot_det": "decisions.plots",
+    "plot_score_histograms": "decisions.plots",
+    "GMMClassifier": "decisions.classifier",
     # i-vectors and their back end
-    "UtteranceStats": "uttstats",
-    "utterance_stats": "uttstats",
-    "compute_stats": "uttstats",
-    "StatsSet": "uttstats",
-    "StatsFile": "uttstats",
-    "TotalVariability": "ivector",
-    "IVectorSet": "ivector",
-    "Backend": "backend",
-    "LDA": "backend",
-    "WCCN": "backend",
-    "PLDA": "backend",
-    "length_normalize": "backend",
-    "cosine_score": "backend",
+    "UtteranceStats": "ivector.stats",
+    "utterance_stats": "ivector.stats",
+    "compute_stats": "ivector.stats",
+    "StatsSet": "ivector.stats",
+    "StatsFile": "ivector.stats",
+    "TotalVariability": "ivector.tv",
+    "IVectorSet": "ivector.tv",
+    "Backend": "ivector.backend",
+    "LDA": "ivector.backend",
+    "WCCN": "ivector.backend",
+    "PLDA": "ivector.backend",
+    "length_normalize": "ivector.backend",
+    "cosine_score": "ivector.backend",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .audio import load_audio
-    from .backend import LDA, PLDA, WCCN, Backend, cosine_score, length_normalize
-    from .calibration import LogisticCalibration
-    from .classifier import GMMClassifier
-    from .config import (
+    from .config.loader import ConfigSource, load_config
+    from .config.sections import (
         ComputeConfig,
         DataConfig,
         EnrollConfig,
@@ -112,8 +109,26 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ScoringConfig,
         UBMConfig,
     )
-    from .configio import ConfigSource, load_config
-    from .datadir import DataDir
+    from .corpus.datadir import DataDir
+    from .corpus.layout import scan_audio
+    from .corpus.prepare import make_trials, split_speakers
+    from .corpus.scorefiles import align_scores, read_scores, write_scores
+    from .corpus.trials import TrialList, read_trials
+    from .decisions.calibration import LogisticCalibration
+    from .decisions.classifier import GMMClassifier
+    from .decisions.metrics import (
+        act_dcf,
+        cllr,
+        confusion_matrix,
+        det_curve,
+        eer,
+        identification_accuracy,
+        min_cllr,
+        min_dcf,
+    )
+    from .decisions.norm import adaptive_snorm, snorm, tnorm, znorm, ztnorm
+    from .decisions.plots import plot_det, plot_score_histograms
+    from .decisions.scoring import llr, score_matrix, score_trials
     from .engine import DaskEngine, LocalEngine, ProcessEngine, make_engine
     from .errors import (
         AudioError,
@@ -124,33 +139,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ModelFormatError,
         ModelMismatchError,
     )
-    from .extraction import extract_to_store
-    from .featstore import FeatureStore
-    from .features import extract_features
-    from .gmm import DiagGMM
-    from .ivector import IVectorSet, TotalVariability
-    from .layout import scan_audio
-    from .map import map_adapt
-    from .metrics import (
-        act_dcf,
-        cllr,
-        confusion_matrix,
-        det_curve,
-        eer,
-        identification_accuracy,
-        min_cllr,
-        min_dcf,
-    )
-    from .norm import adaptive_snorm, snorm, tnorm, znorm, ztnorm
-    from .plots import plot_det, plot_score_histograms
-    from .prepare import make_trials, split_speakers
-    from .scorefiles import align_scores, read_scores, write_scores
-    from .scoring import llr, score_matrix, score_trials
-    from .speakermodels import SpeakerModels, enroll
-    from .stats import SufficientStats, accumulate
-    from .trials import TrialList, read_trials
-    from .ubm import em_step, train_ubm
-    from .uttstats import StatsFile, StatsSet, UtteranceStats, compute_stats, utterance_stats
+    from .features.audio import load_audio
+    from .features.extraction import extract_to_store
+    from .features.frontend import extract_features
+    from .features.store import FeatureStore
+    from .ivector.backend import LDA, PLDA, WCCN, Backend, cosine_score, length_normalize
+    from .ivector.stats import StatsFile, StatsSet, UtteranceStats, compute_stats, utterance_stats
+    from .ivector.tv import IVectorSet, TotalVariability
+    from .mixture.gmm import DiagGMM
+    from .mixture.map import map_adapt
+    from .mixture.speakermodels import SpeakerModels, enroll
+    from .mixture.stats import SufficientStats, accumulate
+    from .mixture.ubm import em_step, train_ubm
 
 
 def __getattr__(name: str) -> Any:

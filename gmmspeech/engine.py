@@ -40,8 +40,8 @@ from typing import Any, Protocol
 
 from threadpoolctl import threadpool_limits
 
-from .config import BACKENDS, ComputeConfig
-from .configio import did_you_mean
+from .config.loader import did_you_mean
+from .config.sections import BACKENDS, ComputeConfig
 from .errors import ConfigError, GmmSpeechError, short_repr
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,9 @@ WORKER_PRELOAD = (
     "librosa.feature.spectral",
     "librosa.feature.utils",
     "librosa.filters",
-    "gmmspeech.extraction_worker",
-    "gmmspeech.stats",
-    "gmmspeech.scoring",
+    "gmmspeech.features.extraction_worker",
+    "gmmspeech.mixture.stats",
+    "gmmspeech.decisions.scoring",
 )
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

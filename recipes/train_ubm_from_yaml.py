@@ -32,7 +32,7 @@ from gmmspeech import (
     scan_audio,
     train_ubm,
 )
-from gmmspeech.config import ExperimentConfig
+from gmmspeech.config.sections import ExperimentConfig
 from gmmspeech.engine import Engine
 
 

@@ -21,15 +21,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import gmmspeech.idcodes as idcodes
-from gmmspeech.audio import load_audio
+import gmmspeech.corpus.idcodes as idcodes
 from gmmspeech.benchmarks.em import draw_frames, random_gmm
-from gmmspeech.cli import main
+from gmmspeech.cli.main import main
+from gmmspeech.corpus.trials import TrialList, read_trials
+from gmmspeech.decisions.scoring import score_trials
 from gmmspeech.errors import AudioError
-from gmmspeech.featstore import write_store
-from gmmspeech.scoring import score_trials
-from gmmspeech.speakermodels import SpeakerModels
-from gmmspeech.trials import TrialList, read_trials
+from gmmspeech.features.audio import load_audio
+from gmmspeech.features.store import write_store
+from gmmspeech.mixture.speakermodels import SpeakerModels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,7 +167,7 @@ def test_full_disk_while_writing_scores_leaves_no_partial_file(scoring_files: Pa
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
 
-    cmd = [sys.executable, "-m", "gmmspeech.cli", "score"]
+    cmd = [sys.executable, "-m", "gmmspeech.cli.main", "score"]
     cmd += [str(scoring_files / n) for n in ("ubm.h5", "models.h5", "feats.h5", "trials")]
     cmd += [str(scoring_files / "scores.txt"), "--no-progress", "--method", "exact"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -10,8 +10,8 @@ import soundfile as sf
 from helpers_audio import SR, sine, write_wav
 
 import gmmspeech
-from gmmspeech.audio import load_audio, resample
 from gmmspeech.errors import AudioError, ConfigError
+from gmmspeech.features.audio import load_audio, resample
 
 
 def _dominant_hz(x: np.ndarray, sr: int) -> float:
@@ -184,7 +184,7 @@ def test_mp3_decoder_notes_are_logged_with_the_file_not_printed(
     data[mid : mid + 60] = bytes(np.random.default_rng(0).integers(0, 256, 60, dtype=np.uint8))
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(bytes(data))
-    with caplog.at_level("DEBUG", logger="gmmspeech.audio"):
+    with caplog.at_level("DEBUG", logger="gmmspeech.features.audio"):
         signal, _ = load_audio(bad)
     assert signal.size > SR  # decoded past the damage
     printed = capfd.readouterr().err

@@ -8,7 +8,7 @@ from scipy import linalg
 from scipy.stats import multivariate_normal
 
 from gmmspeech import DataError
-from gmmspeech.backend import LDA, PLDA, WCCN, cosine_score, length_normalize
+from gmmspeech.ivector.backend import LDA, PLDA, WCCN, cosine_score, length_normalize
 
 
 def _speakers(n_spk=12, per=6, d=4, seed=0):

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from helpers_audio import bursts, sine, write_wav
 
-from gmmspeech import extraction_worker
-from gmmspeech.audio import iter_audio_blocks, load_audio
-from gmmspeech.blockfeatures import extract_features_blockwise
-from gmmspeech.config import FeatureConfig
+from gmmspeech.config.sections import FeatureConfig
 from gmmspeech.errors import AudioError
-from gmmspeech.features import extract_features_with_info
+from gmmspeech.features import extraction_worker
+from gmmspeech.features.audio import iter_audio_blocks, load_audio
+from gmmspeech.features.blockfeatures import extract_features_blockwise
+from gmmspeech.features.frontend import extract_features_with_info
 
 ATOL = 5e-5  # features are about unit scale; float32 rounding of FFT sums is ~1e-6
 

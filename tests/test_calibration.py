@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gmmspeech import DataError, LogisticCalibration
-from gmmspeech.metrics import cllr, min_cllr
+from gmmspeech.decisions.metrics import cllr, min_cllr
 
 
 def _scores(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,8 +80,8 @@ def test_fit_at_a_prior_other_than_half_minimises_the_documented_objective() -> 
 
 
 def test_calibrate_command_trains_saves_loads_and_applies(tmp_path: Path, capsys) -> None:
-    from gmmspeech.cli import main
-    from gmmspeech.scorefiles import read_scores
+    from gmmspeech.cli.main import main
+    from gmmspeech.corpus.scorefiles import read_scores
 
     rng = np.random.default_rng(4)
     dev_s, dev_t = _scores(rng, 2000)

@@ -12,9 +12,9 @@ import pytest
 from test_pipeline import CONFIG, make_single_utterance_corpus
 
 from gmmspeech import LogisticCalibration
-from gmmspeech.cli import main
-from gmmspeech.featstore import FeatureStore
-from gmmspeech.pipeline.backgroundtrials import Segments, enrolment_mismatch
+from gmmspeech.cli.main import main
+from gmmspeech.decisions.backgroundtrials import Segments, enrolment_mismatch
+from gmmspeech.features.store import FeatureStore
 from gmmspeech.pipeline.verification import fallback_if_mismatched, fallback_if_worse
 
 COSTS = {"p_target": 0.01, "c_miss": 1.0, "c_fa": 1.0}

@@ -1,6 +1,6 @@
 import json
 
-from gmmspeech.cli import main
+from gmmspeech.cli.main import main
 
 
 def test_bench_em_small_writes_json(tmp_path, capsys):

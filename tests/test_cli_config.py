@@ -13,8 +13,8 @@ import pytest
 from test_cli_scoring import _world
 
 from gmmspeech import DiagGMM, SpeakerModels
-from gmmspeech.cli import build_parser, main
-from gmmspeech.config import (
+from gmmspeech.cli.main import build_parser, main
+from gmmspeech.config.sections import (
     ComputeConfig,
     DataConfig,
     EnrollConfig,
@@ -24,9 +24,9 @@ from gmmspeech.config import (
     SetConfig,
     UBMConfig,
 )
-from gmmspeech.metrics import min_dcf
-from gmmspeech.scorefiles import align_scores, read_scores
-from gmmspeech.trials import read_trials
+from gmmspeech.corpus.scorefiles import align_scores, read_scores
+from gmmspeech.corpus.trials import read_trials
+from gmmspeech.decisions.metrics import min_dcf
 
 SECTIONS = (ComputeConfig, DataConfig, EnrollConfig, ExtractConfig, FeatureConfig)
 SECTIONS += (ScoringConfig, SetConfig, UBMConfig)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gmmspeech.cli import build_parser, main
-from gmmspeech.commands import COMMANDS
+from gmmspeech.cli.common import COMMANDS
+from gmmspeech.cli.main import build_parser, main
 
 EXPECTED = {
     "prepare",
@@ -63,7 +63,16 @@ def test_log_level_is_honoured(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("ubm: {n_componets: 3}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "gmmspeech.cli", "train-ubm", "--log-level", "ERROR", "a.h5", "b"]
+        [
+            sys.executable,
+            "-m",
+            "gmmspeech.cli.main",
+            "train-ubm",
+            "--log-level",
+            "ERROR",
+            "a.h5",
+            "b",
+        ]
         + ["--config", str(cfg)],
         capture_output=True,
         text=True,
@@ -84,7 +93,7 @@ def test_parser_builds_without_heavy_imports() -> None:
     heavy += ("scipy.signal", "scipy.special")
     for command in ("", "prepare", "extract", "enroll", "score", "train-ubm"):
         code = (
-            f"import sys; from gmmspeech.cli import build_parser; build_parser({command!r}); "
+            f"import sys; from gmmspeech.cli.main import build_parser; build_parser({command!r}); "
             f"print(*[int(m in sys.modules) for m in {heavy!r}])"
         )
         out = subprocess.run(

@@ -9,9 +9,9 @@ import pytest
 from test_pipeline import make_corpus
 from test_pipeline_ivector import write_config
 
-from gmmspeech.cli import main
-from gmmspeech.configio import load_config
-from gmmspeech.ivector import IVectorSet
+from gmmspeech.cli.main import main
+from gmmspeech.config.loader import load_config
+from gmmspeech.ivector.tv import IVectorSet
 from gmmspeech.pipeline import Experiment
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from gmmspeech import DiagGMM, SpeakerModels, llr
-from gmmspeech.cli import main
-from gmmspeech.scorefiles import read_scores
+from gmmspeech.cli.main import main
+from gmmspeech.corpus.scorefiles import read_scores
 
 
 def _world(tmp: Path, wav_scp: bool) -> dict[str, Path]:

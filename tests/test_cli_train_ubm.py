@@ -1,10 +1,10 @@
 import numpy as np
 
 from gmmspeech import DiagGMM
-from gmmspeech.cli import main
-from gmmspeech.config import FeatureConfig
-from gmmspeech.datadir import DataDir
-from gmmspeech.featstore import write_store
+from gmmspeech.cli.main import main
+from gmmspeech.config.sections import FeatureConfig
+from gmmspeech.corpus.datadir import DataDir
+from gmmspeech.features.store import write_store
 
 
 def _stores(tmp_path):

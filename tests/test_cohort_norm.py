@@ -2,7 +2,7 @@
 
 The oracle writes the normalisations out by hand (means and population standard deviations
 over explicit Python lists), from cohort score matrices computed one model and one
-utterance at a time; it does not call :mod:`gmmspeech.norm`.
+utterance at a time; it does not call :mod:`gmmspeech.decisions.norm`.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from test_pipeline import CONFIG, make_corpus
 
-from gmmspeech.cli import main
-from gmmspeech.configio import load_config
-from gmmspeech.datadir import DataDir
-from gmmspeech.featstore import FeatureStore
-from gmmspeech.gmm import DiagGMM
-from gmmspeech.norm import cohort_normalize
+from gmmspeech.cli.main import main
+from gmmspeech.config.loader import load_config
+from gmmspeech.corpus.datadir import DataDir
+from gmmspeech.corpus.scorefiles import read_scores
+from gmmspeech.decisions.norm import cohort_normalize
+from gmmspeech.decisions.scoring import score_matrix
+from gmmspeech.features.store import FeatureStore
+from gmmspeech.mixture.gmm import DiagGMM
+from gmmspeech.mixture.speakermodels import enroll
 from gmmspeech.pipeline import Experiment
-from gmmspeech.scorefiles import read_scores
-from gmmspeech.scoring import score_matrix
-from gmmspeech.speakermodels import enroll
 
 METHODS = ("z", "t", "zt", "s", "as")
 TOP_C = 2
@@ -264,7 +264,7 @@ def test_cohort_models_are_enrolled_on_enroll_utts_and_own_speaker_left_out(worl
 def test_snorm_centres_nontarget_scores_near_zero() -> None:
     """Scores = model offset + test offset + noise, cohorts drawn like the non-targets:
     S-norm removes both offsets, so non-target scores centre on 0 with unit spread."""
-    from gmmspeech.norm import snorm
+    from gmmspeech.decisions.norm import snorm
 
     rng = np.random.default_rng(5)
     n_m, n_t, n_c = 200, 200, 300

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import yaml
 
-from gmmspeech.config import (
+from gmmspeech.config.loader import (
+    MAX_YAML_NODES,
+    ConfigSource,
+    did_you_mean,
+    dump_yaml,
+    load_config,
+)
+from gmmspeech.config.sections import (
     TASK_DEFAULTS,
     BackendConfig,
     ComputeConfig,
@@ -26,15 +33,8 @@ from gmmspeech.config import (
     config_hash,
     to_dict,
 )
-from gmmspeech.configio import (
-    MAX_YAML_NODES,
-    ConfigSource,
-    did_you_mean,
-    dump_yaml,
-    load_config,
-)
 from gmmspeech.errors import MAX_REPR, ConfigError, short_repr
-from gmmspeech.gmm import DiagGMM
+from gmmspeech.mixture.gmm import DiagGMM
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -383,7 +383,7 @@ def test_unset_env_variable_names_file_and_line(
 
 # ------------------------------------------------------------------ rules stated once
 def test_enroll_rules_are_the_map_rules(tmp_path: Path) -> None:
-    from gmmspeech.map import map_adapt
+    from gmmspeech.mixture.map import map_adapt
 
     text = BASE + "enroll:\n  adapt: mm\n"
     p = write(tmp_path, text)
@@ -417,7 +417,7 @@ def test_one_did_you_mean_helper() -> None:
         for p in (REPO / "gmmspeech").rglob("*.py")
         if "difflib" in p.read_text(encoding="utf-8")
     )
-    assert users == ["gmmspeech/configio.py"]
+    assert users == ["gmmspeech/config/loader.py"]
     assert did_you_mean("procesess", ["local", "processes"]) == "did you mean 'processes'?"
     assert did_you_mean("zzz", ["local"], otherwise="none") == "none"
 

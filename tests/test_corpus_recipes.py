@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from minicorpora import make_librispeech, make_own_corpus, make_timit, make_voxceleb1
 
-from gmmspeech.cli import main
+from gmmspeech.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import gmmspeech
-from gmmspeech.datadir import (
+from gmmspeech.corpus.datadir import (
     DataDir,
     read_kaldi_map,
     read_predictions,
@@ -15,8 +15,8 @@ from gmmspeech.datadir import (
     read_utt2fold,
     read_utt2label,
 )
+from gmmspeech.corpus.trials import TrialList
 from gmmspeech.errors import DataError
-from gmmspeech.trials import TrialList
 
 
 def _touch(path: Path) -> Path:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from gmmspeech.cli import main
-from gmmspeech.demo import demo_config, demo_data_dir
+from gmmspeech.cli.main import main
+from gmmspeech.demo.bundle import demo_config, demo_data_dir
 
 
 def test_bundled_data_is_small_licensed_and_complete() -> None:

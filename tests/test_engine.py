@@ -15,11 +15,11 @@ from gmmspeech import (
     make_engine,
     train_ubm,
 )
-from gmmspeech.config import ComputeConfig
+from gmmspeech.config.sections import ComputeConfig
 from gmmspeech.engine import map_reduce
-from gmmspeech.framesource import ArraySource
-from gmmspeech.stats import accumulate
-from gmmspeech.ubm import accumulate_shard
+from gmmspeech.features.framesource import ArraySource
+from gmmspeech.mixture.stats import accumulate
+from gmmspeech.mixture.ubm import accumulate_shard
 
 OPTS = dict(iterations_per_stage=(2,), final_max_iterations=2, progress=False, shard_frames=3000)
 
@@ -157,7 +157,7 @@ def test_worker_counts_above_the_cpus_are_capped_with_a_warning():
 
 
 def test_moments_merge_like_one_pass():
-    from gmmspeech.framesource import Moments, shard_moments
+    from gmmspeech.features.framesource import Moments, shard_moments
 
     X = data(seed=4).astype(np.float64) * 30 + 1000  # far from zero: the merge must not cancel
     shards = ArraySource(X.astype(np.float32)).shards(1700)
@@ -224,7 +224,7 @@ def test_blas_thread_budget_takes_the_free_cores() -> None:
 
 def test_pipeline_extraction_uses_worker_processes_whatever_the_backend(monkeypatch) -> None:
     import gmmspeech.engine as engine_mod
-    from gmmspeech.config import ComputeConfig
+    from gmmspeech.config.sections import ComputeConfig
     from gmmspeech.engine import extraction_compute
 
     monkeypatch.setattr(engine_mod.os, "cpu_count", lambda: 8)

@@ -4,8 +4,8 @@ import pytest
 from helpers_audio import make_datadir
 
 from gmmspeech import ProcessEngine
-from gmmspeech.config import FeatureConfig
-from gmmspeech.extraction import extract_to_store
+from gmmspeech.config.sections import FeatureConfig
+from gmmspeech.features.extraction import extract_to_store
 
 
 def test_extraction_on_engines_gives_the_identical_store(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from gmmspeech import FeatureStore, LocalEngine, ProcessEngine, enroll, score_trials, train_ubm
-from gmmspeech.featstore import write_store
+from gmmspeech.features.store import write_store
 
 
 @pytest.fixture(scope="module")

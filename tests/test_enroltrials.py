@@ -12,11 +12,11 @@ import pytest
 from test_pipeline import CONFIG, make_corpus, make_single_utterance_corpus
 
 from gmmspeech import DiagGMM, enroll
-from gmmspeech.cli import main
-from gmmspeech.config import ScoringConfig
-from gmmspeech.enroltrials import enrol_folds, enrolment_folds
+from gmmspeech.cli.main import main
+from gmmspeech.config.sections import ScoringConfig
+from gmmspeech.decisions.enroltrials import enrol_folds, enrolment_folds
 from gmmspeech.errors import ConfigError, DataError
-from gmmspeech.ivector import IVectorSet
+from gmmspeech.ivector.tv import IVectorSet
 
 
 def _pairs(folds) -> set[tuple[str, str, bool]]:

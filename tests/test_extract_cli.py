@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from helpers_audio import make_datadir
 
-from gmmspeech.cli import main
-from gmmspeech.config import FeatureConfig
+from gmmspeech.cli.main import main
+from gmmspeech.config.sections import FeatureConfig
 from gmmspeech.errors import DataError
-from gmmspeech.extraction import extract_to_store
-from gmmspeech.featstore import FeatureStore
+from gmmspeech.features.extraction import extract_to_store
+from gmmspeech.features.store import FeatureStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ def _cli(*args: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "gmmspeech.cli",
+        "gmmspeech.cli.main",
         "extract",
         *args,
         "--no-progress",
@@ -231,8 +231,8 @@ def test_extraction_processes_reuse_freed_memory() -> None:
     the kernel and page-faulted in again (minor page faults counted, not time)."""
     code = (
         "import resource, sys, numpy as np\n"
-        "from gmmspeech.extraction_worker import keep_freed_memory\n"
-        "from gmmspeech.features import extract_features\n"
+        "from gmmspeech.features.extraction_worker import keep_freed_memory\n"
+        "from gmmspeech.features.frontend import extract_features\n"
         "if sys.argv[1] == '1':\n"
         "    keep_freed_memory()\n"
         "rng = np.random.default_rng(0)\n"

@@ -63,7 +63,7 @@ class Runner:
         self.env.pop("PYTEST_CURRENT_TEST", None)
 
     def start(self, args: list[str]) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "gmmspeech.cli", *args, "--no-progress"]
+        cmd = [sys.executable, "-m", "gmmspeech.cli.main", *args, "--no-progress"]
         return subprocess.Popen(
             cmd, cwd=self.cwd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

@@ -12,14 +12,14 @@ import pytest
 from helpers_audio import make_datadir, write_wav
 
 import gmmspeech
-from gmmspeech.audio import load_audio
-from gmmspeech.config import ComputeConfig, FeatureConfig, config_hash, to_dict
-from gmmspeech.datadir import DataDir
+from gmmspeech.config.sections import ComputeConfig, FeatureConfig, config_hash, to_dict
+from gmmspeech.corpus.datadir import DataDir
 from gmmspeech.engine import blas_threads, make_engine
 from gmmspeech.errors import ConfigError, DataError
-from gmmspeech.extraction import extract_to_store
-from gmmspeech.featstore import FeatureStore, SortedStore, StoreWriter, merge_stores
-from gmmspeech.features import extract_features
+from gmmspeech.features.audio import load_audio
+from gmmspeech.features.extraction import extract_to_store
+from gmmspeech.features.frontend import extract_features
+from gmmspeech.features.store import FeatureStore, SortedStore, StoreWriter, merge_stores
 
 
 def _add_utt(data: Path, utt: str, path: Path, spk: str = "spkx") -> None:
@@ -226,7 +226,7 @@ def test_8k_audio_into_16k_config_is_resampled(
 ) -> None:
     data = make_datadir(tmp_path, n_utts=2, sr=8000)
     out = tmp_path / "f.h5"
-    with caplog.at_level("WARNING", logger="gmmspeech.extraction"):
+    with caplog.at_level("WARNING", logger="gmmspeech.features.extraction"):
         report = extract_to_store(data, out)
     assert report.resampled == {8000: 2}
     assert any("resampled from 8000 Hz" in r.getMessage() for r in caplog.records)
@@ -286,7 +286,7 @@ def test_lock_taken_on_a_file_removed_meanwhile_is_taken_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The previous holder removes the lock file between our open and our lock."""
-    import gmmspeech.extraction as ex
+    import gmmspeech.features.extraction as ex
 
     path = tmp_path / "f.h5.lock"
     calls = []

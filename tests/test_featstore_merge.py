@@ -3,10 +3,10 @@ from pathlib import Path
 import h5py
 from helpers_audio import make_datadir
 
-import gmmspeech.extraction as fs
-from gmmspeech.config import FeatureConfig
-from gmmspeech.datadir import DataDir
-from gmmspeech.featstore import OpenFiles
+import gmmspeech.features.extraction as fs
+from gmmspeech.config.sections import FeatureConfig
+from gmmspeech.corpus.datadir import DataDir
+from gmmspeech.features.store import OpenFiles
 
 
 def test_merge_of_many_parts_keeps_few_files_open(tmp_path: Path, monkeypatch) -> None:

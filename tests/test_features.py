@@ -14,9 +14,9 @@ import scipy.stats
 from helpers_audio import SR, bursts, noise, sine
 
 import gmmspeech
-from gmmspeech.config import FeatureConfig, config_hash, to_dict
+from gmmspeech.config.sections import FeatureConfig, config_hash, to_dict
 from gmmspeech.errors import AudioError, ConfigError, DataError
-from gmmspeech.features import (
+from gmmspeech.features.frontend import (
     add_deltas,
     extract_features,
     frame_energy_db,
@@ -357,7 +357,7 @@ def test_pipeline_equals_its_parts() -> None:
 
 def test_rate_mismatch_is_resampled_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     y8, _ = bursts([("silence", 0.3), ("speech", 0.8), ("silence", 0.3)], seed=2, sr=8000)
-    with caplog.at_level(logging.INFO, logger="gmmspeech.features"):
+    with caplog.at_level(logging.INFO, logger="gmmspeech.features.frontend"):
         got = extract_features(y8, 8000, FeatureConfig())
     assert any("8000 Hz" in r.getMessage() and "16000" in r.getMessage() for r in caplog.records)
     y16 = librosa.resample(y8, orig_sr=8000, target_sr=16000)
@@ -379,7 +379,7 @@ def test_bad_signals() -> None:
 
 @pytest.mark.shared_data
 def test_real_files_of_each_dataset(shared_data: Path) -> None:
-    from gmmspeech.audio import load_audio
+    from gmmspeech.features.audio import load_audio
 
     picks = {
         "fsdd": sorted((shared_data / "fsdd" / "recordings").glob("*.wav"))[:3],

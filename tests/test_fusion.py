@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from gmmspeech.calibration import LinearFusion, LogisticCalibration
-from gmmspeech.cli import main
+from gmmspeech.cli.main import main
+from gmmspeech.decisions.calibration import LinearFusion, LogisticCalibration
+from gmmspeech.decisions.metrics import cllr
 from gmmspeech.errors import DataError
-from gmmspeech.metrics import cllr
 
 
 def two_systems(n_tar: int = 60, n_non: int = 300, seed: int = 0):

@@ -18,10 +18,10 @@ from gmmspeech import (
     ProcessEngine,
 )
 from gmmspeech.benchmarks.tv import PHASES
-from gmmspeech.cli import main
-from gmmspeech.featstore import write_store
-from gmmspeech.ivector import TotalVariability
-from gmmspeech.uttstats import StatsFile, StatsSet, compute_stats, load_task, utterance_stats
+from gmmspeech.cli.main import main
+from gmmspeech.features.store import write_store
+from gmmspeech.ivector.stats import StatsFile, StatsSet, compute_stats, load_task, utterance_stats
+from gmmspeech.ivector.tv import TotalVariability
 
 
 def _ubm(k=8, d=3, seed=0):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gmmspeech.backend import Backend
-from gmmspeech.config import BackendConfig
+from gmmspeech.config.sections import BackendConfig
+from gmmspeech.ivector.backend import Backend
 from gmmspeech.pipeline.ivector_cohort import normalize_trials
 
 

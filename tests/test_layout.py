@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gmmspeech.cli import main
+from gmmspeech.cli.main import main
+from gmmspeech.corpus.layout import compile_pattern, read_list, scan_audio, select_listed
 from gmmspeech.errors import ConfigError, DataError
-from gmmspeech.layout import compile_pattern, read_list, scan_audio, select_listed
 
 
 def _tree(root: Path, rels: list[str]) -> None:
@@ -79,7 +79,7 @@ def test_skipped_audio_is_logged_apart_from_other_files(
 ) -> None:
     _tree(tmp_path, ["s1/a.wav", "s1/b.wav", "README.md", "s1/a.PHN"])
     _tree(tmp_path, [f"extra/deep/x{i}.WAV" for i in range(10)])
-    with caplog.at_level(logging.INFO, logger="gmmspeech.layout"):
+    with caplog.at_level(logging.INFO, logger="gmmspeech.corpus.layout"):
         dd = scan_audio(tmp_path, "{spk}/{utt}.wav")
     assert len(dd) == 2  # extra/deep/x*.WAV are one folder deeper than the pattern
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import norm
 
 from gmmspeech import DataError
-from gmmspeech.metrics import (
+from gmmspeech.decisions.metrics import (
     act_dcf,
     cllr,
     confusion_matrix,
@@ -136,7 +136,7 @@ def test_act_dcf_target_exactly_at_threshold_is_accepted() -> None:
 
 
 def test_balanced_accuracy_and_per_class_recall_hand_worked() -> None:
-    from gmmspeech.metrics import balanced_accuracy, per_class_recall
+    from gmmspeech.decisions.metrics import balanced_accuracy, per_class_recall
 
     # 8 of class a (all right), 2 of class b (one right): accuracy 9/10, recalls 1 and 1/2
     true = ["a"] * 8 + ["b", "b"]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gmmspeech.audio import audio_length, iter_audio_blocks, load_audio
 from gmmspeech.errors import AudioError
-from gmmspeech.mp3 import id3v2_size, scan_mp3
+from gmmspeech.features.audio import audio_length, iter_audio_blocks, load_audio
+from gmmspeech.features.mp3 import id3v2_size, scan_mp3
 
 RATE = 16000
 pytestmark = pytest.mark.skipif(
@@ -138,9 +138,9 @@ def test_long_header_less_mp3_takes_the_blockwise_extraction(
 ) -> None:
     """A header-less MP3 longer than the blockwise threshold is extracted from blocks, and
     its features equal the whole-signal ones."""
-    import gmmspeech.extraction_worker as worker
-    from gmmspeech.config import FeatureConfig
-    from gmmspeech.features import extract_features
+    import gmmspeech.features.extraction_worker as worker
+    from gmmspeech.config.sections import FeatureConfig
+    from gmmspeech.features.frontend import extract_features
 
     path, _ = tagged_no_xing
     monkeypatch.setattr(worker, "BLOCKWISE_SECONDS", 1.0)  # the 3-s file counts as long

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gmmspeech import DataError
-from gmmspeech.norm import adaptive_snorm, normalize, snorm, tnorm, znorm, ztnorm
+from gmmspeech.decisions.norm import adaptive_snorm, normalize, snorm, tnorm, znorm, ztnorm
 
 
 @pytest.fixture

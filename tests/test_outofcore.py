@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from gmmspeech import DataError, DiagGMM, FeatureStore, ProcessEngine, train_ubm
-from gmmspeech.config import FeatureConfig, to_dict
-from gmmspeech.featstore import write_store
+from gmmspeech.config.sections import FeatureConfig, to_dict
+from gmmspeech.features.store import write_store
 
 OPTS = dict(iterations_per_stage=(2,), final_max_iterations=2, progress=False, shard_frames=2500)
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gmmspeech.cli import main
-from gmmspeech.configio import load_config
-from gmmspeech.datadir import DataDir
+from gmmspeech.cli.main import main
+from gmmspeech.config.loader import load_config
+from gmmspeech.corpus.datadir import DataDir
 from gmmspeech.errors import ConfigError
 from gmmspeech.pipeline import REGISTRY, STAGES, Experiment, stage_number, stages_of
 
@@ -369,7 +369,7 @@ def test_few_frames_after_vad_are_warned_with_count_and_examples(setup: Path, ca
     with caplog.at_level("WARNING"):
         exp.run("prepare", "extract")
     info = exp.record(stage_number("extract"))["info"]
-    from gmmspeech.featstore import FeatureStore
+    from gmmspeech.features.store import FeatureStore
 
     with FeatureStore(setup / "exp/features/background.h5") as store:
         n = store.num_frames("b0-0")

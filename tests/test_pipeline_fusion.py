@@ -14,10 +14,10 @@ import yaml
 from test_fusion import oracle
 from test_pipeline import CONFIG, make_corpus
 
-from gmmspeech.cli import main
-from gmmspeech.configio import load_config
+from gmmspeech.cli.main import main
+from gmmspeech.config.loader import load_config
+from gmmspeech.decisions.metrics import eer
 from gmmspeech.errors import ConfigError, DataError
-from gmmspeech.metrics import eer
 from gmmspeech.pipeline import Experiment
 
 P_TARGET = 0.05

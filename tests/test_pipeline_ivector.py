@@ -11,15 +11,15 @@ import soundfile as sf
 from test_ivector_norm import _cos, _mean_std
 from test_pipeline import CONFIG, SR, make_corpus, voice
 
-from gmmspeech.cli import main
-from gmmspeech.configio import load_config
+from gmmspeech.cli.main import main
+from gmmspeech.config.loader import load_config
+from gmmspeech.decisions.backgroundtrials import heldout_ubm
 from gmmspeech.errors import ConfigError, DataError
-from gmmspeech.featstore import FeatureStore
-from gmmspeech.gmm import DiagGMM
-from gmmspeech.ivector import IVectorSet, TotalVariability
+from gmmspeech.features.store import FeatureStore
+from gmmspeech.ivector.stats import compute_stats
+from gmmspeech.ivector.tv import IVectorSet, TotalVariability
+from gmmspeech.mixture.gmm import DiagGMM
 from gmmspeech.pipeline import Experiment
-from gmmspeech.pipeline.backgroundtrials import heldout_ubm
-from gmmspeech.uttstats import compute_stats
 
 IVECTOR = """\
 system: ivector

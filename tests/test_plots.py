@@ -10,7 +10,7 @@ from scipy.stats import norm
 
 pytest.importorskip("matplotlib")
 
-from gmmspeech.plots import det_points, plot_det, plot_score_histograms  # noqa: E402
+from gmmspeech.decisions.plots import det_points, plot_det, plot_score_histograms  # noqa: E402
 
 
 def test_det_points_are_normal_deviates() -> None:

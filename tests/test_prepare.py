@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gmmspeech.cli import main
-from gmmspeech.datadir import DataDir
-from gmmspeech.errors import ConfigError, DataError
-from gmmspeech.layout import compile_pattern, scan_audio, select_listed
-from gmmspeech.prepare import (
+from gmmspeech.cli.main import main
+from gmmspeech.corpus.datadir import DataDir
+from gmmspeech.corpus.layout import compile_pattern, scan_audio, select_listed
+from gmmspeech.corpus.prepare import (
     assign_folds,
     check_trials,
     limit_speakers,
@@ -19,7 +18,8 @@ from gmmspeech.prepare import (
     split_speakers,
     split_verification,
 )
-from gmmspeech.trials import TrialList
+from gmmspeech.corpus.trials import TrialList
+from gmmspeech.errors import ConfigError, DataError
 
 
 def _touch(path: Path) -> Path:

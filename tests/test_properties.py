@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.special import logsumexp
 
 from gmmspeech import DiagGMM, SufficientStats, accumulate
-from gmmspeech.gmm import log_normalize
+from gmmspeech.mixture.gmm import log_normalize
 
 EPS32 = float(np.finfo(np.float32).eps)
 FAST = settings(max_examples=40, deadline=None)

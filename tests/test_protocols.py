@@ -11,20 +11,20 @@ import pytest
 import soundfile as sf
 from minicorpora import voice
 
-from gmmspeech.audio import load_audio
-from gmmspeech.cli import main
-from gmmspeech.config import DataConfig, SetConfig
-from gmmspeech.datadir import DataDir, audio_file_problem, read_enrolment
-from gmmspeech.errors import AudioError, ConfigError, DataError
-from gmmspeech.featstore import FeatureStore
-from gmmspeech.layout import scan_audio
-from gmmspeech.prepare import (
+from gmmspeech.cli.main import main
+from gmmspeech.config.sections import DataConfig, SetConfig
+from gmmspeech.corpus.datadir import DataDir, audio_file_problem, read_enrolment
+from gmmspeech.corpus.layout import scan_audio
+from gmmspeech.corpus.prepare import (
     make_trials,
     read_enroll_list,
     split_speakers,
     split_verification,
 )
-from gmmspeech.trials import TrialList, path_to_utt_id, read_trials
+from gmmspeech.corpus.trials import TrialList, path_to_utt_id, read_trials
+from gmmspeech.errors import AudioError, ConfigError, DataError
+from gmmspeech.features.audio import load_audio
+from gmmspeech.features.store import FeatureStore
 
 
 def _targets() -> DataDir:

@@ -15,19 +15,19 @@ from helpers_audio import make_datadir, utterance, write_wav
 from test_pipeline import CONFIG, make_corpus, voice
 
 from gmmspeech import DiagGMM, SpeakerModels
-from gmmspeech.audio import load_audio
-from gmmspeech.cli import main
-from gmmspeech.config import FeatureConfig, to_dict
-from gmmspeech.datadir import DataDir
+from gmmspeech.cli.main import main
+from gmmspeech.config.sections import FeatureConfig, to_dict
+from gmmspeech.corpus.datadir import DataDir
+from gmmspeech.corpus.scorefiles import read_scores, read_scores_header, write_scores
+from gmmspeech.decisions.scoring import score_matrix, score_trials
 from gmmspeech.errors import AudioError, DataError, ModelFormatError, ModelMismatchError
-from gmmspeech.extraction import extract_to_store
-from gmmspeech.featstore import FeatureStore, write_store
-from gmmspeech.features import extract_features
+from gmmspeech.features.audio import load_audio
+from gmmspeech.features.extraction import extract_to_store
+from gmmspeech.features.frontend import extract_features
+from gmmspeech.features.store import FeatureStore, write_store
+from gmmspeech.mixture.speakermodels import enroll
 from gmmspeech.pipeline import STAGES
 from gmmspeech.pipeline.report import write_json
-from gmmspeech.scorefiles import read_scores, read_scores_header, write_scores
-from gmmspeech.scoring import score_matrix, score_trials
-from gmmspeech.speakermodels import enroll
 
 CMVN = FeatureConfig(n_mfcc=4, deltas=0)
 NONE = FeatureConfig(n_mfcc=4, deltas=0, normalization="none")

@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 
 from gmmspeech import DiagGMM, FeatureStore
-from gmmspeech.config import FeatureConfig
-from gmmspeech.configio import load_config
+from gmmspeech.config.loader import load_config
+from gmmspeech.config.sections import FeatureConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000

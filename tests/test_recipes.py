@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_corpus_recipes import MINIATURE_VARIANTS, MINIATURES
 
-from gmmspeech.cli import main
+from gmmspeech.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"

@@ -1,4 +1,4 @@
-"""RFP storage and the GIL-free LAPACK calls of gmmspeech.rfp, against numpy's dense algebra."""
+"""RFP storage and the GIL-free LAPACK calls of gmmspeech.ivector.rfp, against numpy's dense algebra."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gmmspeech.engine import blas_threads
-from gmmspeech.rfp import pftrf, pftri, pftrs, rfp_layout, sfrk
+from gmmspeech.ivector.rfp import pftrf, pftri, pftrs, rfp_layout, sfrk
 
 
 def _spd(r: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

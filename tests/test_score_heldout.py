@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_pipeline import CONFIG, make_corpus
 
-from gmmspeech.cli import main
+from gmmspeech.cli.main import main
 
 
 def _scores(path: Path) -> dict[tuple[str, str], float]:

@@ -10,8 +10,8 @@ from oracles import component_log_likelihoods, log_likelihood, posteriors
 from scipy.special import logsumexp
 
 from gmmspeech import DataError, DiagGMM, ModelMismatchError, SpeakerModels, map_adapt
-from gmmspeech.scoring import llr, score_matrix, score_trials
-from gmmspeech.trials import read_trials
+from gmmspeech.corpus.trials import read_trials
+from gmmspeech.decisions.scoring import llr, score_matrix, score_trials
 
 
 def _ubm(k: int = 12, d: int = 4, seed: int = 0) -> DiagGMM:

@@ -10,7 +10,7 @@ import pytest
 
 from gmmspeech import DataError, DiagGMM, ModelMismatchError, enroll, map_adapt
 from gmmspeech.errors import ModelFormatError
-from gmmspeech.speakermodels import SpeakerModels
+from gmmspeech.mixture.speakermodels import SpeakerModels
 
 
 def _ubm(seed: int = 0) -> DiagGMM:

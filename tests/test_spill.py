@@ -16,14 +16,15 @@ import pytest
 from helpers_audio import write_wav
 from test_blockfeatures import ATOL, _speechy
 
-from gmmspeech import ProcessEngine, extraction_worker
-from gmmspeech.audio import iter_audio_blocks, load_audio
-from gmmspeech.blockfeatures import extract_features_blockwise, spill_features_blockwise
-from gmmspeech.config import FeatureConfig
-from gmmspeech.extraction import extract_to_store
-from gmmspeech.featstore import FeatureStore, StoreWriter
-from gmmspeech.features import extract_features_with_info
-from gmmspeech.spill import SpilledFrames
+from gmmspeech import ProcessEngine
+from gmmspeech.config.sections import FeatureConfig
+from gmmspeech.features import extraction_worker
+from gmmspeech.features.audio import iter_audio_blocks, load_audio
+from gmmspeech.features.blockfeatures import extract_features_blockwise, spill_features_blockwise
+from gmmspeech.features.extraction import extract_to_store
+from gmmspeech.features.frontend import extract_features_with_info
+from gmmspeech.features.spill import SpilledFrames
+from gmmspeech.features.store import FeatureStore, StoreWriter
 
 
 @pytest.mark.parametrize("norm", ["cmvn", "cmn", "none", "warp", "sliding_cmvn"])

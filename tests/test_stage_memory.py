@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from gmmspeech.extraction_worker import keep_freed_memory
+from gmmspeech.features.extraction_worker import keep_freed_memory
 from gmmspeech.pipeline.report import StageMemory
 
 MIB = 2**20

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gmmspeech.idcodes as idcodes
+import gmmspeech.corpus.idcodes as idcodes
+from gmmspeech.corpus.idcodes import blocks_by_test
+from gmmspeech.corpus.scorefiles import write_scores, write_trial_scores
+from gmmspeech.corpus.tables import Problems
+from gmmspeech.corpus.trials import TrialList, read_trials
+from gmmspeech.decisions.scoring import score_trials
 from gmmspeech.errors import DataError
-from gmmspeech.gmm import DiagGMM
-from gmmspeech.idcodes import blocks_by_test
-from gmmspeech.scorefiles import write_scores, write_trial_scores
-from gmmspeech.scoring import score_trials
-from gmmspeech.speakermodels import SpeakerModels
-from gmmspeech.tables import Problems
-from gmmspeech.trials import TrialList, read_trials
+from gmmspeech.mixture.gmm import DiagGMM
+from gmmspeech.mixture.speakermodels import SpeakerModels
 from tests.oracles import log_likelihood
 
 

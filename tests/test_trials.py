@@ -9,9 +9,9 @@ import pytest
 
 import gmmspeech
 from gmmspeech import DataError
-from gmmspeech.scorefiles import align_scores, read_scores, write_scores
-from gmmspeech.tables import Problems
-from gmmspeech.trials import TrialList, read_trials, write_trials
+from gmmspeech.corpus.scorefiles import align_scores, read_scores, write_scores
+from gmmspeech.corpus.tables import Problems
+from gmmspeech.corpus.trials import TrialList, read_trials, write_trials
 
 
 def _file(tmp_path: Path, text: str, name: str = "trials") -> Path:

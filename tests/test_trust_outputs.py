@@ -24,9 +24,9 @@ import pytest
 from helpers_audio import make_datadir, utterance, write_wav
 
 from gmmspeech import DiagGMM
-from gmmspeech.atomic import atomic_path
-from gmmspeech.cli import Terminated, _sigterm_raises, main
-from gmmspeech.featstore import FeatureStore, write_store
+from gmmspeech.cli.main import Terminated, _sigterm_raises, main
+from gmmspeech.features.store import FeatureStore, write_store
+from gmmspeech.storage.atomic import atomic_path
 
 Argv = Callable[[dict[str, Path], Path], list[str]]
 
@@ -355,7 +355,7 @@ def test_run_never_replaces_a_users_file_at_an_output_path(exp_config, capsys) -
 
 # ------------------------------------------------------------------------ SIGTERM
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gmmspeech.cli", *args]
+    return [sys.executable, "-m", "gmmspeech.cli.main", *args]
 
 
 def test_sigterm_during_extract_exits_143_and_resumes(tmp_path) -> None:
@@ -391,7 +391,7 @@ def test_sigterm_during_extract_exits_143_and_resumes(tmp_path) -> None:
 #: signal at a known point, wherever the scheduler puts the parent.
 _RUN_TERMINATED = """
 import os, signal, sys
-from gmmspeech.cli import Terminated, _sigterm_raises, main
+from gmmspeech.cli.main import Terminated, _sigterm_raises, main
 from gmmspeech.pipeline import common
 real, calls = common.extract_to_store, []
 def extract_to_store(*args, **kwargs):

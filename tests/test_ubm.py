@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-import gmmspeech.ubm as ubm_mod
+import gmmspeech.mixture.ubm as ubm_mod
 from gmmspeech import (
     ConfigError,
     DataError,
@@ -14,7 +14,7 @@ from gmmspeech import (
     train_ubm,
 )
 from gmmspeech.errors import ConvergenceWarning
-from gmmspeech.ubm import split_components, split_plan
+from gmmspeech.mixture.ubm import split_components, split_plan
 
 FAST = dict(iterations_per_stage=(2,), final_max_iterations=3, progress=False)
 
@@ -119,7 +119,7 @@ def test_degenerate_data_is_repaired_without_nan(caplog):
     X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, -2.0]]), 400, axis=0)
     X = np.vstack([X, [[1e4, -1e4]] * 3])  # a few far outliers
     X = X[rng.permutation(len(X))]
-    with caplog.at_level("INFO", logger="gmmspeech.ubm"):
+    with caplog.at_level("INFO", logger="gmmspeech.mixture.ubm"):
         gmm = train_ubm(X, 16, iterations_per_stage=(2,), final_max_iterations=2, progress=False)
     assert gmm.n_components == 16
     for arr in (gmm.weights, gmm.means, gmm.variances):

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..errors import ConfigError
-from ..gmm import DiagGMM
-from ..ubm import em_step
+from ..mixture.gmm import DiagGMM
+from ..mixture.ubm import em_step
+from ..storage.atomic import atomic_path
 from .memory import PeakRSS
 
 HELP = "time one EM iteration (seconds, frames x components per second, peak RSS)"

@@ -41,13 +41,13 @@ import librosa
 import numpy as np
 import soundfile as sf
 
-from ..atomic import atomic_path
-from ..audio import load_audio
-from ..config import FeatureConfig
-from ..datadir import DataDir
+from ..config.sections import FeatureConfig
+from ..corpus.datadir import DataDir
 from ..engine import blas_threads
 from ..errors import ConfigError
-from ..features import extract_features, mfcc
+from ..features.audio import load_audio
+from ..features.frontend import extract_features, mfcc
+from ..storage.atomic import atomic_path
 from .memory import max_rss_mib
 
 HELP = "feature extraction: per-utterance cost vs bare librosa, --jobs speed-up, start-up, memory"
@@ -181,10 +181,10 @@ import json, os, sys, time
 t0 = time.perf_counter()
 from gmmspeech.benchmarks.features import worker_peak
 from gmmspeech.benchmarks.memory import max_rss_mib
-from gmmspeech.config import ComputeConfig
+from gmmspeech.config.sections import ComputeConfig
 from gmmspeech.engine import ProcessEngine, make_engine
-from gmmspeech.extraction import extract_to_store
-from gmmspeech.extraction_worker import keep_freed_memory
+from gmmspeech.features.extraction import extract_to_store
+from gmmspeech.features.extraction_worker import keep_freed_memory
 t1 = time.perf_counter()
 backend, n, data, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 keep_freed_memory()

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from ..atomic import atomic_path
-from ..datadir import DataDir
+from ..corpus.datadir import DataDir
 from ..errors import ConfigError
+from ..storage.atomic import atomic_path
 from .features import _run_child, synthetic_signal
 
 HELP = "peak memory of extracting one long file (in-process and with --jobs N)"

@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..config import UBMConfig
+from ..config.sections import UBMConfig
 from ..engine import DaskEngine, Engine, LocalEngine, map_reduce
 from ..errors import ConfigError
-from ..featstore import FeatureStore, write_store
-from ..framesource import as_source
-from ..gmm import DiagGMM
-from ..ubm import accumulate_shard, em_step, train_ubm
+from ..features.framesource import as_source
+from ..features.store import FeatureStore, write_store
+from ..mixture.gmm import DiagGMM
+from ..mixture.ubm import accumulate_shard, em_step, train_ubm
+from ..storage.atomic import atomic_path
 from .em import random_gmm
 from .memory import PeakRSS
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..decisions.scoring import ModelBank, score_trials
 from ..errors import ConfigError
-from ..scoring import ModelBank, score_trials
-from ..speakermodels import SpeakerModels
+from ..mixture.speakermodels import SpeakerModels
+from ..storage.atomic import atomic_path
 from .em import draw_frames, random_gmm
 from .memory import PeakRSS
 

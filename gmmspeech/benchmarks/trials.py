@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import FeatureConfig, to_dict
+from ..config.sections import FeatureConfig, to_dict
 from ..errors import ConfigError
-from ..featstore import write_store
-from ..speakermodels import SpeakerModels
+from ..features.store import write_store
+from ..mixture.speakermodels import SpeakerModels
 from .em import draw_frames, random_gmm
 
 HELP = "peak RSS of `gmmspeech score` on a long trials list, and its growth per trial"
@@ -77,7 +77,7 @@ def _write_inputs(args: argparse.Namespace, tmp: Path) -> None:
 
 def _score(tmp: Path, trials: str) -> tuple[float, float]:
     """Run ``gmmspeech score`` on ``trials``; (peak RSS MiB, seconds)."""
-    cmd = [sys.executable, "-m", "gmmspeech.cli", "score", "ubm.h5", "models.h5", "feats.h5"]
+    cmd = [sys.executable, "-m", "gmmspeech.cli.main", "score", "ubm.h5", "models.h5", "feats.h5"]
     cmd += [trials, f"scores_{trials}.txt", "--no-progress"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL)

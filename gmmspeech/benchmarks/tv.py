@@ -29,8 +29,8 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 from ..errors import ConfigError
-from ..gmm import DiagGMM
-from ..ivector import (
+from ..ivector.stats import load_task
+from ..ivector.tv import (
     Accumulators,
     TotalVariability,
     build_precisions,
@@ -39,7 +39,7 @@ from ..ivector import (
     precompute,
     solve_precisions,
 )
-from ..uttstats import load_task
+from ..mixture.gmm import DiagGMM
 from .memory import PeakRSS
 
 HELP = "time one total-variability iteration against a per-utterance implementation"
@@ -81,7 +81,7 @@ class SyntheticSlice:
 
 
 class SyntheticStats:
-    """A statistics source (see :class:`gmmspeech.ivector.StatsSource`) of synthetic data.
+    """A statistics source (see :class:`gmmspeech.ivector.tv.StatsSource`) of synthetic data.
 
     A pool of distinct utterances is drawn once and reused, so that drawing random numbers
     is not timed and memory does not grow with ``n``.

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..errors import ConfigError
-from ..ubm import train_ubm
+from ..mixture.ubm import train_ubm
+from ..storage.atomic import atomic_path
 from .em import draw_frames, random_gmm
 from .memory import PeakRSS
 

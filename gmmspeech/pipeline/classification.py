@@ -1,8 +1,8 @@
 """The classification stages: one data set in folds, a UBM and class models per fold.
 
 Fold ``k`` trains on the other folds and is tested on its own files; the class decisions go
-through :func:`gmmspeech.classifier.predict_classes`, the same path as
-:class:`~gmmspeech.classifier.GMMClassifier`. Every function takes the
+through :func:`gmmspeech.decisions.classifier.predict_classes`, the same path as
+:class:`~gmmspeech.decisions.classifier.GMMClassifier`. Every function takes the
 :class:`~.workspace.Workspace` and returns the stage's outputs and record info.
 """
 
@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ..classifier import predict_classes
-from ..datadir import read_predictions
+from ..corpus.datadir import read_predictions
+from ..corpus.prepare import assign_folds
+from ..decisions.classifier import predict_classes
+from ..decisions.metrics import balanced_accuracy, confusion_matrix, per_class_recall
 from ..errors import DataError
-from ..gmm import DiagGMM
-from ..metrics import balanced_accuracy, confusion_matrix, per_class_recall
-from ..outputs import UBM_CHECKPOINT, remove_outputs
-from ..prepare import assign_folds
-from ..speakermodels import SpeakerModels, enroll
+from ..mixture.gmm import DiagGMM
+from ..mixture.speakermodels import SpeakerModels, enroll
+from ..storage.outputs import UBM_CHECKPOINT, remove_outputs
 from .common import extract_stage, report_stage
 from .report import plot_confusion, write_json, write_text
 from .workspace import StageResult, Workspace

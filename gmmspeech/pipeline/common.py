@@ -8,12 +8,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..configio import dump_yaml
+from ..config.loader import dump_yaml
 from ..engine import extraction_compute
-from ..extraction import extract_to_store
-from ..extraction_worker import keep_freed_memory
-from ..featstore import FeatureStore
-from ..outputs import FEATURE_STORE, STAGE_MARKER, TEXT_LOG, remove_outputs
+from ..features.extraction import extract_to_store
+from ..features.extraction_worker import keep_freed_memory
+from ..features.store import FeatureStore
+from ..storage.outputs import FEATURE_STORE, STAGE_MARKER, TEXT_LOG, remove_outputs
 from .report import render_report, write_json, write_text
 from .workspace import StageResult, Workspace
 

@@ -4,7 +4,7 @@
                 trials and the same calibration trials, with the same labels, and copy their
                 scores in: data/trials, calibration/trials, systems/<name>/{scores,calibration}.txt
     2 fuse      the fusion fitted on the calibration trials, prior-weighted at
-                ``scoring.p_target``, guard included (:func:`gmmspeech.fusion.fit_fusion`):
+                ``scoring.p_target``, guard included (:func:`gmmspeech.decisions.fusion.fit_fusion`):
                 fusion/fusion.json, scores/calibrated.txt (the candidate kept),
                 scores/fused.txt (every system fused), systems/<name>/calibrated.txt
     3 evaluate  results.json (every system, the fusion, the candidate kept) and det.png
@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..corpus.scorefiles import align_scores, read_scores, read_scores_header, write_trial_scores
+from ..corpus.trials import TrialList, read_trials, write_trials
+from ..decisions.fusion import fit_fusion
+from ..decisions.metrics import summary
 from ..errors import DataError
-from ..fusion import fit_fusion
-from ..metrics import summary
-from ..provenance import file_fingerprint, file_sha256
-from ..scorefiles import align_scores, read_scores, read_scores_header, write_trial_scores
-from ..trials import TrialList, read_trials, write_trials
+from ..storage.provenance import file_fingerprint, file_sha256
 from .common import report_stage
 from .report import plot_det_file, write_json
 from .workspace import MANIFEST, RESOLVED_CONFIG, StageResult, Workspace

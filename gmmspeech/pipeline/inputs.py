@@ -28,9 +28,9 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from ..dataconfig import SetConfig
-from ..datadir import DataDir
-from ..provenance import file_fingerprint
+from ..config.data import SetConfig
+from ..corpus.datadir import DataDir
+from ..storage.provenance import file_fingerprint
 from .fusion_stages import gather_inputs
 from .workspace import Workspace
 

@@ -28,14 +28,19 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 
-from ..backend import Backend
-from ..enroltrials import enrolment_folds
+from ..corpus.trials import TrialList
+from ..decisions.backgroundtrials import (
+    BackgroundSplit,
+    group_heldout_ubm,
+    speaker_groups,
+    split_background,
+)
+from ..decisions.enroltrials import enrolment_folds
 from ..errors import DataError
-from ..gmm import DiagGMM
-from ..ivector import IVectorSet, TotalVariability
-from ..trials import TrialList
-from ..uttstats import StatsFile, compute_stats
-from .backgroundtrials import BackgroundSplit, group_heldout_ubm, speaker_groups, split_background
+from ..ivector.backend import Backend
+from ..ivector.stats import StatsFile, compute_stats
+from ..ivector.tv import IVectorSet, TotalVariability
+from ..mixture.gmm import DiagGMM
 from .ivector_cohort import normalize_trials
 from .ivector_stages import _fit_backend, new_tv, score_sets
 from .verification import _cohort, _per_model, fit_calibration
@@ -143,7 +148,7 @@ def calibrate(ws: Workspace) -> StageResult:
 
 def _calibration_trials_enroll(ws: Workspace) -> StageResult:
     """The calibrate stage on the cross-validation trials of the enrolment set
-    (:mod:`gmmspeech.enroltrials`), scored with the back end of the target trials and
+    (:mod:`gmmspeech.decisions.enroltrials`), scored with the back end of the target trials and
     normalised like them (the TV model and the back end never saw those speakers)."""
     s = ws.cfg.scoring
     vectors = {

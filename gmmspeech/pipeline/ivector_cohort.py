@@ -9,7 +9,7 @@ one of its utterances is a cohort utterance. With the back end's scorer (cosine 
 * ZT-norm also scores the cohort models against the cohort utterances (same-speaker pairs
   left out).
 
-The normalisation itself is :func:`gmmspeech.norm.normalize`, the one the GMM system uses.
+The normalisation itself is :func:`gmmspeech.decisions.norm.normalize`, the one the GMM system uses.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend
-from ..ivector import IVectorSet
-from ..norm import CohortScores, log_top_n, normalize
-from ..scorefiles import read_scores, write_scores
+from ..corpus.scorefiles import read_scores, write_scores
+from ..decisions.norm import CohortScores, log_top_n, normalize
+from ..ivector.backend import Backend
+from ..ivector.tv import IVectorSet
 from .verification import _cohort, _labels, _per_model
 from .workspace import StageResult, Workspace
 
@@ -39,7 +39,7 @@ def cohort_scores(
     cohort: Mapping[str, Sequence[str]],
     per_model: int,
 ) -> CohortScores:
-    """The cohort score matrices of :func:`gmmspeech.norm.normalize` for i-vector trials.
+    """The cohort score matrices of :func:`gmmspeech.decisions.norm.normalize` for i-vector trials.
 
     Parameters
     ----------
@@ -96,7 +96,7 @@ def normalize_trials(
     top_n: int,
 ) -> np.ndarray:
     """Trial scores ``values`` (n,) of the (model, test) pairs ``keys`` normalised with the
-    i-vector cohort of :func:`cohort_scores` by :func:`gmmspeech.norm.normalize`."""
+    i-vector cohort of :func:`cohort_scores` by :func:`gmmspeech.decisions.norm.normalize`."""
     if method == "none":
         return np.asarray(values, dtype=np.float64).copy()
     model_ids = sorted({k[0] for k in keys})

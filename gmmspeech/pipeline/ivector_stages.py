@@ -21,13 +21,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..backend import Backend
+from ..corpus.scorefiles import write_scores
+from ..corpus.trials import TrialList
 from ..errors import DataError
-from ..gmm import DiagGMM
-from ..ivector import IVectorSet, TotalVariability
-from ..scorefiles import write_scores
-from ..trials import TrialList
-from ..uttstats import StatsFile, compute_stats
+from ..ivector.backend import Backend
+from ..ivector.stats import StatsFile, compute_stats
+from ..ivector.tv import IVectorSet, TotalVariability
+from ..mixture.gmm import DiagGMM
 from .verification import SETS
 from .workspace import StageResult, Workspace
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..extraction_worker import release_freed_memory
-from ..plots import _pyplot, plot_det
-from ..provenance import check_finite_json
+from ..decisions.plots import _pyplot, plot_det
+from ..features.extraction_worker import release_freed_memory
+from ..storage.atomic import atomic_path
+from ..storage.provenance import check_finite_json
 
 
 def peak_rss_mib() -> float:
@@ -68,7 +68,7 @@ class StageMemory:
     """Memory of one block of work (a stage): its peak, and what the block itself used.
 
     On Linux, when the block starts, the memory malloc keeps for reuse is given back
-    (:func:`~gmmspeech.extraction_worker.release_freed_memory`), the RSS is read, and the
+    (:func:`~gmmspeech.features.extraction_worker.release_freed_memory`), the RSS is read, and the
     kernel's high-water mark is reset (``/proc/self/clear_refs``); a thread samples the RSS of
     the child processes (extraction pools, engine workers) every ``interval`` seconds. The
     memory the block used is its own peak minus the RSS at its start, plus the largest sum

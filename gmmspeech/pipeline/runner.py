@@ -31,7 +31,7 @@ stage too). A stage that runs invalidates the records of the stages after it.
 The folder is marked as an experiment by ``.gmmspeech/manifest.json``, which also lists
 the files that were in it before it became one (a folder holding other files is used only
 with ``force``). Those files are never replaced nor deleted (see
-:func:`gmmspeech.atomic.protected`), and the stages delete only files of their own names
+:func:`gmmspeech.storage.atomic.protected`), and the stages delete only files of their own names
 and kinds. The resolved config is written to ``.gmmspeech/resolved-config.yaml``, a name
 no user file has.
 """
@@ -47,11 +47,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..atomic import OutputRefusedError, protected
-from ..config import ExperimentConfig, config_hash, to_dict
-from ..configio import did_you_mean, dump_yaml
+from ..config.loader import did_you_mean, dump_yaml
+from ..config.sections import ExperimentConfig, config_hash, to_dict
 from ..engine import blas_thread_budget, blas_threads
 from ..errors import ConfigError, DataError
+from ..storage.atomic import OutputRefusedError, protected
 from . import (
     classification,
     fusion_stages,
@@ -313,7 +313,7 @@ def _same(a: Path, b: Path) -> bool:
 
 
 class Experiment(Workspace):
-    """One experiment folder driven by an :class:`~gmmspeech.config.ExperimentConfig`.
+    """One experiment folder driven by an :class:`~gmmspeech.config.sections.ExperimentConfig`.
 
     Parameters
     ----------

@@ -12,26 +12,26 @@ from typing import Any
 
 import numpy as np
 
-from ..calibration import LogisticCalibration
-from ..enroltrials import enrol_folds, enrolment_folds
-from ..errors import ConfigError, DataError
-from ..featstore import FeatureStore
-from ..gmm import DiagGMM
-from ..heldoutcohort import CohortOptions, heldout_normalize
-from ..metrics import act_dcf, summary
-from ..norm import cohort_normalize
-from ..prepare import read_enroll_list, single_utterance_models, split_verification
-from ..scorefiles import read_scores, write_scores
-from ..scoring import score_trials
-from ..speakermodels import SpeakerModels, enroll
-from ..trials import TrialList, read_trials, write_trials
-from .backgroundtrials import (
+from ..corpus.prepare import read_enroll_list, single_utterance_models, split_verification
+from ..corpus.scorefiles import read_scores, write_scores
+from ..corpus.trials import TrialList, read_trials, write_trials
+from ..decisions.backgroundtrials import (
     enrolment_mismatch,
     group_heldout_ubm,
     score_background,
     speaker_groups,
     split_background,
 )
+from ..decisions.calibration import LogisticCalibration
+from ..decisions.enroltrials import enrol_folds, enrolment_folds
+from ..decisions.heldout import CohortOptions, heldout_normalize
+from ..decisions.metrics import act_dcf, summary
+from ..decisions.norm import cohort_normalize
+from ..decisions.scoring import score_trials
+from ..errors import ConfigError, DataError
+from ..features.store import FeatureStore
+from ..mixture.gmm import DiagGMM
+from ..mixture.speakermodels import SpeakerModels, enroll
 from .common import extract_stage, report_stage
 from .report import plot_det_file, write_json
 from .workspace import StageResult, Workspace, _present
@@ -188,7 +188,7 @@ def _cohort_normalize(
     ws: Workspace, keys: list[tuple[str, str]], values: np.ndarray
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Normalise the target trials with cohort scores from UBMs that have not seen the
-    cohort (:mod:`gmmspeech.heldoutcohort`)."""
+    cohort (:mod:`gmmspeech.decisions.heldout`)."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
     with ws.store("test") as tstore, ws.store("enroll") as estore:
         enrolment = ws.datadir("enroll").enrolment
@@ -290,7 +290,7 @@ def calibrate(ws: Workspace) -> StageResult:
 
 def _enrolment_trials(ws: Workspace) -> StageResult:
     """Stage 7 with ``scoring.calibration_trials: enroll``: the trials of a cross-validation
-    over the target models' enrolment utterances (:mod:`gmmspeech.enroltrials`), scored with
+    over the target models' enrolment utterances (:mod:`gmmspeech.decisions.enroltrials`), scored with
     the UBM and normalised as the target trials are; then :func:`fit_calibration`."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
     ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
@@ -430,7 +430,7 @@ def fallback_if_worse(
     values, is_target : ndarray, shape (n,)
         The calibration trials' scores and labels.
     costs : dict
-        ``p_target``, ``c_miss``, ``c_fa`` of :func:`gmmspeech.metrics.act_dcf`.
+        ``p_target``, ``c_miss``, ``c_fa`` of :func:`gmmspeech.decisions.metrics.act_dcf`.
     """
     raw = act_dcf(values, is_target, **costs)
     calibrated = act_dcf(cal.transform(values), is_target, **costs)

@@ -16,15 +16,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import ComputeConfig, ExperimentConfig, SetConfig, config_hash, to_dict
-from ..datadir import DataDir, read_utt2fold
+from ..config.sections import ComputeConfig, ExperimentConfig, SetConfig, config_hash, to_dict
+from ..corpus.datadir import DataDir, read_utt2fold
+from ..corpus.layout import scan_audio, select_listed
+from ..corpus.prepare import limit_speakers
 from ..engine import Engine, make_engine
 from ..errors import ConfigError, DataError
-from ..featstore import FeatureStore
-from ..layout import scan_audio, select_listed
-from ..outputs import UBM_CHECKPOINT, remove_outputs
-from ..prepare import limit_speakers
-from ..ubm import train_ubm
+from ..features.store import FeatureStore
+from ..mixture.ubm import train_ubm
+from ..storage.outputs import UBM_CHECKPOINT, remove_outputs
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,99 @@
+"""The i-vector sections of an experiment config (``system: ivector``).
+
+:class:`IVectorConfig` is the ``ivector:`` section (statistics and the total-variability
+model), :class:`BackendConfig` the ``backend:`` section (LDA, WCCN, length normalisation and
+the scorer). Both are re-exported by :mod:`gmmspeech.config.sections`, where the other sections live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import check as _check
+from .base import check_choice, check_min, normalise
+
+#: The speaker-modelling systems (``system``).
+SYSTEMS = ("gmm-ubm", "ivector", "fusion")
+#: Back-end scorers (``backend.scorer``).
+SCORERS = ("plda", "cosine")
+
+
+@dataclass(frozen=True)
+class IVectorConfig:
+    """Statistics and total-variability training (:class:`gmmspeech.TotalVariability`).
+
+    Parameters
+    ----------
+    rank : int
+        i-vector dimension R (at most K * D).
+    n_iter : int
+        EM iterations of the total-variability matrix.
+    top_n : int or None
+        Keep each frame's top-N UBM posteriors in the statistics (None: all components).
+    min_divergence : bool
+        Re-scale T after each M-step so that the mean posterior E[w w'] is the identity.
+    batch_size : int
+        Utterances per E-step batch (memory O(batch_size x R^2)).
+    random_state : int
+        Seed of the random initial T.
+    """
+
+    rank: int = 400
+    n_iter: int = 10
+    top_n: int | None = None
+    min_divergence: bool = True
+    batch_size: int = 100
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        normalise(self)
+        check_min(self, "rank", 1)
+        check_min(self, "n_iter", 1)
+        check_min(self, "top_n", 1, optional=True)
+        check_min(self, "batch_size", 1)
+        ok = isinstance(self.min_divergence, bool)
+        _check(ok, "min_divergence", "true or false", self.min_divergence)
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """The i-vector back end (:mod:`gmmspeech.ivector.backend`), trained on the background i-vectors.
+
+    Parameters
+    ----------
+    lda_dim : int or None
+        Project on this many LDA dimensions (at most the number of background speakers
+        minus one); None: no LDA.
+    wccn : bool
+        Within-class covariance normalisation after LDA.
+    length_norm : bool
+        Length-normalise the vectors (after centring on the background mean) before the scorer.
+    scorer : {"plda", "cosine"}
+        Two-covariance PLDA log-likelihood ratios, or cosine similarity. LDA, WCCN and PLDA
+        need two or more background utterances of every speaker; cosine without LDA and
+        WCCN needs no speaker labels.
+    plda_iter : int
+        EM iterations of the PLDA.
+    """
+
+    lda_dim: int | None = None
+    wccn: bool = False
+    length_norm: bool = True
+    scorer: str = "plda"
+    plda_iter: int = 10
+
+    def __post_init__(self) -> None:
+        normalise(self)
+        check_min(self, "lda_dim", 1, optional=True)
+        _check(isinstance(self.wccn, bool), "wccn", "true or false", self.wccn)
+        _check(isinstance(self.length_norm, bool), "length_norm", "true or false", self.length_norm)
+        check_choice(self, "scorer", SCORERS)
+        check_min(self, "plda_iter", 0)
+
+    @property
+    def needs_speakers(self) -> bool:
+        """Whether training needs within-speaker statistics (two utterances per speaker)."""
+        return self.lda_dim is not None or self.wccn or self.scorer == "plda"
+
+
+__all__ = ["SCORERS", "SYSTEMS", "BackendConfig", "IVectorConfig"]

@@ -1,0 +1,443 @@
+"""Corpus layouts: folders of audio files whose paths follow a pattern, and list files.
+
+- :func:`compile_pattern` turns a layout pattern with named fields into a regular
+  expression. Field restrictions are a safe subset of regular expressions (no groups, no
+  alternation, no back-references), so that no pattern can backtrack exponentially.
+- :func:`scan_audio` builds a :class:`~gmmspeech.corpus.datadir.DataDir` from the files under a
+  folder whose relative paths match a pattern.
+- :func:`read_list` and :func:`select_listed` keep the files named in list files (plain path
+  lists, CSV files with a ``file`` column, or ``wav.scp``-style ``<id> <path>`` lists).
+
+The functions log what they skip; they never print.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from .datadir import DataDir, audio_file_problem
+from .tables import read_table
+
+log = logging.getLogger(__name__)
+
+#: File extensions (lower case, no dot) counted as audio when reporting skipped files.
+AUDIO_EXTENSIONS = frozenset(
+    {"wav", "flac", "mp3", "ogg", "oga", "opus", "sph", "nist", "aif", "aiff", "au", "m4a"}
+)
+
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]+))?\}")
+_FIELD_NAMES = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)[^{}]*\}")
+_EXTENSION = re.compile(r"\.([A-Za-z0-9]+)$")
+_SPECIAL = set("()|[]{}\\^$*+?.")
+_CLASS_ESCAPES = set("dwsDWS")
+_QUANTIFIERS = set("?*+")
+_SAFE_RULE = (
+    "literal characters, character classes like [0-9] or [A-Za-z_-] (also \\d, \\w, . ), "
+    "each optionally followed by ?, * or +; no groups, alternation or anchors"
+)
+
+
+def is_audio_name(name: str) -> bool:
+    """Whether a file name ends with one of :data:`AUDIO_EXTENSIONS` (any case)."""
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return ext in AUDIO_EXTENSIONS
+
+
+def _safe_field_regex(name: str, rx: str) -> str:
+    """Check a field restriction against the safe subset; return it with ``.`` and negated
+    classes kept inside one path component (they never match ``/``)."""
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(
+            f"pattern: field {{{name}:{rx}}}: {why}; a field restriction may use only {_SAFE_RULE}"
+        )
+
+    out: list[str] = []
+    i = 0
+    prev_quantifiable = False
+    while i < len(rx):
+        c = rx[i]
+        if c == "[":
+            end = i + 1
+            if end < len(rx) and rx[end] == "^":
+                end += 1
+            if end < len(rx) and rx[end] == "]":
+                end += 1
+            while end < len(rx) and rx[end] != "]":
+                if rx[end] == "\\":
+                    end += 1
+                elif rx[end] == "[":
+                    raise refuse("'[' inside a character class")
+                end += 1
+            if end >= len(rx):
+                raise refuse("unclosed character class")
+            body = rx[i + 1 : end]
+            out.append("[^/" + body[1:] + "]" if body.startswith("^") else rx[i : end + 1])
+            i = end + 1
+            prev_quantifiable = True
+        elif c == "\\":
+            if i + 1 >= len(rx):
+                raise refuse("a trailing backslash")
+            nxt = rx[i + 1]
+            if nxt in _CLASS_ESCAPES or (not nxt.isalnum() and nxt != "_"):
+                out.append(rx[i : i + 2])
+            else:
+                raise refuse(f"the escape \\{nxt} (back-references and anchors are not allowed)")
+            i += 2
+            prev_quantifiable = True
+        elif c == ".":
+            out.append("[^/]")
+            i += 1
+            prev_quantifiable = True
+        elif c in _QUANTIFIERS:
+            if not prev_quantifiable:
+                raise refuse(f"{c!r} repeats nothing or another repetition")
+            out.append(c)
+            i += 1
+            if i < len(rx) and rx[i] == "?":  # lazy form, no extra backtracking
+                out.append("?")
+                i += 1
+            prev_quantifiable = False
+        elif c in _SPECIAL:
+            raise refuse(f"{c!r} is not allowed")
+        else:
+            out.append(re.escape(c))
+            i += 1
+            prev_quantifiable = True
+    if not out:
+        raise refuse("empty restriction")
+    return "".join(out)
+
+
+def compile_pattern(pattern: str) -> tuple[re.Pattern[str], list[str]]:
+    """Turn a layout pattern into a regular expression.
+
+    Parameters
+    ----------
+    pattern : str
+        A path relative to the root with ``/`` separators and named fields, e.g.
+        ``{label}/{spk}_NO_{round}.flac``, ``{digit}_{spk}_{idx}.wav`` or
+        ``{spk}/{spk}-{chapter}-{utt}.flac``. A field ``{name}`` matches one or more
+        characters other than ``/`` (as few as possible); ``{name:RESTRICTION}`` matches a
+        restriction written in a safe subset of regular expressions: literal characters and
+        character classes (``[0-9]``, ``[^_]``, ``\\d``, ``\\w``, ``.``), each optionally
+        followed by ``?``, ``*`` or ``+``. Groups, alternation, anchors and
+        back-references are refused, so that matching stays fast on any path. A field used
+        twice must match the same text both times. ``*`` matches any characters except
+        ``/`` and ``**/`` any number of folders. A final file extension (``.wav``) matches
+        in any case (``.WAV``, ``.Wav``).
+
+    Returns
+    -------
+    regex : re.Pattern
+        Matches whole relative paths.
+    fields : list of str
+        Field names in order of first appearance.
+
+    Raises
+    ------
+    ConfigError
+        An absolute or empty pattern, unbalanced braces, no field, or a field restriction
+        outside the safe subset (naming the field).
+    """
+    if not pattern or pattern.startswith("/"):
+        raise ConfigError(f"pattern: must be a relative path pattern, got {pattern!r}")
+    rest = _FIELD.sub("", pattern)
+    if "{" in rest or "}" in rest:
+        raise ConfigError(
+            f"pattern: unbalanced braces in {pattern!r}; fields look like {{name}} or "
+            f"{{name:[0-9]+}}"
+        )
+    ext = ""
+    tail = _EXTENSION.search(pattern)
+    if tail is not None and not _FIELD.search(pattern[tail.start() :]):
+        ext, pattern_body = tail.group(1), pattern[: tail.start()]
+    else:
+        pattern_body = pattern
+    out: list[str] = []
+    fields: list[str] = []
+    pos = 0
+    for m in _FIELD.finditer(pattern_body):
+        out.append(_literal(pattern_body[pos : m.start()]))
+        name, rx = m.group(1), m.group(2)
+        if name in fields:
+            out.append(f"(?P={name})")
+        else:
+            fields.append(name)
+            body = _safe_field_regex(name, rx) if rx else "[^/]+?"
+            out.append(f"(?P<{name}>{body})")
+        pos = m.end()
+    out.append(_literal(pattern_body[pos:]))
+    if ext:
+        out.append(r"\.(?i:" + re.escape(ext) + ")")
+    if not fields:
+        raise ConfigError(f"pattern: {pattern!r} has no {{field}}; e.g. '{{spk}}/{{utt}}.wav'")
+    try:
+        regex = re.compile("".join(out))
+    except re.error as exc:
+        raise ConfigError(f"pattern: invalid field restriction in {pattern!r}: {exc}") from None
+    return regex, fields
+
+
+def _literal(text: str) -> str:
+    parts = []
+    i = 0
+    while i < len(text):
+        if text.startswith("**/", i):
+            parts.append("(?:[^/]+/)*")
+            i += 3
+        elif text[i] == "*":
+            parts.append("[^/]*")
+            i += 1
+        else:
+            parts.append(re.escape(text[i]))
+            i += 1
+    return "".join(parts)
+
+
+def _token(value: str) -> str:
+    """A field value usable inside an id or label (whitespace -> '_')."""
+    return re.sub(r"\s+", "_", value.strip())
+
+
+def _id_template(fields: list[str], spk: str | None, utt_id: str | None) -> str:
+    if utt_id is None:
+        order = ([spk] if spk else []) + [f for f in fields if f != spk]
+        return "-".join("{" + f + "}" for f in order)
+    unknown = set(_FIELD_NAMES.findall(utt_id)) - set(fields)
+    if unknown:
+        raise ConfigError(
+            f"utt_id: template {utt_id!r} uses {sorted(unknown)}, which the pattern "
+            f"does not define (fields: {fields})"
+        )
+    return utt_id
+
+
+def scan_audio(
+    root: str | os.PathLike[str],
+    pattern: str,
+    *,
+    utt_id: str | None = None,
+    spk_field: str | None = "spk",
+    label_field: str | None = "label",
+) -> DataDir:
+    """Build a data directory from the audio files under ``root`` whose paths match a pattern.
+
+    Parameters
+    ----------
+    root : path-like
+        Folder to search (recursively).
+    pattern : str
+        Layout of the paths relative to ``root``; see :func:`compile_pattern`.
+    utt_id : str, optional
+        Template of utterance ids over the fields, e.g. ``"{spk}-{label}-{round}"``.
+        Default: the speaker field, then every other field in pattern order, joined by
+        ``-``. Whitespace in values becomes ``_``.
+    spk_field : str or None
+        Field holding the speaker. If the pattern has no such field, every utterance is its
+        own speaker.
+    label_field : str or None
+        Field holding a class label written to ``utt2label`` (skipped when absent).
+
+    Returns
+    -------
+    DataDir
+        With absolute audio paths.
+
+    Raises
+    ------
+    DataError
+        No file matches, or two files get the same utterance id.
+
+    Notes
+    -----
+    Skipped files are logged in two groups: audio files (:data:`AUDIO_EXTENSIONS`, any
+    case) that do not match the pattern, as a warning with their count and an example, and
+    the other files (``README.md``, lists), at INFO.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise DataError(f"{base}: no such folder")
+    regex, fields = compile_pattern(pattern)
+    spk = spk_field if spk_field in fields else None
+    label = label_field if label_field in fields else None
+    template = _id_template(fields, spk, utt_id)
+    wav: dict[str, str] = {}
+    utt2spk: dict[str, str] = {}
+    utt2label: dict[str, str] = {}
+    source: dict[str, str] = {}
+    n_seen = 0
+    skipped_audio: list[str] = []
+    skipped_other: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames.sort()
+        for fname in sorted(filenames):
+            full = Path(dirpath) / fname
+            rel = full.relative_to(base).as_posix()
+            n_seen += 1
+            m = regex.fullmatch(rel)
+            if m is None:
+                (skipped_audio if is_audio_name(fname) else skipped_other).append(rel)
+                continue
+            # a FIFO or device would block or never end the extraction; a broken link is
+            # left to the extraction, which counts it as a failed file
+            why = audio_file_problem(full) if full.exists() and not full.is_file() else None
+            if why:
+                raise DataError(f"{full}: matches the pattern but {why}; remove or rename it")
+            values = {k: _token(v) for k, v in m.groupdict().items()}
+            try:
+                uid = template.format(**values)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ConfigError(f"utt_id: bad template {template!r} ({exc})") from None
+            if not uid or any(c.isspace() for c in uid):
+                raise DataError(f"{rel}: utterance id {uid!r} is empty or has whitespace")
+            if uid in wav:
+                raise DataError(
+                    f"{base}: files {source[uid]!r} and {rel!r} both get utterance id "
+                    f"{uid!r}; use more fields in the id template (--utt-id), e.g. "
+                    f"{'-'.join('{' + f + '}' for f in fields)!r}"
+                )
+            wav[uid] = str(full.resolve())
+            source[uid] = rel
+            utt2spk[uid] = values[spk] if spk else uid
+            if label:
+                utt2label[uid] = values[label]
+    if not wav:
+        unmatched = skipped_audio or skipped_other
+        example = f", e.g. {unmatched[0]!r}" if unmatched else ""
+        raise DataError(
+            f"{base}: no file matches the pattern {pattern!r} ({n_seen} files seen, "
+            f"{len(skipped_audio)} of them audio{example}); the pattern is matched against "
+            f"whole paths relative to {base}"
+        )
+    _log_skipped(base, pattern, n_seen, skipped_audio, skipped_other)
+    if spk is None:
+        log.info(
+            "pattern %r has no {%s} field: each utterance is its own speaker", pattern, spk_field
+        )
+    return DataDir(wav, utt2spk, utt2label if label else None)
+
+
+def _log_skipped(base: Path, pattern: str, n_seen: int, audio: list[str], other: list[str]) -> None:
+    if audio:
+        log.warning(
+            "%s: %d of %d audio files do not match the pattern %r; skipped (e.g. %r)",
+            base,
+            len(audio),
+            n_seen - len(other),
+            pattern,
+            audio[0],
+        )
+    if other:
+        log.info("%s: %d non-audio file(s) skipped (e.g. %r)", base, len(other), other[0])
+
+
+# ---------------------------------------------------------------------- selections
+def read_list(path: Path, where: str) -> set[str]:
+    """The audio paths named by a list file.
+
+    Formats, detected per file:
+
+    - ``.csv``: the ``file`` column when the header has one, else the first column;
+    - ``wav.scp``-style ``<id> <path>``: when the first non-empty line has two or more
+      fields, its first field does not end with an audio extension and the rest of the line
+      does (:func:`is_audio_name`); the path is then the rest of every line (spaces kept);
+    - otherwise a plain list: the first field of every line is the path (further columns
+      are ignored).
+
+    Returns
+    -------
+    set of str
+        The paths in POSIX form.
+    """
+    if not path.is_file():
+        raise DataError(f"{where}: list file {str(path)!r} does not exist")
+    out: set[str] = set()
+    if path.suffix.lower() == ".csv":
+        reader = csv.reader(path.read_text(encoding="utf-8").splitlines())
+        header = next(reader, None)
+        col = 0
+        if header is not None and "file" in header:
+            col = header.index("file")
+        elif header is not None and header:
+            out.add(header[0].strip())
+        for row in reader:
+            if row:
+                out.add(row[col].strip())
+    else:
+        table = read_table(path, rest_is_one_field=True, min_fields=0, unique=0)
+        first = table[0] if table else None
+        scp = (
+            first is not None
+            and bool(first.fields)
+            and not is_audio_name(first.key)
+            and is_audio_name(first.fields[0].strip())
+        )
+        for line in table:
+            if scp and not line.fields:
+                raise DataError(
+                    f"{path}:{line.line}: '<id> <path>' expected (line 1 reads as a wav.scp "
+                    f"list), got only {line.key!r}"
+                )
+            out.add(line.fields[0].strip() if scp else line.key)
+        if scp:
+            log.info("%s: read as a wav.scp-style '<id> <path>' list", path)
+    if not out:
+        raise DataError(f"{where}: list file {str(path)!r} lists no file")
+    return {Path(p).as_posix() for p in out}
+
+
+def select_listed(
+    data: DataDir, root: str | os.PathLike[str], lists: Sequence[str], where: str
+) -> DataDir:
+    """The utterances whose audio path, relative to ``root``, is in one of the list files.
+
+    Parameters
+    ----------
+    data : DataDir
+    root : path-like
+        The corpus root; list files and listed relative paths are relative to it.
+    lists : sequence of str
+        List files (see :func:`read_list`).
+    where : str
+        Prefix of error messages (e.g. the config key).
+    """
+    base = Path(root)
+    keep: set[str] = set()
+    for item in lists:
+        keep |= read_list(base / item, where)
+    root_r = base.resolve()
+    keep = {
+        (Path(p).resolve().relative_to(root_r).as_posix() if Path(p).is_absolute() else p)
+        for p in keep
+        if not Path(p).is_absolute() or Path(p).resolve().is_relative_to(root_r)
+    }
+    chosen = []
+    for utt in data.utt_ids:
+        p = data.audio_path(utt).resolve()
+        with contextlib.suppress(ValueError):
+            if p.relative_to(root_r).as_posix() in keep:
+                chosen.append(utt)
+    if not chosen:
+        raise DataError(
+            f"{where}: none of the {len(data)} files found is listed in {', '.join(lists)} "
+            f"(paths are relative to the corpus root)"
+        )
+    return data.subset(chosen)
+
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "compile_pattern",
+    "is_audio_name",
+    "read_list",
+    "scan_audio",
+    "select_listed",
+]

@@ -1,0 +1,401 @@
+"""Score normalisation with a cohort: Z-, T-, ZT-, S-norm and adaptive S-norm.
+
+Notation, for a trial of model ``m`` against test utterance ``t`` with raw score ``s``:
+
+* ``model_cohort`` (M, Nu): model ``m`` scored against Nu cohort (impostor) *utterances*;
+  gives the Z-norm statistics ``mu_z[m], sd_z[m]``.
+* ``test_cohort`` (T, Nm): test utterance ``t`` scored against Nm cohort *models*; gives the
+  T-norm statistics ``mu_t[t], sd_t[t]``.
+* ``cohort_cohort`` (Nm, Nu): cohort models against cohort utterances, for ZT-norm (the
+  T-norm cohort scores are Z-normalised with it first).
+
+Definitions (``sd`` is the population standard deviation; NaN cohort entries, e.g.
+same-speaker pairs, are ignored):
+
+* Z-norm   ``(s - mu_z[m]) / sd_z[m]``
+* T-norm   ``(s - mu_t[t]) / sd_t[t]``
+* ZT-norm  Z-norm ``s`` and every ``test_cohort[t, j]`` (with cohort model ``j``'s Z-norm
+  statistics from ``cohort_cohort[j]``), then T-norm the former with the latter
+* S-norm   ``0.5 (Z-norm + T-norm)``
+* adaptive S-norm  as S-norm, but each side's statistics come from only its ``top_n``
+  highest cohort scores (Matejka et al. 2017).
+
+Each function takes the trial scores (n,) and the integer positions of each trial's model
+(``model_index``, rows of ``model_cohort``) and test utterance (``test_index``, rows of
+``test_cohort``). :func:`cohort_normalize` builds those cohort score matrices from models,
+features and a cohort of speakers (``gmmspeech score --norm``); :func:`cohort_matrices` the
+matrices alone, which the pipeline's normalise stage and ``score --heldout-ubm`` compute per
+cohort half under a UBM that has not seen it (:mod:`gmmspeech.decisions.heldout`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..config.sections import NORMS
+from ..errors import DataError
+from ..mixture.gmm import DiagGMM
+from ..mixture.speakermodels import SpeakerModels, enroll
+from .scoring import ModelBank, score_matrix
+
+log = logging.getLogger(__name__)
+
+METHODS = NORMS
+
+
+def _stats(cohort: ArrayLike, name: str, top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    c = np.asarray(cohort, dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] == 0:
+        raise DataError(f"{name}: expected a 2-D array (rows, cohort size), got shape {c.shape}")
+    if top_n is not None:
+        if int(top_n) < 1:
+            raise DataError(f"top_n: must be >= 1, got {top_n}")
+        n = min(int(top_n), c.shape[1])
+        # NaN (excluded) entries sort last: replace with -inf for the selection
+        filled = np.where(np.isnan(c), -np.inf, c)
+        top = -np.sort(-filled, axis=1)[:, :n]
+        c = np.where(np.isinf(top), np.nan, top)
+    valid = (~np.isnan(c)).sum(axis=1)
+    if (valid < 2).any():
+        row = int(np.flatnonzero(valid < 2)[0])
+        raise DataError(
+            f"{name}: row {row} has {int(valid[row])} usable cohort score(s); need at least 2 "
+            f"(use a larger cohort)"
+        )
+    mu = np.nanmean(c, axis=1)
+    sd = np.nanstd(c, axis=1)
+    if (sd <= 0).any():
+        row = int(np.flatnonzero(sd <= 0)[0])
+        raise DataError(f"{name}: row {row} has identical cohort scores (std 0); cannot normalise")
+    return mu, sd
+
+
+def _index(idx: ArrayLike, n_rows: int, n_trials: int, name: str) -> np.ndarray:
+    i = np.asarray(idx)
+    if i.shape != (n_trials,) or i.dtype.kind not in "iu":
+        raise DataError(f"{name}: expected {n_trials} integer positions, got {i.shape} {i.dtype}")
+    if n_trials and (i.min() < 0 or i.max() >= n_rows):
+        raise DataError(f"{name}: positions must be in [0, {n_rows}), got {i.min()}..{i.max()}")
+    return i
+
+
+def znorm(scores: ArrayLike, model_cohort: ArrayLike, model_index: ArrayLike) -> np.ndarray:
+    """Z-norm: ``(s - mean) / std`` of the trial's model against the cohort utterances.
+
+    Parameters
+    ----------
+    scores : array-like, shape (n,)
+    model_cohort : array-like, shape (M, Nu)
+    model_index : array-like of int, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    mu, sd = _stats(model_cohort, "model_cohort")
+    i = _index(model_index, mu.size, s.size, "model_index")
+    return (s - mu[i]) / sd[i]
+
+
+def tnorm(scores: ArrayLike, test_cohort: ArrayLike, test_index: ArrayLike) -> np.ndarray:
+    """T-norm: ``(s - mean) / std`` of the trial's test utterance against the cohort models.
+
+    ``test_cohort`` has shape (T, Nm); ``test_index`` (n,) picks its rows.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    mu, sd = _stats(test_cohort, "test_cohort")
+    i = _index(test_index, mu.size, s.size, "test_index")
+    return (s - mu[i]) / sd[i]
+
+
+def ztnorm(
+    scores: ArrayLike,
+    model_cohort: ArrayLike,
+    test_cohort: ArrayLike,
+    cohort_cohort: ArrayLike,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
+) -> np.ndarray:
+    """ZT-norm: Z-norm, then T-norm with Z-normalised cohort-model scores.
+
+    ``cohort_cohort`` (Nm, Nu) holds the cohort models against the cohort utterances.
+    """
+    z = znorm(scores, model_cohort, model_index)
+    tc = np.asarray(test_cohort, dtype=np.float64)
+    mu_c, sd_c = _stats(cohort_cohort, "cohort_cohort")
+    if tc.ndim != 2 or tc.shape[1] != mu_c.size:
+        raise DataError(
+            f"test_cohort: expected {mu_c.size} columns (one per cohort model, like the rows "
+            f"of cohort_cohort), got shape {tc.shape}"
+        )
+    return tnorm(z, (tc - mu_c) / sd_c, test_index)
+
+
+def snorm(
+    scores: ArrayLike,
+    model_cohort: ArrayLike,
+    test_cohort: ArrayLike,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
+    *,
+    top_n: int | None = None,
+) -> np.ndarray:
+    """Symmetric normalisation ``0.5 (Z-norm + T-norm)``; adaptive when ``top_n`` is given."""
+    s = np.asarray(scores, dtype=np.float64)
+    mu_z, sd_z = _stats(model_cohort, "model_cohort", top_n)
+    mu_t, sd_t = _stats(test_cohort, "test_cohort", top_n)
+    i = _index(model_index, mu_z.size, s.size, "model_index")
+    j = _index(test_index, mu_t.size, s.size, "test_index")
+    return 0.5 * ((s - mu_z[i]) / sd_z[i] + (s - mu_t[j]) / sd_t[j])
+
+
+def adaptive_snorm(
+    scores: ArrayLike,
+    model_cohort: ArrayLike,
+    test_cohort: ArrayLike,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
+    *,
+    top_n: int = 200,
+) -> np.ndarray:
+    """Adaptive S-norm: S-norm with each side's ``top_n`` highest cohort scores."""
+    return snorm(scores, model_cohort, test_cohort, model_index, test_index, top_n=top_n)
+
+
+def normalize(
+    method: str,
+    scores: ArrayLike,
+    *,
+    model_index: ArrayLike,
+    test_index: ArrayLike,
+    model_cohort: ArrayLike | None = None,
+    test_cohort: ArrayLike | None = None,
+    cohort_cohort: ArrayLike | None = None,
+    top_n: int = 200,
+) -> np.ndarray:
+    """Dispatch on ``method`` in ``{"none", "z", "t", "zt", "s", "as"}``."""
+    if method not in METHODS:
+        raise DataError(f"norm: expected one of {', '.join(METHODS)}, got {method!r}")
+    if method == "none":
+        return np.asarray(scores, dtype=np.float64).copy()
+    if method == "z":
+        return znorm(scores, _given(model_cohort, "model_cohort", method), model_index)
+    if method == "t":
+        return tnorm(scores, _given(test_cohort, "test_cohort", method), test_index)
+    mc = _given(model_cohort, "model_cohort", method)
+    tc = _given(test_cohort, "test_cohort", method)
+    if method == "zt":
+        cc = _given(cohort_cohort, "cohort_cohort", method)
+        return ztnorm(scores, mc, tc, cc, model_index, test_index)
+    if method == "s":
+        return snorm(scores, mc, tc, model_index, test_index)
+    return adaptive_snorm(scores, mc, tc, model_index, test_index, top_n=top_n)
+
+
+def _given(cohort: ArrayLike | None, name: str, method: str) -> ArrayLike:
+    if cohort is None:
+        raise DataError(f"norm {method!r}: needs {name} (cohort scores), got None")
+    return cohort
+
+
+_LOGGED_TOP_N: set[tuple[int, int, int]] = set()
+
+
+def log_top_n(top_n: int, n_models: int, n_utts: int) -> None:
+    """Say once per process and cohort that adaptive S-norm keeps fewer than ``top_n``."""
+    key = (top_n, n_models, n_utts)
+    if top_n > min(n_models, n_utts) and key not in _LOGGED_TOP_N:
+        _LOGGED_TOP_N.add(key)
+        log.info(
+            "adaptive S-norm: top_n %d exceeds the cohort (%d models, %d utterances); "
+            "each side uses all its cohort scores up to top_n",
+            top_n,
+            n_models,
+            n_utts,
+        )
+
+
+def _leave_out(
+    matrix: np.ndarray,
+    row_ids: Sequence[str],
+    row_spk: Mapping[str, str] | None,
+    col_spk: np.ndarray,
+) -> np.ndarray:
+    """``matrix`` (rows, cohort) with NaN where a row's speaker is the cohort column's."""
+    if row_spk is None:
+        return matrix
+    spk = np.array([row_spk.get(r, "") for r in row_ids], dtype=object)
+    same = spk[:, None] == col_spk.astype(object)[None, :]
+    return np.where(same, np.nan, matrix)
+
+
+def cohort_normalize(
+    method: str,
+    scores: ArrayLike,
+    model_ids: Sequence[str],
+    test_ids: Sequence[str],
+    *,
+    ubm: DiagGMM,
+    models: SpeakerModels,
+    test_features: Any,
+    cohort_features: Any,
+    cohort_spk2utt: Mapping[str, Sequence[str]],
+    relevance_factor: float,
+    adapt: str,
+    score_method: str = "topc",
+    top_c: int | None = 5,
+    top_n: int = 200,
+    enroll_utts: int | None = None,
+    model_spk: Mapping[str, str] | None = None,
+    test_spk: Mapping[str, str] | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Normalise trial scores with a cohort of speakers: score the cohort, then :func:`normalize`.
+
+    The Z side scores the trials' models against every cohort utterance; the T side enrols
+    one cohort model per cohort speaker (MAP from ``ubm``, on its first ``enroll_utts``
+    utterances, so that cohort models look like the target models) and scores it against
+    every test utterance; ZT-norm also scores the cohort models against the cohort
+    utterances. Cohort entries of a trial's own speaker are left out (NaN): each cohort
+    model's own utterances, and with ``model_spk`` / ``test_spk`` the cohort speaker of a
+    model or test utterance (trials built from the cohort speakers themselves).
+
+    Parameters
+    ----------
+    method : {"none", "z", "t", "zt", "s", "as"}
+    scores : array-like, shape (n,)
+        Raw trial scores.
+    model_ids, test_ids : sequence of str, length n
+        The model and the test utterance of each trial.
+    ubm : DiagGMM
+    models : SpeakerModels
+        Holds every model of ``model_ids``.
+    test_features, cohort_features : mapping of str to ndarray (n_frames, n_features)
+        Features of the test utterances and of the cohort utterances (may be the same).
+    cohort_spk2utt : mapping of str to sequence of str
+        Cohort speaker -> utterances, in the order the cohort matrices use.
+    relevance_factor, adapt
+        MAP options of the cohort models.
+    score_method, top_c, progress
+        Scoring options (:func:`gmmspeech.score_matrix`).
+    top_n : int
+        Cohort scores kept per side by adaptive S-norm.
+    enroll_utts : int, optional
+        Utterances per cohort model (the first of each speaker's list); None: all.
+    model_spk, test_spk : mapping of str to str, optional
+        Speaker of each model / test id, for leaving out same-speaker cohort entries.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Normalised scores, float64.
+    """
+    if method == "none":
+        return np.asarray(scores, dtype=np.float64).copy()
+    m_pos = {m: i for i, m in enumerate(sorted(set(model_ids)))}
+    t_pos = {t: i for i, t in enumerate(sorted(set(test_ids)))}
+    if method == "as":
+        log_top_n(top_n, len(cohort_spk2utt), sum(len(u) for u in cohort_spk2utt.values()))
+    model_cohort, test_cohort, cohort_cohort = cohort_matrices(
+        method,
+        list(m_pos),
+        list(t_pos),
+        ubm=ubm,
+        models=models,
+        test_features=test_features,
+        cohort_features=cohort_features,
+        cohort_spk2utt=cohort_spk2utt,
+        relevance_factor=relevance_factor,
+        adapt=adapt,
+        score_method=score_method,
+        top_c=top_c,
+        enroll_utts=enroll_utts,
+        model_spk=model_spk,
+        test_spk=test_spk,
+        progress=progress,
+    )
+    return normalize(
+        method,
+        scores,
+        model_index=np.array([m_pos[m] for m in model_ids]),
+        test_index=np.array([t_pos[t] for t in test_ids]),
+        model_cohort=model_cohort,
+        test_cohort=test_cohort,
+        cohort_cohort=cohort_cohort,
+        top_n=top_n,
+    )
+
+
+CohortScores = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
+
+
+def cohort_matrices(
+    method: str,
+    model_ids: Sequence[str],
+    test_ids: Sequence[str],
+    *,
+    ubm: DiagGMM,
+    models: SpeakerModels,
+    test_features: Any,
+    cohort_features: Any,
+    cohort_spk2utt: Mapping[str, Sequence[str]],
+    relevance_factor: float,
+    adapt: str,
+    score_method: str = "topc",
+    top_c: int | None = 5,
+    enroll_utts: int | None = None,
+    model_spk: Mapping[str, str] | None = None,
+    test_spk: Mapping[str, str] | None = None,
+    progress: bool = False,
+) -> CohortScores:
+    """The cohort score matrices :func:`cohort_normalize` normalises with.
+
+    ``model_ids`` and ``test_ids`` are distinct ids, in the order of the rows; the other
+    parameters are those of :func:`cohort_normalize`.
+
+    Returns
+    -------
+    model_cohort : ndarray, shape (len(model_ids), n_cohort_utts), or None
+        Z side (methods z, zt, s, as).
+    test_cohort : ndarray, shape (len(test_ids), n_cohort_speakers), or None
+        T side (methods t, zt, s, as).
+    cohort_cohort : ndarray, shape (n_cohort_speakers, n_cohort_utts), or None
+        Cohort models against cohort utterances (method zt).
+    """
+    kw: dict[str, Any] = {"method": score_method, "top_c": top_c, "progress": progress}
+    spk2utt = {spk: list(utts) for spk, utts in cohort_spk2utt.items()}
+    cohort_utts = [u for utts in spk2utt.values() for u in utts]
+    utt_spk = np.array([spk for spk, utts in spk2utt.items() for _ in utts])
+    rows_m = list(model_ids)
+    rows_t = list(test_ids)
+    model_cohort = test_cohort = cohort_cohort = None
+    if method in ("z", "zt", "s", "as"):
+        log.info("Z side: %d models x %d cohort utterances", len(rows_m), len(cohort_utts))
+        bank = ModelBank(ubm, models.subset(rows_m))
+        model_cohort = score_matrix(ubm, bank, cohort_features, cohort_utts, **kw)
+        model_cohort = _leave_out(model_cohort, rows_m, model_spk, utt_spk)
+    if method in ("t", "zt", "s", "as"):
+        n = enroll_utts
+        cohort_models = enroll(
+            ubm,
+            cohort_features,
+            {spk: utts[:n] for spk, utts in spk2utt.items()},
+            relevance_factor=relevance_factor,
+            adapt=adapt,
+        )
+        cbank = ModelBank(ubm, cohort_models)
+        cohort_ids = np.asarray(cohort_models.ids)
+        log.info("T side: %d cohort models x %d test utterances", len(cbank), len(rows_t))
+        test_cohort = score_matrix(ubm, cbank, test_features, rows_t, **kw).T
+        test_cohort = _leave_out(test_cohort, rows_t, test_spk, cohort_ids)
+        if method == "zt":
+            cc = score_matrix(ubm, cbank, cohort_features, cohort_utts, **kw)
+            same = cohort_ids[:, None] == utt_spk[None, :]
+            cohort_cohort = np.where(same, np.nan, cc)  # no same-speaker pairs
+    return model_cohort, test_cohort, cohort_cohort

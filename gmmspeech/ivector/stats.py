@@ -1,0 +1,389 @@
+"""Per-utterance Baum-Welch statistics on a UBM, for total-variability modelling.
+
+``utterance_stats`` gives one utterance's zeroth order ``N_k = sum_t g_tk`` and first order
+``F_k = sum_t g_tk (x_t - m_k)`` centred on the UBM means, in float64. ``compute_stats`` runs
+it over a feature store (or arrays) on an engine, in memory (:class:`StatsSet`) or streamed
+into an HDF5 file (:class:`StatsFile`). Both record the UBM (parameters and SHA-256) and
+the feature config, and both are *statistics sources*: ``tasks(batch_size)`` gives plain
+work items that :func:`load_task` turns into ``(N (b, K), F (b, K, D))`` batches.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import h5py
+import numpy as np
+
+from ..config.sections import to_dict
+from ..engine import Engine, LocalEngine
+from ..errors import DataError, ModelFormatError, ModelMismatchError
+from ..features.frames import as_frames
+from ..features.store import FeatureStore
+from ..mixture.gmm import DiagGMM
+from ..mixture.speakermodels import ubm_fingerprint
+from ..storage.atomic import atomic_path
+from ..storage.h5io import from_json, open_checked, read_array, to_json, write_header
+from ..storage.provenance import check_feature_config
+
+STATS_FORMAT = "gmmspeech.UtteranceStats"
+FORMAT_VERSION = 1
+_FRAME_BLOCK = 4096
+
+
+@dataclass
+class UtteranceStats:
+    """Baum-Welch statistics of one utterance, float64: ``zeroth`` (K,) ``N_k = sum_t g_tk``
+    and ``first`` (K, D) ``F_k = sum_t g_tk (x_t - m_k)``, centred on the means of ``ubm``
+    (whose posteriors ``g_tk`` they are)."""
+
+    zeroth: np.ndarray
+    first: np.ndarray
+    ubm: DiagGMM = field(repr=False)
+    n_frames: int = 0
+
+
+def _stats_arrays(ubm: DiagGMM, X: Any, top_n: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    x = as_frames(X, ubm.n_features)
+    k = ubm.n_components
+    if top_n is not None and not 1 <= int(top_n) <= k:
+        raise DataError(f"top_n: must be between 1 and n_components={k}, got {top_n}")
+    n = np.zeros(k)
+    xs = np.zeros((k, ubm.n_features))
+    for s in range(0, x.shape[0], _FRAME_BLOCK):
+        block = x[s : s + _FRAME_BLOCK]
+        if top_n is None or int(top_n) == k:
+            g = ubm.posteriors(block)
+        else:
+            # keep each frame's top-N components and renormalise their posteriors to sum to 1
+            r = ubm.component_log_likelihoods(block).astype(np.float64)
+            idx = np.argpartition(-r, int(top_n) - 1, axis=1)[:, : int(top_n)]
+            v = np.take_along_axis(r, idx, axis=1)
+            v = np.exp(v - v.max(axis=1, keepdims=True))
+            v /= v.sum(axis=1, keepdims=True)
+            g = np.zeros_like(r)
+            np.put_along_axis(g, idx, v, axis=1)
+        n += g.sum(axis=0)
+        xs += g.T @ block.astype(np.float64)
+    return n, xs - n[:, None] * ubm.means, int(x.shape[0])
+
+
+def utterance_stats(ubm: DiagGMM, X: Any, *, top_n: int | None = None) -> UtteranceStats:
+    """Baum-Welch statistics of one utterance, in float64.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        K components, D features.
+    X : array-like, shape (n_frames, D)
+    top_n : int, optional
+        Keep only each frame's ``top_n`` most likely components, their posteriors
+        renormalised to sum to 1 (default: all K components, exact posteriors).
+
+    Returns
+    -------
+    UtteranceStats
+        ``zeroth`` (K,) and ``first`` (K, D) centred on ``ubm.means``.
+    """
+    n, f, t = _stats_arrays(ubm, X, top_n)
+    return UtteranceStats(n, f, ubm, t)
+
+
+def _stats_task(item: Any, shared: tuple[DiagGMM, int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Map task: stats of a batch; ``item`` is (store path, ids) or a list of arrays."""
+    ubm, top_n = shared
+    if isinstance(item, tuple):
+        path, ids = item
+        with FeatureStore(path) as store:
+            arrays = [store[u] for u in ids]
+    else:
+        arrays = item
+    out = [_stats_arrays(ubm, x, top_n)[:2] for x in arrays]
+    return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+
+
+class StatsSource(Protocol):
+    """Statistics of many utterances as work items: ``tasks(batch_size)`` returns plain
+    data that :func:`load_task` turns into ``(N (b, K), F (b, K, D))``, in order."""
+
+    ubm: DiagGMM
+    feature_config: dict[str, Any] | None
+
+    def __len__(self) -> int: ...
+    def tasks(self, batch_size: int) -> list[Any]: ...
+
+
+@dataclass
+class StatsFileSlice:
+    """Utterances ``start:stop`` of a stats file (opened by whoever loads it)."""
+
+    path: str
+    start: int
+    stop: int
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        with h5py.File(self.path, "r") as f:
+            return f["zeroth"][self.start : self.stop], f["first"][self.start : self.stop]
+
+
+@dataclass
+class StatsFileRows:
+    """Rows ``rows`` (increasing) of a stats file (opened by whoever loads it)."""
+
+    path: str
+    rows: list[int]
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        with h5py.File(self.path, "r") as f:
+            return f["zeroth"][self.rows], f["first"][self.rows]
+
+
+class StatsFileSubset:
+    """Some utterances of a :class:`StatsFile`, read batch by batch in the file's order.
+
+    Parameters
+    ----------
+    src : StatsFile
+    rows : sequence of int
+        Row positions in the file (sorted here; duplicates dropped).
+    """
+
+    def __init__(self, src: StatsFile, rows: Sequence[int]) -> None:
+        self.path, self.ubm, self.feature_config = src.path, src.ubm, src.feature_config
+        self.rows = sorted(set(int(r) for r in rows))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def tasks(self, batch_size: int) -> list[Any]:
+        r = self.rows
+        return [
+            StatsFileRows(self.path, r[s : s + batch_size]) for s in range(0, len(r), batch_size)
+        ]
+
+
+class StatsFile:
+    """Statistics in a file written by :meth:`StatsSet.save`, read batch by batch.
+
+    Memory does not grow with the number of utterances: each task reads its own slice.
+    ``utt_ids`` are the utterances in the file's order; :meth:`select` keeps some of them.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], ubm: DiagGMM | None = None) -> None:
+        self.path = str(path)
+        with open_checked(path, STATS_FORMAT, FORMAT_VERSION) as f:
+            self.ubm, self.feature_config = read_ubm_record(f, path, ubm)
+            self._n = int(f["zeroth"].shape[0])
+            raw = read_array(f, "utt_ids", (self._n,), where=path, kinds="O")
+            self.utt_ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
+            k, d = self.ubm.n_components, self.ubm.n_features
+            for name, shape in (("zeroth", (self._n, k)), ("first", (self._n, k, d))):
+                got = tuple(f[name].shape)
+                if got != shape:
+                    raise ModelFormatError(
+                        f"{path}: dataset {name!r} has shape {got}, expected {shape}"
+                    )
+
+    def __len__(self) -> int:
+        return self._n
+
+    def select(self, ids: Sequence[str]) -> StatsFileSubset:
+        """The utterances ``ids`` of this file (in the file's order); a :class:`DataError`
+        names the first one it lacks."""
+        pos = {u: i for i, u in enumerate(self.utt_ids)}
+        missing = [u for u in ids if u not in pos]
+        if missing:
+            raise DataError(f"{self.path}: no statistics of utterance {missing[0]!r}")
+        return StatsFileSubset(self, [pos[u] for u in ids])
+
+    def tasks(self, batch_size: int) -> list[Any]:
+        return [
+            StatsFileSlice(self.path, s, min(s + batch_size, self._n))
+            for s in range(0, self._n, batch_size)
+        ]
+
+
+def load_task(task: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, F)`` of a work item: a pair of arrays, or anything with ``load()``."""
+    n, f = (task[0], task[1]) if isinstance(task, tuple) else task.load()
+    n, f = np.asarray(n, dtype=np.float64), np.asarray(f, dtype=np.float64)
+    if not (np.isfinite(n).all() and np.isfinite(f).all()):
+        raise DataError(f"statistics {task!r:.80}: NaN or infinite values; recompute them")
+    return n, f
+
+
+@dataclass
+class StatsSet:
+    """Statistics of many utterances under one UBM, in memory: ``zeroth`` (n, K) and
+    ``first`` (n, K, D) float64, ``utt_ids`` and the ``feature_config`` of the frames."""
+
+    zeroth: np.ndarray
+    first: np.ndarray
+    ubm: DiagGMM = field(repr=False)
+    utt_ids: list[str] = field(default_factory=list)
+    feature_config: dict[str, Any] | None = None
+
+    def __len__(self) -> int:
+        return int(self.zeroth.shape[0])
+
+    def tasks(self, batch_size: int) -> list[Any]:
+        b = batch_size
+        return [(self.zeroth[s : s + b], self.first[s : s + b]) for s in range(0, len(self), b)]
+
+    @classmethod
+    def from_list(cls, stats: Sequence[UtteranceStats]) -> StatsSet:
+        """Stack what :func:`utterance_stats` returned (all under the same UBM)."""
+        if len(stats) == 0:
+            raise DataError("stats: no utterances")
+        ubm, key = stats[0].ubm, ubm_fingerprint(stats[0].ubm)
+        bad = [i for i, x in enumerate(stats) if x.ubm is not ubm and ubm_fingerprint(x.ubm) != key]
+        if bad:
+            raise ModelMismatchError(f"stats[{bad[0]}]: made with another UBM than stats[0]")
+        n, f = np.stack([x.zeroth for x in stats]), np.stack([x.first for x in stats])
+        return cls(n, f, ubm, [str(i) for i in range(len(stats))], ubm.feature_config)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to HDF5 atomically, with the UBM (and its SHA-256) and the feature config."""
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            _write_header(f, self.ubm, self.feature_config, self.utt_ids)
+            f.create_dataset("zeroth", data=self.zeroth)
+            f.create_dataset("first", data=self.first)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], ubm: DiagGMM | None = None) -> StatsSet:
+        """Read a file written by :meth:`save`; with ``ubm``, refuse stats of another UBM."""
+        with open_checked(path, STATS_FORMAT, FORMAT_VERSION) as f:
+            file_ubm, fc = read_ubm_record(f, path, ubm)
+            k, d = file_ubm.n_components, file_ubm.n_features
+            raw = read_array(f, "utt_ids", (None,), where=path, kinds="O")
+            ids = [s.decode() if isinstance(s, bytes) else str(s) for s in raw]
+            n = read_array(f, "zeroth", (len(ids), k), where=path, kinds="f")
+            first = read_array(f, "first", (len(ids), k, d), where=path, kinds="f")
+            return cls(n, first, file_ubm, ids, fc)
+
+
+def _write_header(
+    f: h5py.File, ubm: DiagGMM, feature_config: dict[str, Any] | None, ids: list[str]
+) -> None:
+    write_header(f, STATS_FORMAT, FORMAT_VERSION)
+    write_ubm_record(f, ubm, feature_config)
+    f.create_dataset("utt_ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+
+
+def write_ubm_record(f: h5py.File, ubm: DiagGMM, feature_config: dict[str, Any] | None) -> None:
+    f.attrs["ubm_sha256"] = ubm_fingerprint(ubm)
+    f.attrs["feature_config"] = to_json(feature_config)
+    g = f.create_group("ubm")
+    for name in ("weights", "means", "variances"):
+        g.create_dataset(name, data=getattr(ubm, name))
+
+
+def read_ubm_record(
+    f: h5py.File, path: Any, ubm: DiagGMM | None
+) -> tuple[DiagGMM, dict[str, Any] | None]:
+    try:
+        g = f["ubm"]
+        shape = getattr(g.get("means"), "shape", None)
+        k, d = shape if shape is not None and len(shape) == 2 else (None, None)
+        w = read_array(g, "weights", (k,), where=path, kinds="f")
+        mu = read_array(g, "means", (k, d), where=path, kinds="f")
+        stored = DiagGMM(w, mu, read_array(g, "variances", (k, d), where=path, kinds="f"))
+        key = str(f.attrs["ubm_sha256"])
+    except (KeyError, DataError) as exc:
+        raise ModelFormatError(f"{path}: missing or invalid UBM record ({exc})") from None
+    fc = from_json(f.attrs.get("feature_config"))
+    if ubm is not None:
+        got = ubm_fingerprint(ubm)
+        if got != key:
+            raise ModelMismatchError(
+                f"{path}: made with the UBM of SHA-256 {key[:12]}... (K={stored.n_components}), "
+                f"not the one given ({got[:12]}..., K={ubm.n_components}); use the matching UBM"
+            )
+        return ubm, fc
+    stored.feature_config = fc
+    return stored, fc
+
+
+def _stats_items(
+    ubm: DiagGMM, features: Any, batch_size: int
+) -> tuple[list[Any], list[str], dict[str, Any] | None]:
+    """Work items, utterance ids and feature config of ``compute_stats``'s input."""
+    fc = ubm.feature_config
+    if isinstance(features, (str, os.PathLike, FeatureStore)):
+        store = features if isinstance(features, FeatureStore) else FeatureStore(features)
+        try:
+            ids, store_fc, path = list(store), to_dict(store.config), str(store.path)
+        finally:
+            if store is not features:
+                store.close()
+        check_feature_config(store_fc, fc, what=f"{path}: the features", expected_by="the UBM")
+        return (
+            [(path, ids[s : s + batch_size]) for s in range(0, len(ids), batch_size)],
+            ids,
+            (fc or store_fc),
+        )
+    if isinstance(features, Mapping):
+        ids, arrays = list(features), list(features.values())
+    else:
+        arrays = list(features)
+        ids = [str(i) for i in range(len(arrays))]
+    return [arrays[s : s + batch_size] for s in range(0, len(arrays), batch_size)], ids, fc
+
+
+def compute_stats(
+    ubm: DiagGMM,
+    features: FeatureStore | str | os.PathLike[str] | Sequence[Any] | Mapping[str, Any],
+    *,
+    top_n: int | None = None,
+    engine: Engine | None = None,
+    batch_size: int = 32,
+    out: str | os.PathLike[str] | None = None,
+) -> StatsSet | StatsFile:
+    """Statistics of many utterances, computed on an engine (same numbers on every engine).
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+    features : FeatureStore, path to one, list of arrays or mapping ``utt_id -> array``
+        A store's feature config must match ``ubm.feature_config`` when both are known;
+        workers open the store themselves.
+    top_n : int, optional
+        See :func:`utterance_stats`.
+    engine : Engine, optional
+        Where the batches of ``batch_size`` utterances run (default: in this process).
+    out : path-like, optional
+        Stream the statistics into this HDF5 file (written atomically) as batches finish,
+        so memory does not grow with the number of utterances, and return a :class:`StatsFile`.
+
+    Returns
+    -------
+    StatsSet or StatsFile
+        In the order of the store (sorted ids), the mapping or the list.
+    """
+    items, ids, fc = _stats_items(ubm, features, batch_size)
+    if not ids:
+        raise DataError("features: no utterances")
+    eng = engine or LocalEngine()
+    if out is None:
+        parts = eng.map(_stats_task, items, (ubm, top_n))
+        n, f = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return StatsSet(n, f, ubm, ids, fc)
+    k, d = ubm.n_components, ubm.n_features
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as h:
+        _write_header(h, ubm, fc, ids)
+        dn = h.create_dataset("zeroth", (len(ids), k), "f8", chunks=(1, k))
+        df = h.create_dataset("first", (len(ids), k, d), "f8", chunks=(1, k, d))
+        start = 0
+        for n, f in eng.imap(_stats_task, items, (ubm, top_n)):
+            dn[start : start + len(n)], df[start : start + len(n)] = n, f
+            start += len(n)
+    return StatsFile(out, ubm)
+
+
+def as_source(stats: StatsSource | Sequence[UtteranceStats]) -> StatsSource:
+    if isinstance(stats, Sequence):
+        return StatsSet.from_list(stats)
+    return stats
