@@ -263,6 +263,25 @@ def test_systems_that_scored_other_trials_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "exp/results.json").exists()
 
 
+def test_two_systems_that_label_an_evaluation_trial_otherwise_are_refused(
+    tmp_path: Path,
+) -> None:
+    # exactly two systems: the label check must not need a third to run
+    data = Systems()
+    cfg = two_experiments(tmp_path, data)
+    ev = (tmp_path / "b/data/test/trials").read_text().splitlines()
+    m, u, label = ev[3].split()
+    ev[3] = f"{m} {u} {'nontarget' if label == 'target' else 'target'}"
+    (tmp_path / "b/data/test/trials").write_text("\n".join(ev) + "\n")
+    with pytest.raises(DataError) as err:
+        Experiment(load_config(cfg), tmp_path / "exp", config_path=str(cfg)).run()
+    assert (
+        f"evaluation trial labels: 1 trial(s) are labelled otherwise by sb than by sa "
+        f"(e.g. {m} {u})" in str(err.value)
+    )
+    assert not (tmp_path / "exp/results.json").exists()
+
+
 def test_other_calibration_trials_are_refused(tmp_path: Path) -> None:
     data = Systems()
     data.experiment(tmp_path / "a", 0)
