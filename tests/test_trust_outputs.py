@@ -353,6 +353,25 @@ def test_run_never_replaces_a_users_file_at_an_output_path(exp_config, capsys) -
     assert (out / "data" / "test" / "trials").read_text() == "my trials\n"
 
 
+def test_an_output_turned_into_a_link_to_a_users_file_is_refused(exp_config, capsys) -> None:
+    # the manifest lists notes.txt as the user's; later an output path of the experiment is
+    # made a symlink to it: the rerun must refuse to write there, and notes.txt stays intact
+    out = exp_config.parent / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    assert _run(exp_config, out, "--force") == 0
+    trials = out / "data" / "test" / "trials"
+    assert trials.is_file()
+    trials.unlink()
+    trials.symlink_to(out / "notes.txt")
+    capsys.readouterr()
+    assert _run(exp_config, out, "--set", "data.seed=1") == 1  # prepare rewrites the trials
+    err = _one_line(capsys)
+    assert "data/test/trials" in err and "not replaced" in err
+    assert (out / "notes.txt").read_text() == "mine\n"
+    assert trials.is_symlink()
+
+
 # ------------------------------------------------------------------------ SIGTERM
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "gmmspeech.cli.main", *args]
