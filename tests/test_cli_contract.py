@@ -101,3 +101,45 @@ def test_parser_builds_without_heavy_imports() -> None:
         ).stdout.split()
         assert out == ["0"] * len(heavy), f"'gmmspeech {command}' loads {out} of {heavy}"
     assert build_parser().prog == "gmmspeech"
+
+
+@pytest.mark.parametrize(
+    ("argv", "level"),
+    [
+        (["bench", "ubm"], "INFO"),
+        (["bench", "ubm", "--log-level", "WARNING"], "WARNING"),
+        (["--log-level", "ERROR", "bench", "ubm"], "ERROR"),
+        (["bench", "--log-level", "ERROR", "ubm"], "ERROR"),
+        (["--log-level", "ERROR", "bench", "ubm", "--log-level", "DEBUG"], "DEBUG"),
+        (["extract", "data", "feats.h5", "--log-level", "WARNING"], "WARNING"),
+        (["--log-level", "WARNING", "extract", "data", "feats.h5"], "WARNING"),
+        (["--log-level=ERROR", "train-ubm", "f.h5", "ubm.h5"], "ERROR"),
+        (["train-ubm", "f.h5", "ubm.h5", "--log-level=DEBUG"], "DEBUG"),
+        (["--log-level", "ERROR", "run", "exp.yaml"], "ERROR"),
+        (["demo", "--log-level", "WARNING"], "WARNING"),
+    ],
+)
+def test_global_options_before_or_after_the_command(argv: list[str], level: str) -> None:
+    command = next(a for a in argv if a in COMMANDS)
+    assert build_parser(command).parse_args(argv).log_level == level
+
+
+@pytest.mark.parametrize(
+    "argv", [["--version"], ["extract", "--version"], ["bench", "ubm", "--version"]]
+)
+def test_version_anywhere(argv: list[str], capsys) -> None:
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("gmmspeech ")
+
+
+def test_log_level_after_a_nested_subcommand_is_honoured() -> None:
+    """`bench ubm --log-level WARNING` runs and hides the INFO lines the same run shows."""
+    cmd = [sys.executable, "-m", "gmmspeech.cli.main", "bench", "ubm", "--n", "2000", "--d", "2"]
+    cmd += ["--k", "4", "--no-progress"]
+    runs = [
+        subprocess.run(cmd + extra, capture_output=True, text=True, check=False)
+        for extra in ([], ["--log-level", "WARNING"])
+    ]
+    assert [r.returncode for r in runs] == [0, 0]
+    assert " INFO " in runs[0].stderr
+    assert " INFO " not in runs[1].stderr and "UBM N=2000" in runs[1].stdout

@@ -16,9 +16,11 @@ from helpers_audio import SR, bursts, noise, sine
 import gmmspeech
 from gmmspeech.config.sections import FeatureConfig, config_hash, to_dict
 from gmmspeech.errors import AudioError, ConfigError, DataError
+from gmmspeech.features import frontend
 from gmmspeech.features.frontend import (
     add_deltas,
     extract_features,
+    fill_features,
     frame_energy_db,
     mfcc,
     normalize,
@@ -226,6 +228,74 @@ def test_deltas_equal_local_polynomial_fits_written_out(
                 d[t, j] = coef[0] * math.factorial(k)  # k-th derivative at t
         blocks.append(d)
     np.testing.assert_allclose(add_deltas(x, order, window), np.hstack(blocks), atol=1e-4)
+
+
+def _polyfit_deltas(x: np.ndarray, order: int, window: int) -> np.ndarray:
+    """Written-out oracle of librosa's interp-mode deltas of ``x`` (d, n), in float64:
+    the k-th derivative at t of the degree-k least-squares fit over 2N+1 frames."""
+    d, n = x.shape
+    width = 2 * window + 1
+    out = np.zeros((d, n))
+    for t in range(n):
+        s = min(max(t - window, 0), n - width)
+        pos = np.arange(s, s + width, dtype=np.float64) - t
+        coef = np.polyfit(pos, x[:, s : s + width].T.astype(np.float64), order)
+        out[:, t] = coef[0] * math.factorial(order)
+    return out
+
+
+@pytest.mark.parametrize("block", [1, 4, 37, 1 << 13])
+@pytest.mark.parametrize("window", [1, 2, 3])
+def test_fill_features_in_time_blocks_is_librosa_on_the_whole_matrix(
+    monkeypatch: pytest.MonkeyPatch, block: int, window: int
+) -> None:
+    """Deltas filtered a time block at a time (with context) are the deltas of the whole
+    matrix: librosa.feature.delta on all frames at once, and the fits written out."""
+    monkeypatch.setattr(frontend, "DELTA_FRAMES", block)
+    rng = np.random.default_rng(block + window)
+    n = 211
+    static = np.cumsum(rng.standard_normal((20, n)), axis=1).astype(np.float32)
+    keep = rng.random(n) < 0.7
+    cfg = FeatureConfig(delta_window=window)
+    width = 2 * window + 1
+    whole = [static] + [
+        librosa.feature.delta(static, width=width, order=k, mode="interp") for k in (1, 2)
+    ]
+    for cols in (keep, slice(None), np.flatnonzero(keep)):
+        out = np.full((np.arange(n)[cols].size, cfg.n_features), np.nan, dtype=np.float32)
+        fill_features(static, cols, cfg, out)
+        want = np.vstack(whole)[:, cols].T
+        scale = np.abs(want).max(axis=0)
+        np.testing.assert_allclose(out, want, rtol=0, atol=1e-6 * scale.max())
+    written = np.vstack([static] + [_polyfit_deltas(static, k, window) for k in (1, 2)])
+    np.testing.assert_allclose(out, written[:, keep].T, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("block", [16, 1 << 13])
+def test_long_utterance_features_are_librosa_called_directly(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """A whole utterance of many delta blocks: librosa's MFCCs and deltas, frame for frame."""
+    monkeypatch.setattr(frontend, "DELTA_FRAMES", block)
+    cfg = FeatureConfig(pre_emphasis=0.0, vad="none", normalization="none")
+    y = noise(3.0, 0.1, seed=11) + sine(440.0, 3.0, 0.3)
+    m = librosa.feature.mfcc(
+        y=y,
+        sr=SR,
+        n_mfcc=cfg.n_mfcc,
+        n_fft=cfg.fft_size,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window=cfg.window,
+        center=cfg.center,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+    )
+    width = 2 * cfg.delta_window + 1
+    want = np.vstack([m] + [librosa.feature.delta(m, width=width, order=k) for k in (1, 2)]).T
+    got = extract_features(y, SR, cfg)
+    assert got.shape == want.shape == (301, 60)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
 def test_utterance_shorter_than_the_delta_filter_is_an_audio_error() -> None:

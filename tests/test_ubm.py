@@ -284,3 +284,15 @@ def test_far_out_frames_do_not_raise_the_floor_or_collapse_the_ubm():
     assert sum(h["n_repairs"] for h in gmm.history_) > 0  # the far frames kill components
     assert (gmm.weights > 0).all()
     assert _n_distinct(gmm) >= 56
+
+
+def test_progress_bar_ends_at_the_iterations_run(capsys):
+    """The bar's total starts at the cap of the final stage; a run that converges before
+    the cap ends at 100 %, its count the EM iterations recorded in history_."""
+    _, X = four_bumps(4000)
+    gmm = train_ubm(X, 4, iterations_per_stage=(2,), final_max_iterations=40, progress=True)
+    n_run = len(gmm.history_)
+    assert n_run < 1 + 2 + 2 + 40  # converged before the cap: the case that ended short
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("UBM: 100%")
+    assert f" {n_run}/{n_run} " in last

@@ -1,10 +1,12 @@
 """The ``gmmspeech`` command line.
 
 One entry point with subcommands. Each subcommand lives in its own module under
-:mod:`gmmspeech.cli.common` and provides ``EXAMPLE``,
-``add_arguments(parser)`` and ``run(args) -> int``; the commands and their one-line help
-are listed in :data:`gmmspeech.cli.common.COMMANDS`. Exit codes: 0 success, 1 data or configuration error (one-line cause on
-stderr), 2 usage error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+:mod:`gmmspeech.cli` and provides ``EXAMPLE``, ``add_arguments(parser)`` and
+``run(args) -> int``; the commands and their one-line help are listed in
+:data:`gmmspeech.cli.common.COMMANDS`. The global options (``--log-level``, ``--version``)
+go before or after any command. Exit codes: 0 success, 1 data or configuration error
+(one-line cause on stderr), 2 usage error, 130 interrupted (SIGINT), 143 terminated
+(SIGTERM).
 
 SIGTERM is handled like SIGINT: it raises :class:`Terminated` in the main thread, so
 every ``finally`` and every atomic write cleans up, and a rerun resumes. An operating
@@ -50,7 +52,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="gmmspeech",
         description="GMM-UBM speaker modelling: features, UBM, MAP, scoring, evaluation.",
     )
-    parser.add_argument("--version", action="version", version=f"gmmspeech {__version__}")
+    add_global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, help_ in COMMANDS.items():
@@ -64,15 +66,43 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             continue
         mod = importlib.import_module(f".{name.replace('-', '_')}", __package__)
         p.epilog = f"example:\n  {mod.EXAMPLE}"
-        p.add_argument(
-            "--log-level",
-            default="INFO",
-            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-            help="logging verbosity (default: INFO)",
-        )
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
+    for below in _parsers_below(parser):
+        add_global_options(below, top=False)
     return parser
+
+
+#: Levels of ``--log-level``.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def add_global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """Add the options every command takes, before or after its name: ``--log-level``
+    and ``--version``.
+
+    The top-level parser holds the default; a subcommand's parser (and a nested one, as
+    ``bench ubm``) sets the value only when the option is given after the command's name
+    (``argparse.SUPPRESS``), since a subparser's defaults would otherwise overwrite what was
+    given before it. Given both before and after, the later one wins.
+    """
+    p.add_argument("--version", action="version", version=f"gmmspeech {__version__}")
+    p.add_argument(
+        "--log-level",
+        default="INFO" if top else argparse.SUPPRESS,
+        choices=LOG_LEVELS,
+        help="logging verbosity (default: INFO); before or after the command",
+    )
+
+
+def _parsers_below(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every subcommand parser under ``parser``, nested ones included (``bench ubm``)."""
+    # argparse keeps its subparsers in the private _actions list; no public accessor
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases: once each
+                yield child
+                yield from _parsers_below(child)
 
 
 def _command_in(argv: Sequence[str]) -> str:

@@ -44,7 +44,10 @@ _LOG_ENERGY_FLOOR = 1e-10  # sum-of-squares floor for energy="log_energy"
 _STD_FLOOR = 1e-6
 #: A signal varying by less (half a 16-bit step) is constant: no usable variation.
 MIN_PEAK_TO_PEAK = 2.0**-16
-_DELTA_ROWS = 4  # cepstral rows filtered per librosa.feature.delta call
+#: Frames (plus context) filtered per ``librosa.feature.delta`` call in :func:`fill_features`:
+#: one call per order for an utterance of up to 82 s at a 10 ms shift, and a few MB of
+#: transient deltas for a longer one.
+DELTA_FRAMES = 1 << 13
 
 
 def _check_signal(signal: ArrayLike, sample_rate: object) -> tuple[np.ndarray, int]:
@@ -64,7 +67,8 @@ def _check_signal(signal: ArrayLike, sample_rate: object) -> tuple[np.ndarray, i
             f"down-mix multi-channel audio first (gmmspeech.load_audio does)"
         )
     y = np.ascontiguousarray(y, dtype=np.float32)
-    if not np.isfinite(y).all():
+    # min and max are NaN or infinite when a sample is: one pass instead of isfinite's mask
+    if y.size and not (np.isfinite(y.min()) and np.isfinite(y.max())):
         bad = ~np.isfinite(y)
         raise DataError(
             f"signal: {int(bad.sum())} of {y.size} samples are NaN or infinite "
@@ -545,6 +549,11 @@ def fill_features(
 ) -> None:
     """Write static cepstra and their librosa deltas, for the frames ``cols``, into ``out``.
 
+    The deltas are ``librosa.feature.delta`` of all the coefficients at once, one call per
+    order on a time block of at most :data:`DELTA_FRAMES` frames plus ``delta_window``
+    frames of context on each side (the filter of a frame sees only its ``delta_window``
+    neighbours, so a block's frames get what they get on the whole matrix).
+
     Parameters
     ----------
     static : ndarray, shape (n_mfcc, n)
@@ -556,18 +565,30 @@ def fill_features(
     cfg : FeatureConfig
     out : ndarray, shape (n_cols, cfg.n_features), float32
     """
-    # filled a few coefficients at a time with the wanted frames only: a long file never
-    # holds the stacked matrix of every frame, nor a whole delta matrix (each row is
-    # filtered on its own, so the rows are the same as librosa's on the whole matrix)
-    width = 2 * int(cfg.delta_window) + 1
-    d = static.shape[0]
-    for k in range(cfg.deltas + 1):
-        for i in range(0, d, _DELTA_ROWS):
-            rows = static[i : i + _DELTA_ROWS]
-            if k:
-                rows = librosa.feature.delta(rows, width=width, order=k, axis=-1, mode="interp")
-            j = k * d + i
-            out[:, j : j + rows.shape[0]] = rows[:, cols].T
+    d, n = static.shape
+    idx = np.arange(n)[cols]
+    if idx.size and np.any(idx[1:] <= idx[:-1]):
+        raise ValueError("fill_features: cols must select frames in increasing order")
+    ctx = int(cfg.delta_window) if cfg.deltas else 0
+    width = 2 * ctx + 1
+    at = 0
+    for s in range(0, n, DELTA_FRAMES):
+        e = min(s + DELTA_FRAMES, n)
+        b = int(np.searchsorted(idx, e))
+        if b == at:
+            continue
+        # the block with context, at least a filter width (librosa's mode="interp" needs it)
+        lo = max(min(s - ctx, n - width), 0)
+        hi = min(max(e + ctx, lo + width), n)
+        block = static[:, lo:hi]
+        stacked = [block] + [
+            librosa.feature.delta(block, width=width, order=k, axis=-1, mode="interp")
+            for k in range(1, cfg.deltas + 1)
+        ]
+        sel = idx[at:b] - lo
+        for k, rows in enumerate(stacked):
+            out[at:b, k * d : (k + 1) * d] = rows.T[sel]
+        at = b
 
 
 __all__ = [

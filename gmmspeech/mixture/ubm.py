@@ -418,6 +418,9 @@ def train_ubm(
     with tqdm(total=total, desc="UBM", unit="it", disable=not show) as bar:
         trainer.bar = bar if show else None
         gmm, unconverged = trainer.run(gmm, plan, start_stage, checkpoints)
+        # the total is the cap of the final stage; it ends when it converges: end at 100 %
+        bar.total = bar.n
+        bar.refresh()
     _report(cfg, gmm, unconverged)
     return gmm
 
