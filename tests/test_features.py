@@ -23,9 +23,9 @@ from gmmspeech.features.frontend import (
     fill_features,
     frame_energy_db,
     mfcc,
-    normalize,
     vad_mask,
 )
+from gmmspeech.features.normalize import normalize
 
 
 # ------------------------------------------------------------------------- config

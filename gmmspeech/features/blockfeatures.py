@@ -35,18 +35,16 @@ import numpy as np
 from ..config.sections import FeatureConfig
 from ..errors import AudioError, DataError
 from .frontend import (
-    _STD_FLOOR,
     MIN_PEAK_TO_PEAK,
-    _mean_var_norm,
     fill_features,
     frame_energy_db,
     frame_log_energy,
     frame_view,
     kept_frames,
-    normalize,
     pre_emphasis,
 )
 from .melspec import log_mel_cepstra, mel_power, power_to_db
+from .normalize import STD_FLOOR, mean_var_norm, normalize
 from .spill import SpilledFrames
 
 #: Log-mel frames read back per run from a spill file in the second pass.
@@ -253,7 +251,7 @@ def extract_features_blockwise(
         at += rows.shape[0]
     del logmels
     if cfg.normalization in ("cmn", "cmvn"):
-        feats = _mean_var_norm(feats, cfg.normalization == "cmvn")
+        feats = mean_var_norm(feats, cfg.normalization == "cmvn")
     else:
         feats = normalize(feats, cfg.normalization, cfg.norm_window)
     return feats, int(keep.shape[0])
@@ -329,7 +327,7 @@ def _spilled_scale(spilled: SpilledFrames) -> np.ndarray:
     for _, block in spilled.blocks():
         sq += np.einsum("ij,ij->j", block, block, dtype=np.float64)
     var = sq / spilled.shape[0]
-    scale: np.ndarray = (1.0 / np.maximum(np.sqrt(var), _STD_FLOOR)).astype(np.float32)
+    scale: np.ndarray = (1.0 / np.maximum(np.sqrt(var), STD_FLOOR)).astype(np.float32)
     return scale
 
 

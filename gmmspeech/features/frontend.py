@@ -13,7 +13,8 @@ The pipeline of :func:`extract_features` for one utterance:
    order 2 is librosa's second-order filter);
 5. VAD on the raw frame energy in dBFS, over the samples under the window of each of
    librosa's frames (so the frame count is librosa's);
-6. normalisation over the kept frames (CMN, CMVN, sliding, or feature warping).
+6. normalisation over the kept frames (CMN, CMVN, sliding, or feature warping; in
+   :mod:`gmmspeech.features.normalize`).
 
 Arrays are ``(n_frames, n_features)`` throughout (librosa's layout is the transpose); every
 array returned is float32.
@@ -24,9 +25,7 @@ MFCC of a process; process workers get it preloaded from the engine's forkserver
 
 from __future__ import annotations
 
-import functools
 import logging
-import statistics
 
 import librosa  # lazy: its submodules load at first use (or in the forkserver)
 import numpy as np
@@ -36,12 +35,12 @@ from ..config.sections import FeatureConfig
 from ..errors import AudioError, ConfigError, DataError
 from .audio import resample
 from .melspec import log_mel_cepstra, mel_power, power_to_db
+from .normalize import mean_var_norm, normalize
 
 log = logging.getLogger(__name__)
 
 _ENERGY_FLOOR = 1e-20  # mean square floor: -200 dBFS, so digital silence stays finite
 _LOG_ENERGY_FLOOR = 1e-10  # sum-of-squares floor for energy="log_energy"
-_STD_FLOOR = 1e-6
 #: A signal varying by less (half a 16-bit step) is constant: no usable variation.
 MIN_PEAK_TO_PEAK = 2.0**-16
 #: Frames (plus context) filtered per ``librosa.feature.delta`` call in :func:`fill_features`:
@@ -311,109 +310,6 @@ def vad_mask(energy_db: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return mask
 
 
-def _window_bounds(n_frames: int, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Start/end of a ``window``-frame window centred on each frame, shifted inside the data."""
-    t = np.arange(n_frames)
-    if n_frames <= window:
-        return np.zeros(n_frames, dtype=np.intp), np.full(n_frames, n_frames, dtype=np.intp)
-    start = np.clip(t - window // 2, 0, n_frames - window)
-    return start, start + window
-
-
-def normalize(x: np.ndarray, mode: str = "cmvn", window: int = 301) -> np.ndarray:
-    """Mean / variance normalisation or feature warping of one utterance's frames.
-
-    Parameters
-    ----------
-    x : ndarray, shape (n_frames, d)
-    mode : {"none", "cmn", "cmvn", "sliding_cmn", "sliding_cmvn", "warp"}
-        ``cmn``/``cmvn`` use the whole utterance; ``sliding_*`` a window of ``window``
-        frames centred on each frame (shifted at the edges to stay inside the utterance; the
-        whole utterance when it is shorter); ``warp`` maps each value to the standard-normal
-        quantile of its rank within that window.
-    window : int
-        Window length in frames for the sliding modes and warping.
-
-    Returns
-    -------
-    ndarray, shape (n_frames, d), float32
-        Standard deviations are floored at 1e-6, so constant dimensions become 0.
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if mode == "none" or x.shape[0] == 0:
-        return x
-    if mode in ("cmn", "cmvn"):
-        return _mean_var_norm(x.copy(), mode == "cmvn")
-    if mode in ("sliding_cmn", "sliding_cmvn"):
-        x64 = x.astype(np.float64)
-        start, end = _window_bounds(x.shape[0], window)
-        zero = np.zeros((1, x.shape[1]))
-        cs = np.concatenate([zero, np.cumsum(x64, axis=0)])
-        n = (end - start)[:, None].astype(np.float64)
-        mean = (cs[end] - cs[start]) / n
-        if mode == "sliding_cmn":
-            return (x64 - mean).astype(np.float32)
-        cs2 = np.concatenate([zero, np.cumsum(x64 * x64, axis=0)])
-        var = np.maximum((cs2[end] - cs2[start]) / n - mean**2, 0.0)
-        return ((x64 - mean) / np.maximum(np.sqrt(var), _STD_FLOOR)).astype(np.float32)
-    if mode == "warp":
-        return _warp(x, window)
-    raise ConfigError(f"normalization: unknown mode {mode!r}")
-
-
-def _mean_var_norm(x: np.ndarray, variance: bool) -> np.ndarray:
-    """CMN / CMVN of ``x`` (float32, C-contiguous) in place; returns ``x``.
-
-    Statistics are accumulated in float64, the subtraction and scaling done in float32.
-    """
-    mean = x.mean(axis=0, dtype=np.float64)
-    x -= mean.astype(np.float32)
-    if variance:
-        var = np.einsum("ij,ij->j", x, x, dtype=np.float64) / x.shape[0]
-        x *= (1.0 / np.maximum(np.sqrt(var), _STD_FLOOR)).astype(np.float32)
-    return x
-
-
-@functools.lru_cache(maxsize=16)
-def _normal_quantiles(width: int) -> np.ndarray:
-    """``Phi^-1(k / (2 width))`` for ``k = 0 .. 2 width``, shape ``(2 width + 1,)``.
-
-    A frame's rank in a window of ``width`` values is ``(less + equal / 2) / width``, a multiple
-    of ``1 / (2 width)``, so warping is a lookup in this table indexed by ``2 less + equal``.
-    The table comes from the standard library (``NormalDist.inv_cdf``, accurate to double
-    precision) so that extraction does not import ``scipy.special`` (0.13 s per process).
-    The ends (``k = 0`` and ``2 width``) never occur: a frame is always equal to itself.
-    """
-    inv = statistics.NormalDist().inv_cdf
-    k = np.arange(1, 2 * width)
-    inner = np.array([inv(float(v)) for v in k / (2.0 * width)])
-    return np.concatenate(([-np.inf], inner, [np.inf]))
-
-
-def _warp(x: np.ndarray, window: int, block: int = 128) -> np.ndarray:
-    n_frames, dim = x.shape
-    start, end = _window_bounds(n_frames, window)
-    width = int(end[0] - start[0])
-    table = _normal_quantiles(width)
-    out = np.empty_like(x)
-    if width == n_frames:
-        # One window for every frame: ranks within the whole utterance.
-        for s in range(0, n_frames, block):
-            c = x[s : s + block]
-            less = (x[None, :, :] < c[:, None, :]).sum(axis=1)
-            equal = (x[None, :, :] == c[:, None, :]).sum(axis=1)
-            out[s : s + block] = table[2 * less + equal]
-        return out
-    windows = np.lib.stride_tricks.sliding_window_view(x, width, axis=0)  # (T-w+1, d, w)
-    for s in range(0, n_frames, block):
-        c = x[s : s + block]  # (b, d)
-        win = windows[start[s : s + block]]  # (b, d, w)
-        less = (win < c[:, :, None]).sum(axis=2)
-        equal = (win == c[:, :, None]).sum(axis=2)
-        out[s : s + block] = table[2 * less + equal]
-    return out
-
-
 def extract_features(
     signal: ArrayLike, sample_rate: int, config: FeatureConfig | None = None
 ) -> np.ndarray:
@@ -512,7 +408,7 @@ def features_from_cepstra(
     feats = np.empty((n_kept, cfg.n_features), dtype=np.float32)
     fill_features(static, keep if n_kept < n_total else slice(None), cfg, feats)
     if cfg.normalization in ("cmn", "cmvn"):
-        feats = _mean_var_norm(feats, cfg.normalization == "cmvn")  # ours: in place
+        feats = mean_var_norm(feats, cfg.normalization == "cmvn")  # ours: in place
     else:
         feats = normalize(feats, cfg.normalization, cfg.norm_window)
     return np.ascontiguousarray(feats, dtype=np.float32), n_total
@@ -603,6 +499,5 @@ __all__ = [
     "frame_view",
     "mfcc",
     "n_frames_of",
-    "normalize",
     "vad_mask",
 ]
