@@ -47,12 +47,24 @@ def test_demo_runs_in_the_current_directory(tmp_path: Path, monkeypatch, capsys)
     out = capsys.readouterr().out
     exp = tmp_path / "gmmspeech_demo"
     res = json.loads((exp / "results.json").read_text())
-    # 10 models x 30 test utterances (3 per speaker), 30 target trials
-    assert (res["n_trials"], res["n_target"], res["n_models"]) == (300, 30, 10)
+    # 10 models x 50 test utterances (5 per speaker), 50 target trials
+    assert (res["n_trials"], res["n_target"], res["n_models"]) == (500, 50, 10)
     assert 0.0 <= res["eer"] < 0.2  # real speakers, even 8 components separate most
     assert f"EER {100 * res['eer']:.2f}%" in out and "minDCF" in out
     assert "gmmspeech_demo/det.png" in out and "gmmspeech_demo/report.md" in out
     assert (exp / "det.png").is_file() and (exp / "report.md").is_file()
+
+
+def test_the_demo_at_its_own_settings_is_calibrated(tmp_path: Path, caplog) -> None:
+    """What a new user reads first: calibrated LLRs, with no fallback to the raw scores."""
+    assert main(["demo", "--no-progress", "--out", str(tmp_path / "d")]) == 0
+    res = json.loads((tmp_path / "d" / "results.json").read_text())
+    cal = res["calibration"]
+    assert cal.get("fallback") in (None, ""), cal
+    assert (cal["slope"], cal["offset"]) != (1.0, 0.0)
+    assert res["calibrated"]["act_dcf"] <= 1.3 * res["calibrated"]["min_dcf"]
+    assert res["calibrated"]["cllr"] < res["cllr_uncalibrated"]
+    assert not [r for r in caplog.records if "not calibrating" in r.getMessage()]
 
 
 def test_demo_on_a_dask_cluster_gives_the_same_experiment(tmp_path: Path) -> None:
