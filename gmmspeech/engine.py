@@ -15,7 +15,8 @@ process, the worker initialiser for process workers, a per-task limit on Dask.
 Process workers start from a *forkserver* that has imported numpy, h5py and librosa's
 spectral stack (about 1.3 s), once per run; they live until :meth:`ProcessEngine.close`
 and die with the process that made them: each watches a pipe whose only writing end that
-process holds (``PR_SET_PDEATHSIG`` would not do: a worker's parent is the forkserver).
+process holds (``PR_SET_PDEATHSIG`` would not do: a worker's parent is the forkserver). The
+forkserver itself ends with that process, during its imports too (:mod:`gmmspeech.forkguard`).
 """
 
 from __future__ import annotations
@@ -43,24 +44,12 @@ from threadpoolctl import threadpool_limits
 from .config.loader import did_you_mean
 from .config.sections import BACKENDS, ComputeConfig
 from .errors import ConfigError, GmmSpeechError, short_repr
+from .forkguard import WORKER_PRELOAD
 
 log = logging.getLogger(__name__)
 
 ENGINE_NAMES = BACKENDS
 
-# Imported once by the forkserver; every worker forked from it starts with them loaded.
-# librosa loads lazily, so its spectral modules are named here, not just the package.
-WORKER_PRELOAD = (
-    "numpy",
-    "h5py",
-    "librosa.core.spectrum",
-    "librosa.feature.spectral",
-    "librosa.feature.utils",
-    "librosa.filters",
-    "gmmspeech.features.extraction_worker",
-    "gmmspeech.mixture.stats",
-    "gmmspeech.decisions.scoring",
-)
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
