@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"errors", "_version"},
     {"config"},
     {"storage"},
-    {"engine"},
+    {"engine", "forkguard"},
     {"corpus"},
     {"features"},
     {"mixture"},
