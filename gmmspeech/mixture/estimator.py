@@ -89,7 +89,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     chunk_size : int
         Samples per block of the E-step (memory is O(chunk_size x K)).
     init_max_samples : int, optional
-        ``"kmeans"`` clusters a random subset of this many samples (default: 100 per
+        ``"kmeans"`` clusters a random subset of this many samples (default: 50 per
         component, at least 10 000); k-means on all of them would cost more than EM.
 
     Attributes
@@ -245,7 +245,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         from sklearn.cluster import KMeans
 
         m = self.init_max_samples
-        m = max(10_000, 100 * k) if m is None else int(m)
+        m = max(10_000, 50 * k) if m is None else int(m)
         sub = X if n <= max(m, k) else X[np.sort(rng.choice(n, size=max(m, k), replace=False))]
         n = sub.shape[0]
         labels = KMeans(n_clusters=k, n_init=1, random_state=rng).fit(sub).labels_
