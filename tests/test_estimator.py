@@ -204,3 +204,24 @@ def test_errors_name_the_parameter() -> None:
         GaussianMixture().to_diag_gmm()
     with pytest.raises(ValueError, match="2D array"):
         GaussianMixture().fit(X.ravel())
+
+
+# ------------------------------------------------------------------ bench em --fit
+def test_bench_em_fit_line_reports_time_to_common_log_likelihood(tmp_path, capsys) -> None:
+    import json
+
+    from gmmspeech.cli.main import main
+
+    out = tmp_path / "em.json"
+    argv = ["bench", "em", "--n", "3000", "--d", "3", "--k", "4", "--repeat", "1", "--fit"]
+    assert main([*argv, "--init", "kmeans,split", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    for init in ("kmeans", "split"):
+        r = data[f"fit_gmmspeech_{init}"]
+        # the common value is the lower final log-likelihood, and both clocks stop there
+        assert r["common_log_likelihood"] == min(
+            r["log_likelihood"], data["fit_sklearn_log_likelihood"]
+        )
+        assert r["speedup_vs_sklearn"] == r["sklearn_seconds_to_common"] / r["seconds_to_common"]
+        assert 0 < r["seconds_to_common"] <= r["seconds"] * 1.5 + 1.0
+    assert "to the same log-likelihood" in capsys.readouterr().out
