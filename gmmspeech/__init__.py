@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "ConvergenceWarning": "errors",
     # core model and training
     "DiagGMM": "mixture.gmm",
+    "GaussianMixture": "mixture.estimator",
     "SufficientStats": "mixture.stats",
     "accumulate": "mixture.stats",
     "em_step": "mixture.ubm",
@@ -146,6 +147,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .ivector.backend import LDA, PLDA, WCCN, Backend, cosine_score, length_normalize
     from .ivector.stats import StatsFile, StatsSet, UtteranceStats, compute_stats, utterance_stats
     from .ivector.tv import IVectorSet, TotalVariability
+    from .mixture.estimator import GaussianMixture
     from .mixture.gmm import DiagGMM
     from .mixture.map import map_adapt
     from .mixture.speakermodels import SpeakerModels, enroll

@@ -17,7 +17,19 @@ class ConfigError(GmmSpeechError):
 
 
 class DataError(GmmSpeechError):
-    """Input data (frames, data directories, trial lists) is invalid."""
+    """Input data (frames, data directories, trial lists) is invalid.
+
+    Examples
+    --------
+    Every gmmspeech error is a ``ValueError``, so code written for scikit-learn catches it:
+
+    >>> from gmmspeech import DataError, DiagGMM
+    >>> try:
+    ...     DiagGMM([0.5, 0.6], [0.0, 1.0], [1.0, 1.0])
+    ... except ValueError as exc:
+    ...     print(type(exc).__name__, "-", str(exc).split(";")[0])
+    DataError - weights: must sum to 1 (within 1e-5), got 1.1
+    """
 
 
 class AudioError(DataError):
@@ -33,7 +45,21 @@ class ModelMismatchError(GmmSpeechError):
 
 
 class ConvergenceWarning(UserWarning):
-    """Training did not converge, or had to repair degenerate components."""
+    """Training did not converge, or had to repair degenerate components.
+
+    Examples
+    --------
+    A warning, not an error: training goes on and returns its model. Silence it, or make it
+    an error, with the standard ``warnings`` filters:
+
+    >>> import warnings
+    >>> from gmmspeech import ConvergenceWarning
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("stopped at max_iter", ConvergenceWarning)
+    >>> [w.category.__name__ for w in caught]
+    ['ConvergenceWarning']
+    """
 
 
 #: Longest ``repr`` of a value quoted in an error message.

@@ -37,6 +37,15 @@ def write_scores(
 
     ``header`` (values without spaces) becomes the first line ``# gmmspeech scores k=v ...``.
     A NaN or infinite score is refused, naming its trial: no such file is ever written.
+
+    Examples
+    --------
+    Scores written and read back (the example writes ``scores.txt`` in the current directory):
+
+    >>> from gmmspeech import read_scores, write_scores
+    >>> write_scores("scores.txt", ["spk1", "spk2"], ["utt1", "utt1"], [1.5, -0.25])
+    >>> read_scores("scores.txt")
+    {('spk1', 'utt1'): 1.5, ('spk2', 'utt1'): -0.25}
     """
     if not len(model_ids) == len(test_ids) == np.shape(scores)[0]:
         raise DataError(
@@ -143,6 +152,15 @@ def align_scores(scores: Mapping[tuple[str, str], float], trials: TrialList) -> 
     ------
     DataError
         Naming ``source:line`` of the first trial that has no score.
+
+    Examples
+    --------
+    Scores from a file, put in the order of a trial list:
+
+    >>> from gmmspeech import TrialList, align_scores
+    >>> scores = {("spk1", "utt1"): 1.5, ("spk2", "utt1"): -0.25}
+    >>> align_scores(scores, TrialList(["spk2", "spk1"], ["utt1", "utt1"])).tolist()
+    [-0.25, 1.5]
     """
     out = np.empty(len(trials))
     for i, (m, t) in enumerate(trials.pairs):

@@ -81,6 +81,13 @@ class TrialList:
         1-based line numbers in ``source`` (default: 1..n, positions for in-memory lists).
     source : str
         File name (or ``"trials"``) used in error messages.
+
+    Examples
+    --------
+    >>> from gmmspeech import TrialList
+    >>> trials = TrialList(["spk1", "spk1", "spk2"], ["utt1", "utt2", "utt1"], [True, False, False])
+    >>> len(trials), trials.pairs[1], trials.is_target.tolist()
+    (3, ('spk1', 'utt2'), [True, False, False])
     """
 
     def __init__(

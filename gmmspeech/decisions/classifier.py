@@ -23,9 +23,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d, validate_data
 
 from ..errors import DataError
 from ..features.frames import as_frames
+from ..mixture.estimator import check_fitted
 from ..mixture.gmm import DiagGMM
 from ..mixture.map import check_adapt
 from ..mixture.speakermodels import SpeakerModels, enroll
@@ -35,8 +39,13 @@ from .scoring import score_matrix
 log = logging.getLogger(__name__)
 
 
-class GMMClassifier:
+class GMMClassifier(ClassifierMixin, BaseEstimator):
     """Classify variable-length feature sequences with one GMM per class.
+
+    A scikit-learn classifier: ``X`` is a list of (n_frames_i, D) arrays, one per
+    utterance, or a 2-D array (or a list of 1-D rows) of shape (n_samples, D), read as
+    n_samples utterances of one frame each, so that it works in pipelines and
+    cross-validation as scikit-learn expects.
 
     Parameters
     ----------
@@ -103,29 +112,6 @@ class GMMClassifier:
         self.progress = progress
 
     # ------------------------------------------------------------------ sklearn API
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "n_components",
-                "mode",
-                "relevance_factor",
-                "adapt",
-                "top_c",
-                "priors",
-                "random_state",
-                "ubm_options",
-                "progress",
-            )
-        }
-
-    def set_params(self, **params: Any) -> GMMClassifier:
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise DataError(f"GMMClassifier: unknown parameter {k!r}")
-            setattr(self, k, v)
-        return self
-
     def fit(self, X: Sequence[Any], y: Sequence[Any]) -> GMMClassifier:
         """Train one model per class.
 
@@ -139,17 +125,21 @@ class GMMClassifier:
             raise DataError(f"mode: expected 'map' or 'ml', got {self.mode!r}")
         if self.mode == "map":
             check_adapt(self.adapt)
-        xs = self._frames_list(X)
-        labels = np.asarray(list(y))
+        xs = self._frames_list(X, reset=True)
+        labels = column_or_1d(np.asarray(y) if not isinstance(y, np.ndarray) else y, warn=True)
         if labels.shape[0] != len(xs):
             raise DataError(
-                f"y: expected {len(xs)} labels (one per utterance), got {labels.shape[0]}"
+                f"y: expected {len(xs)} labels, one per utterance, got {labels.shape[0]} (a "
+                f"2-D array X is read as {len(xs)} one-frame utterances; pass a list of "
+                f"(n_frames, D) arrays for longer ones)"
             )
+        check_classification_targets(labels)
         self.classes_ = np.unique(labels)
         if self.classes_.size < 2:
-            raise DataError(f"y: need at least 2 classes, got {self.classes_.size}")
-        d = xs[0].shape[1]
-        self.n_features_in_ = d
+            raise DataError(
+                f"y: need at least 2 classes, got {self.classes_.size} class(es): "
+                f"{self.classes_.tolist()}"
+            )
         opts = dict(self.ubm_options or {})
         self.ubm_: DiagGMM | None = None
         if self.mode == "map":
@@ -206,13 +196,15 @@ class GMMClassifier:
         self.log_priors_ = np.log(p)
         return self
 
-    def _frames_list(self, X: Sequence[Any]) -> list[np.ndarray]:
-        if isinstance(X, np.ndarray) and X.ndim == 2:
-            raise DataError(
-                "X: expected a list of (n_frames, D) arrays, one per utterance, got one 2-D "
-                "array; wrap a single utterance as [X]"
-            )
-        d = getattr(self, "n_features_in_", None)
+    def _frames_list(self, X: Any, *, reset: bool = False) -> list[np.ndarray]:
+        """The utterances of ``X`` as float32 (n_frames, D) arrays; ``reset`` (in fit) sets
+        ``n_features_in_``, otherwise ``X`` is checked against it."""
+        rows = isinstance(X, (list, tuple)) and all(np.ndim(x) <= 1 for x in X) and len(X) > 0
+        if rows or not isinstance(X, (list, tuple)):
+            # an array, array-like (sparse, data frame) or a list of rows: one frame per row
+            arr = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+            return [as_frames(arr[i : i + 1]) for i in range(arr.shape[0])]
+        d = None if reset else getattr(self, "n_features_in_", None)
         xs = [as_frames(x, d, name=f"X[{i}]") for i, x in enumerate(X)]
         if not xs:
             raise DataError("X: no utterances")
@@ -223,11 +215,14 @@ class GMMClassifier:
                 d = x.shape[1]
             elif x.shape[1] != d:
                 raise DataError(f"X[{i}]: {x.shape[1]} features, X[0] has {d}")
+        if reset:
+            self.n_features_in_ = d
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
         return xs
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "models_"):
-            raise DataError("GMMClassifier: call fit() before predicting")
+        check_fitted(self, "models_")
 
     def log_likelihoods(self, X: Sequence[Any]) -> np.ndarray:
         """Total log-likelihood of each utterance under each class model, shape (n, n_classes).
@@ -269,13 +264,13 @@ class GMMClassifier:
         lp = self.predict_log_proba(X)
         return self.classes_[np.argmax(lp, axis=1)]
 
-    def score(self, X: Sequence[Any], y: Sequence[Any]) -> float:
-        """Accuracy of :meth:`predict` against ``y``."""
+    def score(self, X: Sequence[Any], y: Sequence[Any], sample_weight: Any = None) -> float:
+        """Accuracy of :meth:`predict` against ``y`` (weighted by ``sample_weight``)."""
         pred = self.predict(X)
-        yy = np.asarray(list(y))
+        yy = column_or_1d(np.asarray(y) if not isinstance(y, np.ndarray) else y)
         if yy.shape != pred.shape:
             raise DataError(f"y: expected {pred.shape[0]} labels, got {yy.shape[0]}")
-        return float((pred == yy).mean())
+        return float(np.average(pred == yy, weights=sample_weight))
 
     @property
     def models(self) -> list[DiagGMM]:

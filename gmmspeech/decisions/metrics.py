@@ -64,6 +64,13 @@ def det_curve(scores: ArrayLike, is_target: ArrayLike) -> tuple[np.ndarray, np.n
     thresholds : ndarray, shape (m + 1,)
         ``-inf`` then the distinct scores; the point ``i >= 1`` rejects scores ``<=
         thresholds[i]``.
+
+    Examples
+    --------
+    >>> from gmmspeech import det_curve
+    >>> p_miss, p_fa, thr = det_curve([0.1, 0.4, 0.6, 0.9], [False, True, False, True])
+    >>> p_miss.tolist(), p_fa.tolist()
+    ([0.0, 0.0, 0.5, 0.5, 1.0], [1.0, 0.5, 0.5, 0.0, 0.0])
     """
     s, t = _split(scores, is_target)
     order = np.argsort(s, kind="stable")
@@ -129,6 +136,14 @@ def eer(scores: ArrayLike, is_target: ArrayLike) -> float:
     -------
     float
         In [0, 0.5]: 0 for separable scores, 0.5 when targets and non-targets are identical.
+
+    Examples
+    --------
+    >>> from gmmspeech import eer
+    >>> eer([0.1, 0.2, 0.8, 0.9], [False, False, True, True])  # separable
+    0.0
+    >>> eer([0.5, 0.5], [True, False])                         # no information
+    0.5
     """
     p_miss, p_fa = rocch(scores, is_target)
     best = 0.0
@@ -171,6 +186,16 @@ def min_dcf(
     -------
     float
         In [0, 1].
+
+    Examples
+    --------
+    One non-target (0.6) above one target (0.4): at P_tar = 0.5 the best threshold misses half
+    the targets or accepts half the non-targets, a cost of 0.25 against 0.5 for a trivial
+    system:
+
+    >>> from gmmspeech import min_dcf
+    >>> min_dcf([0.1, 0.6, 0.4, 0.9], [False, False, True, True], p_target=0.5)
+    0.5
     """
     _check_costs(p_target, c_miss, c_fa)
     p_miss, p_fa, _ = det_curve(scores, is_target)
@@ -198,6 +223,14 @@ def act_dcf(
     """Actual normalised DCF at ``threshold`` (default: the Bayes threshold for LLRs).
 
     Accept when ``score >= threshold``. Normalised like :func:`min_dcf` (not clipped at 1).
+
+    Examples
+    --------
+    At threshold 0.5 both errors are made: ``(0.5 * 0.5 + 0.5 * 0.5) / 0.5``:
+
+    >>> from gmmspeech import act_dcf
+    >>> act_dcf([0.1, 0.6, 0.4, 0.9], [False, False, True, True], threshold=0.5, p_target=0.5)
+    1.0
     """
     _check_costs(p_target, c_miss, c_fa)
     s, t = _split(scores, is_target)
@@ -221,6 +254,16 @@ def cllr(llrs: ArrayLike, is_target: ArrayLike, *, p_target: float = 0.5) -> flo
         [pi mean_tar log2(1 + e^{-(s + l)}) + (1 - pi) mean_non log2(1 + e^{s + l})] / H(pi)
 
     ``H(pi)`` the binary entropy of pi: 1 for a system that always says 0, at any prior.
+
+    Examples
+    --------
+    A system that always says LLR 0 costs one bit; confident right answers cost almost nothing:
+
+    >>> from gmmspeech import cllr
+    >>> cllr([0.0, 0.0], [True, False])
+    1.0
+    >>> round(cllr([20.0, -20.0], [True, False]), 6)
+    0.0
     """
     s, t = _split(llrs, is_target)
     pi = float(p_target)
@@ -234,7 +277,16 @@ def cllr(llrs: ArrayLike, is_target: ArrayLike, *, p_target: float = 0.5) -> flo
 
 
 def min_cllr(scores: ArrayLike, is_target: ArrayLike) -> float:
-    """Cllr after the optimal monotonic calibration (PAV), in bits; in [0, 1]."""
+    """Cllr after the optimal monotonic calibration (PAV), in bits; in [0, 1].
+
+    Examples
+    --------
+    Separable scores cost nothing once calibrated, whatever their scale:
+
+    >>> from gmmspeech import min_cllr
+    >>> min_cllr([0.1, 0.2, 0.8, 0.9], [False, False, True, True])
+    0.0
+    """
     s, t = _split(scores, is_target)
     y = _sorted_for_pav(s, t)
     vals, sizes = _pav(y)
@@ -251,7 +303,14 @@ def min_cllr(scores: ArrayLike, is_target: ArrayLike) -> float:
 
 
 def identification_accuracy(true_labels: Sequence[Any], predicted: Sequence[Any]) -> float:
-    """Fraction of closed-set identification trials whose predicted label is the true one."""
+    """Fraction of closed-set identification trials whose predicted label is the true one.
+
+    Examples
+    --------
+    >>> from gmmspeech import identification_accuracy
+    >>> identification_accuracy(["a", "b", "c", "c"], ["a", "b", "b", "c"])
+    0.75
+    """
     a, b = np.asarray(true_labels), np.asarray(predicted)
     if a.shape != b.shape or a.ndim != 1 or a.size == 0:
         raise DataError(
@@ -290,6 +349,13 @@ def confusion_matrix(
     matrix : ndarray, shape (L, L), int64
     labels : list
         The label order (sorted union of both inputs when not given).
+
+    Examples
+    --------
+    >>> from gmmspeech import confusion_matrix
+    >>> m, labels = confusion_matrix(["a", "a", "b"], ["a", "b", "b"])
+    >>> m.tolist(), labels
+    ([[1, 1], [0, 1]], ['a', 'b'])
     """
     a, b = list(true_labels), list(predicted)
     if len(a) != len(b):

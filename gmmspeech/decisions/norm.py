@@ -96,6 +96,16 @@ def znorm(scores: ArrayLike, model_cohort: ArrayLike, model_index: ArrayLike) ->
     Returns
     -------
     ndarray, shape (n,)
+
+    Examples
+    --------
+    A score of 3 against a model whose cohort scores are 0, 1 and 2:
+
+    >>> from gmmspeech import znorm
+    >>> cohort = np.array([[0.0, 1.0, 2.0]])
+    >>> # the standard deviation of the cohort scores, ddof=0
+    >>> bool(np.isclose(znorm([3.0], cohort, [0])[0], (3.0 - 1.0) / cohort.std()))
+    True
     """
     s = np.asarray(scores, dtype=np.float64)
     mu, sd = _stats(model_cohort, "model_cohort")
@@ -107,6 +117,17 @@ def tnorm(scores: ArrayLike, test_cohort: ArrayLike, test_index: ArrayLike) -> n
     """T-norm: ``(s - mean) / std`` of the trial's test utterance against the cohort models.
 
     ``test_cohort`` has shape (T, Nm); ``test_index`` (n,) picks its rows.
+
+    Examples
+    --------
+    The same with the test utterance's scores against cohort models (the standard deviation
+    is that of the cohort scores, ``ddof=0``):
+
+    >>> from gmmspeech import tnorm
+    >>> cohort = np.array([[-1.0, 0.0, 1.0], [10.0, 11.0, 12.0]])
+    >>> s = tnorm([2.0, 12.0], cohort, [0, 1])
+    >>> bool(np.allclose(s, [2.0 / cohort[0].std(), 1.0 / cohort[1].std()]))
+    True
     """
     s = np.asarray(scores, dtype=np.float64)
     mu, sd = _stats(test_cohort, "test_cohort")
@@ -125,6 +146,22 @@ def ztnorm(
     """ZT-norm: Z-norm, then T-norm with Z-normalised cohort-model scores.
 
     ``cohort_cohort`` (Nm, Nu) holds the cohort models against the cohort utterances.
+
+    Examples
+    --------
+    Written out: Z-norm the score; Z-norm the cohort models' scores of the test utterance
+    with each cohort model's own statistics (``cohort_cohort``); T-norm the first by the
+    second:
+
+    >>> from gmmspeech import znorm, ztnorm
+    >>> model_cohort = np.array([[0.0, 1.0, 2.0]])
+    >>> cohort_cohort = np.array([[0.0, 1.0, 2.0], [1.0, 2.0, 3.0]])
+    >>> test_cohort = np.array([[0.0, 2.0]])
+    >>> s = ztnorm([3.0], model_cohort, test_cohort, cohort_cohort, [0], [0])
+    >>> z = znorm([3.0], model_cohort, [0])[0]
+    >>> zt = (test_cohort[0] - cohort_cohort.mean(1)) / cohort_cohort.std(1)
+    >>> bool(np.isclose(s[0], (z - zt.mean()) / zt.std()))
+    True
     """
     z = znorm(scores, model_cohort, model_index)
     tc = np.asarray(test_cohort, dtype=np.float64)
@@ -146,7 +183,19 @@ def snorm(
     *,
     top_n: int | None = None,
 ) -> np.ndarray:
-    """Symmetric normalisation ``0.5 (Z-norm + T-norm)``; adaptive when ``top_n`` is given."""
+    """Symmetric normalisation ``0.5 (Z-norm + T-norm)``; adaptive when ``top_n`` is given.
+
+    Examples
+    --------
+    The mean of the Z-normalised and T-normalised scores (standard deviations with ``ddof=0``):
+
+    >>> from gmmspeech import snorm
+    >>> model_cohort, test_cohort = np.array([[0.0, 1.0, 2.0]]), np.array([[-1.0, 1.0]])
+    >>> s = snorm([3.0], model_cohort, test_cohort, [0], [0])
+    >>> z, t = (3.0 - 1.0) / model_cohort.std(), (3.0 - 0.0) / test_cohort.std()
+    >>> bool(np.isclose(s[0], 0.5 * (z + t)))
+    True
+    """
     s = np.asarray(scores, dtype=np.float64)
     mu_z, sd_z = _stats(model_cohort, "model_cohort", top_n)
     mu_t, sd_t = _stats(test_cohort, "test_cohort", top_n)
@@ -164,7 +213,19 @@ def adaptive_snorm(
     *,
     top_n: int = 200,
 ) -> np.ndarray:
-    """Adaptive S-norm: S-norm with each side's ``top_n`` highest cohort scores."""
+    """Adaptive S-norm: S-norm with each side's ``top_n`` highest cohort scores.
+
+    Examples
+    --------
+    Only each side's ``top_n`` highest cohort scores count:
+
+    >>> from gmmspeech import adaptive_snorm
+    >>> model_cohort, test_cohort = np.array([[-50.0, 0.0, 2.0]]), np.array([[-9.0, -1.0, 1.0]])
+    >>> s = adaptive_snorm([3.0], model_cohort, test_cohort, [0], [0], top_n=2)
+    >>> z, t = (3.0 - 1.0) / np.std([0.0, 2.0]), (3.0 - 0.0) / np.std([-1.0, 1.0])
+    >>> bool(np.isclose(s[0], 0.5 * (z + t)))
+    True
+    """
     return snorm(scores, model_cohort, test_cohort, model_index, test_index, top_n=top_n)
 
 

@@ -234,6 +234,17 @@ def llr(
     Returns
     -------
     float
+
+    Examples
+    --------
+    A model adapted to a speaker's frames explains them better than the UBM:
+
+    >>> from gmmspeech import DiagGMM, llr, map_adapt
+    >>> ubm = DiagGMM([0.5, 0.5], [-2.0, 2.0], [1.0, 1.0])
+    >>> X = np.full((16, 1), 3.0)
+    >>> spk = map_adapt(ubm, X)
+    >>> bool(llr(ubm, spk, X, method="exact") > 0), bool(llr(ubm, ubm, X, method="exact") == 0)
+    (True, True)
     """
     if method is None:
         method = "exact" if top_c is None else "topc"

@@ -79,7 +79,14 @@ def _scatters(x: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.n
 
 
 def length_normalize(X: Any) -> np.ndarray:
-    """Scale each row to unit Euclidean length; shape (n, dim) -> (n, dim)."""
+    """Scale each row to unit Euclidean length; shape (n, dim) -> (n, dim).
+
+    Examples
+    --------
+    >>> from gmmspeech import length_normalize
+    >>> length_normalize([[3.0, 4.0], [0.0, 2.0]]).tolist()
+    [[0.6, 0.8], [0.0, 1.0]]
+    """
     x = _vectors(X)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     if (norms == 0).any():
@@ -102,6 +109,18 @@ class LDA:
         Eigenvectors, normalised so that ``scalings_' Sw scalings_ = I``, best first.
     eigenvalues_ : ndarray, shape (n_components,)
         Between- to within-speaker variance ratios, descending.
+
+    Examples
+    --------
+    Two speakers apart along the first axis only: the one LDA direction is that axis:
+
+    >>> from gmmspeech import LDA
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal([-3, 0, 0], 1, (50, 3)), rng.normal([3, 0, 0], 1, (50, 3))])
+    >>> lda = LDA(1).fit(X, np.repeat(["a", "b"], 50))
+    >>> w = lda.scalings_[:, 0] / np.linalg.norm(lda.scalings_[:, 0])
+    >>> bool(abs(w[0]) > 0.95), lda.transform(X).shape
+    (True, (100, 1))
     """
 
     def __init__(self, n_components: int) -> None:
@@ -149,6 +168,19 @@ class WCCN:
     within_ : ndarray, shape (dim, dim)
     projection_ : ndarray, shape (dim, dim)
         ``B``.
+
+    Examples
+    --------
+    After WCCN the within-speaker covariance of the training vectors is the identity:
+
+    >>> from gmmspeech import WCCN
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat(np.arange(20), 10)
+    >>> X = rng.normal(size=(20, 2))[y] * 5 + rng.normal(size=(200, 2)) * [3.0, 0.5]
+    >>> Z = WCCN().fit_transform(X, y)
+    >>> W = sum(np.cov(Z[y == s].T, bias=True) for s in range(20)) / 20
+    >>> bool(np.allclose(W, np.eye(2)))
+    True
     """
 
     def fit(self, X: Any, y: Any) -> WCCN:
@@ -316,7 +348,14 @@ class PLDA:
 
 def cosine_score(enroll: Enrolment, test: Any) -> np.ndarray:
     """Cosine similarity, shape (n_models, n_test); several enrolment vectors are
-    length-normalised and averaged into one."""
+    length-normalised and averaged into one.
+
+    Examples
+    --------
+    >>> from gmmspeech import cosine_score
+    >>> cosine_score(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0], [0.0, 3.0]])).round(6).tolist()
+    [[1.0, 0.0]]
+    """
     t = length_normalize(test)
     models = _enrolment(enroll, t.shape[1])
     e = np.stack([length_normalize(m).mean(axis=0) for m in models])

@@ -2,7 +2,8 @@
 
 ``gmm`` holds :class:`DiagGMM` and the one block kernel; ``stats`` the sufficient statistics;
 ``em`` and ``ubm`` training by splitting; ``map`` MAP adaptation; ``speakermodels`` and
-``modelbank`` many adapted models of one UBM.
+``modelbank`` many adapted models of one UBM; ``estimator`` the scikit-learn estimator
+:class:`GaussianMixture` over them.
 
 May import: the base layer, :mod:`gmmspeech.engine`, :mod:`gmmspeech.corpus` and
 :mod:`gmmspeech.features`.

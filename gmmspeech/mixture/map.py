@@ -93,6 +93,17 @@ def map_adapt(
         The frames or statistics do not have the UBM's dimensions.
     ConfigError
         Invalid ``relevance_factor`` or ``adapt``.
+
+    Examples
+    --------
+    Sixteen frames at 3.0 move the nearby component halfway (``alpha = 16 / (16 + 16)``) from
+    its UBM mean 2.0 and leave the far one where it was:
+
+    >>> from gmmspeech import DiagGMM, map_adapt
+    >>> ubm = DiagGMM([0.5, 0.5], [-2.0, 2.0], [1.0, 1.0])
+    >>> spk = map_adapt(ubm, np.full((16, 1), 3.0), relevance_factor=16.0)
+    >>> spk.means.round(3).ravel().tolist()
+    [-2.0, 2.5]
     """
     adapt = check_adapt(adapt)
     r = check_relevance_factor(relevance_factor)

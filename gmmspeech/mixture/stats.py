@@ -37,6 +37,16 @@ class SufficientStats:
         Total log-likelihood ``sum_t log p(x_t)`` under the model that produced them.
     n_frames : int
         Number of frames accumulated.
+
+    Examples
+    --------
+    Statistics of two shards add up to those of all the frames:
+
+    >>> from gmmspeech import DiagGMM, accumulate
+    >>> gmm = DiagGMM([1.0], [0.0], [1.0])
+    >>> total = accumulate(gmm, [[1.0], [3.0]]) + accumulate(gmm, [[5.0]])
+    >>> total.n_frames, total.means().ravel().tolist(), total.variances().round(4).ravel().tolist()
+    (3, [3.0], [2.6667])
     """
 
     zeroth: np.ndarray
@@ -140,6 +150,17 @@ def accumulate(gmm: DiagGMM, X: ArrayLike, *, chunk_size: int | None = None) -> 
     -------
     SufficientStats
         Taken about ``gmm.center``.
+
+    Examples
+    --------
+    The zeroth order statistics share the frames out among the components; a frame halfway
+    between two equal components counts half for each:
+
+    >>> from gmmspeech import DiagGMM, accumulate
+    >>> gmm = DiagGMM([0.5, 0.5], [-2.0, 2.0], [1.0, 1.0])
+    >>> stats = accumulate(gmm, [[-2.0], [0.0], [2.0]])
+    >>> stats.n_frames, stats.zeroth.round(6).tolist()
+    (3, [1.5, 1.5])
     """
     k, d = gmm.n_components, gmm.n_features
     acc = np.zeros((k, 2 * d + 1), dtype=np.float64)

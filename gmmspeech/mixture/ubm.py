@@ -404,6 +404,17 @@ def train_ubm(
         frames that are all identical.
     ConfigError
         Unknown or invalid options.
+
+    Examples
+    --------
+    Two groups of frames in the plane, found by splitting one Gaussian:
+
+    >>> from gmmspeech import train_ubm
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (400, 2)), rng.normal(3, 1, (400, 2))])
+    >>> ubm = train_ubm(X, 2, progress=False)
+    >>> ubm.n_components, np.sort(ubm.means[:, 0]).round(0).tolist()
+    (2, [-3.0, 3.0])
     """
     if random_state is not None:
         options["random_state"] = int(random_state)
