@@ -18,8 +18,9 @@ matplotlib.use("Agg")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
 
-import gmmspeech  # noqa: E402
 import gmmspeech_docs  # noqa: E402
+
+import gmmspeech  # noqa: E402
 
 # The examples are small; one BLAS thread keeps the build's timing steady on shared cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

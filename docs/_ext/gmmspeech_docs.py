@@ -176,7 +176,9 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[tuple[str, str, str]]:
         if action.help == argparse.SUPPRESS:
             continue
         if action.option_strings:
-            metavar = formatter._format_args(action, action.dest.upper()) if action.nargs != 0 else ""
+            metavar = (
+                formatter._format_args(action, action.dest.upper()) if action.nargs != 0 else ""
+            )
             names = ", ".join(f"{o} {metavar}".strip() for o in action.option_strings)
         else:
             names = formatter._format_args(action, action.dest)
@@ -215,9 +217,15 @@ def _command_rst(name: str, parser: argparse.ArgumentParser, level: str) -> list
             lines += [f"   * - ``{names}``", f"     - {rst_escape(' '.join(help_.split())) or '-'}"]
         lines.append("")
     if parser.epilog:
-        lines += ["Example::", ""] + [
-            "   " + e.strip() for e in parser.epilog.splitlines() if e.strip() and e != "example:"
-        ] + [""]
+        lines += (
+            ["Example::", ""]
+            + [
+                "   " + e.strip()
+                for e in parser.epilog.splitlines()
+                if e.strip() and e != "example:"
+            ]
+            + [""]
+        )
     for sub_name, sub in _subparsers(parser).items():
         lines += _command_rst(f"{name} {sub_name}", sub, "~")
     return lines
