@@ -116,7 +116,7 @@ def test_recipe_pages_include_every_recipe_readme(tmp_path: Path) -> None:
 
 def test_gallery_examples_draw_a_figure() -> None:
     examples = sorted((DOCS / "examples").glob("plot_*.py"))
-    assert len(examples) >= 8
+    assert len(examples) >= 12
     for path in examples:
         text = path.read_text(encoding="utf-8")
         assert text.startswith('"""\n'), f"{path.name}: sphinx-gallery needs a title docstring"
