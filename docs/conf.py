@@ -94,7 +94,8 @@ sphinx_gallery_conf = {
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"gmmspeech {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["gmmspeech.css"]
 html_theme_options = {
     "navigation_depth": 2,
     "show_toc_level": 2,

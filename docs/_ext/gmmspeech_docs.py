@@ -144,7 +144,7 @@ def config_reference_rst() -> list[str]:
         lines += [
             ".. list-table::",
             "   :header-rows: 1",
-            "   :widths: 22 14 14 50",
+            "   :widths: 30 13 15 42",
             "   :class: config-table",
             "",
             "   * - key",
