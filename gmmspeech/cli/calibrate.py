@@ -90,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
             what=str(scores_path),
         )  # fmt: skip
         cal = guarded.calibration
-        counts = f"P_tar {sc.p_target:g}, {len(trials)} trials, {int(trials.is_target.sum())} target"
+        counts = (
+            f"P_tar {sc.p_target:g}, {len(trials)} trials, {int(trials.is_target.sum())} target"
+        )
         if guarded.fallback is None:
             print(f"calibration: llr = {cal.slope_:.6g} * score + {cal.offset_:.6g} ({counts})")
         else:

@@ -154,8 +154,14 @@ def normalize_pairs(
     if method == "as":
         n_spk = sum(len(p.spk2utt) for p in parts)
         log_top_n(top_n, n_spk, sum(len(u) for p in parts for u in p.spk2utt.values()))
-    kw = {"enroll_utts": enroll_utts, "model_spk": model_spk, "test_spk": test_spk}
-    mc, tc, cc = _join([cohort_matrices(method, model_ids, test_ids, p, **kw) for p in parts])
+    mats = [
+        cohort_matrices(
+            method, model_ids, test_ids, p,
+            enroll_utts=enroll_utts, model_spk=model_spk, test_spk=test_spk,
+        )  # fmt: skip
+        for p in parts
+    ]
+    mc, tc, cc = _join(mats)
     m_pos = {m: i for i, m in enumerate(model_ids)}
     t_pos = {t: i for i, t in enumerate(test_ids)}
     return normalize(

@@ -112,11 +112,11 @@ def ubm(ws: Workspace) -> StageResult:
 def heldout_ubms(ws: Workspace, ubm_: DiagGMM) -> list[HeldoutUBM]:
     """The held-out UBMs the ubm stage saved, checked against ``ubm_``; a one-line error
     when there are none (too few background speakers)."""
-    held = []
-    for g in range(1, GROUPS + 1):
-        path = heldout_path(ws.path("ubm"), g)
-        if path.is_file():
-            held.append(load_heldout(path, ubm_))
+    paths = [heldout_path(ws.path("ubm"), g) for g in range(1, GROUPS + 1)]
+    missing = [p for p in paths if not p.is_file()]
+    if missing and len(missing) < len(paths):
+        raise DataError(f"{missing[0]}: missing; rerun the ubm stage (gmmspeech run --force)")
+    held = [load_heldout(p, ubm_) for p in paths if p.is_file()]
     n = len(ws.datadir("background").spk2utt)
     require(held, n, ws.path("data/background"))
     return held
