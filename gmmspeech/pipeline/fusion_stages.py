@@ -324,17 +324,6 @@ def fuse(ws: Workspace) -> StageResult:
         )  # fmt: skip
     except DataError as exc:
         raise DataError(f"{ws.path('calibration/trials')}: {exc} (fusion.guard: false)") from None
-    if choice.label != choice.fusion_label:
-        assert choice.cv_cllr is not None and choice.cv_se is not None
-        cv, se = choice.cv_cllr, choice.cv_se
-        best = min(cv, key=lambda k: cv[k])
-        log.warning(
-            "fusion guard: the fusion's cross-validated Cllr on the calibration trials "
-            "(%.4f) is not lower than %s's alone (%.4f) by more than one standard error "
-            "(%.4f): keeping %s, calibrated alone (scores/calibrated.txt); scores/fused.txt "
-            "holds the fusion",
-            cv[choice.fusion_label], choice.label, cv[choice.label], se[best], choice.label,
-        )  # fmt: skip
     for d in ("fusion", "scores"):
         ws.path(d).mkdir(parents=True, exist_ok=True)
     info = choice.info()

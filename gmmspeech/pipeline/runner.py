@@ -150,12 +150,10 @@ def _tv_sections(cfg: ExperimentConfig) -> object:
 
 
 def _caltv_sections(cfg: ExperimentConfig) -> object:
-    # the held-out extractors exist only for the calibration: changing p_target does not
-    # retrain them, turning the calibration on does
-    return {
-        "calibrate": cfg.scoring.calibrate,
-        "calibration_trials": cfg.scoring.calibration_trials,
-    }
+    # the held-out extractors serve the calibration and the cohort: changing p_target does
+    # not retrain them, turning either on does
+    s = cfg.scoring
+    return {"calibrate": s.calibrate, "calibration_trials": s.calibration_trials, "norm": s.norm}
 
 
 def _backend_sections(cfg: ExperimentConfig) -> object:
