@@ -156,8 +156,13 @@ def normalize_pairs(
         log_top_n(top_n, n_spk, sum(len(u) for p in parts for u in p.spk2utt.values()))
     mats = [
         cohort_matrices(
-            method, model_ids, test_ids, p,
-            enroll_utts=enroll_utts, model_spk=model_spk, test_spk=test_spk,
+            method,
+            model_ids,
+            test_ids,
+            p,
+            enroll_utts=enroll_utts,
+            model_spk=model_spk,
+            test_spk=test_spk,
         )  # fmt: skip
         for p in parts
     ]
