@@ -64,24 +64,10 @@ numpydoc_attributes_as_param_list = False
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3
 
-# The tutorial examples run on gmmspeech.GaussianMixture. Until a build's gmmspeech has it,
-# they are left out of the gallery (said on the console) rather than failing the build.
-NEEDS_GAUSSIAN_MIXTURE = [
-    "plot_em_1d_step_by_step.py",
-    "plot_soft_hard_kmeans.py",
-    "plot_sampling.py",
-    "plot_choosing_k.py",
-]
-_skipped = [] if hasattr(gmmspeech, "GaussianMixture") else NEEDS_GAUSSIAN_MIXTURE
-if _skipped:
-    print(f"gallery: gmmspeech.GaussianMixture is missing; skipping {', '.join(_skipped)}")
-_ignore = "|".join(name.replace(".", r"\.") for name in _skipped) or r"__no_file__"
-
 sphinx_gallery_conf = {
     "examples_dirs": ["examples"],
     "gallery_dirs": ["auto_examples"],
     "filename_pattern": r"/plot_",
-    "ignore_pattern": rf"__init__\.py|{_ignore}",
     "within_subsection_order": "gmmspeech_docs.GalleryOrder",
     "remove_config_comments": True,
     "download_all_examples": False,
