@@ -72,9 +72,11 @@ for name, x in rows.items():
 
 # %%
 # minDCF is the same for both (calibration is monotonic: it cannot change the order of
-# the scores); actDCF falls to near it. In the reliability plot the calibrated LLRs,
-# turned into posteriors at the evaluation set's own target rate, match the fraction of
-# targets observed in each bin (the diagonal); the raw scores do not.
+# the scores); actDCF falls to near it. The reliability plot bins the trials by the
+# log-odds a score claims (the score read as an LLR, plus the log odds of this set's 4 %
+# of targets) against the log-odds observed in each bin. The raw scores claim almost the
+# same odds for every trial (a steep line: they are far too timid), while the calibrated
+# LLRs follow the diagonal.
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
 names = list(rows)
 act = [gs.act_dcf(rows[n], labels, p_target=P) for n in names]
@@ -88,16 +90,22 @@ axes[0].legend()
 
 prior_logit = np.log(labels.mean() / (1 - labels.mean()))
 for name, s in rows.items():
-    post = 1 / (1 + np.exp(-(s + prior_logit)))
-    bins = np.quantile(post, np.linspace(0, 1, 11))
-    which = np.clip(np.searchsorted(bins, post, side="right") - 1, 0, 9)
-    pred = [post[which == b].mean() for b in range(10) if np.any(which == b)]
-    obs = [labels[which == b].mean() for b in range(10) if np.any(which == b)]
-    axes[1].plot(pred, obs, "o-", label=name)
-axes[1].plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-axes[1].set_xlabel("predicted P(target | score)")
-axes[1].set_ylabel("observed fraction of targets")
-axes[1].set_title("Reliability (10 bins of equal count)")
+    log_odds = s + prior_logit  # predicted log-odds of a target, at this set's target rate
+    edges = np.linspace(*np.quantile(log_odds, [0.005, 0.995]), 13)  # equal width
+    which = np.clip(np.searchsorted(edges, log_odds, side="right") - 1, 0, 11)
+    used = [b for b in range(12) if np.sum(which == b) >= 10]  # bins with 10+ trials
+    pred = [log_odds[which == b].mean() for b in used]
+    n_tar = np.array([labels[which == b].sum() for b in used])
+    n_all = np.array([np.sum(which == b) for b in used])
+    observed = np.log((n_tar + 0.5) / (n_all - n_tar + 0.5))  # smoothed empirical log-odds
+    axes[1].plot(pred, observed, "o-", label=name)
+lim = (-9, 9)
+axes[1].plot(lim, lim, "k--", lw=1, label="perfect calibration")
+axes[1].set_xlim(lim)
+axes[1].set_ylim(lim)
+axes[1].set_xlabel("predicted log-odds of a target (score + log prior odds)")
+axes[1].set_ylabel("observed log-odds in the bin")
+axes[1].set_title("Reliability (12 equal-width bins, 10+ trials each)")
 axes[1].legend()
 fig.tight_layout()
 plt.show()
