@@ -115,10 +115,10 @@ def _write_folds(datadir: str, outdir: str, *, overwrite: bool) -> int:
         model2utt=folds.models,
     ).write(outdir)
     t = folds.trials
-    assert t.is_target is not None
+    n_target = 0 if t.is_target is None else int(t.is_target.sum())
     print(
         f"{outdir}: {len(folds.models)} fold models ({folds.n_folds} folds), {len(t)} trials "
-        f"({int(t.is_target.sum())} target); next: gmmspeech enroll UBM FEATS {outdir} "
+        f"({n_target} target); next: gmmspeech enroll UBM FEATS {outdir} "
         f"MODELS.h5, gmmspeech score UBM MODELS.h5 FEATS {outdir}/trials SCORES, "
         f"gmmspeech calibrate --train SCORES {outdir}/trials --save JSON"
     )

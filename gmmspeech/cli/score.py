@@ -166,9 +166,16 @@ def _heldout(
     counts = [len(x) for x in read_spk2utt(enroll_dir).values()]
     per_model = sc.cohort_utts or max(1, int(np.median(counts)))
     opts = CohortOptions(
-        en.relevance_factor, adapt or en.adapt, sc.method, sc.top_c, per_model,
-        u.min_count, u.min_weight, u.chunk_size, not args.no_progress,
-    )  # fmt: skip
+        en.relevance_factor,
+        adapt or en.adapt,
+        sc.method,
+        sc.top_c,
+        per_model,
+        u.min_count,
+        u.min_weight,
+        u.chunk_size,
+        not args.no_progress,
+    )
 
     def enrol(ubm_g: DiagGMM) -> SpeakerModels:
         return enroll(
@@ -176,6 +183,15 @@ def _heldout(
         )
 
     return heldout_normalize(
-        sc.norm, scores, list(trials.pairs), top_n=sc.top_n, ubm=ubm, enrol=enrol,
-        test_features=feats, store=store, background=background, cohort=cohort, opts=opts,
-    )  # fmt: skip
+        sc.norm,
+        scores,
+        list(trials.pairs),
+        top_n=sc.top_n,
+        ubm=ubm,
+        enrol=enrol,
+        test_features=feats,
+        store=store,
+        background=background,
+        cohort=cohort,
+        opts=opts,
+    )

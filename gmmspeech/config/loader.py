@@ -240,8 +240,8 @@ def read_yaml(
         )
     marks: dict[str, str] = {}
     _collect_marks(node, "", str(p), marks)
-    expanded = _expand_env(values, "", marks, str(p), raw if raw is not None else {})
-    assert isinstance(expanded, dict)
+    raw = raw if raw is not None else {}
+    expanded = {k: _expand_env(v, str(k), marks, str(p), raw) for k, v in values.items()}
     return expanded, marks
 
 

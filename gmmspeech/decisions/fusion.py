@@ -270,8 +270,12 @@ def fit_fusion(
             "fusion guard: cross-validated Cllr at P_tar %g on %d calibration trials "
             "(%d folds by model): %s; keeping %s (the simplest within one standard error "
             "of the lowest)",
-            prior, len(t), choice.n_folds, table, kept,
-        )  # fmt: skip
+            prior,
+            len(t),
+            choice.n_folds,
+            table,
+            kept,
+        )
     choice.model = candidates[choice.label]
     return choice
 
