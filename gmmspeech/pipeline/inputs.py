@@ -31,6 +31,7 @@ from pathlib import Path
 from ..config.data import SetConfig
 from ..corpus.datadir import DataDir
 from ..storage.provenance import file_fingerprint
+from .artefacts import DATA_DIR
 from .fusion_stages import gather_inputs
 from .workspace import Workspace
 
@@ -93,9 +94,9 @@ def prepare_inputs(ws: Workspace) -> dict[str, str]:
 def extract_inputs(ws: Workspace) -> dict[str, str]:
     """Fingerprints of the audio of the prepared data dirs, one entry per data dir."""
     out: dict[str, str] = {}
-    for scp in sorted(ws.path("data").glob("*/wav.scp")):
+    for scp in sorted(ws.out.glob(f"{DATA_DIR.rel(set='*')}/wav.scp")):
         dd = DataDir.read(scp.parent, check_audio=False)
-        out[f"data/{scp.parent.name} audio"] = _digest(
+        out[f"{DATA_DIR.rel(set=scp.parent.name)} audio"] = _digest(
             f"{p} {file_fingerprint(p)}" for p in (str(dd.audio_path(u)) for u in dd.utt_ids)
         )
     return out

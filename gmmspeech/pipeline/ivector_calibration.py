@@ -38,11 +38,12 @@ from ..decisions.backgroundtrials import (
 from ..decisions.enroltrials import enrolment_folds
 from ..errors import DataError
 from ..ivector.backend import Backend
-from ..ivector.stats import StatsFile, compute_stats
+from ..ivector.stats import compute_stats
 from ..ivector.tv import IVectorSet, TotalVariability
 from ..mixture.gmm import DiagGMM
+from .artefacts import BACKEND, CALIBRATION_IVECTORS, CALIBRATION_TV, DATA_DIR, IVECTORS, UBM
 from .ivector_cohort import normalize_trials
-from .ivector_stages import _fit_backend, new_tv, score_sets
+from .ivector_stages import fit_backend, new_tv, score_sets
 from .verification import _cohort, _per_model, fit_calibration
 from .workspace import StageResult, Workspace, _present
 
@@ -58,7 +59,7 @@ def caltv(ws: Workspace) -> StageResult:
     if ws.cfg.scoring.calibration_trials == "enroll":
         # the enrolment folds are scored by the extractor of the targets, which never saw them
         return [], {"calibration_trials": "enroll"}
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    ubm_ = DiagGMM.load(ws.path(UBM))
     outputs: list[str] = []
     held_out: list[dict[str, object]] = []
     with ws.store("background") as store:
@@ -66,23 +67,26 @@ def caltv(ws: Workspace) -> StageResult:
         for g, group in enumerate(speaker_groups(list(spk2utt)), 1):
             log.info("calibration extractor %d: without %d speakers", g, len(group))
             others = [x for spk in sorted(spk2utt) if spk not in set(group) for x in spk2utt[spk]]
-            where = ws.path("data/background")
+            where = ws.path(DATA_DIR, set="background")
             ubm_g = group_heldout_ubm(ubm_, store, spk2utt, group, ws.cfg.ubm, where)
             model = new_tv(ws)
             # the statistics under ubm_g are only needed here: a temporary file, so that
             # memory does not grow with the background set
-            with ws.engine() as engine, TemporaryDirectory(dir=ws.path("ivectors")) as tmp:
+            tv_path = ws.output(CALIBRATION_TV, group=g)
+            with ws.engine() as engine, TemporaryDirectory(dir=tv_path.parent) as tmp:
                 stats = compute_stats(
-                    ubm_g, store, top_n=ws.cfg.ivector.top_n, engine=engine,
+                    ubm_g,
+                    store,
+                    top_n=ws.cfg.ivector.top_n,
+                    engine=engine,
                     out=Path(tmp) / "stats.h5",
-                )  # fmt: skip
-                assert isinstance(stats, StatsFile)
+                )
                 model.fit(stats.select(others), engine=engine)
                 vectors = model.transform(stats, engine=engine)
                 ids = list(stats.utt_ids)
-            model.save(ws.path(f"ivectors/tv_calibration_{g}.h5"))
-            IVectorSet(ids, vectors).save(ws.path(f"ivectors/calibration_{g}.h5"))
-            outputs += [f"ivectors/tv_calibration_{g}.h5", f"ivectors/calibration_{g}.h5"]
+            model.save(tv_path)
+            IVectorSet(ids, vectors).save(ws.output(CALIBRATION_IVECTORS, group=g))
+            outputs += [CALIBRATION_TV.rel(group=g), CALIBRATION_IVECTORS.rel(group=g)]
             aux = [round(h["auxiliary"], 4) for h in model.history_]
             held_out.append({"held_out": len(group), "utterances": len(others), "auxiliary": aux})
     return outputs, {"groups": held_out}
@@ -112,7 +116,6 @@ def calibrate(ws: Workspace) -> StageResult:
     s = ws.cfg.scoring
     if not s.calibrate:
         return [], {"calibrate": False}
-    ws.path("calibration").mkdir(parents=True, exist_ok=True)
     if s.calibration_trials == "enroll":
         return _calibration_trials_enroll(ws)
     parts: list[tuple[TrialList, np.ndarray]] = []
@@ -120,12 +123,12 @@ def calibrate(ws: Workspace) -> StageResult:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
         groups = speaker_groups(list(spk2utt))
         for g, group in enumerate(groups, 1):
-            vectors = IVectorSet.load(ws.path(f"ivectors/calibration_{g}.h5")).as_dict()
+            vectors = IVectorSet.load(ws.path(CALIBRATION_IVECTORS, group=g)).as_dict()
             outside = {k for k in spk2utt if k not in set(group)}
-            be = _fit_backend(ws, vectors, {k: spk2utt[k] for k in outside}, calibration=True)
+            be = fit_backend(ws, vectors, {k: spk2utt[k] for k in outside}, calibration=True)
             split = split_background({k: spk2utt[k] for k in group}, store, _per_model(ws))
             if len(split.features.halved):
-                model = TotalVariability.load(ws.path(f"ivectors/tv_calibration_{g}.h5"))
+                model = TotalVariability.load(ws.path(CALIBRATION_TV, group=g))
                 vectors |= _halves(ws, model, split, vectors)
             enroll, tests = split.enroll, split.test_spk
             pairs = [(m, t) for m in sorted(enroll) for t in sorted(tests)]
@@ -137,9 +140,16 @@ def calibrate(ws: Workspace) -> StageResult:
             values = score_sets(be, enroll, vectors, trials) if pairs else np.zeros(0)
             if s.norm != "none" and pairs:
                 values = normalize_trials(
-                    s.norm, values, trials.pairs, be=be, enroll=enroll, vectors=vectors,
-                    cohort=_cohort(ws, store, outside), per_model=_per_model(ws), top_n=s.top_n,
-                )  # fmt: skip
+                    s.norm,
+                    values,
+                    trials.pairs,
+                    be=be,
+                    enroll=enroll,
+                    vectors=vectors,
+                    cohort=_cohort(ws, store, outside),
+                    per_model=_per_model(ws),
+                    top_n=s.top_n,
+                )
             parts.append((trials, values))
     n_models = sum(len(set(trials.model_ids)) for trials, _ in parts)
     info = {"groups": len(groups), "models": n_models, "extractor": "held out per group"}
@@ -154,27 +164,37 @@ def _calibration_trials_enroll(ws: Workspace) -> StageResult:
     vectors = {
         name: v
         for part in ("background", "enroll")
-        for name, v in IVectorSet.load(ws.path(f"ivectors/{part}.h5")).as_dict().items()
+        for name, v in IVectorSet.load(ws.path(IVECTORS, set=part)).as_dict().items()
     }
     en = ws.datadir("enroll")
     enrolment = {m: [u for u in utts if u in vectors] for m, utts in en.enrolment.items()}
     try:
         folds = enrolment_folds({m: u for m, u in enrolment.items() if u}, en.utt2spk)
     except DataError as exc:
-        raise DataError(f"{ws.path('data/enroll')}: scoring.calibration_trials: {exc}") from None
-    be = Backend.load(ws.path("backend/backend.h5"))
+        where = ws.path(DATA_DIR, set="enroll")
+        raise DataError(f"{where}: scoring.calibration_trials: {exc}") from None
+    be = Backend.load(ws.path(BACKEND))
     values = score_sets(be, folds.models, vectors, folds.trials)
     if s.norm != "none" and len(values):
         with ws.store("background") as store:
             cohort = {k: [u for u in v if u in vectors] for k, v in _cohort(ws, store).items()}
         values = normalize_trials(
-            s.norm, values, folds.trials.pairs, be=be, enroll=folds.models, vectors=vectors,
-            cohort=cohort, per_model=_per_model(ws), top_n=s.top_n,
-        )  # fmt: skip
+            s.norm,
+            values,
+            folds.trials.pairs,
+            be=be,
+            enroll=folds.models,
+            vectors=vectors,
+            cohort=cohort,
+            per_model=_per_model(ws),
+            top_n=s.top_n,
+        )
     info = {
-        "source": "enroll", "folds": folds.n_folds, "models": len(folds.models),
+        "source": "enroll",
+        "folds": folds.n_folds,
+        "models": len(folds.models),
         "utterances_per_model": float(np.median([len(u) for u in folds.models.values()])),
-    }  # fmt: skip
+    }
     return fit_calibration(ws, [(folds.trials, values)], info=info)
 
 

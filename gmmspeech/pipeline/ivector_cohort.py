@@ -24,6 +24,7 @@ from ..corpus.scorefiles import read_scores, write_scores
 from ..decisions.norm import CohortScores, log_top_n, normalize
 from ..ivector.backend import Backend
 from ..ivector.tv import IVectorSet
+from .artefacts import BACKEND, IVECTORS, RAW_SCORES, SCORES
 from .verification import _cohort, _labels, _per_model
 from .workspace import StageResult, Workspace
 
@@ -124,7 +125,7 @@ def normalize_stage(ws: Workspace) -> StageResult:
     """``scores/scores.txt``: the raw back-end scores, normalised (``scoring.norm``) with a
     cohort of the first ``scoring.cohort_size`` background speakers' i-vectors."""
     s = ws.cfg.scoring
-    raw = read_scores(ws.path("scores/raw.txt"))
+    raw = read_scores(ws.path(RAW_SCORES))
     keys = list(raw)
     values = np.array([raw[k] for k in keys])
     info: dict[str, Any] = {"norm": s.norm}
@@ -132,7 +133,7 @@ def normalize_stage(ws: Workspace) -> StageResult:
         vectors = {
             name: v
             for part in ("background", "enroll", "test")
-            for name, v in IVectorSet.load(ws.path(f"ivectors/{part}.h5")).as_dict().items()
+            for name, v in IVectorSet.load(ws.path(IVECTORS, set=part)).as_dict().items()
         }
         enroll = {
             m: [u for u in utts if u in vectors]
@@ -141,10 +142,16 @@ def normalize_stage(ws: Workspace) -> StageResult:
         with ws.store("background") as store:
             cohort = {k: [u for u in v if u in vectors] for k, v in _cohort(ws, store).items()}
         values = normalize_trials(
-            s.norm, values, keys, be=Backend.load(ws.path("backend/backend.h5")),
-            enroll=enroll, vectors=vectors, cohort=cohort, per_model=_per_model(ws),
+            s.norm,
+            values,
+            keys,
+            be=Backend.load(ws.path(BACKEND)),
+            enroll=enroll,
+            vectors=vectors,
+            cohort=cohort,
+            per_model=_per_model(ws),
             top_n=s.top_n,
-        )  # fmt: skip
+        )
         info |= {
             "cohort_speakers": len(cohort),
             "cohort_utterances": sum(len(x) for x in cohort.values()),
@@ -154,8 +161,8 @@ def normalize_stage(ws: Workspace) -> StageResult:
         if (~tar).any():
             info["nontarget_mean"] = round(float(values[~tar].mean()), 4)
             info["nontarget_std"] = round(float(values[~tar].std()), 4)
-    write_scores(ws.path("scores/scores.txt"), [k[0] for k in keys], [k[1] for k in keys], values)
-    return ["scores/scores.txt"], info
+    write_scores(ws.output(SCORES), [k[0] for k in keys], [k[1] for k in keys], values)
+    return [SCORES.rel()], info
 
 
 __all__ = ["cohort_scores", "normalize_stage", "normalize_trials"]

@@ -48,182 +48,21 @@ from pathlib import Path
 from typing import Any
 
 from ..config.loader import did_you_mean, dump_yaml
-from ..config.sections import ExperimentConfig, config_hash, to_dict
+from ..config.sections import ExperimentConfig, config_hash
 from ..engine import blas_thread_budget, blas_threads
 from ..errors import ConfigError, DataError
 from ..storage.atomic import OutputRefusedError, protected
-from . import (
-    classification,
-    fusion_stages,
-    ivector_calibration,
-    ivector_cohort,
-    ivector_stages,
-    verification,
-)
+from .artefacts import RECORDS, RESULTS
+from .declarations import Stage
 from .inputs import INPUTS, changes
 from .report import StageMemory, write_json, write_text
-from .workspace import MANIFEST, RESOLVED_CONFIG, STATE_DIR, StageResult, Workspace
+from .tables import REGISTRY
+from .workspace import MANIFEST, RESOLVED_CONFIG, STATE_DIR, Workspace
 
 log = logging.getLogger(__name__)
 
-_RECORD_VERSION = 1
-
 _MANIFEST_FORMAT = "gmmspeech.Experiment"
 
-
-@dataclasses.dataclass(frozen=True)
-class Stage:
-    """One row of a task's stage table.
-
-    Attributes
-    ----------
-    name : str
-        The stage name (also the name of its record file).
-    sections : callable
-        ``sections(config)``: the part of the config the stage reads (its hash input).
-    run : callable
-        ``run(workspace) -> (outputs, info)``: does the work and writes every output.
-    """
-
-    name: str
-    sections: Callable[[ExperimentConfig], object]
-    run: Callable[[Workspace], StageResult]
-
-
-def _prepare_sections(cfg: ExperimentConfig) -> object:
-    return {"task": cfg.task, "data": to_dict(cfg.data)}
-
-
-def _extract_sections(cfg: ExperimentConfig) -> object:
-    return to_dict(cfg.features)
-
-
-def _ubm_sections(cfg: ExperimentConfig) -> object:
-    return to_dict(cfg.ubm)
-
-
-def _enroll_sections(cfg: ExperimentConfig) -> object:
-    return to_dict(cfg.enroll)
-
-
-def _score_sections(cfg: ExperimentConfig) -> object:
-    return {"method": cfg.scoring.method, "top_c": cfg.scoring.top_c}
-
-
-def _normalize_sections(cfg: ExperimentConfig) -> object:
-    s = cfg.scoring
-    return {
-        "norm": s.norm,
-        "cohort_size": s.cohort_size,
-        "top_n": s.top_n,
-        "cohort_utts": s.cohort_utts,
-    }
-
-
-def _calibrate_sections(cfg: ExperimentConfig) -> object:
-    s = cfg.scoring
-    # c_miss and c_fa: the fallback compares the actDCF of the calibration trials
-    return {
-        "calibrate": s.calibrate,
-        "calibration_trials": s.calibration_trials,
-        "p_target": s.p_target,
-        "c_miss": s.c_miss,
-        "c_fa": s.c_fa,
-    }
-
-
-def _evaluate_sections(cfg: ExperimentConfig) -> object:
-    s = cfg.scoring
-    return {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
-
-
-def _report_sections(cfg: ExperimentConfig) -> object:
-    return {"name": cfg.name}
-
-
-def _stats_sections(cfg: ExperimentConfig) -> object:
-    return {"top_n": cfg.ivector.top_n}
-
-
-def _tv_sections(cfg: ExperimentConfig) -> object:
-    return {k: v for k, v in to_dict(cfg.ivector).items() if k != "top_n"}
-
-
-def _caltv_sections(cfg: ExperimentConfig) -> object:
-    # the held-out extractors exist only for the calibration: changing p_target does not
-    # retrain them, turning the calibration on does
-    return {
-        "calibrate": cfg.scoring.calibrate,
-        "calibration_trials": cfg.scoring.calibration_trials,
-    }
-
-
-def _backend_sections(cfg: ExperimentConfig) -> object:
-    return to_dict(cfg.backend)
-
-
-def _no_sections(cfg: ExperimentConfig) -> object:
-    return {}
-
-
-def _gather_sections(cfg: ExperimentConfig) -> object:
-    f = to_dict(cfg.fusion)
-    return {"systems": f["systems"], "trials": f["trials"]}
-
-
-def _fuse_sections(cfg: ExperimentConfig) -> object:
-    f = cfg.fusion
-    return {"guard": f.guard, "cv_folds": f.cv_folds, "p_target": cfg.scoring.p_target}
-
-
-#: Task (``task:system`` for a system other than gmm-ubm) -> its stages in order
-#: (``--stage N`` counts from 1 in this order); each row names the config sections the stage
-#: reads and the function that runs it.
-REGISTRY: dict[str, tuple[Stage, ...]] = {
-    "verification": (
-        Stage("prepare", _prepare_sections, verification.prepare),
-        Stage("extract", _extract_sections, verification.extract),
-        Stage("ubm", _ubm_sections, verification.ubm),
-        Stage("enroll", _enroll_sections, verification.enroll_speakers),
-        Stage("score", _score_sections, verification.score),
-        Stage("normalize", _normalize_sections, verification.normalize),
-        Stage("calibrate", _calibrate_sections, verification.calibrate),
-        Stage("evaluate", _evaluate_sections, verification.evaluate),
-        Stage("report", _report_sections, verification.report),
-    ),
-    "classification": (
-        Stage("prepare", _prepare_sections, classification.prepare),
-        Stage("extract", _extract_sections, classification.extract),
-        Stage("ubm", _ubm_sections, classification.ubm),
-        Stage("enroll", _enroll_sections, classification.enroll_classes),
-        Stage("score", _score_sections, classification.score),
-        Stage("normalize", _normalize_sections, classification.normalize),
-        Stage("calibrate", _calibrate_sections, classification.calibrate),
-        Stage("evaluate", _evaluate_sections, classification.evaluate),
-        Stage("report", _report_sections, classification.report),
-    ),
-    "verification:ivector": (
-        Stage("prepare", _prepare_sections, verification.prepare),
-        Stage("extract", _extract_sections, verification.extract),
-        Stage("ubm", _ubm_sections, verification.ubm),
-        Stage("stats", _stats_sections, ivector_stages.stats),
-        Stage("tv", _tv_sections, ivector_stages.tv),
-        Stage("caltv", _caltv_sections, ivector_calibration.caltv),
-        Stage("ivectors", _no_sections, ivector_stages.ivectors),
-        Stage("backend", _backend_sections, ivector_stages.backend),
-        Stage("score", _no_sections, ivector_stages.score),
-        Stage("normalize", _normalize_sections, ivector_cohort.normalize_stage),
-        Stage("calibrate", _calibrate_sections, ivector_calibration.calibrate),
-        Stage("evaluate", _evaluate_sections, verification.evaluate),
-        Stage("report", _report_sections, verification.report),
-    ),
-    "verification:fusion": (
-        Stage("gather", _gather_sections, fusion_stages.gather),
-        Stage("fuse", _fuse_sections, fusion_stages.fuse),
-        Stage("evaluate", _evaluate_sections, fusion_stages.evaluate),
-        Stage("report", _report_sections, fusion_stages.report),
-    ),
-}
 
 #: Stage names of the GMM-UBM system in order; ``--stage N`` counts from 1.
 STAGES: tuple[str, ...] = tuple(st.name for st in REGISTRY["verification"])
@@ -296,8 +135,8 @@ def _chain_hashes(config: ExperimentConfig, table: Sequence[Stage]) -> dict[str,
         prev = config_hash(
             {
                 "stage": st.name,
-                "v": _RECORD_VERSION,
-                "config": st.sections(config),
+                "v": st.version,
+                "config": st.hash_input(config),
                 "upstream": prev,
             }
         )
@@ -493,7 +332,7 @@ class Experiment(Workspace):
         if self.out.exists() and not self.out.is_dir():
             raise OutputRefusedError(f"{self.out}: is a file; --out needs a folder")
         present = []
-        if self.out.is_dir() and not (self.out / "stages").is_dir():
+        if self.out.is_dir() and not (self.out / RECORDS.template).is_dir():
             # a folder with stage records is an experiment written before manifests
             present = sorted(
                 str(p.relative_to(self.out)) for p in self.out.rglob("*") if not p.is_dir()
@@ -533,7 +372,7 @@ class Experiment(Workspace):
             # the BLAS policy belongs in the engine's one place for thread limits; here it
             # covers the stages' in-process work until it moves there
             with StageMemory() as mem, blas_threads(self._blas):
-                outputs, info = st.run(self)
+                outputs, info = st.run(self.view(st))
         finally:
             self.force = False
         seconds = time.perf_counter() - t0
@@ -542,10 +381,24 @@ class Experiment(Workspace):
         log.debug("stage %d %s: done in %.1f s", i, st.name, seconds)
         return StageOutcome(i, st.name, "ran", seconds, reason)
 
+    def view(self, st: Stage) -> Workspace:
+        """The workspace of stage ``st``: only the config keys and artefacts it declares."""
+        ws = Workspace(
+            self._config,
+            self.out,
+            stage_names=self._stage_names,
+            hashes=self.hashes,
+            config_path=self.where,
+            progress=self.progress,
+            stage=st,
+        )
+        ws.force = self.force
+        return ws
+
     def _invalidate_after(self, index: int) -> None:
         # every later record, also those of another stage table (an older version's
         # 07_evaluate.json is no record of this version's stage 7)
-        for p in (self.out / "stages").glob("[0-9][0-9]_*.json"):
+        for p in (self.out / RECORDS.template).glob("[0-9][0-9]_*.json"):
             if int(p.name[:2]) > index:
                 p.unlink()
 
@@ -558,8 +411,13 @@ class Experiment(Workspace):
         inputs: dict[str, str],
         mem: StageMemory,
     ) -> None:
-        (self.out / "stages").mkdir(parents=True, exist_ok=True)
+        (self.out / RECORDS.template).mkdir(parents=True, exist_ok=True)
         name = self.stage_names[index - 1]
+        # a record of the same number from another table (classification's old stage 6
+        # normalize before its stage 6 evaluate) is no record of this stage
+        for p in (self.out / RECORDS.template).glob(f"{index:02d}_*.json"):
+            if p != self.record_path(index):
+                p.unlink()
         write_text(self.out / RESOLVED_CONFIG, dump_yaml(self.cfg))
         write_json(
             self.record_path(index),
@@ -580,7 +438,7 @@ class Experiment(Workspace):
 
     def results(self) -> dict[str, Any]:
         """The contents of ``results.json``."""
-        p = self.path("results.json")
+        p = self.path(RESULTS)
         if not p.is_file():
             raise DataError(f"{p}: no results yet; run the evaluate stage")
         data: dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))

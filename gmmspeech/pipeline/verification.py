@@ -25,15 +25,29 @@ from ..decisions.backgroundtrials import (
 from ..decisions.calibration import LogisticCalibration
 from ..decisions.enroltrials import enrol_folds, enrolment_folds
 from ..decisions.heldout import CohortOptions, heldout_normalize
-from ..decisions.metrics import act_dcf, summary
+from ..decisions.metrics import act_dcf
 from ..decisions.norm import cohort_normalize
 from ..decisions.scoring import score_trials
 from ..errors import ConfigError, DataError
 from ..features.store import FeatureStore
 from ..mixture.gmm import DiagGMM
 from ..mixture.speakermodels import SpeakerModels, enroll
-from .common import extract_stage, report_stage
-from .report import plot_det_file, write_json
+from .artefacts import (
+    CALIBRATED_SCORES,
+    CALIBRATION,
+    CALIBRATION_SCORES,
+    CALIBRATION_SUMMARY,
+    CALIBRATION_TRIALS,
+    DATA_DIR,
+    MODELS,
+    RAW_SCORES,
+    SCORES,
+    TRIALS,
+    UBM,
+    UBM_CHECKPOINTS,
+)
+from .common import extract_stage
+from .report import write_json
 from .workspace import StageResult, Workspace, _present
 
 log = logging.getLogger(__name__)
@@ -48,9 +62,10 @@ def prepare(ws: Workspace) -> StageResult:
 
 def _prepare_verification(ws: Workspace) -> StageResult:
     d = ws.cfg.data
-    assert d.background is not None and d.targets is not None
-    bg = ws._scan("background", d.background)
-    tg = ws._scan("targets", d.targets)
+    if d.background is None or d.targets is None:  # checked by ExperimentConfig
+        raise ConfigError(f"{ws.where}: data: verification needs background and targets")
+    bg = ws.scan_set("background", d.background)
+    tg = ws.scan_set("targets", d.targets)
     try:
         trials = tg.trials
         if d.trials is not None:
@@ -72,9 +87,9 @@ def _prepare_verification(ws: Workspace) -> StageResult:
         )
     except (ConfigError, DataError) as exc:
         raise type(exc)(f"{ws.where}: data: {exc}") from None
-    sets.write(ws.path("data"))
-    outputs = [f"data/{name}/wav.scp" for name in ("background", "enroll", "test")]
-    return [*outputs, "data/test/trials"], sets.counts()
+    sets.write(ws.output(DATA_DIR, set="test").parent)  # the folder of the data dirs
+    outputs = [f"{DATA_DIR.rel(set=name)}/wav.scp" for name in SETS]
+    return [*outputs, TRIALS.rel()], sets.counts()
 
 
 def extract(ws: Workspace) -> StageResult:
@@ -84,18 +99,16 @@ def extract(ws: Workspace) -> StageResult:
 
 def ubm(ws: Workspace) -> StageResult:
     """Stage 3: the UBM ``ubm/ubm.h5`` on the background set."""
-    ws.path("ubm").mkdir(parents=True, exist_ok=True)
     with ws.store("background") as store:
-        info = ws.train_ubm(store, "ubm/ubm.h5", "ubm/checkpoints")
-    return ["ubm/ubm.h5"], info
+        info = ws.train_ubm(store, ws.output(UBM), ws.path(UBM_CHECKPOINTS))
+    return [UBM.rel()], info
 
 
 def enroll_speakers(ws: Workspace) -> StageResult:
     """Stage 4: one MAP model per enrolled model (``data/enroll/model2utt``, else per
     speaker), ``models/models.h5``."""
     e = ws.cfg.enroll
-    ws.path("models").mkdir(parents=True, exist_ok=True)
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    ubm_ = DiagGMM.load(ws.path(UBM))
     en = ws.datadir("enroll")
     with ws.store("enroll") as store:
         spk2utt, dropped = _present(en.enrolment, store)
@@ -107,16 +120,15 @@ def enroll_speakers(ws: Workspace) -> StageResult:
             adapt=e.adapt,
             progress=ws.progress,
         )
-    models.save(ws.path("models/models.h5"))
-    return ["models/models.h5"], {"models": len(models), "utterances_missing_features": dropped}
+    models.save(ws.output(MODELS))
+    return [MODELS.rel()], {"models": len(models), "utterances_missing_features": dropped}
 
 
 def score(ws: Workspace) -> StageResult:
     """Stage 5: raw LLRs of the trials that have features and a model, ``scores/raw.txt``."""
     s = ws.cfg.scoring
-    ws.path("scores").mkdir(parents=True, exist_ok=True)
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
-    models = SpeakerModels.load(ws.path("models/models.h5"), ubm_)
+    ubm_ = DiagGMM.load(ws.path(UBM))
+    models = SpeakerModels.load(ws.path(MODELS), ubm_)
     te = ws.datadir("test")
     all_trials = te.trials or TrialList([], [])
     with ws.store("test") as store:
@@ -125,7 +137,7 @@ def score(ws: Workspace) -> StageResult:
         )
         n_dropped = len(all_trials) - len(trials)
         if not len(trials):
-            raise DataError(f"{ws.path('data/test/trials')}: no trial can be scored")
+            raise DataError(f"{ws.path(TRIALS)}: no trial can be scored")
         with ws.engine() as engine:
             scores = score_trials(
                 ubm_,
@@ -137,14 +149,14 @@ def score(ws: Workspace) -> StageResult:
                 top_c=s.top_c,
                 progress=ws.progress,
             )
-    write_scores(ws.path("scores/raw.txt"), trials.model_ids, trials.test_ids, scores)
-    return ["scores/raw.txt"], {"trials_scored": len(trials), "trials_dropped": n_dropped}
+    write_scores(ws.output(RAW_SCORES), trials.model_ids, trials.test_ids, scores)
+    return [RAW_SCORES.rel()], {"trials_scored": len(trials), "trials_dropped": n_dropped}
 
 
 def normalize(ws: Workspace) -> StageResult:
     """Stage 6: ``scores/scores.txt``, the raw scores normalised with the background cohort."""
     s = ws.cfg.scoring
-    raw = read_scores(ws.path("scores/raw.txt"))
+    raw = read_scores(ws.path(RAW_SCORES))
     keys = list(raw)
     values = np.array([raw[k] for k in keys])
     if s.norm == "none":
@@ -152,8 +164,8 @@ def normalize(ws: Workspace) -> StageResult:
         info: dict[str, Any] = {"norm": "none"}
     else:
         normed, info = _cohort_normalize(ws, keys, values)
-    write_scores(ws.path("scores/scores.txt"), [k[0] for k in keys], [k[1] for k in keys], normed)
-    return ["scores/scores.txt"], info
+    write_scores(ws.output(SCORES), [k[0] for k in keys], [k[1] for k in keys], normed)
+    return [SCORES.rel()], info
 
 
 def _per_model(ws: Workspace) -> int:
@@ -179,9 +191,16 @@ def _cohort(
 def _cohort_options(ws: Workspace) -> CohortOptions:
     s, e, u = ws.cfg.scoring, ws.cfg.enroll, ws.cfg.ubm
     return CohortOptions(
-        e.relevance_factor, e.adapt, s.method, s.top_c, _per_model(ws),
-        u.min_count, u.min_weight, u.chunk_size, ws.progress,
-    )  # fmt: skip
+        e.relevance_factor,
+        e.adapt,
+        s.method,
+        s.top_c,
+        _per_model(ws),
+        u.min_count,
+        u.min_weight,
+        u.chunk_size,
+        ws.progress,
+    )
 
 
 def _cohort_normalize(
@@ -225,22 +244,30 @@ def _heldout_normalize(
     cohort scored under held-out UBMs; ``enrol(ubm)`` gives the pairs' models from a UBM.
     Also returns the cohort."""
     s = ws.cfg.scoring
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    ubm_ = DiagGMM.load(ws.path(UBM))
     with ws.store("background") as cstore:
         background, _ = _present(ws.datadir("background").spk2utt, cstore)
         cohort = _cohort(ws, cstore)
         normed = heldout_normalize(
-            s.norm, values, keys, top_n=s.top_n, ubm=ubm_, enrol=enrol,
-            test_features=test_features, store=cstore, background=background, cohort=cohort,
+            s.norm,
+            values,
+            keys,
+            top_n=s.top_n,
+            ubm=ubm_,
+            enrol=enrol,
+            test_features=test_features,
+            store=cstore,
+            background=background,
+            cohort=cohort,
             opts=_cohort_options(ws),
-        )  # fmt: skip
+        )
     return normed, cohort
 
 
 def _labels(ws: Workspace, keys: Sequence[tuple[str, str]]) -> np.ndarray:
     tl = ws.datadir("test").trials
     if tl is None or tl.is_target is None:
-        raise DataError(f"{ws.path('data/test')}: no labelled trials; rerun stage 1")
+        raise DataError(f"{ws.path(DATA_DIR, set='test')}: no labelled trials; rerun stage 1")
     label = dict(zip(tl.pairs, tl.is_target.tolist(), strict=True))
     return np.array([label[k] for k in keys], dtype=bool)
 
@@ -261,10 +288,9 @@ def calibrate(ws: Workspace) -> StageResult:
     s = ws.cfg.scoring
     if not s.calibrate:
         return [], {"calibrate": False}
-    ws.path("calibration").mkdir(parents=True, exist_ok=True)
     if s.calibration_trials == "enroll":
         return _enrolment_trials(ws)
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    ubm_ = DiagGMM.load(ws.path(UBM))
     parts: list[tuple[TrialList, np.ndarray]] = []
     target_frames = _target_enrol_frames(ws)
     frames: list[int] = []
@@ -293,7 +319,7 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
     over the target models' enrolment utterances (:mod:`gmmspeech.decisions.enroltrials`), scored with
     the UBM and normalised as the target trials are; then :func:`fit_calibration`."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    ubm_ = DiagGMM.load(ws.path(UBM))
     en = ws.datadir("enroll")
     with ws.store("enroll") as store:
         model2utt, _ = _present(en.enrolment, store)
@@ -301,7 +327,7 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
             folds = enrolment_folds(model2utt, en.utt2spk)
         except DataError as exc:
             raise DataError(
-                f"{ws.path('data/enroll')}: scoring.calibration_trials: {exc}"
+                f"{ws.path(DATA_DIR, set='enroll')}: scoring.calibration_trials: {exc}"
             ) from None
 
         def enrol(ubm_g: DiagGMM) -> SpeakerModels:
@@ -312,18 +338,27 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
         trials = folds.trials
         with ws.engine() as engine:
             values = score_trials(
-                ubm_, enrol(ubm_), store, trials, engine=engine, method=s.method,
-                top_c=s.top_c, progress=ws.progress,
-            )  # fmt: skip
+                ubm_,
+                enrol(ubm_),
+                store,
+                trials,
+                engine=engine,
+                method=s.method,
+                top_c=s.top_c,
+                progress=ws.progress,
+            )
         if s.norm != "none":
             values, _ = _heldout_normalize(ws, list(trials.pairs), values, enrol, store)
         frames = [sum(store.num_frames(u) for u in us) for us in folds.models.values()]
     median, target_frames = float(np.median(frames)), _target_enrol_frames(ws)
     info = {
-        "source": "enroll", "folds": folds.n_folds, "models": len(folds.models),
+        "source": "enroll",
+        "folds": folds.n_folds,
+        "models": len(folds.models),
         "utterances_per_model": float(np.median([len(u) for u in folds.models.values()])),
-        "enrol_frames": median, "target_enrol_frames": target_frames,
-    }  # fmt: skip
+        "enrol_frames": median,
+        "target_enrol_frames": target_frames,
+    }
     log.info("calibration: %d folds over the enrolment utterances", folds.n_folds)
     return fit_calibration(
         ws,
@@ -363,10 +398,9 @@ def fit_calibration(
         np.concatenate([t.is_target for t, _ in parts if t.is_target is not None]),
     )
     values = np.concatenate([v for _, v in parts])
-    assert trials.is_target is not None
-    if not trials.is_target.any() or trials.is_target.all():
+    if trials.is_target is None or not trials.is_target.any() or trials.is_target.all():
         raise DataError(
-            f"{ws.path('data/background')}: the background trials need target and "
+            f"{ws.path(DATA_DIR, set='background')}: the background trials need target and "
             f"non-target trials to train a calibration; set scoring.calibrate: false"
         )
     cal = LogisticCalibration(prior=s.p_target).fit(values, trials.is_target)
@@ -385,13 +419,13 @@ def fit_calibration(
     check = fallback_if_worse(cal, values, trials.is_target, costs)
     if check["fallback"] is None and mismatch is not None:
         check.update(mismatch(cal))
-    cal.save(ws.path("calibration/calibration.json"))
-    write_trials(ws.path("calibration/trials"), trials)
-    write_scores(ws.path("calibration/scores.txt"), trials.model_ids, trials.test_ids, values)
-    sc = read_scores(ws.path("scores/scores.txt"))
+    cal.save(ws.output(CALIBRATION))
+    write_trials(ws.output(CALIBRATION_TRIALS), trials)
+    write_scores(ws.output(CALIBRATION_SCORES), trials.model_ids, trials.test_ids, values)
+    sc = read_scores(ws.path(SCORES))
     keys = list(sc)
     llr = cal.transform(np.array([sc[k] for k in keys]))
-    write_scores(ws.path("scores/calibrated.txt"), [k[0] for k in keys], [k[1] for k in keys], llr)
+    write_scores(ws.output(CALIBRATED_SCORES), [k[0] for k in keys], [k[1] for k in keys], llr)
     record = {
         "calibrate": True,
         "utterances_per_model": _per_model(ws),
@@ -404,8 +438,10 @@ def fit_calibration(
         "offset": cal.offset_,
         **check,
     }
-    outputs = ["calibration/calibration.json", "calibration/trials", "calibration/scores.txt"]
-    return [*outputs, "scores/calibrated.txt"], record
+    # for the evaluate stage's results.json
+    write_json(ws.output(CALIBRATION_SUMMARY), record)
+    outputs = [CALIBRATION, CALIBRATION_TRIALS, CALIBRATION_SCORES, CALIBRATION_SUMMARY]
+    return [a.rel() for a in (*outputs, CALIBRATED_SCORES)], record
 
 
 def _target_enrol_frames(ws: Workspace) -> float:
@@ -487,7 +523,7 @@ def _group_trials(
     and normalised (when ``scoring.norm`` is set) with a cohort of the other speakers; also
     the enrolment frames of each of its models."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
-    where = ws.path("data/background")
+    where = ws.path(DATA_DIR, set="background")
     ubm_g = group_heldout_ubm(ubm_, store, spk2utt, group, ws.cfg.ubm, where)
     split = split_background({k: spk2utt[k] for k in group}, store, _per_model(ws))
     with ws.engine() as engine:
@@ -505,82 +541,23 @@ def _group_trials(
         spk = {m: m for m in split.enroll}
         cohort = _cohort(ws, store, {k for k in spk2utt if k not in set(group)})
         values = cohort_normalize(
-            s.norm, values, trials.model_ids, trials.test_ids, ubm=ubm_g, models=models,
-            test_features=split.features, cohort_features=store, cohort_spk2utt=cohort,
-            relevance_factor=e.relevance_factor, adapt=e.adapt, score_method=s.method,
-            top_c=s.top_c, top_n=s.top_n, enroll_utts=_per_model(ws), model_spk=spk,
-            test_spk=split.test_spk, progress=ws.progress,
-        )  # fmt: skip
-    return trials, values, split.enrol_frames()
-
-
-def evaluate(ws: Workspace) -> StageResult:
-    """Stage 8: ``results.json`` (raw, normalised, calibrated metrics) and ``det.png``."""
-    s = ws.cfg.scoring
-    kw = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
-    files = {"raw": "scores/raw.txt"}
-    if s.norm != "none":
-        files["normalized"] = "scores/scores.txt"
-    if s.calibrate:
-        files["calibrated"] = "scores/calibrated.txt"
-    systems: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, rel in files.items():
-        sc = read_scores(ws.path(rel))
-        keys = list(sc)
-        systems[name] = (np.array([sc[k] for k in keys]), _labels(ws, keys))
-    main = "normalized" if s.norm != "none" else "raw"
-    scores, is_target = systems[main]
-    tl = ws.datadir("test").trials
-    assert tl is not None
-    results: dict[str, Any] = {
-        "task": "verification",
-        "name": ws.cfg.name,
-        "config_hash": ws.config_hash,
-        "norm": s.norm,
-        "n_trials": len(scores),
-        "n_target": int(is_target.sum()),
-        "n_nontarget": int((~is_target).sum()),
-        "n_models": len(set(tl.model_ids)),
-        "n_test_utts": len(set(tl.test_ids)),
-        "eer_method": "ROC convex hull",
-        **kw,
-    }
-    if int(is_target.sum()) == 0 or int((~is_target).sum()) == 0:
-        raise DataError(
-            f"{ws.path('data/test/trials')}: the scored trials need both target and "
-            f"non-target trials to compute an EER"
+            s.norm,
+            values,
+            trials.model_ids,
+            trials.test_ids,
+            ubm=ubm_g,
+            models=models,
+            test_features=split.features,
+            cohort_features=store,
+            cohort_spk2utt=cohort,
+            relevance_factor=e.relevance_factor,
+            adapt=e.adapt,
+            score_method=s.method,
+            top_c=s.top_c,
+            top_n=s.top_n,
+            enroll_utts=_per_model(ws),
+            model_spk=spk,
+            test_spk=split.test_spk,
+            progress=ws.progress,
         )
-    for name, (values, t) in systems.items():
-        results[name] = summary(values, t, **kw)
-    m = results[main]
-    for key in ("eer", "min_dcf", "act_dcf", "cllr", "min_cllr"):
-        results[key] = m[key]
-    # actDCF and Cllr judge calibration: the headline ones are of the calibrated LLRs
-    results["act_dcf_uncalibrated"] = m["act_dcf"]
-    results["cllr_uncalibrated"] = m["cllr"]
-    if "calibrated" in results:
-        results["act_dcf"] = results["calibrated"]["act_dcf"]
-        results["cllr"] = results["calibrated"]["cllr"]
-        cal = ws.record(stage_index(ws, "calibrate"))
-        results["calibration"] = (cal or {}).get("info", {})
-    plot_det_file(
-        {
-            ("raw" if k == "raw" else f"{s.norm}-norm"): v
-            for k, v in systems.items()
-            if k != "calibrated"  # an increasing affine map: the same DET curve
-        },
-        ws.path("det.png"),
-        title=f"DET: {ws.cfg.name}",
-    )
-    write_json(ws.path("results.json"), results)
-    return ["results.json", "det.png"], {"eer": m["eer"], "min_dcf": m["min_dcf"]}
-
-
-def stage_index(ws: Workspace, name: str) -> int:
-    """1-based number of the stage ``name`` in this workspace."""
-    return ws.stage_names.index(name) + 1
-
-
-def report(ws: Workspace) -> StageResult:
-    """Stage 9: ``report.md`` with the DET plot."""
-    return report_stage(ws, "det.png")
+    return trials, values, split.enrol_frames()
