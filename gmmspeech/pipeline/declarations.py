@@ -132,6 +132,8 @@ def check_table(table: Sequence[Stage]) -> list[str]:
         for a in st.reads:
             if a not in written:
                 problems.append(f"{st.name}: reads {a.key!r}, which no earlier stage writes")
+        if not st.writes:  # a stage that does nothing has no place in a table
+            problems.append(f"{st.name}: writes nothing")
         hashed.extend(st.sections)
         written.update(st.writes)
     return problems
