@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from threadpoolctl import threadpool_limits
 
-from .config.loader import did_you_mean
+from .config.build import did_you_mean
 from .config.sections import BACKENDS, ComputeConfig
 from .errors import ConfigError, GmmSpeechError, short_repr
 from .forkguard import WORKER_PRELOAD

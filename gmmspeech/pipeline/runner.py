@@ -1,39 +1,9 @@
-"""Experiments from one config: stages that are skipped when their outputs are up to date.
+"""Run an experiment's stages in order, skipping those whose outputs are up to date.
 
-An :class:`Experiment` runs the stages of its task's table in :data:`REGISTRY`, in order, in
-one folder::
-
-    1 prepare    data dirs (background / enroll / test + trials, or all + folds)
-    2 extract    HDF5 feature stores (resumable)
-    3 ubm        the UBM (one per fold for classification), checkpointed per split stage
-    4 enroll     MAP speaker models (class models per fold)
-    5 score      raw LLR scores (class scores and predictions per fold)
-    6 normalize  cohort score normalisation (verification; nothing for classification)
-    7 calibrate  score -> LLR calibration trained on background trials (verification)
-    8 evaluate   results.json and the DET plot (confusion matrix)
-    9 report     report.md
-
-With ``system: ivector`` (verification), stages 4-5 are replaced by stats, tv, caltv (the
-calibration's held-out extractors), ivectors, backend and score (:mod:`.ivector_stages`,
-:mod:`.ivector_calibration`): thirteen stages, the same records and rules. With
-``system: fusion`` the table is gather, fuse, evaluate and report (:mod:`.fusion_stages`):
-the scores of earlier experiments fused, their files fingerprinted like corpus audio.
-
-Each stage writes every output atomically and then a record ``stages/NN_name.json`` holding
-the stage's hash, its outputs, wall time and peak memory. The hash chains the config
-sections the stage reads with the hash of the stage before it, so changing e.g.
-``scoring.norm`` reruns normalise, evaluate and report only. A stage is skipped when its
-record has the current hash, all its outputs exist and the input files it reads from outside
-the experiment (:mod:`gmmspeech.pipeline.inputs`) have the fingerprints recorded; a run
-killed anywhere resumes at the stage it was in (extraction and UBM training inside the
-stage too). A stage that runs invalidates the records of the stages after it.
-
-The folder is marked as an experiment by ``.gmmspeech/manifest.json``, which also lists
-the files that were in it before it became one (a folder holding other files is used only
-with ``force``). Those files are never replaced nor deleted (see
-:func:`gmmspeech.storage.atomic.protected`), and the stages delete only files of their own names
-and kinds. The resolved config is written to ``.gmmspeech/resolved-config.yaml``, a name
-no user file has.
+A stage is skipped when its record ``stages/NN_name.json`` holds the current hash (its
+declared config chained with the stages before it), its outputs exist and its outside
+inputs keep their fingerprints; a stage that runs invalidates the records after it. The
+tables are in :mod:`.tables`, the folder's ownership rules in :mod:`.folder`.
 """
 
 from __future__ import annotations
@@ -47,22 +17,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..config.loader import did_you_mean, dump_yaml
+from ..config.build import did_you_mean
 from ..config.sections import ExperimentConfig, config_hash
+from ..config.yamlfile import dump_yaml
 from ..engine import blas_thread_budget, blas_threads
 from ..errors import ConfigError, DataError
-from ..storage.atomic import OutputRefusedError, protected
+from ..storage.atomic import protected
 from .artefacts import RECORDS, RESULTS
 from .declarations import Stage
+from .folder import open_folder, remove_if_unused
 from .inputs import INPUTS, changes
 from .report import StageMemory, write_json, write_text
 from .tables import REGISTRY
-from .workspace import MANIFEST, RESOLVED_CONFIG, STATE_DIR, Workspace
+from .workspace import MANIFEST, RESOLVED_CONFIG, Workspace
 
 log = logging.getLogger(__name__)
-
-_MANIFEST_FORMAT = "gmmspeech.Experiment"
-
 
 #: Stage names of the GMM-UBM system in order; ``--stage N`` counts from 1.
 STAGES: tuple[str, ...] = tuple(st.name for st in REGISTRY["verification"])
@@ -142,13 +111,6 @@ def _chain_hashes(config: ExperimentConfig, table: Sequence[Stage]) -> dict[str,
         )
         hashes[st.name] = prev
     return hashes
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.samefile(b)
-    except OSError:
-        return False
 
 
 class Experiment(Workspace):
@@ -286,68 +248,14 @@ class Experiment(Workspace):
                         on_stage(outcome)
         except BaseException:
             if fresh:
-                self._remove_if_unused()
+                remove_if_unused(self.out)
             raise
         return outcomes
 
-    def _remove_if_unused(self) -> None:
-        """Remove a folder this run created when it holds nothing but the manifest."""
-        files = [p for p in self.out.rglob("*") if not p.is_dir()]
-        if files != [self.out / MANIFEST]:
-            return
-        (self.out / MANIFEST).unlink()
-        for d in sorted((p for p in self.out.rglob("*") if p.is_dir()), reverse=True):
-            d.rmdir()
-        self.out.rmdir()
-
     def open_folder(self, force: bool = False) -> list[str]:
-        """Make sure the folder is a gmmspeech experiment; return the files it must not touch.
-
-        A missing or empty folder, or one with stage records, or one holding only the
-        experiment's config, becomes an experiment (its manifest is written). A folder
-        holding anything else is refused unless ``force``. The files found are listed in the
-        manifest as the user's.
-
-        Returns
-        -------
-        list of str
-            The user's files, relative to the folder.
-
-        Raises
-        ------
-        OutputRefusedError
-            The folder is not an experiment and ``force`` is false, or its manifest is not one.
-        """
-        manifest = self.out / MANIFEST
-        if manifest.is_file():
-            try:
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                data = None
-            if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT:
-                raise OutputRefusedError(
-                    f"{manifest}: not a gmmspeech experiment manifest; choose another --out"
-                )
-            return [str(x) for x in data.get("user_files", [])]
-        if self.out.exists() and not self.out.is_dir():
-            raise OutputRefusedError(f"{self.out}: is a file; --out needs a folder")
-        present = []
-        if self.out.is_dir() and not (self.out / RECORDS.template).is_dir():
-            # a folder with stage records is an experiment written before manifests
-            present = sorted(
-                str(p.relative_to(self.out)) for p in self.out.rglob("*") if not p.is_dir()
-            )
-        config = Path(self.where)
-        others = [rel for rel in present if not _same(self.out / rel, config)]
-        if others and not force:  # the experiment's own config may sit in its folder
-            raise OutputRefusedError(
-                f"{self.out}: exists and is not a gmmspeech experiment (no {MANIFEST}); "
-                f"choose another --out, or pass --force to use it (its {len(others)} "
-                f"file(s) are left alone)"
-            )
-        (self.out / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        write_json(manifest, {"format": _MANIFEST_FORMAT, "version": 1, "user_files": present})
-        return present
+        """Make sure the folder is a gmmspeech experiment; return the files it must not
+        touch (:func:`.folder.open_folder`)."""
+        return open_folder(self.out, self.where, force)
 
     def _run_one(self, i: int, st: Stage, force: bool, redone: str = "") -> StageOutcome:
         if i > 1 and not self.is_done(i - 1):
