@@ -1,21 +1,9 @@
-"""The stages of a fusion experiment (``task: verification``, ``system: fusion``)::
+"""The stages of a fusion experiment (``system: fusion``): gather, fuse, evaluate, report.
 
-    1 gather    check that every system of ``fusion.systems`` scored the same evaluation
-                trials and the same calibration trials, with the same labels, and copy their
-                scores in: data/trials, calibration/trials, systems/<name>/{scores,calibration}.txt
-    2 fuse      the fusion fitted on the calibration trials, prior-weighted at
-                ``scoring.p_target``, guard included (:func:`gmmspeech.decisions.fusion.fit_fusion`):
-                fusion/fusion.json, scores/calibrated.txt (the candidate kept),
-                scores/fused.txt (every system fused), systems/<name>/calibrated.txt
-    3 evaluate  results.json (every system, the fusion, the candidate kept) and det.png
-    4 report    report.md
-
-Of a system given as an experiment folder, ``scores/scores.txt`` is read (the scores of the
-evaluation trials after the experiment's score normalisation, before its calibration), and
-``calibration/trials`` with ``calibration/scores.txt``: the background trials that its
-calibrate stage scored the way its evaluation trials are scored. The gather stage records
-the fingerprints of every file it reads (:data:`.inputs.INPUTS`): when an input experiment
-is run again and its scores change, the fusion is redone.
+``gather`` checks that the systems scored the same evaluation and calibration trials with
+the same labels, and copies their scores in (fingerprinted, so a fused experiment run again
+is noticed); ``fuse`` fits the fusion on the calibration trials, guard included
+(:func:`gmmspeech.decisions.fusion.fit_fusion`).
 """
 
 from __future__ import annotations

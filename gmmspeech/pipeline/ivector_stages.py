@@ -1,17 +1,8 @@
-"""The i-vector verification stages (``system: ivector``): stats, tv, ivectors, backend, score.
+"""The i-vector stages (``system: ivector``): stats, tv, ivectors, backend, score.
 
-The UBM, preparation, extraction, evaluation and report stages are those of
-:mod:`.verification`, the cohort normalisation is in :mod:`.ivector_cohort` and the
-calibration (with its held-out extractors, stage ``caltv``) in :mod:`.ivector_calibration`;
-:mod:`.runner` lists them all in its stage table. Outputs::
-
-    ivectors/stats_<set>.h5   Baum-Welch statistics (background, enroll, test)
-    ivectors/tv.h5            the total-variability model, trained on the background set
-    ivectors/tv_calibration_<g>.h5, ivectors/calibration_<g>.h5
-                              held-out extractors of the calibration (:mod:`.ivector_calibration`)
-    ivectors/<set>.h5         i-vectors
-    backend/backend.h5        LDA / WCCN / length norm / PLDA, trained on the background set
-    scores/raw.txt            back-end scores of the trials
+Preparation, extraction and the UBM are those of :mod:`.verification`; the cohort
+normalisation is in :mod:`.ivector_cohort`, the calibration and its held-out extractors in
+:mod:`.ivector_calibration`.
 """
 
 from __future__ import annotations
