@@ -13,36 +13,35 @@ from test_pipeline import CONFIG, make_single_utterance_corpus
 
 from gmmspeech import LogisticCalibration
 from gmmspeech.cli.main import main
+from gmmspeech.decisions import calguard
 from gmmspeech.decisions.backgroundtrials import Segments, enrolment_mismatch
+from gmmspeech.decisions.calguard import check_location, fit_guarded
 from gmmspeech.features.store import FeatureStore
-from gmmspeech.pipeline.verification import fallback_if_mismatched, fallback_if_worse
 
-COSTS = {"p_target": 0.01, "c_miss": 1.0, "c_fa": 1.0}
-
-
-def _cal(slope: float, offset: float) -> LogisticCalibration:
-    cal = LogisticCalibration(prior=0.01)
-    cal.slope_, cal.offset_ = slope, offset
-    return cal
+COSTS = {"prior": 0.01, "c_miss": 1.0, "c_fa": 1.0}
+# raw scores already separate at the Bayes threshold log(99) = 4.595: no error, DCF 0
+VALUES = np.array([6.0, 7.0, 8.0, -1.0, 0.0, 1.0, 2.0])
+IS_TARGET = np.array([True, True, True, False, False, False, False])
 
 
-def test_a_calibration_worse_on_its_own_trials_becomes_the_identity(caplog) -> None:
-    # raw scores already separate at the Bayes threshold log(99) = 4.595: no error, DCF 0
-    values = np.array([6.0, 7.0, 8.0, -1.0, 0.0, 1.0, 2.0])
-    is_target = np.array([True, True, True, False, False, False, False])
-    # offset +10 accepts every non-target: DCF = (1 - 0.01) * 1 / 0.01 = 99
-    cal = _cal(1.0, 10.0)
-    out = fallback_if_worse(cal, values, is_target, COSTS)
-    assert out["trials_act_dcf_raw"] == 0.0
-    assert out["trials_act_dcf_calibrated"] == pytest.approx(99.0)
-    assert out["fallback"] is not None
-    assert (cal.slope_, cal.offset_) == (1.0, 0.0)
-    np.testing.assert_array_equal(cal.transform(values), values)
+def test_a_calibration_worse_on_its_own_trials_becomes_the_identity(monkeypatch, caplog) -> None:
+    def bad_fit(self, scores, is_target):
+        # offset +10 accepts every non-target: DCF = (1 - 0.01) * 1 / 0.01 = 99
+        self.slope_, self.offset_ = 1.0, 10.0
+        self.nontarget_location_, self.nontarget_scale_ = 0.5, 1.1
+        return self
+
+    with monkeypatch.context() as m:
+        m.setattr(LogisticCalibration, "fit", bad_fit)
+        out = fit_guarded(VALUES, IS_TARGET, **COSTS)
+    assert out.info["trials_act_dcf_raw"] == 0.0
+    assert out.info["trials_act_dcf_calibrated"] == pytest.approx(99.0)
+    assert out.fallback == "identity"
+    np.testing.assert_array_equal(out.calibration.transform(VALUES), VALUES)
     assert "worse calibrated" in caplog.text
-    # a calibration that keeps the decisions is kept
-    kept = _cal(2.0, 0.0)
-    assert fallback_if_worse(kept, values, is_target, COSTS)["fallback"] is None
-    assert (kept.slope_, kept.offset_) == (2.0, 0.0)
+    # the real fit keeps the decisions and is kept
+    kept = fit_guarded(VALUES, IS_TARGET, **COSTS)
+    assert kept.fallback is None and kept.calibration.slope_ > 0
 
 
 def test_enrolment_mismatch_is_the_frame_ratio_beyond_a_factor_two_either_way(caplog) -> None:
@@ -51,13 +50,66 @@ def test_enrolment_mismatch_is_the_frame_ratio_beyond_a_factor_two_either_way(ca
     assert enrolment_mismatch(1600.0, 3000.0) is None
     assert enrolment_mismatch(5900.0, 3000.0) is None
     assert enrolment_mismatch(0.0, 3000.0) is None
-    cal = _cal(3.0, -1.0)
-    assert fallback_if_mismatched(cal, 1600.0, 3000.0) == {}
-    assert (cal.slope_, cal.offset_) == (3.0, -1.0)
-    out = fallback_if_mismatched(cal, 500.0, 3000.0)
-    assert out["enrol_ratio"] == pytest.approx(0.1667)
-    assert (cal.slope_, cal.offset_) == (1.0, 0.0)
+    ok = fit_guarded(VALUES, IS_TARGET, enrol_frames=1600.0, target_frames=3000.0, **COSTS)
+    assert ok.fallback is None and ok.calibration.slope_ != 1.0
+    out = fit_guarded(VALUES, IS_TARGET, enrol_frames=500.0, target_frames=3000.0, **COSTS)
+    assert out.info["enrol_ratio"] == pytest.approx(0.1667)
+    assert (out.calibration.slope_, out.calibration.offset_) == (1.0, 0.0)
     assert "not calibrating" in caplog.text
+
+
+def test_constant_scores_are_no_fit(caplog, tmp_path: Path, capsys) -> None:
+    """Constant scores carry no information: the library refuses to fit them, the guard
+    and ``gmmspeech calibrate`` fall back to the identity and say so, never
+    ``llr = 1 * score + 0`` presented as a fit."""
+    flat = np.full(7, 2.5)
+    with pytest.raises(Exception, match="constant scores carry no information"):
+        LogisticCalibration(0.5).fit(flat, IS_TARGET)
+    out = fit_guarded(flat, IS_TARGET, **COSTS)
+    assert out.fallback == "identity: constant scores"
+    assert "fitted_slope" not in out.info
+    assert "carry no information" in caplog.text
+    # nearly constant (spread 1e-12 of the magnitude) too
+    assert fit_guarded(flat + 1e-12 * np.arange(7), IS_TARGET, **COSTS).fallback is not None
+    scores = tmp_path / "s.txt"
+    scores.write_text("".join(f"m{i} t{i} 2.5\n" for i in range(7)))
+    trials = tmp_path / "trials"
+    trials.write_text(
+        "".join(f"m{i} t{i} {'target' if t else 'nontarget'}\n" for i, t in enumerate(IS_TARGET))
+    )
+    assert (
+        main(["calibrate", "--train", str(scores), str(trials), "--save", str(tmp_path / "c.json")])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "not calibrating (identity: constant scores" in printed
+    assert "llr = 1 * score" not in printed
+
+
+def test_a_location_shift_falls_back_and_is_recorded(caplog) -> None:
+    """The calibration trials' non-targets centre at 0 (sd 1); scores to calibrate whose
+    median is more than MAX_LOCATION_SHIFT sd away are left as they are."""
+    rng = np.random.default_rng(0)
+    non, tar = rng.normal(0.0, 1.0, 400), rng.normal(3.0, 1.0, 40)
+    values = np.concatenate([tar, non])
+    labels = np.arange(values.size) < tar.size
+    fitted = fit_guarded(values, labels, **COSTS).calibration
+    slope, offset = fitted.slope_, fitted.offset_
+    assert fitted.nontarget_location_ == pytest.approx(np.median(non))
+    assert fitted.nontarget_scale_ == pytest.approx(non.std())
+    near = rng.normal(0.5, 1.0, 300)  # within the limit: kept
+    out = check_location(fitted, near)
+    assert "fallback" not in out and (fitted.slope_, fitted.offset_) == (slope, offset)
+    want = (np.median(near) - np.median(non)) / non.std()
+    assert out["location_shift"] == pytest.approx(want, abs=1e-4)  # rounded to 4 places
+    shift = calguard.MAX_LOCATION_SHIFT + 0.5
+    far = rng.normal(0.0, 1.0, 300)
+    far += np.median(non) + shift * non.std() - np.median(far)  # median exactly shift sd away
+    out = check_location(fitted, far)
+    assert out["fallback"] == "identity: location shift"
+    assert out["location_shift"] == pytest.approx(shift, abs=1e-4)
+    np.testing.assert_array_equal(fitted.transform(far), far)
+    assert "standard deviations" in caplog.text
 
 
 def test_run_with_one_utterance_background_speakers_does_not_calibrate(tmp_path: Path) -> None:

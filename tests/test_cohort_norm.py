@@ -20,7 +20,7 @@ from gmmspeech.cli.main import main
 from gmmspeech.config.loader import load_config
 from gmmspeech.corpus.datadir import DataDir
 from gmmspeech.corpus.scorefiles import read_scores
-from gmmspeech.decisions.norm import cohort_normalize
+from gmmspeech.decisions.cohort import CohortPart, Either, gmm_scorer, normalize_pairs
 from gmmspeech.decisions.scoring import score_matrix
 from gmmspeech.features.store import FeatureStore
 from gmmspeech.mixture.gmm import DiagGMM
@@ -91,6 +91,21 @@ def oracle_parts(method, raw, trials, parts, test_feats, cohort_feats, top_n, ad
         z, tn = (s - mu_z) / sd_z, (s - mu_t) / sd_t
         out.append({"z": z, "t": tn, "s": 0.5 * (z + tn), "as": 0.5 * (z + tn)}[method])
     return np.array(out)
+
+
+def cohort_normalize(method, raw, model_ids, test_ids, *, ubm, models, test_features,
+                     cohort_features, cohort_spk2utt, relevance_factor, adapt, score_method,
+                     top_c, top_n=200, enroll_utts=None, test_spk=None):  # fmt: skip
+    """One cohort part scored by the GMM scorer: the library's door."""
+    scorer = gmm_scorer(
+        ubm, models, Either(test_features, cohort_features), relevance_factor=relevance_factor,
+        adapt=adapt, method=score_method, top_c=top_c,
+    )  # fmt: skip
+    keys = list(zip(model_ids, test_ids, strict=True))
+    part = CohortPart(cohort_spk2utt, scorer)
+    return normalize_pairs(
+        method, raw, keys, [part], top_n=top_n, enroll_utts=enroll_utts, test_spk=test_spk
+    )
 
 
 def heldout_ubm_oracle(ubm: DiagGMM, frames: np.ndarray) -> DiagGMM:

@@ -37,7 +37,10 @@ def test_score_heldout_ubm_reproduces_the_normalize_stage(tmp_path: Path, norm: 
         "--cohort-dir", str(out / "data/background"),
         "--cohort-feats", str(out / "features/background.h5"),
     ]  # fmt: skip
-    held = ["--heldout-ubm", str(out / "data/enroll"), str(out / "features/enroll.h5")]
+    held = [
+        "--heldout-ubm", str(out / "ubm/heldout_1.h5"), str(out / "ubm/heldout_2.h5"),
+        "--enroll-dir", str(out / "data/enroll"), "--enroll-feats", str(out / "features/enroll.h5"),
+    ]  # fmt: skip
     assert main(["score", *common, str(tmp_path / "cli.txt"), *cohort, *held]) == 0
     want = _scores(out / "scores/scores.txt")
     got = _scores(tmp_path / "cli.txt")

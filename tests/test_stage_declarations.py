@@ -77,7 +77,8 @@ def test_every_artefact_has_one_key_and_one_path() -> None:
 
 # -------------------------------------------------------------------- hash stability
 def _old_sections(cfg: ExperimentConfig) -> dict[str, object]:
-    """The hash inputs the stage table of commit 1587fb0 wrote out, one function a stage."""
+    """The hash inputs the stage table wrote out before the declarations (at ccee053, the
+    heldout merge), one function a stage."""
     s, f = cfg.scoring, to_dict(cfg.fusion)
     return {
         "prepare": {"task": cfg.task, "data": to_dict(cfg.data)},
@@ -100,7 +101,11 @@ def _old_sections(cfg: ExperimentConfig) -> dict[str, object]:
         },
         "stats": {"top_n": cfg.ivector.top_n},
         "tv": {k: v for k, v in to_dict(cfg.ivector).items() if k != "top_n"},
-        "caltv": {"calibrate": s.calibrate, "calibration_trials": s.calibration_trials},
+        "caltv": {
+            "calibrate": s.calibrate,
+            "calibration_trials": s.calibration_trials,
+            "norm": s.norm,
+        },
         "ivectors": {},
         "backend": to_dict(cfg.backend),
         "gather": {"systems": f["systems"], "trials": f["trials"]},

@@ -3,7 +3,8 @@
 The pipeline's calibrate stage, stage by stage: ``--train`` fits a logistic-regression
 calibration (prior-weighted at ``scoring.p_target``) on a scores file and its labelled
 trials, ``--save`` writes it as JSON, ``--load`` reads one back, and ``SCORES -o OUT``
-writes calibrated LLRs (natural log).
+writes calibrated LLRs (natural log). The fit, its guard and its fallbacks to the identity
+are the pipeline's (:mod:`gmmspeech.decisions.calguard`), and say so.
 
 ``--enroll-folds DATADIR OUTDIR`` writes the cross-validation of ``scoring.calibration_trials:
 enroll`` as a data dir: ``model2utt`` (the fold models: each target model without one of its
@@ -16,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from ..config.sections import ScoringConfig
 from ..corpus.datadir import DataDir
 from ..corpus.scorefiles import align_scores, read_scores, write_scores
 from ..corpus.trials import read_trials
+from ..decisions.calguard import check_location, fit_guarded
 from ..decisions.calibration import LogisticCalibration
 from ..decisions.enroltrials import enrolment_folds
 from ..errors import ConfigError, DataError
@@ -81,11 +85,25 @@ def run(args: argparse.Namespace) -> int:
         if trials.is_target is None:
             raise DataError(f"{trials_path}: the trials need target/nontarget labels to train on")
         s = align_scores(read_scores(scores_path), trials)
-        cal = LogisticCalibration(prior=sc.p_target).fit(s, trials.is_target)
-        print(
-            f"calibration: llr = {cal.slope_:.6g} * score + {cal.offset_:.6g} (P_tar "
-            f"{sc.p_target:g}, {len(trials)} trials, {int(trials.is_target.sum())} target)"
+        guarded = fit_guarded(
+            s,
+            trials.is_target,
+            prior=sc.p_target,
+            c_miss=sc.c_miss,
+            c_fa=sc.c_fa,
+            what=str(scores_path),
         )
+        cal = guarded.calibration
+        counts = (
+            f"P_tar {sc.p_target:g}, {len(trials)} trials, {int(trials.is_target.sum())} target"
+        )
+        if guarded.fallback is None:
+            print(f"calibration: llr = {cal.slope_:.6g} * score + {cal.offset_:.6g} ({counts})")
+        else:
+            print(
+                f"calibration: not calibrating ({guarded.fallback}; {counts}): the scores are "
+                f"kept as they are, llr = score"
+            )
     else:
         cal = LogisticCalibration.load(args.load)
     if args.save:
@@ -94,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
     if args.scores is not None:
         raw = read_scores(args.scores)
         keys = list(raw)
-        llr = cal.transform([raw[k] for k in keys])
+        values = np.array([raw[k] for k in keys])
+        where = f"{args.scores}"
+        if check_location(cal, values, where=where).get("fallback"):
+            print(f"calibration: not applied to {args.scores} (identity: location shift)")
+        llr = cal.transform(values)
         write_scores(args.output, [k[0] for k in keys], [k[1] for k in keys], llr)
         print(f"{len(keys)} calibrated scores written to {args.output}")
     return 0

@@ -9,16 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from ..config.sections import EnrollConfig, ScoringConfig, UBMConfig
-from ..corpus.datadir import read_enrolment, read_spk2utt
+from ..config.sections import EnrollConfig, ScoringConfig
+from ..corpus.datadir import DataDir, read_spk2utt
 from ..corpus.scorefiles import write_trial_scores
 from ..corpus.trials import TrialList, read_trials
-from ..decisions.heldout import CohortOptions, heldout_normalize
+from ..decisions.cohort import CohortPart, Either, Scorer, gmm_scorer, normalize_pairs
+from ..decisions.heldout import HeldoutUBM, cohort_speakers, heldout_parts, load_heldout
 from ..decisions.norm import METHODS as NORM_METHODS
-from ..decisions.norm import cohort_normalize
 from ..decisions.scoring import METHODS, ModelBank, score_trials
 from ..errors import DataError
-from ..features.store import FeatureStore, open_features
+from ..features.store import open_features
 from ..mixture.gmm import DiagGMM
 from ..mixture.speakermodels import SpeakerModels, enroll, ubm_fingerprint
 from ..storage.outputs import SCORES, check_output
@@ -58,15 +58,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--heldout-ubm",
-        nargs=2,
+        nargs="+",
         default=None,
-        metavar=("ENROLL_DIR", "ENROLL_FEATS"),
-        help="score the cohort as the pipeline's normalize stage does: --cohort-dir must be "
-        "the UBM's training data (its first scoring.cohort_size speakers are the cohort); "
-        "each half of the cohort is scored with the UBM re-estimated without it, and the "
-        "models enrolled again from that UBM on their utterances in ENROLL_DIR (model2utt "
-        "or spk2utt; features ENROLL_FEATS). Without it the cohort is scored with the UBM "
-        "itself, which has seen it: S-normalised non-target scores then centre above 0",
+        metavar="HELDOUT.h5",
+        help="score the cohort as the pipeline's normalize stage does, with the held-out UBMs "
+        "its ubm stage saved (exp/ubm/heldout_<g>.h5, each re-estimated without a group of "
+        "the UBM's training speakers): --cohort-dir must be the UBM's training data (its "
+        "first scoring.cohort_size speakers are the cohort); each part of the cohort is "
+        "scored under the held-out UBM that has not seen it, with the models enrolled "
+        "again from that UBM (--enroll-dir, --enroll-feats). Without it the cohort is "
+        "scored with the UBM itself, which has seen it: S-normalised non-target scores "
+        "then centre above 0",
+    )
+    p.add_argument(
+        "--enroll-dir", default=None, help="with --heldout-ubm: the models' enrolment data dir"
+    )
+    p.add_argument(
+        "--enroll-feats", default=None, help="with --heldout-ubm: the enrolment features"
     )
     p.add_argument(
         "--top-n",
@@ -92,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     src = config_source(args, FLAGS)
     sc, en = src.section("scoring", ScoringConfig), src.section("enroll", EnrollConfig)
     inputs = [args.ubm, args.models, args.features, args.trials, args.config]
-    inputs += [args.cohort_dir, args.cohort_feats, *(args.heldout_ubm or [])]
+    inputs += [args.cohort_dir, args.cohort_feats, args.enroll_dir, args.enroll_feats]
+    inputs += list(args.heldout_ubm or [])
     check_output(args.output, SCORES, inputs=inputs, overwrite=args.overwrite)
     ubm = DiagGMM.load(args.ubm)
     models = SpeakerModels.load(args.models, ubm)
@@ -106,26 +115,21 @@ def run(args: argparse.Namespace) -> int:
         if not args.cohort_dir:
             raise DataError(f"--norm {sc.norm}: needs --cohort-dir (an impostor data dir)")
         if args.heldout_ubm:
-            cfg = src.section("ubm", UBMConfig)
-            scores = _heldout(args, sc, en, cfg, ubm, feats, trials, scores, models.adapt)
+            scores = _heldout(args, sc, en, ubm, feats, trials, scores, models.adapt)
         else:
-            scores = cohort_normalize(
-                sc.norm,
-                scores,
-                trials.model_ids,
-                trials.test_ids,
-                ubm=ubm,
-                models=models,
-                test_features=feats,
-                cohort_features=open_features(args.cohort_feats) if args.cohort_feats else feats,
-                cohort_spk2utt=read_spk2utt(args.cohort_dir),
+            cohort_feats = open_features(args.cohort_feats) if args.cohort_feats else feats
+            scorer = gmm_scorer(
+                ubm,
+                models,
+                Either(feats, cohort_feats),
                 relevance_factor=en.relevance_factor,
                 adapt=models.adapt or en.adapt,
-                score_method=sc.method,
+                method=sc.method,
                 top_c=sc.top_c,
-                top_n=sc.top_n,
                 progress=progress,
             )
+            part = CohortPart(read_spk2utt(args.cohort_dir), scorer)
+            scores = normalize_pairs(sc.norm, scores, list(trials.pairs), [part], top_n=sc.top_n)
     header = {
         "ubm": ubm_fingerprint(ubm)[:16],
         "models": file_sha256(args.models)[:16],
@@ -142,7 +146,6 @@ def _heldout(
     args: argparse.Namespace,
     sc: ScoringConfig,
     en: EnrollConfig,
-    u: UBMConfig,
     ubm: DiagGMM,
     feats: Mapping[str, np.ndarray],
     trials: TrialList,
@@ -150,48 +153,39 @@ def _heldout(
     adapt: str | None,
 ) -> np.ndarray:
     """``scores`` normalised as the pipeline's normalize stage does (``--heldout-ubm``)."""
-    enroll_dir, enroll_feats = args.heldout_ubm
-    if not args.cohort_feats:
-        raise DataError("--heldout-ubm: needs --cohort-feats (the UBM's training features)")
+    if not (args.cohort_feats and args.enroll_dir and args.enroll_feats):
+        raise DataError(
+            "--heldout-ubm: needs --cohort-feats (the UBM's training features), --enroll-dir "
+            "and --enroll-feats (the models' enrolment data dir and features)"
+        )
+    held = [load_heldout(p, ubm) for p in args.heldout_ubm]
     store = open_features(args.cohort_feats)
-    if not isinstance(store, FeatureStore):
-        raise DataError(f"{args.cohort_feats}: --heldout-ubm needs a gmmspeech feature store")
-    estore = open_features(enroll_feats)
+    estore = open_features(args.enroll_feats)
     background = {k: [x for x in v if x in store] for k, v in read_spk2utt(args.cohort_dir).items()}
     background = {k: v for k, v in background.items() if v}
-    cohort = {k: sorted(background[k]) for k in sorted(background)[: sc.cohort_size]}
-    enrolment = read_enrolment(enroll_dir)
-    spk2utt = {m: enrolment[m] for m in sorted(set(trials.model_ids))}
+    cohort = cohort_speakers(background, sc.cohort_size)
+    ed = DataDir.read(args.enroll_dir, check_audio=False)
+    spk2utt = {m: ed.enrolment[m] for m in sorted(set(trials.model_ids))}
+    speakers = {ed.utt2spk[u] for utts in spk2utt.values() for u in utts}
     # as the pipeline: the median utterances per enrolled SPEAKER of the enrolment set
-    counts = [len(x) for x in read_spk2utt(enroll_dir).values()]
-    per_model = sc.cohort_utts or max(1, int(np.median(counts)))
-    opts = CohortOptions(
-        en.relevance_factor,
-        adapt or en.adapt,
-        sc.method,
-        sc.top_c,
-        per_model,
-        u.min_count,
-        u.min_weight,
-        u.chunk_size,
-        not args.no_progress,
-    )
+    per_model = sc.cohort_utts or max(1, int(np.median([len(x) for x in ed.spk2utt.values()])))
+    adapt = adapt or en.adapt
+    both = Either(feats, store)
 
-    def enrol(ubm_g: DiagGMM) -> SpeakerModels:
-        return enroll(
-            ubm_g, estore, spk2utt, relevance_factor=en.relevance_factor, adapt=opts.adapt
+    def scorer(_: int, h: HeldoutUBM) -> Scorer:
+        models = enroll(h.ubm, estore, spk2utt, relevance_factor=en.relevance_factor, adapt=adapt)
+        return gmm_scorer(
+            h.ubm,
+            models,
+            both,
+            relevance_factor=en.relevance_factor,
+            adapt=adapt,
+            method=sc.method,
+            top_c=sc.top_c,
+            progress=not args.no_progress,
         )
 
-    return heldout_normalize(
-        sc.norm,
-        scores,
-        list(trials.pairs),
-        top_n=sc.top_n,
-        ubm=ubm,
-        enrol=enrol,
-        test_features=feats,
-        store=store,
-        background=background,
-        cohort=cohort,
-        opts=opts,
+    parts = heldout_parts(held, cohort, background, speakers, scorer)
+    return normalize_pairs(
+        sc.norm, scores, list(trials.pairs), parts, top_n=sc.top_n, enroll_utts=per_model
     )

@@ -9,10 +9,10 @@ same-speaker pairs are targets, the others non-targets.
 The background speakers trained the UBM, and a UBM fits its own speakers: their LLRs are
 compressed (on Arabic Speech Commands the target mean was 0.12 against 1.16 for the
 held-out targets), and a calibration fitted on them is far too steep. So the speakers are
-split into ``GROUPS`` groups, and the trials of a group are scored with
-:func:`heldout_ubm`, the UBM re-estimated (one M-step) without that group's frames, and
-normalised with a cohort from the other groups: target speakers, too, are unseen by the
-UBM, and their cohort is not.
+split into the groups of :mod:`gmmspeech.decisions.heldout`, and the trials of a group are
+scored with the UBM re-estimated without that group, and normalised with the cohort rule
+of that module (the cohort speakers of the group, under the same UBM): target speakers,
+too, are unseen by the UBM, and so is their cohort.
 
 A MAP model moves each mean by ``n_c / (n_c + r)`` of the way to its data (``n_c`` the
 component's frame count, ``r`` the relevance factor), so the scale of the scores grows with
@@ -33,14 +33,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config.sections import UBMConfig
 from ..corpus.trials import TrialList
 from ..engine import Engine
-from ..errors import DataError
 from ..features.store import FeatureStore
 from ..mixture.gmm import DiagGMM
 from ..mixture.speakermodels import SpeakerModels, enroll
-from .heldout import GROUPS, heldout_ubm, speaker_groups
 from .scoring import ModelBank, score_matrix
 
 #: A calibration has two parameters: a few hundred target trials fit it well, so the
@@ -225,47 +222,10 @@ def score_background(
     return TrialList(model_ids, test_ids, is_target), matrix.reshape(-1), models
 
 
-def group_heldout_ubm(
-    ubm: DiagGMM,
-    store: FeatureStore,
-    spk2utt: Mapping[str, Sequence[str]],
-    group: Sequence[str],
-    ubm_config: UBMConfig,
-    where: object,
-) -> DiagGMM:
-    """:func:`heldout_ubm` without the speakers of one calibration ``group``: re-estimated
-    on the frames of every other background speaker of ``spk2utt``.
-
-    Raises
-    ------
-    DataError
-        Naming ``where`` (the background data dir) when the group has fewer than 2 speakers
-        or no other speaker is left: the calibration needs at least 4 background speakers.
-    """
-    inside = set(group)
-    others = [u for spk in sorted(spk2utt) if spk not in inside for u in spk2utt[spk]]
-    if len(group) < 2 or not others:
-        raise DataError(
-            f"{where}: calibration needs at least 4 background speakers with audio "
-            f"({len(spk2utt)} here); set scoring.calibrate: false"
-        )
-    return heldout_ubm(
-        ubm,
-        store.select(others),
-        min_count=ubm_config.min_count,
-        min_weight=ubm_config.min_weight,
-        chunk_size=ubm_config.chunk_size,
-    )
-
-
 __all__ = [
-    "GROUPS",
     "BackgroundSplit",
     "Segments",
-    "heldout_ubm",
     "enrolment_mismatch",
-    "group_heldout_ubm",
     "score_background",
-    "speaker_groups",
     "split_background",
 ]

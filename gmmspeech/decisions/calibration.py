@@ -92,6 +92,9 @@ class LogisticCalibration:
     ----------
     slope_, offset_ : float
         Fitted after :meth:`fit`.
+    nontarget_location_, nontarget_scale_ : float or None
+        Median and standard deviation of the non-target scores it was fitted on (the
+        location check of :func:`gmmspeech.decisions.calguard.check_location`).
 
     Examples
     --------
@@ -106,10 +109,25 @@ class LogisticCalibration:
         self.prior = float(prior)
         self.slope_: float | None = None
         self.offset_: float | None = None
+        self.nontarget_location_: float | None = None
+        self.nontarget_scale_: float | None = None
 
     def fit(self, scores: ArrayLike, is_target: ArrayLike) -> LogisticCalibration:
-        """Fit on scores (n,) with labels (n,); returns ``self``."""
+        """Fit on scores (n,) with labels (n,); returns ``self``.
+
+        Raises
+        ------
+        DataError
+            Also for constant scores: they carry no information, and there is no fit.
+        """
         s, t = _split(scores, is_target)
+        if s.std() <= 1e-9 * max(1.0, float(np.abs(s).max())):
+            raise DataError(
+                f"scores: all {s.size} are {s[0]:.6g}: constant scores carry no information, "
+                f"there is no calibration to fit"
+            )
+        self.nontarget_location_ = float(np.median(s[~t]))
+        self.nontarget_scale_ = float(s[~t].std())
         w, b = _fit_affine(s[:, None], t, self.prior)
         self.slope_, self.offset_ = float(w[0]), b
         return self
@@ -126,12 +144,16 @@ class LogisticCalibration:
 
     def to_dict(self) -> dict[str, Any]:
         a, b = self._check_fitted()
-        return {
+        out: dict[str, Any] = {
             "format": "gmmspeech.LogisticCalibration",
             "prior": self.prior,
             "slope": a,
             "offset": b,
         }
+        if self.nontarget_location_ is not None and self.nontarget_scale_ is not None:
+            out["nontarget_median"] = self.nontarget_location_
+            out["nontarget_std"] = self.nontarget_scale_
+        return out
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the calibration as JSON, atomically."""
@@ -148,6 +170,9 @@ class LogisticCalibration:
                 raise KeyError("format")
             cal = cls(d["prior"])
             cal.slope_, cal.offset_ = float(d["slope"]), float(d["offset"])
+            if "nontarget_median" in d:
+                cal.nontarget_location_ = float(d["nontarget_median"])
+                cal.nontarget_scale_ = float(d["nontarget_std"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{p}: not a gmmspeech calibration JSON file ({exc})") from None
         return cal

@@ -277,6 +277,19 @@ def fit_fusion(
             kept,
         )
     choice.model = candidates[choice.label]
+    if choice.label != choice.fusion_label and choice.cv_cllr is not None:
+        cv, se = choice.cv_cllr, choice.cv_se or {}
+        best = min(cv, key=lambda k: cv[k])
+        log.warning(
+            "fusion guard: the fusion's cross-validated Cllr on the calibration trials "
+            "(%.4f) is not lower than %s's alone (%.4f) by more than one standard error "
+            "(%.4f): keeping %s, calibrated alone",
+            cv[choice.fusion_label],
+            choice.label,
+            cv[choice.label],
+            se.get(best, 0.0),
+            choice.label,
+        )
     return choice
 
 

@@ -1,211 +1,211 @@
-"""Cohort scores from a UBM that has not seen the cohort.
+"""Held-out UBMs, the one home of "score under a model that has not seen these speakers".
 
-The cohort speakers are background speakers, and the UBM was trained on them: it fits their
-utterances better than unseen ones, so a target model's scores against them (the Z side)
-are lower than against unseen impostors, and cohort models adapted from it score lower too
-(the T side). The cohort statistics are then too low, and S-normalised non-target scores
-centre above 0 (0.45 on Arabic Speech Commands). As for the calibration trials
-(:mod:`gmmspeech.decisions.backgroundtrials`), the cohort is split into groups, and the
-cohort scores of a group are computed with :func:`heldout_ubm`, the UBM re-estimated
-without that group's frames, and with the trials' models enrolled again from it, so that
-model, UBM and cohort stand as the target models, the UBM and the unseen test utterances
-do. Used by the pipeline's normalize and calibrate stages and by ``gmmspeech score
---heldout-ubm``.
+The background speakers trained the UBM, and a UBM fits its own speakers: their scores are
+compressed, so a cohort drawn from them gives too-low cohort statistics, and calibration
+trials built from them a too-steep calibration. So the background speakers are dealt into
+:data:`GROUPS` groups, and for each group the UBM is re-estimated without the group's frames
+(one E-step under the UBM, one M-step: most of the way to a UBM that never saw them).
+:func:`build_heldout_ubms` is the only place that does this; an experiment builds them once
+in its ``ubm`` stage and saves them (``ubm/heldout_<g>.h5``, recording the speakers held
+out and the UBM they came from); every consumer loads them.
+
+The cohort rule (:func:`heldout_parts`), one for every trial: a trial is normalised with the
+cohort speakers of each held-out model that has seen none of the trial's speakers, scored
+under that model (with the trial's own speaker left out). Evaluation trials (target
+speakers, unseen by all) get every part of the cohort; calibration trials of group ``g``
+get the cohort speakers of group ``g``, scored under the model without ``g``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-import numpy as np
+import h5py
 
+from ..errors import DataError, ModelMismatchError
 from ..features.store import FeatureStore
-from ..mixture.em import Chunked, accumulate_shard, estimate
+from ..mixture.em import accumulate_shard, estimate
 from ..mixture.gmm import DiagGMM
-from ..mixture.speakermodels import SpeakerModels
-from .norm import CohortScores, cohort_matrices, log_top_n, normalize
+from ..mixture.speakermodels import ubm_fingerprint
+from .cohort import CohortPart, Scorer
 
 log = logging.getLogger(__name__)
 
-#: Groups of speakers held out from the UBM in turn (the cohort here, the background
-#: speakers of the calibration trials in :mod:`gmmspeech.decisions.backgroundtrials`).
+#: Groups of background speakers, each held out from one re-estimated UBM.
 GROUPS = 2
+#: Speakers a group needs (calibration trials need targets and non-targets in a group).
+MIN_GROUP = 2
 
 
-def speaker_groups(speakers: Sequence[str], n_groups: int = GROUPS) -> list[list[str]]:
+def speaker_groups(speakers: Iterable[str], n_groups: int = GROUPS) -> list[list[str]]:
     """``n_groups`` groups of the sorted speakers, dealt in turn (sizes differ by <= 1)."""
     ordered = sorted(speakers)
     return [ordered[g::n_groups] for g in range(n_groups)]
 
 
-def heldout_ubm(
-    ubm: DiagGMM, frames: Chunked, *, min_count: float, min_weight: float, chunk_size: int
-) -> DiagGMM:
-    """The UBM re-estimated on ``frames`` only: one E-step under ``ubm``, one M-step.
+@dataclass(frozen=True)
+class HeldoutUBM:
+    """A UBM re-estimated without the background speakers ``speakers``.
 
-    Starting from the trained UBM, one EM step on the frames of the other speakers moves
-    it most of the way to a UBM that never saw the left-out ones, at the cost of one pass.
+    Attributes
+    ----------
+    speakers : tuple of str
+        The speakers it has not seen (sorted).
+    ubm : DiagGMM
+    parent : str
+        :func:`gmmspeech.mixture.speakermodels.ubm_fingerprint` of the UBM it came from.
     """
-    stats = accumulate_shard(frames, (ubm, chunk_size))
+
+    speakers: tuple[str, ...]
+    ubm: DiagGMM
+    parent: str
+
+    def has_seen(self, speakers: Iterable[str], background: Iterable[str]) -> bool:
+        """Whether any of ``speakers`` trained it: a background speaker not held out."""
+        bg, out = set(background), set(self.speakers)
+        return any(s in bg and s not in out for s in speakers)
+
+
+def build_heldout_ubms(
+    ubm: DiagGMM,
+    store: FeatureStore,
+    spk2utt: Mapping[str, Sequence[str]],
+    *,
+    min_count: float,
+    min_weight: float,
+    chunk_size: int,
+    n_groups: int = GROUPS,
+) -> list[HeldoutUBM]:
+    """One :class:`HeldoutUBM` per group of :func:`speaker_groups` of ``spk2utt`` (the
+    background speakers the UBM was trained on, with their utterances in ``store``).
+
+    Returns an empty list when a group would have fewer than :data:`MIN_GROUP` speakers
+    (see :func:`require`).
+    """
+    groups = speaker_groups(spk2utt, n_groups)
+    if min(len(g) for g in groups) < MIN_GROUP:
+        log.info("held-out UBMs: %d background speakers are too few", len(spk2utt))
+        return []
+    parent = ubm_fingerprint(ubm)
     floor = ubm.var_floor if ubm.var_floor is not None else ubm.variances.min(axis=0)
-    w, m, v, _ = estimate(
-        stats, var_floor=floor, min_count=min_count, min_weight=min_weight, split_epsilon=0.5
-    )
-    out = DiagGMM(w, m, v, var_floor=ubm.var_floor)
+    out = []
+    for g, group in enumerate(groups, 1):
+        inside = set(group)
+        others = [u for spk in sorted(spk2utt) if spk not in inside for u in spk2utt[spk]]
+        log.info("held-out UBM %d/%d: without %d speakers", g, len(groups), len(group))
+        stats = accumulate_shard(store.select(others), (ubm, chunk_size))
+        w, m, v, _ = estimate(
+            stats, var_floor=floor, min_count=min_count, min_weight=min_weight, split_epsilon=0.5
+        )
+        model = DiagGMM(
+            w, m, v, var_floor=ubm.var_floor, feature_config=ubm.feature_config, config=ubm.config
+        )
+        out.append(HeldoutUBM(tuple(group), model, parent))
     return out
 
 
-@dataclass
-class CohortOptions:
-    """Options of :func:`gmmspeech.decisions.norm.cohort_matrices` and of the held-out UBMs."""
-
-    relevance_factor: float
-    adapt: str
-    score_method: str
-    top_c: int | None
-    enroll_utts: int
-    min_count: float
-    min_weight: float
-    chunk_size: int
-    progress: bool = False
+def heldout_path(folder: str | os.PathLike[str], g: int) -> Path:
+    """Where the ``g``-th (from 1) held-out UBM of an experiment lives."""
+    return Path(folder) / f"heldout_{g}.h5"
 
 
-def heldout_cohort_scores(
-    method: str,
-    model_ids: Sequence[str],
-    test_ids: Sequence[str],
-    *,
-    ubm: DiagGMM,
-    enrol: Callable[[DiagGMM], SpeakerModels],
-    test_features: Mapping[str, np.ndarray],
-    store: FeatureStore,
-    background: Mapping[str, Sequence[str]],
-    cohort: Mapping[str, Sequence[str]],
-    opts: CohortOptions,
-) -> CohortScores:
-    """Cohort matrices of :func:`gmmspeech.decisions.norm.cohort_matrices`, each group of the cohort
-    scored with a UBM re-estimated without it (module docstring).
+def save_heldout(h: HeldoutUBM, path: str | os.PathLike[str]) -> None:
+    """Write ``h`` (a DiagGMM file with the held-out speakers and the parent fingerprint)."""
+    h.ubm.save(
+        path,
+        extra_attrs={"held_out_speakers": json.dumps(list(h.speakers)), "parent_ubm": h.parent},
+    )
 
-    Parameters
-    ----------
-    method : {"z", "t", "zt", "s", "as"}
-    model_ids, test_ids : sequence of str
-        Distinct ids, in the order of the rows.
-    ubm : DiagGMM
-        The trained UBM.
-    enrol : callable
-        UBM -> the models of ``model_ids`` enrolled from it (as they were from ``ubm``).
-    test_features : mapping of str to ndarray (n_frames, n_features)
-    store : FeatureStore
-        Features of the background (and cohort) utterances.
-    background : mapping of str to sequence of str
-        Every background speaker the UBM was trained on, with its utterances.
-    cohort : mapping of str to sequence of str
-        The cohort speakers (a subset of ``background``) and their utterances.
-    opts : CohortOptions
 
-    Returns
-    -------
-    model_cohort, test_cohort, cohort_cohort
-        As :func:`gmmspeech.decisions.norm.cohort_matrices` with the cohort in the order of the
-        groups (:func:`speaker_groups`); ``cohort_cohort`` is NaN
-        between groups (only scored within a group, under that group's UBM).
+def load_heldout(path: str | os.PathLike[str], ubm: DiagGMM) -> HeldoutUBM:
+    """Read a held-out UBM written by :func:`save_heldout` and check it came from ``ubm``.
+
+    Raises
+    ------
+    ModelMismatchError
+        It was re-estimated from another UBM.
+    ModelFormatError, DataError
+        Not a held-out UBM file.
     """
-    groups = [g for g in speaker_groups(list(cohort)) if g]
-    parts: list[CohortScores] = []
-    for g, group in enumerate(groups):
-        inside = set(group)
-        others = [u for spk in sorted(background) if spk not in inside for u in background[spk]]
-        ubm_g = heldout_ubm(
-            ubm,
-            store.select(others),
-            min_count=opts.min_count,
-            min_weight=opts.min_weight,
-            chunk_size=opts.chunk_size,
+    model = DiagGMM.load(path)
+    try:
+        with h5py.File(path, "r") as f:
+            speakers = json.loads(str(f.attrs["held_out_speakers"]))
+            parent = str(f.attrs["parent_ubm"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: not a held-out UBM (no held-out speakers: {exc})") from None
+    if not isinstance(speakers, list) or not all(isinstance(s, str) for s in speakers):
+        raise DataError(f"{path}: held_out_speakers: expected a list of speaker ids")
+    if parent != ubm_fingerprint(ubm):
+        raise ModelMismatchError(
+            f"{path}: re-estimated from another UBM than the one given (fingerprint "
+            f"{parent[:16]}, the UBM's {ubm_fingerprint(ubm)[:16]}); rebuild it with that UBM"
         )
-        log.info(
-            "cohort group %d/%d: %d speakers, UBM without them", g + 1, len(groups), len(group)
+    return HeldoutUBM(tuple(speakers), model, parent)
+
+
+def require(heldout: Sequence[HeldoutUBM], n_background: int, where: object) -> None:
+    """Raise a one-line DataError naming ``where`` when there are no held-out UBMs."""
+    if not heldout:
+        raise DataError(
+            f"{where}: held-out UBMs need at least {GROUPS * MIN_GROUP} background speakers "
+            f"with audio ({n_background} here); set scoring.norm: none and "
+            f"scoring.calibrate: false"
         )
-        parts.append(
-            cohort_matrices(
-                method,
-                model_ids,
-                test_ids,
-                ubm=ubm_g,
-                models=enrol(ubm_g),
-                test_features=test_features,
-                cohort_features=store,
-                cohort_spk2utt={spk: list(cohort[spk]) for spk in group},
-                relevance_factor=opts.relevance_factor,
-                adapt=opts.adapt,
-                score_method=opts.score_method,
-                top_c=opts.top_c,
-                enroll_utts=opts.enroll_utts,
-                progress=opts.progress,
-            )
+
+
+def cohort_speakers(spk2utt: Mapping[str, Sequence[str]], size: int | None) -> dict[str, list[str]]:
+    """The cohort: the first ``size`` (all: None) speakers of ``spk2utt`` in sorted order,
+    utterances sorted."""
+    return {k: sorted(spk2utt[k]) for k in sorted(spk2utt)[:size]}
+
+
+def heldout_parts(
+    heldout: Sequence[HeldoutUBM],
+    cohort: Mapping[str, Sequence[str]],
+    background: Iterable[str],
+    trial_speakers: Iterable[str],
+    scorer: Callable[[int, HeldoutUBM], Scorer],
+) -> list[CohortPart]:
+    """The cohort rule (module docstring): for each held-out model ``g`` that has seen none of
+    ``trial_speakers``, the cohort speakers it has not seen, scored by ``scorer(g, h)``.
+
+    Raises
+    ------
+    DataError
+        No part is left (every held-out model has seen a trial speaker).
+    """
+    bg, spk = set(background), set(trial_speakers)
+    parts = []
+    for g, h in enumerate(heldout):
+        if h.has_seen(spk, bg):
+            continue
+        out = set(h.speakers)
+        part = {k: list(v) for k, v in cohort.items() if k in out}
+        if part:
+            parts.append(CohortPart(part, scorer(g, h)))
+    if not parts:
+        raise DataError(
+            "cohort: every held-out UBM has seen a speaker of the trials or holds out no "
+            "cohort speaker; use a larger scoring.cohort_size"
         )
-    return _join(parts)
-
-
-def heldout_normalize(
-    method: str,
-    values: np.ndarray,
-    keys: Sequence[tuple[str, str]],
-    *,
-    top_n: int,
-    **kwargs: Any,
-) -> np.ndarray:
-    """Normalise trial scores ``values`` (n,) of the (model, test id) pairs ``keys`` with
-    :func:`heldout_cohort_scores` (``kwargs``: its keyword arguments); ``top_n`` is the
-    adaptive S-norm's."""
-    model_ids = sorted({k[0] for k in keys})
-    test_ids = sorted({k[1] for k in keys})
-    if method == "as":
-        cohort = kwargs["cohort"]
-        log_top_n(top_n, len(cohort), sum(len(u) for u in cohort.values()))
-    mc, tc, cc = heldout_cohort_scores(method, model_ids, test_ids, **kwargs)
-    m_pos = {m: i for i, m in enumerate(model_ids)}
-    t_pos = {t: i for i, t in enumerate(test_ids)}
-    return normalize(
-        method,
-        values,
-        model_index=np.array([m_pos[k[0]] for k in keys]),
-        test_index=np.array([t_pos[k[1]] for k in keys]),
-        model_cohort=mc,
-        test_cohort=tc,
-        cohort_cohort=cc,
-        top_n=top_n,
-    )
-
-
-def _join(parts: list[CohortScores]) -> CohortScores:
-    """Cohort matrices of the groups side by side (``cohort_cohort`` block-diagonal)."""
-    mc = [p[0] for p in parts if p[0] is not None]
-    tc = [p[1] for p in parts if p[1] is not None]
-    cc = [p[2] for p in parts if p[2] is not None]
-    cohort_cohort = None
-    if cc:
-        rows, cols = sum(c.shape[0] for c in cc), sum(c.shape[1] for c in cc)
-        cohort_cohort = np.full((rows, cols), np.nan)
-        r = c0 = 0
-        for c in cc:
-            cohort_cohort[r : r + c.shape[0], c0 : c0 + c.shape[1]] = c
-            r, c0 = r + c.shape[0], c0 + c.shape[1]
-    return (
-        np.hstack(mc) if mc else None,
-        np.hstack(tc) if tc else None,
-        cohort_cohort,
-    )
+    return parts
 
 
 __all__ = [
     "GROUPS",
-    "CohortOptions",
-    "heldout_cohort_scores",
-    "heldout_normalize",
-    "heldout_ubm",
+    "HeldoutUBM",
+    "build_heldout_ubms",
+    "cohort_speakers",
+    "heldout_parts",
+    "heldout_path",
+    "load_heldout",
+    "require",
+    "save_heldout",
     "speaker_groups",
 ]

@@ -22,26 +22,19 @@ same-speaker pairs, are ignored):
 
 Each function takes the trial scores (n,) and the integer positions of each trial's model
 (``model_index``, rows of ``model_cohort``) and test utterance (``test_index``, rows of
-``test_cohort``). :func:`cohort_normalize` builds those cohort score matrices from models,
-features and a cohort of speakers (``gmmspeech score --norm``); :func:`cohort_matrices` the
-matrices alone, which the pipeline's normalise stage and ``score --heldout-ubm`` compute per
-cohort half under a UBM that has not seen it (:mod:`gmmspeech.decisions.heldout`).
+``test_cohort``). The cohort score matrices are built by :mod:`gmmspeech.decisions.cohort`
+from any system's score function.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ..config.sections import NORMS
 from ..errors import DataError
-from ..mixture.gmm import DiagGMM
-from ..mixture.speakermodels import SpeakerModels, enroll
-from .scoring import ModelBank, score_matrix
 
 log = logging.getLogger(__name__)
 
@@ -282,181 +275,5 @@ def log_top_n(top_n: int, n_models: int, n_utts: int) -> None:
         )
 
 
-def _leave_out(
-    matrix: np.ndarray,
-    row_ids: Sequence[str],
-    row_spk: Mapping[str, str] | None,
-    col_spk: np.ndarray,
-) -> np.ndarray:
-    """``matrix`` (rows, cohort) with NaN where a row's speaker is the cohort column's."""
-    if row_spk is None:
-        return matrix
-    spk = np.array([row_spk.get(r, "") for r in row_ids], dtype=object)
-    same = spk[:, None] == col_spk.astype(object)[None, :]
-    return np.where(same, np.nan, matrix)
-
-
-def cohort_normalize(
-    method: str,
-    scores: ArrayLike,
-    model_ids: Sequence[str],
-    test_ids: Sequence[str],
-    *,
-    ubm: DiagGMM,
-    models: SpeakerModels,
-    test_features: Any,
-    cohort_features: Any,
-    cohort_spk2utt: Mapping[str, Sequence[str]],
-    relevance_factor: float,
-    adapt: str,
-    score_method: str = "topc",
-    top_c: int | None = 5,
-    top_n: int = 200,
-    enroll_utts: int | None = None,
-    model_spk: Mapping[str, str] | None = None,
-    test_spk: Mapping[str, str] | None = None,
-    progress: bool = False,
-) -> np.ndarray:
-    """Normalise trial scores with a cohort of speakers: score the cohort, then :func:`normalize`.
-
-    The Z side scores the trials' models against every cohort utterance; the T side enrols
-    one cohort model per cohort speaker (MAP from ``ubm``, on its first ``enroll_utts``
-    utterances, so that cohort models look like the target models) and scores it against
-    every test utterance; ZT-norm also scores the cohort models against the cohort
-    utterances. Cohort entries of a trial's own speaker are left out (NaN): each cohort
-    model's own utterances, and with ``model_spk`` / ``test_spk`` the cohort speaker of a
-    model or test utterance (trials built from the cohort speakers themselves).
-
-    Parameters
-    ----------
-    method : {"none", "z", "t", "zt", "s", "as"}
-    scores : array-like, shape (n,)
-        Raw trial scores.
-    model_ids, test_ids : sequence of str, length n
-        The model and the test utterance of each trial.
-    ubm : DiagGMM
-    models : SpeakerModels
-        Holds every model of ``model_ids``.
-    test_features, cohort_features : mapping of str to ndarray (n_frames, n_features)
-        Features of the test utterances and of the cohort utterances (may be the same).
-    cohort_spk2utt : mapping of str to sequence of str
-        Cohort speaker -> utterances, in the order the cohort matrices use.
-    relevance_factor, adapt
-        MAP options of the cohort models.
-    score_method, top_c, progress
-        Scoring options (:func:`gmmspeech.score_matrix`).
-    top_n : int
-        Cohort scores kept per side by adaptive S-norm.
-    enroll_utts : int, optional
-        Utterances per cohort model (the first of each speaker's list); None: all.
-    model_spk, test_spk : mapping of str to str, optional
-        Speaker of each model / test id, for leaving out same-speaker cohort entries.
-
-    Returns
-    -------
-    ndarray, shape (n,)
-        Normalised scores, float64.
-    """
-    if method == "none":
-        return np.asarray(scores, dtype=np.float64).copy()
-    m_pos = {m: i for i, m in enumerate(sorted(set(model_ids)))}
-    t_pos = {t: i for i, t in enumerate(sorted(set(test_ids)))}
-    if method == "as":
-        log_top_n(top_n, len(cohort_spk2utt), sum(len(u) for u in cohort_spk2utt.values()))
-    model_cohort, test_cohort, cohort_cohort = cohort_matrices(
-        method,
-        list(m_pos),
-        list(t_pos),
-        ubm=ubm,
-        models=models,
-        test_features=test_features,
-        cohort_features=cohort_features,
-        cohort_spk2utt=cohort_spk2utt,
-        relevance_factor=relevance_factor,
-        adapt=adapt,
-        score_method=score_method,
-        top_c=top_c,
-        enroll_utts=enroll_utts,
-        model_spk=model_spk,
-        test_spk=test_spk,
-        progress=progress,
-    )
-    return normalize(
-        method,
-        scores,
-        model_index=np.array([m_pos[m] for m in model_ids]),
-        test_index=np.array([t_pos[t] for t in test_ids]),
-        model_cohort=model_cohort,
-        test_cohort=test_cohort,
-        cohort_cohort=cohort_cohort,
-        top_n=top_n,
-    )
-
-
+#: Z-, T- and ZT-side cohort matrices (None where the method needs none).
 CohortScores = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
-
-
-def cohort_matrices(
-    method: str,
-    model_ids: Sequence[str],
-    test_ids: Sequence[str],
-    *,
-    ubm: DiagGMM,
-    models: SpeakerModels,
-    test_features: Any,
-    cohort_features: Any,
-    cohort_spk2utt: Mapping[str, Sequence[str]],
-    relevance_factor: float,
-    adapt: str,
-    score_method: str = "topc",
-    top_c: int | None = 5,
-    enroll_utts: int | None = None,
-    model_spk: Mapping[str, str] | None = None,
-    test_spk: Mapping[str, str] | None = None,
-    progress: bool = False,
-) -> CohortScores:
-    """The cohort score matrices :func:`cohort_normalize` normalises with.
-
-    ``model_ids`` and ``test_ids`` are distinct ids, in the order of the rows; the other
-    parameters are those of :func:`cohort_normalize`.
-
-    Returns
-    -------
-    model_cohort : ndarray, shape (len(model_ids), n_cohort_utts), or None
-        Z side (methods z, zt, s, as).
-    test_cohort : ndarray, shape (len(test_ids), n_cohort_speakers), or None
-        T side (methods t, zt, s, as).
-    cohort_cohort : ndarray, shape (n_cohort_speakers, n_cohort_utts), or None
-        Cohort models against cohort utterances (method zt).
-    """
-    kw: dict[str, Any] = {"method": score_method, "top_c": top_c, "progress": progress}
-    spk2utt = {spk: list(utts) for spk, utts in cohort_spk2utt.items()}
-    cohort_utts = [u for utts in spk2utt.values() for u in utts]
-    utt_spk = np.array([spk for spk, utts in spk2utt.items() for _ in utts])
-    rows_m = list(model_ids)
-    rows_t = list(test_ids)
-    model_cohort = test_cohort = cohort_cohort = None
-    if method in ("z", "zt", "s", "as"):
-        log.info("Z side: %d models x %d cohort utterances", len(rows_m), len(cohort_utts))
-        bank = ModelBank(ubm, models.subset(rows_m))
-        model_cohort = score_matrix(ubm, bank, cohort_features, cohort_utts, **kw)
-        model_cohort = _leave_out(model_cohort, rows_m, model_spk, utt_spk)
-    if method in ("t", "zt", "s", "as"):
-        n = enroll_utts
-        cohort_models = enroll(
-            ubm,
-            cohort_features,
-            {spk: utts[:n] for spk, utts in spk2utt.items()},
-            relevance_factor=relevance_factor,
-            adapt=adapt,
-        )
-        cbank = ModelBank(ubm, cohort_models)
-        cohort_ids = np.asarray(cohort_models.ids)
-        log.info("T side: %d cohort models x %d test utterances", len(cbank), len(rows_t))
-        test_cohort = score_matrix(ubm, cbank, test_features, rows_t, **kw).T
-        test_cohort = _leave_out(test_cohort, rows_t, test_spk, cohort_ids)
-        if method == "zt":
-            cc = score_matrix(ubm, cbank, cohort_features, cohort_utts, **kw)
-            same = cohort_ids[:, None] == utt_spk[None, :]
-            cohort_cohort = np.where(same, np.nan, cc)  # no same-speaker pairs
-    return model_cohort, test_cohort, cohort_cohort

@@ -50,6 +50,8 @@ FEATURES_MARKER = Artefact("features marker", "features/stage.json")
 # ---------------------------------------------------------------------------- models
 UBM = Artefact("ubm", "ubm/ubm.h5")
 UBM_CHECKPOINTS = Artefact("ubm checkpoints", "ubm/checkpoints")
+#: A UBM re-estimated without a group of background speakers (decisions.heldout).
+HELDOUT_UBM = Artefact("heldout ubm", "ubm/heldout_{group}.h5")
 FOLD_UBM = Artefact("fold ubm", "ubm/fold{fold}.h5")
 FOLD_UBM_CHECKPOINTS = Artefact("fold ubm checkpoints", "ubm/checkpoints{fold}")
 MODELS = Artefact("models", "models/models.h5")

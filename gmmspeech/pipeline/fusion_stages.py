@@ -342,21 +342,6 @@ def fuse(ws: Workspace) -> StageResult:
         )
     except DataError as exc:
         raise DataError(f"{cal_path}: {exc} (fusion.guard: false)") from None
-    cv, se = choice.cv_cllr, choice.cv_se
-    # the guard kept another candidate: it cross-validated them all
-    if choice.label != choice.fusion_label and cv is not None and se is not None:
-        best = min(cv, key=lambda k: cv[k])
-        log.warning(
-            "fusion guard: the fusion's cross-validated Cllr on the calibration trials "
-            "(%.4f) is not lower than %s's alone (%.4f) by more than one standard error "
-            "(%.4f): keeping %s, calibrated alone (scores/calibrated.txt); scores/fused.txt "
-            "holds the fusion",
-            cv[choice.fusion_label],
-            choice.label,
-            cv[choice.label],
-            se[best],
-            choice.label,
-        )
     info = choice.info()
     write_json(ws.output(FUSION), {"format": FUSION_FORMAT, **info})
     head = {"method": "fusion", "systems": ",".join(names)}

@@ -1,22 +1,19 @@
-"""Calibration trials of the i-vector system, from extractors that have not seen them.
+"""The held-out extractors of the i-vector system, and its calibration trials.
 
-The background speakers are split into groups (:func:`.backgroundtrials.speaker_groups`)
-and each group into models and tests (:func:`.backgroundtrials.split_background`). The
-UBM and the total-variability model of the target trials were trained on every background
-speaker, and an extractor fits its own training speakers: their i-vectors are better
-separated than those of unseen speakers, so a calibration fitted on their trials is
-over-confident on the targets (on Arabic Speech Commands, calibrated actDCF 4.1 against 1.0
-raw). So the stage ``caltv`` re-estimates, for each group, the UBM without the group
-(:func:`.backgroundtrials.heldout_ubm`, as the GMM system does), computes the background
-statistics on it, trains a TV model on the OTHER background speakers' statistics only (same
-settings as ``tv``) and extracts every background i-vector with it; in
+The UBM and the total-variability model of the target trials were trained on every
+background speaker, and an extractor fits its own training speakers: their i-vectors are
+better separated than those of unseen speakers, so a calibration fitted on their trials is
+over-confident on the targets, and a cohort of them gives too-low cohort statistics. So the
+stage ``caltv`` takes each held-out UBM of the ubm stage (:mod:`gmmspeech.decisions.heldout`),
+computes the background statistics on it, trains a TV model on the OTHER background
+speakers' statistics only (same settings as ``tv``) and extracts every background i-vector
+with it, and, with ``scoring.norm``, every enrolment and test i-vector too. In
 ``calibrate`` a group's trials are scored with those i-vectors and a back end trained on
-the other speakers' ones, and normalised (``scoring.norm``) with a cohort of the other
-speakers: targets, too, are unseen by the extractor and the back end, and their cohort is
-not. Outputs::
+the other speakers' ones, and normalised exactly as the target trials are
+(:func:`.ivector_cohort.heldout_normalize`). Outputs::
 
     ivectors/tv_calibration_<g>.h5   the TV model without group g (g = 1, 2)
-    ivectors/calibration_<g>.h5      every background i-vector from that model
+    ivectors/calibration_<g>.h5      the i-vectors that model extracts
 """
 
 from __future__ import annotations
@@ -29,12 +26,7 @@ from tempfile import TemporaryDirectory
 import numpy as np
 
 from ..corpus.trials import TrialList
-from ..decisions.backgroundtrials import (
-    BackgroundSplit,
-    group_heldout_ubm,
-    speaker_groups,
-    split_background,
-)
+from ..decisions.backgroundtrials import BackgroundSplit, split_background
 from ..decisions.enroltrials import enrolment_folds
 from ..errors import DataError
 from ..ivector.backend import Backend
@@ -42,54 +34,58 @@ from ..ivector.stats import compute_stats
 from ..ivector.tv import IVectorSet, TotalVariability
 from ..mixture.gmm import DiagGMM
 from .artefacts import BACKEND, CALIBRATION_IVECTORS, CALIBRATION_TV, DATA_DIR, IVECTORS, UBM
-from .ivector_cohort import normalize_trials
+from .ivector_cohort import group_vectors, heldout_normalize
 from .ivector_stages import fit_backend, new_tv, score_sets
-from .verification import _cohort, _per_model, fit_calibration
+from .verification import _per_model, fit_calibration, heldout_ubms
 from .workspace import StageResult, Workspace, _present
 
 log = logging.getLogger(__name__)
 
 
 def caltv(ws: Workspace) -> StageResult:
-    """Per calibration group g, ``ivectors/tv_calibration_<g>.h5`` trained without the
-    group (on a UBM re-estimated without it) and ``ivectors/calibration_<g>.h5``, the
-    background i-vectors it extracts (nothing when ``scoring.calibrate`` is false)."""
-    if not ws.cfg.scoring.calibrate:
-        return [], {"calibrate": False}
-    if ws.cfg.scoring.calibration_trials == "enroll":
-        # the enrolment folds are scored by the extractor of the targets, which never saw them
-        return [], {"calibration_trials": "enroll"}
-    ubm_ = DiagGMM.load(ws.path(UBM))
+    """Per held-out UBM g, ``ivectors/tv_calibration_<g>.h5`` trained without its speakers
+    and ``ivectors/calibration_<g>.h5``, the i-vectors it extracts (nothing when neither
+    the background calibration trials nor a cohort normalisation needs them)."""
+    s = ws.cfg.scoring
+    calibrate = s.calibrate and s.calibration_trials == "background"
+    if not calibrate and s.norm == "none":
+        return [], {"calibrate": s.calibrate, "calibration_trials": s.calibration_trials}
+    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
+    sets = ["background"] + (["enroll", "test"] if s.norm != "none" else [])
     outputs: list[str] = []
-    held_out: list[dict[str, object]] = []
+    info: list[dict[str, object]] = []
     with ws.store("background") as store:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
-        for g, group in enumerate(speaker_groups(list(spk2utt)), 1):
-            log.info("calibration extractor %d: without %d speakers", g, len(group))
-            others = [x for spk in sorted(spk2utt) if spk not in set(group) for x in spk2utt[spk]]
-            where = ws.path(DATA_DIR, set="background")
-            ubm_g = group_heldout_ubm(ubm_, store, spk2utt, group, ws.cfg.ubm, where)
-            model = new_tv(ws)
-            # the statistics under ubm_g are only needed here: a temporary file, so that
-            # memory does not grow with the background set
-            tv_path = ws.output(CALIBRATION_TV, group=g)
-            with ws.engine() as engine, TemporaryDirectory(dir=tv_path.parent) as tmp:
-                stats = compute_stats(
-                    ubm_g,
-                    store,
-                    top_n=ws.cfg.ivector.top_n,
-                    engine=engine,
-                    out=Path(tmp) / "stats.h5",
-                )
-                model.fit(stats.select(others), engine=engine)
-                vectors = model.transform(stats, engine=engine)
-                ids = list(stats.utt_ids)
-            model.save(tv_path)
-            IVectorSet(ids, vectors).save(ws.output(CALIBRATION_IVECTORS, group=g))
-            outputs += [CALIBRATION_TV.rel(group=g), CALIBRATION_IVECTORS.rel(group=g)]
-            aux = [round(h["auxiliary"], 4) for h in model.history_]
-            held_out.append({"held_out": len(group), "utterances": len(others), "auxiliary": aux})
-    return outputs, {"groups": held_out}
+    for g, h in enumerate(held, 1):
+        log.info("held-out extractor %d: without %d speakers", g, len(h.speakers))
+        out = set(h.speakers)
+        others = [x for spk in sorted(spk2utt) if spk not in out for x in spk2utt[spk]]
+        model = new_tv(ws)
+        ids: list[str] = []
+        parts: list[np.ndarray] = []
+        # the statistics under the held-out UBM are only needed here: temporary files, so
+        # that memory does not grow with the sets
+        tv_path = ws.output(CALIBRATION_TV, group=g)
+        with ws.engine() as engine, TemporaryDirectory(dir=tv_path.parent) as tmp:
+            for name in sets:
+                with ws.store(name) as st:
+                    stats = compute_stats(
+                        h.ubm,
+                        st,
+                        top_n=ws.cfg.ivector.top_n,
+                        engine=engine,
+                        out=Path(tmp) / f"{name}.h5",
+                    )
+                    if name == "background":
+                        model.fit(stats.select(others), engine=engine)
+                    parts.append(model.transform(stats, engine=engine))
+                    ids += list(stats.utt_ids)
+        model.save(tv_path)
+        IVectorSet(ids, np.concatenate(parts)).save(ws.output(CALIBRATION_IVECTORS, group=g))
+        outputs += [CALIBRATION_TV.rel(group=g), CALIBRATION_IVECTORS.rel(group=g)]
+        aux = [round(x["auxiliary"], 4) for x in model.history_]
+        info.append({"held_out": len(h.speakers), "utterances": len(others), "auxiliary": aux})
+    return outputs, {"groups": info, "sets": sets}
 
 
 def _halves(
@@ -111,22 +107,23 @@ def _halves(
 
 def calibrate(ws: Workspace) -> StageResult:
     """``scores/calibrated.txt``: a logistic calibration trained on background trials, each
-    group's scored with the i-vectors of ``caltv`` and a back end, and a cohort, of the other
-    speakers (module docstring); the tail is :func:`.verification.fit_calibration`."""
+    group's scored with the i-vectors of ``caltv`` and a back end of the other speakers,
+    and normalised as the target trials are (module docstring); the tail is
+    :func:`.verification.fit_calibration`."""
     s = ws.cfg.scoring
     if not s.calibrate:
         return [], {"calibrate": False}
     if s.calibration_trials == "enroll":
         return _calibration_trials_enroll(ws)
+    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
     parts: list[tuple[TrialList, np.ndarray]] = []
     with ws.store("background") as store:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
-        groups = speaker_groups(list(spk2utt))
-        for g, group in enumerate(groups, 1):
-            vectors = IVectorSet.load(ws.path(CALIBRATION_IVECTORS, group=g)).as_dict()
-            outside = {k for k in spk2utt if k not in set(group)}
+        for g, h in enumerate(held, 1):
+            vectors = group_vectors(ws, g)
+            outside = {k for k in spk2utt if k not in set(h.speakers)}
             be = fit_backend(ws, vectors, {k: spk2utt[k] for k in outside}, calibration=True)
-            split = split_background({k: spk2utt[k] for k in group}, store, _per_model(ws))
+            split = split_background({k: spk2utt[k] for k in h.speakers}, store, _per_model(ws))
             if len(split.features.halved):
                 model = TotalVariability.load(ws.path(CALIBRATION_TV, group=g))
                 vectors |= _halves(ws, model, split, vectors)
@@ -139,20 +136,19 @@ def calibrate(ws: Workspace) -> StageResult:
             )
             values = score_sets(be, enroll, vectors, trials) if pairs else np.zeros(0)
             if s.norm != "none" and pairs:
-                values = normalize_trials(
-                    s.norm,
-                    values,
+                values, _ = heldout_normalize(
+                    ws,
                     trials.pairs,
-                    be=be,
-                    enroll=enroll,
-                    vectors=vectors,
-                    cohort=_cohort(ws, store, outside),
-                    per_model=_per_model(ws),
-                    top_n=s.top_n,
+                    values,
+                    enroll,
+                    set(h.speakers),
+                    model_spk={m: m for m in enroll},
+                    test_spk=tests,
+                    known={g - 1: (be, vectors)},
                 )
             parts.append((trials, values))
     n_models = sum(len(set(trials.model_ids)) for trials, _ in parts)
-    info = {"groups": len(groups), "models": n_models, "extractor": "held out per group"}
+    info = {"groups": len(held), "models": n_models, "extractor": "held out per group"}
     return fit_calibration(ws, parts, info=info)
 
 
@@ -176,19 +172,8 @@ def _calibration_trials_enroll(ws: Workspace) -> StageResult:
     be = Backend.load(ws.path(BACKEND))
     values = score_sets(be, folds.models, vectors, folds.trials)
     if s.norm != "none" and len(values):
-        with ws.store("background") as store:
-            cohort = {k: [u for u in v if u in vectors] for k, v in _cohort(ws, store).items()}
-        values = normalize_trials(
-            s.norm,
-            values,
-            folds.trials.pairs,
-            be=be,
-            enroll=folds.models,
-            vectors=vectors,
-            cohort=cohort,
-            per_model=_per_model(ws),
-            top_n=s.top_n,
-        )
+        speakers = {en.utt2spk[u] for us in folds.models.values() for u in us}
+        values, _ = heldout_normalize(ws, folds.trials.pairs, values, folds.models, speakers)
     info = {
         "source": "enroll",
         "folds": folds.n_folds,

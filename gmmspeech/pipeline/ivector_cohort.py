@@ -1,15 +1,12 @@
 """Cohort score normalisation of i-vector scores (``system: ivector`` with ``scoring.norm``).
 
-The cohort is background speakers' i-vectors. Each cohort speaker gives a cohort model,
-enrolled like the target models on its first ``per_model`` utterances (sorted ids), and every
-one of its utterances is a cohort utterance. With the back end's scorer (cosine or PLDA):
-
-* Z side: each trial model against every cohort utterance;
-* T side: every cohort model against each test utterance;
-* ZT-norm also scores the cohort models against the cohort utterances (same-speaker pairs
-  left out).
-
-The normalisation itself is :func:`gmmspeech.decisions.norm.normalize`, the one the GMM system uses.
+The i-vector :class:`~gmmspeech.decisions.cohort.Scorer` scores with the back end: trial
+models are their enrolment i-vectors, a cohort model is a cohort speaker's first
+``per_model`` i-vectors. The cohort builder and the cohort rule are those of the GMM system
+(:mod:`gmmspeech.decisions.cohort`, :mod:`gmmspeech.decisions.heldout`): each part of the
+cohort is scored with the extractor of a held-out group (``caltv``: a TV model trained on a
+UBM re-estimated without the group, and every background, enrolment and test i-vector
+extracted by it) and a back end trained on the other speakers' i-vectors.
 """
 
 from __future__ import annotations
@@ -21,67 +18,38 @@ from typing import Any
 import numpy as np
 
 from ..corpus.scorefiles import read_scores, write_scores
-from ..decisions.norm import CohortScores, log_top_n, normalize
+from ..decisions.cohort import CohortPart, Scorer, normalize_pairs
+from ..decisions.heldout import HeldoutUBM, cohort_speakers, heldout_parts
 from ..ivector.backend import Backend
 from ..ivector.tv import IVectorSet
-from .artefacts import BACKEND, IVECTORS, RAW_SCORES, SCORES
-from .verification import _cohort, _labels, _per_model
-from .workspace import StageResult, Workspace
+from ..mixture.gmm import DiagGMM
+from .artefacts import CALIBRATION_IVECTORS, IVECTORS, RAW_SCORES, SCORES, UBM
+from .ivector_stages import fit_backend
+from .verification import _labels, _per_model, heldout_ubms
+from .workspace import StageResult, Workspace, _present
 
 log = logging.getLogger(__name__)
 
 
-def cohort_scores(
-    method: str,
-    be: Backend,
-    enroll: Mapping[str, Sequence[str]],
-    test_ids: Sequence[str],
-    vectors: Mapping[str, np.ndarray],
-    cohort: Mapping[str, Sequence[str]],
-    per_model: int,
-) -> CohortScores:
-    """The cohort score matrices of :func:`gmmspeech.decisions.norm.normalize` for i-vector trials.
+def ivector_scorer(
+    be: Backend, enroll: Mapping[str, Sequence[str]], vectors: Mapping[str, np.ndarray]
+) -> Scorer:
+    """The i-vector :class:`~gmmspeech.decisions.cohort.Scorer`: models of ``enroll`` (model
+    id -> its enrolment utterances) and cohort models scored by ``be`` on ``vectors``."""
 
-    Parameters
-    ----------
-    method : {"z", "t", "zt", "s", "as"}
-    be : Backend
-        The back end that scored the trials.
-    enroll : mapping of str to sequence of str
-        Trial model id -> its enrolment utterances, in the order of the rows of
-        ``model_cohort``.
-    test_ids : sequence of str
-        Test utterances, in the order of the rows of ``test_cohort``.
-    vectors : mapping of str to ndarray (R,)
-        i-vectors of every enrolment, test and cohort utterance.
-    cohort : mapping of str to sequence of str
-        Cohort speaker -> its utterances; the columns follow this order.
-    per_model : int
-        Utterances per cohort model (the first of each speaker's list).
+    def stack(utts: Sequence[str]) -> np.ndarray:
+        return np.stack([vectors[u] for u in utts])
 
-    Returns
-    -------
-    model_cohort : ndarray, shape (len(enroll), n_cohort_utts), or None
-        Z side (methods z, zt, s, as).
-    test_cohort : ndarray, shape (len(test_ids), n_cohort_speakers), or None
-        T side (methods t, zt, s, as).
-    cohort_cohort : ndarray, shape (n_cohort_speakers, n_cohort_utts), or None
-        Cohort models against cohort utterances, NaN for a speaker's own (method zt).
-    """
-    cohort_utts = [u for utts in cohort.values() for u in utts]
-    utt_spk = np.array([spk for spk, utts in cohort.items() for _ in utts], dtype=object)
-    c_utts = np.stack([vectors[u] for u in cohort_utts])
-    c_models = [np.stack([vectors[u] for u in list(utts)[:per_model]]) for utts in cohort.values()]
-    mc = tc = cc = None
-    if method in ("z", "zt", "s", "as"):
-        models = [np.stack([vectors[u] for u in utts]) for utts in enroll.values()]
-        mc = be.score(models, c_utts)
-    if method in ("t", "zt", "s", "as"):
-        tc = be.score(c_models, np.stack([vectors[t] for t in test_ids])).T
-    if method == "zt":
-        same = np.array(list(cohort), dtype=object)[:, None] == utt_spk[None, :]
-        cc = np.where(same, np.nan, be.score(c_models, c_utts))
-    return mc, tc, cc
+    def trial(model_ids: Sequence[str], utts: Sequence[str]) -> np.ndarray:
+        return be.score([stack(enroll[m]) for m in model_ids], stack(utts))
+
+    def enrol(spk2utt: Mapping[str, Sequence[str]]) -> list[np.ndarray]:
+        return [stack(u) for u in spk2utt.values()]
+
+    def cohort(models: list[np.ndarray], utts: Sequence[str]) -> np.ndarray:
+        return be.score(models, stack(utts))
+
+    return Scorer(trial, enrol, cohort)
 
 
 def normalize_trials(
@@ -96,66 +64,83 @@ def normalize_trials(
     per_model: int,
     top_n: int,
 ) -> np.ndarray:
-    """Trial scores ``values`` (n,) of the (model, test) pairs ``keys`` normalised with the
-    i-vector cohort of :func:`cohort_scores` by :func:`gmmspeech.decisions.norm.normalize`."""
-    if method == "none":
-        return np.asarray(values, dtype=np.float64).copy()
-    model_ids = sorted({k[0] for k in keys})
-    test_ids = sorted({k[1] for k in keys})
-    if method == "as":
-        log_top_n(top_n, len(cohort), sum(len(u) for u in cohort.values()))
-    mc, tc, cc = cohort_scores(
-        method, be, {m: enroll[m] for m in model_ids}, test_ids, vectors, cohort, per_model
-    )
-    m_pos = {m: i for i, m in enumerate(model_ids)}
-    t_pos = {t: i for i, t in enumerate(test_ids)}
-    return normalize(
-        method,
+    """Trial scores ``values`` (n,) of the (model, test) pairs ``keys`` normalised with one
+    i-vector cohort scored by ``be`` (no held-out extractor)."""
+    part = CohortPart(cohort, ivector_scorer(be, enroll, vectors))
+    return normalize_pairs(method, values, keys, [part], top_n=top_n, enroll_utts=per_model)
+
+
+def group_vectors(ws: Workspace, g: int) -> dict[str, np.ndarray]:
+    """The i-vectors of held-out group ``g`` (from 1), extracted by ``caltv``."""
+    return IVectorSet.load(ws.path(CALIBRATION_IVECTORS, group=g)).as_dict()
+
+
+def heldout_normalize(
+    ws: Workspace,
+    keys: Sequence[tuple[str, str]],
+    values: np.ndarray,
+    enroll: Mapping[str, Sequence[str]],
+    trial_speakers: set[str],
+    *,
+    model_spk: Mapping[str, str] | None = None,
+    test_spk: Mapping[str, str] | None = None,
+    known: Mapping[int, tuple[Backend, Mapping[str, np.ndarray]]] | None = None,
+) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """``values`` of the pairs ``keys`` normalised (``scoring.norm``) by the cohort rule of
+    :func:`gmmspeech.decisions.heldout.heldout_parts`: part ``g`` of the cohort scored with
+    the extractor of group ``g`` and a back end on the other speakers (``known[g]``: the
+    back end and i-vectors the caller already has). Also returns the cohort."""
+    s = ws.cfg.scoring
+    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
+    with ws.store("background") as store:
+        background, _ = _present(ws.datadir("background").spk2utt, store)
+
+    def scorer(g: int, h: HeldoutUBM) -> Scorer:
+        if known is not None and g in known:
+            be, vectors = known[g]
+        else:
+            vectors = group_vectors(ws, g + 1)
+            outside = {k: v for k, v in background.items() if k not in set(h.speakers)}
+            be = fit_backend(ws, vectors, outside, calibration=True)
+        return ivector_scorer(be, enroll, vectors)
+
+    cohort = cohort_speakers(background, s.cohort_size)
+    parts = heldout_parts(held, cohort, background, trial_speakers, scorer)
+    normed = normalize_pairs(
+        s.norm,
         values,
-        model_index=np.array([m_pos[k[0]] for k in keys], dtype=np.int64),
-        test_index=np.array([t_pos[k[1]] for k in keys], dtype=np.int64),
-        model_cohort=mc,
-        test_cohort=tc,
-        cohort_cohort=cc,
-        top_n=top_n,
+        keys,
+        parts,
+        top_n=s.top_n,
+        enroll_utts=_per_model(ws),
+        model_spk=model_spk,
+        test_spk=test_spk,
     )
+    return normed, cohort
 
 
 def normalize_stage(ws: Workspace) -> StageResult:
     """``scores/scores.txt``: the raw back-end scores, normalised (``scoring.norm``) with a
-    cohort of the first ``scoring.cohort_size`` background speakers' i-vectors."""
+    cohort of the first ``scoring.cohort_size`` background speakers, each part scored by an
+    extractor and a back end that have not seen it (module docstring)."""
     s = ws.cfg.scoring
     raw = read_scores(ws.path(RAW_SCORES))
     keys = list(raw)
     values = np.array([raw[k] for k in keys])
     info: dict[str, Any] = {"norm": s.norm}
     if s.norm != "none":
-        vectors = {
-            name: v
-            for part in ("background", "enroll", "test")
-            for name, v in IVectorSet.load(ws.path(IVECTORS, set=part)).as_dict().items()
-        }
+        en = ws.datadir("enroll")
+        have = set(IVectorSet.load(ws.path(IVECTORS, set="enroll")).utt_ids)
         enroll = {
-            m: [u for u in utts if u in vectors]
-            for m, utts in ws.datadir("enroll").enrolment.items()
+            m: [u for u in en.enrolment[m] if u in have] for m in sorted({k[0] for k in keys})
         }
-        with ws.store("background") as store:
-            cohort = {k: [u for u in v if u in vectors] for k, v in _cohort(ws, store).items()}
-        values = normalize_trials(
-            s.norm,
-            values,
-            keys,
-            be=Backend.load(ws.path(BACKEND)),
-            enroll=enroll,
-            vectors=vectors,
-            cohort=cohort,
-            per_model=_per_model(ws),
-            top_n=s.top_n,
-        )
+        speakers = {en.utt2spk[u] for utts in enroll.values() for u in utts}
+        values, cohort = heldout_normalize(ws, keys, values, enroll, speakers)
         info |= {
             "cohort_speakers": len(cohort),
             "cohort_utterances": sum(len(x) for x in cohort.values()),
             "cohort_utterances_per_model": _per_model(ws),
+            "cohort_extractor": "held out",
         }
         tar = _labels(ws, keys)
         if (~tar).any():
@@ -165,4 +150,10 @@ def normalize_stage(ws: Workspace) -> StageResult:
     return [SCORES.rel()], info
 
 
-__all__ = ["cohort_scores", "normalize_stage", "normalize_trials"]
+__all__ = [
+    "group_vectors",
+    "heldout_normalize",
+    "ivector_scorer",
+    "normalize_stage",
+    "normalize_trials",
+]

@@ -37,6 +37,7 @@ from .artefacts import (
     FUSED_SCORES,
     FUSION,
     FUSION_TRIALS,
+    HELDOUT_UBM,
     IVECTORS,
     MODELS,
     PREDICTIONS,
@@ -98,8 +99,8 @@ _UBM = Stage(
     verification.ubm,
     ("ubm",),
     upstream=("features",),
-    reads=(FEATURES,),
-    writes=(UBM, UBM_CHECKPOINTS),
+    reads=(FEATURES, DATA_DIR),
+    writes=(UBM, UBM_CHECKPOINTS, HELDOUT_UBM),
 )
 _NORMALIZE_READS = (RAW_SCORES, DATA_DIR, TRIALS, FEATURES)
 _EVALUATE = Stage(
@@ -135,16 +136,16 @@ VERIFICATION = (
         verification.normalize,
         NORM_KEYS,
         # the cohort is scored like the trials, on held-out UBMs
-        upstream=(*SCORE_KEYS, "enroll", "ubm"),
-        reads=(*_NORMALIZE_READS, UBM),
+        upstream=(*SCORE_KEYS, "enroll"),
+        reads=(*_NORMALIZE_READS, UBM, HELDOUT_UBM),
         writes=(SCORES,),
     ),
     Stage(
         "calibrate",
         verification.calibrate,
         CALIBRATE_KEYS,
-        upstream=(*NORM_KEYS, *SCORE_KEYS, "enroll", "ubm"),
-        reads=(UBM, DATA_DIR, FEATURES, SCORES),
+        upstream=(*NORM_KEYS, *SCORE_KEYS, "enroll"),
+        reads=(UBM, HELDOUT_UBM, DATA_DIR, FEATURES, SCORES),
         writes=CALIBRATION_OUT,
         version=CALIBRATE_VERSION,
     ),
@@ -208,11 +209,11 @@ IVECTOR = (
     Stage(
         "caltv",
         ivector_calibration.caltv,
-        # the held-out extractors exist only for the calibration: changing p_target does
-        # not retrain them, turning the calibration on does
-        ("scoring.calibrate", "scoring.calibration_trials"),
-        upstream=("ubm", "ivector.top_n", *TV_KEYS),
-        reads=(UBM, DATA_DIR, FEATURES),
+        # the held-out extractors serve the calibration and the cohort: changing p_target
+        # does not retrain them, turning either on does
+        ("scoring.calibrate", "scoring.calibration_trials", "scoring.norm"),
+        upstream=("ivector.top_n", *TV_KEYS),
+        reads=(UBM, HELDOUT_UBM, DATA_DIR, FEATURES),
         writes=(CALIBRATION_TV, CALIBRATION_IVECTORS),
     ),
     Stage(
@@ -238,7 +239,9 @@ IVECTOR = (
         "normalize",
         ivector_cohort.normalize_stage,
         NORM_KEYS,
-        reads=(*_NORMALIZE_READS, IVECTORS, BACKEND),
+        # each part of the cohort: a held-out extractor and a back end of the others
+        upstream=("backend",),
+        reads=(*_NORMALIZE_READS, UBM, HELDOUT_UBM, CALIBRATION_IVECTORS, IVECTORS),
         writes=(SCORES,),
     ),
     Stage(
@@ -247,6 +250,8 @@ IVECTOR = (
         CALIBRATE_KEYS,
         upstream=(*NORM_KEYS, "backend", "ivector.top_n"),
         reads=(
+            UBM,
+            HELDOUT_UBM,
             DATA_DIR,
             FEATURES,
             CALIBRATION_IVECTORS,

@@ -15,23 +15,27 @@ import numpy as np
 from ..corpus.prepare import read_enroll_list, single_utterance_models, split_verification
 from ..corpus.scorefiles import read_scores, write_scores
 from ..corpus.trials import TrialList, read_trials, write_trials
-from ..decisions.backgroundtrials import (
-    enrolment_mismatch,
-    group_heldout_ubm,
-    score_background,
-    speaker_groups,
-    split_background,
-)
-from ..decisions.calibration import LogisticCalibration
+from ..decisions.backgroundtrials import score_background, split_background
+from ..decisions.calguard import check_location, fit_guarded
+from ..decisions.cohort import Either, Scorer, gmm_scorer, normalize_pairs
 from ..decisions.enroltrials import enrol_folds, enrolment_folds
-from ..decisions.heldout import CohortOptions, heldout_normalize
-from ..decisions.metrics import act_dcf
-from ..decisions.norm import cohort_normalize
+from ..decisions.heldout import (
+    GROUPS,
+    HeldoutUBM,
+    build_heldout_ubms,
+    cohort_speakers,
+    heldout_parts,
+    load_heldout,
+    require,
+    save_heldout,
+)
 from ..decisions.scoring import score_trials
 from ..errors import ConfigError, DataError
 from ..features.store import FeatureStore
 from ..mixture.gmm import DiagGMM
 from ..mixture.speakermodels import SpeakerModels, enroll
+from ..storage.outputs import UBM as UBM_KIND
+from ..storage.outputs import remove_outputs
 from .artefacts import (
     CALIBRATED_SCORES,
     CALIBRATION,
@@ -39,6 +43,7 @@ from .artefacts import (
     CALIBRATION_SUMMARY,
     CALIBRATION_TRIALS,
     DATA_DIR,
+    HELDOUT_UBM,
     MODELS,
     RAW_SCORES,
     SCORES,
@@ -98,10 +103,42 @@ def extract(ws: Workspace) -> StageResult:
 
 
 def ubm(ws: Workspace) -> StageResult:
-    """Stage 3: the UBM ``ubm/ubm.h5`` on the background set."""
+    """Stage 3: the UBM ``ubm/ubm.h5`` on the background set, and the held-out UBMs
+    ``ubm/heldout_<g>.h5`` (:mod:`gmmspeech.decisions.heldout`) that the cohort and the
+    calibration trials are scored with."""
+    u = ws.cfg.ubm
     with ws.store("background") as store:
         info = ws.train_ubm(store, ws.output(UBM), ws.path(UBM_CHECKPOINTS))
-    return [UBM.rel()], info
+        spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
+        held = build_heldout_ubms(
+            DiagGMM.load(ws.path(UBM)),
+            store,
+            spk2utt,
+            min_count=u.min_count,
+            min_weight=u.min_weight,
+            chunk_size=u.chunk_size,
+        )
+    # a former run's, if any
+    remove_outputs(ws.path(UBM).parent, UBM_KIND, r"heldout_\d+\.h5")
+    outputs = [UBM.rel()]
+    for g, h in enumerate(held, 1):
+        save_heldout(h, ws.output(HELDOUT_UBM, group=g))
+        outputs.append(HELDOUT_UBM.rel(group=g))
+    info["heldout_groups"] = [len(h.speakers) for h in held]
+    return outputs, info
+
+
+def heldout_ubms(ws: Workspace, ubm_: DiagGMM) -> list[HeldoutUBM]:
+    """The held-out UBMs the ubm stage saved, checked against ``ubm_``; a one-line error
+    when there are none (too few background speakers)."""
+    paths = [ws.path(HELDOUT_UBM, group=g) for g in range(1, GROUPS + 1)]
+    missing = [p for p in paths if not p.is_file()]
+    if missing and len(missing) < len(paths):
+        raise DataError(f"{missing[0]}: missing; rerun the ubm stage (gmmspeech run --force)")
+    held = [load_heldout(p, ubm_) for p in paths if p.is_file()]
+    n = len(ws.datadir("background").spk2utt)
+    require(held, n, ws.path(DATA_DIR, set="background"))
+    return held
 
 
 def enroll_speakers(ws: Workspace) -> StageResult:
@@ -178,29 +215,55 @@ def _per_model(ws: Workspace) -> int:
     return max(1, int(np.median(counts))) if counts else 1
 
 
-def _cohort(
-    ws: Workspace, store: FeatureStore, within: set[str] | None = None
-) -> dict[str, list[str]]:
-    """The first ``scoring.cohort_size`` background speakers (sorted ids; only those of
-    ``within`` when given), utterances sorted."""
-    spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
-    spks = [k for k in sorted(spk2utt) if within is None or k in within]
-    return {k: sorted(spk2utt[k]) for k in spks[: ws.cfg.scoring.cohort_size]}
+def _heldout_normalize(
+    ws: Workspace,
+    keys: list[tuple[str, str]],
+    values: np.ndarray,
+    models_under: Callable[[HeldoutUBM], SpeakerModels],
+    features: Mapping[str, np.ndarray],
+    trial_speakers: set[str],
+    *,
+    model_spk: Mapping[str, str] | None = None,
+    test_spk: Mapping[str, str] | None = None,
+) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """``values`` of the pairs ``keys`` normalised (``scoring.norm``) with the background
+    cohort by the cohort rule of :func:`gmmspeech.decisions.heldout.heldout_parts`, the one
+    normalisation of evaluation and calibration trials alike: each part of the cohort is
+    scored under a held-out UBM that has seen neither it nor ``trial_speakers``, with the
+    trial models ``models_under(h)`` enrolled from it and test utterances from
+    ``features``. Also returns the cohort."""
+    s, e = ws.cfg.scoring, ws.cfg.enroll
+    ubm_ = DiagGMM.load(ws.path(UBM))
+    held = heldout_ubms(ws, ubm_)
+    with ws.store("background") as cstore:
+        background, _ = _present(ws.datadir("background").spk2utt, cstore)
+        cohort = cohort_speakers(background, s.cohort_size)
+        feats = Either(features, cstore)
 
+        def scorer(_: int, h: HeldoutUBM) -> Scorer:
+            return gmm_scorer(
+                h.ubm,
+                models_under(h),
+                feats,
+                relevance_factor=e.relevance_factor,
+                adapt=e.adapt,
+                method=s.method,
+                top_c=s.top_c,
+                progress=ws.progress,
+            )
 
-def _cohort_options(ws: Workspace) -> CohortOptions:
-    s, e, u = ws.cfg.scoring, ws.cfg.enroll, ws.cfg.ubm
-    return CohortOptions(
-        e.relevance_factor,
-        e.adapt,
-        s.method,
-        s.top_c,
-        _per_model(ws),
-        u.min_count,
-        u.min_weight,
-        u.chunk_size,
-        ws.progress,
-    )
+        parts = heldout_parts(held, cohort, background, trial_speakers, scorer)
+        normed = normalize_pairs(
+            s.norm,
+            values,
+            keys,
+            parts,
+            top_n=s.top_n,
+            enroll_utts=_per_model(ws),
+            model_spk=model_spk,
+            test_spk=test_spk,
+        )
+    return normed, cohort
 
 
 def _cohort_normalize(
@@ -209,16 +272,17 @@ def _cohort_normalize(
     """Normalise the target trials with cohort scores from UBMs that have not seen the
     cohort (:mod:`gmmspeech.decisions.heldout`)."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
+    en = ws.datadir("enroll")
     with ws.store("test") as tstore, ws.store("enroll") as estore:
-        enrolment = ws.datadir("enroll").enrolment
-        spk2utt = {m: enrolment[m] for m in sorted({k[0] for k in keys})}
+        spk2utt = {m: en.enrolment[m] for m in sorted({k[0] for k in keys})}
+        speakers = {en.utt2spk[u] for utts in spk2utt.values() for u in utts}
 
-        def enrol(ubm_g: DiagGMM) -> SpeakerModels:
+        def models_under(h: HeldoutUBM) -> SpeakerModels:
             return enroll(
-                ubm_g, estore, spk2utt, relevance_factor=e.relevance_factor, adapt=e.adapt
+                h.ubm, estore, spk2utt, relevance_factor=e.relevance_factor, adapt=e.adapt
             )
 
-        normed, cohort = _heldout_normalize(ws, keys, values, enrol, tstore)
+        normed, cohort = _heldout_normalize(ws, keys, values, models_under, tstore, speakers)
     info: dict[str, Any] = {
         "norm": s.norm,
         "cohort_speakers": len(cohort),
@@ -233,37 +297,6 @@ def _cohort_normalize(
     return normed, info
 
 
-def _heldout_normalize(
-    ws: Workspace,
-    keys: list[tuple[str, str]],
-    values: np.ndarray,
-    enrol: Callable[[DiagGMM], SpeakerModels],
-    test_features: Mapping[str, np.ndarray],
-) -> tuple[np.ndarray, dict[str, list[str]]]:
-    """``values`` of the pairs ``keys`` normalised (``scoring.norm``) with the background
-    cohort scored under held-out UBMs; ``enrol(ubm)`` gives the pairs' models from a UBM.
-    Also returns the cohort."""
-    s = ws.cfg.scoring
-    ubm_ = DiagGMM.load(ws.path(UBM))
-    with ws.store("background") as cstore:
-        background, _ = _present(ws.datadir("background").spk2utt, cstore)
-        cohort = _cohort(ws, cstore)
-        normed = heldout_normalize(
-            s.norm,
-            values,
-            keys,
-            top_n=s.top_n,
-            ubm=ubm_,
-            enrol=enrol,
-            test_features=test_features,
-            store=cstore,
-            background=background,
-            cohort=cohort,
-            opts=_cohort_options(ws),
-        )
-    return normed, cohort
-
-
 def _labels(ws: Workspace, keys: Sequence[tuple[str, str]]) -> np.ndarray:
     tl = ws.datadir("test").trials
     if tl is None or tl.is_target is None:
@@ -275,32 +308,29 @@ def _labels(ws: Workspace, keys: Sequence[tuple[str, str]]) -> np.ndarray:
 def calibrate(ws: Workspace) -> StageResult:
     """Stage 7: ``scores/calibrated.txt``, LLRs from a calibration on background trials.
 
-    The background speakers are split into models and test utterances, in groups each
-    scored with a UBM that has not seen them and normalised like the target trials
-    (:mod:`.backgroundtrials`); a logistic-regression calibration prior-weighted at
-    ``scoring.p_target`` is fitted on those trials (``calibration/``) and applied to
-    ``scores/scores.txt``. It is replaced by the identity, with a warning, when it makes the
-    actDCF of its own trials worse, or when the background models are enrolled on a very
-    different amount of speech than the targets (their scores are on another scale). With
-    ``scoring.calibration_trials: enroll`` the trials come from the enrolment set instead
-    (:func:`_enrolment_trials`).
+    The background speakers of each held-out UBM (``ubm/heldout_<g>.h5``) are split into
+    models and test utterances, scored with that UBM and normalised exactly as the target
+    trials are (:func:`_heldout_normalize`); a logistic-regression calibration prior-weighted
+    at ``scoring.p_target`` is fitted on those trials with the guard and fallbacks of
+    :mod:`gmmspeech.decisions.calguard` (``calibration/``) and applied to
+    ``scores/scores.txt``. With ``scoring.calibration_trials: enroll`` the trials come from
+    the enrolment set instead (:func:`_enrolment_trials`).
     """
     s = ws.cfg.scoring
     if not s.calibrate:
         return [], {"calibrate": False}
     if s.calibration_trials == "enroll":
         return _enrolment_trials(ws)
-    ubm_ = DiagGMM.load(ws.path(UBM))
+    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
     parts: list[tuple[TrialList, np.ndarray]] = []
     target_frames = _target_enrol_frames(ws)
     frames: list[int] = []
     with ws.store("background") as store:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
-        groups = speaker_groups(list(spk2utt))
         n_models = 0
-        for g, group in enumerate(groups):
-            trials, values, n = _group_trials(ws, ubm_, store, spk2utt, group)
-            log.info("calibration group %d/%d: %d trials", g + 1, len(groups), len(trials))
+        for g, h in enumerate(held):
+            trials, values, n = _group_trials(ws, h, store, spk2utt)
+            log.info("calibration group %d/%d: %d trials", g + 1, len(held), len(trials))
             parts.append((trials, values))
             frames.extend(n)
             n_models += len(set(trials.model_ids))
@@ -309,15 +339,16 @@ def calibrate(ws: Workspace) -> StageResult:
     return fit_calibration(
         ws,
         parts,
-        info={"source": "background", "groups": len(groups), "models": n_models, **extra},
-        mismatch=lambda cal: fallback_if_mismatched(cal, median, target_frames),
+        info={"source": "background", "groups": len(held), "models": n_models, **extra},
+        frames=(median, target_frames),
     )
 
 
 def _enrolment_trials(ws: Workspace) -> StageResult:
     """Stage 7 with ``scoring.calibration_trials: enroll``: the trials of a cross-validation
-    over the target models' enrolment utterances (:mod:`gmmspeech.decisions.enroltrials`), scored with
-    the UBM and normalised as the target trials are; then :func:`fit_calibration`."""
+    over the target models' enrolment utterances (:mod:`gmmspeech.decisions.enroltrials`),
+    scored with the UBM and normalised as the target trials are; then
+    :func:`fit_calibration`."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
     ubm_ = DiagGMM.load(ws.path(UBM))
     en = ws.datadir("enroll")
@@ -348,7 +379,10 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
                 progress=ws.progress,
             )
         if s.norm != "none":
-            values, _ = _heldout_normalize(ws, list(trials.pairs), values, enrol, store)
+            speakers = {en.utt2spk[u] for us in folds.models.values() for u in us}
+            values, _ = _heldout_normalize(
+                ws, list(trials.pairs), values, lambda h: enrol(h.ubm), store, speakers
+            )
         frames = [sum(store.num_frames(u) for u in us) for us in folds.models.values()]
     median, target_frames = float(np.median(frames)), _target_enrol_frames(ws)
     info = {
@@ -360,84 +394,72 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
         "target_enrol_frames": target_frames,
     }
     log.info("calibration: %d folds over the enrolment utterances", folds.n_folds)
-    return fit_calibration(
-        ws,
-        [(trials, values)],
-        info=info,
-        mismatch=lambda cal: fallback_if_mismatched(cal, median, target_frames),
-    )
+    return fit_calibration(ws, [(trials, values)], info=info, frames=(median, target_frames))
 
 
 def fit_calibration(
     ws: Workspace,
     parts: Sequence[tuple[TrialList, np.ndarray]],
     info: dict[str, Any],
-    mismatch: Callable[[LogisticCalibration], dict[str, Any]] | None = None,
+    frames: tuple[float, float] | None = None,
 ) -> StageResult:
-    """Fit the calibration on the background trials ``parts`` and apply it to the scores.
+    """Fit the calibration on the calibration trials ``parts`` and apply it to the scores.
 
     The one tail of the calibrate stage of every system: the trials and scores of the
-    groups are joined, a prior-weighted logistic calibration is fitted (``calibration/``),
-    replaced by the identity with a warning when it makes the actDCF of its own trials worse
-    or when ``mismatch`` says the trials do not match the targets' condition, and applied to
-    ``scores/scores.txt`` (``scores/calibrated.txt``).
+    groups are joined, a prior-weighted logistic calibration is fitted with the guard and
+    fallbacks of :func:`gmmspeech.decisions.calguard.fit_guarded` (``calibration/``),
+    checked against the location of ``scores/scores.txt``
+    (:func:`gmmspeech.decisions.calguard.check_location`) and applied to it
+    (``scores/calibrated.txt``).
 
     Parameters
     ----------
     parts : sequence of (TrialList, ndarray of shape (n_i,))
-        Labelled background trials of each group and their scores.
+        Labelled calibration trials of each group and their scores.
     info : dict
         Stage-record facts of the caller (groups, models, ...), merged into the record.
-    mismatch : callable, optional
-        ``mismatch(cal) -> dict`` with a ``fallback`` key; may replace ``cal`` by the identity.
+    frames : (float, float), optional
+        Median enrolment frames of the calibration models and of the target models.
     """
     s = ws.cfg.scoring
+    labels = [t.is_target for t, _ in parts]
     trials = TrialList(
         [m for t, _ in parts for m in t.model_ids],
         [u for t, _ in parts for u in t.test_ids],
-        np.concatenate([t.is_target for t, _ in parts if t.is_target is not None]),
+        np.concatenate([x for x in labels if x is not None]),
     )
     values = np.concatenate([v for _, v in parts])
-    if trials.is_target is None or not trials.is_target.any() or trials.is_target.all():
+    enrol, target = frames if frames is not None else (None, None)
+    try:
+        guarded = fit_guarded(
+            values,
+            np.asarray(trials.is_target),
+            prior=s.p_target,
+            c_miss=s.c_miss,
+            c_fa=s.c_fa,
+            enrol_frames=enrol,
+            target_frames=target,
+            what="the calibration trials",
+        )
+    except DataError as exc:
         raise DataError(
-            f"{ws.path(DATA_DIR, set='background')}: the background trials need target and "
-            f"non-target trials to train a calibration; set scoring.calibrate: false"
-        )
-    cal = LogisticCalibration(prior=s.p_target).fit(values, trials.is_target)
-    fitted = {"fitted_slope": cal.slope_, "fitted_offset": cal.offset_}
-    # no finite maximum of the likelihood: the slope is where the solver stopped
-    separable = bool(values[trials.is_target].min() > values[~trials.is_target].max())
-    if separable:
-        log.warning(
-            "calibration: every target score of the %d calibration trials is above every "
-            "non-target one, so the fit has no finite optimum (slope %.3g where the solver "
-            "stopped): the calibrated LLRs are over-confident; more trials would help",
-            len(trials),
-            cal.slope_,
-        )
-    costs = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
-    check = fallback_if_worse(cal, values, trials.is_target, costs)
-    if check["fallback"] is None and mismatch is not None:
-        check.update(mismatch(cal))
+            f"{ws.path(DATA_DIR, set='background')}: {exc}; set scoring.calibrate: false"
+        ) from None
+    cal = guarded.calibration
+    sc = read_scores(ws.path(SCORES))
+    keys = list(sc)
+    evaluation = np.array([sc[k] for k in keys])
+    check = guarded.info
+    if guarded.fallback is None:
+        check |= check_location(cal, evaluation, where="the evaluation scores")
+        if check.get("fallback"):
+            check["slope"], check["offset"] = 1.0, 0.0
     cal.save(ws.output(CALIBRATION))
     write_trials(ws.output(CALIBRATION_TRIALS), trials)
     write_scores(ws.output(CALIBRATION_SCORES), trials.model_ids, trials.test_ids, values)
-    sc = read_scores(ws.path(SCORES))
-    keys = list(sc)
-    llr = cal.transform(np.array([sc[k] for k in keys]))
+    llr = cal.transform(evaluation)
     write_scores(ws.output(CALIBRATED_SCORES), [k[0] for k in keys], [k[1] for k in keys], llr)
-    record = {
-        "calibrate": True,
-        "utterances_per_model": _per_model(ws),
-        **info,
-        "trials": len(trials),
-        "target_trials": int(trials.is_target.sum()),
-        "separable": separable,
-        **fitted,
-        "slope": cal.slope_,
-        "offset": cal.offset_,
-        **check,
-    }
+    record = {"calibrate": True, "utterances_per_model": _per_model(ws), **info, **check}
     # for the evaluate stage's results.json
     write_json(ws.output(CALIBRATION_SUMMARY), record)
     outputs = [CALIBRATION, CALIBRATION_TRIALS, CALIBRATION_SCORES, CALIBRATION_SUMMARY]
@@ -452,83 +474,20 @@ def _target_enrol_frames(ws: Workspace) -> float:
     return float(np.median(counts)) if counts else 0.0
 
 
-def fallback_if_worse(
-    cal: LogisticCalibration, values: np.ndarray, is_target: np.ndarray, costs: dict[str, float]
-) -> dict[str, Any]:
-    """actDCF of the calibration trials raw and calibrated. A calibration that makes it worse
-    on the very trials it was fitted on cannot be trusted on others: ``cal`` is set to the
-    identity (the scores are kept as they are), with a warning.
-
-    Parameters
-    ----------
-    cal : LogisticCalibration
-        Fitted on ``values``; changed in place on a fallback.
-    values, is_target : ndarray, shape (n,)
-        The calibration trials' scores and labels.
-    costs : dict
-        ``p_target``, ``c_miss``, ``c_fa`` of :func:`gmmspeech.decisions.metrics.act_dcf`.
-    """
-    raw = act_dcf(values, is_target, **costs)
-    calibrated = act_dcf(cal.transform(values), is_target, **costs)
-    out: dict[str, Any] = {
-        "trials_act_dcf_raw": round(raw, 4),
-        "trials_act_dcf_calibrated": round(calibrated, 4),
-        "fallback": None,
-    }
-    if calibrated > raw:
-        log.warning(
-            "calibration: actDCF on its own background trials is worse calibrated (%.3f) "
-            "than raw (%.3f); not calibrating: scores/calibrated.txt keeps the scores as they "
-            "are (set scoring.calibrate: false to skip this stage)",
-            calibrated,
-            raw,
-        )
-        cal.slope_, cal.offset_ = 1.0, 0.0
-        out["fallback"] = "identity"
-    return out
-
-
-def fallback_if_mismatched(
-    cal: LogisticCalibration, frames: float, target_frames: float
-) -> dict[str, Any]:
-    """Set ``cal`` to the identity, with a warning, when the models of the calibration trials
-    (median ``frames`` enrolment frames) are enrolled on a very different amount of speech
-    than the targets (``target_frames``; :func:`.backgroundtrials.enrolment_mismatch`)."""
-    ratio = enrolment_mismatch(frames, target_frames)
-    if ratio is None:
-        return {}
-    log.warning(
-        "calibration: the models of the calibration trials are enrolled on %.0f frames "
-        "(median) and the target models on %.0f (ratio %.2f): their scores are on another "
-        "scale, so a calibration fitted on them does not transfer; not calibrating: "
-        "scores/calibrated.txt keeps the scores as they are (give the background speakers "
-        "several utterances each, or set scoring.calibration_trials: enroll, or scoring.calibrate: "
-        "false)",
-        frames,
-        target_frames,
-        ratio,
-    )
-    cal.slope_, cal.offset_ = 1.0, 0.0
-    return {"fallback": "identity: enrolment mismatch", "enrol_ratio": round(ratio, 4)}
-
-
 def _group_trials(
     ws: Workspace,
-    ubm_: DiagGMM,
+    h: HeldoutUBM,
     store: FeatureStore,
     spk2utt: Mapping[str, list[str]],
-    group: Sequence[str],
 ) -> tuple[TrialList, np.ndarray, list[int]]:
-    """Trials of one group of background speakers, scored with a UBM that has not seen them
-    and normalised (when ``scoring.norm`` is set) with a cohort of the other speakers; also
-    the enrolment frames of each of its models."""
+    """Trials of the background speakers that ``h`` holds out, scored with ``h``'s UBM and
+    normalised (when ``scoring.norm`` is set) exactly as the target trials are; also the
+    enrolment frames of each of its models."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
-    where = ws.path(DATA_DIR, set="background")
-    ubm_g = group_heldout_ubm(ubm_, store, spk2utt, group, ws.cfg.ubm, where)
-    split = split_background({k: spk2utt[k] for k in group}, store, _per_model(ws))
+    split = split_background({k: spk2utt[k] for k in h.speakers}, store, _per_model(ws))
     with ws.engine() as engine:
         trials, values, models = score_background(
-            ubm_g,
+            h.ubm,
             split,
             relevance_factor=e.relevance_factor,
             adapt=e.adapt,
@@ -538,26 +497,26 @@ def _group_trials(
             progress=ws.progress,
         )
     if s.norm != "none":
-        spk = {m: m for m in split.enroll}
-        cohort = _cohort(ws, store, {k for k in spk2utt if k not in set(group)})
-        values = cohort_normalize(
-            s.norm,
+
+        def models_under(other: HeldoutUBM) -> SpeakerModels:
+            if other is h:
+                return models
+            return enroll(
+                other.ubm,
+                split.features,
+                split.enroll,
+                relevance_factor=e.relevance_factor,
+                adapt=e.adapt,
+            )
+
+        values, _ = _heldout_normalize(
+            ws,
+            list(trials.pairs),
             values,
-            trials.model_ids,
-            trials.test_ids,
-            ubm=ubm_g,
-            models=models,
-            test_features=split.features,
-            cohort_features=store,
-            cohort_spk2utt=cohort,
-            relevance_factor=e.relevance_factor,
-            adapt=e.adapt,
-            score_method=s.method,
-            top_c=s.top_c,
-            top_n=s.top_n,
-            enroll_utts=_per_model(ws),
-            model_spk=spk,
+            models_under,
+            split.features,
+            set(h.speakers),
+            model_spk={m: m for m in split.enroll},
             test_spk=split.test_spk,
-            progress=ws.progress,
         )
     return trials, values, split.enrol_frames()
