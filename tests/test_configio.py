@@ -411,13 +411,13 @@ def test_enroll_rules_are_the_map_rules(tmp_path: Path) -> None:
 
 
 def test_one_did_you_mean_helper() -> None:
-    """difflib is used in one place: configio.did_you_mean."""
+    """difflib is used in one place: config.build.did_you_mean."""
     users = sorted(
         str(p.relative_to(REPO))
         for p in (REPO / "gmmspeech").rglob("*.py")
         if "difflib" in p.read_text(encoding="utf-8")
     )
-    assert users == ["gmmspeech/config/loader.py"]
+    assert users == ["gmmspeech/config/build.py"]
     assert did_you_mean("procesess", ["local", "processes"]) == "did you mean 'processes'?"
     assert did_you_mean("zzz", ["local"], otherwise="none") == "none"
 

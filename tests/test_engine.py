@@ -250,7 +250,7 @@ def test_procs_running_reads_the_kernel_count(tmp_path: Path) -> None:
 
 
 def test_busy_cores_is_the_lower_of_the_lagging_load_and_the_running_tasks(monkeypatch) -> None:
-    import gmmspeech.engine as engine_mod
+    import gmmspeech.engine.threads as engine_mod
 
     # a run that just ended still weighs 1.9 in the 1-minute average; nothing runs now but us
     monkeypatch.setattr(engine_mod.os, "getloadavg", lambda: (1.9, 1.0, 0.5))

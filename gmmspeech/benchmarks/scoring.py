@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
             exact_scores = s
         elif method == "topc" and topc_scores is None:
             topc_scores = s
-    assert exact_scores is not None and topc_scores is not None
+    if exact_scores is None or topc_scores is None:
+        raise ConfigError("bench scoring: needs both the exact and the top-C method")
     speedup = (
         result["top" + str(args.top_c) + "_trials_per_second"] / result["exact_trials_per_second"]
     )

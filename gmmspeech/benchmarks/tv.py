@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from ..errors import ConfigError
+from ..errors import ConfigError, GmmSpeechError
 from ..ivector.stats import load_task
 from ..ivector.tv import (
     Accumulators,
@@ -129,7 +129,8 @@ def _split(tv: TotalVariability, src: SyntheticStats) -> dict[str, float]:
         t2 = time.perf_counter()
         w, second, aux = solve_precisions(lp, lin, pre.layout, True)
         t3 = time.perf_counter()
-        assert second is not None
+        if second is None:  # asked for above: never None
+            raise GmmSpeechError("solve_precisions gave no second-order statistics")
         acc.add_batch(n, f, w, second, aux)
         t4 = time.perf_counter()
         t["build_L"] += t1 - t0

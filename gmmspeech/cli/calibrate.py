@@ -86,9 +86,13 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(f"{trials_path}: the trials need target/nontarget labels to train on")
         s = align_scores(read_scores(scores_path), trials)
         guarded = fit_guarded(
-            s, trials.is_target, prior=sc.p_target, c_miss=sc.c_miss, c_fa=sc.c_fa,
+            s,
+            trials.is_target,
+            prior=sc.p_target,
+            c_miss=sc.c_miss,
+            c_fa=sc.c_fa,
             what=str(scores_path),
-        )  # fmt: skip
+        )
         cal = guarded.calibration
         counts = (
             f"P_tar {sc.p_target:g}, {len(trials)} trials, {int(trials.is_target.sum())} target"
@@ -133,10 +137,10 @@ def _write_folds(datadir: str, outdir: str, *, overwrite: bool) -> int:
         model2utt=folds.models,
     ).write(outdir)
     t = folds.trials
-    assert t.is_target is not None
+    n_target = 0 if t.is_target is None else int(t.is_target.sum())
     print(
         f"{outdir}: {len(folds.models)} fold models ({folds.n_folds} folds), {len(t)} trials "
-        f"({int(t.is_target.sum())} target); next: gmmspeech enroll UBM FEATS {outdir} "
+        f"({n_target} target); next: gmmspeech enroll UBM FEATS {outdir} "
         f"MODELS.h5, gmmspeech score UBM MODELS.h5 FEATS {outdir}/trials SCORES, "
         f"gmmspeech calibrate --train SCORES {outdir}/trials --save JSON"
     )

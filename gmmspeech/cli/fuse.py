@@ -71,9 +71,14 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"{train_trials}: the trials need target/nontarget labels to train on")
     names = [f"system{j + 1}" for j in range(len(train))]
     choice = fit_fusion(
-        _matrix(train, tt), tt.is_target, names, prior=sc.p_target,
-        model_ids=tt.model_ids, guard=fc.guard, cv_folds=fc.cv_folds,
-    )  # fmt: skip
+        _matrix(train, tt),
+        tt.is_target,
+        names,
+        prior=sc.p_target,
+        model_ids=tt.model_ids,
+        guard=fc.guard,
+        cv_folds=fc.cv_folds,
+    )
     trials = read_trials(args.trials)
     write_trial_scores(args.output, trials, choice.transform(_matrix(args.apply, trials)))
     if choice.cv_cllr is not None:

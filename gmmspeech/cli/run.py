@@ -7,10 +7,12 @@ import logging
 
 from ..config.loader import load_config
 from ..pipeline import STAGES, Experiment, StageOutcome, extraction_summary, headline
+from ..pipeline.artefacts import CONFUSION_PLOT, DET_PLOT, REPORT, RESULTS
 from ..pipeline.runner import REGISTRY
 
 IVECTOR_STAGES = tuple(st.name for st in REGISTRY["verification:ivector"])
 FUSION_STAGES = tuple(st.name for st in REGISTRY["verification:fusion"])
+CLASSIFICATION_STAGES = tuple(st.name for st in REGISTRY["classification"])
 
 EXAMPLE = (
     "gmmspeech run recipes/speaker_verification/librispeech_samples/config.yaml "
@@ -43,7 +45,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"first stage to run, 1..{len(STAGES)}: "
         + ", ".join(f"{i} {s}" for i, s in enumerate(STAGES, 1))
-        + f" (system ivector: {', '.join(f'{i} {s}' for i, s in enumerate(IVECTOR_STAGES, 1))};"
+        + " (task classification: "
+        + ", ".join(f"{i} {s}" for i, s in enumerate(CLASSIFICATION_STAGES, 1))
+        + f"; system ivector: {', '.join(f'{i} {s}' for i, s in enumerate(IVECTOR_STAGES, 1))};"
         + f" fusion: {', '.join(f'{i} {s}' for i, s in enumerate(FUSION_STAGES, 1))})",
     )
     p.add_argument(
@@ -90,11 +94,11 @@ def run_experiment(exp: Experiment, args: argparse.Namespace) -> int:
     if exp.is_done(exp.stage_number("evaluate")):
         res = exp.results()
         print(f"{exp.cfg.name}: {headline(res)}")
-        fig = "det.png" if res.get("task") == "verification" else "confusion.png"
-        print(f"results: {exp.path('results.json')}")
+        fig = DET_PLOT if res.get("task") == "verification" else CONFUSION_PLOT
+        print(f"results: {exp.path(RESULTS)}")
         print(f"plot:    {exp.path(fig)}")
     if exp.is_done(exp.stage_number("report")):
-        print(f"report:  {exp.path('report.md')}")
+        print(f"report:  {exp.path(REPORT)}")
     return 0
 
 

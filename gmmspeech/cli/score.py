@@ -119,10 +119,15 @@ def run(args: argparse.Namespace) -> int:
         else:
             cohort_feats = open_features(args.cohort_feats) if args.cohort_feats else feats
             scorer = gmm_scorer(
-                ubm, models, Either(feats, cohort_feats),
-                relevance_factor=en.relevance_factor, adapt=models.adapt or en.adapt,
-                method=sc.method, top_c=sc.top_c, progress=progress,
-            )  # fmt: skip
+                ubm,
+                models,
+                Either(feats, cohort_feats),
+                relevance_factor=en.relevance_factor,
+                adapt=models.adapt or en.adapt,
+                method=sc.method,
+                top_c=sc.top_c,
+                progress=progress,
+            )
             part = CohortPart(read_spk2utt(args.cohort_dir), scorer)
             scores = normalize_pairs(sc.norm, scores, list(trials.pairs), [part], top_n=sc.top_n)
     header = {
@@ -170,9 +175,15 @@ def _heldout(
     def scorer(_: int, h: HeldoutUBM) -> Scorer:
         models = enroll(h.ubm, estore, spk2utt, relevance_factor=en.relevance_factor, adapt=adapt)
         return gmm_scorer(
-            h.ubm, models, both, relevance_factor=en.relevance_factor, adapt=adapt,
-            method=sc.method, top_c=sc.top_c, progress=not args.no_progress,
-        )  # fmt: skip
+            h.ubm,
+            models,
+            both,
+            relevance_factor=en.relevance_factor,
+            adapt=adapt,
+            method=sc.method,
+            top_c=sc.top_c,
+            progress=not args.no_progress,
+        )
 
     parts = heldout_parts(held, cohort, background, speakers, scorer)
     return normalize_pairs(

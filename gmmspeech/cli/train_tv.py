@@ -42,7 +42,6 @@ def statistics(
         FeatureStore(features) as store,
     ):
         out = compute_stats(ubm, store, top_n=top_n, engine=engine, out=Path(tmp) / "stats.h5")
-        assert isinstance(out, StatsFile)
         yield out
 
 

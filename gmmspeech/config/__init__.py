@@ -1,8 +1,9 @@
 """Configuration: the frozen section dataclasses (the only place defaults live) and reading them.
 
-``sections`` holds one dataclass per stage and the experiment config; ``data``, ``ivector`` and
-``fusion`` hold the sections of those systems; ``loader`` reads YAML (``safe_load``), expands
-``${env:NAME}``, applies ``--set`` overrides and reports errors as ``file:line``.
+Sections: ``sections`` (scoring, compute, the experiment), ``features``, ``models`` (UBM and
+MAP), ``data``, ``ivector``, ``fusion``; ``base`` their JSON form, hash and checks. Reading:
+``loader`` (entry points) over ``yamlfile`` (safe YAML, ``${env:NAME}``, ``file:line``),
+``overrides`` (``--set``) and ``build`` (typed sections, "did you mean").
 
 May import: :mod:`gmmspeech.errors` and :mod:`gmmspeech._version` only.
 """

@@ -73,8 +73,8 @@ class FusedSystem:
         """The name, or the one derived from the experiment folder or the scores file."""
         if self.name is not None:
             return self.name
-        path = self.experiment if self.experiment is not None else self.scores
-        assert path is not None
+        # __post_init__ makes sure one of them is given
+        path = self.experiment if self.experiment is not None else (self.scores or "")
         base = path.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
         return base if self.experiment is not None else base.rsplit(".", 1)[0] or base
 

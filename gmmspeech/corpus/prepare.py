@@ -94,14 +94,14 @@ def split_speakers(
     labels = None if enroll_labels is None else set(enroll_labels)
     if labels is not None and data.utt2label is None:
         raise ConfigError("enroll_labels: the data directory has no utt2label")
+    label_of = data.utt2label or {}
     enroll_utts: list[str] = []
     test_utts: list[str] = []
     for spk in targets:
         utts = spk2utt[spk]
         if labels is not None:
-            assert data.utt2label is not None
-            e = [u for u in utts if data.utt2label[u] in labels]
-            t = [u for u in utts if data.utt2label[u] not in labels]
+            e = [u for u in utts if label_of[u] in labels]
+            t = [u for u in utts if label_of[u] not in labels]
         elif enroll_per_speaker is not None:
             e, t = utts[:enroll_per_speaker], utts[enroll_per_speaker:]
         else:
@@ -311,7 +311,8 @@ class VerificationSets:
 
     @property
     def trials(self) -> TrialList:
-        assert self.test.trials is not None
+        if self.test.trials is None:
+            raise DataError("the test set has no trial list; prepare it with trials")
         return self.test.trials
 
     def write(self, folder: str | os.PathLike[str]) -> None:

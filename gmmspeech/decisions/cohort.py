@@ -163,7 +163,7 @@ def normalize_pairs(
             enroll_utts=enroll_utts,
             model_spk=model_spk,
             test_spk=test_spk,
-        )  # fmt: skip
+        )
         for p in parts
     ]
     mc, tc, cc = _join(mats)

@@ -270,8 +270,12 @@ def fit_fusion(
             "fusion guard: cross-validated Cllr at P_tar %g on %d calibration trials "
             "(%d folds by model): %s; keeping %s (the simplest within one standard error "
             "of the lowest)",
-            prior, len(t), choice.n_folds, table, kept,
-        )  # fmt: skip
+            prior,
+            len(t),
+            choice.n_folds,
+            table,
+            kept,
+        )
     choice.model = candidates[choice.label]
     if choice.label != choice.fusion_label and choice.cv_cllr is not None:
         cv, se = choice.cv_cllr, choice.cv_se or {}
@@ -280,9 +284,12 @@ def fit_fusion(
             "fusion guard: the fusion's cross-validated Cllr on the calibration trials "
             "(%.4f) is not lower than %s's alone (%.4f) by more than one standard error "
             "(%.4f): keeping %s, calibrated alone",
-            cv[choice.fusion_label], choice.label, cv[choice.label], se.get(best, 0.0),
+            cv[choice.fusion_label],
             choice.label,
-        )  # fmt: skip
+            cv[choice.label],
+            se.get(best, 0.0),
+            choice.label,
+        )
     return choice
 
 

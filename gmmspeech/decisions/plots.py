@@ -30,7 +30,7 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> None:
         fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight")
 
 
-def _pyplot() -> Any:
+def load_pyplot() -> Any:
     try:
         import matplotlib
 
@@ -79,7 +79,7 @@ def plot_det(
     matplotlib.figure.Figure
     """
 
-    plt = _pyplot()
+    plt = load_pyplot()
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.5, 5.5))
     else:
@@ -121,7 +121,7 @@ def plot_score_histograms(
     -------
     matplotlib.figure.Figure
     """
-    plt = _pyplot()
+    plt = load_pyplot()
     s = np.asarray(scores, dtype=np.float64)
     t = np.asarray(is_target).astype(bool)
     if ax is None:

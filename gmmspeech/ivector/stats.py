@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import h5py
 import numpy as np
@@ -331,6 +331,30 @@ def _stats_items(
         arrays = list(features)
         ids = [str(i) for i in range(len(arrays))]
     return [arrays[s : s + batch_size] for s in range(0, len(arrays), batch_size)], ids, fc
+
+
+@overload
+def compute_stats(
+    ubm: DiagGMM,
+    features: FeatureStore | str | os.PathLike[str] | Sequence[Any] | Mapping[str, Any],
+    *,
+    top_n: int | None = None,
+    engine: Engine | None = None,
+    batch_size: int = 32,
+    out: None = None,
+) -> StatsSet: ...
+
+
+@overload
+def compute_stats(
+    ubm: DiagGMM,
+    features: FeatureStore | str | os.PathLike[str] | Sequence[Any] | Mapping[str, Any],
+    *,
+    top_n: int | None = None,
+    engine: Engine | None = None,
+    batch_size: int = 32,
+    out: str | os.PathLike[str],
+) -> StatsFile: ...
 
 
 def compute_stats(

@@ -32,7 +32,7 @@ from scipy.linalg import blas
 from threadpoolctl import threadpool_info
 
 from ..engine import Engine, LocalEngine, blas_threads, map_reduce
-from ..errors import DataError, ModelFormatError, ModelMismatchError
+from ..errors import DataError, GmmSpeechError, ModelFormatError, ModelMismatchError
 from ..mixture.gmm import DiagGMM
 from ..mixture.speakermodels import ubm_fingerprint
 from ..storage.atomic import atomic_path
@@ -216,7 +216,8 @@ def _estep_task(shard: list[Any], pre: Precomputed) -> Accumulators:
         n, f = load_task(task)
         buf = _buffer(buf, n.shape[0], pre)
         w, second, aux = estep_batch(n, f, pre, True, buf)
-        assert second is not None
+        if second is None:  # asked for above: never None
+            raise GmmSpeechError("estep_batch gave no second-order statistics")
         acc.add_batch(n, f, w, second, aux)
     return acc
 

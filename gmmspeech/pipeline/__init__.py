@@ -1,15 +1,19 @@
 """Experiments from one YAML config, run as resumable stages in one folder.
 
-:mod:`.runner` holds the stage table of each task, the records and the skip/resume logic;
-:mod:`.verification` and :mod:`.classification` the stages of each task (:mod:`.ivector_stages`
-and :mod:`.fusion_stages` those of the i-vector and fusion systems); :mod:`.common` the
-stages both share; :mod:`.report` the report and resource measurements.
+:mod:`.tables` holds each system's stage table (what every stage hashes, reads and writes),
+:mod:`.runner` the records and the skip/resume logic, :mod:`.workspace` and
+:mod:`.artefacts` the folder as a stage sees it; the other modules hold the stages.
+
+May import: every lower layer (config, storage, engine, corpus, features, mixture, ivector,
+decisions).
 """
 
 from __future__ import annotations
 
 from .common import extraction_summary, headline
-from .runner import REGISTRY, STAGES, Experiment, Stage, StageOutcome, stage_number, stages_of
+from .declarations import Stage
+from .runner import STAGES, Experiment, StageOutcome, stage_number, stages_of
+from .tables import REGISTRY
 
 __all__ = [
     "REGISTRY",

@@ -13,14 +13,24 @@ from typing import Any
 
 import numpy as np
 
-from ..corpus.datadir import read_predictions
+from ..corpus.datadir import DataDir, read_predictions
 from ..corpus.prepare import assign_folds
 from ..decisions.classifier import predict_classes
 from ..decisions.metrics import balanced_accuracy, confusion_matrix, per_class_recall
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..mixture.gmm import DiagGMM
 from ..mixture.speakermodels import SpeakerModels, enroll
 from ..storage.outputs import UBM_CHECKPOINT, remove_outputs
+from .artefacts import (
+    CONFUSION_PLOT,
+    DATA_DIR,
+    FOLD_MODELS,
+    FOLD_UBM,
+    FOLD_UBM_CHECKPOINTS,
+    FOLDS,
+    PREDICTIONS,
+    RESULTS,
+)
 from .common import extract_stage, report_stage
 from .report import plot_confusion, write_json, write_text
 from .workspace import StageResult, Workspace
@@ -37,8 +47,9 @@ def prepare(ws: Workspace) -> StageResult:
 
 def _prepare_classification(ws: Workspace) -> StageResult:
     d = ws.cfg.data
-    assert d.dataset is not None
-    data = ws._scan("dataset", d.dataset)
+    if d.dataset is None:  # checked by ExperimentConfig
+        raise ConfigError(f"{ws.where}: data.dataset: required for classification")
+    data = ws.scan_set("dataset", d.dataset)
     if data.utt2label is None:
         raise DataError(
             f"{ws.where}: data.dataset.pattern: {d.dataset.pattern!r} has no "
@@ -51,15 +62,16 @@ def _prepare_classification(ws: Workspace) -> StageResult:
             f"{ws.where}: data.n_folds: fold(s) {np.flatnonzero(counts == 0).tolist()} "
             f"get no file ({len(data)} files, fold_by={d.fold_by}); use fewer folds"
         )
-    data.write(ws.path("data/all"))
-    write_text(ws.path("data/all/utt2fold"), "".join(f"{u} {folds[u]}\n" for u in folds))
+    data.write(ws.output(DATA_DIR, set="all"))
+    write_text(ws.output(FOLDS), "".join(f"{u} {folds[u]}\n" for u in folds))
     info = {
         "files": len(data),
         "classes": len(set(data.utt2label.values())),
         "speakers": len(data.spk2utt),
         "files_per_fold": counts.tolist(),
     }
-    return ["data/all/wav.scp", "data/all/utt2label", "data/all/utt2fold"], info
+    folder = DATA_DIR.rel(set="all")
+    return [f"{folder}/wav.scp", f"{folder}/utt2label", FOLDS.rel()], info
 
 
 def extract(ws: Workspace) -> StageResult:
@@ -69,37 +81,35 @@ def extract(ws: Workspace) -> StageResult:
 
 def ubm(ws: Workspace) -> StageResult:
     """Stage 3: one UBM per fold, ``ubm/fold<k>.h5``, on the files of the other folds."""
-    ws.path("ubm").mkdir(parents=True, exist_ok=True)
     folds = ws.read_folds()
     outputs, info = [], {}
     with ws.store("all") as store:
         for k in ws.folds:
-            out = f"ubm/fold{k}.h5"
             frames = store.select([u for u in store if folds.get(u, k) != k])
             log.info("fold %d: UBM on %d training files", k, len(frames))
             # checkpoints stay until every fold is done: a resumed run reloads the
             # finished folds' final checkpoints (keyed by data and config) at no cost
-            info[f"fold{k}"] = ws.train_ubm(frames, out, f"ubm/checkpoints{k}", keep=True)
-            outputs.append(out)
+            ckpt = ws.path(FOLD_UBM_CHECKPOINTS, fold=k)
+            info[f"fold{k}"] = ws.train_ubm(frames, ws.output(FOLD_UBM, fold=k), ckpt, keep=True)
+            outputs.append(FOLD_UBM.rel(fold=k))
     for k in ws.folds:
-        remove_outputs(ws.path(f"ubm/checkpoints{k}"), UBM_CHECKPOINT)
+        remove_outputs(ws.path(FOLD_UBM_CHECKPOINTS, fold=k), UBM_CHECKPOINT)
     return outputs, info
 
 
 def enroll_classes(ws: Workspace) -> StageResult:
     """Stage 4: one MAP model per class and fold, ``models/fold<k>.h5``."""
     e = ws.cfg.enroll
-    ws.path("models").mkdir(parents=True, exist_ok=True)
     data = ws.datadir("all")
-    assert data.utt2label is not None
+    utt2label = _labels(ws, data)
     folds = ws.read_folds()
     outputs: list[str] = []
     info: dict[str, Any] = {}
     with ws.store("all") as store:
         for k in ws.folds:
-            ubm_ = DiagGMM.load(ws.path(f"ubm/fold{k}.h5"))
+            ubm_ = DiagGMM.load(ws.path(FOLD_UBM, fold=k))
             label2utt: dict[str, list[str]] = {}
-            for u, lab in data.utt2label.items():
+            for u, lab in utt2label.items():
                 if folds[u] != k and u in store:
                     label2utt.setdefault(lab, []).append(u)
             models = enroll(
@@ -110,8 +120,8 @@ def enroll_classes(ws: Workspace) -> StageResult:
                 adapt=e.adapt,
             )
             log.info("fold %d: %d class model(s)", k, len(models))
-            models.save(ws.path(f"models/fold{k}.h5"))
-            outputs.append(f"models/fold{k}.h5")
+            models.save(ws.output(FOLD_MODELS, fold=k))
+            outputs.append(FOLD_MODELS.rel(fold=k))
             info[f"fold{k}"] = {"classes": len(models)}
     return outputs, info
 
@@ -119,50 +129,41 @@ def enroll_classes(ws: Workspace) -> StageResult:
 def score(ws: Workspace) -> StageResult:
     """Stage 5: ``scores/predictions.txt``, lines ``<utt> <true> <predicted> <fold>``."""
     s = ws.cfg.scoring
-    ws.path("scores").mkdir(parents=True, exist_ok=True)
     data = ws.datadir("all")
-    assert data.utt2label is not None
+    utt2label = _labels(ws, data)
     folds = ws.read_folds()
     lines, n = [], 0
     with ws.store("all") as store:
         for k in ws.folds:
-            ubm_ = DiagGMM.load(ws.path(f"ubm/fold{k}.h5"))
-            models = SpeakerModels.load(ws.path(f"models/fold{k}.h5"), ubm_)
+            ubm_ = DiagGMM.load(ws.path(FOLD_UBM, fold=k))
+            models = SpeakerModels.load(ws.path(FOLD_MODELS, fold=k), ubm_)
             test = [u for u in data.utt_ids if folds[u] == k and u in store]
             pred = predict_classes(
                 ubm_, models, store, test, method=s.method, top_c=s.top_c, progress=ws.progress
             )
-            lines += [f"{u} {data.utt2label[u]} {p} {k}\n" for u, p in zip(test, pred, strict=True)]
+            lines += [f"{u} {utt2label[u]} {p} {k}\n" for u, p in zip(test, pred, strict=True)]
             n += len(test)
-    write_text(ws.path("scores/predictions.txt"), "".join(lines))
-    return ["scores/predictions.txt"], {"test_files_scored": n}
-
-
-def normalize(ws: Workspace) -> StageResult:
-    """Stage 6: nothing to normalise for classification (a record only)."""
-    return [], {"applies": False}
-
-
-def calibrate(ws: Workspace) -> StageResult:
-    """Stage 7: nothing to calibrate for classification (a record only)."""
-    return [], {"calibrate": False}
+    write_text(ws.output(PREDICTIONS), "".join(lines))
+    return [PREDICTIONS.rel()], {"test_files_scored": n}
 
 
 def evaluate(ws: Workspace) -> StageResult:
-    """Stage 8: ``results.json`` (accuracies, confusion matrix) and ``confusion.png``."""
-    rows = read_predictions(ws.path("scores/predictions.txt"))
+    """Stage 6: ``results.json`` (accuracies, confusion matrix) and ``confusion.png``."""
+    rows = read_predictions(ws.path(PREDICTIONS))
+    folds = ws.folds
     true = [r.label for r in rows]
     pred = [r.predicted for r in rows]
     fold = np.array([r.fold for r in rows])
     correct = np.array([a == b for a, b in zip(true, pred, strict=True)])
     labels = sorted(set(true))
     per_class = per_class_recall(true, pred)
-    fold_acc = [float(correct[fold == k].mean()) for k in ws.folds if (fold == k).any()]
+    fold_acc = [float(correct[fold == k].mean()) for k in folds if (fold == k).any()]
     cm, order = confusion_matrix(true, pred, labels=sorted(set(true) | set(pred)))
     results = {
         "task": "classification",
         "name": ws.cfg.name,
-        "config_hash": ws.config_hash,
+        # the hash of every config key these results depend on
+        "config_hash": ws.hash,
         "accuracy": float(correct.mean()),
         "balanced_accuracy": balanced_accuracy(true, pred),
         "mean_fold_accuracy": float(np.mean(fold_acc)),
@@ -170,20 +171,27 @@ def evaluate(ws: Workspace) -> StageResult:
         "per_class_recall": per_class,
         "n_test": len(rows),
         "n_classes": len(labels),
-        "n_folds": ws.cfg.data.n_folds,
+        "n_folds": len(folds),
         "labels": order,
         "confusion_matrix": cm.tolist(),
     }
     plot_confusion(
         cm,
         [str(x) for x in order],
-        ws.path("confusion.png"),
+        ws.output(CONFUSION_PLOT),
         title=f"{ws.cfg.name}: accuracy {100 * results['accuracy']:.1f}%",
     )
-    write_json(ws.path("results.json"), results)
-    return ["results.json", "confusion.png"], {"accuracy": results["accuracy"]}
+    write_json(ws.output(RESULTS), results)
+    return [RESULTS.rel(), CONFUSION_PLOT.rel()], {"accuracy": results["accuracy"]}
 
 
 def report(ws: Workspace) -> StageResult:
-    """Stage 9: ``report.md`` with the confusion matrix."""
-    return report_stage(ws, "confusion.png")
+    """Stage 7: ``report.md`` with the confusion matrix."""
+    return report_stage(ws, CONFUSION_PLOT)
+
+
+def _labels(ws: Workspace, data: DataDir) -> dict[str, str]:
+    """``utt2label`` of the prepared data dir (written by stage 1)."""
+    if data.utt2label is None:
+        raise DataError(f"{ws.path(DATA_DIR, set='all')}: no utt2label; rerun stage 1")
+    return data.utt2label

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..config.loader import dump_yaml
@@ -14,6 +15,7 @@ from ..features.extraction import extract_to_store
 from ..features.extraction_worker import keep_freed_memory
 from ..features.store import FeatureStore
 from ..storage.outputs import FEATURE_STORE, STAGE_MARKER, TEXT_LOG, remove_outputs
+from .artefacts import DATA_DIR, FEATURES, FEATURES_MARKER, REPORT, RESULTS, Artefact
 from .report import render_report, write_json, write_text
 from .workspace import StageResult, Workspace
 
@@ -28,25 +30,26 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
     files); stores of an interrupted run of this same stage are completed
     (``extract_to_store`` resumes).
     """
-    marker = ws.path("features/stage.json")
+    marker = ws.path(FEATURES_MARKER)
+    folder = marker.parent
     try:
-        same = json.loads(marker.read_text("utf-8")).get("hash") == ws.hashes["extract"]
+        same = json.loads(marker.read_text("utf-8")).get("hash") == ws.hash
     except (OSError, ValueError):
         same = False
-    if (ws.force or not same) and ws.path("features").exists():
+    if (ws.force or not same) and folder.exists():
         why = "--force" if ws.force else "features of another config"
-        log.info("%s: removing the features (%s)", ws.path("features"), why)
-        _remove_stores(ws, sets)
-    ws.path("features").mkdir(parents=True, exist_ok=True)
-    write_json(marker, {"hash": ws.hashes["extract"]})
+        log.info("%s: removing the features (%s)", folder, why)
+        _remove_stores(folder, sets)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(marker, {"hash": ws.hash})
     outputs, info = [], {}
     keep_freed_memory()  # freed memory kept for reuse: long utterances extract 30 % faster
     compute = extraction_compute(ws.cfg.compute, ws.cfg.extract.processes)
     with ws.engine(compute) as engine:
         reports = [
             extract_to_store(
-                ws.path(f"data/{name}"),
-                ws.path(f"features/{name}.h5"),
+                ws.path(DATA_DIR, set=name),
+                ws.output(FEATURES, set=name),
                 ws.cfg.features,
                 engine=engine,
                 max_failed_fraction=ws.cfg.extract.max_failed_fraction,
@@ -56,7 +59,7 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
             for name in sets
         ]
     for name, rep in zip(sets, reports, strict=True):
-        outputs.append(f"features/{name}.h5")
+        outputs.append(FEATURES.rel(set=name))
         with ws.store(name) as store:
             few = few_frame_utterances(store)
         if few:
@@ -89,9 +92,8 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
     return outputs, info
 
 
-def _remove_stores(ws: Workspace, sets: Sequence[str]) -> None:
-    """Delete the stores ``features/<set>.h5`` this stage writes, and their companions."""
-    folder = ws.path("features")
+def _remove_stores(folder: Path, sets: Sequence[str]) -> None:
+    """Delete the stores ``<folder>/<set>.h5`` the extract stage writes, and their companions."""
     names = "|".join(re.escape(f"{name}.h5") for name in sets)
     for name in sets:
         remove_outputs(folder / f"{name}.h5.parts", FEATURE_STORE, r"^part-\d+\.h5$")
@@ -111,10 +113,12 @@ def few_frame_utterances(store: FeatureStore, limit: int = FEW_FRAMES) -> list[t
     return [(u, n) for u in sorted(store) if (n := store.num_frames(u)) < limit]
 
 
-def report_stage(ws: Workspace, figure: str, counts: dict[str, Any] | None = None) -> StageResult:
+def report_stage(
+    ws: Workspace, figure: Artefact, counts: dict[str, Any] | None = None
+) -> StageResult:
     """Last stage: ``report.md`` from ``results.json``, the stage records and the config
-    (and ``counts``, default :meth:`Workspace.data_counts`)."""
-    results = json.loads(ws.path("results.json").read_text(encoding="utf-8"))
+    (and ``counts``, default :meth:`Workspace.data_counts`); it shows ``figure``."""
+    results = json.loads(ws.path(RESULTS).read_text(encoding="utf-8"))
     stages = []
     for i, name in enumerate(ws.stage_names[:-1], 1):
         rec = ws.record(i) or {}
@@ -136,10 +140,10 @@ def report_stage(ws: Workspace, figure: str, counts: dict[str, Any] | None = Non
         counts=ws.data_counts() if counts is None else counts,
         stages=stages,
         results=results,
-        figure=figure,
+        figure=figure.rel(),
     )
-    write_text(ws.path("report.md"), text)
-    return ["report.md"], {}
+    write_text(ws.output(REPORT), text)
+    return [REPORT.rel()], {}
 
 
 def extraction_summary(info: dict[str, Any]) -> list[str]:

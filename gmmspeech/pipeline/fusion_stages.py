@@ -1,25 +1,14 @@
-"""The stages of a fusion experiment (``task: verification``, ``system: fusion``)::
+"""The stages of a fusion experiment (``system: fusion``): gather, fuse, evaluate, report.
 
-    1 gather    check that every system of ``fusion.systems`` scored the same evaluation
-                trials and the same calibration trials, with the same labels, and copy their
-                scores in: data/trials, calibration/trials, systems/<name>/{scores,calibration}.txt
-    2 fuse      the fusion fitted on the calibration trials, prior-weighted at
-                ``scoring.p_target``, guard included (:func:`gmmspeech.decisions.fusion.fit_fusion`):
-                fusion/fusion.json, scores/calibrated.txt (the candidate kept),
-                scores/fused.txt (every system fused), systems/<name>/calibrated.txt
-    3 evaluate  results.json (every system, the fusion, the candidate kept) and det.png
-    4 report    report.md
-
-Of a system given as an experiment folder, ``scores/scores.txt`` is read (the scores of the
-evaluation trials after the experiment's score normalisation, before its calibration), and
-``calibration/trials`` with ``calibration/scores.txt``: the background trials that its
-calibrate stage scored the way its evaluation trials are scored. The gather stage records
-the fingerprints of every file it reads (:data:`.inputs.INPUTS`): when an input experiment
-is run again and its scores change, the fusion is redone.
+``gather`` checks that the systems scored the same evaluation and calibration trials with
+the same labels, and copies their scores in (fingerprinted, so a fused experiment run again
+is noticed); ``fuse`` fits the fusion on the calibration trials, guard included
+(:func:`gmmspeech.decisions.fusion.fit_fusion`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +24,23 @@ from ..decisions.fusion import fit_fusion
 from ..decisions.metrics import summary
 from ..errors import DataError
 from ..storage.provenance import file_fingerprint, file_sha256
+from .artefacts import (
+    CALIBRATED_SCORES,
+    CALIBRATION_SCORES,
+    CALIBRATION_TRIALS,
+    DET_PLOT,
+    FUSED_SCORES,
+    FUSION,
+    FUSION_TRIALS,
+    RECORDS,
+    RESULTS,
+    SCORES,
+    SYSTEM_CALIBRATED,
+    SYSTEM_CALIBRATION,
+    SYSTEM_SCORES,
+    TRIALS,
+    Artefact,
+)
 from .common import report_stage
 from .report import plot_det_file, write_json
 from .workspace import MANIFEST, RESOLVED_CONFIG, StageResult, Workspace
@@ -44,6 +50,9 @@ log = logging.getLogger(__name__)
 #: Provenance fields that must agree between a system's evaluation and calibration scores:
 #: the calibration trials must be scored the way the evaluation trials are.
 SAME_SCORING = ("features", "method", "norm")
+
+#: The ``format`` of ``fusion/fusion.json``.
+FUSION_FORMAT = "gmmspeech.Fusion"
 
 
 @dataclass(frozen=True)
@@ -87,16 +96,15 @@ def system_files(ws: Workspace) -> list[SystemFiles]:
                 SystemFiles(
                     s.label,
                     key,
-                    base / "scores/scores.txt",
-                    base / "calibration/trials",
-                    base / "calibration/scores.txt",
-                    base / "data/test/trials",
-                )  # fmt: skip
+                    base / SCORES.rel(),
+                    base / CALIBRATION_TRIALS.rel(),
+                    base / CALIBRATION_SCORES.rel(),
+                    base / TRIALS.rel(),
+                )
             )
-        else:
-            assert s.scores and s.calibration_trials and s.calibration_scores
-            paths = (Path(s.scores), Path(s.calibration_trials), Path(s.calibration_scores))
-            out.append(SystemFiles(s.label, key, *paths))
+        else:  # FusedSystem checks that the three are given
+            files = (s.scores, s.calibration_trials, s.calibration_scores)
+            out.append(SystemFiles(s.label, key, *(Path(f or "") for f in files)))
     return out
 
 
@@ -148,7 +156,7 @@ def _check_experiment(ws: Workspace, key: str, folder: Path) -> None:
             f"{where}: was run with scoring.calibrate: false; the fusion is fitted on its "
             f"calibration trials: run it again with scoring.calibrate: true"
         )
-    if not list((folder / "stages").glob("[0-9][0-9]_calibrate.json")):
+    if not list((folder / RECORDS.template).glob("[0-9][0-9]_calibrate.json")):
         raise DataError(
             f"{where}: its calibrate stage is not up to date; finish the experiment first "
             f"(gmmspeech run CONFIG --out {folder})"
@@ -207,14 +215,19 @@ def _provenance_differences(systems: Sequence[SystemFiles]) -> list[str]:
 
 def _labelled(path: Path, what: str) -> TrialList:
     trials = read_trials(path)
-    if trials.is_target is None:
-        raise DataError(f"{path}: the {what} need target/nontarget labels")
+    _targets(trials, path, what)
     return trials
 
 
-def _labels(trials: TrialList) -> dict[tuple[str, str], bool]:
-    assert trials.is_target is not None
-    return dict(zip(trials.pairs, trials.is_target.tolist(), strict=True))
+def _targets(trials: TrialList, path: Path, what: str = "trials") -> np.ndarray:
+    """The target labels of ``trials`` (read from ``path``); a DataError when it has none."""
+    if trials.is_target is None:
+        raise DataError(f"{path}: the {what} need target/nontarget labels")
+    return trials.is_target
+
+
+def _labels(trials: TrialList, path: Path) -> dict[tuple[str, str], bool]:
+    return dict(zip(trials.pairs, _targets(trials, path).tolist(), strict=True))
 
 
 def _scored_trials(ws: Workspace, path: Path, scored: Mapping[tuple[str, str], float]) -> TrialList:
@@ -230,8 +243,8 @@ def _scored_trials(ws: Workspace, path: Path, scored: Mapping[tuple[str, str], f
             f"set fusion.trials to the trials the systems scored"
         )
     trials = everything.select([i for i, k in enumerate(pairs) if k in scored])
-    assert trials.is_target is not None
-    if trials.is_target.all() or not trials.is_target.any():
+    is_target = _targets(trials, path)
+    if is_target.all() or not is_target.any():
         raise DataError(f"{path}: the scored trials need target and non-target trials")
     return trials
 
@@ -247,13 +260,16 @@ def gather(ws: Workspace) -> StageResult:
                 raise DataError(f"{ws.where}: {s.key} ({s.name}): {kind}: no such file {p}")
     scores = {s.name: read_scores(s.scores) for s in systems}
     cal = {s.name: _labelled(s.calibration_trials, "calibration trials") for s in systems}
+    cal_files = {s.name: s.calibration_trials for s in systems}
     problems = _differences("evaluation trials", {k: set(v) for k, v in scores.items()})
     problems += _differences("calibration trials", {k: set(v.pairs) for k, v in cal.items()})
-    problems += _label_differences("calibration trial", {k: _labels(v) for k, v in cal.items()})
+    problems += _label_differences(
+        "calibration trial", {k: _labels(v, cal_files[k]) for k, v in cal.items()}
+    )
     evaluation = _evaluation_trials(ws, systems)
-    own = {s.name: _labels(_labelled(s.trials, "evaluation trials")) for s in systems if s.trials}
+    own = {s.name: _labels(read_trials(s.trials), s.trials) for s in systems if s.trials}
     if ws.cfg.fusion.trials is not None:
-        own = {"fusion.trials": _labels(_labelled(evaluation, "evaluation trials")), **own}
+        own = {"fusion.trials": _labels(read_trials(evaluation), evaluation), **own}
     problems += _label_differences("evaluation trial", own) if len(own) > 1 else []
     problems += _provenance_differences(systems)
     if problems:
@@ -264,35 +280,31 @@ def gather(ws: Workspace) -> StageResult:
         )
     trials = _scored_trials(ws, evaluation, scores[systems[0].name])
     cal_trials = cal[systems[0].name]
-    for d in ("data", "calibration"):
-        ws.path(d).mkdir(parents=True, exist_ok=True)
-    write_trials(ws.path("data/trials"), trials)
-    write_trials(ws.path("calibration/trials"), cal_trials)
-    outputs = ["data/trials", "calibration/trials"]
+    write_trials(ws.output(FUSION_TRIALS), trials)
+    write_trials(ws.output(CALIBRATION_TRIALS), cal_trials)
+    outputs = [FUSION_TRIALS.rel(), CALIBRATION_TRIALS.rel()]
     info: dict[str, Any] = {"systems": {}}
     for s in systems:
-        ws.path(f"systems/{s.name}").mkdir(parents=True, exist_ok=True)
-        for src, rel, tl, read in (
-            (s.scores, f"systems/{s.name}/scores.txt", trials, scores[s.name]),
-            (s.calibration_scores, f"systems/{s.name}/calibration.txt", cal_trials, None),
+        for src, art, tl, read in (
+            (s.scores, SYSTEM_SCORES, trials, scores[s.name]),
+            (s.calibration_scores, SYSTEM_CALIBRATION, cal_trials, None),
         ):
             values = align_scores(read_scores(src) if read is None else read, tl)
             head = {**read_scores_header(src), "system": s.name, "source": src}
             head["source_sha256"] = file_sha256(src)[:16]
-            write_trial_scores(ws.path(rel), tl, values, head)
-            outputs.append(rel)
+            write_trial_scores(ws.output(art, system=s.name), tl, values, head)
+            outputs.append(art.rel(system=s.name))
         info["systems"][s.name] = {k: str(p) for k, p in s.paths().items()}
-    info |= _counts(trials, cal_trials)
+    info |= _counts(trials, cal_trials, evaluation, cal_files[systems[0].name])
     return outputs, info
 
 
-def _counts(trials: TrialList, cal: TrialList) -> dict[str, int]:
-    assert trials.is_target is not None and cal.is_target is not None
+def _counts(trials: TrialList, cal: TrialList, path: Path, cal_path: Path) -> dict[str, int]:
     return {
         "trials": len(trials),
-        "target_trials": int(trials.is_target.sum()),
+        "target_trials": int(_targets(trials, path).sum()),
         "calibration_trials": len(cal),
-        "calibration_target_trials": int(cal.is_target.sum()),
+        "calibration_target_trials": int(_targets(cal, cal_path).sum()),
         "calibration_models": len(set(cal.model_ids)),
     }
 
@@ -302,9 +314,10 @@ def _names(ws: Workspace) -> list[str]:
     return [s.label for s in ws.cfg.fusion.systems]
 
 
-def _columns(ws: Workspace, files: Sequence[str], trials: TrialList) -> np.ndarray:
-    """Scores (n, n_files) of ``files`` (relative paths) aligned to ``trials``."""
-    return np.column_stack([align_scores(read_scores(ws.path(f)), trials) for f in files])
+def _columns(ws: Workspace, art: Artefact, names: Sequence[str], trials: TrialList) -> np.ndarray:
+    """Scores (n, n_systems) of the artefact ``art`` of each system aligned to ``trials``."""
+    paths = [ws.path(art, system=n) for n in names]
+    return np.column_stack([align_scores(read_scores(p), trials) for p in paths])
 
 
 def fuse(ws: Workspace) -> StageResult:
@@ -312,31 +325,37 @@ def fuse(ws: Workspace) -> StageResult:
     trials (the kept candidate, every system fused, and each system alone)."""
     f, s = ws.cfg.fusion, ws.cfg.scoring
     names = _names(ws)
-    trials = read_trials(ws.path("data/trials"))
-    cal = read_trials(ws.path("calibration/trials"))
-    assert cal.is_target is not None
-    x_cal = _columns(ws, [f"systems/{n}/calibration.txt" for n in names], cal)
-    x = _columns(ws, [f"systems/{n}/scores.txt" for n in names], trials)
+    trials = read_trials(ws.path(FUSION_TRIALS))
+    cal_path = ws.path(CALIBRATION_TRIALS)
+    cal = read_trials(cal_path)
+    x_cal = _columns(ws, SYSTEM_CALIBRATION, names, cal)
+    x = _columns(ws, SYSTEM_SCORES, names, trials)
     try:
         choice = fit_fusion(
-            x_cal, cal.is_target, names, prior=s.p_target,
-            model_ids=cal.model_ids, guard=f.guard, cv_folds=f.cv_folds,
-        )  # fmt: skip
+            x_cal,
+            _targets(cal, cal_path),
+            names,
+            prior=s.p_target,
+            model_ids=cal.model_ids,
+            guard=f.guard,
+            cv_folds=f.cv_folds,
+        )
     except DataError as exc:
-        raise DataError(f"{ws.path('calibration/trials')}: {exc} (fusion.guard: false)") from None
-    for d in ("fusion", "scores"):
-        ws.path(d).mkdir(parents=True, exist_ok=True)
+        raise DataError(f"{cal_path}: {exc} (fusion.guard: false)") from None
     info = choice.info()
-    write_json(ws.path("fusion/fusion.json"), {"format": "gmmspeech.Fusion", **info})
+    write_json(ws.output(FUSION), {"format": FUSION_FORMAT, **info})
     head = {"method": "fusion", "systems": ",".join(names)}
-    outputs = ["fusion/fusion.json"]
-    for label, rel in [
-        (choice.label, "scores/calibrated.txt"),
-        (choice.fusion_label, "scores/fused.txt"),
-        *((n, f"systems/{n}/calibrated.txt") for n in names),
+    outputs = [FUSION.rel()]
+    for label, path, rel in [
+        (choice.label, ws.output(CALIBRATED_SCORES), CALIBRATED_SCORES.rel()),
+        (choice.fusion_label, ws.output(FUSED_SCORES), FUSED_SCORES.rel()),
+        *(
+            (n, ws.output(SYSTEM_CALIBRATED, system=n), SYSTEM_CALIBRATED.rel(system=n))
+            for n in names
+        ),
     ]:
         llr = choice.apply(label, x)
-        write_trial_scores(ws.path(rel), trials, llr, {**head, "candidate": label})
+        write_trial_scores(path, trials, llr, {**head, "candidate": label})
         outputs.append(rel)
     return outputs, info
 
@@ -347,29 +366,30 @@ def evaluate(ws: Workspace) -> StageResult:
     and of the candidate kept (the headline), and ``det.png``."""
     s = ws.cfg.scoring
     kw = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
-    trials = read_trials(ws.path("data/trials"))
-    t = trials.is_target
-    assert t is not None
+    trials = read_trials(ws.path(FUSION_TRIALS))
+    t = _targets(trials, ws.path(FUSION_TRIALS))
 
-    def load(rel: str) -> np.ndarray:
-        return align_scores(read_scores(ws.path(rel)), trials)
+    def load(art: Artefact, **fields: str) -> np.ndarray:
+        return align_scores(read_scores(ws.path(art, **fields)), trials)
 
     names = _names(ws)
-    raw = {n: load(f"systems/{n}/scores.txt") for n in names}
+    raw = {n: load(SYSTEM_SCORES, system=n) for n in names}
     systems = {
         n: {
             "scores": summary(raw[n], t, **kw),
-            "calibrated": summary(load(f"systems/{n}/calibrated.txt"), t, **kw),
+            "calibrated": summary(load(SYSTEM_CALIBRATED, system=n), t, **kw),
         }
         for n in names
     }
-    fused = load("scores/fused.txt")
-    kept = summary(load("scores/calibrated.txt"), t, **kw)
+    fused = load(FUSED_SCORES)
+    kept = summary(load(CALIBRATED_SCORES), t, **kw)
+    fusion = json.loads(ws.path(FUSION).read_text(encoding="utf-8"))
     results: dict[str, Any] = {
         "task": "verification",
         "system": "fusion",
         "name": ws.cfg.name,
-        "config_hash": ws.config_hash,
+        # the hash of every config key these results depend on
+        "config_hash": ws.hash,
         "norm": "as in each system",
         "n_trials": len(trials),
         "n_target": int(t.sum()),
@@ -381,15 +401,15 @@ def evaluate(ws: Workspace) -> StageResult:
         "systems": systems,
         "fused": summary(fused, t, **kw),
         "calibrated": kept,
-        "fusion": (ws.record(ws.stage_names.index("fuse") + 1) or {}).get("info", {}),
+        "fusion": {k: v for k, v in fusion.items() if k != "format"},
     }
     for key in ("eer", "min_dcf", "act_dcf", "cllr", "min_cllr"):
         results[key] = kept[key]
     curves = {n: (v, t) for n, v in raw.items()}
     curves["+".join(names)] = (fused, t)
-    plot_det_file(curves, ws.path("det.png"), title=f"DET: {ws.cfg.name}")
-    write_json(ws.path("results.json"), results)
-    return ["results.json", "det.png"], {"eer": kept["eer"], "min_dcf": kept["min_dcf"]}
+    plot_det_file(curves, ws.output(DET_PLOT), title=f"DET: {ws.cfg.name}")
+    write_json(ws.output(RESULTS), results)
+    return [RESULTS.rel(), DET_PLOT.rel()], {"eer": kept["eer"], "min_dcf": kept["min_dcf"]}
 
 
 def report(ws: Workspace) -> StageResult:
@@ -397,7 +417,7 @@ def report(ws: Workspace) -> StageResult:
     gathered = (ws.record(1) or {}).get("info", {})
     counts: dict[str, Any] = {"systems": ", ".join(_names(ws))}
     counts |= {k: v for k, v in gathered.items() if k != "systems"}
-    return report_stage(ws, "det.png", counts)
+    return report_stage(ws, DET_PLOT, counts)
 
 
 __all__ = ["SystemFiles", "evaluate", "fuse", "gather", "gather_inputs", "report", "system_files"]

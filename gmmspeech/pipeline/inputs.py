@@ -1,24 +1,8 @@
-"""Fingerprints of an experiment's input files, so that a stage whose inputs changed reruns.
+"""Fingerprints of the files a stage reads from outside the experiment folder.
 
-A stage's record holds the config hash it ran with; that alone misses audio added to the
-corpus, a replaced file, or an edited trial list. The stages that read files from outside
-the experiment folder also record the fingerprints of those files, taken just before they
-run, and are redone when a fingerprint differs (the runner then invalidates everything
-after them, as for a config change):
-
-``prepare``
-    the trial list, the enrolment list, every ``include`` list, the files of each
-    ``kaldi_dir``, and the listing (relative path, size, mtime) of every scanned set folder;
-``extract``
-    every audio file named by the prepared data dirs' ``wav.scp`` (path, size, mtime), so
-    that audio replaced in place, or outside ``data.root`` (a ``kaldi_dir`` with
-    ``audio_root``), is noticed too.
-``gather`` (``system: fusion``)
-    the score and trial files of every fused system
-    (:func:`.fusion_stages.gather_inputs`), so that a fused experiment run again is noticed.
-
-Sizes and mtimes are what ``make`` trusts: no file is read, so a run over a large corpus
-costs one ``stat`` per file.
+A stage's hash misses audio added to the corpus, a replaced file or an edited trial list;
+``prepare``, ``extract`` and ``gather`` also record the size and mtime of what they read
+(one ``stat`` per file, as ``make`` trusts) and are redone when one differs.
 """
 
 from __future__ import annotations
@@ -31,6 +15,7 @@ from pathlib import Path
 from ..config.data import SetConfig
 from ..corpus.datadir import DataDir
 from ..storage.provenance import file_fingerprint
+from .artefacts import DATA_DIR
 from .fusion_stages import gather_inputs
 from .workspace import Workspace
 
@@ -93,9 +78,9 @@ def prepare_inputs(ws: Workspace) -> dict[str, str]:
 def extract_inputs(ws: Workspace) -> dict[str, str]:
     """Fingerprints of the audio of the prepared data dirs, one entry per data dir."""
     out: dict[str, str] = {}
-    for scp in sorted(ws.path("data").glob("*/wav.scp")):
+    for scp in sorted(ws.out.glob(f"{DATA_DIR.rel(set='*')}/wav.scp")):
         dd = DataDir.read(scp.parent, check_audio=False)
-        out[f"data/{scp.parent.name} audio"] = _digest(
+        out[f"{DATA_DIR.rel(set=scp.parent.name)} audio"] = _digest(
             f"{p} {file_fingerprint(p)}" for p in (str(dd.audio_path(u)) for u in dd.utt_ids)
         )
     return out

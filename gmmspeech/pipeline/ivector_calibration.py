@@ -30,11 +30,12 @@ from ..decisions.backgroundtrials import BackgroundSplit, split_background
 from ..decisions.enroltrials import enrolment_folds
 from ..errors import DataError
 from ..ivector.backend import Backend
-from ..ivector.stats import StatsFile, compute_stats
+from ..ivector.stats import compute_stats
 from ..ivector.tv import IVectorSet, TotalVariability
 from ..mixture.gmm import DiagGMM
+from .artefacts import BACKEND, CALIBRATION_IVECTORS, CALIBRATION_TV, DATA_DIR, IVECTORS, UBM
 from .ivector_cohort import group_vectors, heldout_normalize
-from .ivector_stages import _fit_backend, new_tv, score_sets
+from .ivector_stages import fit_backend, new_tv, score_sets
 from .verification import _per_model, fit_calibration, heldout_ubms
 from .workspace import StageResult, Workspace, _present
 
@@ -49,7 +50,7 @@ def caltv(ws: Workspace) -> StageResult:
     calibrate = s.calibrate and s.calibration_trials == "background"
     if not calibrate and s.norm == "none":
         return [], {"calibrate": s.calibrate, "calibration_trials": s.calibration_trials}
-    held = heldout_ubms(ws, DiagGMM.load(ws.path("ubm/ubm.h5")))
+    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
     sets = ["background"] + (["enroll", "test"] if s.norm != "none" else [])
     outputs: list[str] = []
     info: list[dict[str, object]] = []
@@ -64,22 +65,24 @@ def caltv(ws: Workspace) -> StageResult:
         parts: list[np.ndarray] = []
         # the statistics under the held-out UBM are only needed here: temporary files, so
         # that memory does not grow with the sets
-        with ws.engine() as engine, TemporaryDirectory(dir=ws.path("ivectors")) as tmp:
+        tv_path = ws.output(CALIBRATION_TV, group=g)
+        with ws.engine() as engine, TemporaryDirectory(dir=tv_path.parent) as tmp:
             for name in sets:
                 with ws.store(name) as st:
                     stats = compute_stats(
-                        h.ubm, st, top_n=ws.cfg.ivector.top_n, engine=engine,
+                        h.ubm,
+                        st,
+                        top_n=ws.cfg.ivector.top_n,
+                        engine=engine,
                         out=Path(tmp) / f"{name}.h5",
-                    )  # fmt: skip
-                    if not isinstance(stats, StatsFile):
-                        raise DataError(f"{ws.path('ivectors')}: statistics not written to disk")
+                    )
                     if name == "background":
                         model.fit(stats.select(others), engine=engine)
                     parts.append(model.transform(stats, engine=engine))
                     ids += list(stats.utt_ids)
-        model.save(ws.path(f"ivectors/tv_calibration_{g}.h5"))
-        IVectorSet(ids, np.concatenate(parts)).save(ws.path(f"ivectors/calibration_{g}.h5"))
-        outputs += [f"ivectors/tv_calibration_{g}.h5", f"ivectors/calibration_{g}.h5"]
+        model.save(tv_path)
+        IVectorSet(ids, np.concatenate(parts)).save(ws.output(CALIBRATION_IVECTORS, group=g))
+        outputs += [CALIBRATION_TV.rel(group=g), CALIBRATION_IVECTORS.rel(group=g)]
         aux = [round(x["auxiliary"], 4) for x in model.history_]
         info.append({"held_out": len(h.speakers), "utterances": len(others), "auxiliary": aux})
     return outputs, {"groups": info, "sets": sets}
@@ -110,20 +113,19 @@ def calibrate(ws: Workspace) -> StageResult:
     s = ws.cfg.scoring
     if not s.calibrate:
         return [], {"calibrate": False}
-    ws.path("calibration").mkdir(parents=True, exist_ok=True)
     if s.calibration_trials == "enroll":
         return _calibration_trials_enroll(ws)
-    held = heldout_ubms(ws, DiagGMM.load(ws.path("ubm/ubm.h5")))
+    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
     parts: list[tuple[TrialList, np.ndarray]] = []
     with ws.store("background") as store:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
         for g, h in enumerate(held, 1):
             vectors = group_vectors(ws, g)
             outside = {k for k in spk2utt if k not in set(h.speakers)}
-            be = _fit_backend(ws, vectors, {k: spk2utt[k] for k in outside}, calibration=True)
+            be = fit_backend(ws, vectors, {k: spk2utt[k] for k in outside}, calibration=True)
             split = split_background({k: spk2utt[k] for k in h.speakers}, store, _per_model(ws))
             if len(split.features.halved):
-                model = TotalVariability.load(ws.path(f"ivectors/tv_calibration_{g}.h5"))
+                model = TotalVariability.load(ws.path(CALIBRATION_TV, group=g))
                 vectors |= _halves(ws, model, split, vectors)
             enroll, tests = split.enroll, split.test_spk
             pairs = [(m, t) for m in sorted(enroll) for t in sorted(tests)]
@@ -135,10 +137,15 @@ def calibrate(ws: Workspace) -> StageResult:
             values = score_sets(be, enroll, vectors, trials) if pairs else np.zeros(0)
             if s.norm != "none" and pairs:
                 values, _ = heldout_normalize(
-                    ws, trials.pairs, values, enroll, set(h.speakers),
-                    model_spk={m: m for m in enroll}, test_spk=tests,
+                    ws,
+                    trials.pairs,
+                    values,
+                    enroll,
+                    set(h.speakers),
+                    model_spk={m: m for m in enroll},
+                    test_spk=tests,
                     known={g - 1: (be, vectors)},
-                )  # fmt: skip
+                )
             parts.append((trials, values))
     n_models = sum(len(set(trials.model_ids)) for trials, _ in parts)
     info = {"groups": len(held), "models": n_models, "extractor": "held out per group"}
@@ -153,23 +160,26 @@ def _calibration_trials_enroll(ws: Workspace) -> StageResult:
     vectors = {
         name: v
         for part in ("background", "enroll")
-        for name, v in IVectorSet.load(ws.path(f"ivectors/{part}.h5")).as_dict().items()
+        for name, v in IVectorSet.load(ws.path(IVECTORS, set=part)).as_dict().items()
     }
     en = ws.datadir("enroll")
     enrolment = {m: [u for u in utts if u in vectors] for m, utts in en.enrolment.items()}
     try:
         folds = enrolment_folds({m: u for m, u in enrolment.items() if u}, en.utt2spk)
     except DataError as exc:
-        raise DataError(f"{ws.path('data/enroll')}: scoring.calibration_trials: {exc}") from None
-    be = Backend.load(ws.path("backend/backend.h5"))
+        where = ws.path(DATA_DIR, set="enroll")
+        raise DataError(f"{where}: scoring.calibration_trials: {exc}") from None
+    be = Backend.load(ws.path(BACKEND))
     values = score_sets(be, folds.models, vectors, folds.trials)
     if s.norm != "none" and len(values):
         speakers = {en.utt2spk[u] for us in folds.models.values() for u in us}
         values, _ = heldout_normalize(ws, folds.trials.pairs, values, folds.models, speakers)
     info = {
-        "source": "enroll", "folds": folds.n_folds, "models": len(folds.models),
+        "source": "enroll",
+        "folds": folds.n_folds,
+        "models": len(folds.models),
         "utterances_per_model": float(np.median([len(u) for u in folds.models.values()])),
-    }  # fmt: skip
+    }
     return fit_calibration(ws, [(folds.trials, values)], info=info)
 
 

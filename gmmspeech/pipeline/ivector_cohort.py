@@ -23,7 +23,8 @@ from ..decisions.heldout import HeldoutUBM, cohort_speakers, heldout_parts
 from ..ivector.backend import Backend
 from ..ivector.tv import IVectorSet
 from ..mixture.gmm import DiagGMM
-from .ivector_stages import _fit_backend
+from .artefacts import CALIBRATION_IVECTORS, IVECTORS, RAW_SCORES, SCORES, UBM
+from .ivector_stages import fit_backend
 from .verification import _labels, _per_model, heldout_ubms
 from .workspace import StageResult, Workspace, _present
 
@@ -71,7 +72,7 @@ def normalize_trials(
 
 def group_vectors(ws: Workspace, g: int) -> dict[str, np.ndarray]:
     """The i-vectors of held-out group ``g`` (from 1), extracted by ``caltv``."""
-    return IVectorSet.load(ws.path(f"ivectors/calibration_{g}.h5")).as_dict()
+    return IVectorSet.load(ws.path(CALIBRATION_IVECTORS, group=g)).as_dict()
 
 
 def heldout_normalize(
@@ -90,7 +91,7 @@ def heldout_normalize(
     the extractor of group ``g`` and a back end on the other speakers (``known[g]``: the
     back end and i-vectors the caller already has). Also returns the cohort."""
     s = ws.cfg.scoring
-    held = heldout_ubms(ws, DiagGMM.load(ws.path("ubm/ubm.h5")))
+    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
     with ws.store("background") as store:
         background, _ = _present(ws.datadir("background").spk2utt, store)
 
@@ -100,15 +101,21 @@ def heldout_normalize(
         else:
             vectors = group_vectors(ws, g + 1)
             outside = {k: v for k, v in background.items() if k not in set(h.speakers)}
-            be = _fit_backend(ws, vectors, outside, calibration=True)
+            be = fit_backend(ws, vectors, outside, calibration=True)
         return ivector_scorer(be, enroll, vectors)
 
     cohort = cohort_speakers(background, s.cohort_size)
     parts = heldout_parts(held, cohort, background, trial_speakers, scorer)
     normed = normalize_pairs(
-        s.norm, values, keys, parts, top_n=s.top_n, enroll_utts=_per_model(ws),
-        model_spk=model_spk, test_spk=test_spk,
-    )  # fmt: skip
+        s.norm,
+        values,
+        keys,
+        parts,
+        top_n=s.top_n,
+        enroll_utts=_per_model(ws),
+        model_spk=model_spk,
+        test_spk=test_spk,
+    )
     return normed, cohort
 
 
@@ -117,13 +124,13 @@ def normalize_stage(ws: Workspace) -> StageResult:
     cohort of the first ``scoring.cohort_size`` background speakers, each part scored by an
     extractor and a back end that have not seen it (module docstring)."""
     s = ws.cfg.scoring
-    raw = read_scores(ws.path("scores/raw.txt"))
+    raw = read_scores(ws.path(RAW_SCORES))
     keys = list(raw)
     values = np.array([raw[k] for k in keys])
     info: dict[str, Any] = {"norm": s.norm}
     if s.norm != "none":
         en = ws.datadir("enroll")
-        have = set(IVectorSet.load(ws.path("ivectors/enroll.h5")).utt_ids)
+        have = set(IVectorSet.load(ws.path(IVECTORS, set="enroll")).utt_ids)
         enroll = {
             m: [u for u in en.enrolment[m] if u in have] for m in sorted({k[0] for k in keys})
         }
@@ -139,8 +146,8 @@ def normalize_stage(ws: Workspace) -> StageResult:
         if (~tar).any():
             info["nontarget_mean"] = round(float(values[~tar].mean()), 4)
             info["nontarget_std"] = round(float(values[~tar].std()), 4)
-    write_scores(ws.path("scores/scores.txt"), [k[0] for k in keys], [k[1] for k in keys], values)
-    return ["scores/scores.txt"], info
+    write_scores(ws.output(SCORES), [k[0] for k in keys], [k[1] for k in keys], values)
+    return [SCORES.rel()], info
 
 
 __all__ = [

@@ -1,17 +1,8 @@
-"""The i-vector verification stages (``system: ivector``): stats, tv, ivectors, backend, score.
+"""The i-vector stages (``system: ivector``): stats, tv, ivectors, backend, score.
 
-The UBM, preparation, extraction, evaluation and report stages are those of
-:mod:`.verification`, the cohort normalisation is in :mod:`.ivector_cohort` and the
-calibration (with its held-out extractors, stage ``caltv``) in :mod:`.ivector_calibration`;
-:mod:`.runner` lists them all in its stage table. Outputs::
-
-    ivectors/stats_<set>.h5   Baum-Welch statistics (background, enroll, test)
-    ivectors/tv.h5            the total-variability model, trained on the background set
-    ivectors/tv_calibration_<g>.h5, ivectors/calibration_<g>.h5
-                              held-out extractors of the calibration (:mod:`.ivector_calibration`)
-    ivectors/<set>.h5         i-vectors
-    backend/backend.h5        LDA / WCCN / length norm / PLDA, trained on the background set
-    scores/raw.txt            back-end scores of the trials
+Preparation, extraction and the UBM are those of :mod:`.verification`; the cohort
+normalisation is in :mod:`.ivector_cohort`, the calibration and its held-out extractors in
+:mod:`.ivector_calibration`.
 """
 
 from __future__ import annotations
@@ -28,6 +19,7 @@ from ..ivector.backend import Backend
 from ..ivector.stats import StatsFile, compute_stats
 from ..ivector.tv import IVectorSet, TotalVariability
 from ..mixture.gmm import DiagGMM
+from .artefacts import BACKEND, DATA_DIR, IVECTORS, RAW_SCORES, STATS, TRIALS, TV, UBM
 from .verification import SETS
 from .workspace import StageResult, Workspace
 
@@ -36,17 +28,16 @@ log = logging.getLogger(__name__)
 
 def stats(ws: Workspace) -> StageResult:
     """Statistics of every set on the UBM, streamed to ``ivectors/stats_<set>.h5``."""
-    ws.path("ivectors").mkdir(parents=True, exist_ok=True)
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    ubm_ = DiagGMM.load(ws.path(UBM))
     outputs, info = [], {}
     with ws.engine() as engine:
         for name in SETS:
-            rel = f"ivectors/stats_{name}.h5"
+            path = ws.output(STATS, set=name)
             with ws.store(name) as store:
                 out = compute_stats(
-                    ubm_, store, top_n=ws.cfg.ivector.top_n, engine=engine, out=ws.path(rel)
+                    ubm_, store, top_n=ws.cfg.ivector.top_n, engine=engine, out=path
                 )
-            outputs.append(rel)
+            outputs.append(STATS.rel(set=name))
             info[name] = len(out)
     return outputs, {"utterances": info}
 
@@ -66,33 +57,31 @@ def new_tv(ws: Workspace) -> TotalVariability:
 def tv(ws: Workspace) -> StageResult:
     """The total-variability model ``ivectors/tv.h5``, trained on the background statistics."""
     c = ws.cfg.ivector
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    ubm_ = DiagGMM.load(ws.path(UBM))
     model = new_tv(ws)
     with ws.engine() as engine:
-        model.fit(StatsFile(ws.path("ivectors/stats_background.h5"), ubm_), engine=engine)
-    model.save(ws.path("ivectors/tv.h5"))
+        model.fit(StatsFile(ws.path(STATS, set="background"), ubm_), engine=engine)
+    model.save(ws.output(TV))
     aux = [round(h["auxiliary"], 4) for h in model.history_]
-    return ["ivectors/tv.h5"], {"rank": c.rank, "iterations": c.n_iter, "auxiliary": aux}
+    return [TV.rel()], {"rank": c.rank, "iterations": c.n_iter, "auxiliary": aux}
 
 
 def ivectors(ws: Workspace) -> StageResult:
     """i-vectors of every set, ``ivectors/<set>.h5``."""
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
-    model = TotalVariability.load(ws.path("ivectors/tv.h5"), ubm_)
+    ubm_ = DiagGMM.load(ws.path(UBM))
+    model = TotalVariability.load(ws.path(TV), ubm_)
     outputs = []
     with ws.engine() as engine:
         for name in SETS:
-            src = StatsFile(ws.path(f"ivectors/stats_{name}.h5"), ubm_)
+            src = StatsFile(ws.path(STATS, set=name), ubm_)
             with ws.store(name) as store:
                 ids = list(store)  # compute_stats keeps the store's order
-            IVectorSet(ids, model.transform(src, engine=engine)).save(
-                ws.path(f"ivectors/{name}.h5")
-            )
-            outputs.append(f"ivectors/{name}.h5")
+            IVectorSet(ids, model.transform(src, engine=engine)).save(ws.output(IVECTORS, set=name))
+            outputs.append(IVECTORS.rel(set=name))
     return outputs, {"rank": model.rank}
 
 
-def _fit_backend(
+def fit_backend(
     ws: Workspace,
     vectors: Mapping[str, np.ndarray],
     spk2utt: Mapping[str, Sequence[str]],
@@ -111,7 +100,7 @@ def _fit_backend(
             what = f"the calibration back end on {len(spk2utt)} of the background speakers"
             also = ", or scoring.calibrate: false"
         raise DataError(
-            f"{ws.path('data/background')}: {what}: {exc}; or set backend.scorer: cosine "
+            f"{ws.path(DATA_DIR, set='background')}: {what}: {exc}; or set backend.scorer: cosine "
             f"with backend.lda_dim: null and backend.wccn: false (no speaker labels "
             f"needed){also}"
         ) from None
@@ -119,13 +108,12 @@ def _fit_backend(
 
 def backend(ws: Workspace) -> StageResult:
     """The back end ``backend/backend.h5``, trained on the background i-vectors."""
-    ws.path("backend").mkdir(parents=True, exist_ok=True)
-    vectors = IVectorSet.load(ws.path("ivectors/background.h5")).as_dict()
+    vectors = IVectorSet.load(ws.path(IVECTORS, set="background")).as_dict()
     spk2utt = ws.datadir("background").spk2utt
-    be = _fit_backend(ws, vectors, spk2utt)
-    be.save(ws.path("backend/backend.h5"))
+    be = fit_backend(ws, vectors, spk2utt)
+    be.save(ws.output(BACKEND))
     c = ws.cfg.backend
-    return ["backend/backend.h5"], {
+    return [BACKEND.rel()], {
         "scorer": c.scorer,
         "speakers": len(spk2utt),
         "dim": be.mean_.size,
@@ -166,11 +154,10 @@ def score_sets(
 
 def score(ws: Workspace) -> StageResult:
     """Raw back-end scores of the trials that have i-vectors, ``scores/raw.txt``."""
-    ws.path("scores").mkdir(parents=True, exist_ok=True)
-    be = Backend.load(ws.path("backend/backend.h5"))
+    be = Backend.load(ws.path(BACKEND))
     vectors = {
-        **IVectorSet.load(ws.path("ivectors/enroll.h5")).as_dict(),
-        **IVectorSet.load(ws.path("ivectors/test.h5")).as_dict(),
+        **IVectorSet.load(ws.path(IVECTORS, set="enroll")).as_dict(),
+        **IVectorSet.load(ws.path(IVECTORS, set="test")).as_dict(),
     }
     enroll = {
         m: [u for u in utts if u in vectors] for m, utts in ws.datadir("enroll").enrolment.items()
@@ -181,10 +168,10 @@ def score(ws: Workspace) -> StageResult:
         [i for i, (m, t) in enumerate(all_trials.pairs) if t in vectors and m in enroll]
     )
     if not len(trials):
-        raise DataError(f"{ws.path('data/test/trials')}: no trial can be scored")
+        raise DataError(f"{ws.path(TRIALS)}: no trial can be scored")
     values = score_sets(be, enroll, vectors, trials)
-    write_scores(ws.path("scores/raw.txt"), trials.model_ids, trials.test_ids, values)
-    return ["scores/raw.txt"], {
+    write_scores(ws.output(RAW_SCORES), trials.model_ids, trials.test_ids, values)
+    return [RAW_SCORES.rel()], {
         "trials_scored": len(trials),
         "trials_dropped": len(all_trials) - len(trials),
     }

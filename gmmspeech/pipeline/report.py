@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decisions.plots import _pyplot, plot_det
+from ..decisions.plots import load_pyplot, plot_det
 from ..features.extraction_worker import release_freed_memory
 from ..storage.atomic import atomic_path
 from ..storage.provenance import check_finite_json
@@ -189,7 +189,7 @@ def plot_confusion(
     path : path-like
         PNG file, written atomically.
     """
-    plt = _pyplot()
+    plt = load_pyplot()
     m = np.asarray(matrix, dtype=np.float64)
     n = m.shape[0]
     rows = m.sum(axis=1, keepdims=True)
@@ -215,7 +215,7 @@ def plot_det_file(
     fig = plot_det(systems, None, title=title)
     with atomic_path(path, suffix=Path(path).suffix or ".png") as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
+    load_pyplot().close(fig)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -1,39 +1,9 @@
-"""Experiments from one config: stages that are skipped when their outputs are up to date.
+"""Run an experiment's stages in order, skipping those whose outputs are up to date.
 
-An :class:`Experiment` runs the stages of its task's table in :data:`REGISTRY`, in order, in
-one folder::
-
-    1 prepare    data dirs (background / enroll / test + trials, or all + folds)
-    2 extract    HDF5 feature stores (resumable)
-    3 ubm        the UBM (one per fold for classification), checkpointed per split stage
-    4 enroll     MAP speaker models (class models per fold)
-    5 score      raw LLR scores (class scores and predictions per fold)
-    6 normalize  cohort score normalisation (verification; nothing for classification)
-    7 calibrate  score -> LLR calibration trained on background trials (verification)
-    8 evaluate   results.json and the DET plot (confusion matrix)
-    9 report     report.md
-
-With ``system: ivector`` (verification), stages 4-5 are replaced by stats, tv, caltv (the
-calibration's held-out extractors), ivectors, backend and score (:mod:`.ivector_stages`,
-:mod:`.ivector_calibration`): thirteen stages, the same records and rules. With
-``system: fusion`` the table is gather, fuse, evaluate and report (:mod:`.fusion_stages`):
-the scores of earlier experiments fused, their files fingerprinted like corpus audio.
-
-Each stage writes every output atomically and then a record ``stages/NN_name.json`` holding
-the stage's hash, its outputs, wall time and peak memory. The hash chains the config
-sections the stage reads with the hash of the stage before it, so changing e.g.
-``scoring.norm`` reruns normalise, evaluate and report only. A stage is skipped when its
-record has the current hash, all its outputs exist and the input files it reads from outside
-the experiment (:mod:`gmmspeech.pipeline.inputs`) have the fingerprints recorded; a run
-killed anywhere resumes at the stage it was in (extraction and UBM training inside the
-stage too). A stage that runs invalidates the records of the stages after it.
-
-The folder is marked as an experiment by ``.gmmspeech/manifest.json``, which also lists
-the files that were in it before it became one (a folder holding other files is used only
-with ``force``). Those files are never replaced nor deleted (see
-:func:`gmmspeech.storage.atomic.protected`), and the stages delete only files of their own names
-and kinds. The resolved config is written to ``.gmmspeech/resolved-config.yaml``, a name
-no user file has.
+A stage is skipped when its record ``stages/NN_name.json`` holds the current hash (its
+declared config chained with the stages before it), its outputs exist and its outside
+inputs keep their fingerprints; a stage that runs invalidates the records after it. The
+tables are in :mod:`.tables`, the folder's ownership rules in :mod:`.folder`.
 """
 
 from __future__ import annotations
@@ -47,181 +17,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..config.loader import did_you_mean, dump_yaml
-from ..config.sections import ExperimentConfig, config_hash, to_dict
+from ..config.build import did_you_mean
+from ..config.sections import ExperimentConfig, config_hash
+from ..config.yamlfile import dump_yaml
 from ..engine import blas_thread_budget, blas_threads
 from ..errors import ConfigError, DataError
-from ..storage.atomic import OutputRefusedError, protected
-from . import (
-    classification,
-    fusion_stages,
-    ivector_calibration,
-    ivector_cohort,
-    ivector_stages,
-    verification,
-)
+from ..storage.atomic import protected
+from .artefacts import RECORDS, RESULTS
+from .declarations import Stage
+from .folder import open_folder, remove_if_unused
 from .inputs import INPUTS, changes
 from .report import StageMemory, write_json, write_text
-from .workspace import MANIFEST, RESOLVED_CONFIG, STATE_DIR, StageResult, Workspace
+from .tables import REGISTRY
+from .workspace import MANIFEST, RESOLVED_CONFIG, Workspace
 
 log = logging.getLogger(__name__)
-
-_RECORD_VERSION = 1
-
-_MANIFEST_FORMAT = "gmmspeech.Experiment"
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage:
-    """One row of a task's stage table.
-
-    Attributes
-    ----------
-    name : str
-        The stage name (also the name of its record file).
-    sections : callable
-        ``sections(config)``: the part of the config the stage reads (its hash input).
-    run : callable
-        ``run(workspace) -> (outputs, info)``: does the work and writes every output.
-    """
-
-    name: str
-    sections: Callable[[ExperimentConfig], object]
-    run: Callable[[Workspace], StageResult]
-
-
-def _prepare_sections(cfg: ExperimentConfig) -> object:
-    return {"task": cfg.task, "data": to_dict(cfg.data)}
-
-
-def _extract_sections(cfg: ExperimentConfig) -> object:
-    return to_dict(cfg.features)
-
-
-def _ubm_sections(cfg: ExperimentConfig) -> object:
-    return to_dict(cfg.ubm)
-
-
-def _enroll_sections(cfg: ExperimentConfig) -> object:
-    return to_dict(cfg.enroll)
-
-
-def _score_sections(cfg: ExperimentConfig) -> object:
-    return {"method": cfg.scoring.method, "top_c": cfg.scoring.top_c}
-
-
-def _normalize_sections(cfg: ExperimentConfig) -> object:
-    s = cfg.scoring
-    return {
-        "norm": s.norm,
-        "cohort_size": s.cohort_size,
-        "top_n": s.top_n,
-        "cohort_utts": s.cohort_utts,
-    }
-
-
-def _calibrate_sections(cfg: ExperimentConfig) -> object:
-    s = cfg.scoring
-    # c_miss and c_fa: the fallback compares the actDCF of the calibration trials
-    return {
-        "calibrate": s.calibrate,
-        "calibration_trials": s.calibration_trials,
-        "p_target": s.p_target,
-        "c_miss": s.c_miss,
-        "c_fa": s.c_fa,
-    }
-
-
-def _evaluate_sections(cfg: ExperimentConfig) -> object:
-    s = cfg.scoring
-    return {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
-
-
-def _report_sections(cfg: ExperimentConfig) -> object:
-    return {"name": cfg.name}
-
-
-def _stats_sections(cfg: ExperimentConfig) -> object:
-    return {"top_n": cfg.ivector.top_n}
-
-
-def _tv_sections(cfg: ExperimentConfig) -> object:
-    return {k: v for k, v in to_dict(cfg.ivector).items() if k != "top_n"}
-
-
-def _caltv_sections(cfg: ExperimentConfig) -> object:
-    # the held-out extractors serve the calibration and the cohort: changing p_target does
-    # not retrain them, turning either on does
-    s = cfg.scoring
-    return {"calibrate": s.calibrate, "calibration_trials": s.calibration_trials, "norm": s.norm}
-
-
-def _backend_sections(cfg: ExperimentConfig) -> object:
-    return to_dict(cfg.backend)
-
-
-def _no_sections(cfg: ExperimentConfig) -> object:
-    return {}
-
-
-def _gather_sections(cfg: ExperimentConfig) -> object:
-    f = to_dict(cfg.fusion)
-    return {"systems": f["systems"], "trials": f["trials"]}
-
-
-def _fuse_sections(cfg: ExperimentConfig) -> object:
-    f = cfg.fusion
-    return {"guard": f.guard, "cv_folds": f.cv_folds, "p_target": cfg.scoring.p_target}
-
-
-#: Task (``task:system`` for a system other than gmm-ubm) -> its stages in order
-#: (``--stage N`` counts from 1 in this order); each row names the config sections the stage
-#: reads and the function that runs it.
-REGISTRY: dict[str, tuple[Stage, ...]] = {
-    "verification": (
-        Stage("prepare", _prepare_sections, verification.prepare),
-        Stage("extract", _extract_sections, verification.extract),
-        Stage("ubm", _ubm_sections, verification.ubm),
-        Stage("enroll", _enroll_sections, verification.enroll_speakers),
-        Stage("score", _score_sections, verification.score),
-        Stage("normalize", _normalize_sections, verification.normalize),
-        Stage("calibrate", _calibrate_sections, verification.calibrate),
-        Stage("evaluate", _evaluate_sections, verification.evaluate),
-        Stage("report", _report_sections, verification.report),
-    ),
-    "classification": (
-        Stage("prepare", _prepare_sections, classification.prepare),
-        Stage("extract", _extract_sections, classification.extract),
-        Stage("ubm", _ubm_sections, classification.ubm),
-        Stage("enroll", _enroll_sections, classification.enroll_classes),
-        Stage("score", _score_sections, classification.score),
-        Stage("normalize", _normalize_sections, classification.normalize),
-        Stage("calibrate", _calibrate_sections, classification.calibrate),
-        Stage("evaluate", _evaluate_sections, classification.evaluate),
-        Stage("report", _report_sections, classification.report),
-    ),
-    "verification:ivector": (
-        Stage("prepare", _prepare_sections, verification.prepare),
-        Stage("extract", _extract_sections, verification.extract),
-        Stage("ubm", _ubm_sections, verification.ubm),
-        Stage("stats", _stats_sections, ivector_stages.stats),
-        Stage("tv", _tv_sections, ivector_stages.tv),
-        Stage("caltv", _caltv_sections, ivector_calibration.caltv),
-        Stage("ivectors", _no_sections, ivector_stages.ivectors),
-        Stage("backend", _backend_sections, ivector_stages.backend),
-        Stage("score", _no_sections, ivector_stages.score),
-        Stage("normalize", _normalize_sections, ivector_cohort.normalize_stage),
-        Stage("calibrate", _calibrate_sections, ivector_calibration.calibrate),
-        Stage("evaluate", _evaluate_sections, verification.evaluate),
-        Stage("report", _report_sections, verification.report),
-    ),
-    "verification:fusion": (
-        Stage("gather", _gather_sections, fusion_stages.gather),
-        Stage("fuse", _fuse_sections, fusion_stages.fuse),
-        Stage("evaluate", _evaluate_sections, fusion_stages.evaluate),
-        Stage("report", _report_sections, fusion_stages.report),
-    ),
-}
 
 #: Stage names of the GMM-UBM system in order; ``--stage N`` counts from 1.
 STAGES: tuple[str, ...] = tuple(st.name for st in REGISTRY["verification"])
@@ -294,20 +104,13 @@ def _chain_hashes(config: ExperimentConfig, table: Sequence[Stage]) -> dict[str,
         prev = config_hash(
             {
                 "stage": st.name,
-                "v": _RECORD_VERSION,
-                "config": st.sections(config),
+                "v": st.version,
+                "config": st.hash_input(config),
                 "upstream": prev,
             }
         )
         hashes[st.name] = prev
     return hashes
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.samefile(b)
-    except OSError:
-        return False
 
 
 class Experiment(Workspace):
@@ -445,68 +248,14 @@ class Experiment(Workspace):
                         on_stage(outcome)
         except BaseException:
             if fresh:
-                self._remove_if_unused()
+                remove_if_unused(self.out)
             raise
         return outcomes
 
-    def _remove_if_unused(self) -> None:
-        """Remove a folder this run created when it holds nothing but the manifest."""
-        files = [p for p in self.out.rglob("*") if not p.is_dir()]
-        if files != [self.out / MANIFEST]:
-            return
-        (self.out / MANIFEST).unlink()
-        for d in sorted((p for p in self.out.rglob("*") if p.is_dir()), reverse=True):
-            d.rmdir()
-        self.out.rmdir()
-
     def open_folder(self, force: bool = False) -> list[str]:
-        """Make sure the folder is a gmmspeech experiment; return the files it must not touch.
-
-        A missing or empty folder, or one with stage records, or one holding only the
-        experiment's config, becomes an experiment (its manifest is written). A folder
-        holding anything else is refused unless ``force``. The files found are listed in the
-        manifest as the user's.
-
-        Returns
-        -------
-        list of str
-            The user's files, relative to the folder.
-
-        Raises
-        ------
-        OutputRefusedError
-            The folder is not an experiment and ``force`` is false, or its manifest is not one.
-        """
-        manifest = self.out / MANIFEST
-        if manifest.is_file():
-            try:
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                data = None
-            if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT:
-                raise OutputRefusedError(
-                    f"{manifest}: not a gmmspeech experiment manifest; choose another --out"
-                )
-            return [str(x) for x in data.get("user_files", [])]
-        if self.out.exists() and not self.out.is_dir():
-            raise OutputRefusedError(f"{self.out}: is a file; --out needs a folder")
-        present = []
-        if self.out.is_dir() and not (self.out / "stages").is_dir():
-            # a folder with stage records is an experiment written before manifests
-            present = sorted(
-                str(p.relative_to(self.out)) for p in self.out.rglob("*") if not p.is_dir()
-            )
-        config = Path(self.where)
-        others = [rel for rel in present if not _same(self.out / rel, config)]
-        if others and not force:  # the experiment's own config may sit in its folder
-            raise OutputRefusedError(
-                f"{self.out}: exists and is not a gmmspeech experiment (no {MANIFEST}); "
-                f"choose another --out, or pass --force to use it (its {len(others)} "
-                f"file(s) are left alone)"
-            )
-        (self.out / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        write_json(manifest, {"format": _MANIFEST_FORMAT, "version": 1, "user_files": present})
-        return present
+        """Make sure the folder is a gmmspeech experiment; return the files it must not
+        touch (:func:`.folder.open_folder`)."""
+        return open_folder(self.out, self.where, force)
 
     def _run_one(self, i: int, st: Stage, force: bool, redone: str = "") -> StageOutcome:
         if i > 1 and not self.is_done(i - 1):
@@ -531,7 +280,7 @@ class Experiment(Workspace):
             # the BLAS policy belongs in the engine's one place for thread limits; here it
             # covers the stages' in-process work until it moves there
             with StageMemory() as mem, blas_threads(self._blas):
-                outputs, info = st.run(self)
+                outputs, info = st.run(self.view(st))
         finally:
             self.force = False
         seconds = time.perf_counter() - t0
@@ -540,10 +289,24 @@ class Experiment(Workspace):
         log.debug("stage %d %s: done in %.1f s", i, st.name, seconds)
         return StageOutcome(i, st.name, "ran", seconds, reason)
 
+    def view(self, st: Stage) -> Workspace:
+        """The workspace of stage ``st``: only the config keys and artefacts it declares."""
+        ws = Workspace(
+            self._config,
+            self.out,
+            stage_names=self._stage_names,
+            hashes=self.hashes,
+            config_path=self.where,
+            progress=self.progress,
+            stage=st,
+        )
+        ws.force = self.force
+        return ws
+
     def _invalidate_after(self, index: int) -> None:
         # every later record, also those of another stage table (an older version's
         # 07_evaluate.json is no record of this version's stage 7)
-        for p in (self.out / "stages").glob("[0-9][0-9]_*.json"):
+        for p in (self.out / RECORDS.template).glob("[0-9][0-9]_*.json"):
             if int(p.name[:2]) > index:
                 p.unlink()
 
@@ -556,8 +319,13 @@ class Experiment(Workspace):
         inputs: dict[str, str],
         mem: StageMemory,
     ) -> None:
-        (self.out / "stages").mkdir(parents=True, exist_ok=True)
+        (self.out / RECORDS.template).mkdir(parents=True, exist_ok=True)
         name = self.stage_names[index - 1]
+        # a record of the same number from another table (classification's old stage 6
+        # normalize before its stage 6 evaluate) is no record of this stage
+        for p in (self.out / RECORDS.template).glob(f"{index:02d}_*.json"):
+            if p != self.record_path(index):
+                p.unlink()
         write_text(self.out / RESOLVED_CONFIG, dump_yaml(self.cfg))
         write_json(
             self.record_path(index),
@@ -578,7 +346,7 @@ class Experiment(Workspace):
 
     def results(self) -> dict[str, Any]:
         """The contents of ``results.json``."""
-        p = self.path("results.json")
+        p = self.path(RESULTS)
         if not p.is_file():
             raise DataError(f"{p}: no results yet; run the evaluate stage")
         data: dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))

@@ -25,20 +25,34 @@ from ..decisions.heldout import (
     build_heldout_ubms,
     cohort_speakers,
     heldout_parts,
-    heldout_path,
     load_heldout,
     require,
     save_heldout,
 )
-from ..decisions.metrics import summary
 from ..decisions.scoring import score_trials
 from ..errors import ConfigError, DataError
 from ..features.store import FeatureStore
 from ..mixture.gmm import DiagGMM
 from ..mixture.speakermodels import SpeakerModels, enroll
-from ..storage.outputs import UBM, remove_outputs
-from .common import extract_stage, report_stage
-from .report import plot_det_file, write_json
+from ..storage.outputs import UBM as UBM_KIND
+from ..storage.outputs import remove_outputs
+from .artefacts import (
+    CALIBRATED_SCORES,
+    CALIBRATION,
+    CALIBRATION_SCORES,
+    CALIBRATION_SUMMARY,
+    CALIBRATION_TRIALS,
+    DATA_DIR,
+    HELDOUT_UBM,
+    MODELS,
+    RAW_SCORES,
+    SCORES,
+    TRIALS,
+    UBM,
+    UBM_CHECKPOINTS,
+)
+from .common import extract_stage
+from .report import write_json
 from .workspace import StageResult, Workspace, _present
 
 log = logging.getLogger(__name__)
@@ -53,9 +67,10 @@ def prepare(ws: Workspace) -> StageResult:
 
 def _prepare_verification(ws: Workspace) -> StageResult:
     d = ws.cfg.data
-    assert d.background is not None and d.targets is not None
-    bg = ws._scan("background", d.background)
-    tg = ws._scan("targets", d.targets)
+    if d.background is None or d.targets is None:  # checked by ExperimentConfig
+        raise ConfigError(f"{ws.where}: data: verification needs background and targets")
+    bg = ws.scan_set("background", d.background)
+    tg = ws.scan_set("targets", d.targets)
     try:
         trials = tg.trials
         if d.trials is not None:
@@ -77,9 +92,9 @@ def _prepare_verification(ws: Workspace) -> StageResult:
         )
     except (ConfigError, DataError) as exc:
         raise type(exc)(f"{ws.where}: data: {exc}") from None
-    sets.write(ws.path("data"))
-    outputs = [f"data/{name}/wav.scp" for name in ("background", "enroll", "test")]
-    return [*outputs, "data/test/trials"], sets.counts()
+    sets.write(ws.output(DATA_DIR, set="test").parent)  # the folder of the data dirs
+    outputs = [f"{DATA_DIR.rel(set=name)}/wav.scp" for name in SETS]
+    return [*outputs, TRIALS.rel()], sets.counts()
 
 
 def extract(ws: Workspace) -> StageResult:
@@ -91,20 +106,24 @@ def ubm(ws: Workspace) -> StageResult:
     """Stage 3: the UBM ``ubm/ubm.h5`` on the background set, and the held-out UBMs
     ``ubm/heldout_<g>.h5`` (:mod:`gmmspeech.decisions.heldout`) that the cohort and the
     calibration trials are scored with."""
-    ws.path("ubm").mkdir(parents=True, exist_ok=True)
     u = ws.cfg.ubm
     with ws.store("background") as store:
-        info = ws.train_ubm(store, "ubm/ubm.h5", "ubm/checkpoints")
+        info = ws.train_ubm(store, ws.output(UBM), ws.path(UBM_CHECKPOINTS))
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
         held = build_heldout_ubms(
-            DiagGMM.load(ws.path("ubm/ubm.h5")), store, spk2utt,
-            min_count=u.min_count, min_weight=u.min_weight, chunk_size=u.chunk_size,
-        )  # fmt: skip
-    remove_outputs(ws.path("ubm"), UBM, r"heldout_\d+\.h5")  # a former run's, if any
-    outputs = ["ubm/ubm.h5"]
+            DiagGMM.load(ws.path(UBM)),
+            store,
+            spk2utt,
+            min_count=u.min_count,
+            min_weight=u.min_weight,
+            chunk_size=u.chunk_size,
+        )
+    # a former run's, if any
+    remove_outputs(ws.path(UBM).parent, UBM_KIND, r"heldout_\d+\.h5")
+    outputs = [UBM.rel()]
     for g, h in enumerate(held, 1):
-        save_heldout(h, heldout_path(ws.path("ubm"), g))
-        outputs.append(f"ubm/heldout_{g}.h5")
+        save_heldout(h, ws.output(HELDOUT_UBM, group=g))
+        outputs.append(HELDOUT_UBM.rel(group=g))
     info["heldout_groups"] = [len(h.speakers) for h in held]
     return outputs, info
 
@@ -112,13 +131,13 @@ def ubm(ws: Workspace) -> StageResult:
 def heldout_ubms(ws: Workspace, ubm_: DiagGMM) -> list[HeldoutUBM]:
     """The held-out UBMs the ubm stage saved, checked against ``ubm_``; a one-line error
     when there are none (too few background speakers)."""
-    paths = [heldout_path(ws.path("ubm"), g) for g in range(1, GROUPS + 1)]
+    paths = [ws.path(HELDOUT_UBM, group=g) for g in range(1, GROUPS + 1)]
     missing = [p for p in paths if not p.is_file()]
     if missing and len(missing) < len(paths):
         raise DataError(f"{missing[0]}: missing; rerun the ubm stage (gmmspeech run --force)")
     held = [load_heldout(p, ubm_) for p in paths if p.is_file()]
     n = len(ws.datadir("background").spk2utt)
-    require(held, n, ws.path("data/background"))
+    require(held, n, ws.path(DATA_DIR, set="background"))
     return held
 
 
@@ -126,8 +145,7 @@ def enroll_speakers(ws: Workspace) -> StageResult:
     """Stage 4: one MAP model per enrolled model (``data/enroll/model2utt``, else per
     speaker), ``models/models.h5``."""
     e = ws.cfg.enroll
-    ws.path("models").mkdir(parents=True, exist_ok=True)
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    ubm_ = DiagGMM.load(ws.path(UBM))
     en = ws.datadir("enroll")
     with ws.store("enroll") as store:
         spk2utt, dropped = _present(en.enrolment, store)
@@ -139,16 +157,15 @@ def enroll_speakers(ws: Workspace) -> StageResult:
             adapt=e.adapt,
             progress=ws.progress,
         )
-    models.save(ws.path("models/models.h5"))
-    return ["models/models.h5"], {"models": len(models), "utterances_missing_features": dropped}
+    models.save(ws.output(MODELS))
+    return [MODELS.rel()], {"models": len(models), "utterances_missing_features": dropped}
 
 
 def score(ws: Workspace) -> StageResult:
     """Stage 5: raw LLRs of the trials that have features and a model, ``scores/raw.txt``."""
     s = ws.cfg.scoring
-    ws.path("scores").mkdir(parents=True, exist_ok=True)
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
-    models = SpeakerModels.load(ws.path("models/models.h5"), ubm_)
+    ubm_ = DiagGMM.load(ws.path(UBM))
+    models = SpeakerModels.load(ws.path(MODELS), ubm_)
     te = ws.datadir("test")
     all_trials = te.trials or TrialList([], [])
     with ws.store("test") as store:
@@ -157,7 +174,7 @@ def score(ws: Workspace) -> StageResult:
         )
         n_dropped = len(all_trials) - len(trials)
         if not len(trials):
-            raise DataError(f"{ws.path('data/test/trials')}: no trial can be scored")
+            raise DataError(f"{ws.path(TRIALS)}: no trial can be scored")
         with ws.engine() as engine:
             scores = score_trials(
                 ubm_,
@@ -169,14 +186,14 @@ def score(ws: Workspace) -> StageResult:
                 top_c=s.top_c,
                 progress=ws.progress,
             )
-    write_scores(ws.path("scores/raw.txt"), trials.model_ids, trials.test_ids, scores)
-    return ["scores/raw.txt"], {"trials_scored": len(trials), "trials_dropped": n_dropped}
+    write_scores(ws.output(RAW_SCORES), trials.model_ids, trials.test_ids, scores)
+    return [RAW_SCORES.rel()], {"trials_scored": len(trials), "trials_dropped": n_dropped}
 
 
 def normalize(ws: Workspace) -> StageResult:
     """Stage 6: ``scores/scores.txt``, the raw scores normalised with the background cohort."""
     s = ws.cfg.scoring
-    raw = read_scores(ws.path("scores/raw.txt"))
+    raw = read_scores(ws.path(RAW_SCORES))
     keys = list(raw)
     values = np.array([raw[k] for k in keys])
     if s.norm == "none":
@@ -184,8 +201,8 @@ def normalize(ws: Workspace) -> StageResult:
         info: dict[str, Any] = {"norm": "none"}
     else:
         normed, info = _cohort_normalize(ws, keys, values)
-    write_scores(ws.path("scores/scores.txt"), [k[0] for k in keys], [k[1] for k in keys], normed)
-    return ["scores/scores.txt"], info
+    write_scores(ws.output(SCORES), [k[0] for k in keys], [k[1] for k in keys], normed)
+    return [SCORES.rel()], info
 
 
 def _per_model(ws: Workspace) -> int:
@@ -216,7 +233,7 @@ def _heldout_normalize(
     trial models ``models_under(h)`` enrolled from it and test utterances from
     ``features``. Also returns the cohort."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    ubm_ = DiagGMM.load(ws.path(UBM))
     held = heldout_ubms(ws, ubm_)
     with ws.store("background") as cstore:
         background, _ = _present(ws.datadir("background").spk2utt, cstore)
@@ -225,15 +242,27 @@ def _heldout_normalize(
 
         def scorer(_: int, h: HeldoutUBM) -> Scorer:
             return gmm_scorer(
-                h.ubm, models_under(h), feats, relevance_factor=e.relevance_factor,
-                adapt=e.adapt, method=s.method, top_c=s.top_c, progress=ws.progress,
-            )  # fmt: skip
+                h.ubm,
+                models_under(h),
+                feats,
+                relevance_factor=e.relevance_factor,
+                adapt=e.adapt,
+                method=s.method,
+                top_c=s.top_c,
+                progress=ws.progress,
+            )
 
         parts = heldout_parts(held, cohort, background, trial_speakers, scorer)
         normed = normalize_pairs(
-            s.norm, values, keys, parts, top_n=s.top_n, enroll_utts=_per_model(ws),
-            model_spk=model_spk, test_spk=test_spk,
-        )  # fmt: skip
+            s.norm,
+            values,
+            keys,
+            parts,
+            top_n=s.top_n,
+            enroll_utts=_per_model(ws),
+            model_spk=model_spk,
+            test_spk=test_spk,
+        )
     return normed, cohort
 
 
@@ -271,7 +300,7 @@ def _cohort_normalize(
 def _labels(ws: Workspace, keys: Sequence[tuple[str, str]]) -> np.ndarray:
     tl = ws.datadir("test").trials
     if tl is None or tl.is_target is None:
-        raise DataError(f"{ws.path('data/test')}: no labelled trials; rerun stage 1")
+        raise DataError(f"{ws.path(DATA_DIR, set='test')}: no labelled trials; rerun stage 1")
     label = dict(zip(tl.pairs, tl.is_target.tolist(), strict=True))
     return np.array([label[k] for k in keys], dtype=bool)
 
@@ -290,10 +319,9 @@ def calibrate(ws: Workspace) -> StageResult:
     s = ws.cfg.scoring
     if not s.calibrate:
         return [], {"calibrate": False}
-    ws.path("calibration").mkdir(parents=True, exist_ok=True)
     if s.calibration_trials == "enroll":
         return _enrolment_trials(ws)
-    held = heldout_ubms(ws, DiagGMM.load(ws.path("ubm/ubm.h5")))
+    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
     parts: list[tuple[TrialList, np.ndarray]] = []
     target_frames = _target_enrol_frames(ws)
     frames: list[int] = []
@@ -322,7 +350,7 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
     scored with the UBM and normalised as the target trials are; then
     :func:`fit_calibration`."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
-    ubm_ = DiagGMM.load(ws.path("ubm/ubm.h5"))
+    ubm_ = DiagGMM.load(ws.path(UBM))
     en = ws.datadir("enroll")
     with ws.store("enroll") as store:
         model2utt, _ = _present(en.enrolment, store)
@@ -330,7 +358,7 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
             folds = enrolment_folds(model2utt, en.utt2spk)
         except DataError as exc:
             raise DataError(
-                f"{ws.path('data/enroll')}: scoring.calibration_trials: {exc}"
+                f"{ws.path(DATA_DIR, set='enroll')}: scoring.calibration_trials: {exc}"
             ) from None
 
         def enrol(ubm_g: DiagGMM) -> SpeakerModels:
@@ -341,9 +369,15 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
         trials = folds.trials
         with ws.engine() as engine:
             values = score_trials(
-                ubm_, enrol(ubm_), store, trials, engine=engine, method=s.method,
-                top_c=s.top_c, progress=ws.progress,
-            )  # fmt: skip
+                ubm_,
+                enrol(ubm_),
+                store,
+                trials,
+                engine=engine,
+                method=s.method,
+                top_c=s.top_c,
+                progress=ws.progress,
+            )
         if s.norm != "none":
             speakers = {en.utt2spk[u] for us in folds.models.values() for u in us}
             values, _ = _heldout_normalize(
@@ -352,10 +386,13 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
         frames = [sum(store.num_frames(u) for u in us) for us in folds.models.values()]
     median, target_frames = float(np.median(frames)), _target_enrol_frames(ws)
     info = {
-        "source": "enroll", "folds": folds.n_folds, "models": len(folds.models),
+        "source": "enroll",
+        "folds": folds.n_folds,
+        "models": len(folds.models),
         "utterances_per_model": float(np.median([len(u) for u in folds.models.values()])),
-        "enrol_frames": median, "target_enrol_frames": target_frames,
-    }  # fmt: skip
+        "enrol_frames": median,
+        "target_enrol_frames": target_frames,
+    }
     log.info("calibration: %d folds over the enrolment utterances", folds.n_folds)
     return fit_calibration(ws, [(trials, values)], info=info, frames=(median, target_frames))
 
@@ -395,16 +432,21 @@ def fit_calibration(
     enrol, target = frames if frames is not None else (None, None)
     try:
         guarded = fit_guarded(
-            values, np.asarray(trials.is_target), prior=s.p_target, c_miss=s.c_miss,
-            c_fa=s.c_fa, enrol_frames=enrol, target_frames=target,
+            values,
+            np.asarray(trials.is_target),
+            prior=s.p_target,
+            c_miss=s.c_miss,
+            c_fa=s.c_fa,
+            enrol_frames=enrol,
+            target_frames=target,
             what="the calibration trials",
-        )  # fmt: skip
+        )
     except DataError as exc:
         raise DataError(
-            f"{ws.path('data/background')}: {exc}; set scoring.calibrate: false"
+            f"{ws.path(DATA_DIR, set='background')}: {exc}; set scoring.calibrate: false"
         ) from None
     cal = guarded.calibration
-    sc = read_scores(ws.path("scores/scores.txt"))
+    sc = read_scores(ws.path(SCORES))
     keys = list(sc)
     evaluation = np.array([sc[k] for k in keys])
     check = guarded.info
@@ -412,14 +454,16 @@ def fit_calibration(
         check |= check_location(cal, evaluation, where="the evaluation scores")
         if check.get("fallback"):
             check["slope"], check["offset"] = 1.0, 0.0
-    cal.save(ws.path("calibration/calibration.json"))
-    write_trials(ws.path("calibration/trials"), trials)
-    write_scores(ws.path("calibration/scores.txt"), trials.model_ids, trials.test_ids, values)
+    cal.save(ws.output(CALIBRATION))
+    write_trials(ws.output(CALIBRATION_TRIALS), trials)
+    write_scores(ws.output(CALIBRATION_SCORES), trials.model_ids, trials.test_ids, values)
     llr = cal.transform(evaluation)
-    write_scores(ws.path("scores/calibrated.txt"), [k[0] for k in keys], [k[1] for k in keys], llr)
+    write_scores(ws.output(CALIBRATED_SCORES), [k[0] for k in keys], [k[1] for k in keys], llr)
     record = {"calibrate": True, "utterances_per_model": _per_model(ws), **info, **check}
-    outputs = ["calibration/calibration.json", "calibration/trials", "calibration/scores.txt"]
-    return [*outputs, "scores/calibrated.txt"], record
+    # for the evaluate stage's results.json
+    write_json(ws.output(CALIBRATION_SUMMARY), record)
+    outputs = [CALIBRATION, CALIBRATION_TRIALS, CALIBRATION_SCORES, CALIBRATION_SUMMARY]
+    return [a.rel() for a in (*outputs, CALIBRATED_SCORES)], record
 
 
 def _target_enrol_frames(ws: Workspace) -> float:
@@ -458,84 +502,21 @@ def _group_trials(
             if other is h:
                 return models
             return enroll(
-                other.ubm, split.features, split.enroll,
-                relevance_factor=e.relevance_factor, adapt=e.adapt,
-            )  # fmt: skip
+                other.ubm,
+                split.features,
+                split.enroll,
+                relevance_factor=e.relevance_factor,
+                adapt=e.adapt,
+            )
 
         values, _ = _heldout_normalize(
-            ws, list(trials.pairs), values, models_under, split.features, set(h.speakers),
-            model_spk={m: m for m in split.enroll}, test_spk=split.test_spk,
-        )  # fmt: skip
-    return trials, values, split.enrol_frames()
-
-
-def evaluate(ws: Workspace) -> StageResult:
-    """Stage 8: ``results.json`` (raw, normalised, calibrated metrics) and ``det.png``."""
-    s = ws.cfg.scoring
-    kw = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
-    files = {"raw": "scores/raw.txt"}
-    if s.norm != "none":
-        files["normalized"] = "scores/scores.txt"
-    if s.calibrate:
-        files["calibrated"] = "scores/calibrated.txt"
-    systems: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, rel in files.items():
-        sc = read_scores(ws.path(rel))
-        keys = list(sc)
-        systems[name] = (np.array([sc[k] for k in keys]), _labels(ws, keys))
-    main = "normalized" if s.norm != "none" else "raw"
-    scores, is_target = systems[main]
-    tl = ws.datadir("test").trials
-    assert tl is not None
-    results: dict[str, Any] = {
-        "task": "verification",
-        "name": ws.cfg.name,
-        "config_hash": ws.config_hash,
-        "norm": s.norm,
-        "n_trials": len(scores),
-        "n_target": int(is_target.sum()),
-        "n_nontarget": int((~is_target).sum()),
-        "n_models": len(set(tl.model_ids)),
-        "n_test_utts": len(set(tl.test_ids)),
-        "eer_method": "ROC convex hull",
-        **kw,
-    }
-    if int(is_target.sum()) == 0 or int((~is_target).sum()) == 0:
-        raise DataError(
-            f"{ws.path('data/test/trials')}: the scored trials need both target and "
-            f"non-target trials to compute an EER"
+            ws,
+            list(trials.pairs),
+            values,
+            models_under,
+            split.features,
+            set(h.speakers),
+            model_spk={m: m for m in split.enroll},
+            test_spk=split.test_spk,
         )
-    for name, (values, t) in systems.items():
-        results[name] = summary(values, t, **kw)
-    m = results[main]
-    for key in ("eer", "min_dcf", "act_dcf", "cllr", "min_cllr"):
-        results[key] = m[key]
-    # actDCF and Cllr judge calibration: the headline ones are of the calibrated LLRs
-    results["act_dcf_uncalibrated"] = m["act_dcf"]
-    results["cllr_uncalibrated"] = m["cllr"]
-    if "calibrated" in results:
-        results["act_dcf"] = results["calibrated"]["act_dcf"]
-        results["cllr"] = results["calibrated"]["cllr"]
-        cal = ws.record(stage_index(ws, "calibrate"))
-        results["calibration"] = (cal or {}).get("info", {})
-    plot_det_file(
-        {
-            ("raw" if k == "raw" else f"{s.norm}-norm"): v
-            for k, v in systems.items()
-            if k != "calibrated"  # an increasing affine map: the same DET curve
-        },
-        ws.path("det.png"),
-        title=f"DET: {ws.cfg.name}",
-    )
-    write_json(ws.path("results.json"), results)
-    return ["results.json", "det.png"], {"eer": m["eer"], "min_dcf": m["min_dcf"]}
-
-
-def stage_index(ws: Workspace, name: str) -> int:
-    """1-based number of the stage ``name`` in this workspace."""
-    return ws.stage_names.index(name) + 1
-
-
-def report(ws: Workspace) -> StageResult:
-    """Stage 9: ``report.md`` with the DET plot."""
-    return report_stage(ws, "det.png")
+    return trials, values, split.enrol_frames()

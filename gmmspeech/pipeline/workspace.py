@@ -1,10 +1,8 @@
-"""The experiment folder as the stages see it: paths, stage records, stores, engine, data.
+"""The experiment folder as a stage sees it: its artefacts, its part of the config, an engine.
 
-A :class:`Workspace` is what every stage function receives. It knows the config, the folder
-and the names of the stages (for the records), and opens what a stage needs: feature stores,
-data dirs, the engine of ``compute.*``. The stage functions themselves live in
-:mod:`.verification`, :mod:`.classification` and :mod:`.common`; the order, hashes and
-skip logic in :mod:`.runner`.
+A :class:`Workspace` made for one stage (``stage=``) lets the stage reach only the config
+keys and artefacts its :class:`~.declarations.Stage` row declares; the runner's own
+workspace (no stage) reaches everything.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..config.sections import ComputeConfig, ExperimentConfig, SetConfig, config_hash, to_dict
 from ..corpus.datadir import DataDir, read_utt2fold
@@ -25,6 +23,8 @@ from ..errors import ConfigError, DataError
 from ..features.store import FeatureStore
 from ..mixture.ubm import train_ubm
 from ..storage.outputs import UBM_CHECKPOINT, remove_outputs
+from .artefacts import DATA_DIR, FEATURES, FOLDS, RECORDS, Artefact
+from .declarations import ALL, ConfigView, Stage, UndeclaredError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class Workspace:
         The YAML file the config came from (named in error messages).
     progress : bool
         Show progress bars.
+    stage : Stage, optional
+        The stage this workspace is for: it then reaches only what the stage declares.
     """
 
     def __init__(
@@ -65,26 +67,74 @@ class Workspace:
         hashes: Mapping[str, str],
         config_path: str | None = None,
         progress: bool = False,
+        stage: Stage | None = None,
     ) -> None:
+        self._config = config
+        self._stage = stage
         self.cfg = config
+        if stage is not None and ALL not in stage.sections:
+            self.cfg = cast(ExperimentConfig, ConfigView(config, stage.config_keys, stage.name))
         self.out = Path(out_dir or config.out_dir or Path("exp") / config.name)
         self.where = config_path or "config"
         self.progress = progress
-        self.stage_names = tuple(stage_names)
-        self.hashes = dict(hashes)
-        self.config_hash = config_hash(to_dict(config))
+        self._stage_names = tuple(stage_names)
+        self.hashes = dict(hashes) if stage is None else {stage.name: hashes[stage.name]}
         #: True while a stage runs because ``--force`` asked for it: work an interrupted run
         #: left behind (feature parts, UBM checkpoints) is then redone, not resumed.
         self.force = False
 
+    # -------------------------------------------------------------- declarations
+    def _refuse(self, what: str) -> UndeclaredError:
+        name = "?" if self._stage is None else self._stage.name
+        return UndeclaredError(
+            f"stage {name}: {what}, which its declaration does not name; declare it in its "
+            f"row of gmmspeech.pipeline.tables"
+        )
+
+    def _check(self, art: Artefact, write: bool = False) -> None:
+        st = self._stage
+        if st is None or art in st.writes or (not write and art in st.reads):
+            return
+        raise self._refuse(f"{'writes' if write else 'reads'} {art.key!r} ({art.template})")
+
+    @property
+    def hash(self) -> str:
+        """The hash of this workspace's stage (its sections chained with those before)."""
+        if self._stage is None:
+            raise self._refuse("asks for its stage's hash outside a stage")
+        return self.hashes[self._stage.name]
+
+    @property
+    def config_hash(self) -> str:
+        """The hash of the whole config (a stage that reads it declares ``sections=(ALL,)``)."""
+        if self._stage is not None and ALL not in self._stage.sections:
+            raise self._refuse("reads the whole config's hash")
+        return config_hash(to_dict(self._config))
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The names of the stages of the table, in order (with the records)."""
+        if self._stage is not None:
+            self._check(RECORDS)
+        return self._stage_names
+
     # ------------------------------------------------------------------ records
-    def path(self, rel: str) -> Path:
-        """A path inside the experiment folder."""
-        return self.out / rel
+    def path(self, art: Artefact, **fields: object) -> Path:
+        """The path of the artefact ``art`` (its placeholders filled by ``fields``)."""
+        self._check(art)
+        return self.out / art.rel(**fields)
+
+    def output(self, art: Artefact, **fields: object) -> Path:
+        """The path of the artefact ``art`` that the stage writes, its folder made."""
+        self._check(art, write=True)
+        p = self.out / art.rel(**fields)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
 
     def record_path(self, index: int) -> Path:
         """The record file of stage ``index`` (1-based)."""
-        return self.out / "stages" / f"{index:02d}_{self.stage_names[index - 1]}.json"
+        self._check(RECORDS)
+        return self.out / RECORDS.template / f"{index:02d}_{self._stage_names[index - 1]}.json"
 
     def record(self, index: int) -> dict[str, Any] | None:
         """The stage record of stage ``index`` (1-based), or None."""
@@ -113,13 +163,13 @@ class Workspace:
     # ------------------------------------------------------------- resources
     @property
     def folds(self) -> list[int]:
-        """Fold numbers (classification)."""
-        return list(range(self.cfg.data.n_folds))
+        """Fold numbers of ``data/all/utt2fold`` (classification; every fold has files)."""
+        return sorted(set(self.read_folds().values()))
 
     @contextlib.contextmanager
     def store(self, name: str) -> Iterator[FeatureStore]:
         """The feature store ``features/<name>.h5`` (closed when the block ends)."""
-        store = FeatureStore(self.path(f"features/{name}.h5"))
+        store = FeatureStore(self.path(FEATURES, set=name))
         try:
             yield store
         finally:
@@ -127,11 +177,11 @@ class Workspace:
 
     def datadir(self, name: str) -> DataDir:
         """The prepared data dir ``data/<name>``."""
-        return DataDir.read(self.path(f"data/{name}"), check_audio=False)
+        return DataDir.read(self.path(DATA_DIR, set=name), check_audio=False)
 
     def read_folds(self) -> dict[str, int]:
         """``data/all/utt2fold``: utterance id -> fold."""
-        return read_utt2fold(self.path("data/all/utt2fold"))
+        return read_utt2fold(self.path(FOLDS))
 
     @contextlib.contextmanager
     def engine(self, compute: ComputeConfig | None = None) -> Iterator[Engine]:
@@ -143,7 +193,7 @@ class Workspace:
             engine.close()
 
     def train_ubm(
-        self, frames: FeatureStore, out: str, ckpt: str, keep: bool = False
+        self, frames: FeatureStore, out: Path, ckpt: Path, keep: bool = False
     ) -> dict[str, Any]:
         """Train and save a UBM on ``frames`` (a store or a view, streamed from disk).
 
@@ -151,19 +201,19 @@ class Workspace:
         log-likelihood. The checkpoints under ``ckpt`` are removed unless ``keep``.
         """
         if self.force:
-            remove_outputs(self.path(ckpt), UBM_CHECKPOINT)
+            remove_outputs(ckpt, UBM_CHECKPOINT)
         with self.engine() as engine:
             ubm = train_ubm(
                 frames,
                 config=self.cfg.ubm,
-                checkpoint_dir=self.path(ckpt),
+                checkpoint_dir=ckpt,
                 progress=self.progress,
                 feature_config=to_dict(self.cfg.features),
                 engine=engine,
             )
-        ubm.save(self.path(out))
+        ubm.save(out)
         if not keep:
-            remove_outputs(self.path(ckpt), UBM_CHECKPOINT)
+            remove_outputs(ckpt, UBM_CHECKPOINT)
         hist = ubm.history_
         return {
             "frames": int((ubm.config or {}).get("n_frames", 0)),
@@ -186,9 +236,8 @@ class Workspace:
         p = Path(value).expanduser()
         return p if p.is_absolute() else self._root() / p
 
-    def _read_kaldi_dir(self, key: str, s: SetConfig) -> DataDir:
-        assert s.kaldi_dir is not None
-        folder = self._under_root(s.kaldi_dir)
+    def _read_kaldi_dir(self, key: str, s: SetConfig, kaldi_dir: str) -> DataDir:
+        folder = self._under_root(kaldi_dir)
         audio_root = None if s.audio_root is None else self._under_root(s.audio_root)
         try:
             data = DataDir.read(folder, check_audio=True, audio_root=audio_root)
@@ -196,11 +245,11 @@ class Workspace:
             raise DataError(f"{self.where}: data.{key}.kaldi_dir: {exc}") from None
         return data.with_absolute_paths()
 
-    def _scan(self, key: str, s: SetConfig) -> DataDir:
+    def scan_set(self, key: str, s: SetConfig) -> DataDir:
         """The set ``data.<key>``: an existing data dir, or the files matching a pattern."""
         root = self._root()
         if s.kaldi_dir is not None:
-            data = self._read_kaldi_dir(key, s)
+            data = self._read_kaldi_dir(key, s, s.kaldi_dir)
             if s.include:
                 data = select_listed(data, root, s.include, f"{self.where}: data.{key}.include")
             return limit_speakers(data, s.max_speakers, s.max_per_speaker)

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from ...config.sections import FeatureConfig, to_dict
-from ...errors import DataError
+from ...errors import DataError, GmmSpeechError
 from ...storage.atomic import atomic_path, current_umask
 from ..frames import as_frames
 from ..spill import SpilledFrames
@@ -86,7 +86,8 @@ class TempStore:
             raise
 
     def finish(self) -> Path:
-        assert self._f is not None, "finished twice"
+        if self._f is None:
+            raise GmmSpeechError(f"{self.tmp}: the feature store was already finished")
         self.writer.finish()
         self._f.close()
         self._f = None
