@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from tempfile import TemporaryDirectory
 
 import numpy as np
 
@@ -41,6 +40,7 @@ from ..ivector.backend import Backend
 from ..ivector.stats import StatsFile, compute_stats
 from ..ivector.tv import IVectorSet, TotalVariability
 from ..mixture.gmm import DiagGMM
+from ..storage.scratch import scratch_folder
 from .ivector_cohort import normalize_trials
 from .ivector_stages import _fit_backend, new_tv, score_sets
 from .verification import _cohort, _per_model, fit_calibration
@@ -71,7 +71,7 @@ def caltv(ws: Workspace) -> StageResult:
             model = new_tv(ws)
             # the statistics under ubm_g are only needed here: a temporary file, so that
             # memory does not grow with the background set
-            with ws.engine() as engine, TemporaryDirectory(dir=ws.path("ivectors")) as tmp:
+            with ws.engine() as engine, scratch_folder(ws.path("ivectors")) as tmp:
                 stats = compute_stats(
                     ubm_g, store, top_n=ws.cfg.ivector.top_n, engine=engine,
                     out=Path(tmp) / "stats.h5",
