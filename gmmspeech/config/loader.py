@@ -36,6 +36,7 @@ import yaml
 from ..errors import ConfigError, short_repr
 from .sections import ExperimentConfig, task_default, to_dict
 from .sections import config_hash as _config_hash
+from .yaml12 import Yaml12Loader, safe_load12
 
 _T = TypeVar("_T")
 
@@ -126,7 +127,7 @@ def _collect_marks(node: yaml.Node, prefix: str, where: str, marks: dict[str, st
 
 
 def _parse_yaml(text: str, where: str) -> tuple[object, yaml.Node | None]:
-    loader = yaml.SafeLoader(text)
+    loader = Yaml12Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -190,7 +191,7 @@ def _expand_env(
     if ENV_PATTERN.fullmatch(value.strip()):
         raw[key] = text
         try:
-            parsed = yaml.safe_load(text) if text.strip() else ""
+            parsed = safe_load12(text) if text.strip() else ""
         except (yaml.YAMLError, RecursionError):
             return text
         return parsed if isinstance(parsed, (str, int, float, bool, type(None))) else text
@@ -273,7 +274,7 @@ def parse_override(item: str) -> tuple[str, object]:
         )
     value: object
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load12(raw) if raw.strip() else ""
     except (yaml.YAMLError, RecursionError):
         value = raw  # not YAML (e.g. a pattern like {spk}-{idx}): the text itself
     return key, value

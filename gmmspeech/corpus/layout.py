@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from .datadir import DataDir, audio_file_problem
-from .tables import read_table
+from .tables import id_problem, iter_lines
 
 log = logging.getLogger(__name__)
 
@@ -296,8 +296,12 @@ def scan_audio(
                 uid = template.format(**values)
             except (KeyError, IndexError, ValueError) as exc:
                 raise ConfigError(f"utt_id: bad template {template!r} ({exc})") from None
-            if not uid or any(c.isspace() for c in uid):
-                raise DataError(f"{rel}: utterance id {uid!r} is empty or has whitespace")
+            named = [("speaker", values[spk])] if spk else []
+            named += [("label", values[label])] if label else []
+            for kind, value in [*named, ("utterance", uid)]:
+                why = id_problem(value)
+                if why:
+                    raise DataError(f"{full}: its {kind} id {value!r} {why}")
             if uid in wav:
                 raise DataError(
                     f"{base}: files {source[uid]!r} and {rel!r} both get utterance id "
@@ -340,7 +344,7 @@ def _log_skipped(base: Path, pattern: str, n_seen: int, audio: list[str], other:
 
 
 # ---------------------------------------------------------------------- selections
-def read_list(path: Path, where: str) -> set[str]:
+def read_list(path: Path, where: str, root: Path | None = None) -> set[str]:
     """The audio paths named by a list file.
 
     Formats, detected per file:
@@ -349,8 +353,11 @@ def read_list(path: Path, where: str) -> set[str]:
     - ``wav.scp``-style ``<id> <path>``: when the first non-empty line has two or more
       fields, its first field does not end with an audio extension and the rest of the line
       does (:func:`is_audio_name`); the path is then the rest of every line (spaces kept);
-    - otherwise a plain list: the first field of every line is the path (further columns
-      are ignored).
+    - otherwise a plain list, one path per line: the whole line (spaces kept) when it
+      ends with an audio extension, else its first field (further columns are ignored).
+
+    A first line that names an existing file under ``root`` as a whole is a plain list,
+    even when it also reads as ``<id> <path>`` (a path with a space).
 
     Returns
     -------
@@ -372,26 +379,38 @@ def read_list(path: Path, where: str) -> set[str]:
             if row:
                 out.add(row[col].strip())
     else:
-        table = read_table(path, rest_is_one_field=True, min_fields=0, unique=0)
-        first = table[0] if table else None
+        lines = [(n, x.strip()) for n, x in iter_lines(path, str(path))]
+        lines = [(n, x) for n, x in lines if x and not x.startswith("#")]
+        first = lines[0][1].split(None, 1) if lines else []
         scp = (
-            first is not None
-            and bool(first.fields)
-            and not is_audio_name(first.key)
-            and is_audio_name(first.fields[0].strip())
+            len(first) == 2
+            and not is_audio_name(first[0])
+            and is_audio_name(first[1])
+            and not _names_a_file(root, lines[0][1])
         )
-        for line in table:
-            if scp and not line.fields:
+        for n, text in lines:
+            parts = text.split(None, 1)
+            if scp and len(parts) < 2:
                 raise DataError(
-                    f"{path}:{line.line}: '<id> <path>' expected (line 1 reads as a wav.scp "
-                    f"list), got only {line.key!r}"
+                    f"{path}:{n}: '<id> <path>' expected (line 1 reads as a wav.scp "
+                    f"list), got only {text!r}"
                 )
-            out.add(line.fields[0].strip() if scp else line.key)
+            if scp:
+                out.add(parts[1].strip())
+            else:  # one path per line, spaces kept; else the first of several columns
+                out.add(text if is_audio_name(text) else parts[0])
         if scp:
             log.info("%s: read as a wav.scp-style '<id> <path>' list", path)
     if not out:
         raise DataError(f"{where}: list file {str(path)!r} lists no file")
     return {Path(p).as_posix() for p in out}
+
+
+def _names_a_file(root: Path | None, text: str) -> bool:
+    if root is None:
+        return False
+    p = Path(text)
+    return (p if p.is_absolute() else root / p).is_file()
 
 
 def select_listed(
@@ -412,7 +431,7 @@ def select_listed(
     base = Path(root)
     keep: set[str] = set()
     for item in lists:
-        keep |= read_list(base / item, where)
+        keep |= read_list(base / item, where, base)
     root_r = base.resolve()
     keep = {
         (Path(p).resolve().relative_to(root_r).as_posix() if Path(p).is_absolute() else p)
@@ -429,6 +448,16 @@ def select_listed(
         raise DataError(
             f"{where}: none of the {len(data)} files found is listed in {', '.join(lists)} "
             f"(paths are relative to the corpus root)"
+        )
+    found = {data.audio_path(u).resolve().relative_to(root_r).as_posix() for u in chosen}
+    lost = sorted(keep - found)
+    if lost:
+        log.warning(
+            "%s: %d of %d listed paths match no audio file found by the pattern (e.g. %r)",
+            where,
+            len(lost),
+            len(keep),
+            lost[0],
         )
     return data.subset(chosen)
 

@@ -168,7 +168,8 @@ class OutputGate:
         self._refuse_input(target, real, declared)
         if not os.path.lexists(target):
             if not self.covers(real):
-                self.undeclared.append(real)
+                if real not in self.undeclared:
+                    self.undeclared.append(real)
                 log.debug("%s: written without a declaration", target)
             return
         key = file_id(target)
