@@ -211,11 +211,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gmmspeech {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"gmmspeech {args.command}: interrupted; rerun to resume", file=sys.stderr)
+        print(
+            f"gmmspeech {args.command}: interrupted; {_after_stop(args.command)}", file=sys.stderr
+        )
         return 130
     except Terminated:
-        print(f"gmmspeech {args.command}: terminated (SIGTERM); rerun to resume", file=sys.stderr)
+        print(
+            f"gmmspeech {args.command}: terminated (SIGTERM); {_after_stop(args.command)}",
+            file=sys.stderr,
+        )
         return 143
+
+
+#: The commands that continue where an interrupted run stopped (stages, checkpoints, a
+#: partly written feature store); the others start again.
+RESUMABLE = frozenset({"extract", "train-ubm", "run", "demo"})
+
+
+def _after_stop(command: str) -> str:
+    if command in RESUMABLE:
+        return "rerun to resume"
+    return "its output was not written; rerun to start again"
 
 
 def entry_point() -> None:

@@ -38,7 +38,11 @@ def _vectors(X: Any, name: str = "X", dim: int | None = None) -> np.ndarray:
     if dim is not None and x.shape[1] != dim:
         raise DataError(f"{name}: expected vectors of dimension {dim}, got {x.shape[1]}")
     if not np.isfinite(x).all():
-        raise DataError(f"{name}: {int((~np.isfinite(x)).sum())} value(s) are NaN or infinite")
+        row = int(np.argwhere(~np.isfinite(x))[0][0])
+        raise DataError(
+            f"{name}: {int((~np.isfinite(x)).sum())} value(s) are NaN or infinite (the first "
+            f"in row {row})"
+        )
     return x
 
 
@@ -406,7 +410,7 @@ class Backend:
             be = cls(BackendConfig(**from_json(f.attrs.get("config"), {})))
 
             def arr(name: str, shape: tuple[int | None, ...]) -> np.ndarray:
-                return read_array(f, name, shape, where=path, kinds="f")
+                return read_array(f, name, shape, where=path, kinds="f", finite=True)
 
             be.lda_ = be.wccn_ = be.plda_ = None
             if "lda_scalings" in f:

@@ -394,7 +394,7 @@ class TotalVariability:
             tv.ubm_, tv.feature_config_ = read_ubm_record(f, path, ubm)
             tv.history_ = from_json(f.attrs.get("history"), [])
             want = (tv.ubm_.n_components, tv.ubm_.n_features, tv.rank)
-            tv.T_ = read_array(f, "T", want, where=Path(path), kinds="f")
+            tv.T_ = read_array(f, "T", want, where=Path(path), kinds="f", finite=True)
         return tv
 
 
@@ -426,5 +426,13 @@ class IVectorSet:
         with open_checked(path, IVECTORS_FORMAT, FORMAT_VERSION) as f:
             raw = read_array(f, "utt_ids", (None,), where=Path(path), kinds="O")
             ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
-            vectors = read_array(f, "vectors", (len(ids), None), where=Path(path), kinds="f")
+            vectors = read_array(
+                f,
+                "vectors",
+                (len(ids), None),
+                where=Path(path),
+                kinds="f",
+                finite=True,
+                row_names=ids,
+            )
         return cls(ids, np.asarray(vectors, dtype=np.float64))
