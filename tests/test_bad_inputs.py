@@ -138,3 +138,35 @@ def test_broken_inputs_give_one_line(world, command, i, tmp_path, capsys, monkey
             if code != 1 or len(head) != 1 or "error:" not in head[0]:
                 failures.append(f"{how} {target.name}: exit {code}, stderr {head}")
     assert not failures, "\n".join(failures)
+
+
+def test_ivectors_of_another_rank_than_the_back_end(world, tmp_path, capsys) -> None:
+    from gmmspeech.ivector.tv import IVectorSet
+
+    iv = IVectorSet.load(world["ivectors"])
+    wide = tmp_path / "iv5.h5"
+    IVectorSet(iv.utt_ids, np.random.default_rng(0).normal(size=(len(iv.utt_ids), 5))).save(wide)
+    for enroll, test in ((wide, world["ivectors"]), (world["ivectors"], wide)):
+        argv = ["score-ivectors", str(world["backend"]), str(enroll), str(world["enroll"])]
+        argv += [str(test), str(world["trials"]), str(tmp_path / "s.txt")]
+        capsys.readouterr()
+        assert main(argv) == 1
+        err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+        assert len(err) == 1 and f"{wide}: i-vectors of dimension 5" in err[0], err
+        assert "takes dimension 2" in err[0]
+
+
+def test_an_interrupted_train_tv_does_not_promise_to_resume(world, tmp_path, capsys, monkeypatch):
+    from gmmspeech.ivector.tv import TotalVariability
+
+    def interrupted(self, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TotalVariability, "fit", interrupted)
+    out = tmp_path / "tv.h5"
+    argv = ["train-tv", str(world["ubm"]), str(world["feats"]), str(out), "--set", "ivector.rank=2"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "resume" not in err and "rerun to start again" in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # its scratch is gone

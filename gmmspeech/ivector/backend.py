@@ -370,9 +370,18 @@ class Backend:
         x = x - self.mean_
         return length_normalize(x) if self.config.length_norm else x
 
+    @property
+    def input_dim(self) -> int:
+        """The dimension of the i-vectors this back end takes."""
+        if self.lda_ is not None:
+            return int(self.lda_.mean_.size)
+        if self.wccn_ is not None:
+            return int(self.wccn_.projection_.shape[0])
+        return int(self.mean_.size)
+
     def transform(self, X: Any) -> np.ndarray:
         """Vectors as the scorer sees them, shape (n, dim)."""
-        x = _vectors(X)
+        x = _vectors(X, "i-vectors", self.input_dim)
         if self.lda_ is not None:
             x = self.lda_.transform(x)
         if self.wccn_ is not None:
