@@ -9,7 +9,7 @@ from ..corpus.scorefiles import write_trial_scores
 from ..corpus.trials import read_trials
 from ..errors import DataError, ModelMismatchError
 from ..ivector.backend import Backend
-from ..ivector.tv import IVectorSet
+from ..ivector.tv import IVectorSet, check_same_tv
 from ..pipeline.ivector_stages import score_sets
 from ..storage.outputs import SCORES, check_output
 from ..storage.provenance import file_sha256
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.backend} takes dimension {be.input_dim}; extract them with the TV "
                 f"model the back end was trained for"
             )
+    check_same_tv({args.backend: be.tv_fingerprint_, **{p: iv.tv for p, iv in sets.items()}})
     enrol_vec, test_vec = sets[args.enroll].as_dict(), sets[args.test].as_dict()
     trials = read_trials(args.trials)
     enroll = read_enrolment(args.datadir)

@@ -190,6 +190,23 @@ class StatsFile:
     def __len__(self) -> int:
         return self._n
 
+    def check_utterances(self, ids: Sequence[str], where: str) -> None:
+        """Refuse statistics of other utterances than ``ids`` (e.g. those of a feature
+        store ``where``), or in another order: a copied or stale stats file."""
+        if list(ids) == self.utt_ids:
+            return
+        mine, theirs = set(self.utt_ids), set(ids)
+        if mine == theirs:
+            what = "the same utterances in another order"
+        else:
+            extra, lack = sorted(mine - theirs), sorted(theirs - mine)
+            what = f"{len(extra)} utterance(s) not in it (e.g. {extra[:1]}), {len(lack)} of "
+            what += f"its missing (e.g. {lack[:1]})"
+        raise DataError(
+            f"{self.path}: these statistics do not belong to {where}: {what}; compute "
+            f"them again from it"
+        )
+
     def select(self, ids: Sequence[str]) -> StatsFileSubset:
         """The utterances ``ids`` of this file (in the file's order); a :class:`DataError`
         names the first one it lacks."""

@@ -81,7 +81,9 @@ def caltv(ws: Workspace) -> StageResult:
                 vectors = model.transform(stats, engine=engine)
                 ids = list(stats.utt_ids)
             model.save(ws.path(f"ivectors/tv_calibration_{g}.h5"))
-            IVectorSet(ids, vectors).save(ws.path(f"ivectors/calibration_{g}.h5"))
+            IVectorSet(ids, vectors, tv=model.fingerprint).save(
+                ws.path(f"ivectors/calibration_{g}.h5")
+            )
             outputs += [f"ivectors/tv_calibration_{g}.h5", f"ivectors/calibration_{g}.h5"]
             aux = [round(h["auxiliary"], 4) for h in model.history_]
             held_out.append({"held_out": len(group), "utterances": len(others), "auxiliary": aux})

@@ -84,8 +84,9 @@ def ivectors(ws: Workspace) -> StageResult:
         for name in SETS:
             src = StatsFile(ws.path(f"ivectors/stats_{name}.h5"), ubm_)
             with ws.store(name) as store:
-                ids = list(store)  # compute_stats keeps the store's order
-            IVectorSet(ids, model.transform(src, engine=engine)).save(
+                src.check_utterances(list(store), f"the feature store of {name}")
+            vectors = model.transform(src, engine=engine)
+            IVectorSet(src.utt_ids, vectors, tv=model.fingerprint).save(
                 ws.path(f"ivectors/{name}.h5")
             )
             outputs.append(f"ivectors/{name}.h5")
