@@ -26,6 +26,7 @@ from ..config.sections import FeatureConfig, to_dict
 from ..errors import ConfigError
 from ..features.store import write_store
 from ..mixture.speakermodels import SpeakerModels
+from ..storage.atomic import atomic_path
 from .em import draw_frames, random_gmm
 
 HELP = "peak RSS of `gmmspeech score` on a long trials list, and its growth per trial"
@@ -127,6 +128,6 @@ def run(args: argparse.Namespace) -> int:
         f"  growth: {per_trial:.1f} bytes per trial"
     )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

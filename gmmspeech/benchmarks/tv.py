@@ -40,6 +40,7 @@ from ..ivector.tv import (
     solve_precisions,
 )
 from ..mixture.gmm import DiagGMM
+from ..storage.atomic import atomic_path
 from .memory import PeakRSS
 
 HELP = "time one total-variability iteration against a per-utterance implementation"
@@ -322,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
     }
     _print(result)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"  figures written to {args.json}")
     return 0

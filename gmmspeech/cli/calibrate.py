@@ -27,7 +27,7 @@ from ..decisions.calguard import check_location, fit_guarded
 from ..decisions.calibration import LogisticCalibration
 from ..decisions.enroltrials import enrolment_folds
 from ..errors import ConfigError, DataError
-from ..storage.outputs import DATADIR, check_output
+from ..storage.outputs import CALIBRATION_JSON, DATADIR, SCORES, check_output
 from .common import add_config_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (
@@ -78,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("calibrate: nothing to do; give SCORES -o OUT and/or --save JSON")
     if (args.scores is None) != (args.output is None):
         raise ConfigError("calibrate: SCORES and -o/--output go together")
+    inputs = [*(args.train or []), args.load, args.scores, args.config]
+    check_output(args.save, CALIBRATION_JSON, inputs=inputs, overwrite=args.overwrite)
+    check_output(args.output, SCORES, inputs=[*inputs, args.save], overwrite=args.overwrite)
     if args.train:
         sc = config_source(args, {"p_target": "scoring.p_target"}).section("scoring", ScoringConfig)
         scores_path, trials_path = args.train

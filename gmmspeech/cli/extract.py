@@ -12,6 +12,7 @@ from ..corpus.datadir import DataDir
 from ..engine import make_engine
 from ..features.extraction import extract_to_store
 from ..features.extraction_worker import keep_freed_memory
+from ..storage.outputs import declare_output
 from .common import add_config_arguments, config_source
 
 EXAMPLE = "gmmspeech extract data/train feats/train.h5 --config features.yaml --jobs 2"
@@ -79,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs is not None:
         args.overrides = [*args.overrides, "compute.backend=processes"]
     cfg, opts, compute = load_feature_config(config_source(args, FLAGS, bare="features"))
+    # completing an existing store is extract's documented resume: the store is checked by
+    # extract_to_store, which refuses a file that is not one of its stores
+    declare_output(args.output, inputs=[args.datadir, args.audio_root, args.config])
     keep_freed_memory()  # this process only extracts
     data: DataDir | str = args.datadir
     if args.audio_root is not None:

@@ -6,7 +6,6 @@ import argparse
 
 from ..config.sections import ComputeConfig, IVectorConfig
 from ..engine import make_engine
-from ..features.store import FeatureStore
 from ..ivector.tv import IVectorSet, TotalVariability
 from ..storage.outputs import IVECTORS, check_output
 from .common import add_config_arguments, add_overwrite_argument, config_source
@@ -29,14 +28,13 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.tv, args.features, args.config]
     check_output(args.output, IVECTORS, inputs=inputs, overwrite=args.overwrite)
     model = TotalVariability.load(args.tv)
-    with FeatureStore(args.features) as store:
-        ids = list(store)  # the statistics keep the store's order
     engine = make_engine(compute)
     try:
         with statistics(model.ubm_, args.features, c.top_n, engine, args.output) as stats:
             vectors = model.transform(stats, engine=engine)
+            ids = list(stats.utt_ids)  # the rows' own ids, never an order assumed
     finally:
         engine.close()
-    IVectorSet(ids, vectors).save(args.output)
+    IVectorSet(ids, vectors, tv=model.fingerprint).save(args.output)
     print(f"wrote {args.output}: {len(ids)} i-vectors of dimension {model.rank}")
     return 0

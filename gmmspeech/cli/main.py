@@ -8,6 +8,10 @@ go before or after any command. Exit codes: 0 success, 1 data or configuration e
 (one-line cause on stderr), 2 usage error, 130 interrupted (SIGINT), 143 terminated
 (SIGTERM).
 
+Every command runs inside an output gate (:func:`gmmspeech.storage.gate.open_gate`) that
+knows the paths named on its command line: a write over one of them, or over any file the
+command did not declare as its output, is refused.
+
 SIGTERM is handled like SIGINT: it raises :class:`Terminated` in the main thread, so
 every ``finally`` and every atomic write cleans up, and a rerun resumes. An operating
 system error (disk full, permission denied, read-only file system) is one line naming
@@ -32,6 +36,7 @@ from typing import TextIO
 
 from .._version import __version__
 from ..errors import GmmSpeechError
+from ..storage.gate import command_line_paths, open_gate
 from .common import COMMANDS
 
 log = logging.getLogger("gmmspeech")
@@ -195,8 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log_level != "DEBUG":  # Dask's own INFO chatter drowns ours
         for noisy in ("distributed", "tornado"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    named = command_line_paths(v for k, v in vars(args).items() if not k.startswith("_"))
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(), open_gate(args.command, named):
             return int(args._run(args))
     except GmmSpeechError as exc:
         print(f"gmmspeech {args.command}: error: {exc}", file=sys.stderr)
@@ -205,11 +211,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gmmspeech {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"gmmspeech {args.command}: interrupted; rerun to resume", file=sys.stderr)
+        print(
+            f"gmmspeech {args.command}: interrupted; {_after_stop(args.command)}", file=sys.stderr
+        )
         return 130
     except Terminated:
-        print(f"gmmspeech {args.command}: terminated (SIGTERM); rerun to resume", file=sys.stderr)
+        print(
+            f"gmmspeech {args.command}: terminated (SIGTERM); {_after_stop(args.command)}",
+            file=sys.stderr,
+        )
         return 143
+
+
+#: The commands that continue where an interrupted run stopped (stages, checkpoints, a
+#: partly written feature store); the others start again.
+RESUMABLE = frozenset({"extract", "train-ubm", "run", "demo"})
+
+
+def _after_stop(command: str) -> str:
+    if command in RESUMABLE:
+        return "rerun to resume"
+    return "its output was not written; rerun to start again"
 
 
 def entry_point() -> None:

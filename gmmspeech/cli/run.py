@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from ..config.loader import load_config
+from ..config.sections import ExperimentConfig
 from ..pipeline import STAGES, Experiment, StageOutcome, extraction_summary, headline
 from ..pipeline.artefacts import CONFUSION_PLOT, DET_PLOT, REPORT, RESULTS
 from ..pipeline.runner import REGISTRY
+from ..storage.gate import current_gate
+from ..storage.scratch import remove_stale
 
 IVECTOR_STAGES = tuple(st.name for st in REGISTRY["verification:ivector"])
 FUSION_STAGES = tuple(st.name for st in REGISTRY["verification:fusion"])
@@ -69,8 +73,28 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def declare_experiment(cfg: ExperimentConfig, out: Path) -> None:
+    """Declare the experiment folder ``out`` to the command's output gate, after the
+    experiments and score files a fusion reads: ``out`` may be none of them, nor hold one.
+    Then remove the temporaries that killed runs left in it."""
+    gate = current_gate()
+    if gate is None:
+        return
+    if cfg.system == "fusion":
+        for i, s in enumerate(cfg.fusion.systems):
+            if s.experiment is not None:
+                gate.add_input_folder(s.experiment, f"fusion.systems[{i}].experiment")
+            gate.add_inputs([s.scores, s.calibration_trials, s.calibration_scores])
+        gate.add_inputs([cfg.fusion.trials])
+    gate.declare_folder(out)
+    n = remove_stale(out, recursive=True)
+    if n:
+        log.info("%s: removed %d temporary file(s)/folder(s) of interrupted runs", out, n)
+
+
 def run_experiment(exp: Experiment, args: argparse.Namespace) -> int:
     """Run the selected stages, print one line per stage, the counts and the headline."""
+    declare_experiment(exp.cfg, exp.out)
 
     def show(o: StageOutcome) -> None:
         if o.name == "extract" and o.status == "ran":

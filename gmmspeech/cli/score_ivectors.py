@@ -7,9 +7,9 @@ import argparse
 from ..corpus.datadir import read_enrolment
 from ..corpus.scorefiles import write_trial_scores
 from ..corpus.trials import read_trials
-from ..errors import DataError
+from ..errors import DataError, ModelMismatchError
 from ..ivector.backend import Backend
-from ..ivector.tv import IVectorSet
+from ..ivector.tv import IVectorSet, check_same_tv
 from ..pipeline.ivector_stages import score_sets
 from ..storage.outputs import SCORES, check_output
 from ..storage.provenance import file_sha256
@@ -35,8 +35,16 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.backend, args.enroll, args.datadir, args.test, args.trials]
     check_output(args.output, SCORES, inputs=inputs, overwrite=args.overwrite)
     be = Backend.load(args.backend)
-    enrol_vec = IVectorSet.load(args.enroll).as_dict()
-    test_vec = IVectorSet.load(args.test).as_dict()
+    sets = {path: IVectorSet.load(path) for path in (args.enroll, args.test)}
+    for path, iv in sets.items():
+        if iv.vectors.shape[1] != be.input_dim:
+            raise ModelMismatchError(
+                f"{path}: i-vectors of dimension {iv.vectors.shape[1]}, but the back end "
+                f"{args.backend} takes dimension {be.input_dim}; extract them with the TV "
+                f"model the back end was trained for"
+            )
+    check_same_tv({args.backend: be.tv_fingerprint_, **{p: iv.tv for p, iv in sets.items()}})
+    enrol_vec, test_vec = sets[args.enroll].as_dict(), sets[args.test].as_dict()
     trials = read_trials(args.trials)
     enroll = read_enrolment(args.datadir)
     for m, t in trials.pairs:

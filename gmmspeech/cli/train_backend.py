@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         be = Backend(cfg).fit(iv.vectors[np.array(keep)], labels)
     except DataError as exc:
         raise DataError(f"{args.datadir}: {exc}") from None
+    be.tv_fingerprint_ = iv.tv
     be.save(args.output)
     print(
         f"wrote {args.output}: {cfg.scorer} on {len(keep)} i-vectors of "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from ..ivector.stats import StatsFile, compute_stats
 from ..ivector.tv import TotalVariability
 from ..mixture.gmm import DiagGMM
 from ..storage.outputs import TV_MODEL, check_output
+from ..storage.scratch import scratch_folder
 from .common import add_config_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (
@@ -36,9 +36,9 @@ def statistics(
     ubm: DiagGMM, features: str, top_n: int | None, engine: Engine, near: str
 ) -> Iterator[StatsFile]:
     """The statistics of a feature store on ``ubm``, streamed to a temporary file in the
-    folder of ``near`` (removed when the block ends)."""
+    folder of ``near`` (removed when the block ends, or by the next run after a kill)."""
     with (
-        tempfile.TemporaryDirectory(dir=Path(near).resolve().parent, prefix=".stats-") as tmp,
+        scratch_folder(Path(near).resolve().parent) as tmp,
         FeatureStore(features) as store,
     ):
         out = compute_stats(ubm, store, top_n=top_n, engine=engine, out=Path(tmp) / "stats.h5")

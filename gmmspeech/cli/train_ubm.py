@@ -15,7 +15,13 @@ from ..features.store import FeatureStore
 from ..mixture.gmm import DiagGMM
 from ..mixture.ubm import train_ubm
 from ..storage.atomic import new_folder_or_nothing
-from ..storage.outputs import UBM, UBM_CHECKPOINT, check_output, remove_outputs
+from ..storage.outputs import (
+    UBM,
+    UBM_CHECKPOINT,
+    check_output,
+    declare_folder,
+    remove_outputs,
+)
 from .common import add_config_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     ubm_cfg, compute = load_sections(config_source(args))
     inputs = [*args.stores, args.datadir, args.checkpoint_dir]
     check_output(args.output, UBM, inputs=inputs, overwrite=args.overwrite)
+    if args.checkpoint_dir is not None:  # its checkpoints are this command's to write
+        declare_folder(args.checkpoint_dir)
     wanted = None
     if args.datadir:
         wanted = set(DataDir.read(args.datadir, check_audio=False).utt_ids)

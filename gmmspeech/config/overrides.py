@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import yaml
 
 from ..errors import ConfigError, short_repr
+from .yaml12 import safe_load12
 
 
 def cut(text: str, limit: int = 200) -> str:
@@ -30,7 +31,7 @@ def parse_override(item: str) -> tuple[str, object]:
         )
     value: object
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load12(raw) if raw.strip() else ""
     except (yaml.YAMLError, RecursionError):
         value = raw  # not YAML (e.g. a pattern like {spk}-{idx}): the text itself
     return key, value

@@ -15,6 +15,7 @@ import yaml
 from ..errors import ConfigError, short_repr
 from .base import config_hash, to_dict
 from .sections import ExperimentConfig
+from .yaml12 import Yaml12Loader, safe_load12
 
 #: Most YAML nodes a config may hold once its aliases are expanded.
 MAX_YAML_NODES = 100_000
@@ -80,7 +81,7 @@ def _collect_marks(node: yaml.Node, prefix: str, where: str, marks: dict[str, st
 
 
 def _parse_yaml(text: str, where: str) -> tuple[object, yaml.Node | None]:
-    loader = yaml.SafeLoader(text)
+    loader = Yaml12Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -144,7 +145,7 @@ def _expand_env(
     if ENV_PATTERN.fullmatch(value.strip()):
         raw[key] = text
         try:
-            parsed = yaml.safe_load(text) if text.strip() else ""
+            parsed = safe_load12(text) if text.strip() else ""
         except (yaml.YAMLError, RecursionError):
             return text
         return parsed if isinstance(parsed, (str, int, float, bool, type(None))) else text

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Literal, NamedTuple, overload
 
 from ..errors import DataError
-from ..storage.atomic import atomic_path
-from .tables import Problems, read_table
+from ..storage.atomic import atomic_path, remove_file
+from .tables import Problems, id_problem, read_table
 from .trials import TrialList, read_trials
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,7 @@ class DataDir:
             Listing every problem with the id involved and how to fix it.
         """
         problems = Problems(where)
+        self._check_ids(problems)
         for utt in self.wav_scp:
             if utt not in self.utt2spk:
                 problems.add(f"utterance {utt!r} of wav.scp has no utt2spk entry; add one")
@@ -218,6 +219,27 @@ class DataDir:
                 if why:
                     problems.add(f"utterance {utt!r}: audio file {str(p)!r} {why}")
         problems.raise_if_any()
+
+    def _check_ids(self, problems: Problems) -> None:
+        """Ids that the tables would not read back: a leading '#' (a comment) or whitespace."""
+        kinds: list[tuple[str, Iterable[str]]] = [
+            ("utterance", self.wav_scp),
+            ("utterance", self.utt2spk),
+            ("speaker", set(self.utt2spk.values())),
+        ]
+        if self.utt2label is not None:
+            kinds.append(("label", set(self.utt2label.values())))
+        if self.model2utt is not None:
+            kinds.append(("model", self.model2utt))
+        if self.trials is not None:
+            kinds.append(("model", set(self.trials.model_ids)))
+        seen: set[tuple[str, str]] = set()
+        for kind, ids in kinds:
+            for x in ids:
+                why = id_problem(x)
+                if why and (kind, x) not in seen:
+                    seen.add((kind, x))
+                    problems.add(f"{kind} id {x!r} {why}")
 
     # ---------------------------------------------------------------- reading
     @classmethod
@@ -326,7 +348,7 @@ class DataDir:
             stale = folder / name
             if name not in tables and stale.exists():
                 log.warning("%s: removing a stale %s (this data directory has none)", folder, name)
-                stale.unlink()
+                remove_file(stale)
         for name, lines in tables.items():
             try:
                 with atomic_path(folder / name) as tmp:

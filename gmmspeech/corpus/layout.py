@@ -1,8 +1,9 @@
 """Corpus layouts: folders of audio files whose paths follow a pattern, and list files.
 
-- :func:`compile_pattern` turns a layout pattern with named fields into a regular
-  expression. Field restrictions are a safe subset of regular expressions (no groups, no
-  alternation, no back-references), so that no pattern can backtrack exponentially.
+- :func:`compile_pattern` turns a layout pattern with named fields into a matcher that
+  does not backtrack (:mod:`gmmspeech.corpus.pathmatch`). Field restrictions are a safe
+  subset of regular expressions (character classes and ``? * +``; no groups, no
+  alternation, no back-references).
 - :func:`scan_audio` builds a :class:`~gmmspeech.corpus.datadir.DataDir` from the files under a
   folder whose relative paths match a pattern.
 - :func:`read_list` and :func:`select_listed` keep the files named in list files (plain path
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from .datadir import DataDir, audio_file_problem
-from .tables import read_table
+from .pathmatch import ANY, Item, PathPattern, Token
+from .tables import id_problem, iter_lines
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +52,18 @@ def is_audio_name(name: str) -> bool:
     return ext in AUDIO_EXTENSIONS
 
 
-def _safe_field_regex(name: str, rx: str) -> str:
-    """Check a field restriction against the safe subset; return it with ``.`` and negated
-    classes kept inside one path component (they never match ``/``)."""
+def _field_items(name: str, rx: str) -> tuple[list[Item], bool]:
+    """The items of a field restriction in the safe subset, and whether the field takes
+    the shortest text (every quantifier lazy); ``.`` and negated classes never match
+    ``/``."""
 
     def refuse(why: str) -> ConfigError:
         return ConfigError(
             f"pattern: field {{{name}:{rx}}}: {why}; a field restriction may use only {_SAFE_RULE}"
         )
 
-    out: list[str] = []
+    items: list[Item] = []
+    lazy: list[bool] = []
     i = 0
     prev_quantifiable = False
     while i < len(rx):
@@ -79,7 +83,7 @@ def _safe_field_regex(name: str, rx: str) -> str:
             if end >= len(rx):
                 raise refuse("unclosed character class")
             body = rx[i + 1 : end]
-            out.append("[^/" + body[1:] + "]" if body.startswith("^") else rx[i : end + 1])
+            items.append(Item("[^/" + body[1:] + "]" if body.startswith("^") else rx[i : end + 1]))
             i = end + 1
             prev_quantifiable = True
         elif c == "\\":
@@ -87,37 +91,41 @@ def _safe_field_regex(name: str, rx: str) -> str:
                 raise refuse("a trailing backslash")
             nxt = rx[i + 1]
             if nxt in _CLASS_ESCAPES or (not nxt.isalnum() and nxt != "_"):
-                out.append(rx[i : i + 2])
+                items.append(Item(rx[i : i + 2]))
             else:
                 raise refuse(f"the escape \\{nxt} (back-references and anchors are not allowed)")
             i += 2
             prev_quantifiable = True
         elif c == ".":
-            out.append("[^/]")
+            items.append(Item(ANY))
             i += 1
             prev_quantifiable = True
         elif c in _QUANTIFIERS:
             if not prev_quantifiable:
                 raise refuse(f"{c!r} repeats nothing or another repetition")
-            out.append(c)
+            items[-1] = Item(items[-1].cls, c)
             i += 1
-            if i < len(rx) and rx[i] == "?":  # lazy form, no extra backtracking
-                out.append("?")
-                i += 1
+            lazy.append(i < len(rx) and rx[i] == "?")
+            i += 1 if lazy[-1] else 0
             prev_quantifiable = False
         elif c in _SPECIAL:
             raise refuse(f"{c!r} is not allowed")
         else:
-            out.append(re.escape(c))
+            items.append(Item(re.escape(c)))
             i += 1
             prev_quantifiable = True
-    if not out:
+    if not items:
         raise refuse("empty restriction")
-    return "".join(out)
+    for it in items:
+        try:
+            re.compile(it.cls)
+        except re.error as exc:
+            raise refuse(f"invalid character class {it.cls!r} ({exc})") from None
+    return items, bool(lazy) and all(lazy)
 
 
-def compile_pattern(pattern: str) -> tuple[re.Pattern[str], list[str]]:
-    """Turn a layout pattern into a regular expression.
+def compile_pattern(pattern: str) -> tuple[PathPattern, list[str]]:
+    """Turn a layout pattern into a matcher that runs in linear time on any path.
 
     Parameters
     ----------
@@ -128,16 +136,18 @@ def compile_pattern(pattern: str) -> tuple[re.Pattern[str], list[str]]:
         characters other than ``/`` (as few as possible); ``{name:RESTRICTION}`` matches a
         restriction written in a safe subset of regular expressions: literal characters and
         character classes (``[0-9]``, ``[^_]``, ``\\d``, ``\\w``, ``.``), each optionally
-        followed by ``?``, ``*`` or ``+``. Groups, alternation, anchors and
-        back-references are refused, so that matching stays fast on any path. A field used
-        twice must match the same text both times. ``*`` matches any characters except
-        ``/`` and ``**/`` any number of folders. A final file extension (``.wav``) matches
-        in any case (``.WAV``, ``.Wav``).
+        followed by ``?``, ``*`` or ``+`` (as many as possible; ``+?`` etc.: as few). Groups,
+        alternation, anchors and back-references are refused. A field used twice must match
+        the same text both times, and where it first appears it must be followed by a
+        character it cannot match (``{spk}/``). ``*`` matches any characters except ``/``
+        and ``**/`` any number of folders. A final file extension (``.wav``) matches in any
+        case (``.WAV``, ``.Wav``). Matching does not backtrack
+        (:mod:`gmmspeech.corpus.pathmatch`): its time grows linearly with the path.
 
     Returns
     -------
-    regex : re.Pattern
-        Matches whole relative paths.
+    matcher : PathPattern
+        ``matcher.fullmatch(path)`` gives the field values of a whole relative path.
     fields : list of str
         Field names in order of first appearance.
 
@@ -161,45 +171,64 @@ def compile_pattern(pattern: str) -> tuple[re.Pattern[str], list[str]]:
         ext, pattern_body = tail.group(1), pattern[: tail.start()]
     else:
         pattern_body = pattern
-    out: list[str] = []
+    tokens: list[Token] = []
     fields: list[str] = []
     pos = 0
     for m in _FIELD.finditer(pattern_body):
-        out.append(_literal(pattern_body[pos : m.start()]))
+        tokens += _literal(pattern_body[pos : m.start()])
         name, rx = m.group(1), m.group(2)
         if name in fields:
-            out.append(f"(?P={name})")
+            tokens.append(Token("ref", name=name))
         else:
             fields.append(name)
-            body = _safe_field_regex(name, rx) if rx else "[^/]+?"
-            out.append(f"(?P<{name}>{body})")
+            items, lazy = _field_items(name, rx) if rx else ([Item(ANY, "+")], True)
+            tokens.append(Token("field", name=name, items=tuple(items), lazy=lazy))
         pos = m.end()
-    out.append(_literal(pattern_body[pos:]))
+    tokens += _literal(pattern_body[pos:])
     if ext:
-        out.append(r"\.(?i:" + re.escape(ext) + ")")
+        tokens.append(Token("cilit", text="." + ext))
     if not fields:
         raise ConfigError(f"pattern: {pattern!r} has no {{field}}; e.g. '{{spk}}/{{utt}}.wav'")
-    try:
-        regex = re.compile("".join(out))
-    except re.error as exc:
-        raise ConfigError(f"pattern: invalid field restriction in {pattern!r}: {exc}") from None
-    return regex, fields
+    _check_repeated(tokens)
+    return PathPattern(pattern, tokens), fields
 
 
-def _literal(text: str) -> str:
-    parts = []
+def _check_repeated(tokens: list[Token]) -> None:
+    """A field used twice must end, at its first use, before a character it cannot match:
+    its text is then found without trying every length."""
+    used_again = {t.name for t in tokens if t.kind == "ref"}
+    for i, t in enumerate(tokens):
+        if t.kind != "field" or t.name not in used_again:
+            continue
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        c = nxt.text[0] if nxt is not None and nxt.kind in ("lit", "cilit") else ""
+        chars = {c.lower(), c.upper()} if c and nxt is not None and nxt.kind == "cilit" else {c}
+        if not c or any(re.fullmatch(it.cls, ch) for it in t.items for ch in chars):
+            raise ConfigError(
+                f"pattern: field {{{t.name}}} is used twice; where it first appears it must be "
+                f"followed by a character it cannot match, e.g. '{{{t.name}}}/' or "
+                f"'{{{t.name}:[0-9]+}}-'"
+            )
+
+
+def _literal(text: str) -> list[Token]:
+    tokens: list[Token] = []
+    lit = ""
     i = 0
     while i < len(text):
-        if text.startswith("**/", i):
-            parts.append("(?:[^/]+/)*")
-            i += 3
-        elif text[i] == "*":
-            parts.append("[^/]*")
-            i += 1
+        if text.startswith("**/", i) or text[i] == "*":
+            if lit:
+                tokens.append(Token("lit", text=lit))
+                lit = ""
+            glob = text.startswith("**/", i)
+            tokens.append(Token("glob" if glob else "star"))
+            i += 3 if glob else 1
         else:
-            parts.append(re.escape(text[i]))
+            lit += text[i]
             i += 1
-    return "".join(parts)
+    if lit:
+        tokens.append(Token("lit", text=lit))
+    return tokens
 
 
 def _token(value: str) -> str:
@@ -296,8 +325,12 @@ def scan_audio(
                 uid = template.format(**values)
             except (KeyError, IndexError, ValueError) as exc:
                 raise ConfigError(f"utt_id: bad template {template!r} ({exc})") from None
-            if not uid or any(c.isspace() for c in uid):
-                raise DataError(f"{rel}: utterance id {uid!r} is empty or has whitespace")
+            named = [("speaker", values[spk])] if spk else []
+            named += [("label", values[label])] if label else []
+            for kind, value in [*named, ("utterance", uid)]:
+                why = id_problem(value)
+                if why:
+                    raise DataError(f"{full}: its {kind} id {value!r} {why}")
             if uid in wav:
                 raise DataError(
                     f"{base}: files {source[uid]!r} and {rel!r} both get utterance id "
@@ -340,7 +373,7 @@ def _log_skipped(base: Path, pattern: str, n_seen: int, audio: list[str], other:
 
 
 # ---------------------------------------------------------------------- selections
-def read_list(path: Path, where: str) -> set[str]:
+def read_list(path: Path, where: str, root: Path | None = None) -> set[str]:
     """The audio paths named by a list file.
 
     Formats, detected per file:
@@ -349,8 +382,11 @@ def read_list(path: Path, where: str) -> set[str]:
     - ``wav.scp``-style ``<id> <path>``: when the first non-empty line has two or more
       fields, its first field does not end with an audio extension and the rest of the line
       does (:func:`is_audio_name`); the path is then the rest of every line (spaces kept);
-    - otherwise a plain list: the first field of every line is the path (further columns
-      are ignored).
+    - otherwise a plain list, one path per line: the whole line (spaces kept) when it
+      ends with an audio extension, else its first field (further columns are ignored).
+
+    A first line that names an existing file under ``root`` as a whole is a plain list,
+    even when it also reads as ``<id> <path>`` (a path with a space).
 
     Returns
     -------
@@ -372,26 +408,38 @@ def read_list(path: Path, where: str) -> set[str]:
             if row:
                 out.add(row[col].strip())
     else:
-        table = read_table(path, rest_is_one_field=True, min_fields=0, unique=0)
-        first = table[0] if table else None
+        lines = [(n, x.strip()) for n, x in iter_lines(path, str(path))]
+        lines = [(n, x) for n, x in lines if x and not x.startswith("#")]
+        first = lines[0][1].split(None, 1) if lines else []
         scp = (
-            first is not None
-            and bool(first.fields)
-            and not is_audio_name(first.key)
-            and is_audio_name(first.fields[0].strip())
+            len(first) == 2
+            and not is_audio_name(first[0])
+            and is_audio_name(first[1])
+            and not _names_a_file(root, lines[0][1])
         )
-        for line in table:
-            if scp and not line.fields:
+        for n, text in lines:
+            parts = text.split(None, 1)
+            if scp and len(parts) < 2:
                 raise DataError(
-                    f"{path}:{line.line}: '<id> <path>' expected (line 1 reads as a wav.scp "
-                    f"list), got only {line.key!r}"
+                    f"{path}:{n}: '<id> <path>' expected (line 1 reads as a wav.scp "
+                    f"list), got only {text!r}"
                 )
-            out.add(line.fields[0].strip() if scp else line.key)
+            if scp:
+                out.add(parts[1].strip())
+            else:  # one path per line, spaces kept; else the first of several columns
+                out.add(text if is_audio_name(text) else parts[0])
         if scp:
             log.info("%s: read as a wav.scp-style '<id> <path>' list", path)
     if not out:
         raise DataError(f"{where}: list file {str(path)!r} lists no file")
     return {Path(p).as_posix() for p in out}
+
+
+def _names_a_file(root: Path | None, text: str) -> bool:
+    if root is None:
+        return False
+    p = Path(text)
+    return (p if p.is_absolute() else root / p).is_file()
 
 
 def select_listed(
@@ -412,7 +460,7 @@ def select_listed(
     base = Path(root)
     keep: set[str] = set()
     for item in lists:
-        keep |= read_list(base / item, where)
+        keep |= read_list(base / item, where, base)
     root_r = base.resolve()
     keep = {
         (Path(p).resolve().relative_to(root_r).as_posix() if Path(p).is_absolute() else p)
@@ -429,6 +477,16 @@ def select_listed(
         raise DataError(
             f"{where}: none of the {len(data)} files found is listed in {', '.join(lists)} "
             f"(paths are relative to the corpus root)"
+        )
+    found = {data.audio_path(u).resolve().relative_to(root_r).as_posix() for u in chosen}
+    lost = sorted(keep - found)
+    if lost:
+        log.warning(
+            "%s: %d of %d listed paths match no audio file found by the pattern (e.g. %r)",
+            where,
+            len(lost),
+            len(keep),
+            lost[0],
         )
     return data.subset(chosen)
 

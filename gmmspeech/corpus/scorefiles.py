@@ -99,7 +99,7 @@ def read_scores(path: str | os.PathLike[str]) -> dict[tuple[str, str], float]:
     ------
     DataError
         ``file:line`` of a malformed line, a score that is not a finite number, or a trial
-        scored twice.
+        scored twice; a file without scores.
     """
     p = Path(path)
     if not p.is_file():
@@ -122,6 +122,8 @@ def read_scores(path: str | os.PathLike[str]) -> dict[tuple[str, str], float]:
         if not np.isfinite(v):
             raise DataError(f"{p}:{row.line}: score {text!r} is not finite")
         out[row.key, row.fields[0]] = v
+    if not out:
+        raise DataError(f"{p}: holds no '<model> <test> <score>' line")
     return out
 
 

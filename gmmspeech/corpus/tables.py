@@ -62,6 +62,18 @@ class Problems:
         )
 
 
+def id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an id of the table files (None when it can): empty, holding
+    whitespace, or starting with '#', which every table reader takes for a comment."""
+    if not value:
+        return "is empty"
+    if any(c.isspace() for c in value):
+        return "holds whitespace; the table files separate fields by whitespace"
+    if value.startswith("#"):
+        return "starts with '#': the table files would read its lines as comments; rename it"
+    return None
+
+
 def _report(problems: Problems | None, msg: str) -> None:
     """Collect ``msg``, or raise it when nobody collects."""
     if problems is None:
@@ -251,4 +263,4 @@ def read_table(path: str | os.PathLike[str], **options: Any) -> list[Row]:
     return list(iter_table(path, **options))
 
 
-__all__ = ["Problems", "Row", "iter_lines", "iter_table", "read_lines", "read_table"]
+__all__ = ["id_problem", "Problems", "Row", "iter_lines", "iter_table", "read_lines", "read_table"]

@@ -44,7 +44,7 @@ from ..config.sections import ExtractConfig, FeatureConfig, config_hash, to_dict
 from ..corpus.datadir import DataDir
 from ..engine import DaskEngine, Engine, LocalEngine, blas_threads
 from ..errors import ConfigError, DataError, ModelFormatError
-from ..storage.atomic import atomic_path
+from ..storage.atomic import atomic_path, replace_into
 from ..storage.provenance import file_fingerprint
 from .extraction_worker import UttResult, check_config, extract_batch
 from .spill import SpilledFrames
@@ -472,7 +472,7 @@ def _finish_store(
 ) -> None:
     """Put the store in place (the sorted one, or the merge of old store and parts)."""
     if final is not None:
-        os.replace(final.finish(), out)
+        replace_into(final.finish(), out)
         log.info("%s: wrote %d utterances", out, report.n_extracted)
     elif part_files:
         n = merge_stores(out, part_files, cfg_dict, n_features)

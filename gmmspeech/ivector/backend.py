@@ -24,7 +24,7 @@ import numpy as np
 import scipy.linalg
 
 from ..config.ivector import BackendConfig
-from ..errors import DataError
+from ..errors import DataError, GmmSpeechError, ModelFormatError
 from ..storage.atomic import atomic_path
 from ..storage.h5io import from_json, open_checked, read_array, write_header
 
@@ -38,7 +38,11 @@ def _vectors(X: Any, name: str = "X", dim: int | None = None) -> np.ndarray:
     if dim is not None and x.shape[1] != dim:
         raise DataError(f"{name}: expected vectors of dimension {dim}, got {x.shape[1]}")
     if not np.isfinite(x).all():
-        raise DataError(f"{name}: {int((~np.isfinite(x)).sum())} value(s) are NaN or infinite")
+        row = int(np.argwhere(~np.isfinite(x))[0][0])
+        raise DataError(
+            f"{name}: {int((~np.isfinite(x)).sum())} value(s) are NaN or infinite (the first "
+            f"in row {row})"
+        )
     return x
 
 
@@ -384,6 +388,9 @@ class Backend:
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
+        #: The :attr:`~gmmspeech.ivector.tv.TotalVariability.fingerprint` of the model that
+        #: extracted the training i-vectors (None: unknown).
+        self.tv_fingerprint_: str | None = None
 
     def fit(self, X: Any, y: Any | None = None) -> Backend:
         """Train on vectors ``X`` (n, R) of speakers ``y`` (n,); ``y`` may be None when
@@ -405,9 +412,18 @@ class Backend:
         x = x - self.mean_
         return length_normalize(x) if self.config.length_norm else x
 
+    @property
+    def input_dim(self) -> int:
+        """The dimension of the i-vectors this back end takes."""
+        if self.lda_ is not None:
+            return int(self.lda_.mean_.size)
+        if self.wccn_ is not None:
+            return int(self.wccn_.projection_.shape[0])
+        return int(self.mean_.size)
+
     def transform(self, X: Any) -> np.ndarray:
         """Vectors as the scorer sees them, shape (n, dim)."""
-        x = _vectors(X)
+        x = _vectors(X, "i-vectors", self.input_dim)
         if self.lda_ is not None:
             x = self.lda_.transform(x)
         if self.wccn_ is not None:
@@ -437,32 +453,105 @@ class Backend:
             write_header(f, BACKEND_FORMAT, BACKEND_VERSION, dataclasses.asdict(self.config))
             for name, a in arrays.items():
                 f.create_dataset(name, data=a)
+            if self.tv_fingerprint_:
+                f.attrs["tv_fingerprint"] = self.tv_fingerprint_
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Backend:
-        """Read a back end written by :meth:`save`."""
-        with open_checked(path, BACKEND_FORMAT, BACKEND_VERSION) as f:
-            be = cls(BackendConfig(**from_json(f.attrs.get("config"), {})))
+        """Read a back end written by :meth:`save`.
 
-            def arr(name: str, shape: tuple[int | None, ...]) -> np.ndarray:
-                return read_array(f, name, shape, where=path, kinds="f")
+        The datasets are checked against the back end's own config (LDA, WCCN and PLDA
+        present exactly when it asks for them) and against each other, from their shapes,
+        before any is read; dimensions above :data:`MAX_DIM` are refused, which bounds what
+        a compressed dataset may expand to. Values must be finite.
+        """
+        with open_checked(path, BACKEND_FORMAT, BACKEND_VERSION) as f:
+            try:
+                be = cls(BackendConfig(**from_json(f.attrs.get("config"), {})))
+            except (TypeError, GmmSpeechError) as exc:
+                raise ModelFormatError(f"{path}: its back-end config is invalid ({exc})") from None
+            shapes = {k: tuple(f[k].shape) for k in f if isinstance(f[k], h5py.Dataset)}
+            dims = _check_layout(path, be.config, shapes)
+
+            def arr(name: str) -> np.ndarray:
+                return read_array(f, name, shapes[name], where=path, kinds="f", finite=True)
 
             be.lda_ = be.wccn_ = be.plda_ = None
-            if "lda_scalings" in f:
-                be.lda_ = LDA(f["lda_scalings"].shape[1])
-                be.lda_.scalings_ = arr("lda_scalings", (None, None))
-                be.lda_.mean_ = arr("lda_mean", (be.lda_.scalings_.shape[0],))
-            if "wccn_projection" in f:
+            if "lda_scalings" in shapes:
+                be.lda_ = LDA(dims["lda"])
+                be.lda_.scalings_, be.lda_.mean_ = arr("lda_scalings"), arr("lda_mean")
+            if "wccn_projection" in shapes:
                 be.wccn_ = WCCN()
-                be.wccn_.projection_ = arr("wccn_projection", (None, None))
-            be.mean_ = arr("mean", (None,))
-            if "plda_between" in f:
-                d = be.mean_.size
+                be.wccn_.projection_ = arr("wccn_projection")
+            be.mean_ = arr("mean")
+            if "plda_between" in shapes:
                 be.plda_ = PLDA(be.config.plda_iter)
-                be.plda_.mean_ = arr("plda_mean", (d,))
-                be.plda_.between_ = arr("plda_between", (d, d))
-                be.plda_.within_ = arr("plda_within", (d, d))
+                be.plda_.mean_ = arr("plda_mean")
+                be.plda_.between_, be.plda_.within_ = arr("plda_between"), arr("plda_within")
+            tv = f.attrs.get("tv_fingerprint")
+            be.tv_fingerprint_ = str(tv) if tv else None
         return be
+
+
+#: The largest i-vector or projected dimension a back-end file may declare.
+MAX_DIM = 4096
+
+
+def _check_layout(
+    path: str | os.PathLike[str], c: BackendConfig, shapes: dict[str, tuple[int, ...]]
+) -> dict[str, int]:
+    """The dimensions of a back-end file from its dataset shapes, checked against its config
+    and each other (nothing is read); a :class:`ModelFormatError` says what disagrees."""
+
+    def bad(what: str) -> ModelFormatError:
+        return ModelFormatError(f"{path}: {what}; the file is damaged or forged: train it again")
+
+    def shape(name: str, ndim: int) -> tuple[int, ...]:
+        if name not in shapes:
+            raise bad(f"missing dataset {name!r}")
+        got = shapes[name]
+        if len(got) != ndim or any(not 0 < n <= MAX_DIM for n in got):
+            raise bad(
+                f"dataset {name!r} has shape {got}, expected {ndim} dimension(s) of 1..{MAX_DIM}"
+            )
+        return got
+
+    groups = {
+        "lda": ("lda_scalings", "lda_mean"),
+        "wccn": ("wccn_projection",),
+        "plda": ("plda_mean", "plda_between", "plda_within"),
+    }
+    wanted = {"lda": c.lda_dim is not None, "wccn": c.wccn, "plda": c.scorer == "plda"}
+    for g, names in groups.items():
+        present = [n for n in names if n in shapes]
+        if (wanted[g] and len(present) < len(names)) or (not wanted[g] and present):
+            say = "asks for" if wanted[g] else "has no"
+            raise bad(
+                f"its config {say} {g.upper()} but the file holds {present or 'none'} of "
+                f"{list(names)}"
+            )
+    dims: dict[str, int] = {}
+    d = shape("mean", 1)[0]
+    if wanted["lda"]:
+        r, k = shape("lda_scalings", 2)
+        if k != c.lda_dim or shape("lda_mean", 1) != (r,):
+            raise bad(
+                f"LDA datasets of shapes {shapes['lda_scalings']} and {shapes['lda_mean']} "
+                f"for lda_dim {c.lda_dim}"
+            )
+        dims["lda"] = k
+    if wanted["wccn"]:
+        w = shape("wccn_projection", 2)
+        if w[0] != w[1] or (wanted["lda"] and w[0] != dims["lda"]):
+            raise bad(f"dataset 'wccn_projection' has shape {w}")
+    if wanted["plda"]:
+        for name, nd in (("plda_mean", 1), ("plda_between", 2), ("plda_within", 2)):
+            if shape(name, nd) != (d,) * nd:
+                raise bad(f"dataset {name!r} has shape {shapes[name]}, expected {(d,) * nd}")
+    out = dims.get("lda", shapes["wccn_projection"][0] if wanted["wccn"] else d)
+    if out != d:
+        raise bad(f"dataset 'mean' has {d} values but the projections give dimension {out}")
+    return dims
 
 
 __all__ = ["LDA", "PLDA", "WCCN", "Backend", "cosine_score", "length_normalize"]

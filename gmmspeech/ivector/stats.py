@@ -190,6 +190,23 @@ class StatsFile:
     def __len__(self) -> int:
         return self._n
 
+    def check_utterances(self, ids: Sequence[str], where: str) -> None:
+        """Refuse statistics of other utterances than ``ids`` (e.g. those of a feature
+        store ``where``), or in another order: a copied or stale stats file."""
+        if list(ids) == self.utt_ids:
+            return
+        mine, theirs = set(self.utt_ids), set(ids)
+        if mine == theirs:
+            what = "the same utterances in another order"
+        else:
+            extra, lack = sorted(mine - theirs), sorted(theirs - mine)
+            what = f"{len(extra)} utterance(s) not in it (e.g. {extra[:1]}), {len(lack)} of "
+            what += f"its missing (e.g. {lack[:1]})"
+        raise DataError(
+            f"{self.path}: these statistics do not belong to {where}: {what}; compute "
+            f"them again from it"
+        )
+
     def select(self, ids: Sequence[str]) -> StatsFileSubset:
         """The utterances ``ids`` of this file (in the file's order); a :class:`DataError`
         names the first one it lacks."""
@@ -210,9 +227,28 @@ def load_task(task: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(N, F)`` of a work item: a pair of arrays, or anything with ``load()``."""
     n, f = (task[0], task[1]) if isinstance(task, tuple) else task.load()
     n, f = np.asarray(n, dtype=np.float64), np.asarray(f, dtype=np.float64)
-    if not (np.isfinite(n).all() and np.isfinite(f).all()):
-        raise DataError(f"statistics {task!r:.80}: NaN or infinite values; recompute them")
+    bad = ~np.isfinite(n).all(axis=1) | ~np.isfinite(f.reshape(len(f), -1)).all(axis=1)
+    if bad.any():
+        raise DataError(
+            f"{_bad_row(task, int(np.argmax(bad)))}: NaN or infinite values; recompute them"
+        )
     return n, f
+
+
+def _bad_row(task: Any, r: int) -> str:
+    """Where row ``r`` of a work item comes from: the stats file and the utterance."""
+    rows = getattr(task, "rows", None)
+    row = rows[r] if rows is not None else getattr(task, "start", 0) + r
+    path = getattr(task, "path", None)
+    if path is None:
+        return f"statistics (row {r})"
+    try:
+        with h5py.File(path, "r") as h:
+            utt = h["utt_ids"][row]
+        name = utt.decode() if isinstance(utt, bytes) else str(utt)
+    except (OSError, KeyError, ValueError, IndexError):
+        return f"{path}: statistics row {row}"
+    return f"{path}: statistics of utterance {name!r}"
 
 
 @dataclass

@@ -18,6 +18,7 @@ Cholesky factor of the mean ``E[w w']``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -377,6 +378,13 @@ class TotalVariability:
         parts = eng.map(_transform_task, _shards(src.tasks(self.batch_size), eng), pre)
         return np.concatenate(parts)
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of ``T_`` and of its UBM: what i-vectors and back ends record of it."""
+        h = hashlib.sha256(np.ascontiguousarray(self.T_, dtype=np.float64).tobytes())
+        h.update(ubm_fingerprint(self.ubm_).encode())
+        return h.hexdigest()
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write ``T_``, the UBM (with its SHA-256) and the feature config to HDF5."""
         cfg = {k: getattr(self, k) for k in _PARAMS}
@@ -395,7 +403,7 @@ class TotalVariability:
             tv.ubm_, tv.feature_config_ = read_ubm_record(f, path, ubm)
             tv.history_ = from_json(f.attrs.get("history"), [])
             want = (tv.ubm_.n_components, tv.ubm_.n_features, tv.rank)
-            tv.T_ = read_array(f, "T", want, where=Path(path), kinds="f")
+            tv.T_ = read_array(f, "T", want, where=Path(path), kinds="f", finite=True)
         return tv
 
 
@@ -404,10 +412,12 @@ IVECTORS_FORMAT = "gmmspeech.IVectors"
 
 @dataclass
 class IVectorSet:
-    """i-vectors of utterances: ``vectors`` (n, R) float64 in the order of ``utt_ids``."""
+    """i-vectors of utterances: ``vectors`` (n, R) float64 in the order of ``utt_ids``;
+    ``tv``: the :attr:`TotalVariability.fingerprint` of the model that extracted them."""
 
     utt_ids: list[str]
     vectors: np.ndarray
+    tv: str | None = None
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """Utterance id -> its i-vector (R,)."""
@@ -420,6 +430,8 @@ class IVectorSet:
             ids = np.array(self.utt_ids, dtype=object)
             f.create_dataset("utt_ids", data=ids, dtype=h5py.string_dtype())
             f.create_dataset("vectors", data=self.vectors)
+            if self.tv:
+                f.attrs["tv_fingerprint"] = self.tv
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IVectorSet:
@@ -427,5 +439,26 @@ class IVectorSet:
         with open_checked(path, IVECTORS_FORMAT, FORMAT_VERSION) as f:
             raw = read_array(f, "utt_ids", (None,), where=Path(path), kinds="O")
             ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
-            vectors = read_array(f, "vectors", (len(ids), None), where=Path(path), kinds="f")
-        return cls(ids, np.asarray(vectors, dtype=np.float64))
+            vectors = read_array(
+                f,
+                "vectors",
+                (len(ids), None),
+                where=Path(path),
+                kinds="f",
+                finite=True,
+                row_names=ids,
+            )
+            tv = f.attrs.get("tv_fingerprint")
+        return cls(ids, np.asarray(vectors, dtype=np.float64), str(tv) if tv else None)
+
+
+def check_same_tv(named: dict[str, str | None]) -> None:
+    """Refuse i-vectors and back ends of different TV models: ``named`` maps a file to the
+    TV fingerprint it records (None: written before fingerprints, not checked)."""
+    known = {path: fp for path, fp in named.items() if fp}
+    if len(set(known.values())) > 1:
+        parts = ", ".join(f"{path} (TV {fp[:12]})" for path, fp in known.items())
+        raise ModelMismatchError(
+            f"these files come from different total-variability models: {parts}; extract "
+            f"every i-vector with the TV model the back end was trained on"
+        )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from tempfile import TemporaryDirectory
 
 import numpy as np
 
@@ -33,6 +32,7 @@ from ..ivector.backend import Backend
 from ..ivector.stats import compute_stats
 from ..ivector.tv import IVectorSet, TotalVariability
 from ..mixture.gmm import DiagGMM
+from ..storage.scratch import scratch_folder
 from .artefacts import BACKEND, CALIBRATION_IVECTORS, CALIBRATION_TV, DATA_DIR, IVECTORS, UBM
 from .ivector_cohort import group_vectors, heldout_normalize
 from .ivector_stages import fit_backend, new_tv, score_sets
@@ -66,7 +66,7 @@ def caltv(ws: Workspace) -> StageResult:
         # the statistics under the held-out UBM are only needed here: temporary files, so
         # that memory does not grow with the sets
         tv_path = ws.output(CALIBRATION_TV, group=g)
-        with ws.engine() as engine, TemporaryDirectory(dir=tv_path.parent) as tmp:
+        with ws.engine() as engine, scratch_folder(tv_path.parent) as tmp:
             for name in sets:
                 with ws.store(name) as st:
                     stats = compute_stats(
@@ -81,7 +81,9 @@ def caltv(ws: Workspace) -> StageResult:
                     parts.append(model.transform(stats, engine=engine))
                     ids += list(stats.utt_ids)
         model.save(tv_path)
-        IVectorSet(ids, np.concatenate(parts)).save(ws.output(CALIBRATION_IVECTORS, group=g))
+        IVectorSet(ids, np.concatenate(parts), tv=model.fingerprint).save(
+            ws.output(CALIBRATION_IVECTORS, group=g)
+        )
         outputs += [CALIBRATION_TV.rel(group=g), CALIBRATION_IVECTORS.rel(group=g)]
         aux = [round(x["auxiliary"], 4) for x in model.history_]
         info.append({"held_out": len(h.speakers), "utterances": len(others), "auxiliary": aux})

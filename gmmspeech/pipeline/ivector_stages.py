@@ -75,8 +75,11 @@ def ivectors(ws: Workspace) -> StageResult:
         for name in SETS:
             src = StatsFile(ws.path(STATS, set=name), ubm_)
             with ws.store(name) as store:
-                ids = list(store)  # compute_stats keeps the store's order
-            IVectorSet(ids, model.transform(src, engine=engine)).save(ws.output(IVECTORS, set=name))
+                src.check_utterances(list(store), f"the feature store of {name}")
+            vectors = model.transform(src, engine=engine)
+            IVectorSet(src.utt_ids, vectors, tv=model.fingerprint).save(
+                ws.output(IVECTORS, set=name)
+            )
             outputs.append(IVECTORS.rel(set=name))
     return outputs, {"rank": model.rank}
 

@@ -6,7 +6,9 @@ sees either the old file or the new one. The file gets the permissions the umask
 (``0666 & ~umask``), as a plain ``open`` would give it. Paths a caller marks with
 :func:`protected` (e.g. the user's files in an experiment folder) are never replaced.
 
-What a command may replace in the first place is decided by :mod:`gmmspeech.storage.outputs`.
+Every write, and every rename into place (:func:`replace_into`), passes the running command's
+output gate (:mod:`gmmspeech.storage.gate`); what a command may replace is declared through
+:mod:`gmmspeech.storage.outputs`.
 """
 
 from __future__ import annotations
@@ -20,15 +22,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import GmmSpeechError
+from .gate import OutputRefusedError, current_gate
+from .scratch import owner_tag, remove_stale_temps_of
 
 log = logging.getLogger(__name__)
 
 #: The flag that allows replacing an earlier output of the same kind.
 OVERWRITE_FLAG = "--overwrite"
-
-
-class OutputRefusedError(GmmSpeechError):
-    """An output path holds something the command must not replace."""
 
 
 _PROTECTED: dict[tuple[int, int], str] = {}
@@ -63,6 +63,7 @@ def protected(paths: Iterable[str | os.PathLike[str]], why: str) -> Iterator[Non
 
 
 def check_protected(target: Path) -> None:
+    """Refuse ``target`` when it is :func:`protected`."""
     if not _PROTECTED:
         return
     key = _file_id(target)
@@ -113,8 +114,10 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
         raise GmmSpeechError(
             f"{target}: the output folder {folder} does not exist; create it first"
         )
-    check_protected(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=folder)
+    _check_write(target)
+    remove_stale_temps_of(target)  # of this output, left by a killed writer
+    prefix = f".{target.name}.{owner_tag()}."
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     tmp = Path(tmp_name)
     try:
         try:
@@ -123,8 +126,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
         finally:
             os.close(fd)
         yield tmp
-        check_protected(target)
-        os.replace(tmp, target)
+        replace_into(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -136,6 +138,37 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _check_write(target: Path) -> None:
+    check_protected(target)
+    gate = current_gate()
+    if gate is not None:
+        gate.check_write(target)
+
+
+def replace_into(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Rename the finished temporary file ``tmp`` onto ``target``, through the gate.
+
+    For writers that make their own temporary file in ``target``'s folder; on a refusal
+    ``tmp`` is left for the caller to remove.
+    """
+    dest = Path(target)
+    _check_write(dest)
+    os.replace(tmp, dest)
+    gate = current_gate()
+    if gate is not None:
+        gate.record(dest)
+
+
+def remove_file(path: str | os.PathLike[str]) -> None:
+    """Delete an output file, through the gate (never an input, nor a protected file)."""
+    p = Path(path)
+    check_protected(p)
+    gate = current_gate()
+    if gate is not None:
+        gate.check_remove(p)
+    p.unlink()
 
 
 def _os_error(exc: OSError, target: Path) -> OSError:
@@ -176,4 +209,6 @@ __all__ = [
     "current_umask",
     "new_folder_or_nothing",
     "protected",
+    "remove_file",
+    "replace_into",
 ]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from .._version import __version__
 from ..errors import GmmSpeechError, ModelFormatError
@@ -118,6 +120,8 @@ def read_array(
     kinds: str = "fiu",
     max_elements: int = MAX_ELEMENTS,
     error: type[GmmSpeechError] = ModelFormatError,
+    finite: bool = False,
+    row_names: Sequence[str] | None = None,
 ) -> Any:
     """Read dataset ``name`` after checking its shape, dtype and size against the header.
 
@@ -138,6 +142,10 @@ def read_array(
     max_elements : int
         The largest number of elements accepted.
     error : exception class
+    finite : bool
+        Refuse NaN or infinite values, naming the first one's row (``row_names[row]``, e.g.
+        an utterance id, when given).
+    row_names : sequence of str, optional
 
     Returns
     -------
@@ -175,6 +183,16 @@ def read_array(
                 f"file stores {stored}; the file is truncated, damaged or forged"
             )
     try:
-        return dset[()]
+        data = dset[()]
     except (OSError, ValueError) as exc:
         raise error(f"{where}: cannot read dataset {name!r} ({exc})") from None
+    if finite and kind == "f":
+        bad = ~np.isfinite(data)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0]) if data.ndim else 0
+            at = f"row {row}" if row_names is None else f"utterance {row_names[row]!r}"
+            raise error(
+                f"{where}: dataset {name!r}: {int(bad.sum())} value(s) are NaN or infinite "
+                f"(the first in {at}); the file is damaged: write it again"
+            )
+    return data

@@ -7,7 +7,9 @@
   file, a JSON key, ...), and only when the user passed ``--overwrite``;
 * :func:`remove_outputs` deletes only files of a given kind, never a whole folder.
 
-Files are written through :mod:`gmmspeech.storage.atomic`.
+:func:`check_output` also declares the output to the command's gate
+(:mod:`gmmspeech.storage.gate`), which checks every write again when it happens; files are
+written through :mod:`gmmspeech.storage.atomic`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 
 import h5py
 
-from .atomic import OVERWRITE_FLAG, OutputRefusedError, check_protected
+from .atomic import OVERWRITE_FLAG, OutputRefusedError, remove_file
+from .gate import current_gate
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,7 @@ PREDICTIONS = OutputKind("predictions file ('<utt> <label>' lines)", lambda p: _
 METRICS_JSON = json_kind("evaluate metrics JSON", "raw", "eer_method")
 CLASSIFY_JSON = json_kind("classify results JSON", "accuracy", "confusion_matrix")
 BENCH_JSON = json_kind("benchmark JSON", "benchmark")
+CALIBRATION_JSON = json_kind("calibration JSON", "format", "slope", "offset")
 PNG = OutputKind("PNG image", lambda p: p.is_file() and _head(p).startswith(_PNG_MAGIC))
 FEATURE_STORE = hdf5_kind("feature store", "gmmspeech.FeatureStore")
 TV_MODEL = hdf5_kind("total-variability model", "gmmspeech.TotalVariability")
@@ -166,7 +170,9 @@ def check_output(
 ) -> None:
     """Refuse to write ``path`` when that would destroy something.
 
-    Call it before the work starts, so that a refusal costs nothing.
+    Call it before the work starts, so that a refusal costs nothing. Within a command's
+    gate it also declares ``path`` (and ``inputs``): the gate then lets the command write
+    there, and refuses it again if ``path`` turns out to be an input.
 
     Parameters
     ----------
@@ -188,6 +194,11 @@ def check_output(
     if path is None:
         return
     p = Path(path)
+    inputs = list(inputs)
+    gate = current_gate()
+    if gate is not None:
+        gate.add_inputs(inputs)
+        gate.declare_output(p)
     if not os.path.lexists(p):
         return
     for inp in inputs:
@@ -211,6 +222,31 @@ def check_output(
         )
 
 
+def declare_output(
+    path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str] | None] = ()
+) -> None:
+    """Declare ``path`` to the command's gate without judging an existing file: for an
+    output that its writer checks itself (a feature store is completed, not replaced).
+
+    Raises
+    ------
+    OutputRefusedError
+        ``path`` is one of ``inputs`` or of the paths the command reads.
+    """
+    gate = current_gate()
+    if gate is not None:
+        gate.add_inputs(inputs)
+        gate.declare_output(path)
+
+
+def declare_folder(folder: str | os.PathLike[str]) -> None:
+    """Declare ``folder`` to the command's gate: the command writes under it (an experiment
+    folder, a checkpoint folder); see :meth:`gmmspeech.storage.gate.OutputGate.declare_folder`."""
+    gate = current_gate()
+    if gate is not None:
+        gate.declare_folder(folder)
+
+
 def remove_outputs(folder: str | os.PathLike[str], kind: OutputKind, pattern: str = "") -> int:
     """Delete the files of ``kind`` directly in ``folder`` (names matching ``pattern``),
     then the folder itself if that left it empty; anything else stays.
@@ -227,8 +263,7 @@ def remove_outputs(folder: str | os.PathLike[str], kind: OutputKind, pattern: st
     removed = 0
     for p in sorted(d.iterdir()):
         if p.is_file() and not p.is_symlink() and rx.search(p.name) and kind.matches(p):
-            check_protected(p)
-            p.unlink()
+            remove_file(p)
             removed += 1
     try:
         d.rmdir()
@@ -239,6 +274,7 @@ def remove_outputs(folder: str | os.PathLike[str], kind: OutputKind, pattern: st
 
 __all__ = [
     "BENCH_JSON",
+    "CALIBRATION_JSON",
     "CLASSIFY_JSON",
     "DATADIR",
     "FEATURE_STORE",
@@ -253,6 +289,8 @@ __all__ = [
     "UBM_CHECKPOINT",
     "OutputKind",
     "check_output",
+    "declare_folder",
+    "declare_output",
     "hdf5_kind",
     "json_kind",
     "remove_outputs",
