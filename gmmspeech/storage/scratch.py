@@ -20,6 +20,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .gate import current_gate
+
 log = logging.getLogger(__name__)
 
 #: The name shapes: ``.gmmspeech-<what>-<host>-<pid>-<random>`` (scratch folders) and
@@ -101,8 +103,6 @@ def scratch_folder(parent: str | os.PathLike[str], what: str = "stats") -> Itera
     what : str
         Lowercase letters naming the contents, e.g. ``"stats"``.
     """
-    from .gate import current_gate
-
     remove_stale(parent)
     path = Path(tempfile.mkdtemp(prefix=f".gmmspeech-{what}-{owner_tag()}-", dir=parent))
     gate = current_gate()
