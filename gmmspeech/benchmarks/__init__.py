@@ -13,4 +13,5 @@ BENCHMARKS: tuple[str, ...] = (
     "tv",
     "trials",
     "longfile",
+    "selection",
 )

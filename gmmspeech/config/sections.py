@@ -68,9 +68,7 @@ class UBMConfig:
     final_max_iterations, tolerance : int, float
         At the target size EM then runs until the relative change of the mean log-likelihood
         per frame is below ``tolerance``, at most ``final_max_iterations`` more iterations.
-        The change shrinks by about 12 % per iteration: the recipes' 512-component UBMs pass
-        2e-4 after about 8 final iterations, so a ConvergenceWarning (the cap reached) is
-        news, not routine.
+        A ConvergenceWarning says the cap was reached (news: 512 components take about 8).
     split_epsilon : float
         Split offset: means ``mu -/+ split_epsilon * sigma`` along the highest-variance axis.
     var_floor_ratio : float
@@ -89,6 +87,8 @@ class UBMConfig:
         Train on a seeded random fraction of each utterance's frames.
     random_state : int
         Seed of ``max_frames`` and ``subsample_fraction`` (training is otherwise deterministic).
+    selection : {"auto", "dense"}
+        ``auto``: Gaussian selection from 256 components on (:mod:`gmmspeech.mixture.selection`).
     """
 
     n_components: int = 512
@@ -105,10 +105,12 @@ class UBMConfig:
     subsample_every: int = 1
     subsample_fraction: float | None = None
     random_state: int = 0
+    selection: str = "auto"
 
     def __post_init__(self) -> None:
         normalise(self)
         check_min(self, "n_components", 1)
+        check_choice(self, "selection", ("auto", "dense"))
         its = self.iterations_per_stage
         ok = len(its) >= 1 and all(int(i) >= 0 for i in its)
         _check(ok, "iterations_per_stage", "a non-empty list of iteration counts >= 0", its)
