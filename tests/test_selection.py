@@ -14,6 +14,7 @@ from gmmspeech.mixture.selection import (
     accumulate_candidates,
     expand_candidates,
     selection_quality,
+    top_rows,
 )
 from gmmspeech.mixture.stats import accumulate, accumulate_selecting
 
@@ -219,3 +220,13 @@ def test_dense_training_is_the_schedule_of_em_steps():
 def test_selection_option_is_checked():
     with pytest.raises(ConfigError, match="selection"):
         UBMConfig(selection="sparse")
+
+
+def test_top_rows_matches_a_full_sort():
+    rng = np.random.default_rng(6)
+    logp = rng.normal(size=(200, 97)).astype(np.float32)
+    for c in (1, 5, 97):
+        idx, vals = top_rows(logp, c)
+        ref = np.argsort(-logp, axis=1, kind="stable")[:, :c]
+        np.testing.assert_array_equal(idx, ref)
+        np.testing.assert_array_equal(vals, np.take_along_axis(logp, ref, axis=1))

@@ -30,6 +30,7 @@ __all__ = [
     "accumulate_candidates",
     "expand_candidates",
     "selection_quality",
+    "top_rows",
     "selection_dtype",
 ]
 
@@ -120,6 +121,51 @@ def _accumulate(x, cand, shift, means_c, prec, g, acc, out_sel):  # pragma: no c
                     lp[bi] = -np.inf
         ll[p] = tot
     return ll
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _top_rows(logp, idx, vals):  # pragma: no cover - numba
+    # per row of logp (n, K): the C = idx.shape[1] largest values, best first (a sorted
+    # buffer of C: most entries fail the first comparison)
+    n, k = logp.shape
+    c = idx.shape[1]
+    for t in prange(n):
+        for r in range(c):
+            vals[t, r] = -np.inf
+            idx[t, r] = -1
+        for j in range(k):
+            v = logp[t, j]
+            if v > vals[t, c - 1]:
+                r = c - 1
+                while r > 0 and vals[t, r - 1] < v:
+                    vals[t, r] = vals[t, r - 1]
+                    idx[t, r] = idx[t, r - 1]
+                    r -= 1
+                vals[t, r] = v
+                idx[t, r] = j
+
+
+def top_rows(logp: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``c`` largest entries of each row and their columns, best first (ties: the
+    first column wins).
+
+    Parameters
+    ----------
+    logp : ndarray, shape (n, K), float32 or float64
+        E.g. a block of ``log w_k N_k(x_t)``; NaN entries are never chosen.
+    c : int
+        1 <= c <= K.
+
+    Returns
+    -------
+    idx : ndarray, shape (n, c), intp
+    vals : ndarray, shape (n, c), float64
+    """
+    n = logp.shape[0]
+    idx = np.empty((n, int(c)), dtype=np.intp)
+    vals = np.empty((n, int(c)), dtype=np.float64)
+    _top_rows(np.ascontiguousarray(logp), idx, vals)
+    return idx, vals
 
 
 def _parameters(gmm: DiagGMM) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
