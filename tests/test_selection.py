@@ -230,3 +230,18 @@ def test_top_rows_matches_a_full_sort():
         ref = np.argsort(-logp, axis=1, kind="stable")[:, :c]
         np.testing.assert_array_equal(idx, ref)
         np.testing.assert_array_equal(vals, np.take_along_axis(logp, ref, axis=1))
+
+
+def test_selected_training_is_the_same_on_a_process_engine(monkeypatch):
+    import gmmspeech.mixture.ubm as ubm_mod
+    from gmmspeech import ProcessEngine
+
+    monkeypatch.setattr(ubm_mod, "AUTO_MIN_COMPONENTS", 64)
+    x = _speechlike(12000, 4, seed=7)
+    opts = dict(iterations_per_stage=(1, 1, 1, 1, 1, 2), final_max_iterations=2, shard_frames=4000)
+    local = train_ubm(x, 128, progress=False, **opts)
+    with ProcessEngine(2) as eng:
+        procs = train_ubm(x, 128, progress=False, engine=eng, **opts)
+    assert local.history_[-1].get("selection") == "reuse"
+    np.testing.assert_allclose(procs.means, local.means, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(procs.weights, local.weights, rtol=1e-12)
