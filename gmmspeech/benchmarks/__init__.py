@@ -14,4 +14,5 @@ BENCHMARKS: tuple[str, ...] = (
     "trials",
     "longfile",
     "selection",
+    "ivstats",
 )
