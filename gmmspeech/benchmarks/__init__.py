@@ -14,4 +14,6 @@ BENCHMARKS: tuple[str, ...] = (
     "trials",
     "longfile",
     "patterns",
+    "selection",
+    "ivstats",
 )

@@ -77,6 +77,8 @@ class UBMConfig:
         Train on a seeded random fraction of each utterance's frames.
     random_state : int
         Seed of ``max_frames`` and ``subsample_fraction`` (training is otherwise deterministic).
+    selection : {"auto", "dense"}
+        ``auto``: Gaussian selection from 256 components on (:mod:`gmmspeech.mixture.selection`).
     """
 
     n_components: int = 512
@@ -93,10 +95,12 @@ class UBMConfig:
     subsample_every: int = 1
     subsample_fraction: float | None = None
     random_state: int = 0
+    selection: str = "auto"
 
     def __post_init__(self) -> None:
         normalise(self)
         check_min(self, "n_components", 1)
+        check_choice(self, "selection", ("auto", "dense"))
         its = self.iterations_per_stage
         ok = len(its) >= 1 and all(int(i) >= 0 for i in its)
         _check(ok, "iterations_per_stage", "a non-empty list of iteration counts >= 0", its)

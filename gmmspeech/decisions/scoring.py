@@ -52,6 +52,7 @@ from ..features.frames import COMPUTE_DTYPE, as_frames
 from ..features.store import FeatureStore
 from ..mixture.gmm import DiagGMM, log_normalize
 from ..mixture.modelbank import ModelBank
+from ..mixture.selection import top_rows
 from ..mixture.speakermodels import SpeakerModels
 from ..storage.provenance import check_features
 
@@ -121,17 +122,13 @@ class _TestUtterance:
     ) -> None:
         """``z`` (T, 2D), the top-C UBM components per frame ``idx`` (T, C) and ``logpi``
         (T, C), the log of the UBM's posterior among those C components."""
-        k = ubm.n_components
         self.z = np.empty((self.n, 2 * ubm.n_features), dtype=COMPUTE_DTYPE)
         self.idx = np.empty((self.n, top_c), dtype=np.intp)
         self.logpi = np.empty((self.n, top_c), dtype=np.float64)
         for start, stop, r, z in ubm.blocks(x, chunk_size=chunk_size):
             self.z[start:stop] = z
-            if top_c < k:
-                idx = np.argpartition(-r, top_c - 1, axis=1)[:, :top_c]
-            else:
-                idx = np.broadcast_to(np.arange(k), (stop - start, k))
-            vals = np.take_along_axis(r, idx, axis=1).astype(np.float64)
+            # one scan per row in numba, not an argpartition (which cost 2.4x the GEMM)
+            idx, vals = top_rows(r, top_c)
             self.idx[start:stop] = idx
             self.logpi[start:stop] = vals - log_normalize(vals.copy())[0][:, None]
 

@@ -31,6 +31,8 @@ from ..storage.provenance import check_feature_config
 
 STATS_FORMAT = "gmmspeech.UtteranceStats"
 FORMAT_VERSION = 1
+#: files with pruned posteriors store only the components with N_k > 0 (``layout: sparse``)
+SPARSE_FORMAT_VERSION = 2
 _FRAME_BLOCK = 4096
 
 
@@ -46,11 +48,32 @@ class UtteranceStats:
     n_frames: int = 0
 
 
-def _stats_arrays(ubm: DiagGMM, X: Any, top_n: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+def _check_min_post(min_post: float | None) -> float | None:
+    if min_post is None:
+        return None
+    ok = isinstance(min_post, (int, float)) and not isinstance(min_post, bool)
+    if not ok or not 0.0 < float(min_post) < 1.0:
+        raise DataError(f"min_post: must be a number in (0, 1), e.g. 0.025; got {min_post!r}")
+    return float(min_post)
+
+
+def _prune(g: np.ndarray, min_post: float) -> np.ndarray:
+    """Posteriors below ``min_post`` set to 0 (each frame's largest always kept), rows
+    renormalised to sum to 1; in place."""
+    keep = (g >= min_post) | (g == g.max(axis=1, keepdims=True))
+    g *= keep
+    g /= g.sum(axis=1, keepdims=True)
+    return g
+
+
+def _stats_arrays(
+    ubm: DiagGMM, X: Any, top_n: int | None, min_post: float | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
     x = as_frames(X, ubm.n_features)
     k = ubm.n_components
     if top_n is not None and not 1 <= int(top_n) <= k:
         raise DataError(f"top_n: must be between 1 and n_components={k}, got {top_n}")
+    min_post = _check_min_post(min_post)
     n = np.zeros(k)
     xs = np.zeros((k, ubm.n_features))
     for s in range(0, x.shape[0], _FRAME_BLOCK):
@@ -66,12 +89,16 @@ def _stats_arrays(ubm: DiagGMM, X: Any, top_n: int | None) -> tuple[np.ndarray, 
             v /= v.sum(axis=1, keepdims=True)
             g = np.zeros_like(r)
             np.put_along_axis(g, idx, v, axis=1)
+        if min_post is not None:
+            _prune(g, min_post)
         n += g.sum(axis=0)
         xs += g.T @ block.astype(np.float64)
     return n, xs - n[:, None] * ubm.means, int(x.shape[0])
 
 
-def utterance_stats(ubm: DiagGMM, X: Any, *, top_n: int | None = None) -> UtteranceStats:
+def utterance_stats(
+    ubm: DiagGMM, X: Any, *, top_n: int | None = None, min_post: float | None = None
+) -> UtteranceStats:
     """Baum-Welch statistics of one utterance, in float64.
 
     Parameters
@@ -82,26 +109,32 @@ def utterance_stats(ubm: DiagGMM, X: Any, *, top_n: int | None = None) -> Uttera
     top_n : int, optional
         Keep only each frame's ``top_n`` most likely components, their posteriors
         renormalised to sum to 1 (default: all K components, exact posteriors).
+    min_post : float, optional
+        Then drop posteriors below this (Kaldi's ``min_post``, e.g. 0.025; each frame keeps
+        at least its best component) and renormalise each frame's to sum to 1. Components
+        no frame reaches get ``N_k = 0`` exactly, which :func:`compute_stats` stores sparse.
 
     Returns
     -------
     UtteranceStats
         ``zeroth`` (K,) and ``first`` (K, D) centred on ``ubm.means``.
     """
-    n, f, t = _stats_arrays(ubm, X, top_n)
+    n, f, t = _stats_arrays(ubm, X, top_n, min_post)
     return UtteranceStats(n, f, ubm, t)
 
 
-def _stats_task(item: Any, shared: tuple[DiagGMM, int | None]) -> tuple[np.ndarray, np.ndarray]:
+def _stats_task(
+    item: Any, shared: tuple[DiagGMM, int | None, float | None]
+) -> tuple[np.ndarray, np.ndarray]:
     """Map task: stats of a batch; ``item`` is (store path, ids) or a list of arrays."""
-    ubm, top_n = shared
+    ubm, top_n, min_post = shared
     if isinstance(item, tuple):
         path, ids = item
         with FeatureStore(path) as store:
             arrays = [store[u] for u in ids]
     else:
         arrays = item
-    out = [_stats_arrays(ubm, x, top_n)[:2] for x in arrays]
+    out = [_stats_arrays(ubm, x, top_n, min_post)[:2] for x in arrays]
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
 
@@ -126,6 +159,8 @@ class StatsFileSlice:
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         with h5py.File(self.path, "r") as f:
+            if _is_sparse(f):
+                return _read_sparse(f, list(range(self.start, self.stop)))
             return f["zeroth"][self.start : self.stop], f["first"][self.start : self.stop]
 
 
@@ -138,7 +173,33 @@ class StatsFileRows:
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         with h5py.File(self.path, "r") as f:
+            if _is_sparse(f):
+                return _read_sparse(f, self.rows)
             return f["zeroth"][self.rows], f["first"][self.rows]
+
+
+def _is_sparse(f: h5py.File) -> bool:
+    return str(f.attrs.get("layout", "dense")) == "sparse"
+
+
+def _read_sparse(f: h5py.File, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ``(N (b, K), F (b, K, D))`` of some rows of a sparse stats file: row ``i`` holds
+    entries ``offsets[i]:offsets[i+1]`` of ``components``, ``zeroth_nz`` and ``first_nz``."""
+    k, d = f["ubm/means"].shape
+    offsets = f["offsets"][()]
+    n = np.zeros((len(rows), k))
+    first = np.zeros((len(rows), k, d))
+    if not rows:
+        return n, first
+    lo, hi = int(offsets[rows[0]]), int(offsets[rows[-1] + 1])
+    comps = f["components"][lo:hi]
+    zn = f["zeroth_nz"][lo:hi]
+    fn = f["first_nz"][lo:hi]
+    for j, r in enumerate(rows):
+        a, b = int(offsets[r]) - lo, int(offsets[r + 1]) - lo
+        n[j, comps[a:b]] = zn[a:b]
+        first[j, comps[a:b]] = fn[a:b]
+    return n, first
 
 
 class StatsFileSubset:
@@ -174,13 +235,23 @@ class StatsFile:
 
     def __init__(self, path: str | os.PathLike[str], ubm: DiagGMM | None = None) -> None:
         self.path = str(path)
-        with open_checked(path, STATS_FORMAT, FORMAT_VERSION) as f:
+        with open_checked(path, STATS_FORMAT, SPARSE_FORMAT_VERSION) as f:
             self.ubm, self.feature_config = read_ubm_record(f, path, ubm)
-            self._n = int(f["zeroth"].shape[0])
+            self.sparse = _is_sparse(f)
+            if self.sparse:
+                self._n = int(read_array(f, "offsets", (None,), where=path).shape[0]) - 1
+            else:
+                self._n = int(f["zeroth"].shape[0])
             raw = read_array(f, "utt_ids", (self._n,), where=path, kinds="O")
             self.utt_ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
             k, d = self.ubm.n_components, self.ubm.n_features
-            for name, shape in (("zeroth", (self._n, k)), ("first", (self._n, k, d))):
+            nnz = int(f["components"].shape[0]) if self.sparse else 0
+            shapes = (
+                (("zeroth_nz", (nnz,)), ("first_nz", (nnz, d)))
+                if self.sparse
+                else (("zeroth", (self._n, k)), ("first", (self._n, k, d)))
+            )
+            for name, shape in shapes:
                 got = tuple(f[name].shape)
                 if got != shape:
                     raise ModelFormatError(
@@ -302,9 +373,13 @@ class StatsSet:
 
 
 def _write_header(
-    f: h5py.File, ubm: DiagGMM, feature_config: dict[str, Any] | None, ids: list[str]
+    f: h5py.File,
+    ubm: DiagGMM,
+    feature_config: dict[str, Any] | None,
+    ids: list[str],
+    version: int = FORMAT_VERSION,
 ) -> None:
-    write_header(f, STATS_FORMAT, FORMAT_VERSION)
+    write_header(f, STATS_FORMAT, version)
     write_ubm_record(f, ubm, feature_config)
     f.create_dataset("utt_ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
 
@@ -398,6 +473,7 @@ def compute_stats(
     features: FeatureStore | str | os.PathLike[str] | Sequence[Any] | Mapping[str, Any],
     *,
     top_n: int | None = None,
+    min_post: float | None = None,
     engine: Engine | None = None,
     batch_size: int = 32,
     out: str | os.PathLike[str] | None = None,
@@ -410,8 +486,9 @@ def compute_stats(
     features : FeatureStore, path to one, list of arrays or mapping ``utt_id -> array``
         A store's feature config must match ``ubm.feature_config`` when both are known;
         workers open the store themselves.
-    top_n : int, optional
-        See :func:`utterance_stats`.
+    top_n, min_post : int, float, optional
+        See :func:`utterance_stats`. With ``min_post`` a file ``out`` stores, per utterance,
+        only the components with ``N_k > 0`` (``layout: sparse``, format version 2).
     engine : Engine, optional
         Where the batches of ``batch_size`` utterances run (default: in this process).
     out : path-like, optional
@@ -427,20 +504,55 @@ def compute_stats(
     if not ids:
         raise DataError("features: no utterances")
     eng = engine or LocalEngine()
+    shared = (ubm, top_n, _check_min_post(min_post))
     if out is None:
-        parts = eng.map(_stats_task, items, (ubm, top_n))
+        parts = eng.map(_stats_task, items, shared)
         n, f = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         return StatsSet(n, f, ubm, ids, fc)
     k, d = ubm.n_components, ubm.n_features
+    if min_post is not None:
+        _write_sparse(out, eng, items, shared, ids, fc)
+        return StatsFile(out, ubm)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as h:
         _write_header(h, ubm, fc, ids)
         dn = h.create_dataset("zeroth", (len(ids), k), "f8", chunks=(1, k))
         df = h.create_dataset("first", (len(ids), k, d), "f8", chunks=(1, k, d))
         start = 0
-        for n, f in eng.imap(_stats_task, items, (ubm, top_n)):
+        for n, f in eng.imap(_stats_task, items, shared):
             dn[start : start + len(n)], df[start : start + len(n)] = n, f
             start += len(n)
     return StatsFile(out, ubm)
+
+
+def _write_sparse(
+    out: str | os.PathLike[str],
+    eng: Engine,
+    items: list[Any],
+    shared: tuple[DiagGMM, int | None, float | None],
+    ids: list[str],
+    fc: dict[str, Any] | None,
+) -> None:
+    """Stream pruned statistics into ``out``: per utterance only the components with
+    ``N_k > 0``, as CSR rows (``offsets``, ``components``, ``zeroth_nz``, ``first_nz``)."""
+    ubm = shared[0]
+    d = ubm.n_features
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as h:
+        _write_header(h, ubm, fc, ids, SPARSE_FORMAT_VERSION)
+        h.attrs["layout"] = "sparse"
+        h.attrs["min_post"] = float(shared[2] or 0.0)
+        dc = h.create_dataset("components", (0,), "i4", maxshape=(None,), chunks=(4096,))
+        dn = h.create_dataset("zeroth_nz", (0,), "f8", maxshape=(None,), chunks=(4096,))
+        df = h.create_dataset("first_nz", (0, d), "f8", maxshape=(None, d), chunks=(256, d))
+        offsets = [0]
+        for n, f in eng.imap(_stats_task, items, shared):
+            for row in range(n.shape[0]):
+                nz = np.flatnonzero(n[row] > 0)
+                a, b = offsets[-1], offsets[-1] + nz.size
+                for ds in (dc, dn, df):
+                    ds.resize(b, axis=0)
+                dc[a:b], dn[a:b], df[a:b] = nz, n[row, nz], f[row, nz]
+                offsets.append(b)
+        h.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64))
 
 
 def as_source(stats: StatsSource | Sequence[UtteranceStats]) -> StatsSource:

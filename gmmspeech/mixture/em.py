@@ -78,6 +78,20 @@ def _split_one(
     weights[dst] = weights[src]
 
 
+def split_order(gmm: DiagGMM, n_new: int) -> np.ndarray:
+    """The components :func:`split_components` splits, heaviest first: component
+    ``order[j]`` gives its child the index ``K + j``.
+
+    Returns
+    -------
+    ndarray, shape (n_new,), int64
+    """
+    k = gmm.n_components
+    if not 1 <= n_new <= k:
+        raise DataError(f"n_new: must be between 1 and {k}, got {n_new}")
+    return np.argsort(-gmm.weights, kind="stable")[:n_new]
+
+
 def split_components(gmm: DiagGMM, n_new: int, epsilon: float) -> DiagGMM:
     """Grow a model by ``n_new`` components by splitting its heaviest ones.
 
@@ -99,9 +113,7 @@ def split_components(gmm: DiagGMM, n_new: int, epsilon: float) -> DiagGMM:
     DiagGMM with K + n_new components.
     """
     k = gmm.n_components
-    if not 1 <= n_new <= k:
-        raise DataError(f"n_new: must be between 1 and {k}, got {n_new}")
-    order = np.argsort(-gmm.weights, kind="stable")[:n_new]
+    order = split_order(gmm, n_new)
     w = np.concatenate([gmm.weights, np.zeros(n_new)])
     mu = np.concatenate([gmm.means, np.zeros((n_new, gmm.n_features))])
     var = np.concatenate([gmm.variances, np.ones((n_new, gmm.n_features))])

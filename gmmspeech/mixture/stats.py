@@ -162,11 +162,37 @@ def accumulate(gmm: DiagGMM, X: ArrayLike, *, chunk_size: int | None = None) -> 
     >>> stats.n_frames, stats.zeroth.round(6).tolist()
     (3, [1.5, 1.5])
     """
+    return _accumulate(gmm, X, chunk_size, 0)[0]
+
+
+def accumulate_selecting(
+    gmm: DiagGMM, X: ArrayLike, n_select: int, *, chunk_size: int | None = None
+) -> tuple[SufficientStats, np.ndarray]:
+    """:func:`accumulate`, and each frame's ``n_select`` best components from the same pass.
+
+    Returns
+    -------
+    stats : SufficientStats
+        Identical to ``accumulate(gmm, X)``.
+    selection : ndarray, shape (N, min(n_select, K)), int16 (int32 for K >= 32768)
+        The components with the highest ``log w_k N_k(x_t)``, in no particular order.
+    """
+    stats, sel = _accumulate(gmm, X, chunk_size, int(n_select))
+    return stats, sel if sel is not None else np.empty((0, 0), dtype=np.int16)
+
+
+def _accumulate(
+    gmm: DiagGMM, X: ArrayLike, chunk_size: int | None, n_select: int
+) -> tuple[SufficientStats, np.ndarray | None]:
     k, d = gmm.n_components, gmm.n_features
     acc = np.zeros((k, 2 * d + 1), dtype=np.float64)
     total_ll = 0.0
     n_frames = 0
+    parts: list[np.ndarray] = []
+    dtype = np.int16 if k < 2**15 else np.int32
     for blk in gmm.blocks(X, chunk_size=chunk_size, ones_column=True):
+        if n_select > 0:
+            parts.append(_top(blk.logp, n_select, dtype))
         frame_ll, sums = log_normalize(blk.logp)  # blk.logp now holds exp(logp - max)
         total_ll += float(frame_ll.sum())
         # responsibilities are exp / sums: fold 1/sums into the (n, 2D+1) side, not (n, K)
@@ -175,7 +201,7 @@ def accumulate(gmm: DiagGMM, X: ArrayLike, *, chunk_size: int | None = None) -> 
         z /= sums
         acc += blk.logp.T @ z
         n_frames += blk.stop - blk.start
-    return SufficientStats(
+    stats = SufficientStats(
         zeroth=acc[:, 2 * d].copy(),
         first=acc[:, :d].copy(),
         second=acc[:, d : 2 * d].copy(),
@@ -183,3 +209,16 @@ def accumulate(gmm: DiagGMM, X: ArrayLike, *, chunk_size: int | None = None) -> 
         log_likelihood=total_ll,
         n_frames=n_frames,
     )
+    if n_select <= 0:
+        return stats, None
+    width = min(n_select, k)
+    sel = np.concatenate(parts) if parts else np.empty((0, width), dtype=dtype)
+    return stats, sel
+
+
+def _top(logp: np.ndarray, n: int, dtype: type[np.signedinteger]) -> np.ndarray:
+    """Indices of the ``n`` largest entries of each row (unordered), shape (rows, min(n, K))."""
+    k = logp.shape[1]
+    if n >= k:
+        return np.broadcast_to(np.arange(k, dtype=dtype), (logp.shape[0], k)).copy()
+    return np.argpartition(-logp, n - 1, axis=1)[:, :n].astype(dtype)

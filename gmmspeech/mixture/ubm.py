@@ -38,10 +38,19 @@ from .em import (
     robust_variance,
     sample_shard,
     split_components,
+    split_order,
     split_plan,
     variance_floor,
 )
 from .gmm import DiagGMM
+from .selection import (
+    AUTO_MIN_COMPONENTS,
+    N_SELECT,
+    SelectionPass,
+    accumulate_selected_shard,
+    selection_dtype,
+    selection_quality,
+)
 from .stats import SufficientStats
 
 __all__ = [
@@ -63,6 +72,8 @@ log = logging.getLogger(__name__)
 _MIN_FRAMES_PER_COMPONENT = 10
 # the robust scale is taken from at most this many frames (every n-th), a bounded sample
 _ROBUST_SAMPLE_FRAMES = 100_000
+# frames on which a selected run measures the posterior mass its selections kept
+_QUALITY_FRAMES = 20_000
 _CHECKPOINT_RE = re.compile(r"^ubm_stage(\d{3})_k(\d+)\.h5$")
 
 
@@ -187,6 +198,80 @@ class _Trainer:
     mean: np.ndarray
     var: np.ndarray
     bar: tqdm | None = None
+    # Gaussian selection state: each shard's frames' selected components, the pending
+    # split's child map (expand at the next pass) and whether to reselect densely
+    selections: list[np.ndarray] | None = None
+    children: np.ndarray | None = None
+    reselect: bool = False
+    last_selected: DiagGMM | None = None
+
+    def selects(self, k: int) -> bool:
+        """Whether EM at K=k runs with Gaussian selection."""
+        return (
+            self.cfg.selection == "auto"
+            and k >= max(AUTO_MIN_COMPONENTS, 2 * N_SELECT)
+            and selection_dtype(k) == np.int16
+        )
+
+    def split(self, gmm: DiagGMM, n_new: int) -> DiagGMM:
+        """Split ``gmm`` by ``n_new`` components and note the children for the selections."""
+        k = gmm.n_components
+        if self.selections is not None:
+            children = np.full(k, -1, dtype=np.int64)
+            children[split_order(gmm, n_new)] = k + np.arange(n_new)
+            self.children = children
+        return split_components(gmm, n_new, self.cfg.split_epsilon)
+
+    def accumulate(self, gmm: DiagGMM) -> tuple[SufficientStats, str | None]:
+        """The E-step over all shards: dense, or with selection (returns the pass's mode)."""
+        cfg = self.cfg
+        if not self.selects(gmm.n_components):
+            self.selections = None
+            stats = map_reduce(self.engine, accumulate_shard, self.shards, (gmm, cfg.chunk_size))
+            return stats, None
+        if self.selections is None or self.reselect:
+            mode = "dense"
+        elif self.children is not None:
+            mode = "expand"
+        else:
+            mode = "reuse"
+        shared = SelectionPass(gmm, cfg.chunk_size, mode, N_SELECT, self.children)
+        old: list[np.ndarray | None] = (
+            list(self.selections) if self.selections else [None] * len(self.shards)
+        )
+        window = 4 * max(1, int(self.engine.parallelism))
+        items = list(zip(self.shards, old, strict=True))
+        total: SufficientStats | None = None
+        new: list[np.ndarray] = []
+        for st, sel in self.engine.imap(accumulate_selected_shard, items, shared, window=window):
+            total = st if total is None else total + st
+            new.append(sel)
+        if total is None:
+            raise DataError("no frames were accumulated; cannot estimate a model")
+        self.selections, self.children, self.reselect = new, None, False
+        self.last_selected = gmm
+        return total, mode
+
+    def selection_report(self) -> dict[str, float]:
+        """How much dense posterior mass the last pass's selections kept, on up to 20000
+        frames of the first shard (one dense pass over them): mean, 1st percentile and the
+        fraction of frames whose selection holds their exact top 5."""
+        if self.selections is None or self.last_selected is None:
+            return {}
+        gmm = self.last_selected
+        n = min(_QUALITY_FRAMES, self.selections[0].shape[0])
+        blocks, got = [], 0
+        for block in self.shards[0].chunks(self.cfg.chunk_size):
+            blocks.append(np.asarray(block, dtype=np.float32)[: n - got])
+            got += blocks[-1].shape[0]
+            if got >= n:
+                break
+        mass, top5 = selection_quality(gmm, np.concatenate(blocks), self.selections[0][:n])
+        return {
+            "selection_mass_mean": float(mass.mean()),
+            "selection_mass_p1": float(np.percentile(mass, 1)),
+            "selection_top5": top5,
+        }
 
     def make(
         self, w: np.ndarray, mu: np.ndarray, v: np.ndarray, history: list[dict[str, Any]]
@@ -216,9 +301,7 @@ class _Trainer:
         """One EM iteration over all shards; returns the new model and the mean
         log-likelihood per frame of the data under ``gmm``."""
         cfg = self.cfg
-        stats: SufficientStats = map_reduce(
-            self.engine, accumulate_shard, self.shards, (gmm, cfg.chunk_size)
-        )
+        stats, mode = self.accumulate(gmm)
         ll = stats.log_likelihood / stats.n_frames
         w, mu, v, repairs = estimate(
             stats,
@@ -229,13 +312,18 @@ class _Trainer:
         )
         if repairs:
             log.info("stage %d iteration %d: re-seeded %d dead component(s)", stage, it, repairs)
-        entry = {
+            # a re-seeded component sits where no frame's selection looks
+            self.reselect = True
+        entry: dict[str, Any] = {
             "stage": stage,
             "n_components": gmm.n_components,
             "iteration": it,
             "log_likelihood": ll,
             "n_repairs": repairs,
         }
+        if mode is not None:
+            # the log-likelihood is then that of each frame's selected components only
+            entry["selection"] = mode
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(K=gmm.n_components, ll=f"{ll:.4f}")
@@ -275,8 +363,7 @@ class _Trainer:
         unconverged: float | None = None
         for stage in range(start_stage, len(plan.sizes)):
             if stage > 0:
-                n_new = plan.sizes[stage] - gmm.n_components
-                gmm = split_components(gmm, n_new, self.cfg.split_epsilon)
+                gmm = self.split(gmm, plan.sizes[stage] - gmm.n_components)
             if stage == plan.final:
                 gmm, lls, unconverged = self.final_stage(gmm, stage, plan.planned[stage])
             else:
@@ -290,6 +377,16 @@ class _Trainer:
                 f"{lls[0]:.4f} -> {lls[-1]:.4f}" if lls else "n/a",
             )
             checkpoints.save(stage, gmm)
+        quality = self.selection_report()
+        if quality and gmm.history_:
+            gmm.history_[-1].update(quality)
+            log.info(
+                "Gaussian selection kept %.4f of the posterior mass per frame (1st percentile "
+                "%.4f); the exact top 5 in %.1f %% of the frames",
+                quality["selection_mass_mean"],
+                quality["selection_mass_p1"],
+                100 * quality["selection_top5"],
+            )
         return gmm, unconverged
 
 
