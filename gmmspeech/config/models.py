@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError, short_repr
 from .base import check as _check
-from .base import check_in, check_min, normalise
+from .base import check_choice, check_in, check_min, normalise
 
 ADAPT_LETTERS = "mwv"
 
