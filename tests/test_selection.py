@@ -239,6 +239,7 @@ def test_selected_training_is_the_same_on_a_process_engine(monkeypatch):
     monkeypatch.setattr(ubm_mod, "AUTO_MIN_COMPONENTS", 64)
     x = _speechlike(12000, 4, seed=7)
     opts = dict(iterations_per_stage=(1, 1, 1, 1, 1, 2), final_max_iterations=2, shard_frames=4000)
+    opts["selection"] = "auto"
     local = train_ubm(x, 128, progress=False, **opts)
     with ProcessEngine(2) as eng:
         procs = train_ubm(x, 128, progress=False, engine=eng, **opts)
