@@ -65,6 +65,11 @@ def add_config_arguments(p: argparse.ArgumentParser, sections: str, example: str
         help=f"a config with {sections} sections, e.g. an experiment config (default: the "
         f"defaults of gmmspeech.config.sections)",
     )
+    add_set_argument(p, example, "; a flag that mirrors a config value overrides both")
+
+
+def add_set_argument(p: argparse.ArgumentParser, example: str, more: str = "") -> None:
+    """``--set KEY=VALUE`` (repeatable), the one way to override a config value."""
     p.add_argument(
         "--set",
         dest="overrides",
@@ -72,7 +77,7 @@ def add_config_arguments(p: argparse.ArgumentParser, sections: str, example: str
         default=[],
         metavar="KEY=VALUE",
         help=f"override one config value, e.g. --set {example} (repeatable; the value is YAML "
-        f"and type-checked); a flag that mirrors a config value overrides both",
+        f"and type-checked){more}",
     )
 
 

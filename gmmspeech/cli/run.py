@@ -13,6 +13,7 @@ from ..pipeline.artefacts import CONFUSION_PLOT, DET_PLOT, REPORT, RESULTS
 from ..pipeline.runner import REGISTRY
 from ..storage.gate import current_gate
 from ..storage.scratch import remove_stale
+from .common import add_set_argument
 
 IVECTOR_STAGES = tuple(st.name for st in REGISTRY["verification:ivector"])
 FUSION_STAGES = tuple(st.name for st in REGISTRY["verification:fusion"])
@@ -33,15 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``run`` and ``demo``."""
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value, e.g. --set ubm.n_components=256 (repeatable; the "
-        "value is YAML and type-checked)",
-    )
+    add_set_argument(p, "ubm.n_components=256")
     p.add_argument(
         "--stage",
         type=int,
