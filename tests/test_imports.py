@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gmmspeech"
 
 # Optional or slow-to-import third-party modules that may be imported inside a function so
 # that `import gmmspeech` and the CLI start fast.
-LAZY_ALLOWED = ("dask", "distributed", "matplotlib", "sklearn")
+LAZY_ALLOWED = ("dask", "distributed", "matplotlib", "sklearn", "numba")
 
 
 def _module_name(path: Path) -> str:

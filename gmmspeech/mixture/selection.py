@@ -10,13 +10,12 @@ its candidates), so the dense pass over all K is paid once, at a small K.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
-from numba import njit, prange
 
 from .gmm import DiagGMM
 from .stats import SufficientStats, accumulate_selecting
@@ -48,12 +47,17 @@ _LOG_FLOOR = -80.0
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
+# numba is imported, and the kernels compiled, when a kernel is first called
+# (:func:`_kernels`): commands that never select, such as `gmmspeech score --help`, start
+# without its imports. The kernels name ``prange``, which is numba's by the time they compile.
+prange = range
+
+
 def selection_dtype(n_components: int) -> type[np.signedinteger]:
     """The index type of selections for a K-component model (int16 while K fits)."""
     return np.int16 if n_components < 2**15 else np.int32
 
 
-@njit(parallel=True, cache=True, fastmath=False)
 def _accumulate(x, cand, shift, means_c, prec, g, acc, out_sel):  # pragma: no cover - numba
     # x (n, D) float32; cand (n, C) int, -1 = none; shift (D,); means_c = means - shift (K, D);
     # prec (K, D); g (K,) = log w - 0.5 (D log 2pi + sum log var); acc (P, K, 2D+1) float64,
@@ -123,7 +127,6 @@ def _accumulate(x, cand, shift, means_c, prec, g, acc, out_sel):  # pragma: no c
     return ll
 
 
-@njit(parallel=True, cache=True, fastmath=False)
 def _top_rows(logp, idx, vals):  # pragma: no cover - numba
     # per row of logp (n, K): the C = idx.shape[1] largest values, best first (a sorted
     # buffer of C: most entries fail the first comparison)
@@ -145,6 +148,18 @@ def _top_rows(logp, idx, vals):  # pragma: no cover - numba
                 idx[t, r] = j
 
 
+@functools.cache
+def _kernels() -> tuple[Any, Any]:
+    """The compiled ``(_accumulate, _top_rows)`` (numba's on-disk cache makes this cheap
+    after the first process)."""
+    import numba
+
+    global prange
+    prange = numba.prange
+    jit = numba.njit(parallel=True, cache=True, fastmath=False)
+    return jit(_accumulate), jit(_top_rows)
+
+
 def top_rows(logp: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``c`` largest entries of each row and their columns, best first (ties: the
     first column wins).
@@ -164,7 +179,7 @@ def top_rows(logp: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
     n = logp.shape[0]
     idx = np.empty((n, int(c)), dtype=np.intp)
     vals = np.empty((n, int(c)), dtype=np.float64)
-    _top_rows(np.ascontiguousarray(logp), idx, vals)
+    _kernels()[1](np.ascontiguousarray(logp), idx, vals)
     return idx, vals
 
 
@@ -219,7 +234,7 @@ def accumulate_candidates(
     xs = np.ascontiguousarray(x, dtype=np.float32)
     cs = np.ascontiguousarray(cand)
     out = np.empty((xs.shape[0], max(0, int(n_keep))), dtype=cs.dtype)
-    ll = _accumulate(xs, cs, shift, means_c, prec, g, acc, out)
+    ll = _kernels()[0](xs, cs, shift, means_c, prec, g, acc, out)
     return float(ll.sum()), (out if n_keep > 0 else None)
 
 
@@ -389,4 +404,6 @@ def accumulate_selected_shard(
 
 def n_threads() -> int:
     """Threads the kernels run on (numba's setting)."""
+    import numba
+
     return int(numba.get_num_threads())
