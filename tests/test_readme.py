@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MAX_LINES = 250
@@ -80,3 +82,19 @@ def test_no_markdown_link_leaves_the_repository() -> None:
             if not inside or (not generated and not path.exists()):
                 bad.append(f"{page.relative_to(ROOT)}: {target}")
     assert not bad, "links outside the repository or to missing files: " + ", ".join(bad)
+
+
+YAML_BLOCK = re.compile(r"```ya?ml\n(.*?)```", re.S)
+
+
+def test_yaml_examples_in_the_markdown_pages_parse() -> None:
+    # a fusion example once used ${env:...} inside a flow mapping, where its braces end the
+    # mapping: the page showed YAML that no loader reads
+    bad = []
+    for page in _markdown_files():
+        for block in YAML_BLOCK.findall(page.read_text(encoding="utf-8")):
+            try:
+                yaml.safe_load(block)
+            except yaml.YAMLError as exc:
+                bad.append(f"{page.relative_to(ROOT)}: {str(exc).splitlines()[0]}")
+    assert not bad
