@@ -103,7 +103,7 @@ def test_back_ends_report_the_same_metrics(
     assert res["per_class_recall"] == pytest.approx(recall)
     assert res["balanced_accuracy"] == pytest.approx(np.mean(list(recall.values())))
     cm = np.array(res["confusion_matrix"])
-    assert cm.sum() == 15 and np.trace(cm) == sum(a == b for a, b in zip(true, pred))
+    assert cm.sum() == 15 and np.trace(cm) == sum(a == b for a, b in zip(true, pred, strict=True))
     assert res["accuracy"] >= 0.6, res  # three different sounds (chance: 1/3)
     record = json.loads((out / "stages/05_score.json").read_text())
     assert record["info"]["method"] == method
