@@ -98,8 +98,12 @@ def test_back_ends_report_the_same_metrics(
     rows = [line.split() for line in (out / "scores/predictions.txt").read_text().splitlines()]
     assert len(rows) == 15
     true, pred = [r[1] for r in rows], [r[2] for r in rows]
-    assert res["accuracy"] == pytest.approx(np.mean([a == b for a, b in zip(true, pred)]))
-    recall = {c: np.mean([p == c for t, p in zip(true, pred) if t == c]) for c in set(true)}
+    assert res["accuracy"] == pytest.approx(
+        np.mean([a == b for a, b in zip(true, pred, strict=True)])
+    )
+    recall = {
+        c: np.mean([p == c for t, p in zip(true, pred, strict=True) if t == c]) for c in set(true)
+    }
     assert res["per_class_recall"] == pytest.approx(recall)
     assert res["balanced_accuracy"] == pytest.approx(np.mean(list(recall.values())))
     cm = np.array(res["confusion_matrix"])
