@@ -122,7 +122,7 @@ def test_bench_classify_baselines_match_sklearn(tmp_path: Path, capsys, monkeypa
     rc = main(["bench", "classify", str(RECIPE), "--out", str(out), "--json", str(js), *TINY])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "mfcc+logistic" in text and "gmmspeech (supervector)" in text
+    assert "mfcc+logistic" in text and "gmmspeech (llr)" in text
     got = json.loads(js.read_text())["systems"]
     # the oracle: the same baselines written out with librosa and scikit-learn here, on the
     # experiment's own files and folds
@@ -143,4 +143,4 @@ def test_bench_classify_baselines_match_sklearn(tmp_path: Path, capsys, monkeypa
         acc = np.mean(cross_val_predict(model, x, labels, cv=cv) == labels)
         assert got[name]["accuracy"] == pytest.approx(acc)
     res = json.loads((out / "results.json").read_text())
-    assert got["gmmspeech (supervector)"]["accuracy"] == res["accuracy"]
+    assert got["gmmspeech (llr)"]["accuracy"] == res["accuracy"]

@@ -60,8 +60,8 @@ class ClassificationConfig:
         Seed of the linear classifiers.
     """
 
-    method: str = "supervector"
-    classifier: str = "logistic"
+    method: str = "llr"
+    classifier: str = "linear_svc"
     ivector_scorer: str = "cosine"
     c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
     random_state: int = 0
