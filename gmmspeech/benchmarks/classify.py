@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,7 +58,9 @@ def mfcc_mean_std(path: str, sample_rate: int) -> np.ndarray:
     import librosa
 
     y, sr = load_audio(path, sample_rate)
-    m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
+    with warnings.catch_warnings():  # librosa's n_fft warning on clips under 2048 samples
+        warnings.simplefilter("ignore", UserWarning)
+        m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
     return np.concatenate([m.mean(axis=1), m.std(axis=1)])
 
 
