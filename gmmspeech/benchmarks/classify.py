@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import librosa
 import numpy as np
 
 from ..config.loader import load_config
@@ -55,8 +56,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def mfcc_mean_std(path: str, sample_rate: int) -> np.ndarray:
     """The baseline's vector of one file: mean and std of 20 librosa MFCCs, shape (40,)."""
-    import librosa
-
     y, sr = load_audio(path, sample_rate)
     with warnings.catch_warnings():  # librosa's n_fft warning on clips under 2048 samples
         warnings.simplefilter("ignore", UserWarning)
