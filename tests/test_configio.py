@@ -10,6 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
+from gmmspeech.config.classification import (
+    FEATURE_PRESETS,
+    TASK_PRESETS,
+    ClassificationConfig,
+)
 from gmmspeech.config.loader import (
     MAX_YAML_NODES,
     ConfigSource,
@@ -237,6 +242,7 @@ SECTIONS = {
     "ivector": IVectorConfig,
     "backend": BackendConfig,
     "fusion": FusionConfig,
+    "classification": ClassificationConfig,
 }
 
 
@@ -256,7 +262,10 @@ def test_configs_folder_documents_the_defaults(name: str) -> None:
         fields = {f.name for f in dataclasses.fields(cls)}
         assert set(raw[section]) == fields, f"{name}: {section} must list every option"
         task = raw["task"]
-        want = cls(**TASK_DEFAULTS.get(task, {}).get(section, {}))  # type: ignore[arg-type]
+        defaults = dict(TASK_DEFAULTS.get(task, {}).get(section, {}))
+        if section == "features":  # the task's feature preset
+            defaults.update(FEATURE_PRESETS[TASK_PRESETS[task]])
+        want = cls(**defaults)  # type: ignore[arg-type]
         assert getattr(cfg, section) == want, f"{name}: {section} differs from defaults"
         # and a config that leaves the section out gets the same
         bare = load_config(None, [f"task={task}", *DATA_FOR[task]])

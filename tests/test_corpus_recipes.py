@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from minicorpora import make_librispeech, make_own_corpus, make_timit, make_voxceleb1
+from test_classification_methods import TINY as SOUNDS_TINY
+from test_classification_methods import make_sounds
 
 from gmmspeech.cli.main import main
 
@@ -46,6 +48,7 @@ MINIATURES = {
     "speaker_verification/timit": "test_timit_verification_miniature",
     "speaker_identification/timit": "test_timit_identification_miniature",
     "speaker_verification/own_corpus": "test_own_corpus_miniature",
+    "audio_classification/your_own_sounds": "test_your_own_sounds_miniature",
 }
 
 
@@ -177,3 +180,16 @@ def test_every_miniature_names_a_test_here() -> None:
     for rel, name in MINIATURE_VARIANTS.items():
         assert callable(globals().get(name)), f"{rel}: no test {name}"
         assert (RECIPES / rel).is_file()
+
+
+def test_your_own_sounds_miniature(tmp_path: Path, monkeypatch) -> None:
+    """The your-own-sounds recipe on a generated folder (WAV/FLAC/OGG at several depths);
+    the back ends' metrics are checked in test_classification_methods.py."""
+    root = make_sounds(tmp_path / "my_sounds")
+    monkeypatch.setenv("SOUNDS", str(root))
+    out = tmp_path / "exp"
+    cfg = RECIPES / "audio_classification/your_own_sounds/config.yaml"
+    assert main(["run", str(cfg), "--out", str(out), "--no-progress", *SOUNDS_TINY]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["n_test"] == 15 and res["n_classes"] == 3
+    assert res["accuracy"] >= 0.6  # chance is 1/3

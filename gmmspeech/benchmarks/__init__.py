@@ -16,4 +16,5 @@ BENCHMARKS: tuple[str, ...] = (
     "patterns",
     "selection",
     "ivstats",
+    "classify",
 )

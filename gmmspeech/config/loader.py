@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from ..errors import ConfigError, short_repr
 from .build import config_from_dict, did_you_mean
+from .classification import apply_feature_preset
 from .overrides import apply_overrides, cut, parse_override, set_value
 from .sections import ExperimentConfig, task_default
 from .yamlfile import MAX_YAML_NODES, dump_yaml, read_yaml
@@ -71,13 +72,12 @@ def load_config(
     Returns
     -------
     ExperimentConfig
-        With ``data.root`` and ``data.trials`` made absolute.
+        With ``data.root`` and ``data.trials`` made absolute, ``features.preset`` expanded.
 
     Raises
     ------
     ConfigError
-        Naming ``file:line`` (or the ``--set`` item), the dotted key, what was expected and
-        what was found.
+        Naming ``file:line`` (or ``--set`` item), dotted key, what was expected and found.
 
     Examples
     --------
@@ -96,6 +96,7 @@ def load_config(
     values = apply_overrides(values, overrides, marks, raw)
     _resolve_paths(values, marks, config_dir)
     values = task_default(values, values.get("task", ExperimentConfig.task))
+    values = apply_feature_preset(values, where)  # features.preset expanded (and logged)
     return config_from_dict(ExperimentConfig, values, where=where, marks=marks, raw=raw)
 
 

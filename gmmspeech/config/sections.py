@@ -15,6 +15,7 @@ from .base import check as _check
 from .base import check_choice, check_in, check_min, normalise
 from .base import config_hash as config_hash  # the JSON form and hash, re-exported
 from .base import to_dict as to_dict
+from .classification import ClassificationConfig as ClassificationConfig
 from .data import DataConfig as DataConfig  # the data sections, re-exported
 from .data import SetConfig as SetConfig
 from .features import ExtractConfig as ExtractConfig  # the front end's, re-exported
@@ -131,10 +132,9 @@ class ComputeConfig:
         check_min(self, "threads_per_worker", 1)
 
 
-#: Defaults that differ by task: ``task -> section -> option -> value``, used where a config
-#: does not set the option (:func:`task_default`). Classes adapt means and weights: on the
-#: FSDD digits (UBM 128) MAP of ``mw`` gave 84.2 % accuracy against 78.4 % for ``m``, on the
-#: environmental sounds 93.3 % against 92.8 % (as :class:`gmmspeech.GMMClassifier` does).
+#: Defaults that differ by task (``task -> section -> option -> value``) where a config does not
+#: set the option (:func:`task_default`). Classes adapt means and weights: FSDD digits (UBM 128)
+#: 84.2 % with ``mw``, 78.4 % with ``m``; environmental sounds 93.3 % against 92.8 %.
 TASK_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {
     "classification": {"enroll": {"adapt": "mw"}},
 }
@@ -175,9 +175,9 @@ class ExperimentConfig:
         experiments' scores (``fusion`` section; no ``data``); the last two verification only.
     out_dir : str or None
         Experiment folder (relative to the current directory); None is ``exp/<name>``.
-    data, features, extract, ubm, enroll, scoring, compute, ivector, backend, fusion
-        The stage configurations (``enroll`` is read by ``gmm-ubm``, ``ivector`` and
-        ``backend`` by ``ivector``, ``fusion`` by ``fusion``).
+    data, features, extract, ubm, enroll, scoring, compute, ivector, backend, fusion, classification
+        The stage configurations (``enroll`` is read by ``gmm-ubm``, ``ivector`` and ``backend``
+        by ``ivector``, ``fusion`` by ``fusion``, ``classification`` by task classification).
     """
 
     name: str = "experiment"
@@ -194,6 +194,7 @@ class ExperimentConfig:
     ivector: IVectorConfig = dataclasses.field(default_factory=IVectorConfig)
     backend: BackendConfig = dataclasses.field(default_factory=BackendConfig)
     fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
+    classification: ClassificationConfig = dataclasses.field(default_factory=ClassificationConfig)
 
     def __post_init__(self) -> None:
         check_choice(self, "task", TASKS)

@@ -56,6 +56,8 @@ FOLD_UBM = Artefact("fold ubm", "ubm/fold{fold}.h5")
 FOLD_UBM_CHECKPOINTS = Artefact("fold ubm checkpoints", "ubm/checkpoints{fold}")
 MODELS = Artefact("models", "models/models.h5")
 FOLD_MODELS = Artefact("fold models", "models/fold{fold}.h5")
+#: Scratch statistics of classification.method ivector (removed when the fold is done).
+FOLD_STATS = Artefact("fold statistics", "scores/stats_fold{fold}.h5")
 
 # --------------------------------------------------------------------------- i-vectors
 STATS = Artefact("stats", "ivectors/stats_{set}.h5")

@@ -9,22 +9,28 @@ through :func:`gmmspeech.decisions.classifier.predict_classes`, the same path as
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from ..corpus.datadir import DataDir, read_predictions
 from ..corpus.prepare import assign_folds
 from ..decisions.classifier import predict_classes
+from ..decisions.ivector_classifier import classify_ivectors
 from ..decisions.metrics import balanced_accuracy, confusion_matrix, per_class_recall
+from ..decisions.supervector import fit_linear, span_coordinates, store_supervectors
 from ..errors import ConfigError, DataError
+from ..ivector.stats import StatsFile, compute_stats
+from ..ivector.tv import TotalVariability
 from ..mixture.gmm import DiagGMM
 from ..mixture.speakermodels import SpeakerModels, enroll
 from ..storage.outputs import UBM_CHECKPOINT, remove_outputs
 from .artefacts import (
     CONFUSION_PLOT,
     DATA_DIR,
+    FEATURES,
     FOLD_MODELS,
+    FOLD_STATS,
     FOLD_UBM,
     FOLD_UBM_CHECKPOINTS,
     FOLDS,
@@ -127,24 +133,103 @@ def enroll_classes(ws: Workspace) -> StageResult:
 
 
 def score(ws: Workspace) -> StageResult:
-    """Stage 5: ``scores/predictions.txt``, lines ``<utt> <true> <predicted> <fold>``."""
-    s = ws.cfg.scoring
+    """Stage 5: ``scores/predictions.txt``, lines ``<utt> <true> <predicted> <fold>``, by the
+    back end of ``classification.method``."""
+    method = ws.cfg.classification.method
     data = ws.datadir("all")
     utt2label = _labels(ws, data)
     folds = ws.read_folds()
-    lines, n = [], 0
+    lines: list[str] = []
+    info: dict[str, Any] = {"method": method}
     with ws.store("all") as store:
-        for k in ws.folds:
-            ubm_ = DiagGMM.load(ws.path(FOLD_UBM, fold=k))
-            models = SpeakerModels.load(ws.path(FOLD_MODELS, fold=k), ubm_)
-            test = [u for u in data.utt_ids if folds[u] == k and u in store]
-            pred = predict_classes(
-                ubm_, models, store, test, method=s.method, top_c=s.top_c, progress=ws.progress
-            )
-            lines += [f"{u} {utt2label[u]} {p} {k}\n" for u, p in zip(test, pred, strict=True)]
-            n += len(test)
+        present = [u for u in data.utt_ids if u in store]
+    for k in ws.folds:
+        ubm_ = DiagGMM.load(ws.path(FOLD_UBM, fold=k))
+        test = [u for u in present if folds[u] == k]
+        if method == "llr":
+            pred, info[f"fold{k}"] = _llr_fold(ws, ubm_, k, test), {}
+        else:
+            train = [u for u in present if folds[u] != k]
+            pred, info[f"fold{k}"] = _vector_fold(ws, ubm_, k, train, test, utt2label, folds)
+        lines += [f"{u} {utt2label[u]} {p} {k}\n" for u, p in zip(test, pred, strict=True)]
     write_text(ws.output(PREDICTIONS), "".join(lines))
-    return [PREDICTIONS.rel()], {"test_files_scored": n}
+    info["test_files_scored"] = len(lines)
+    return [PREDICTIONS.rel()], info
+
+
+def _llr_fold(ws: Workspace, ubm_: DiagGMM, k: int, test: list[str]) -> list[str]:
+    """``method: llr``: the class model of highest frame-averaged LLR."""
+    s = ws.cfg.scoring
+    models = SpeakerModels.load(ws.path(FOLD_MODELS, fold=k), ubm_)
+    with ws.store("all") as store:
+        return predict_classes(
+            ubm_, models, store, test, method=s.method, top_c=s.top_c, progress=ws.progress
+        )
+
+
+def _vector_fold(
+    ws: Workspace,
+    ubm_: DiagGMM,
+    k: int,
+    train: list[str],
+    test: list[str],
+    utt2label: dict[str, str],
+    folds: dict[str, int],
+) -> tuple[list[str], dict[str, Any]]:
+    """``method: supervector`` or ``ivector``: one vector per file on fold ``k``'s UBM, a
+    back end trained on the training files (their folds group the choice of ``C``)."""
+    c = ws.cfg.classification
+    y = [utt2label[u] for u in train]
+    groups = [folds[u] for u in train]
+    store_path = str(ws.path(FEATURES, set="all"))
+    with ws.engine() as engine:
+        if c.method == "supervector":
+            x = store_supervectors(
+                ubm_, store_path, train + test, ws.cfg.enroll.relevance_factor, engine=engine
+            )
+            a, b = span_coordinates(x[: len(train)], x[len(train) :])
+            model, best_c, inner = fit_linear(
+                a, y, groups, classifier=c.classifier, c_grid=c.c_grid, random_state=c.random_state
+            )
+            log.info("fold %d: C = %g (inner accuracies %s)", k, best_c, inner)
+            return [str(p) for p in model.predict(b)], {"C": best_c, "inner_accuracy": inner}
+        w = _ivectors(ws, ubm_, k, train, test, engine)
+    pred, info = classify_ivectors(
+        w[: len(train)],
+        y,
+        groups,
+        w[len(train) :],
+        scorer=c.ivector_scorer,
+        lda_dim=ws.cfg.backend.lda_dim,
+        classifier=c.classifier,
+        c_grid=c.c_grid,
+        random_state=c.random_state,
+    )
+    log.info("fold %d: i-vector back end %s", k, info)
+    return [str(p) for p in pred], info
+
+
+def _ivectors(
+    ws: Workspace, ubm_: DiagGMM, k: int, train: list[str], test: list[str], engine: Any
+) -> np.ndarray:
+    """i-vectors of ``train + test`` from a TV model trained on ``train`` (statistics in a
+    scratch file of the stage, removed afterwards)."""
+    iv = ws.cfg.ivector
+    tmp = ws.output(FOLD_STATS, fold=k)
+    tmp.unlink(missing_ok=True)  # a killed run's leftover: this stage's own scratch file
+    store_path = ws.path(FEATURES, set="all")
+    try:
+        stats = compute_stats(
+            ubm_, store_path, top_n=iv.top_n, engine=engine, batch_size=iv.batch_size, out=tmp
+        )
+        tv = TotalVariability(iv.rank, iv.n_iter, iv.min_divergence, iv.random_state)
+        tv.fit(cast(StatsFile, stats).select(train), engine=engine)
+        w = tv.transform(stats, engine=engine)  # every file of the store, in its order
+        with ws.store("all") as store:
+            row = {u: i for i, u in enumerate(store)}
+        return w[[row[u] for u in train + test]]
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def evaluate(ws: Workspace) -> StageResult:

@@ -31,6 +31,7 @@ from .artefacts import (
     FEATURES,
     FEATURES_MARKER,
     FOLD_MODELS,
+    FOLD_STATS,
     FOLD_UBM,
     FOLD_UBM_CHECKPOINTS,
     FOLDS,
@@ -180,9 +181,10 @@ CLASSIFICATION = (
     Stage(
         "score",
         classification.score,
-        SCORE_KEYS,
+        (*SCORE_KEYS, "classification", "ivector", "backend.lda_dim"),
+        upstream=("enroll.relevance_factor",),
         reads=(FOLD_UBM, FOLD_MODELS, DATA_DIR, FOLDS, FEATURES),
-        writes=(PREDICTIONS,),
+        writes=(PREDICTIONS, FOLD_STATS),
     ),
     Stage(
         "evaluate",
