@@ -11,7 +11,6 @@ exactly the files and folds of the config's prepare stage; then the toolkit's ex
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -21,13 +20,14 @@ import librosa
 import numpy as np
 
 from ..config.loader import load_config
+from ..config.overrides import add_set_argument
 from ..corpus.datadir import DataDir, read_utt2fold
 from ..decisions.metrics import balanced_accuracy
 from ..errors import DataError
 from ..features.audio import load_audio
 from ..pipeline import Experiment
 from ..pipeline.artefacts import DATA_DIR, FOLDS
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 
 HELP = "compare a classification config with MFCC mean+std + scikit-learn baselines"
 EXAMPLE = (
@@ -41,17 +41,9 @@ BASELINES = ("mfcc+logistic", "mfcc+random_forest")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG.yaml", help="a classification experiment config")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value (as in gmmspeech run)",
-    )
+    add_set_argument(p, "ubm.n_components=64")
     p.add_argument("--out", default=None, metavar="DIR", help="experiment folder of the toolkit")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random forest")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p, "seed of the random forest")
 
 
 def mfcc_mean_std(path: str, sample_rate: int) -> np.ndarray:
@@ -148,6 +140,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"gmmspeech - best baseline: {gain:+.2f} points of accuracy")
     if args.json:
         result = {"benchmark": "classify", "config": str(args.config), "systems": rows}
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_figures(args.json, result)
     return 0

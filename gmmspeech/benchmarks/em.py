@@ -9,7 +9,6 @@ another random GMM of the same size, so responsibilities are spread like mid-tra
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -22,7 +21,7 @@ from ..errors import ConfigError, ConvergenceWarning
 from ..mixture.estimator import GaussianMixture
 from ..mixture.gmm import DiagGMM
 from ..mixture.ubm import em_step
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 from .memory import PeakRSS
 
 HELP = "time one EM iteration (seconds, frames x components per second, peak RSS)"
@@ -65,8 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-iter", type=int, default=100, help="--fit: max_iter of both fits (default 100)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p)
 
 
 def random_gmm(k: int, d: int, rng: np.random.Generator) -> DiagGMM:
@@ -277,7 +275,5 @@ def run(args: argparse.Namespace) -> int:
     if args.fit:
         _fit_line(X, args, result)
     if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        print(f"  figures written to {args.json}")
+        write_figures(args.json, result)
     return 0

@@ -47,7 +47,7 @@ from ..engine import blas_threads
 from ..errors import ConfigError
 from ..features.audio import load_audio
 from ..features.frontend import extract_features, mfcc
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 from .memory import max_rss_mib
 
 HELP = "feature extraction: per-utterance cost vs bare librosa, --jobs speed-up, start-up, memory"
@@ -75,8 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=5, help="timed repetitions (default 5)")
     p.add_argument("--jobs", type=int, default=2, help="jobs compared with 1 (default 2)")
     p.add_argument("--skip-jobs", action="store_true", help="only the real-time factor")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p)
 
 
 def synthetic_signal(seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -319,9 +318,7 @@ def run(args: argparse.Namespace) -> int:
             result["extract"] = runs
             result["speedup"] = _print_runs(runs, len(data), args.jobs)
         if args.json:
-            with atomic_path(args.json) as tmp:
-                tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-            print(f"  figures written to {args.json}")
+            write_figures(args.json, result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -8,7 +8,6 @@ densely and with ``min_post`` pruning, writes both files and compares their size
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from ..features.store import FeatureStore
 from ..ivector.stats import compute_stats
 from ..mixture.gmm import DiagGMM
 from ..mixture.ubm import train_ubm
-from ..storage.atomic import atomic_path
+from .common import add_json_argument, write_figures
 
 HELP = "disk size of dense against pruned (min_post), sparse i-vector statistics"
 EXAMPLE = "gmmspeech bench ivstats --features feats.h5 --k 512 --frames 800"
@@ -32,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=512, help="components of a trained UBM (512)")
     p.add_argument("--frames", type=int, default=800, help="frames per utterance (800)")
     p.add_argument("--min-post", type=float, default=0.025, help="pruning threshold (0.025)")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_json_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +67,5 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         result = {"benchmark": "ivstats", "sizes": sizes, "seconds": seconds, "ratio": ratio}
-        with atomic_path(args.json) as tmp_json:
-            tmp_json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_figures(args.json, result)
     return 0

@@ -16,7 +16,6 @@ flat in the file's length, whatever librosa's import floor is.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import soundfile as sf
 
 from ..corpus.datadir import DataDir
 from ..errors import ConfigError
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 from .features import _run_child, synthetic_signal
 
 HELP = "peak memory of extracting one long file (in-process and with --jobs N)"
@@ -53,8 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=10.0,
         help="length of the short file the growth is measured from (default 10; 0: none)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p)
 
 
 def write_long_wav(path: Path, minutes: float, sr: int, seed: int) -> None:
@@ -135,9 +133,7 @@ def run(args: argparse.Namespace) -> int:
                     )
                 results.append(row)
     if args.json:
-        with atomic_path(args.json) as tmp_json:
-            doc = {"benchmark": "longfile", "runs": results}
-            Path(tmp_json).write_text(json.dumps(doc, indent=2) + "\n")
+        write_figures(args.json, {"benchmark": "longfile", "runs": results})
     return 0
 
 

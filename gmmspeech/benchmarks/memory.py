@@ -6,7 +6,6 @@ import os
 import resource
 import threading
 import time
-from types import TracebackType
 
 
 def current_rss_mib() -> float:
@@ -61,12 +60,7 @@ class PeakRSS:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 
 from ..corpus.layout import compile_pattern
 from ..errors import ConfigError
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 
 HELP = "time layout-pattern matching on long paths built to make a backtracking matcher hang"
 EXAMPLE = "gmmspeech bench patterns --paths 10000 --length 200"
@@ -44,8 +43,7 @@ CASES = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paths", type=int, default=10_000, help="paths per case (default 10000)")
     p.add_argument("--length", type=int, default=200, help="characters per path (default 200)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +66,5 @@ def run(args: argparse.Namespace) -> int:
         )
     result["cases"] = rows
     if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_figures(args.json, result)
     return 0

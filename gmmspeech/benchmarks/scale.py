@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import tempfile
 import time
@@ -26,7 +25,7 @@ from ..features.framesource import as_source
 from ..features.store import FeatureStore, write_store
 from ..mixture.gmm import DiagGMM
 from ..mixture.ubm import accumulate_shard, em_step, train_ubm
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 from .em import random_gmm
 from .memory import PeakRSS
 
@@ -53,8 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workdir", default=None, help="where to write the stores (default: a temp dir)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p)
 
 
 def _utterances(gmm: DiagGMM, n: int, per_utt: int, seed: int) -> Iterator[tuple[str, np.ndarray]]:
@@ -190,6 +188,5 @@ def run(args: argparse.Namespace) -> int:
         if tmp is not None:
             tmp.cleanup()
     if args.json:
-        with atomic_path(args.json) as json_tmp:
-            json_tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_figures(args.json, result)
     return 0

@@ -12,7 +12,6 @@ show that it does not grow with the number of trials.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 from ..decisions.scoring import ModelBank, score_trials
 from ..errors import ConfigError
 from ..mixture.speakermodels import SpeakerModels
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 from .em import draw_frames, random_gmm
 from .memory import PeakRSS
 
@@ -40,8 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--exact-utts", type=int, default=50, help="utterances timed for exact (default 50)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p)
 
 
 def _trials(models: list[str], utts: list[str]) -> list[tuple[str, str]]:
@@ -134,7 +132,5 @@ def run(args: argparse.Namespace) -> int:
         f"difference {diff.max():.4g} on the shared trials"
     )
     if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        print(f"  figures written to {args.json}")
+        write_figures(args.json, result)
     return 0

@@ -9,7 +9,6 @@ whole utterances) or are drawn from a random GMM.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
@@ -20,7 +19,7 @@ from ..features.store import FeatureStore
 from ..mixture.gmm import DiagGMM, log_normalize
 from ..mixture.selection import top_rows
 from ..mixture.ubm import train_ubm
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 from .em import draw_frames, random_gmm
 
 HELP = "UBM training with Gaussian selection (auto) against dense, in one run"
@@ -49,9 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "each trained UBM (0: not)",
     )
     p.add_argument("--top-c", type=int, default=5, help="C of the top-C pass (5)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p)
 
 
 def _frames(args: argparse.Namespace) -> tuple[list[np.ndarray], list[np.ndarray], str]:
@@ -169,6 +167,5 @@ def run(args: argparse.Namespace) -> int:
             f"time; held-out ll auto - dense = {gap:+.4f} nat/frame"
         )
     if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_figures(args.json, result)
     return 0

@@ -11,7 +11,6 @@ is what stays flat when trials are streamed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from ..config.sections import FeatureConfig, to_dict
 from ..errors import ConfigError
 from ..features.store import write_store
 from ..mixture.speakermodels import SpeakerModels
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 from .em import draw_frames, random_gmm
 
 HELP = "peak RSS of `gmmspeech score` on a long trials list, and its growth per trial"
@@ -40,8 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=20, help="frames per utterance (default 20)")
     p.add_argument("--k", type=int, default=8, help="UBM components (default 8)")
     p.add_argument("--d", type=int, default=8, help="feature dimension (default 8)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p)
 
 
 def _write_inputs(args: argparse.Namespace, tmp: Path) -> None:
@@ -128,6 +126,5 @@ def run(args: argparse.Namespace) -> int:
         f"  growth: {per_trial:.1f} bytes per trial"
     )
     if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_figures(args.json, result)
     return 0

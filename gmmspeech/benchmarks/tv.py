@@ -18,7 +18,6 @@ builds L), just after the timed iteration and again at the end, under the same l
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -40,7 +39,7 @@ from ..ivector.tv import (
     solve_precisions,
 )
 from ..mixture.gmm import DiagGMM
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 from .memory import PeakRSS
 
 HELP = "time one total-variability iteration against a per-utterance implementation"
@@ -60,8 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=40,
         help="utterances the per-utterance implementation runs on (default 40; scaled to --n)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p)
 
 
 POOL = 200  # distinct synthetic utterances, reused cyclically
@@ -323,7 +321,5 @@ def run(args: argparse.Namespace) -> int:
     }
     _print(result)
     if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        print(f"  figures written to {args.json}")
+        write_figures(args.json, result)
     return 0

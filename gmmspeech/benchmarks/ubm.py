@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..mixture.ubm import train_ubm
-from ..storage.atomic import atomic_path
+from .common import add_output_arguments, write_figures
 from .em import draw_frames, random_gmm
 from .memory import PeakRSS
 
@@ -22,9 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=1_000_000, help="frames (default 1000000)")
     p.add_argument("--d", type=int, default=60, help="feature dimension (default 60)")
     p.add_argument("--k", type=int, default=1024, help="UBM components (default 1024)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_output_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +52,5 @@ def run(args: argparse.Namespace) -> int:
         f"peak RSS {mem.peak:.0f} MiB (frames {result['frames_mib']:.0f} MiB)"
     )
     if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_figures(args.json, result)
     return 0

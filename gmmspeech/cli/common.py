@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from ..benchmarks import BENCHMARKS
 from ..config.loader import ConfigSource
+from ..config.overrides import add_set_argument
 from ..config.sections import EnrollConfig
 from ..storage.atomic import OVERWRITE_FLAG
 
@@ -66,19 +67,6 @@ def add_config_arguments(p: argparse.ArgumentParser, sections: str, example: str
         f"defaults of gmmspeech.config.sections)",
     )
     add_set_argument(p, example, "; a flag that mirrors a config value overrides both")
-
-
-def add_set_argument(p: argparse.ArgumentParser, example: str, more: str = "") -> None:
-    """``--set KEY=VALUE`` (repeatable), the one way to override a config value."""
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"override one config value, e.g. --set {example} (repeatable; the value is YAML "
-        f"and type-checked){more}",
-    )
 
 
 def config_source(

@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 
 from ..config.loader import load_config
+from ..config.overrides import add_set_argument
 from ..config.sections import ExperimentConfig
 from ..pipeline import STAGES, Experiment, StageOutcome, extraction_summary, headline
 from ..pipeline.artefacts import CONFUSION_PLOT, DET_PLOT, REPORT, RESULTS
 from ..pipeline.runner import REGISTRY
 from ..storage.gate import current_gate
 from ..storage.scratch import remove_stale
-from .common import add_set_argument
 
 IVECTOR_STAGES = tuple(st.name for st in REGISTRY["verification:ivector"])
 FUSION_STAGES = tuple(st.name for st in REGISTRY["verification:fusion"])

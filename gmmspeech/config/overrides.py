@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 from collections.abc import Sequence
 
@@ -74,3 +75,16 @@ def apply_overrides(
         if raw is not None:
             raw[key] = item.partition("=")[2]
     return out
+
+
+def add_set_argument(p: argparse.ArgumentParser, example: str, more: str = "") -> None:
+    """``--set KEY=VALUE`` (repeatable), the one way to override a config value."""
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override one config value, e.g. --set {example} (repeatable; the value is YAML "
+        f"and type-checked){more}",
+    )

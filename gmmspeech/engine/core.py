@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+#: A unit of work: ``fn(item, shared) -> result``.
+Task = Callable[[Any, Any], Any]
+
 
 class Engine(Protocol):
     """What the training, extraction and scoring loops need from an engine."""
@@ -16,18 +19,12 @@ class Engine(Protocol):
         """How many tasks run at once (sizes the windows of work in flight)."""
         ...
 
-    def map(
-        self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
-    ) -> list[Any]:
+    def map(self, fn: Task, items: Sequence[Any], shared: Any = None) -> list[Any]:
         """Return ``[fn(item, shared) for item in items]``, computed wherever the engine runs."""
         ...
 
     def imap(
-        self,
-        fn: Callable[[Any, Any], Any],
-        items: Iterable[Any],
-        shared: Any = None,
-        window: int = 8,
+        self, fn: Task, items: Iterable[Any], shared: Any = None, window: int = 8
     ) -> Iterator[Any]:
         """Like :meth:`map`, but yields results in order as they are ready, with at most
         ``window`` items in flight (bounded memory for long streams of work)."""
@@ -38,9 +35,7 @@ class Engine(Protocol):
         ...
 
 
-def map_reduce(
-    engine: Engine, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
-) -> Any:
+def map_reduce(engine: Engine, fn: Task, items: Sequence[Any], shared: Any = None) -> Any:
     """``sum(fn(item, shared) for item in items)`` added strictly in the order of ``items``.
 
     Results are added as they arrive (a window of a few tasks per worker in flight), so the
@@ -61,17 +56,11 @@ class LocalEngine:
     name = "local"
     parallelism = 1
 
-    def map(
-        self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
-    ) -> list[Any]:
+    def map(self, fn: Task, items: Sequence[Any], shared: Any = None) -> list[Any]:
         return [fn(item, shared) for item in items]
 
     def imap(
-        self,
-        fn: Callable[[Any, Any], Any],
-        items: Iterable[Any],
-        shared: Any = None,
-        window: int = 8,
+        self, fn: Task, items: Iterable[Any], shared: Any = None, window: int = 8
     ) -> Iterator[Any]:
         for item in items:
             yield fn(item, shared)

@@ -5,18 +5,19 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError
+from .core import Task
 from .processes import windowed
 
 log = logging.getLogger(__name__)
 
 
-def _limited_call(fn: Callable[[Any, Any], Any], threads: int, item: Any, shared: Any) -> Any:
+def _limited_call(fn: Task, threads: int, item: Any, shared: Any) -> Any:
     """Run ``fn(item, shared)`` with at most ``threads`` BLAS/OpenMP threads (Dask tasks)."""
     with threadpool_limits(limits=threads):
         return fn(item, shared)
@@ -103,9 +104,7 @@ class DaskEngine:
         workers = self.client.scheduler_info().get("workers", {})
         return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
 
-    def map(
-        self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
-    ) -> list[Any]:
+    def map(self, fn: Task, items: Sequence[Any], shared: Any = None) -> list[Any]:
         client = self.client
         shared_ref = None
         if shared is not None:  # wrapped in a list: scatter() would split a tuple or dict
@@ -119,11 +118,7 @@ class DaskEngine:
                 f.release()
 
     def imap(
-        self,
-        fn: Callable[[Any, Any], Any],
-        items: Iterable[Any],
-        shared: Any = None,
-        window: int = 8,
+        self, fn: Task, items: Iterable[Any], shared: Any = None, window: int = 8
     ) -> Iterator[Any]:
         client = self.client
         shared_ref = None

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, GmmSpeechError
 from ..forkguard import WORKER_PRELOAD
+from .core import Task
 from .threads import THREAD_VARS, cap_workers
 
 
@@ -113,19 +114,13 @@ class ProcessEngine:
         for f in [pool.submit(os.getpid) for _ in range(self.n_workers)]:
             result(f)
 
-    def map(
-        self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any = None
-    ) -> list[Any]:
+    def map(self, fn: Task, items: Sequence[Any], shared: Any = None) -> list[Any]:
         pool = self._executor()
         futures = [pool.submit(fn, item, shared) for item in items]
         return [result(f) for f in futures]
 
     def imap(
-        self,
-        fn: Callable[[Any, Any], Any],
-        items: Iterable[Any],
-        shared: Any = None,
-        window: int = 8,
+        self, fn: Task, items: Iterable[Any], shared: Any = None, window: int = 8
     ) -> Iterator[Any]:
         pool = self._executor()
         return windowed(lambda item: pool.submit(fn, item, shared), items, window)

@@ -31,9 +31,8 @@ from ..errors import DataError
 from ..ivector.backend import Backend
 from ..ivector.stats import compute_stats
 from ..ivector.tv import IVectorSet, TotalVariability
-from ..mixture.gmm import DiagGMM
 from ..storage.scratch import scratch_folder
-from .artefacts import BACKEND, CALIBRATION_IVECTORS, CALIBRATION_TV, DATA_DIR, IVECTORS, UBM
+from .artefacts import BACKEND, CALIBRATION_IVECTORS, CALIBRATION_TV, DATA_DIR, IVECTORS
 from .ivector_cohort import group_vectors, heldout_normalize
 from .ivector_stages import fit_backend, new_tv, score_sets
 from .verification import _per_model, fit_calibration, heldout_ubms
@@ -50,7 +49,7 @@ def caltv(ws: Workspace) -> StageResult:
     calibrate = s.calibrate and s.calibration_trials == "background"
     if not calibrate and s.norm == "none":
         return [], {"calibrate": s.calibrate, "calibration_trials": s.calibration_trials}
-    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
+    held = heldout_ubms(ws, ws.ubm())
     sets = ["background"] + (["enroll", "test"] if s.norm != "none" else [])
     outputs: list[str] = []
     info: list[dict[str, object]] = []
@@ -117,7 +116,7 @@ def calibrate(ws: Workspace) -> StageResult:
         return [], {"calibrate": False}
     if s.calibration_trials == "enroll":
         return _calibration_trials_enroll(ws)
-    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
+    held = heldout_ubms(ws, ws.ubm())
     parts: list[tuple[TrialList, np.ndarray]] = []
     with ws.store("background") as store:
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)

@@ -22,10 +22,9 @@ from ..decisions.cohort import CohortPart, Scorer, normalize_pairs
 from ..decisions.heldout import HeldoutUBM, cohort_speakers, heldout_parts
 from ..ivector.backend import Backend
 from ..ivector.tv import IVectorSet
-from ..mixture.gmm import DiagGMM
-from .artefacts import CALIBRATION_IVECTORS, IVECTORS, RAW_SCORES, SCORES, UBM
+from .artefacts import CALIBRATION_IVECTORS, IVECTORS, RAW_SCORES, SCORES
 from .ivector_stages import fit_backend
-from .verification import _labels, _per_model, heldout_ubms
+from .verification import _labels, _per_model, heldout_ubms, normalize_parts
 from .workspace import StageResult, Workspace, _present
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,7 @@ def heldout_normalize(
     the extractor of group ``g`` and a back end on the other speakers (``known[g]``: the
     back end and i-vectors the caller already has). Also returns the cohort."""
     s = ws.cfg.scoring
-    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
+    held = heldout_ubms(ws, ws.ubm())
     with ws.store("background") as store:
         background, _ = _present(ws.datadir("background").spk2utt, store)
 
@@ -106,16 +105,7 @@ def heldout_normalize(
 
     cohort = cohort_speakers(background, s.cohort_size)
     parts = heldout_parts(held, cohort, background, trial_speakers, scorer)
-    normed = normalize_pairs(
-        s.norm,
-        values,
-        keys,
-        parts,
-        top_n=s.top_n,
-        enroll_utts=_per_model(ws),
-        model_spk=model_spk,
-        test_spk=test_spk,
-    )
+    normed = normalize_parts(ws, keys, values, parts, model_spk, test_spk)
     return normed, cohort
 
 

@@ -18,8 +18,7 @@ from ..errors import DataError
 from ..ivector.backend import Backend
 from ..ivector.stats import StatsFile, compute_stats
 from ..ivector.tv import IVectorSet, TotalVariability
-from ..mixture.gmm import DiagGMM
-from .artefacts import BACKEND, DATA_DIR, IVECTORS, RAW_SCORES, STATS, TRIALS, TV, UBM
+from .artefacts import BACKEND, DATA_DIR, IVECTORS, RAW_SCORES, STATS, TRIALS, TV
 from .verification import SETS
 from .workspace import StageResult, Workspace
 
@@ -28,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def stats(ws: Workspace) -> StageResult:
     """Statistics of every set on the UBM, streamed to ``ivectors/stats_<set>.h5``."""
-    ubm_ = DiagGMM.load(ws.path(UBM))
+    ubm_ = ws.ubm()
     outputs, info = [], {}
     with ws.engine() as engine:
         for name in SETS:
@@ -57,7 +56,7 @@ def new_tv(ws: Workspace) -> TotalVariability:
 def tv(ws: Workspace) -> StageResult:
     """The total-variability model ``ivectors/tv.h5``, trained on the background statistics."""
     c = ws.cfg.ivector
-    ubm_ = DiagGMM.load(ws.path(UBM))
+    ubm_ = ws.ubm()
     model = new_tv(ws)
     with ws.engine() as engine:
         model.fit(StatsFile(ws.path(STATS, set="background"), ubm_), engine=engine)
@@ -68,7 +67,7 @@ def tv(ws: Workspace) -> StageResult:
 
 def ivectors(ws: Workspace) -> StageResult:
     """i-vectors of every set, ``ivectors/<set>.h5``."""
-    ubm_ = DiagGMM.load(ws.path(UBM))
+    ubm_ = ws.ubm()
     model = TotalVariability.load(ws.path(TV), ubm_)
     outputs = []
     with ws.engine() as engine:

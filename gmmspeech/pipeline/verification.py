@@ -17,7 +17,7 @@ from ..corpus.scorefiles import read_scores, write_scores
 from ..corpus.trials import TrialList, read_trials, write_trials
 from ..decisions.backgroundtrials import score_background, split_background
 from ..decisions.calguard import check_location, fit_guarded
-from ..decisions.cohort import Either, Scorer, gmm_scorer, normalize_pairs
+from ..decisions.cohort import CohortPart, Either, Scorer, gmm_scorer, normalize_pairs
 from ..decisions.enroltrials import enrol_folds, enrolment_folds
 from ..decisions.heldout import (
     GROUPS,
@@ -30,6 +30,7 @@ from ..decisions.heldout import (
     save_heldout,
 )
 from ..decisions.scoring import score_trials
+from ..engine import Engine
 from ..errors import ConfigError, DataError
 from ..features.store import FeatureStore
 from ..mixture.gmm import DiagGMM
@@ -111,7 +112,7 @@ def ubm(ws: Workspace) -> StageResult:
         info = ws.train_ubm(store, ws.output(UBM), ws.path(UBM_CHECKPOINTS))
         spk2utt, _ = _present(ws.datadir("background").spk2utt, store)
         held = build_heldout_ubms(
-            DiagGMM.load(ws.path(UBM)),
+            ws.ubm(),
             store,
             spk2utt,
             min_count=u.min_count,
@@ -145,7 +146,7 @@ def enroll_speakers(ws: Workspace) -> StageResult:
     """Stage 4: one MAP model per enrolled model (``data/enroll/model2utt``, else per
     speaker), ``models/models.h5``."""
     e = ws.cfg.enroll
-    ubm_ = DiagGMM.load(ws.path(UBM))
+    ubm_ = ws.ubm()
     en = ws.datadir("enroll")
     with ws.store("enroll") as store:
         spk2utt, dropped = _present(en.enrolment, store)
@@ -163,8 +164,7 @@ def enroll_speakers(ws: Workspace) -> StageResult:
 
 def score(ws: Workspace) -> StageResult:
     """Stage 5: raw LLRs of the trials that have features and a model, ``scores/raw.txt``."""
-    s = ws.cfg.scoring
-    ubm_ = DiagGMM.load(ws.path(UBM))
+    ubm_ = ws.ubm()
     models = SpeakerModels.load(ws.path(MODELS), ubm_)
     te = ws.datadir("test")
     all_trials = te.trials or TrialList([], [])
@@ -176,16 +176,7 @@ def score(ws: Workspace) -> StageResult:
         if not len(trials):
             raise DataError(f"{ws.path(TRIALS)}: no trial can be scored")
         with ws.engine() as engine:
-            scores = score_trials(
-                ubm_,
-                models,
-                store,
-                trials,
-                engine=engine,
-                method=s.method,
-                top_c=s.top_c,
-                progress=ws.progress,
-            )
+            scores = _score_trials(ws, ubm_, models, store, trials, engine)
     write_scores(ws.output(RAW_SCORES), trials.model_ids, trials.test_ids, scores)
     return [RAW_SCORES.rel()], {"trials_scored": len(trials), "trials_dropped": n_dropped}
 
@@ -203,6 +194,29 @@ def normalize(ws: Workspace) -> StageResult:
         normed, info = _cohort_normalize(ws, keys, values)
     write_scores(ws.output(SCORES), [k[0] for k in keys], [k[1] for k in keys], normed)
     return [SCORES.rel()], info
+
+
+def _score_trials(
+    ws: Workspace,
+    ubm_: DiagGMM,
+    models: SpeakerModels,
+    store: FeatureStore,
+    trials: TrialList,
+    engine: Engine,
+) -> np.ndarray:
+    """``trials`` scored by ``scoring.method`` / ``top_c``: the one GMM scoring call of the
+    target and the calibration trials, so both are scored alike."""
+    s = ws.cfg.scoring
+    return score_trials(
+        ubm_,
+        models,
+        store,
+        trials,
+        engine=engine,
+        method=s.method,
+        top_c=s.top_c,
+        progress=ws.progress,
+    )
 
 
 def _per_model(ws: Workspace) -> int:
@@ -233,7 +247,7 @@ def _heldout_normalize(
     trial models ``models_under(h)`` enrolled from it and test utterances from
     ``features``. Also returns the cohort."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
-    ubm_ = DiagGMM.load(ws.path(UBM))
+    ubm_ = ws.ubm()
     held = heldout_ubms(ws, ubm_)
     with ws.store("background") as cstore:
         background, _ = _present(ws.datadir("background").spk2utt, cstore)
@@ -253,17 +267,32 @@ def _heldout_normalize(
             )
 
         parts = heldout_parts(held, cohort, background, trial_speakers, scorer)
-        normed = normalize_pairs(
-            s.norm,
-            values,
-            keys,
-            parts,
-            top_n=s.top_n,
-            enroll_utts=_per_model(ws),
-            model_spk=model_spk,
-            test_spk=test_spk,
-        )
+        normed = normalize_parts(ws, keys, values, parts, model_spk, test_spk)
     return normed, cohort
+
+
+def normalize_parts(
+    ws: Workspace,
+    keys: Sequence[tuple[str, str]],
+    values: np.ndarray,
+    parts: Sequence[CohortPart],
+    model_spk: Mapping[str, str] | None = None,
+    test_spk: Mapping[str, str] | None = None,
+) -> np.ndarray:
+    """``values`` (n,) of the pairs ``keys`` normalised (``scoring.norm``, ``top_n``) with the
+    cohort ``parts`` of :func:`gmmspeech.decisions.heldout.heldout_parts`, each cohort model
+    enrolled on :func:`_per_model` utterances: the one call of both systems."""
+    s = ws.cfg.scoring
+    return normalize_pairs(
+        s.norm,
+        values,
+        keys,
+        parts,
+        top_n=s.top_n,
+        enroll_utts=_per_model(ws),
+        model_spk=model_spk,
+        test_spk=test_spk,
+    )
 
 
 def _cohort_normalize(
@@ -321,7 +350,7 @@ def calibrate(ws: Workspace) -> StageResult:
         return [], {"calibrate": False}
     if s.calibration_trials == "enroll":
         return _enrolment_trials(ws)
-    held = heldout_ubms(ws, DiagGMM.load(ws.path(UBM)))
+    held = heldout_ubms(ws, ws.ubm())
     parts: list[tuple[TrialList, np.ndarray]] = []
     target_frames = _target_enrol_frames(ws)
     frames: list[int] = []
@@ -350,7 +379,7 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
     scored with the UBM and normalised as the target trials are; then
     :func:`fit_calibration`."""
     s, e = ws.cfg.scoring, ws.cfg.enroll
-    ubm_ = DiagGMM.load(ws.path(UBM))
+    ubm_ = ws.ubm()
     en = ws.datadir("enroll")
     with ws.store("enroll") as store:
         model2utt, _ = _present(en.enrolment, store)
@@ -368,16 +397,7 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
 
         trials = folds.trials
         with ws.engine() as engine:
-            values = score_trials(
-                ubm_,
-                enrol(ubm_),
-                store,
-                trials,
-                engine=engine,
-                method=s.method,
-                top_c=s.top_c,
-                progress=ws.progress,
-            )
+            values = _score_trials(ws, ubm_, enrol(ubm_), store, trials, engine)
         if s.norm != "none":
             speakers = {en.utt2spk[u] for us in folds.models.values() for u in us}
             values, _ = _heldout_normalize(

@@ -21,9 +21,10 @@ from ..corpus.prepare import limit_speakers
 from ..engine import Engine, make_engine
 from ..errors import ConfigError, DataError
 from ..features.store import FeatureStore
+from ..mixture.gmm import DiagGMM
 from ..mixture.ubm import train_ubm
 from ..storage.outputs import UBM_CHECKPOINT, remove_outputs
-from .artefacts import DATA_DIR, FEATURES, FOLDS, RECORDS, Artefact
+from .artefacts import DATA_DIR, FEATURES, FOLDS, RECORDS, UBM, Artefact
 from .declarations import ALL, ConfigView, Stage, UndeclaredError
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,10 @@ class Workspace:
         """The path of the artefact ``art`` (its placeholders filled by ``fields``)."""
         self._check(art)
         return self.out / art.rel(**fields)
+
+    def ubm(self) -> DiagGMM:
+        """The experiment's UBM (``ubm/ubm.h5``), for the stages that declare reading it."""
+        return DiagGMM.load(self.path(UBM))
 
     def output(self, art: Artefact, **fields: object) -> Path:
         """The path of the artefact ``art`` that the stage writes, its folder made."""
