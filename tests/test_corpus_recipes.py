@@ -186,6 +186,11 @@ def test_your_own_sounds_miniature(tmp_path: Path, monkeypatch) -> None:
     """The your-own-sounds recipe on a generated folder (WAV/FLAC/OGG at several depths);
     the back ends' metrics are checked in test_classification_methods.py."""
     root = make_sounds(tmp_path / "my_sounds")
+    # what real folders hold beside the sounds: skipped, not a failed extraction
+    (root / "README.md").write_text("my recordings\n")
+    for cls in sorted(p for p in root.iterdir() if p.is_dir()):
+        (cls / "notes.txt").write_text("take 3 was noisy\n")
+        (cls / ".DS_Store").write_bytes(b"\0\1")
     monkeypatch.setenv("SOUNDS", str(root))
     out = tmp_path / "exp"
     cfg = RECIPES / "audio_classification/your_own_sounds/config.yaml"

@@ -89,6 +89,23 @@ def test_skipped_audio_is_logged_apart_from_other_files(
     assert any("2 non-audio file(s) skipped" in m for m in infos)
 
 
+def test_a_pattern_ending_in_a_field_takes_audio_files_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a user's class folders hold notes and Finder files beside the sounds
+    names = ["dog/park/bark1.wav", "dog/bark2.MP3", "dog/notes.txt", "rain/.DS_Store"]
+    _tree(tmp_path, [*names, "rain/take3/rain.flac", "rain/take.aac"])
+    with caplog.at_level(logging.INFO, logger="gmmspeech.corpus.layout"):
+        dd = scan_audio(tmp_path, "{label}/**/{file}", utt_id="{label}-{file}")
+    assert sorted(Path(p).name for p in dd.wav_scp.values()) == ["bark1.wav", "bark2.MP3", "rain.flac"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "2 file(s) match the pattern" in warnings[0]
+    assert "dog/notes.txt" in warnings[0] and ".DS_Store" not in warnings[0]
+    # naming the extension takes what it names, audio by name or not
+    named = scan_audio(tmp_path, "{label}/**/{file}.aac", utt_id="{label}-{file}")
+    assert [Path(p).name for p in named.wav_scp.values()] == ["take.aac"]
+
+
 # ------------------------------------------------------------------------ list files
 def test_list_formats_are_detected_per_file(tmp_path: Path) -> None:
     (tmp_path / "plain.txt").write_text("a/2.wav extra columns\n\nc/1.wav\n")

@@ -287,9 +287,11 @@ def scan_audio(
 
     Notes
     -----
-    Skipped files are logged in two groups: audio files (:data:`AUDIO_EXTENSIONS`, any
-    case) that do not match the pattern, as a warning with their count and an example, and
-    the other files (``README.md``, lists), at INFO.
+    Skipped files are logged in groups: audio files (:data:`AUDIO_EXTENSIONS`, any case)
+    that do not match the pattern, as a warning with their count and an example; the other
+    files (``README.md``, lists), at INFO. A pattern that does not end with a literal
+    extension (``{label}/**/{file}``) takes audio files only: other files it matches are
+    skipped with a warning (hidden ones such as ``.DS_Store`` at INFO).
     """
     base = Path(root)
     if not base.is_dir():
@@ -298,6 +300,10 @@ def scan_audio(
     spk = spk_field if spk_field in fields else None
     label = label_field if label_field in fields else None
     template = _id_template(fields, spk, utt_id)
+    # a pattern ending in a field ("{label}/**/{file}") would also take README.md or
+    # .DS_Store from a user's folder and fail the extraction; one that names its extension
+    # takes what it names
+    audio_only = _EXTENSION.search(pattern) is None
     wav: dict[str, str] = {}
     utt2spk: dict[str, str] = {}
     utt2label: dict[str, str] = {}
@@ -305,6 +311,7 @@ def scan_audio(
     n_seen = 0
     skipped_audio: list[str] = []
     skipped_other: list[str] = []
+    not_audio: list[str] = []
     for dirpath, dirnames, filenames in os.walk(base):
         dirnames.sort()
         for fname in sorted(filenames):
@@ -314,6 +321,9 @@ def scan_audio(
             m = regex.fullmatch(rel)
             if m is None:
                 (skipped_audio if is_audio_name(fname) else skipped_other).append(rel)
+                continue
+            if audio_only and not is_audio_name(fname):
+                (skipped_other if fname.startswith(".") else not_audio).append(rel)
                 continue
             # a FIFO or device would block or never end the extraction; a broken link is
             # left to the extraction, which counts it as a failed file
@@ -351,6 +361,17 @@ def scan_audio(
             f"whole paths relative to {base}"
         )
     _log_skipped(base, pattern, n_seen, skipped_audio, skipped_other)
+    if not_audio:
+        log.warning(
+            "%s: %d file(s) match the pattern %r but have no audio extension (%s); skipped "
+            "(e.g. %r). To take them, end the pattern with their extension, e.g. %r",
+            base,
+            len(not_audio),
+            pattern,
+            ", ".join(sorted(AUDIO_EXTENSIONS)),
+            not_audio[0],
+            pattern + Path(not_audio[0]).suffix if Path(not_audio[0]).suffix else pattern,
+        )
     if spk is None:
         log.info(
             "pattern %r has no {%s} field: each utterance is its own speaker", pattern, spk_field
