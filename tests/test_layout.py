@@ -97,7 +97,11 @@ def test_a_pattern_ending_in_a_field_takes_audio_files_only(
     _tree(tmp_path, [*names, "rain/take3/rain.flac", "rain/take.aac"])
     with caplog.at_level(logging.INFO, logger="gmmspeech.corpus.layout"):
         dd = scan_audio(tmp_path, "{label}/**/{file}", utt_id="{label}-{file}")
-    assert sorted(Path(p).name for p in dd.wav_scp.values()) == ["bark1.wav", "bark2.MP3", "rain.flac"]
+    assert sorted(Path(p).name for p in dd.wav_scp.values()) == [
+        "bark1.wav",
+        "bark2.MP3",
+        "rain.flac",
+    ]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "2 file(s) match the pattern" in warnings[0]
     assert "dog/notes.txt" in warnings[0] and ".DS_Store" not in warnings[0]

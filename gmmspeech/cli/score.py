@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -14,7 +15,14 @@ from ..corpus.datadir import DataDir, read_spk2utt
 from ..corpus.scorefiles import write_trial_scores
 from ..corpus.trials import TrialList, read_trials
 from ..decisions.cohort import CohortPart, Either, Scorer, gmm_scorer, normalize_pairs
-from ..decisions.heldout import HeldoutUBM, cohort_speakers, heldout_parts, load_heldout
+from ..decisions.heldout import (
+    AUTO_MIN_SPEAKERS,
+    HeldoutUBM,
+    choose_norm,
+    cohort_speakers,
+    heldout_parts,
+    load_heldout,
+)
 from ..decisions.norm import METHODS as NORM_METHODS
 from ..decisions.scoring import METHODS, ModelBank, score_trials
 from ..errors import DataError
@@ -47,9 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-c", type=int, default=None, help=f"C for topc (default {d.top_c})")
     p.add_argument(
         "--norm",
-        choices=NORM_METHODS,
+        choices=("auto", *NORM_METHODS),
         default=None,
-        help="score normalisation with a cohort: z, t, zt, s, as (adaptive S-norm) "
+        help="score normalisation with a cohort: z, t, zt, s, as (adaptive S-norm), auto "
+        f"(as with at least {AUTO_MIN_SPEAKERS} --cohort-dir speakers, else none) "
         f"(default: scoring.norm, {d.norm})",
     )
     p.add_argument("--cohort-dir", default=None, help="cohort data dir (utt2spk or spk2utt)")
@@ -99,6 +108,9 @@ FLAGS = {
 def run(args: argparse.Namespace) -> int:
     src = config_source(args, FLAGS)
     sc, en = src.section("scoring", ScoringConfig), src.section("enroll", EnrollConfig)
+    if sc.norm == "auto":  # as the pipeline, with --cohort-dir as the background set
+        n_cohort = len(read_spk2utt(args.cohort_dir)) if args.cohort_dir else 0
+        sc = dataclasses.replace(sc, norm=choose_norm("auto", n_cohort)[0])
     inputs = [args.ubm, args.models, args.features, args.trials, args.config]
     inputs += [args.cohort_dir, args.cohort_feats, args.enroll_dir, args.enroll_feats]
     inputs += list(args.heldout_ubm or [])

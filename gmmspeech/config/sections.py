@@ -37,7 +37,7 @@ TASKS = ("verification", "classification")
 #: LLR scoring methods (``scoring.method``).
 SCORING_METHODS = ("exact", "topc", "linear")
 #: Score normalisations (``scoring.norm``).
-NORMS = ("none", "z", "t", "zt", "s", "as")
+NORMS = ("auto", "none", "z", "t", "zt", "s", "as")
 #: Sources of the calibration trials (``scoring.calibration_trials``).
 CALIBRATION_SOURCES = ("background", "enroll")
 
@@ -55,8 +55,10 @@ class ScoringConfig:
         LLR scoring (:func:`gmmspeech.score_trials`).
     top_c : int
         C of top-C scoring.
-    norm : {"none", "z", "t", "zt", "s", "as"}
-        Score normalisation with the background speakers as cohort.
+    norm : {"auto", "none", "z", "t", "zt", "s", "as"}
+        Score normalisation with the background speakers as cohort. ``auto``: adaptive
+        S-norm when there are at least 16 background speakers, else none (logged; see
+        :func:`gmmspeech.decisions.heldout.choose_norm`).
     cohort_size : int or None
         Use at most this many background speakers (sorted ids) as the cohort.
     top_n : int
@@ -78,7 +80,7 @@ class ScoringConfig:
 
     method: str = "topc"
     top_c: int = 5
-    norm: str = "none"
+    norm: str = "auto"
     cohort_size: int | None = None
     top_n: int = 200
     cohort_utts: int | None = None

@@ -42,6 +42,32 @@ GROUPS = 2
 MIN_GROUP = 2
 
 
+#: What ``scoring.norm: auto`` chooses when the background set allows it: adaptive S-norm
+#: measured best, calibrated, on the speaker recipes (docs/rationale.md, "Score norm").
+AUTO_NORM = "as"
+#: Background speakers ``auto`` needs for a cohort (fewer: no normalisation). On the Arabic
+#: recipe AS-norm with a cohort of 8 speakers was worse than none on EER, minDCF and Cllr,
+#: 12 was mixed and all 18 better on every figure (docs/guide/scoring.md).
+AUTO_MIN_SPEAKERS = 16
+
+
+def choose_norm(requested: str, n_speakers: int) -> tuple[str, str]:
+    """The normalisation to apply for ``scoring.norm: requested`` with ``n_speakers``
+    background speakers, and why (a phrase for the log and ``results.json``).
+
+    Only ``auto`` depends on the data: :data:`AUTO_NORM` with at least
+    :data:`AUTO_MIN_SPEAKERS` speakers, else ``none``. A named method is kept as asked.
+    """
+    if requested != "auto":
+        return requested, "as configured"
+    if n_speakers >= AUTO_MIN_SPEAKERS:
+        return AUTO_NORM, f"auto: {n_speakers} background speakers for the cohort"
+    return "none", (
+        f"auto: only {n_speakers} background speakers, a cohort needs at least "
+        f"{AUTO_MIN_SPEAKERS}; scores are not normalised"
+    )
+
+
 def speaker_groups(speakers: Iterable[str], n_groups: int = GROUPS) -> list[list[str]]:
     """``n_groups`` groups of the sorted speakers, dealt in turn (sizes differ by <= 1)."""
     ordered = sorted(speakers)

@@ -38,7 +38,8 @@ from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
-METHODS = NORMS
+#: The methods themselves (``auto`` is a choice among them: :func:`~.heldout.choose_norm`).
+METHODS = tuple(m for m in NORMS if m != "auto")
 
 
 def _stats(cohort: ArrayLike, name: str, top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ from .artefacts import (
 )
 from .common import report_stage
 from .report import plot_det_file, write_json
-from .verification import _labels
+from .verification import _labels, scoring_norm
 from .workspace import StageResult, Workspace
 
 
@@ -34,7 +34,7 @@ def evaluate(ws: Workspace) -> StageResult:
     s = ws.cfg.scoring
     kw = {"p_target": s.p_target, "c_miss": s.c_miss, "c_fa": s.c_fa}
     files = {"raw": RAW_SCORES}
-    if s.norm != "none":
+    if scoring_norm(ws) != "none":
         files["normalized"] = SCORES
     if s.calibrate:
         files["calibrated"] = CALIBRATED_SCORES
@@ -43,7 +43,7 @@ def evaluate(ws: Workspace) -> StageResult:
         sc = read_scores(ws.path(art))
         keys = list(sc)
         systems[name] = (np.array([sc[k] for k in keys]), _labels(ws, keys))
-    main = "normalized" if s.norm != "none" else "raw"
+    main = "normalized" if scoring_norm(ws) != "none" else "raw"
     scores, is_target = systems[main]
     tl = ws.datadir("test").trials
     if tl is None:
@@ -53,7 +53,7 @@ def evaluate(ws: Workspace) -> StageResult:
         "name": ws.cfg.name,
         # the hash of every config key these results depend on
         "config_hash": ws.hash,
-        "norm": s.norm,
+        "norm": scoring_norm(ws),
         "n_trials": len(scores),
         "n_target": int(is_target.sum()),
         "n_nontarget": int((~is_target).sum()),
@@ -82,7 +82,7 @@ def evaluate(ws: Workspace) -> StageResult:
         results["calibration"] = summary_
     plot_det_file(
         {
-            ("raw" if k == "raw" else f"{s.norm}-norm"): v
+            ("raw" if k == "raw" else f"{scoring_norm(ws)}-norm"): v
             for k, v in systems.items()
             if k != "calibrated"  # an increasing affine map: the same DET curve
         },

@@ -35,7 +35,7 @@ from ..storage.scratch import scratch_folder
 from .artefacts import BACKEND, CALIBRATION_IVECTORS, CALIBRATION_TV, DATA_DIR, IVECTORS
 from .ivector_cohort import group_vectors, heldout_normalize
 from .ivector_stages import fit_backend, new_tv, score_sets
-from .verification import _per_model, fit_calibration, heldout_ubms
+from .verification import _per_model, fit_calibration, heldout_ubms, scoring_norm
 from .workspace import StageResult, Workspace, _present
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,10 @@ def caltv(ws: Workspace) -> StageResult:
     the background calibration trials nor a cohort normalisation needs them)."""
     s = ws.cfg.scoring
     calibrate = s.calibrate and s.calibration_trials == "background"
-    if not calibrate and s.norm == "none":
+    if not calibrate and scoring_norm(ws) == "none":
         return [], {"calibrate": s.calibrate, "calibration_trials": s.calibration_trials}
     held = heldout_ubms(ws, ws.ubm())
-    sets = ["background"] + (["enroll", "test"] if s.norm != "none" else [])
+    sets = ["background"] + (["enroll", "test"] if scoring_norm(ws) != "none" else [])
     outputs: list[str] = []
     info: list[dict[str, object]] = []
     with ws.store("background") as store:
@@ -136,7 +136,7 @@ def calibrate(ws: Workspace) -> StageResult:
                 np.array([tests[t] == m for m, t in pairs], dtype=bool),
             )
             values = score_sets(be, enroll, vectors, trials) if pairs else np.zeros(0)
-            if s.norm != "none" and pairs:
+            if scoring_norm(ws) != "none" and pairs:
                 values, _ = heldout_normalize(
                     ws,
                     trials.pairs,
@@ -157,7 +157,6 @@ def _calibration_trials_enroll(ws: Workspace) -> StageResult:
     """The calibrate stage on the cross-validation trials of the enrolment set
     (:mod:`gmmspeech.decisions.enroltrials`), scored with the back end of the target trials and
     normalised like them (the TV model and the back end never saw those speakers)."""
-    s = ws.cfg.scoring
     vectors = {
         name: v
         for part in ("background", "enroll")
@@ -172,7 +171,7 @@ def _calibration_trials_enroll(ws: Workspace) -> StageResult:
         raise DataError(f"{where}: scoring.calibration_trials: {exc}") from None
     be = Backend.load(ws.path(BACKEND))
     values = score_sets(be, folds.models, vectors, folds.trials)
-    if s.norm != "none" and len(values):
+    if scoring_norm(ws) != "none" and len(values):
         speakers = {en.utt2spk[u] for us in folds.models.values() for u in us}
         values, _ = heldout_normalize(ws, folds.trials.pairs, values, folds.models, speakers)
     info = {

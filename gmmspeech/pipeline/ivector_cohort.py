@@ -24,7 +24,7 @@ from ..ivector.backend import Backend
 from ..ivector.tv import IVectorSet
 from .artefacts import CALIBRATION_IVECTORS, IVECTORS, RAW_SCORES, SCORES
 from .ivector_stages import fit_backend
-from .verification import _labels, _per_model, heldout_ubms, normalize_parts
+from .verification import _labels, _per_model, heldout_ubms, normalize_parts, scoring_norm
 from .workspace import StageResult, Workspace, _present
 
 log = logging.getLogger(__name__)
@@ -113,12 +113,11 @@ def normalize_stage(ws: Workspace) -> StageResult:
     """``scores/scores.txt``: the raw back-end scores, normalised (``scoring.norm``) with a
     cohort of the first ``scoring.cohort_size`` background speakers, each part scored by an
     extractor and a back end that have not seen it (module docstring)."""
-    s = ws.cfg.scoring
     raw = read_scores(ws.path(RAW_SCORES))
     keys = list(raw)
     values = np.array([raw[k] for k in keys])
-    info: dict[str, Any] = {"norm": s.norm}
-    if s.norm != "none":
+    info: dict[str, Any] = {"norm": scoring_norm(ws, announce=True)}
+    if info["norm"] != "none":
         en = ws.datadir("enroll")
         have = set(IVectorSet.load(ws.path(IVECTORS, set="enroll")).utt_ids)
         enroll = {

@@ -23,6 +23,7 @@ from ..decisions.heldout import (
     GROUPS,
     HeldoutUBM,
     build_heldout_ubms,
+    choose_norm,
     cohort_speakers,
     heldout_parts,
     load_heldout,
@@ -181,13 +182,21 @@ def score(ws: Workspace) -> StageResult:
     return [RAW_SCORES.rel()], {"trials_scored": len(trials), "trials_dropped": n_dropped}
 
 
+def scoring_norm(ws: Workspace, announce: bool = False) -> str:
+    """``scoring.norm`` with ``auto`` resolved against the background speakers
+    (:func:`gmmspeech.decisions.heldout.choose_norm`); ``announce`` logs the choice."""
+    norm, why = choose_norm(ws.cfg.scoring.norm, len(ws.datadir("background").spk2utt))
+    if announce and ws.cfg.scoring.norm == "auto":
+        log.info("scoring.norm: %s (%s)", norm, why)
+    return norm
+
+
 def normalize(ws: Workspace) -> StageResult:
     """Stage 6: ``scores/scores.txt``, the raw scores normalised with the background cohort."""
-    s = ws.cfg.scoring
     raw = read_scores(ws.path(RAW_SCORES))
     keys = list(raw)
     values = np.array([raw[k] for k in keys])
-    if s.norm == "none":
+    if scoring_norm(ws, announce=True) == "none":
         normed = values
         info: dict[str, Any] = {"norm": "none"}
     else:
@@ -284,7 +293,7 @@ def normalize_parts(
     enrolled on :func:`_per_model` utterances: the one call of both systems."""
     s = ws.cfg.scoring
     return normalize_pairs(
-        s.norm,
+        scoring_norm(ws),
         values,
         keys,
         parts,
@@ -300,7 +309,7 @@ def _cohort_normalize(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Normalise the target trials with cohort scores from UBMs that have not seen the
     cohort (:mod:`gmmspeech.decisions.heldout`)."""
-    s, e = ws.cfg.scoring, ws.cfg.enroll
+    e = ws.cfg.enroll
     en = ws.datadir("enroll")
     with ws.store("test") as tstore, ws.store("enroll") as estore:
         spk2utt = {m: en.enrolment[m] for m in sorted({k[0] for k in keys})}
@@ -313,7 +322,7 @@ def _cohort_normalize(
 
         normed, cohort = _heldout_normalize(ws, keys, values, models_under, tstore, speakers)
     info: dict[str, Any] = {
-        "norm": s.norm,
+        "norm": scoring_norm(ws),
         "cohort_speakers": len(cohort),
         "cohort_utterances": sum(len(x) for x in cohort.values()),
         "cohort_utterances_per_model": _per_model(ws),
@@ -378,7 +387,7 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
     over the target models' enrolment utterances (:mod:`gmmspeech.decisions.enroltrials`),
     scored with the UBM and normalised as the target trials are; then
     :func:`fit_calibration`."""
-    s, e = ws.cfg.scoring, ws.cfg.enroll
+    e = ws.cfg.enroll
     ubm_ = ws.ubm()
     en = ws.datadir("enroll")
     with ws.store("enroll") as store:
@@ -398,7 +407,7 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
         trials = folds.trials
         with ws.engine() as engine:
             values = _score_trials(ws, ubm_, enrol(ubm_), store, trials, engine)
-        if s.norm != "none":
+        if scoring_norm(ws) != "none":
             speakers = {en.utt2spk[u] for us in folds.models.values() for u in us}
             values, _ = _heldout_normalize(
                 ws, list(trials.pairs), values, lambda h: enrol(h.ubm), store, speakers
@@ -516,7 +525,7 @@ def _group_trials(
             engine=engine,
             progress=ws.progress,
         )
-    if s.norm != "none":
+    if scoring_norm(ws) != "none":
 
         def models_under(other: HeldoutUBM) -> SpeakerModels:
             if other is h:
