@@ -234,6 +234,10 @@ def test_pipeline_extraction_uses_worker_processes_whatever_the_backend(monkeypa
     assert extraction_compute(local, None) == ComputeConfig(backend="processes", n_workers=2)
     assert extraction_compute(local, 3) == ComputeConfig(backend="processes", n_workers=3)
     assert extraction_compute(local, 0) == local  # the run's own process
+    # a short work list runs here unless the processes were asked for
+    assert extraction_compute(local, None, n_files=100) == local
+    assert extraction_compute(local, None, n_files=101).backend == "processes"
+    assert extraction_compute(local, 2, n_files=10).backend == "processes"
     procs = ComputeConfig(backend="processes", n_workers=1)
     assert extraction_compute(procs, None) == procs  # the configured workers stand
 

@@ -44,7 +44,8 @@ def extract_stage(ws: Workspace, sets: Sequence[str]) -> StageResult:
     write_json(marker, {"hash": ws.hash})
     outputs, info = [], {}
     keep_freed_memory()  # freed memory kept for reuse: long utterances extract 30 % faster
-    compute = extraction_compute(ws.cfg.compute, ws.cfg.extract.processes)
+    n_files = sum(len(ws.datadir(name).wav_scp) for name in sets)
+    compute = extraction_compute(ws.cfg.compute, ws.cfg.extract.processes, n_files)
     with ws.engine(compute) as engine:
         reports = [
             extract_to_store(
