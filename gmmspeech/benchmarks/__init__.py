@@ -1,7 +1,8 @@
 """Speed and memory benchmarks behind ``gmmspeech bench``.
 
 Each module provides ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; the
-modules are listed in :data:`BENCHMARKS`.
+modules are listed in :data:`BENCHMARKS`. :mod:`.projection` and :mod:`.throughput` are
+the model and the measurements behind ``bench project``.
 """
 
 BENCHMARKS: tuple[str, ...] = (
@@ -17,4 +18,5 @@ BENCHMARKS: tuple[str, ...] = (
     "selection",
     "ivstats",
     "classify",
+    "project",
 )

@@ -110,8 +110,12 @@ class SyntheticStats:
 PHASES = ("precompute", "build_L", "linear_terms", "solves", "accumulate", "m_step")
 
 
-def _split(tv: TotalVariability, src: SyntheticStats) -> dict[str, float]:
-    """The steps of an iteration (as in the E-step task), timed one by one."""
+def time_phases(
+    tv: TotalVariability, src: SyntheticStats, per_batch: list[float] | None = None
+) -> dict[str, float]:
+    """The steps of an iteration (as in the E-step task), timed one by one; each batch's
+    E-step seconds are appended to ``per_batch`` when given (the first batch also touches
+    the fresh accumulators' pages: a cost per task, not per utterance)."""
     t: dict[str, float] = dict.fromkeys(PHASES, 0.0)
     t0 = time.perf_counter()
     pre = precompute(tv.T_, tv.ubm_.variances)
@@ -136,6 +140,8 @@ def _split(tv: TotalVariability, src: SyntheticStats) -> dict[str, float]:
         t["linear_terms"] += t2 - t1
         t["solves"] += t3 - t2
         t["accumulate"] += t4 - t3
+        if per_batch is not None:
+            per_batch.append(t4 - t0)
     t0 = time.perf_counter()
     m_step(acc, tv.T_, tv.min_divergence)
     t["m_step"] = time.perf_counter() - t0
@@ -268,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         new_t, _ = tv.iterate(src)
         ours = time.perf_counter() - t0
     rates = gemm_rates(args.batch_size, k, r)  # right after, under the same load
-    split = _split(tv, src)
+    split = time_phases(tv, src)
     n_naive = min(args.naive_utts, args.n)
     sub = SyntheticStats(ubm, n_naive, args.frames, args.seed)
     batches = [load_task(task) for task in sub.tasks(args.batch_size)]
