@@ -90,15 +90,16 @@ def synthetic_signal(seconds: float, sr: int, rng: np.random.Generator) -> np.nd
 
 
 def write_synthetic_datadir(
-    folder: Path, n_utts: int, seconds: float, sr: int = 16000, seed: int = 0
+    folder: Path, n_utts: int, seconds: float, sr: int = 16000, seed: int = 0, ext: str = "wav"
 ) -> Path:
-    """Write ``n_utts`` synthetic WAV utterances and a data dir over them; returns the dir."""
+    """Write ``n_utts`` synthetic 16-bit utterances (``ext``: wav or flac) and a data dir
+    over them; returns the dir."""
     rng = np.random.default_rng(seed)
     wav, spk = {}, {}
     for i in range(n_utts):
         s = f"spk{i % 20:02d}"
         u = f"{s}-utt{i:05d}"
-        p = folder / "audio" / s / f"{u}.wav"
+        p = folder / "audio" / s / f"{u}.{ext}"
         p.parent.mkdir(parents=True, exist_ok=True)
         length = seconds * rng.uniform(0.75, 1.25)
         sf.write(str(p), synthetic_signal(length, sr, rng), sr, subtype="PCM_16")

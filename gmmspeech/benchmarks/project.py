@@ -76,7 +76,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="assume this Dask overhead per task instead of measuring it",
     )
     p.add_argument(
+        "--audio-format", choices=["wav", "flac"], default=None, help="of the corpus's files"
+    )
+    p.add_argument(
         "--frames", type=int, default=DEFAULT_FRAMES, help="frames of the synthetic store"
+    )
+    p.add_argument(
+        "--repeat", type=int, default=1, help="timed runs of each measurement (median; 1)"
     )
     p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
 
@@ -105,6 +111,7 @@ def shape_of(args: argparse.Namespace) -> Shape:
         "lda_dim": args.lda_dim,
         "vad_keep": args.vad_keep,
         "final_iterations": args.final_iterations,
+        "audio_format": args.audio_format,
     }
     s = dataclasses.replace(s, **{k: v for k, v in overrides.items() if v is not None})
     for name in ("k", "ivector_k", "rank", "tv_iterations"):
@@ -164,7 +171,11 @@ def _print_measured(m: dict[str, Any], elapsed: float, load: tuple[float, float]
         be = f"{u['backend_s_per_utt'] * 1e3:.2f} ms per training utterance"
         be += f" + {u['backend_s_per_pair'] * 1e9:.0f} ns per pair"
         line("back end", be + " (driver)", "backend")
-    print(f"  pipe to the workers {m['pipe_bytes_per_s'] / 2**20:.0f} MiB/s", end="")
+    print(
+        f"  pipe to the workers {m['pipe_small_bytes_per_s'] / 2**20:.0f} MiB/s (1 MiB messages), "
+        f"{m['pipe_bytes_per_s'] / 2**20:.0f} MiB/s (64 MiB)",
+        end="",
+    )
     if m.get("dask_task_overhead_s") is not None:
         how = "assumed" if m.get("dask_assumed") else "measured, 2-worker LocalCluster"
         print(
@@ -221,8 +232,8 @@ def assumptions(s: Shape, machine: Machine, dask_measured: bool) -> list[str]:
         "2 TV tasks per worker); the driver's BLAS threads = N; MAP enrolment one thread. "
         "The TV E-step scales as the statistics do.",
         "Transfers are serial: what the pool pickles with every task (UBM, model bank, TV "
-        "precomputation) and back (TV accumulators, statistics, features) at the pipe rate "
-        f"measured here; on Dask, shared data once per worker per call, results and inputs "
+        "precomputation) and back (TV accumulators, statistics, features) at the pipe rates "
+        "measured here (messages under 8 MiB at the 1 MiB rate); on Dask, shared data once per worker per call, results and inputs "
         f"(features, statistics, on shared storage) at {machine.network_bytes_per_s * 8 / 1e9:g}"
         f" Gbit/s, plus {machine.dask_task_overhead_s * 1e3:.1f} ms per task ({ov}); the "
         f"driver is a machine like this one ({machine.driver_cores} cores).",
@@ -235,14 +246,14 @@ def run(args: argparse.Namespace) -> int:
     s = shape_of(args)
     if args.workers < 1 or args.dask_workers < 1:
         raise ConfigError("--workers and --dask-workers: must be >= 1")
-    if args.network_gbps <= 0 or args.frames < 1:
-        raise ConfigError("--network-gbps and --frames: must be > 0")
+    if args.network_gbps <= 0 or args.frames < 1 or args.repeat < 1:
+        raise ConfigError("--network-gbps, --frames and --repeat: must be > 0")
     if args.dask_task_overhead is not None and args.dask_task_overhead < 0:
         raise ConfigError("--dask-task-overhead: must be >= 0")
     systems = ("gmm-ubm", "ivector") if args.system == "both" else (args.system,)
     _print_shape(s)
     load0, t0 = os.getloadavg()[0], time.perf_counter()
-    measured, dk = measure(s, args.frames, args.dask_task_overhead is None, systems)
+    measured, dk = measure(s, args.frames, args.repeat, args.dask_task_overhead is None, systems)
     elapsed = time.perf_counter() - t0
     m = measured.as_dict()
     if dk is None:
@@ -253,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
     _print_measured(m, elapsed, (load0, os.getloadavg()[0]))
     machine = Machine(
         pipe_bytes_per_s=measured.pipe_bytes_per_s,
+        pipe_small_bytes_per_s=measured.pipe_small_bytes_per_s,
         network_bytes_per_s=args.network_gbps * 1e9 / 8,
         dask_task_overhead_s=dk[1],
         driver_cores=os.cpu_count() or 1,

@@ -56,6 +56,7 @@ class Shape:
     scorer: str
     top_c: int = 5
     final_iterations: int = 10
+    audio_format: str = "wav"
     n_features: int = FeatureConfig().n_features
     frames_per_second: float = 1000.0 / FeatureConfig().frame_shift_ms
 
@@ -133,6 +134,7 @@ PRESETS: dict[str, Shape] = {
         tv_iterations=10,
         lda_dim=None,
         scorer="plda",
+        audio_format="flac",
     ),
 }
 
@@ -213,13 +215,31 @@ class Part:
 
 @dataclass
 class Machine:
-    """The measured rates the columns need besides the parts."""
+    """The measured rates the columns need besides the parts.
+
+    The pipe to local workers moves small messages faster per byte than large ones
+    (fresh pages for every large buffer): messages under :data:`SMALL_MESSAGE` bytes go
+    at ``pipe_small_bytes_per_s``, larger ones at ``pipe_bytes_per_s``.
+    """
 
     pipe_bytes_per_s: float
+    pipe_small_bytes_per_s: float
     network_bytes_per_s: float
     dask_task_overhead_s: float
     driver_cores: int
     startup_s: dict[str, float] = field(default_factory=dict)
+
+
+#: Messages to local workers below this size move at the small-message rate.
+SMALL_MESSAGE = 8 * 2**20
+
+
+def pipe_seconds(m: Machine, message: float, count: float) -> float:
+    """Seconds to move ``count`` messages of ``message`` bytes through the pipe."""
+    if message <= 0 or count <= 0:
+        return 0.0
+    rate = m.pipe_small_bytes_per_s if message < SMALL_MESSAGE else m.pipe_bytes_per_s
+    return count * message / rate
 
 
 def waves(tasks: int, workers: int) -> float:
@@ -248,12 +268,18 @@ def part_seconds(part: Part, m: Machine, workers: int, dask: bool) -> float:
         tasks = extraction_tasks(part.batched_items, workers)
     compute = part.seconds * ((1.0 - part.p) + part.p * waves(tasks, workers))
     compute += math.ceil(tasks / workers) * part.calls * part.task_seconds
-    back = tasks * part.calls * part.task_results + part.results
+    messages = tasks * part.calls
     if dask:
+        back = messages * part.task_results + part.results
         moved = workers * part.shared * part.calls + back + part.inputs
-        overhead = tasks * part.calls * m.dask_task_overhead_s
+        overhead = messages * m.dask_task_overhead_s
         return compute + overhead + moved / m.network_bytes_per_s
-    return compute + (tasks * part.calls * part.shared + back) / m.pipe_bytes_per_s
+    moved = (
+        pipe_seconds(m, part.shared, messages)
+        + pipe_seconds(m, part.task_results, messages)
+        + pipe_seconds(m, part.results / messages, messages)
+    )
+    return compute + moved
 
 
 def column_seconds(parts: list[Part], m: Machine, workers: int, dask: bool) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -46,7 +47,16 @@ from ..mixture.speakermodels import SpeakerModels, enroll
 from ..mixture.ubm import accumulate_shard
 from .em import random_gmm
 from .features import write_synthetic_datadir
-from .projection import FLOAT32, FLOAT64, SCORE_UTTS_PER_TASK, Shape, extraction_tasks, waves
+from .projection import (
+    FLOAT32,
+    FLOAT64,
+    SCORE_UTTS_PER_TASK,
+    SMALL_MESSAGE,
+    STATS_UTTS_PER_TASK,
+    Shape,
+    extraction_tasks,
+    waves,
+)
 from .tv import SyntheticStats, time_phases
 
 log = logging.getLogger(__name__)
@@ -55,8 +65,12 @@ log = logging.getLogger(__name__)
 DEFAULT_FRAMES = 32_000
 #: Seconds of synthetic audio extracted.
 EXTRACT_AUDIO_SECONDS = 480.0
-#: Bytes sent to and from a worker to measure the pipe.
+EXTRACT_MAX_UTTS = 256
+#: Bytes sent to and from a worker to measure the pipe: large and small messages.
 PIPE_BYTES = 64 * 2**20
+SMALL_PIPE_BYTES = 2**20
+#: Components of the second point of the UBM E-step's cost ``a + b k``.
+SMALL_K = 4
 #: Utterances per batch of the timed TV E-step; models of the timed scoring.
 TV_BATCH = 32
 SCORE_MODELS = 32
@@ -90,21 +104,31 @@ def parallel_fraction(c1: float, c2: float, share: float = 0.5) -> float:
 
 
 class Measurement:
-    """The figures of one measuring run: raw seconds, per-unit times, parallel fractions."""
+    """The figures of one measuring run: raw seconds, per-unit times, parallel fractions.
 
-    def __init__(self) -> None:
+    Every timed run is repeated ``repeat`` times and its median kept.
+    """
+
+    def __init__(self, repeat: int = 1) -> None:
+        self.repeat = repeat
         self.seconds: dict[str, float] = {}
         self.units: dict[str, float] = {}
         self.parallel: dict[str, float] = {}
         self.speedup: dict[str, float] = {}
         self.notes: list[str] = []
         self.pipe_bytes_per_s = 0.0
+        self.pipe_small_bytes_per_s = 0.0
 
-    def work(self, name: str, t: float, moved: float) -> float:
-        """``t`` seconds less the time to move ``moved`` bytes through the pipe (at least
-        a tenth of ``t`` is kept: the transfer overlaps some of the work)."""
+    def time(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+        """Median seconds of ``repeat`` calls ``fn(*args, **kwargs)``."""
+        return statistics.median(_timed(fn, *args, **kwargs) for _ in range(self.repeat))
+
+    def work(self, name: str, t: float, message: float, count: int) -> float:
+        """``t`` seconds less the time to move ``count`` messages of ``message`` bytes
+        through the pipe (at least a tenth of ``t`` is kept: transfers overlap some work)."""
         self.seconds[name] = t
-        return max(t - moved / self.pipe_bytes_per_s, 0.1 * t)
+        rate = self.pipe_small_bytes_per_s if message < SMALL_MESSAGE else self.pipe_bytes_per_s
+        return max(t - count * message / rate, 0.1 * t)
 
     def scaling(self, stage: str, t1: float, t2: float, c1: float, c2: float, tasks: int) -> None:
         self.speedup[stage] = t1 / t2
@@ -117,34 +141,49 @@ class Measurement:
             "parallel_fraction": self.parallel,
             "speedup_2_vs_1": self.speedup,
             "pipe_bytes_per_s": self.pipe_bytes_per_s,
+            "pipe_small_bytes_per_s": self.pipe_small_bytes_per_s,
             "notes": self.notes,
         }
 
 
 def _pipe(m: Measurement, p1: ProcessEngine) -> None:
-    big = np.ones(PIPE_BYTES // FLOAT64)
-    p1.map(nbytes_task, [0], big[:1024])  # warm-up
-    out = _timed(lambda: p1.map(nbytes_task, [0], big))
-    back = _timed(lambda: p1.map(ones_task, [PIPE_BYTES]))
-    m.seconds["pipe_out"], m.seconds["pipe_back"] = out, back
-    m.pipe_bytes_per_s = 2 * PIPE_BYTES / (out + back)
+    """Bytes per second to a worker and back: 1 MiB messages and 64 MiB ones."""
+    p1.map(nbytes_task, [0], np.ones(1024))  # warm-up
+    for size, key in ((SMALL_PIPE_BYTES, "small"), (PIPE_BYTES, "large")):
+        big = np.ones(size // FLOAT64)
+        n = max(1, PIPE_BYTES // size // 4)
+        out = m.time(p1.map, nbytes_task, [0] * n, big)
+        back = m.time(p1.map, ones_task, [size] * n)
+        m.seconds[f"pipe_{key}_out"], m.seconds[f"pipe_{key}_back"] = out, back
+        rate = 2 * n * size / (out + back)
+        if key == "small":
+            m.pipe_small_bytes_per_s = rate
+        else:
+            m.pipe_bytes_per_s = rate
 
 
 def _extract(m: Measurement, s: Shape, tmp: Path, pools: tuple[ProcessEngine, ...]) -> None:
-    n = 2 * math.ceil(max(8.0, EXTRACT_AUDIO_SECONDS / s.target_seconds) / 2)
-    warm = write_synthetic_datadir(tmp / "warm", 4, min(s.target_seconds, 2.0), seed=1)
-    data = write_synthetic_datadir(tmp / "audio", n, s.target_seconds, seed=2)
-    c, t, audio = [], [], 0.0
+    n = 2 * math.ceil(min(EXTRACT_MAX_UTTS, max(8.0, EXTRACT_AUDIO_SECONDS / s.target_seconds)) / 2)
+    ext = s.audio_format
+    warm = write_synthetic_datadir(tmp / "warm", 4, min(s.target_seconds, 2.0), seed=1, ext=ext)
+    data = write_synthetic_datadir(tmp / "audio", n, s.target_seconds, seed=2, ext=ext)
+    outs = iter(range(10**6))
+    reports = []
+
+    def once(pool: ProcessEngine) -> None:
+        reports.append(extract_to_store(data, tmp / f"extract{next(outs)}.h5", engine=pool))
+
+    c, t = [], []
     for i, pool in enumerate(pools, 1):
         extract_to_store(warm, tmp / f"warm{i}.h5", engine=pool)
-        t0 = time.perf_counter()
-        rep = extract_to_store(data, tmp / f"extract{i}.h5", engine=pool)
-        t.append(time.perf_counter() - t0)
-        moved = rep.frames * s.n_features * FLOAT32
-        c.append(m.work(f"extract_{i}_worker", t[-1], moved))
-        audio = rep.audio_seconds
-    m.units["extract_s_per_audio_s"] = c[0] / audio
-    m.seconds["extract_audio_seconds"] = audio
+        t.append(m.time(once, pool))
+        rep = reports[-1]
+        tasks = extraction_tasks(n, i)
+        c.append(
+            m.work(f"extract_{i}_worker", t[-1], rep.frames * s.n_features * FLOAT32 / tasks, tasks)
+        )
+    m.units["extract_s_per_audio_s"] = c[0] / reports[-1].audio_seconds
+    m.seconds["extract_audio_seconds"] = reports[-1].audio_seconds
     m.scaling("extract", t[0], t[1], c[0], c[1], extraction_tasks(n, 2))
 
 
@@ -158,27 +197,23 @@ def _utterances(n: int, frames: int, d: int, seed: int) -> Iterator[tuple[str, n
 
 def _em(m: Measurement, s: Shape, store: FeatureStore, pools: tuple[ProcessEngine, ...]) -> None:
     """One dense EM E-step (the UBM stage's ``map_reduce`` of ``accumulate_shard``) at
-    K and at K/16, for the cost per frame ``a + b k``."""
+    K and at K=4, for the cost per frame ``a + b k``."""
     rng = np.random.default_rng(3)
     chunk = UBMConfig().chunk_size
     shards = as_source(store).shards(math.ceil(store.n_frames / 8))
     n = store.n_frames
-    big, small = (
-        random_gmm(s.k, s.n_features, rng),
-        random_gmm(max(2, s.k // 16), s.n_features, rng),
-    )
-    tiny = random_gmm(4, s.n_features, rng)
-    per_task = 2 * (big.n_components * (2 * s.n_features + 1)) * FLOAT64
+    big, small = random_gmm(s.k, s.n_features, rng), random_gmm(SMALL_K, s.n_features, rng)
+    message = big.n_components * (2 * s.n_features + 1) * FLOAT64  # the model; its stats back
     c, t = [], []
     for i, pool in enumerate(pools, 1):
-        map_reduce(pool, accumulate_shard, shards, (tiny, chunk))  # warm-up
-        t.append(_timed(map_reduce, pool, accumulate_shard, shards, (big, chunk)))
-        c.append(m.work(f"em_{i}_worker", t[-1], len(shards) * per_task))
-    ts = _timed(map_reduce, pools[0], accumulate_shard, shards, (small, chunk))
-    cs = m.work("em_small_k_1_worker", ts, len(shards) * per_task / 8)
-    b = max(0.0, (c[0] - cs) / (n * (big.n_components - small.n_components)))
+        map_reduce(pool, accumulate_shard, shards, (small, chunk))  # warm-up
+        t.append(m.time(map_reduce, pool, accumulate_shard, shards, (big, chunk)))
+        c.append(m.work(f"em_{i}_worker", t[-1], message, 2 * len(shards)))
+    ts = m.time(map_reduce, pools[0], accumulate_shard, shards, (small, chunk))
+    cs = m.work("em_small_k_1_worker", ts, message * SMALL_K / s.k, 2 * len(shards))
+    b = max(0.0, (c[0] - cs) / (n * (big.n_components - SMALL_K)))
     m.units["em_s_per_frame_component"] = b
-    m.units["em_s_per_frame"] = max(0.0, c[0] / n - b * big.n_components)
+    m.units["em_s_per_frame"] = max(0.0, cs / n - b * SMALL_K)
     m.seconds["em_frames"], m.seconds["em_tasks"] = n, len(shards)
     m.scaling("em", t[0], t[1], c[0], c[1], len(shards))
 
@@ -191,7 +226,7 @@ def _enroll_and_score(
     ids = list(store)
     per_model = max(1, round(s.enroll_utts / s.models))
     spk2utt = {f"m{j:05d}": ids[j : j + per_model] for j in range(0, len(ids), per_model)}
-    m.units["enroll_s_per_frame"] = _timed(lambda: enroll(ubm, store, spk2utt)) / store.n_frames
+    m.units["enroll_s_per_frame"] = m.time(enroll, ubm, store, spk2utt) / store.n_frames
     m.seconds["enroll"] = m.units["enroll_s_per_frame"] * store.n_frames
     names = [f"model{j}" for j in range(SCORE_MODELS)]
     offsets = 0.1 * rng.standard_normal((SCORE_MODELS, s.k, s.n_features))
@@ -207,15 +242,15 @@ def _enroll_and_score(
     for i, pool in enumerate(pools, 1):
         score_trials(tiny, tiny_models, store, one, engine=pool, method="topc", top_c=2)
         t.append(
-            _timed(
+            m.time(
                 score_trials, ubm, models, store, every, engine=pool, method="topc", top_c=s.top_c
             )
         )
-        c.append(m.work(f"score_{i}_worker", t[-1], 2 * bank))
-    t_one = _timed(
+        c.append(m.work(f"score_{i}_worker", t[-1], bank, 2))
+    t_one = m.time(
         score_trials, ubm, models, store, one, engine=pools[0], method="topc", top_c=s.top_c
     )
-    c_one = m.work("score_1_model_1_worker", t_one, 2 * bank)
+    c_one = m.work("score_1_model_1_worker", t_one, bank, 2)
     per_trial = max(0.0, (c[0] - c_one) / (len(every) - len(one)))
     m.units["score_s_per_trial"] = per_trial
     m.units["score_s_per_frame"] = max(0.0, (c_one - per_trial * len(one)) / frames)
@@ -228,14 +263,20 @@ def _stats(
     rng = np.random.default_rng(5)
     ubm, tiny = random_gmm(s.ivector_k, s.n_features, rng), random_gmm(4, s.n_features, rng)
     n_utts = len(store)
-    moved = n_utts * s.ivector_k * (s.n_features + 1) * FLOAT64
+    tasks = math.ceil(n_utts / STATS_UTTS_PER_TASK)
+    message = STATS_UTTS_PER_TASK * s.ivector_k * (s.n_features + 1) * FLOAT64
+    outs = iter(range(10**6))
+
+    def once(pool: ProcessEngine) -> None:
+        compute_stats(ubm, store, engine=pool, out=tmp / f"stats{next(outs)}.h5")
+
     c, t = [], []
     for i, pool in enumerate(pools, 1):
         compute_stats(tiny, store, engine=pool, out=tmp / f"warm_stats{i}.h5")
-        t.append(_timed(compute_stats, ubm, store, engine=pool, out=tmp / f"stats{i}.h5"))
-        c.append(m.work(f"stats_{i}_worker", t[-1], moved))
+        t.append(m.time(once, pool))
+        c.append(m.work(f"stats_{i}_worker", t[-1], message, tasks))
     m.units["stats_s_per_frame"] = c[0] / store.n_frames
-    m.scaling("stats", t[0], t[1], c[0], c[1], math.ceil(n_utts / 32))
+    m.scaling("stats", t[0], t[1], c[0], c[1], tasks)
     return ubm
 
 
@@ -270,9 +311,9 @@ def _tv(m: Measurement, s: Shape, ubm: DiagGMM) -> None:
     tv.T_ = tv._init(ubm)
     batches: list[float] = []
     with blas_threads(1):
-        m.seconds["tv_warm_up"] = _timed(lambda: precompute(tv.T_, ubm.variances))
+        m.seconds["tv_warm_up"] = _timed(precompute, tv.T_, ubm.variances)
         ph1 = time_phases(tv, three, batches)
-        transform = _timed(lambda: tv.transform(one))
+        transform = m.time(tv.transform, one)
     fixed = [ph1["precompute"] + ph1["m_step"]] * 2
     m.seconds["tv_phases_1_thread"] = sum(ph1.values())
     if _two_threads(m, "TV precomputation and M-step"):
@@ -304,8 +345,8 @@ def _backend(m: Measurement, s: Shape) -> None:
     for threads in (1, 2) if _two_threads(m, "back end") else (1,):
         with blas_threads(threads):
             be = Backend(cfg)
-            fit = _timed(be.fit, x, y)
-            score = _timed(be.score, enrol, tests)
+            fit = m.time(be.fit, x, y)
+            score = m.time(be.score, enrol, tests)
         if threads == 1:
             m.units["backend_s_per_utt"] = fit / y.size
             m.units["backend_s_per_pair"] = score / (n_models * n_tests)
@@ -349,7 +390,7 @@ def _dask(m: Measurement, s: Shape, store: FeatureStore) -> tuple[float, float] 
     with contextlib.closing(engine), _quiet_dask():
         map_reduce(engine, accumulate_shard, shards, (tiny, chunk))  # start and warm up
         start = time.perf_counter() - t0
-        t = _timed(lambda: map_reduce(engine, accumulate_shard, shards, (big, chunk)))
+        t = m.time(map_reduce, engine, accumulate_shard, shards, (big, chunk))
     m.seconds["dask_start"], m.seconds["em_dask_2_workers"] = start, t
     return start, max(0.0, (t - m.seconds["em_2_worker"]) / len(shards))
 
@@ -374,6 +415,7 @@ def quiet() -> Iterator[None]:
 def measure(
     s: Shape,
     frames: int = DEFAULT_FRAMES,
+    repeat: int = 1,
     dask: bool = True,
     systems: tuple[str, ...] = ("gmm-ubm", "ivector"),
     say: Callable[[str], None] = print,
@@ -383,7 +425,7 @@ def measure(
     Returns the figures, and (start-up seconds, overhead per task) of a local Dask
     cluster when ``dask`` (None without it, or without Dask installed).
     """
-    m = Measurement()
+    m = Measurement(repeat)
     fpu = max(1, round(s.target_frames_per_utt))
     n_utts = 64 * math.ceil(max(frames / fpu, 1.0) / 64)
     say(f"Measuring on synthetic data ({n_utts} utterances of {fpu} frames, D={s.n_features}):")
