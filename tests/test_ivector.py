@@ -9,6 +9,7 @@ import pytest
 from oracles import component_log_likelihoods, posteriors
 from scipy import linalg, stats
 
+import gmmspeech.ivector.stats as stats_module
 from gmmspeech import (
     DataError,
     DiagGMM,
@@ -208,6 +209,27 @@ def test_same_stats_and_model_on_local_and_process_engines(tmp_path):
     np.testing.assert_allclose(b.T_, a.T_, rtol=1e-10, atol=1e-12)
     one = utterance_stats(ubm, utts["u03"], top_n=4)
     np.testing.assert_allclose(local.first[3], one.first, rtol=1e-12)
+
+
+def test_statistics_tasks_open_no_store_index(tmp_path, monkeypatch):
+    """A task reads its batch's datasets only: opening a FeatureStore reads the index of
+    every utterance, which per task made the stage quadratic in the store's size (20,000
+    utterances of 20 frames, K=8: 130.7 s before, 6.6 s after, in one run)."""
+    ubm = _ubm()
+    utts = {f"u{i:02d}": x for i, x in enumerate(_utterances(ubm, 12))}
+    write_store(tmp_path / "f.h5", utts)
+    opened = []
+
+    class Counting(stats_module.FeatureStore):
+        def __init__(self, *args, **kwargs):
+            opened.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(stats_module, "FeatureStore", Counting)
+    st = compute_stats(ubm, str(tmp_path / "f.h5"), batch_size=5)
+    assert len(opened) == 1  # the driver's, for the ids; none of the 3 tasks'
+    one = utterance_stats(ubm, utts["u07"])
+    np.testing.assert_allclose(st.first[7], one.first, rtol=1e-12)
 
 
 @pytest.mark.parametrize("min_div", [True, False])

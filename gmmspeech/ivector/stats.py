@@ -22,7 +22,7 @@ from ..config.sections import to_dict
 from ..engine import Engine, LocalEngine
 from ..errors import DataError, ModelFormatError, ModelMismatchError
 from ..features.frames import as_frames
-from ..features.store import FeatureStore
+from ..features.store import FeatureStore, read_utterances
 from ..mixture.gmm import DiagGMM
 from ..mixture.speakermodels import ubm_fingerprint
 from ..storage.atomic import atomic_path
@@ -130,8 +130,9 @@ def _stats_task(
     ubm, top_n, min_post = shared
     if isinstance(item, tuple):
         path, ids = item
-        with FeatureStore(path) as store:
-            arrays = [store[u] for u in ids]
+        # only this batch's datasets: opening a FeatureStore reads the index of every
+        # utterance, which per task made the stage quadratic in the store's size
+        arrays = list(read_utterances(path, ids))
     else:
         arrays = item
     out = [_stats_arrays(ubm, x, top_n, min_post)[:2] for x in arrays]
