@@ -54,7 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ivector-k", type=int, default=None, help="i-vector UBM components")
     p.add_argument("--rank", type=int, default=None, help="i-vector dimension")
     p.add_argument("--tv-iterations", type=int, default=None, help="TV EM iterations")
-    p.add_argument("--lda-dim", type=int, default=None, help="LDA dimensions of the back end")
+    p.add_argument(
+        "--lda-dim", type=int, default=None, help="LDA dimensions of the back end (0: none)"
+    )
+    p.add_argument("--scorer", choices=["plda", "cosine"], default=None, help="back-end scorer")
     p.add_argument("--vad-keep", type=float, default=None, help="fraction of frames VAD keeps")
     p.add_argument(
         "--final-iterations",
@@ -109,11 +112,14 @@ def shape_of(args: argparse.Namespace) -> Shape:
         "rank": args.rank,
         "tv_iterations": args.tv_iterations,
         "lda_dim": args.lda_dim,
+        "scorer": args.scorer,
         "vad_keep": args.vad_keep,
         "final_iterations": args.final_iterations,
         "audio_format": args.audio_format,
     }
     s = dataclasses.replace(s, **{k: v for k, v in overrides.items() if v is not None})
+    if s.lda_dim is not None and s.lda_dim < 1:
+        s = dataclasses.replace(s, lda_dim=None)
     for name in ("k", "ivector_k", "rank", "tv_iterations"):
         if getattr(s, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1")
@@ -231,7 +237,8 @@ def assumptions(s: Shape, machine: Machine, dask_measured: bool) -> list[str]:
         "tasks (UBM shards of 262,144 frames; 32 utterances per scoring or statistics task; "
         "2 TV tasks per worker); the driver's BLAS threads = N; MAP enrolment one thread. "
         "The TV E-step scales as the statistics do.",
-        "Transfers are serial: what the pool pickles with every task (UBM, model bank, TV "
+        "Transfers overlap the work (a stage takes the longer of the two, plus one task's "
+        "transfers): what the pool pickles with every task (UBM, model bank, TV "
         "precomputation) and back (TV accumulators, statistics, features) at the pipe rates "
         "measured here (messages under 8 MiB at the 1 MiB rate); on Dask, shared data once per worker per call, results and inputs "
         f"(features, statistics, on shared storage) at {machine.network_bytes_per_s * 8 / 1e9:g}"

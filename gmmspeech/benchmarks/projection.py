@@ -6,7 +6,7 @@ the engine (spread over workers), in the driver (on its BLAS threads) or on one 
 and may move bytes that the work does not overlap with (models shipped to workers,
 results shipped back). :func:`column_seconds` spreads the parts over N local workers or
 W Dask workers (Amdahl's law with the measured parallel fraction, tasks in whole waves,
-transfers serial); :func:`project` builds the parts of every stage. No measuring here.
+transfers overlapping the work); :func:`project` builds the parts of every stage. No measuring here.
 """
 
 from __future__ import annotations
@@ -268,18 +268,22 @@ def part_seconds(part: Part, m: Machine, workers: int, dask: bool) -> float:
         tasks = extraction_tasks(part.batched_items, workers)
     compute = part.seconds * ((1.0 - part.p) + part.p * waves(tasks, workers))
     compute += math.ceil(tasks / workers) * part.calls * part.task_seconds
+    # transfers overlap the work of other tasks, except a call's first task's input and
+    # its last task's output: the longer of the two, plus one task's transfers per call
     messages = tasks * part.calls
     if dask:
-        back = messages * part.task_results + part.results
-        moved = workers * part.shared * part.calls + back + part.inputs
-        overhead = messages * m.dask_task_overhead_s
-        return compute + overhead + moved / m.network_bytes_per_s
-    moved = (
-        pipe_seconds(m, part.shared, messages)
-        + pipe_seconds(m, part.task_results, messages)
-        + pipe_seconds(m, part.results / messages, messages)
-    )
-    return compute + moved
+        net = m.network_bytes_per_s
+        broadcast = workers * part.shared * part.calls / net  # before any task starts
+        one = (part.task_results + (part.results + part.inputs) / messages) / net
+        compute += messages * m.dask_task_overhead_s
+    else:
+        broadcast = 0.0
+        one = (
+            pipe_seconds(m, part.shared, 1)
+            + pipe_seconds(m, part.task_results, 1)
+            + pipe_seconds(m, part.results / messages, 1)
+        )
+    return broadcast + max(compute, (messages - part.calls) * one) + part.calls * one
 
 
 def column_seconds(parts: list[Part], m: Machine, workers: int, dask: bool) -> float:

@@ -2,10 +2,10 @@
 ``gmmspeech bench project``: per-unit times at one worker, and how they scale to two.
 
 Each engine stage runs the function the pipeline calls (``extract_to_store``,
-``accumulate_shard`` through ``map_reduce``, ``score_trials``, ``compute_stats``) once on a
-pool of one worker and once on a pool of two, after a warm-up; the bytes the pool pickles
-to and from its workers are taken off at the rate measured for the pipe, so that what is
-left is the work, whose 1-vs-2 ratio gives the parallel fraction. Driver-side work (the
+``accumulate_shard`` through ``map_reduce``, ``score_trials``, ``compute_stats``) on a pool
+of one worker and on a pool of two, after a warm-up; the 1-vs-2 ratio gives the parallel
+fraction. These runs move a few MiB, which overlap the work; the model adds the transfers
+that grow with a corpus, at the rates measured here for the pipe. Driver-side work (the
 total-variability precomputation and M-step, the back end) runs at one and at two BLAS
 threads; MAP enrolment runs on one thread, as in the pipeline.
 """
@@ -48,10 +48,8 @@ from ..mixture.ubm import accumulate_shard
 from .em import random_gmm
 from .features import write_synthetic_datadir
 from .projection import (
-    FLOAT32,
     FLOAT64,
     SCORE_UTTS_PER_TASK,
-    SMALL_MESSAGE,
     STATS_UTTS_PER_TASK,
     Shape,
     extraction_tasks,
@@ -123,16 +121,15 @@ class Measurement:
         """Median seconds of ``repeat`` calls ``fn(*args, **kwargs)``."""
         return statistics.median(_timed(fn, *args, **kwargs) for _ in range(self.repeat))
 
-    def work(self, name: str, t: float, message: float, count: int) -> float:
-        """``t`` seconds less the time to move ``count`` messages of ``message`` bytes
-        through the pipe (at least a tenth of ``t`` is kept: transfers overlap some work)."""
+    def record(self, name: str, t: float) -> float:
+        """Record ``t`` seconds as ``name``. It is taken as the work's time: the measured
+        runs move a few MiB, which overlap the work of other tasks."""
         self.seconds[name] = t
-        rate = self.pipe_small_bytes_per_s if message < SMALL_MESSAGE else self.pipe_bytes_per_s
-        return max(t - count * message / rate, 0.1 * t)
+        return t
 
-    def scaling(self, stage: str, t1: float, t2: float, c1: float, c2: float, tasks: int) -> None:
+    def scaling(self, stage: str, t1: float, t2: float, tasks: int) -> None:
         self.speedup[stage] = t1 / t2
-        self.parallel[stage] = parallel_fraction(c1, c2, waves(tasks, 2))
+        self.parallel[stage] = parallel_fraction(t1, t2, waves(tasks, 2))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -173,18 +170,13 @@ def _extract(m: Measurement, s: Shape, tmp: Path, pools: tuple[ProcessEngine, ..
     def once(pool: ProcessEngine) -> None:
         reports.append(extract_to_store(data, tmp / f"extract{next(outs)}.h5", engine=pool))
 
-    c, t = [], []
+    t = []
     for i, pool in enumerate(pools, 1):
         extract_to_store(warm, tmp / f"warm{i}.h5", engine=pool)
-        t.append(m.time(once, pool))
-        rep = reports[-1]
-        tasks = extraction_tasks(n, i)
-        c.append(
-            m.work(f"extract_{i}_worker", t[-1], rep.frames * s.n_features * FLOAT32 / tasks, tasks)
-        )
-    m.units["extract_s_per_audio_s"] = c[0] / reports[-1].audio_seconds
+        t.append(m.record(f"extract_{i}_worker", m.time(once, pool)))
+    m.units["extract_s_per_audio_s"] = t[0] / reports[-1].audio_seconds
     m.seconds["extract_audio_seconds"] = reports[-1].audio_seconds
-    m.scaling("extract", t[0], t[1], c[0], c[1], extraction_tasks(n, 2))
+    m.scaling("extract", t[0], t[1], extraction_tasks(n, 2))
 
 
 def _utterances(n: int, frames: int, d: int, seed: int) -> Iterator[tuple[str, np.ndarray]]:
@@ -203,19 +195,21 @@ def _em(m: Measurement, s: Shape, store: FeatureStore, pools: tuple[ProcessEngin
     shards = as_source(store).shards(math.ceil(store.n_frames / 8))
     n = store.n_frames
     big, small = random_gmm(s.k, s.n_features, rng), random_gmm(SMALL_K, s.n_features, rng)
-    message = big.n_components * (2 * s.n_features + 1) * FLOAT64  # the model; its stats back
-    c, t = [], []
+    t = []
     for i, pool in enumerate(pools, 1):
         map_reduce(pool, accumulate_shard, shards, (small, chunk))  # warm-up
-        t.append(m.time(map_reduce, pool, accumulate_shard, shards, (big, chunk)))
-        c.append(m.work(f"em_{i}_worker", t[-1], message, 2 * len(shards)))
+        t.append(
+            m.record(
+                f"em_{i}_worker", m.time(map_reduce, pool, accumulate_shard, shards, (big, chunk))
+            )
+        )
     ts = m.time(map_reduce, pools[0], accumulate_shard, shards, (small, chunk))
-    cs = m.work("em_small_k_1_worker", ts, message * SMALL_K / s.k, 2 * len(shards))
-    b = max(0.0, (c[0] - cs) / (n * (big.n_components - SMALL_K)))
+    cs = m.record("em_small_k_1_worker", ts)
+    b = max(0.0, (t[0] - cs) / (n * (big.n_components - SMALL_K)))
     m.units["em_s_per_frame_component"] = b
     m.units["em_s_per_frame"] = max(0.0, cs / n - b * SMALL_K)
     m.seconds["em_frames"], m.seconds["em_tasks"] = n, len(shards)
-    m.scaling("em", t[0], t[1], c[0], c[1], len(shards))
+    m.scaling("em", t[0], t[1], len(shards))
 
 
 def _enroll_and_score(
@@ -235,26 +229,21 @@ def _enroll_and_score(
     frames = sum(store.num_frames(u) for u in tests)
     one = [(names[0], u) for u in tests]
     every = [(x, u) for u in tests for x in names]
-    bank = 2 * SCORE_MODELS * s.k * s.n_features * FLOAT32
     tiny = random_gmm(4, s.n_features, rng)
     tiny_models = SpeakerModels(tiny, names[:1], means=tiny.means[None])
-    c, t = [], []
+
+    def once(pool: ProcessEngine, trials: list[tuple[str, str]]) -> None:
+        score_trials(ubm, models, store, trials, engine=pool, method="topc", top_c=s.top_c)
+
+    t = []
     for i, pool in enumerate(pools, 1):
         score_trials(tiny, tiny_models, store, one, engine=pool, method="topc", top_c=2)
-        t.append(
-            m.time(
-                score_trials, ubm, models, store, every, engine=pool, method="topc", top_c=s.top_c
-            )
-        )
-        c.append(m.work(f"score_{i}_worker", t[-1], bank, 2))
-    t_one = m.time(
-        score_trials, ubm, models, store, one, engine=pools[0], method="topc", top_c=s.top_c
-    )
-    c_one = m.work("score_1_model_1_worker", t_one, bank, 2)
-    per_trial = max(0.0, (c[0] - c_one) / (len(every) - len(one)))
+        t.append(m.record(f"score_{i}_worker", m.time(once, pool, every)))
+    t_one = m.record("score_1_model_1_worker", m.time(once, pools[0], one))
+    per_trial = max(0.0, (t[0] - t_one) / (len(every) - len(one)))
     m.units["score_s_per_trial"] = per_trial
-    m.units["score_s_per_frame"] = max(0.0, (c_one - per_trial * len(one)) / frames)
-    m.scaling("score", t[0], t[1], c[0], c[1], 2)
+    m.units["score_s_per_frame"] = max(0.0, (t_one - per_trial * len(one)) / frames)
+    m.scaling("score", t[0], t[1], 2)
 
 
 def _stats(
@@ -264,19 +253,17 @@ def _stats(
     ubm, tiny = random_gmm(s.ivector_k, s.n_features, rng), random_gmm(4, s.n_features, rng)
     n_utts = len(store)
     tasks = math.ceil(n_utts / STATS_UTTS_PER_TASK)
-    message = STATS_UTTS_PER_TASK * s.ivector_k * (s.n_features + 1) * FLOAT64
     outs = iter(range(10**6))
 
     def once(pool: ProcessEngine) -> None:
         compute_stats(ubm, store, engine=pool, out=tmp / f"stats{next(outs)}.h5")
 
-    c, t = [], []
+    t = []
     for i, pool in enumerate(pools, 1):
         compute_stats(tiny, store, engine=pool, out=tmp / f"warm_stats{i}.h5")
-        t.append(m.time(once, pool))
-        c.append(m.work(f"stats_{i}_worker", t[-1], message, tasks))
-    m.units["stats_s_per_frame"] = c[0] / store.n_frames
-    m.scaling("stats", t[0], t[1], c[0], c[1], tasks)
+        t.append(m.record(f"stats_{i}_worker", m.time(once, pool)))
+    m.units["stats_s_per_frame"] = t[0] / store.n_frames
+    m.scaling("stats", t[0], t[1], tasks)
     return ubm
 
 
