@@ -321,7 +321,9 @@ def _tv(m: Measurement, s: Shape, ubm: DiagGMM) -> None:
 def _backend(m: Measurement, s: Shape) -> None:
     rng = np.random.default_rng(7)
     per_spk = int(min(10, max(2, round(s.bg_utts / s.bg_speakers))))
-    speakers = max(50, (s.lda_dim or 0) + 1)
+    # LDA needs more speakers than its dimensions, PLDA more than its input's
+    dim = s.lda_dim or (s.rank if s.scorer == "plda" else 0)
+    speakers = max(50, dim + 1)
     y = np.repeat(np.arange(speakers), per_spk)
     x = rng.standard_normal((speakers, s.rank))[y] + rng.standard_normal((y.size, s.rank))
     cfg = BackendConfig(lda_dim=s.lda_dim, scorer=s.scorer)
