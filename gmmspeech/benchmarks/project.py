@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import time
 from typing import Any
 
 from ..errors import ConfigError
-from ..storage.atomic import atomic_path
+from .common import add_json_argument, write_figures
 from .projection import (
     PRESETS,
     Machine,
@@ -95,7 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--repeat", type=int, default=1, help="timed runs of each measurement (median; 1)"
     )
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
+    add_json_argument(p)
 
 
 def shape_of(args: argparse.Namespace) -> Shape:
@@ -260,8 +259,11 @@ def assumptions(
         f"{machine.dask_task_overhead_s * 1e3:.1f} ms per task ({ov}); the driver is a "
         f"machine like this one ({machine.driver_cores} cores).",
         "caltv: two held-out extractors (background statistics, TV on half of it, its "
-        "i-vectors), as with scoring.calibrate: true. Not projected (seconds each): prepare, "
-        "normalize (none in the recipes), evaluate, report.",
+        "i-vectors), as with scoring.calibrate: true. Not projected: prepare, evaluate, "
+        "report (seconds each) and score normalisation: with scoring.norm: auto (the recipes' "
+        "now) the normalize stage, and calibrate for its trials, enrol and score a cohort "
+        "of background speakers under each held-out UBM; --set scoring.norm=none is what "
+        "the figures cover.",
     ]
 
 
@@ -305,20 +307,20 @@ def run(args: argparse.Namespace) -> int:
     for text in lines:
         print(f"  - {text}")
     if args.json:
-        out = {
-            "benchmark": "project",
-            "shape": dataclasses.asdict(s),
-            "workers": args.workers,
-            "dask_workers": args.dask_workers,
-            "columns": [c for c, _, _ in columns(args.workers)] + [f"Dask {args.dask_workers}"],
-            "machine": dataclasses.asdict(machine),
-            "parallel_fraction_used": parallel,
-            "measured": m,
-            "measuring_seconds": elapsed,
-            "systems": result,
-            "assumptions": lines,
-        }
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-        print(f"  figures written to {args.json}")
+        write_figures(
+            args.json,
+            {
+                "benchmark": "project",
+                "shape": dataclasses.asdict(s),
+                "workers": args.workers,
+                "dask_workers": args.dask_workers,
+                "columns": [c for c, _, _ in columns(args.workers)] + [f"Dask {args.dask_workers}"],
+                "machine": dataclasses.asdict(machine),
+                "parallel_fraction_used": parallel,
+                "measured": m,
+                "measuring_seconds": elapsed,
+                "systems": result,
+                "assumptions": lines,
+            },
+        )
     return 0
