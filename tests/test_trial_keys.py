@@ -22,8 +22,9 @@ from test_pipeline_fusion import Systems, fusion_config, read_llrs, run, write_s
 
 from gmmspeech.cli.main import main
 from gmmspeech.corpus.scorefiles import read_scores, read_scores_header
+from gmmspeech.corpus.scorefiles import write_scores as write_scores_file
 from gmmspeech.decisions.fusionfile import load_fusion
-from gmmspeech.errors import ModelFormatError
+from gmmspeech.errors import DataError, ModelFormatError
 
 
 def shuffled(src: Path, dst: Path, seed: int = 0) -> Path:
@@ -140,19 +141,37 @@ def test_the_order_bug_of_the_issue_is_gone(world: W, tmp_path: Path) -> None:
 
 def test_fuse_refuses_missing_and_extra_trials_with_a_count(world: W, tmp_path: Path, capsys):
     gmm, iv = world["scores"], world["ivscores"]
-    lines = iv.read_text().splitlines()
-    short = tmp_path / "short.txt"
-    short.write_text("\n".join(lines[:-3]) + "\n")  # 3 trials fewer
+    scores, head = read_scores(iv), read_scores_header(iv)
+    keys = list(scores)
+    short, long = tmp_path / "short.txt", tmp_path / "long.txt"
+    subset = keys[:-3]  # 3 trials fewer, written as gmmspeech writes them
+    write_scores_file(
+        short, [m for m, _ in subset], [t for _, t in subset], [0.0] * len(subset), head
+    )
     capsys.readouterr()
     assert main(_fuse(world, [gmm, iv], [gmm, short], tmp_path / "o.txt")) == 1
-    n = len(lines) - 1
+    n = len(keys)
     assert f"has no score in {short} (3 of {n} trials have none)" in capsys.readouterr().err
-    long = tmp_path / "long.txt"
-    long.write_text("\n".join([*lines, "spk0 spk9-t9 1.5", "spk1 spk9-t9 0.5"]) + "\n")
+    more = [*keys, ("spk0", "spk9-t9"), ("spk1", "spk9-t9")]
+    write_scores_file(long, [m for m, _ in more], [t for _, t in more], [0.5] * len(more), head)
     assert main(_fuse(world, [gmm, iv], [gmm, long], tmp_path / "o.txt")) == 1
     err = capsys.readouterr().err
     assert f"{long}: 2 score(s) of trials that {world['trials']} does not list" in err
     assert not (tmp_path / "o.txt").exists()
+
+
+def test_a_truncated_scores_file_is_refused(world: W, tmp_path: Path) -> None:
+    """The header counts the lines: a file cut after a complete line is noticed."""
+    lines = world["scores"].read_text().splitlines()
+    cut = tmp_path / "cut.txt"
+    cut.write_text("\n".join(lines[:-5]) + "\n")
+    n = len(lines) - 1
+    with pytest.raises(
+        DataError, match=f"holds {n - 5} scores, but its first line says n_scores={n}"
+    ):
+        read_scores(cut)
+    cut.write_text("\n".join(lines[1:-5]) + "\n")  # without the header: a file as any other
+    assert len(read_scores(cut)) == n - 5
 
 
 def test_files_without_provenance_are_used_with_a_warning(world: W, tmp_path: Path, caplog):
@@ -190,6 +209,8 @@ def test_files_without_provenance_are_used_with_a_warning(world: W, tmp_path: Pa
         (lambda d: d.update(chosen="system3"), "is not one of the candidates"),
         (lambda d: d.update(inputs=d["inputs"][:1]), "one object per system"),
         (lambda d: d.update(systems=["a", "a"]), "distinct names"),
+        (lambda d: d.update(offset=d["offset"] + 1.0), "differ from those of candidates"),
+        (lambda d: d.update(offset=[[d["offset"]]]), r"json: offset: \[\[.*is not a finite number"),
     ],
 )
 def test_a_fusion_file_is_checked_on_load(world: W, tmp_path: Path, change, message) -> None:

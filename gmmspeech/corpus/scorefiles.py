@@ -45,6 +45,9 @@ SYSTEM_FIELDS = ("ubm", "tv", "features", "method", "scorer", "norm", "fused")
 #: Header field: ``scores`` (a system's scores, normalised or not) or ``llr`` (calibrated).
 KIND = "kind"
 
+#: Header field: how many score lines follow (a truncated or cut file is refused).
+N_SCORES = "n_scores"
+
 
 def write_scores(
     path: str | os.PathLike[str],
@@ -97,6 +100,8 @@ def write_trial_scores(
             f"({bad.size} non-finite score(s)); nothing written: check that model and the "
             f"utterance's features"
         )
+    if header:
+        header = {**header, N_SCORES: len(trials)}
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         if header:
             f.write(
@@ -119,7 +124,8 @@ def read_scores(path: str | os.PathLike[str]) -> dict[tuple[str, str], float]:
     ------
     DataError
         ``file:line`` of a malformed line, a score that is not a finite number, or a trial
-        scored twice; a file without scores.
+        scored twice; a file without scores; fewer or more scores than its header's
+        ``n_scores`` (a truncated file).
     """
     p = Path(path)
     if not p.is_file():
@@ -144,6 +150,13 @@ def read_scores(path: str | os.PathLike[str]) -> dict[tuple[str, str], float]:
         out[row.key, row.fields[0]] = v
     if not out:
         raise DataError(f"{p}: holds no '<model> <test> <score>' line")
+    said = read_scores_header(p).get(N_SCORES)
+    if said is not None and said != str(len(out)):
+        raise DataError(
+            f"{p}: holds {len(out)} scores, but its first line says {N_SCORES}={said}: the "
+            f"file was truncated or edited; write it again (or delete its first line to use "
+            f"it as it is)"
+        )
     return out
 
 
@@ -339,6 +352,7 @@ def system_differences(a: Mapping[str, str], b: Mapping[str, str]) -> list[tuple
 
 __all__ = [
     "KIND",
+    "N_SCORES",
     "SCORES_HEADER",
     "SYSTEM_FIELDS",
     "align_scores",

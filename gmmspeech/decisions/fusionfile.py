@@ -186,12 +186,14 @@ def _numbers(value: object, n: int, where: str) -> list[float]:
     return out
 
 
-def _candidate(raw: object, n: int, prior: float, where: str) -> LinearFusion:
+def _candidate(raw: object, n: int, prior: float, prefix: str) -> LinearFusion:
+    """The candidate of ``n`` weights in ``raw`` (keys ``weights``, ``offset``); messages
+    name ``<prefix>weights``."""
     if not isinstance(raw, dict):
-        raise ModelFormatError(f"{where}: expected an object with weights and offset")
+        raise ModelFormatError(f"{prefix.rstrip('.')}: expected an object with weights and offset")
     fit = LinearFusion(prior)
-    fit.weights_ = np.array(_numbers(raw.get("weights"), n, f"{where}.weights"))
-    (fit.offset_,) = _numbers([raw.get("offset")], 1, f"{where}.offset")
+    fit.weights_ = np.array(_numbers(raw.get("weights"), n, f"{prefix}weights"))
+    (fit.offset_,) = _numbers([raw.get("offset")], 1, f"{prefix}offset")
     return fit
 
 
@@ -230,19 +232,26 @@ def load_fusion(path: str | os.PathLike[str]) -> FusionChoice:
             f"{sorted(raw) if isinstance(raw, dict) else raw!r}"
         )
     candidates = {
-        k: _candidate(raw[k], len(names) if k == label else 1, prior, f"{p}: candidates.{k}")
+        k: _candidate(raw[k], len(names) if k == label else 1, prior, f"{p}: candidates.{k}.")
         for k in raw
     }
     chosen = d.get("chosen")
     if chosen not in candidates:
         raise ModelFormatError(f"{p}: chosen: {chosen!r} is not one of the candidates")
     cols = tuple(range(len(names))) if chosen == label else (names.index(chosen),)
+    kept = candidates[chosen]
+    top = _candidate(d, len(cols), prior, f"{p}: ")
+    if top.weights_.tolist() != kept.weights_.tolist() or top.offset_ != kept.offset_:
+        raise ModelFormatError(
+            f"{p}: weights and offset differ from those of candidates.{chosen}, the kept "
+            f"candidate; fit the fusion again"
+        )
     inputs = d.get("inputs", [])
     if not isinstance(inputs, list) or (inputs and len(inputs) != len(names)):
         raise ModelFormatError(f"{p}: inputs: expected one object per system, got {inputs!r}")
     if not all(isinstance(r, dict) for r in inputs):
         raise ModelFormatError(f"{p}: inputs: expected one object per system, got {inputs!r}")
-    choice = FusionChoice(tuple(names), cols, candidates[chosen], candidates, None, prior)
+    choice = FusionChoice(tuple(names), cols, kept, candidates, None, prior)
     choice.inputs = [{str(k): str(v) for k, v in r.items()} for r in inputs]
     return choice
 
