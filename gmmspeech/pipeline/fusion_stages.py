@@ -346,7 +346,10 @@ def fuse(ws: Workspace) -> StageResult:
     except DataError as exc:
         raise DataError(f"{cal_path}: {exc} (fusion.guard: false)") from None
     fitted_on = {n: ws.path(SYSTEM_CALIBRATION, system=n) for n in names}
-    choice.inputs = [input_record(n, read_scores_header(p), p) for n, p in fitted_on.items()]
+    choice.inputs = [  # relative paths: two folders of the same experiment compare equal
+        input_record(n, read_scores_header(p), SYSTEM_CALIBRATION.rel(system=n))
+        for n, p in fitted_on.items()
+    ]
     info = choice.info()
     save_fusion(choice, ws.output(FUSION))
     outputs = [FUSION.rel()]

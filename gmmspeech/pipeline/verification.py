@@ -497,7 +497,7 @@ def fit_calibration(
     cal = guarded.calibration
     # the calibration trials are scored as the evaluation trials are: the same system
     system = system_of(read_scores_header(ws.path(SCORES)))
-    cal.record_scores(system, ws.path(CALIBRATION_SCORES))
+    cal.record_scores(system, CALIBRATION_SCORES.rel())  # relative: folders compare equal
     sc = read_scores(ws.path(SCORES))
     keys = list(sc)
     evaluation = np.array([sc[k] for k in keys])
