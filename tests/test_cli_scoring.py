@@ -118,7 +118,7 @@ def test_enroll_score_evaluate(tmp_path: Path, wav_scp: bool, capsys) -> None:
     argv += [str(tmp_path / "scores_exact.txt"), str(w["trials"]), "--json", str(js)]
     argv += ["--overwrite"]  # replaces the metrics of the raw scores above
     assert main(argv) == 1
-    assert "(method: topc here vs exact in " in capsys.readouterr().err
+    assert "(method: topc here vs exact there)" in capsys.readouterr().err
     argv[4] = str(tmp_path / "scores_topc.txt")  # calibrated on the same system's scores
     assert main(argv) == 0
     assert "calibrated" in json.loads(js.read_text())

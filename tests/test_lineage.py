@@ -182,7 +182,7 @@ def scores(w: W, o: W, tmp: Path, capsys) -> None:
     argv += [*_s(w["scores"], w["trials"]), "--write-calibrated", str(out)]
     err = _refused(argv, capsys, out)
     want = read_scores_header(w["scores"])["ubm"]
-    assert f"ubm: {read_scores_header(o['scores2'])['ubm']} here vs {want} in " in err
+    assert f"ubm: {read_scores_header(o['scores2'])['ubm']} here vs {want} there" in err
     lines = w["trials"].read_text().splitlines()
     (tmp / "trials").write_text("\n".join([*lines, "spk0 spk9-t9 nontarget"]) + "\n")
     err = _refused(["evaluate", *_s(w["scores"], tmp / "trials")], capsys, tmp / "none")

@@ -178,13 +178,13 @@ def check_recorded(
     ------
     ModelMismatchError
         One line, every differing field listed: ``"<given_in>: does not match what
-        <stored_in> records (<field>: <given> here vs <stored> in <stored_in>); <fix>"``.
+        <stored_in> records (<field>: <given> here vs <stored> there; ...); <fix>"``.
     """
     diff = recorded_differences(stored, given, fields, optional)
     if diff:
         raise ModelMismatchError(
             f"{given_in}: does not match what {stored_in} records ("
-            + "; ".join(f"{k}: {b} here vs {a} in {stored_in}" for k, a, b in diff)
+            + "; ".join(f"{k}: {b} here vs {a} there" for k, a, b in diff)
             + f"); {fix}"
         )
 
