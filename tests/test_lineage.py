@@ -19,6 +19,7 @@ import pytest
 from test_output_gate import W, _s
 from test_output_gate import world as world  # the fixture
 
+import gmmspeech
 from gmmspeech import DiagGMM
 from gmmspeech.cli.main import main
 from gmmspeech.config.sections import FeatureConfig, to_dict
@@ -29,7 +30,7 @@ from gmmspeech.features.store import write_store
 from gmmspeech.ivector.stats import StatsFile, compute_stats
 from gmmspeech.ivector.tv import TotalVariability
 from gmmspeech.mixture.speakermodels import ubm_fingerprint
-from gmmspeech.storage.lineage import KINDS, ArtefactKind
+from gmmspeech.storage.lineage import KINDS, NOT_ARTEFACTS, ArtefactKind
 
 CMVN = FeatureConfig(n_mfcc=3, deltas=0)
 NONE = FeatureConfig(n_mfcc=3, deltas=0, normalization="none")
@@ -250,6 +251,20 @@ def _resolve(dotted: str) -> object:
             obj = getattr(obj, name)
         return obj
     raise ImportError(dotted)
+
+
+def test_every_file_format_is_a_registered_kind() -> None:
+    """A new file format (a ``*FORMAT = "gmmspeech.X"`` constant) needs its kind listed."""
+    root = Path(gmmspeech.__file__).parent
+    defined = {
+        m.group(1): str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        for m in re.finditer(r'^[A-Z_]*FORMAT = "(gmmspeech\.\w+)"', path.read_text(), re.M)
+    }
+    assert len(defined) >= 10, defined  # the scan finds them
+    listed = {f for k in KINDS for f in k.formats} | set(NOT_ARTEFACTS)
+    missing = {f: where for f, where in defined.items() if f not in listed}
+    assert not missing, f"file formats of no kind in gmmspeech.storage.lineage.KINDS: {missing}"
 
 
 @pytest.mark.parametrize("k", KINDS, ids=[k.name for k in KINDS])

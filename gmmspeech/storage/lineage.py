@@ -25,6 +25,9 @@ class ArtefactKind:
     ----------
     name : str
         The kind, e.g. ``"models"``.
+    formats : tuple of str
+        The ``format`` values of its files (HDF5 attribute or JSON key); a scores file is
+        recognised by its header line instead.
     files : str
         The files of this kind (format, where the pipeline and the CLI write them).
     parents : tuple of str
@@ -41,6 +44,7 @@ class ArtefactKind:
     """
 
     name: str
+    formats: tuple[str, ...]
     files: str
     parents: tuple[str, ...]
     records: str
@@ -52,6 +56,7 @@ class ArtefactKind:
 KINDS: tuple[ArtefactKind, ...] = (
     ArtefactKind(
         "features",
+        ("gmmspeech.FeatureStore",),
         "feature store, HDF5 format gmmspeech.FeatureStore (extract; features/<set>.h5)",
         ("audio",),
         "attrs config (the feature config) and config_hash; each utterance's source_fp "
@@ -62,6 +67,7 @@ KINDS: tuple[ArtefactKind, ...] = (
     ),
     ArtefactKind(
         "ubm",
+        ("gmmspeech.DiagGMM",),
         "GMM, HDF5 format gmmspeech.DiagGMM (train-ubm; ubm/ubm.h5)",
         ("features",),
         "attrs feature_config: the feature config of its training frames; its own "
@@ -75,6 +81,7 @@ KINDS: tuple[ArtefactKind, ...] = (
     ),
     ArtefactKind(
         "heldout-ubm",
+        ("gmmspeech.DiagGMM",),
         "GMM re-estimated without a group of speakers, gmmspeech.DiagGMM (ubm/heldout_<g>.h5)",
         ("ubm",),
         "attrs parent_ubm (the UBM's fingerprint) and held_out_speakers",
@@ -84,6 +91,7 @@ KINDS: tuple[ArtefactKind, ...] = (
     ),
     ArtefactKind(
         "models",
+        ("gmmspeech.SpeakerModels",),
         "MAP-adapted models, HDF5 format gmmspeech.SpeakerModels (enroll; models/models.h5)",
         ("ubm", "features"),
         "attrs ubm_sha256 (the UBM's fingerprint), n_components, n_features, feature_config",
@@ -93,6 +101,7 @@ KINDS: tuple[ArtefactKind, ...] = (
     ),
     ArtefactKind(
         "statistics",
+        ("gmmspeech.UtteranceStats",),
         "Baum-Welch statistics, HDF5 format gmmspeech.UtteranceStats (ivectors/stats_<set>.h5)",
         ("ubm", "features"),
         "attrs ubm_sha256 and the UBM itself (group ubm), feature_config; dataset utt_ids",
@@ -105,6 +114,7 @@ KINDS: tuple[ArtefactKind, ...] = (
     ),
     ArtefactKind(
         "tv",
+        ("gmmspeech.TotalVariability",),
         "total-variability model, HDF5 format gmmspeech.TotalVariability (train-tv; "
         "ivectors/tv.h5)",
         ("ubm", "statistics"),
@@ -119,6 +129,7 @@ KINDS: tuple[ArtefactKind, ...] = (
     ),
     ArtefactKind(
         "ivectors",
+        ("gmmspeech.IVectors",),
         "i-vectors, HDF5 format gmmspeech.IVectors (extract-ivectors; ivectors/<set>.h5)",
         ("tv", "statistics"),
         "attrs tv_fingerprint; dataset utt_ids (each row's own utterance)",
@@ -128,6 +139,7 @@ KINDS: tuple[ArtefactKind, ...] = (
     ),
     ArtefactKind(
         "backend",
+        ("gmmspeech.Backend",),
         "i-vector back end, HDF5 format gmmspeech.Backend (train-backend; backend/backend.h5)",
         ("ivectors",),
         "attrs tv_fingerprint: the TV model of its training i-vectors",
@@ -137,6 +149,7 @@ KINDS: tuple[ArtefactKind, ...] = (
     ),
     ArtefactKind(
         "scores",
+        (),
         "'<model> <test> <score>' lines after a '# gmmspeech scores k=v ...' header "
         "(score, score-ivectors, calibrate, fuse; scores/*.txt, calibration/scores.txt)",
         ("ubm", "features", "models", "tv", "backend", "trials"),
@@ -152,6 +165,7 @@ KINDS: tuple[ArtefactKind, ...] = (
     ),
     ArtefactKind(
         "calibration",
+        ("gmmspeech.LogisticCalibration",),
         "calibration JSON, format gmmspeech.LogisticCalibration (calibrate --save; "
         "calibration/calibration.json)",
         ("scores",),
@@ -162,6 +176,7 @@ KINDS: tuple[ArtefactKind, ...] = (
     ),
     ArtefactKind(
         "fusion",
+        ("gmmspeech.Fusion",),
         "fusion JSON, format gmmspeech.Fusion (fuse --save; fusion/fusion.json)",
         ("scores",),
         "key inputs: per system, in the order of the score columns, its name, system and "
@@ -173,6 +188,13 @@ KINDS: tuple[ArtefactKind, ...] = (
 )
 
 
+#: ``format`` values of files that are not artefacts of the flow, and why.
+NOT_ARTEFACTS = {
+    "gmmspeech.Experiment": "an experiment folder's manifest: the runner's bookkeeping of "
+    "which files it wrote (the stage records hold the fingerprints of their inputs)",
+}
+
+
 def kind(name: str) -> ArtefactKind:
     """The entry of :data:`KINDS` called ``name`` (KeyError if none)."""
     for k in KINDS:
@@ -181,4 +203,4 @@ def kind(name: str) -> ArtefactKind:
     raise KeyError(name)
 
 
-__all__ = ["KINDS", "ArtefactKind", "kind"]
+__all__ = ["KINDS", "NOT_ARTEFACTS", "ArtefactKind", "kind"]
