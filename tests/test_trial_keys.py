@@ -111,6 +111,9 @@ def test_fuse_matches_files_by_system_and_trials_by_key(world: W, tmp_path: Path
     argv = ["fuse", "--load", str(tmp_path / "f.json"), "--apply", *_s(iv, gmm)]
     assert main([*argv, "--trials", str(world["trials"]), "-o", str(loaded)]) == 0
     assert read_scores(loaded) == want
+    capsys.readouterr()
+    assert main([*argv, "--trials", str(world["trials"]), "-o", str(loaded), "--no-guard"]) == 1
+    assert "a fusion read with --load keeps the prior" in capsys.readouterr().err
     fu = load_fusion(tmp_path / "f.json")
     assert [r["name"] for r in fu.inputs] == ["system1", "system2"]
     assert fu.inputs[0]["ubm"] == read_scores_header(gmm)["ubm"]

@@ -114,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.save is not None and args.train is None:
         raise ConfigError("fuse: --save writes a fusion fitted with --train; --load reads one")
+    if args.load is not None and (args.p_target is not None or args.guard is not None):
+        raise ConfigError(
+            "fuse: --p-target and --guard set how --train fits; a fusion read with --load "
+            "keeps the prior and the choice it was fitted with"
+        )
     inputs = [*(args.train or []), args.load, *args.apply, args.trials, args.config]
     check_output(args.save, FUSION_JSON, inputs=inputs, overwrite=args.overwrite)
     check_output(args.output, SCORES, inputs=[*inputs, args.save], overwrite=args.overwrite)
