@@ -140,8 +140,8 @@ def test_run_with_one_utterance_background_speakers_does_not_calibrate(tmp_path:
     assert info["enrol_ratio"] == pytest.approx(np.median(firsts) / np.median(per_model), abs=1e-4)
     cal = json.loads((out / "calibration/calibration.json").read_text())
     assert (cal["slope"], cal["offset"]) == (1.0, 0.0)
-    raw = (out / "scores/scores.txt").read_text().splitlines()
-    calibrated = (out / "scores/calibrated.txt").read_text().splitlines()
+    raw = (out / "scores/scores.txt").read_text().splitlines()[1:]  # after the headers
+    calibrated = (out / "scores/calibrated.txt").read_text().splitlines()[1:]
     assert [r.split()[:2] for r in raw] == [r.split()[:2] for r in calibrated]
     for a, b in zip(raw, calibrated, strict=True):
         assert float(b.split()[2]) == pytest.approx(float(a.split()[2]), rel=1e-12)

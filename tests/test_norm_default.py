@@ -12,6 +12,7 @@ from test_pipeline import CONFIG, make_corpus
 
 from gmmspeech.cli.main import main
 from gmmspeech.config.sections import ScoringConfig
+from gmmspeech.corpus.scorefiles import read_scores, read_scores_header
 from gmmspeech.decisions.heldout import AUTO_MIN_SPEAKERS, choose_norm
 
 
@@ -56,6 +57,10 @@ def test_enough_background_speakers_get_adaptive_snorm(
         f"scoring.norm: as (auto: {AUTO_MIN_SPEAKERS} background"
     )
     # the headline metrics are of the normalised scores: they differ from the raw ones
-    raw = [float(line.split()[2]) for line in (tmp_path / "exp/scores/raw.txt").open()]
-    normed = [float(line.split()[2]) for line in (tmp_path / "exp/scores/scores.txt").open()]
-    assert len(raw) == len(normed) and raw != normed
+    raw = read_scores(tmp_path / "exp/scores/raw.txt")
+    normed = read_scores(tmp_path / "exp/scores/scores.txt")
+    assert raw.keys() == normed.keys() and raw != normed
+    # the scores files name the norm applied, auto resolved
+    assert read_scores_header(tmp_path / "exp/scores/raw.txt")["norm"] == "none"
+    assert read_scores_header(tmp_path / "exp/scores/scores.txt")["norm"] == "as"
+    assert read_scores_header(tmp_path / "exp/calibration/scores.txt")["norm"] == "as"

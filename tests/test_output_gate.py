@@ -145,7 +145,7 @@ CASES: dict[str, list[Case]] = {
                 *_s(w["scores"], w["trials"]),
                 "--save",
                 o["save"],
-                str(w["ivscores"]),
+                str(w["scores"]),  # the same system's scores (another is refused)
                 "-o",
                 o["out"],
             ],
@@ -169,6 +169,22 @@ CASES: dict[str, list[Case]] = {
                 *_s(w["trials"], w["scores"], w["ivscores"]),
                 "--apply",
                 *_s(w["scores"], w["ivscores"]),
+                "--trials",
+                str(w["trials"]),
+                "-o",
+                o["out"],
+                "--save",
+                o["save"],
+            ],
+            ("out", "save"),
+        ),
+        Case(
+            lambda w, o: [
+                "fuse",
+                "--load",
+                str(w["fusion"]),
+                "--apply",
+                *_s(w["ivscores"], w["scores"]),
                 "--trials",
                 str(w["trials"]),
                 "-o",
@@ -300,6 +316,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> W:
         "backend": "backend.h5",
         "ivscores": "ivscores.txt",
         "cal": "cal.json",
+        "fusion": "fusion.json",
     }
     w.update({key: root / name for key, name in made.items()})
     steps = [
@@ -320,6 +337,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> W:
             ),
         ],
         ["calibrate", "--train", *_s(w["scores"], w["trials"]), "--save", str(w["cal"])],
+        [
+            "fuse",
+            "--train",
+            *_s(w["trials"], w["scores"], w["ivscores"]),
+            "--save",
+            str(w["fusion"]),
+            "--apply",
+            *_s(w["scores"], w["ivscores"]),
+            "--trials",
+            str(w["trials"]),
+            "-o",
+            str(root / "fused.txt"),
+        ],
     ]
     for argv in steps:
         assert main(argv) == 0, argv

@@ -100,7 +100,8 @@ def test_run_verification_end_to_end(setup: Path, capsys) -> None:
     for line in (out / "data/test/trials").read_text().splitlines():
         m, t, k = line.split()
         labels[m, t] = k == "target"
-    rows = [line.split() for line in (out / "scores/scores.txt").read_text().splitlines()]
+    lines = (out / "scores/scores.txt").read_text().splitlines()
+    rows = [line.split() for line in lines if not line.startswith("#")]  # after the header
     s = np.array([float(r[2]) for r in rows])
     t = np.array([labels[r[0], r[1]] for r in rows])
     assert t.sum() == 8 and len(s) == 32
@@ -127,6 +128,7 @@ def test_run_verification_end_to_end(setup: Path, capsys) -> None:
     llr = {
         tuple(r[:2]): float(r[2])
         for r in (line.split() for line in (out / "scores/calibrated.txt").read_text().splitlines())
+        if r[0] != "#"
     }
     for r in rows:
         assert llr[r[0], r[1]] == pytest.approx(cal["slope"] * float(r[2]) + cal["offset"],

@@ -153,7 +153,8 @@ def test_no_nan_score_is_written(tmp_path: Path) -> None:
         write_scores(out, ["m1", "m2"], ["t1", "t2"], [0.5, np.nan])
     assert not out.exists()
     write_scores(out, ["m1"], ["t1"], [0.5], {"ubm": "abc", "method": "topc"})
-    assert out.read_text().splitlines()[0] == "# gmmspeech scores ubm=abc method=topc"
+    head = "# gmmspeech scores ubm=abc method=topc n_scores=1"  # n_scores: added by the writer
+    assert out.read_text().splitlines()[0] == head
     assert read_scores(out) == {("m1", "t1"): 0.5}
 
 

@@ -6,6 +6,12 @@ trials, ``--save`` writes it as JSON, ``--load`` reads one back, and ``SCORES -o
 writes calibrated LLRs (natural log). The fit, its guard and its fallbacks to the identity
 are the pipeline's (:mod:`gmmspeech.decisions.calguard`), and say so.
 
+The calibration records the system of the scores it was fitted on (their header: UBM or TV
+fingerprint, feature config, method, normalisation, kind) and refuses to be applied to scores
+of another system, saying which field differs; the calibrated scores carry the same system,
+````kind=llr`` and the SHA-256 of the scores they were made from. Scores or calibrations that record no system
+(other toolkits, files written before this was recorded) are applied with a warning.
+
 ``--enroll-folds DATADIR OUTDIR`` writes the cross-validation of ``scoring.calibration_trials:
 enroll`` as a data dir: ``model2utt`` (the fold models: each target model without one of its
 enrolment utterances) and labelled ``trials`` (held-out utterance against every fold model).
@@ -21,13 +27,20 @@ import numpy as np
 
 from ..config.sections import ScoringConfig
 from ..corpus.datadir import DataDir
-from ..corpus.scorefiles import align_scores, read_scores, write_scores
+from ..corpus.scorefiles import (
+    align_scores,
+    llr_header,
+    read_scores,
+    read_scores_header,
+    write_scores,
+)
 from ..corpus.trials import read_trials
 from ..decisions.calguard import check_location, fit_guarded
 from ..decisions.calibration import LogisticCalibration
 from ..decisions.enroltrials import enrolment_folds
 from ..errors import ConfigError, DataError
 from ..storage.outputs import CALIBRATION_JSON, DATADIR, SCORES, check_output
+from ..storage.provenance import file_sha256
 from .common import add_config_arguments, add_overwrite_argument, config_source
 
 EXAMPLE = (
@@ -87,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         trials = read_trials(trials_path)
         if trials.is_target is None:
             raise DataError(f"{trials_path}: the trials need target/nontarget labels to train on")
-        s = align_scores(read_scores(scores_path), trials)
+        s = align_scores(read_scores(scores_path), trials, source=scores_path)
         guarded = fit_guarded(
             s,
             trials.is_target,
@@ -97,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             what=str(scores_path),
         )
         cal = guarded.calibration
+        cal.record_scores(read_scores_header(scores_path), scores_path)
         counts = (
             f"P_tar {sc.p_target:g}, {len(trials)} trials, {int(trials.is_target.sum())} target"
         )
@@ -113,16 +127,24 @@ def run(args: argparse.Namespace) -> int:
         cal.save(args.save)
         print(f"calibration written to {args.save}")
     if args.scores is not None:
-        raw = read_scores(args.scores)
-        keys = list(raw)
-        values = np.array([raw[k] for k in keys])
-        where = f"{args.scores}"
-        if check_location(cal, values, where=where).get("fallback"):
-            print(f"calibration: not applied to {args.scores} (identity: location shift)")
-        llr = cal.transform(values)
-        write_scores(args.output, [k[0] for k in keys], [k[1] for k in keys], llr)
-        print(f"{len(keys)} calibrated scores written to {args.output}")
+        _apply(cal, args.scores, args.output, args.load or args.save or "the calibration")
     return 0
+
+
+def _apply(cal: LogisticCalibration, scores: str, output: str, name: str) -> None:
+    """Write ``cal`` applied to the scores file ``scores`` (of the system it was fitted on,
+    or refused) to ``output``, a score per trial key of the input."""
+    header = read_scores_header(scores)
+    cal.check_scores(header, given_in=scores, stored_in=name)
+    raw = read_scores(scores)
+    keys = list(raw)
+    values = np.array([raw[k] for k in keys])
+    if check_location(cal, values, where=scores).get("fallback"):
+        print(f"calibration: not applied to {scores} (identity: location shift)")
+    llr = cal.transform(values)
+    head = llr_header(header, source_sha256=file_sha256(scores)[:16])
+    write_scores(output, [k[0] for k in keys], [k[1] for k in keys], llr, head)
+    print(f"{len(keys)} calibrated scores written to {output}")
 
 
 def _write_folds(datadir: str, outdir: str, *, overwrite: bool) -> int:

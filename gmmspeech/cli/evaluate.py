@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 
 from ..config.sections import ScoringConfig
-from ..corpus.scorefiles import align_scores, read_scores, write_scores
+from ..corpus.scorefiles import (
+    align_scores,
+    llr_header,
+    read_scores,
+    read_scores_header,
+    write_scores,
+)
 from ..corpus.trials import TrialList, read_trials
 from ..decisions.calibration import LogisticCalibration
 from ..decisions.metrics import summary
@@ -71,7 +77,8 @@ def _labelled(scores_path: str, trials_path: str) -> tuple[TrialList, np.ndarray
         raise DataError(
             f"{trials_path}: the trials have no target/nontarget labels; evaluation needs them"
         )
-    return trials, align_scores(read_scores(scores_path), trials), trials.is_target
+    scores = align_scores(read_scores(scores_path), trials, source=scores_path)
+    return trials, scores, trials.is_target
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -102,14 +109,17 @@ def run(args: argparse.Namespace) -> int:
     result["raw"] = summary(s, t, **kw)
     if args.calibrate_on:
         _, ds, dt = _labelled(*args.calibrate_on)
-
+        header = read_scores_header(args.scores)
         cal = LogisticCalibration().fit(ds, dt)
+        cal.record_scores(read_scores_header(args.calibrate_on[0]), args.calibrate_on[0])
+        cal.check_scores(header, given_in=args.scores, stored_in=args.calibrate_on[0])
         cs = cal.transform(s)
         systems["calibrated"] = cs
         result["calibration"] = cal.to_dict()
         result["calibrated"] = summary(cs, t, **kw)
         if args.write_calibrated:
-            write_scores(args.write_calibrated, trials.model_ids, trials.test_ids, cs)
+            head = llr_header(header)
+            write_scores(args.write_calibrated, trials.model_ids, trials.test_ids, cs, head)
     print(
         f"{len(t)} trials: {int(t.sum())} target, {int((~t).sum())} non-target; "
         f"DCF at P_tar={sc.p_target:g}, C_miss={sc.c_miss:g}, C_fa={sc.c_fa:g}"

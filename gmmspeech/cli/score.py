@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config.sections import EnrollConfig, ScoringConfig
 from ..corpus.datadir import DataDir, read_spk2utt
-from ..corpus.scorefiles import write_trial_scores
+from ..corpus.scorefiles import system_header, write_trial_scores
 from ..corpus.trials import TrialList, read_trials
 from ..decisions.cohort import CohortPart, Either, Scorer, gmm_scorer, normalize_pairs
 from ..decisions.heldout import (
@@ -142,13 +142,13 @@ def run(args: argparse.Namespace) -> int:
             )
             part = CohortPart(read_spk2utt(args.cohort_dir), scorer)
             scores = normalize_pairs(sc.norm, scores, list(trials.pairs), [part], top_n=sc.top_n)
-    header = {
-        "ubm": ubm_fingerprint(ubm)[:16],
-        "models": file_sha256(args.models)[:16],
-        "features": getattr(feats, "config_hash", "unknown"),
-        "method": sc.method,
-        "norm": sc.norm,
-    }
+    header = system_header(
+        ubm=ubm_fingerprint(ubm),
+        features=getattr(feats, "config_hash", None),  # None: features of unknown config
+        method=sc.method,
+        norm=sc.norm,
+        models=file_sha256(args.models)[:16],
+    )
     write_trial_scores(args.output, trials, scores, header)
     print(f"wrote {len(trials)} score(s) to {args.output}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..corpus.datadir import read_enrolment
-from ..corpus.scorefiles import write_trial_scores
+from ..corpus.scorefiles import system_header, write_trial_scores
 from ..corpus.trials import read_trials
 from ..errors import DataError, ModelMismatchError
 from ..ivector.backend import Backend
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.backend} takes dimension {be.input_dim}; extract them with the TV "
                 f"model the back end was trained for"
             )
-    check_same_tv({args.backend: be.tv_fingerprint_, **{p: iv.tv for p, iv in sets.items()}})
+    tv = check_same_tv({args.backend: be.tv_fingerprint_, **{p: iv.tv for p, iv in sets.items()}})
     enrol_vec, test_vec = sets[args.enroll].as_dict(), sets[args.test].as_dict()
     trials = read_trials(args.trials)
     enroll = read_enrolment(args.datadir)
@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise DataError(f"{args.enroll}: no i-vector of {missing[0]!r} ({len(missing)} missing)")
     scores = score_sets(be, enroll, {**enrol_vec, **test_vec}, trials)
-    header = {"backend": file_sha256(args.backend)[:16], "scorer": be.config.scorer}
+    backend = file_sha256(args.backend)[:16]
+    header = system_header(tv=tv, scorer=be.config.scorer, norm="none", backend=backend)
     write_trial_scores(args.output, trials, scores, header)
     print(f"wrote {len(trials)} score(s) to {args.output}")
     return 0

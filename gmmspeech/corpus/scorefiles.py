@@ -2,14 +2,22 @@
 
 ``<model-id> <test-id> <score>`` per line (a finite number; empty and ``#`` lines skipped,
 each pair once). :func:`write_scores` writes 9 significant digits, after an optional first
-line ``# gmmspeech scores key=value ...`` recording where the scores came from (UBM and models
-fingerprints, feature config hash, method; read back by :func:`read_scores_header`);
-:func:`align_scores` puts the scores of a file in the order of a trial list and names the
-first trial without one.
+line ``# gmmspeech scores key=value ...`` recording where the scores came from (read back by
+:func:`read_scores_header`). :func:`align_scores` joins the scores of a file to a trial list by
+trial key (model id, test id), never by line order, and counts the trials without a score.
+
+**The system of a scores file.** The header's :data:`SYSTEM_FIELDS` (the UBM or TV
+fingerprint, the feature config hash, the scoring method or back-end scorer, the score
+normalisation) name the system that made the scores: the parts that its evaluation scores
+and its calibration scores share, whatever models or back end scored each trial list.
+``kind`` says whether the lines are a system's scores (``scores``) or calibrated LLRs
+(``llr``). A calibration or a fusion records the system of each scores file it was fitted
+on (:func:`system_of`), and :func:`check_same_system` refuses scores of another system.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,11 +27,26 @@ from numpy.typing import ArrayLike
 
 from ..errors import DataError
 from ..storage.atomic import atomic_path
+from ..storage.provenance import check_recorded, recorded_differences, short_hash
 from .tables import read_table
 from .trials import BLOCK, TrialList
 
+log = logging.getLogger(__name__)
+
 #: Start of the provenance line of a scores file.
 SCORES_HEADER = "# gmmspeech scores"
+
+#: Header fields naming the system that made a scores file (module docstring), in the order
+#: they are reported: UBM fingerprint (GMM-UBM), TV fingerprint (i-vectors), feature config
+#: hash, scoring method, back-end scorer, score normalisation, and for fused LLRs the
+#: fingerprint of the fused systems.
+SYSTEM_FIELDS = ("ubm", "tv", "features", "method", "scorer", "norm", "fused")
+
+#: Header field: ``scores`` (a system's scores, normalised or not) or ``llr`` (calibrated).
+KIND = "kind"
+
+#: Header field: how many score lines follow (a truncated or cut file is refused).
+N_SCORES = "n_scores"
 
 
 def write_scores(
@@ -77,6 +100,8 @@ def write_trial_scores(
             f"({bad.size} non-finite score(s)); nothing written: check that model and the "
             f"utterance's features"
         )
+    if header:
+        header = {**header, N_SCORES: len(trials)}
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         if header:
             f.write(
@@ -99,7 +124,8 @@ def read_scores(path: str | os.PathLike[str]) -> dict[tuple[str, str], float]:
     ------
     DataError
         ``file:line`` of a malformed line, a score that is not a finite number, or a trial
-        scored twice; a file without scores.
+        scored twice; a file without scores; fewer or more scores than its header's
+        ``n_scores`` (a truncated file).
     """
     p = Path(path)
     if not p.is_file():
@@ -124,6 +150,13 @@ def read_scores(path: str | os.PathLike[str]) -> dict[tuple[str, str], float]:
         out[row.key, row.fields[0]] = v
     if not out:
         raise DataError(f"{p}: holds no '<model> <test> <score>' line")
+    said = read_scores_header(p).get(N_SCORES)
+    if said is not None and said != str(len(out)):
+        raise DataError(
+            f"{p}: holds {len(out)} scores, but its first line says {N_SCORES}={said}: the "
+            f"file was truncated or edited; write it again (or delete its first line to use "
+            f"it as it is)"
+        )
     return out
 
 
@@ -137,14 +170,25 @@ def read_scores_header(path: str | os.PathLike[str]) -> dict[str, str]:
     return {k: v for k, sep, v in fields if sep}
 
 
-def align_scores(scores: Mapping[tuple[str, str], float], trials: TrialList) -> np.ndarray:
-    """Scores in the order of ``trials``.
+def align_scores(
+    scores: Mapping[tuple[str, str], float],
+    trials: TrialList,
+    *,
+    source: str | os.PathLike[str] | None = None,
+    exact: bool = False,
+) -> np.ndarray:
+    """Scores in the order of ``trials``, joined by trial key (model id, test id).
 
     Parameters
     ----------
     scores : mapping of (model_id, test_id) to float
-        E.g. from :func:`read_scores`; scores of trials not in ``trials`` are ignored.
+        E.g. from :func:`read_scores`.
     trials : TrialList
+    source : path-like, optional
+        Where ``scores`` were read from, for messages.
+    exact : bool
+        Also refuse scores of trials that ``trials`` does not list (by default they are
+        ignored: evaluating a subset of the scored trials is a legitimate use).
 
     Returns
     -------
@@ -153,7 +197,8 @@ def align_scores(scores: Mapping[tuple[str, str], float], trials: TrialList) -> 
     Raises
     ------
     DataError
-        Naming ``source:line`` of the first trial that has no score.
+        Naming ``source:line`` of the first trial that has no score and how many have none;
+        with ``exact``, how many scores belong to no trial, and one of them.
 
     Examples
     --------
@@ -164,22 +209,161 @@ def align_scores(scores: Mapping[tuple[str, str], float], trials: TrialList) -> 
     >>> align_scores(scores, TrialList(["spk2", "spk1"], ["utt1", "utt1"])).tolist()
     [-0.25, 1.5]
     """
-    out = np.empty(len(trials))
-    for i, (m, t) in enumerate(trials.pairs):
-        try:
-            out[i] = scores[(m, t)]
-        except KeyError:
-            raise DataError(
-                f"{trials.where(i)}: trial {m} {t} has no score; score the same trials list"
-            ) from None
+    pairs = trials.pairs
+    out = np.empty(len(pairs))
+    missing: list[int] = []
+    for i, key in enumerate(pairs):
+        value = scores.get(key)
+        if value is None:
+            missing.append(i)
+        else:
+            out[i] = value
+    src = f" in {source}" if source is not None else ""
+    if missing:
+        m, t = pairs[missing[0]]
+        raise DataError(
+            f"{trials.where(missing[0])}: trial {m} {t} has no score{src} ({len(missing)} of "
+            f"{len(trials)} trials have none); score the same trials list"
+        )
+    listed = set(pairs) if exact else set()
+    extra = [k for k in scores if k not in listed] if exact else []
+    if extra:
+        m, t = extra[0]
+        raise DataError(
+            f"{source or 'scores'}: {len(extra)} score(s) of trials that {trials.source} "
+            f"does not list (e.g. {m} {t}); give the trials list these scores were made for"
+        )
     return out
 
 
+def system_of(header: Mapping[str, str]) -> dict[str, str]:
+    """The :data:`SYSTEM_FIELDS` and ``kind`` that a scores file's header records."""
+    return {k: str(header[k]) for k in (*SYSTEM_FIELDS, KIND) if k in header}
+
+
+def system_header(
+    *,
+    norm: str,
+    ubm: str | None = None,
+    tv: str | None = None,
+    features: str | None = None,
+    method: str | None = None,
+    scorer: str | None = None,
+    **extra: str | None,
+) -> dict[str, str]:
+    """The header of a system's scores (module docstring): ``kind=scores``, the system fields
+    given (UBM and TV fingerprints cut to 16 hex digits) and ``extra`` (e.g. the models'
+    SHA-256); a field given as None is unknown and left out."""
+    fields = {
+        "ubm": ubm and ubm[:16],
+        "tv": tv and tv[:16],
+        "features": features,
+        "method": method,
+        "scorer": scorer,
+        "norm": norm,
+        KIND: "scores",
+        **extra,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def llr_header(header: Mapping[str, str], **extra: object) -> dict[str, object]:
+    """The header of calibrated or fused LLRs made from scores with ``header``: the same
+    system, ``kind=llr``, and ``extra``."""
+    return {**system_of(header), KIND: "llr", **extra}
+
+
+def system_fingerprint(header: Mapping[str, str]) -> str | None:
+    """16 hex digits naming the system of a header's :data:`SYSTEM_FIELDS` (None: it records
+    none of them, e.g. a scores file of another toolkit)."""
+    return short_hash(header, SYSTEM_FIELDS)
+
+
+def check_same_system(
+    stored: Mapping[str, str],
+    given: Mapping[str, str],
+    *,
+    given_in: str,
+    stored_in: str,
+    fix: str,
+) -> bool:
+    """Refuse scores of another system than an artefact recorded (:func:`system_of`).
+
+    A side that records no system cannot be checked: a scores file of another toolkit, or
+    an artefact written before gmmspeech recorded it. That is not refused (such files are
+    legitimate input) but warned about, once per call, naming the file.
+
+    Parameters
+    ----------
+    stored : mapping
+        What the artefact recorded of the scores it was made from.
+    given : mapping
+        The header (or :func:`system_of`) of the scores given now.
+    given_in, stored_in, fix : str
+        The scores file, the artefact, and the remedy, for the message.
+
+    Returns
+    -------
+    bool
+        True when both sides recorded a system and it was checked.
+
+    Raises
+    ------
+    ModelMismatchError
+        A field recorded on both sides differs; the message lists each with both values.
+    """
+    if system_fingerprint(stored) is None:
+        log.warning(
+            "%s records no system of the scores it was made from (written before gmmspeech "
+            "recorded it, or made from scores without a '%s' line): %s is not checked "
+            "against it",
+            stored_in,
+            SCORES_HEADER,
+            given_in,
+        )
+        return False
+    if system_fingerprint(given) is None:
+        log.warning(
+            "%s has no '%s' line naming its system: it cannot be checked against %s",
+            given_in,
+            SCORES_HEADER,
+            stored_in,
+        )
+        return False
+    check_recorded(
+        stored,
+        given,
+        (*SYSTEM_FIELDS, KIND),
+        given_in=given_in,
+        stored_in=stored_in,
+        fix=fix,
+        optional=(KIND,),  # headers of before kind was recorded
+    )
+    return True
+
+
+def system_differences(a: Mapping[str, str], b: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """``(field, a's, b's)`` of the two headers' systems (:func:`check_same_system`'s
+    comparison); none when either records no system."""
+    if system_fingerprint(a) is None or system_fingerprint(b) is None:
+        return []
+    return recorded_differences(a, b, (*SYSTEM_FIELDS, KIND), optional=(KIND,))
+
+
 __all__ = [
+    "KIND",
+    "N_SCORES",
     "SCORES_HEADER",
+    "SYSTEM_FIELDS",
     "align_scores",
+    "check_same_system",
+    "llr_header",
     "read_scores",
     "read_scores_header",
+    "system_differences",
+    "system_fingerprint",
+    "system_header",
+    "system_of",
     "write_scores",
     "write_trial_scores",
 ]

@@ -7,22 +7,31 @@ objective of Brummer's FoCal / BOSARIS, i.e. Cllr at the effective prior ``pi``)
   + (1 - pi) / N_non sum_non log(1 + exp(  a s + b + logit pi))
 
 Trained on one set of scores with known labels and applied to another. Stored as JSON (no
-pickle).
+pickle), with the system of the scores it was fitted on (``fitted_on``: the header fields of
+:func:`gmmspeech.corpus.scorefiles.system_of`), so that it is never applied to another
+system's scores (:meth:`LogisticCalibration.check_scores`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._version import __version__
+from ..corpus.scorefiles import check_same_system, system_fingerprint, system_of
 from ..errors import DataError
 from ..storage.atomic import atomic_path
 from .metrics import _split
+
+#: The ``format`` of a calibration JSON file.
+CALIBRATION_FORMAT = "gmmspeech.LogisticCalibration"
 
 
 def _loss(p: np.ndarray, feats: np.ndarray, sign: np.ndarray, wt: np.ndarray, c: float) -> float:
@@ -95,6 +104,10 @@ class LogisticCalibration:
     nontarget_location_, nontarget_scale_ : float or None
         Median and standard deviation of the non-target scores it was fitted on (the
         location check of :func:`gmmspeech.decisions.calguard.check_location`).
+    fitted_on : dict of str to str
+        The system of the scores it was fitted on (the scores file's header fields of
+        :func:`gmmspeech.corpus.scorefiles.system_of`, its ``system`` fingerprint and
+        ``file``); empty when unknown. Set by the caller of :meth:`fit`, which knows the file.
 
     Examples
     --------
@@ -111,6 +124,33 @@ class LogisticCalibration:
         self.offset_: float | None = None
         self.nontarget_location_: float | None = None
         self.nontarget_scale_: float | None = None
+        self.fitted_on: dict[str, str] = {}
+
+    def record_scores(self, header: Mapping[str, str], path: object) -> None:
+        """Record the system of the scores file ``path`` (its header) it is fitted on."""
+        self.fitted_on = system_of(header)
+        fp = system_fingerprint(header)
+        if fp is not None:
+            self.fitted_on["system"] = fp
+        self.fitted_on["file"] = str(path)
+
+    def check_scores(self, header: Mapping[str, str], given_in: str, stored_in: str) -> bool:
+        """Refuse scores of another system than it was fitted on (``header``: the scores
+        file's). Returns whether both recorded a system (else a warning says so).
+
+        Raises
+        ------
+        ModelMismatchError
+            Naming each differing field, e.g. ``ubm: 1a2b... here vs 3c4d... in cal.json``.
+        """
+        return check_same_system(
+            self.fitted_on,
+            header,
+            given_in=given_in,
+            stored_in=stored_in,
+            fix="calibrate these scores with a calibration fitted on their own system's "
+            "scores (gmmspeech calibrate --train)",
+        )
 
     def fit(self, scores: ArrayLike, is_target: ArrayLike) -> LogisticCalibration:
         """Fit on scores (n,) with labels (n,); returns ``self``.
@@ -145,7 +185,8 @@ class LogisticCalibration:
     def to_dict(self) -> dict[str, Any]:
         a, b = self._check_fitted()
         out: dict[str, Any] = {
-            "format": "gmmspeech.LogisticCalibration",
+            "format": CALIBRATION_FORMAT,
+            "gmmspeech_version": __version__,
             "prior": self.prior,
             "slope": a,
             "offset": b,
@@ -153,6 +194,8 @@ class LogisticCalibration:
         if self.nontarget_location_ is not None and self.nontarget_scale_ is not None:
             out["nontarget_median"] = self.nontarget_location_
             out["nontarget_std"] = self.nontarget_scale_
+        if self.fitted_on:
+            out["fitted_on"] = dict(self.fitted_on)
         return out
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -166,15 +209,26 @@ class LogisticCalibration:
         p = Path(path)
         try:
             d = json.loads(p.read_text(encoding="utf-8"))
-            if d.get("format") != "gmmspeech.LogisticCalibration":
+            if d.get("format") != CALIBRATION_FORMAT:
                 raise KeyError("format")
             cal = cls(d["prior"])
             cal.slope_, cal.offset_ = float(d["slope"]), float(d["offset"])
             if "nontarget_median" in d:
                 cal.nontarget_location_ = float(d["nontarget_median"])
                 cal.nontarget_scale_ = float(d["nontarget_std"])
+            fitted = d.get("fitted_on", {})
+            if not isinstance(fitted, dict):
+                raise TypeError(f"fitted_on: expected an object, got {fitted!r}")
+            cal.fitted_on = {str(k): str(v) for k, v in fitted.items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{p}: not a gmmspeech calibration JSON file ({exc})") from None
+        for name in ("prior", "slope_", "offset_", "nontarget_location_", "nontarget_scale_"):
+            value = getattr(cal, name)
+            if value is not None and not math.isfinite(value):
+                raise DataError(
+                    f"{p}: {name.rstrip('_')} is {value}; a calibration holds finite numbers: "
+                    f"fit it again (gmmspeech calibrate --train)"
+                )
         return cal
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -114,6 +114,9 @@ class FusionChoice:
         Folds of the cross-validation (0 without the guard).
     n_trials, n_target : int
         Calibration trials, and target trials among them.
+    inputs : list of dict of str to str
+        What the fusion was fitted on, one record per system in the order of ``names``
+        (:func:`gmmspeech.decisions.fusionfile.input_record`); empty when unknown.
     """
 
     names: tuple[str, ...]
@@ -126,6 +129,7 @@ class FusionChoice:
     n_folds: int = 0
     n_trials: int = 0
     n_target: int = 0
+    inputs: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def fusion_label(self) -> str:
@@ -179,6 +183,7 @@ class FusionChoice:
                 }
                 for k, c in self.candidates.items()
             },
+            **({"inputs": [dict(r) for r in self.inputs]} if self.inputs else {}),
         }
 
 

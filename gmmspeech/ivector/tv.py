@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -452,9 +452,10 @@ class IVectorSet:
         return cls(ids, np.asarray(vectors, dtype=np.float64), str(tv) if tv else None)
 
 
-def check_same_tv(named: dict[str, str | None]) -> None:
+def check_same_tv(named: Mapping[Any, str | None]) -> str | None:
     """Refuse i-vectors and back ends of different TV models: ``named`` maps a file to the
-    TV fingerprint it records (None: written before fingerprints, not checked)."""
+    TV fingerprint it records (None: written before fingerprints, not checked). Returns the
+    fingerprint they share (None: none records one)."""
     known = {path: fp for path, fp in named.items() if fp}
     if len(set(known.values())) > 1:
         parts = ", ".join(f"{path} (TV {fp[:12]})" for path, fp in known.items())
@@ -462,3 +463,4 @@ def check_same_tv(named: dict[str, str | None]) -> None:
             f"these files come from different total-variability models: {parts}; extract "
             f"every i-vector with the TV model the back end was trained on"
         )
+    return next(iter(known.values()), None)

@@ -18,9 +18,17 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..corpus.scorefiles import align_scores, read_scores, read_scores_header, write_trial_scores
+from ..corpus.scorefiles import (
+    align_scores,
+    llr_header,
+    read_scores,
+    read_scores_header,
+    system_differences,
+    write_trial_scores,
+)
 from ..corpus.trials import TrialList, read_trials, write_trials
 from ..decisions.fusion import fit_fusion
+from ..decisions.fusionfile import fused_header, input_record, save_fusion
 from ..decisions.metrics import summary
 from ..errors import DataError
 from ..storage.provenance import file_fingerprint, file_sha256
@@ -46,13 +54,6 @@ from .report import plot_det_file, write_json
 from .workspace import MANIFEST, RESOLVED_CONFIG, StageResult, Workspace
 
 log = logging.getLogger(__name__)
-
-#: Provenance fields that must agree between a system's evaluation and calibration scores:
-#: the calibration trials must be scored the way the evaluation trials are.
-SAME_SCORING = ("features", "method", "norm")
-
-#: The ``format`` of ``fusion/fusion.json``.
-FUSION_FORMAT = "gmmspeech.Fusion"
 
 
 @dataclass(frozen=True)
@@ -200,16 +201,16 @@ def _label_differences(
 
 
 def _provenance_differences(systems: Sequence[SystemFiles]) -> list[str]:
-    """Systems whose calibration scores were made otherwise than their evaluation scores."""
+    """Systems whose calibration scores were made by another system than their evaluation
+    scores (:data:`~gmmspeech.corpus.scorefiles.SYSTEM_FIELDS` and ``kind``): the calibration
+    trials must be scored the way the evaluation trials are."""
     out = []
     for s in systems:
         h1, h2 = read_scores_header(s.scores), read_scores_header(s.calibration_scores)
-        for k in SAME_SCORING:
-            if k in h1 and k in h2 and h1[k] != h2[k]:
-                out.append(
-                    f"{s.name}: its evaluation scores have {k}={h1[k]}, its calibration "
-                    f"scores {k}={h2[k]}"
-                )
+        for k, a, b in system_differences(h1, h2):
+            out.append(
+                f"{s.name}: its evaluation scores have {k}={a}, its calibration scores {k}={b}"
+            )
     return out
 
 
@@ -317,7 +318,9 @@ def _names(ws: Workspace) -> list[str]:
 def _columns(ws: Workspace, art: Artefact, names: Sequence[str], trials: TrialList) -> np.ndarray:
     """Scores (n, n_systems) of the artefact ``art`` of each system aligned to ``trials``."""
     paths = [ws.path(art, system=n) for n in names]
-    return np.column_stack([align_scores(read_scores(p), trials) for p in paths])
+    return np.column_stack(
+        [align_scores(read_scores(p), trials, source=p, exact=True) for p in paths]
+    )
 
 
 def fuse(ws: Workspace) -> StageResult:
@@ -342,9 +345,13 @@ def fuse(ws: Workspace) -> StageResult:
         )
     except DataError as exc:
         raise DataError(f"{cal_path}: {exc} (fusion.guard: false)") from None
+    fitted_on = {n: ws.path(SYSTEM_CALIBRATION, system=n) for n in names}
+    choice.inputs = [  # relative paths: two folders of the same experiment compare equal
+        input_record(n, read_scores_header(p), SYSTEM_CALIBRATION.rel(system=n))
+        for n, p in fitted_on.items()
+    ]
     info = choice.info()
-    write_json(ws.output(FUSION), {"format": FUSION_FORMAT, **info})
-    head = {"method": "fusion", "systems": ",".join(names)}
+    save_fusion(choice, ws.output(FUSION))
     outputs = [FUSION.rel()]
     for label, path, rel in [
         (choice.label, ws.output(CALIBRATED_SCORES), CALIBRATED_SCORES.rel()),
@@ -355,7 +362,12 @@ def fuse(ws: Workspace) -> StageResult:
         ),
     ]:
         llr = choice.apply(label, x)
-        write_trial_scores(path, trials, llr, {**head, "candidate": label})
+        head: Mapping[str, object] = (
+            llr_header(read_scores_header(fitted_on[label]), candidate=label)
+            if label in fitted_on  # one system calibrated alone: its own system
+            else fused_header(choice, label)
+        )
+        write_trial_scores(path, trials, llr, {**head, "systems": ",".join(names)})
         outputs.append(rel)
     return outputs, info
 

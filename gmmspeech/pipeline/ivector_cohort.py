@@ -24,7 +24,14 @@ from ..ivector.backend import Backend
 from ..ivector.tv import IVectorSet
 from .artefacts import CALIBRATION_IVECTORS, IVECTORS, RAW_SCORES, SCORES
 from .ivector_stages import fit_backend
-from .verification import _labels, _per_model, heldout_ubms, normalize_parts, scoring_norm
+from .verification import (
+    _labels,
+    _per_model,
+    heldout_ubms,
+    normalised_header,
+    normalize_parts,
+    scoring_norm,
+)
 from .workspace import StageResult, Workspace, _present
 
 log = logging.getLogger(__name__)
@@ -135,7 +142,8 @@ def normalize_stage(ws: Workspace) -> StageResult:
         if (~tar).any():
             info["nontarget_mean"] = round(float(values[~tar].mean()), 4)
             info["nontarget_std"] = round(float(values[~tar].std()), 4)
-    write_scores(ws.output(SCORES), [k[0] for k in keys], [k[1] for k in keys], values)
+    head = normalised_header(ws)
+    write_scores(ws.output(SCORES), [k[0] for k in keys], [k[1] for k in keys], values, head)
     return [SCORES.rel()], info
 
 

@@ -12,17 +12,20 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..corpus.scorefiles import write_scores
+from ..corpus.scorefiles import system_header, write_scores
 from ..corpus.trials import TrialList
 from ..errors import DataError
 from ..ivector.backend import Backend
 from ..ivector.stats import StatsFile, compute_stats
-from ..ivector.tv import IVectorSet, TotalVariability
+from ..ivector.tv import IVectorSet, TotalVariability, check_same_tv
 from .artefacts import BACKEND, DATA_DIR, IVECTORS, RAW_SCORES, STATS, TRIALS, TV
 from .verification import SETS
 from .workspace import StageResult, Workspace
 
 log = logging.getLogger(__name__)
+
+#: The sets whose i-vectors the score stage reads: the models' and the test utterances'.
+SCORED = ("enroll", "test")
 
 
 def stats(ws: Workspace) -> StageResult:
@@ -110,9 +113,10 @@ def fit_backend(
 
 def backend(ws: Workspace) -> StageResult:
     """The back end ``backend/backend.h5``, trained on the background i-vectors."""
-    vectors = IVectorSet.load(ws.path(IVECTORS, set="background")).as_dict()
+    ivs = IVectorSet.load(ws.path(IVECTORS, set="background"))
     spk2utt = ws.datadir("background").spk2utt
-    be = fit_backend(ws, vectors, spk2utt)
+    be = fit_backend(ws, ivs.as_dict(), spk2utt)
+    be.tv_fingerprint_ = ivs.tv
     be.save(ws.output(BACKEND))
     c = ws.cfg.backend
     return [BACKEND.rel()], {
@@ -157,10 +161,11 @@ def score_sets(
 def score(ws: Workspace) -> StageResult:
     """Raw back-end scores of the trials that have i-vectors, ``scores/raw.txt``."""
     be = Backend.load(ws.path(BACKEND))
-    vectors = {
-        **IVectorSet.load(ws.path(IVECTORS, set="enroll")).as_dict(),
-        **IVectorSet.load(ws.path(IVECTORS, set="test")).as_dict(),
-    }
+    sets = {ws.path(IVECTORS, set=s): IVectorSet.load(ws.path(IVECTORS, set=s)) for s in SCORED}
+    tv_fp = check_same_tv(
+        {ws.path(BACKEND): be.tv_fingerprint_} | {p: x.tv for p, x in sets.items()}
+    )
+    vectors = {u: v for iv in sets.values() for u, v in iv.as_dict().items()}
     enroll = {
         m: [u for u in utts if u in vectors] for m, utts in ws.datadir("enroll").enrolment.items()
     }
@@ -172,7 +177,8 @@ def score(ws: Workspace) -> StageResult:
     if not len(trials):
         raise DataError(f"{ws.path(TRIALS)}: no trial can be scored")
     values = score_sets(be, enroll, vectors, trials)
-    write_scores(ws.output(RAW_SCORES), trials.model_ids, trials.test_ids, values)
+    head = system_header(tv=tv_fp, scorer=be.config.scorer, norm="none")
+    write_scores(ws.output(RAW_SCORES), trials.model_ids, trials.test_ids, values, head)
     return [RAW_SCORES.rel()], {
         "trials_scored": len(trials),
         "trials_dropped": len(all_trials) - len(trials),

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from ..corpus.prepare import read_enroll_list, single_utterance_models, split_verification
-from ..corpus.scorefiles import read_scores, write_scores
+from ..corpus.scorefiles import (
+    llr_header,
+    read_scores,
+    read_scores_header,
+    system_header,
+    system_of,
+    write_scores,
+)
 from ..corpus.trials import TrialList, read_trials, write_trials
 from ..decisions.backgroundtrials import score_background, split_background
 from ..decisions.calguard import check_location, fit_guarded
@@ -35,7 +42,7 @@ from ..engine import Engine
 from ..errors import ConfigError, DataError
 from ..features.store import FeatureStore
 from ..mixture.gmm import DiagGMM
-from ..mixture.speakermodels import SpeakerModels, enroll
+from ..mixture.speakermodels import SpeakerModels, enroll, ubm_fingerprint
 from ..storage.outputs import UBM as UBM_KIND
 from ..storage.outputs import remove_outputs
 from .artefacts import (
@@ -176,9 +183,15 @@ def score(ws: Workspace) -> StageResult:
         n_dropped = len(all_trials) - len(trials)
         if not len(trials):
             raise DataError(f"{ws.path(TRIALS)}: no trial can be scored")
+        head = system_header(
+            ubm=ubm_fingerprint(ubm_),
+            features=store.config_hash,
+            method=ws.cfg.scoring.method,
+            norm="none",
+        )
         with ws.engine() as engine:
             scores = _score_trials(ws, ubm_, models, store, trials, engine)
-    write_scores(ws.output(RAW_SCORES), trials.model_ids, trials.test_ids, scores)
+    write_scores(ws.output(RAW_SCORES), trials.model_ids, trials.test_ids, scores, head)
     return [RAW_SCORES.rel()], {"trials_scored": len(trials), "trials_dropped": n_dropped}
 
 
@@ -201,7 +214,8 @@ def normalize(ws: Workspace) -> StageResult:
         info: dict[str, Any] = {"norm": "none"}
     else:
         normed, info = _cohort_normalize(ws, keys, values)
-    write_scores(ws.output(SCORES), [k[0] for k in keys], [k[1] for k in keys], normed)
+    head = normalised_header(ws)
+    write_scores(ws.output(SCORES), [k[0] for k in keys], [k[1] for k in keys], normed, head)
     return [SCORES.rel()], info
 
 
@@ -226,6 +240,12 @@ def _score_trials(
         top_c=s.top_c,
         progress=ws.progress,
     )
+
+
+def normalised_header(ws: Workspace) -> dict[str, str]:
+    """The header of ``scores/scores.txt``: the raw scores' with the norm applied
+    (``scoring.norm``, ``auto`` resolved)."""
+    return {**read_scores_header(ws.path(RAW_SCORES)), "norm": scoring_norm(ws)}
 
 
 def _per_model(ws: Workspace) -> int:
@@ -475,6 +495,9 @@ def fit_calibration(
             f"{ws.path(DATA_DIR, set='background')}: {exc}; set scoring.calibrate: false"
         ) from None
     cal = guarded.calibration
+    # the calibration trials are scored as the evaluation trials are: the same system
+    system = system_of(read_scores_header(ws.path(SCORES)))
+    cal.record_scores(system, CALIBRATION_SCORES.rel())  # relative: folders compare equal
     sc = read_scores(ws.path(SCORES))
     keys = list(sc)
     evaluation = np.array([sc[k] for k in keys])
@@ -485,9 +508,10 @@ def fit_calibration(
             check["slope"], check["offset"] = 1.0, 0.0
     cal.save(ws.output(CALIBRATION))
     write_trials(ws.output(CALIBRATION_TRIALS), trials)
-    write_scores(ws.output(CALIBRATION_SCORES), trials.model_ids, trials.test_ids, values)
+    write_scores(ws.output(CALIBRATION_SCORES), trials.model_ids, trials.test_ids, values, system)
     llr = cal.transform(evaluation)
-    write_scores(ws.output(CALIBRATED_SCORES), [k[0] for k in keys], [k[1] for k in keys], llr)
+    pairs = ([k[0] for k in keys], [k[1] for k in keys])
+    write_scores(ws.output(CALIBRATED_SCORES), *pairs, llr, llr_header(system))
     record = {"calibrate": True, "utterances_per_model": _per_model(ws), **info, **check}
     # for the evaluate stage's results.json
     write_json(ws.output(CALIBRATION_SUMMARY), record)

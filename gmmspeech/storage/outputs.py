@@ -143,6 +143,7 @@ METRICS_JSON = json_kind("evaluate metrics JSON", "raw", "eer_method")
 CLASSIFY_JSON = json_kind("classify results JSON", "accuracy", "confusion_matrix")
 BENCH_JSON = json_kind("benchmark JSON", "benchmark")
 CALIBRATION_JSON = json_kind("calibration JSON", "format", "slope", "offset")
+FUSION_JSON = json_kind("fusion JSON", "format", "candidates", "chosen")
 PNG = OutputKind("PNG image", lambda p: p.is_file() and _head(p).startswith(_PNG_MAGIC))
 FEATURE_STORE = hdf5_kind("feature store", "gmmspeech.FeatureStore")
 TV_MODEL = hdf5_kind("total-variability model", "gmmspeech.TotalVariability")
@@ -278,6 +279,7 @@ __all__ = [
     "CLASSIFY_JSON",
     "DATADIR",
     "FEATURE_STORE",
+    "FUSION_JSON",
     "METRICS_JSON",
     "PNG",
     "PREDICTIONS",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..config.base import config_hash, to_dict
@@ -116,6 +116,87 @@ def check_features(features: object, want: Mapping[str, Any] | None, expected_by
     where = getattr(features, "path", None)
     what = f"{where}: the features" if where is not None else "the features"
     check_feature_config(feature_config_of(features), want, what=what, expected_by=expected_by)
+
+
+#: How a field that one side does not record is shown in messages.
+NOT_RECORDED = "<not recorded>"
+
+
+def recorded_differences(
+    stored: Mapping[str, object],
+    given: Mapping[str, object],
+    fields: Sequence[str],
+    optional: Sequence[str] = (),
+) -> list[tuple[str, str, str]]:
+    """``(field, stored, given)`` for each of ``fields`` whose values differ.
+
+    A field that only one side records differs from it (shown as :data:`NOT_RECORDED`):
+    scores of a UBM are not those of a TV model. A field of ``optional`` is compared only
+    when both sides record it (one added to the records later).
+    """
+    out = []
+    for k in fields:
+        if k not in stored and k not in given:
+            continue
+        if k in optional and (k not in stored or k not in given):
+            continue
+        a, b = str(stored.get(k, NOT_RECORDED)), str(given.get(k, NOT_RECORDED))
+        if a != b:
+            out.append((k, a, b))
+    return out
+
+
+def check_recorded(
+    stored: Mapping[str, object],
+    given: Mapping[str, object],
+    fields: Sequence[str],
+    *,
+    given_in: str,
+    stored_in: str,
+    fix: str,
+    optional: Sequence[str] = (),
+) -> None:
+    """Refuse an input whose recorded origin differs from what an artefact was made from.
+
+    Parameters
+    ----------
+    stored : mapping
+        What the artefact recorded of its parent (e.g. a calibration: the system of the
+        scores it was fitted on).
+    given : mapping
+        The same fields as the input given now records them.
+    fields : sequence of str
+        The fields compared (:func:`recorded_differences`), in the order they are reported.
+    given_in, stored_in : str
+        Name the input (e.g. its path) and the artefact, in the message.
+    fix : str
+        What to do, the end of the message.
+    optional : sequence of str
+        Fields compared only when both sides record them.
+
+    Raises
+    ------
+    ModelMismatchError
+        One line, every differing field listed: ``"<given_in>: does not match what
+        <stored_in> records (<field>: <given> here vs <stored> there; ...); <fix>"``.
+    """
+    diff = recorded_differences(stored, given, fields, optional)
+    if diff:
+        raise ModelMismatchError(
+            f"{given_in}: does not match what {stored_in} records ("
+            + "; ".join(f"{k}: {b} here vs {a} there" for k, a, b in diff)
+            + f"); {fix}"
+        )
+
+
+def short_hash(fields: Mapping[str, object], keys: Sequence[str]) -> str | None:
+    """16 hex digits of SHA-256 over ``key=value;`` of the ``keys`` that ``fields`` holds
+    (None when it holds none of them): one short name for a set of recorded fields."""
+    present = [k for k in keys if k in fields]
+    if not present:
+        return None
+    text = "".join(f"{k}={fields[k]};" for k in present)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def file_fingerprint(path: str | os.PathLike[str]) -> str:
