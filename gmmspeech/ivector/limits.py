@@ -198,7 +198,7 @@ def _auto_lda(rank: int, sets: Sequence[TrainingSpeakers]) -> tuple[int | None, 
     bounds = [
         f"the cap {LDA_CAP}",
         f"ivector.rank {rank}",
-        f"{tight.what}'s {tight.n_speakers} speakers minus 1",
+        f"the {tight.n_speakers} speakers of {tight.what} minus 1",
     ]
     return dim, f"{dim} (the smallest of {', '.join(bounds)})"
 
