@@ -22,7 +22,7 @@ from gmmspeech.config.loader import load_config
 from gmmspeech.config.sections import BackendConfig
 from gmmspeech.errors import ConfigError
 from gmmspeech.ivector.backend import Backend
-from gmmspeech.ivector.limits import LDA_CAP, TrainingSpeakers, resolve, violations
+from gmmspeech.ivector.limits import LDA_CAP, TrainingSpeakers, violations
 from gmmspeech.pipeline import Experiment
 from gmmspeech.pipeline.feasibility import backend_choice, backend_sets
 
