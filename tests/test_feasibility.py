@@ -129,6 +129,7 @@ def _classification(method: str = "llr", extra: str = "") -> str:
         f"  n_folds: 5\n{extra}"
         "features: {n_mfcc: 13, deltas: 0, vad: none}\n"
         "ubm: {n_components: 4, iterations_per_stage: [1], final_max_iterations: 2}\n"
+        "scoring: {top_c: 2}\n"
         f"classification: {{method: {method}}}\n"
     )
 
@@ -179,6 +180,11 @@ CASES = {
         _verification(IVECTOR.format(rank=200, backend="{}")),
         "ivector.rank: 200 needs at most 104 (the UBM's supervector: ubm.n_components 4 x 26 "
         "features); set ivector.rank <= 104",
+    ),
+    "top-C over the UBM": (
+        {"n_bg": 6},
+        _verification("").replace("top_c: 2", "top_c: 8"),
+        "scoring.top_c: 8 needs at most 4 (ubm.n_components); set scoring.top_c <= 4",
     ),
     "held-out groups, gmm-ubm": (
         {"n_bg": 3},

@@ -48,7 +48,9 @@ def _vectors(X: Any, name: str = "X", dim: int | None = None) -> np.ndarray:
 
 
 def _groups(X: Any, y: Any, what: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Validated vectors and the row indices of each speaker (two or more each)."""
+    """Validated vectors and the row indices of each speaker (two or more each), with a
+    within-speaker scatter that can be full rank (``n - speakers >= dim``; a singular one
+    may pass a factorisation by rounding and give garbage, so it is refused by count)."""
     x = _vectors(X)
     labels = np.asarray(y)
     if labels.shape != (x.shape[0],):
@@ -65,6 +67,13 @@ def _groups(X: Any, y: Any, what: str) -> tuple[np.ndarray, list[np.ndarray]]:
         )
     if uniq.size < 2:
         raise DataError(f"y: {what} needs at least two speakers, got {uniq.size}")
+    room = x.shape[0] - uniq.size
+    if room < x.shape[1]:
+        raise DataError(
+            f"X: {what} of {x.shape[1]}-dimensional vectors needs a full-rank within-speaker "
+            f"scatter, and {x.shape[0]} vectors of {uniq.size} speakers give rank {room} at "
+            f"most; reduce the dimension (e.g. ivector.rank) or add utterances"
+        )
     order = np.argsort(inverse, kind="stable")
     return x, np.split(order, np.cumsum(counts)[:-1])
 

@@ -9,14 +9,15 @@ keep their own checks, which also see the utterances that extraction dropped.
 
 - Verification: held-out groups (a cohort, calibration trials of the background speakers)
   need :data:`~gmmspeech.decisions.heldout.MIN_GROUP` speakers per group; calibration trials
-  of the enrolment set need folds of it.
+  of the enrolment set need folds of it; top-C scoring of GMM models needs C <= K.
 - ``system: ivector``: the rank fits the UBM's supervector, and every back end (the main
   one, and one per held-out group on the speakers outside it: :func:`backend_sets`) fits its
   training speakers (:mod:`gmmspeech.ivector.limits`). The ``auto`` options are chosen here
   for all of them at once (:func:`backend_choice`), logged, and chosen again the same way
   by the stages that fit a back end.
-- Classification: every class tested in a fold has training files in the other folds; with
-  ``method: ivector`` the rank fits each fold's within-class scatter.
+- Classification: every class tested in a fold has training files in the other folds (else
+  its files are counted wrong without a word); ``method: llr``: C <= K; ``method: ivector``:
+  the rank fits each fold's within-class scatter.
 """
 
 from __future__ import annotations
@@ -127,8 +128,19 @@ def _verification(ws: Workspace) -> dict[str, Any]:
         except DataError as exc:
             raise ConfigError(f"scoring.calibration_trials: enroll: {exc}") from None
     if cfg.system != "ivector":
+        _check_top_c(cfg)
         return {}
     return {"backend": _ivector(cfg, background)}
+
+
+def _check_top_c(cfg: ExperimentConfig) -> None:
+    """Top-C scoring of GMM models keeps C of the UBM's K components."""
+    s, k = cfg.scoring, cfg.ubm.n_components
+    if s.method == "topc" and s.top_c > k:
+        raise ConfigError(
+            f"scoring.top_c: {s.top_c} needs at most {k} (ubm.n_components); set "
+            f"scoring.top_c <= {k} or scoring.method: exact"
+        )
 
 
 def _check_rank(cfg: ExperimentConfig) -> None:
@@ -176,6 +188,8 @@ def _classification(ws: Workspace) -> None:
             f"tests them with no training file of the class ({len(lonely)} class(es) like "
             f"it); {how}"
         )
+    if cfg.classification.method == "llr":
+        _check_top_c(cfg)
     if cfg.classification.method != "ivector":
         return
     _check_rank(cfg)
