@@ -329,7 +329,9 @@ def test_ivector_runs_on_125_speakers(corpus125: Path, tmp_path: Path) -> None:
     exp.run()
     rec = (exp.record(exp.stage_number("backend")) or {})["info"]
     assert (rec["scorer"], rec["lda_dim"], rec["dim"]) == ("plda", 61, 61)
-    assert rec["auto"]["lda_dim"].startswith("61 (the smallest of")
+    assert rec["auto"]["backend.lda_dim"].startswith("61 (the smallest of")
+    report = (exp.out / "report.md").read_text()
+    assert "- `backend.lda_dim`: 61 (the smallest of the cap 200" in report
     be = Backend.load(exp.out / "backend/backend.h5")
     assert (be.config.lda_dim, be.lda_.scalings_.shape) == (61, (100, 61))
     cal = json.loads((exp.out / "stages/11_calibrate.json").read_text())["info"]

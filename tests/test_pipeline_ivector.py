@@ -172,7 +172,7 @@ def test_calibration_back_end_too_big_for_half_the_speakers(tmp_path: Path) -> N
     assert rec["info"]["lda_dim"] == 4 and rec["info"]["dim"] == 4
     assert (
         "the 5 speakers of the back end of calibration group 1 minus 1"
-        in rec["info"]["auto"]["lda_dim"]
+        in rec["info"]["auto"]["backend.lda_dim"]
     )
     assert "calibrated" in exp.results()  # the calibration back ends were fitted
 

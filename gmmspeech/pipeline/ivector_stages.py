@@ -136,7 +136,7 @@ def backend(ws: Workspace) -> StageResult:
     return [BACKEND.rel()], {
         "scorer": c.scorer,
         "lda_dim": c.lda_dim,
-        "auto": choice.reasons,
+        "auto": {f"backend.{k}": why for k, why in choice.reasons.items()},
         "speakers": len(spk2utt),
         "dim": be.mean_.size,
     }
