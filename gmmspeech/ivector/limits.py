@@ -249,7 +249,8 @@ def resolve(config: BackendConfig, rank: int, sets: Iterable[TrainingSpeakers]) 
         problems = violations(trial, rank, sets)
         scorer = "cosine" if problems else "plda"
         reasons["scorer"] = (
-            f"cosine (PLDA does not fit: {problems[0]})"
+            # the limit without its fix: auto has taken the fix
+            f"cosine (PLDA does not fit: {problems[0].split('; ')[0]})"
             if problems
             else "plda (every back end has two or more utterances of each speaker)"
         )

@@ -128,8 +128,8 @@ def backend(ws: Workspace) -> StageResult:
     vectors = IVectorSet.load(ws.path(IVECTORS, set="background")).as_dict()
     spk2utt = ws.datadir("background").spk2utt
     choice = backend_config(ws, vectors)
-    if choice.reasons:
-        log.info("%s", choice.summary())
+    if choice.reasons:  # logged by the feasibility check at the start of the run
+        log.debug("%s", choice.summary())
     be = fit_backend(ws, vectors, spk2utt)
     be.save(ws.output(BACKEND))
     c = be.config
