@@ -23,6 +23,7 @@ from gmmspeech.config.sections import BackendConfig
 from gmmspeech.errors import ConfigError
 from gmmspeech.ivector.backend import Backend
 from gmmspeech.ivector.limits import LDA_CAP, TrainingSpeakers, violations
+from gmmspeech.ivector.tv import IVectorSet
 from gmmspeech.pipeline import Experiment
 from gmmspeech.pipeline.feasibility import backend_choice, backend_sets
 
@@ -338,3 +339,19 @@ def test_ivector_runs_on_125_speakers(corpus125: Path, tmp_path: Path) -> None:
     assert cal["groups"] == 2 and cal["trials"] > 0  # both calibration back ends fitted
     res = exp.results()
     assert res["n_trials"] == 32 and res["eer"] < 0.25
+
+
+def test_train_backend_says_what_auto_chose(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(2)
+    utts = [f"s{s}-{u}" for s in range(6) for u in range(4)]
+    vectors = rng.normal(size=(6, 8))[np.repeat(np.arange(6), 4)] * 3 + rng.normal(size=(24, 8))
+    IVectorSet(utts, vectors).save(tmp_path / "iv.h5")
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "wav.scp").write_text("".join(f"{u} {u}.wav\n" for u in utts))
+    (d / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in utts))
+    assert main(["train-backend", str(tmp_path / "iv.h5"), str(d), str(tmp_path / "be.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "backend.scorer: auto -> plda" in out and "backend.lda_dim: auto -> 5 (" in out
+    assert "plda on 24 i-vectors of 6 speakers (dimension 5)" in out
+    assert Backend.load(tmp_path / "be.h5").config.lda_dim == 5
