@@ -15,7 +15,7 @@ from gmmspeech.cli.main import main
 from gmmspeech.config.loader import load_config
 from gmmspeech.corpus.scorefiles import read_scores
 from gmmspeech.decisions.heldout import load_heldout
-from gmmspeech.errors import ConfigError, DataError
+from gmmspeech.errors import ConfigError
 from gmmspeech.features.store import FeatureStore
 from gmmspeech.ivector.stats import compute_stats
 from gmmspeech.ivector.tv import IVectorSet, TotalVariability
@@ -113,8 +113,13 @@ def test_single_utterance_background_needs_cosine(tmp_path: Path) -> None:
         sf.write(root / "bg" / f"b{s}-0.wav", voice(s, 0, seconds=3.0), SR)
     cfg = write_config(tmp_path)
     exp = Experiment(load_config(cfg), tmp_path / "exp")
-    with pytest.raises(DataError, match="10 of 10 speakers have a single utterance.*cosine"):
+    # refused before the UBM is trained, naming the option and the fix
+    with pytest.raises(ConfigError) as err:
         exp.run()
+    msg = str(err.value)
+    assert "backend.scorer: plda needs two or more utterances of every speaker" in msg
+    assert "10 of the 10 speakers of the main back end have one" in msg and "cosine" in msg
+    assert "\n" not in msg and not (tmp_path / "exp/ubm/ubm.h5").exists()
     text = cfg.read_text().replace(
         "backend: {lda_dim: 2, scorer: plda}", "backend: {scorer: cosine}"
     )
@@ -146,20 +151,32 @@ def test_bad_ivector_configs(sets: list[str], message: str) -> None:
 
 
 def test_calibration_back_end_too_big_for_half_the_speakers(tmp_path: Path) -> None:
-    # 10 background speakers: PLDA of 5-dimensional i-vectors is trained on all 10, but
-    # a calibration group's back end only on the other 5 (PLDA needs more speakers than
-    # dimensions)
+    # 10 background speakers: PLDA of 5-dimensional i-vectors could be trained on all 10,
+    # but a calibration group's back end only on the other 5 (PLDA needs more speakers
+    # than dimensions); refused before the UBM is trained
     make_corpus(tmp_path / "corpus", n_bg=10)
     cfg = write_config(tmp_path)
-    text = cfg.read_text().replace("rank: 4", "rank: 5").replace("lda_dim: 2, ", "")
-    cfg.write_text(text, encoding="utf-8")
+    text = cfg.read_text().replace("rank: 4", "rank: 5")
+    cfg.write_text(text.replace("lda_dim: 2, ", "lda_dim: null, "), encoding="utf-8")
     exp = Experiment(load_config(cfg), tmp_path / "exp")
-    with pytest.raises(DataError) as err:
+    with pytest.raises(ConfigError) as err:
         exp.run()
     msg = str(err.value)
-    assert "the calibration back end on 5 of the background speakers" in msg
-    assert "needs more than 5 speakers" in msg and "scoring.calibrate: false" in msg
-    assert exp.is_done(exp.stage_number("score"))  # the main back end scored the trials
+    assert "backend.lda_dim: null gives PLDA of 5 dimensions" in msg
+    assert "the back end of calibration group 1 is trained on 5" in msg
+    assert "set backend.lda_dim: auto or <= 4" in msg
+    assert not (tmp_path / "exp/ubm/ubm.h5").exists()
+    # lda_dim: auto fits both: 4 dimensions, in the main back end too
+    cfg.write_text(text.replace("lda_dim: 2, ", ""), encoding="utf-8")
+    exp = Experiment(load_config(cfg), tmp_path / "exp")
+    exp.run()
+    rec = exp.record(exp.stage_number("backend")) or {}
+    assert rec["info"]["lda_dim"] == 4 and rec["info"]["dim"] == 4
+    assert (
+        "the 5 speakers of the back end of calibration group 1 minus 1"
+        in rec["info"]["auto"]["backend.lda_dim"]
+    )
+    assert "calibrated" in exp.results()  # the calibration back ends were fitted
 
 
 def test_snorm_and_held_out_calibration_extractors(tmp_path: Path) -> None:
@@ -238,6 +255,7 @@ def test_calibration_extractors_need_four_background_speakers(tmp_path: Path) ->
     cfg = tmp_path / "exp.yaml"
     cfg.write_text(text.replace("backend: {lda_dim: 2, scorer: plda}", "backend: {scorer: cosine}"))
     exp = Experiment(load_config(cfg), tmp_path / "exp")
-    with pytest.raises(DataError, match="at least 4 background speakers.*calibrate: false"):
+    with pytest.raises(ConfigError, match="at least 4 background speakers.*calibrate: false"):
         exp.run()
-    assert exp.is_done(exp.stage_number("tv")) and not exp.is_done(exp.stage_number("caltv"))
+    assert exp.is_done(exp.stage_number("prepare"))
+    assert not (tmp_path / "exp/ubm/ubm.h5").exists()

@@ -44,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"{args.datadir}: {exc}") from None
     be.tv_fingerprint_ = iv.tv
     be.save(args.output)
+    for key, why in be.choices_.items():
+        print(f"backend.{key}: auto -> {why}")
     print(
-        f"wrote {args.output}: {cfg.scorer} on {len(keep)} i-vectors of "
+        f"wrote {args.output}: {be.config.scorer} on {len(keep)} i-vectors of "
         f"{len(set(labels))} speakers (dimension {be.mean_.size})"
     )
     return 0

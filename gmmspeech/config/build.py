@@ -75,7 +75,21 @@ def _coerce(tp: object, value: object, key: str, where: str, ctx: _BuildContext)
         if value is None and type(None) in args:
             return None
         others = [a for a in args if a is not type(None)]
-        return _coerce(others[0], value, key, where, ctx)
+        if len(others) == 1:
+            return _coerce(others[0], value, key, where, ctx)
+        # int | str (backend.lda_dim: 100 or auto): the first alternative the value is
+        for alt in others[:-1]:
+            if _scalar_ok(alt, value):
+                return value
+        try:
+            return _coerce(others[-1], value, key, where, ctx)
+        except ConfigError:
+            names = " or ".join(_TYPE_NAMES.get(a, str(a)) for a in others)
+            none_ok = " or null" if type(None) in args else ""
+            raise ConfigError(
+                f"{where}: {key}: expected {names}{none_ok}, got {short_repr(value)} "
+                f"({type(value).__name__})"
+            ) from None
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(

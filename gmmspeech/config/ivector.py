@@ -16,6 +16,9 @@ from .base import check_choice, check_min, normalise
 SYSTEMS = ("gmm-ubm", "ivector", "fusion")
 #: Back-end scorers (``backend.scorer``).
 SCORERS = ("plda", "cosine")
+#: ``backend.scorer`` and ``backend.lda_dim``: chosen from the training speakers
+#: (:mod:`gmmspeech.ivector.limits`).
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -61,39 +64,54 @@ class BackendConfig:
 
     Parameters
     ----------
-    lda_dim : int or None
-        Project on this many LDA dimensions (at most the number of background speakers
-        minus one); None: no LDA.
+    lda_dim : int, "auto" or None
+        Project on this many LDA dimensions: at most the i-vector rank and the number of
+        speakers of every back end minus one (the main back end's, on every background
+        speaker, and those of the held-out groups, on the others). ``auto``: with PLDA, the
+        largest such dimension up to :data:`gmmspeech.ivector.limits.LDA_CAP`, the same for
+        every back end; with cosine, no LDA. None: no LDA.
     wccn : bool
         Within-class covariance normalisation after LDA.
     length_norm : bool
         Length-normalise the vectors (after centring on the background mean) before the scorer.
-    scorer : {"plda", "cosine"}
+    scorer : {"auto", "plda", "cosine"}
         Two-covariance PLDA log-likelihood ratios, or cosine similarity. LDA, WCCN and PLDA
         need two or more background utterances of every speaker; cosine without LDA and
-        WCCN needs no speaker labels.
+        WCCN needs no speaker labels. ``auto``: PLDA when every back end's speakers allow
+        it, else cosine. The choices of ``auto`` are logged and recorded.
     plda_iter : int
         EM iterations of the PLDA.
     """
 
-    lda_dim: int | None = None
+    lda_dim: int | str | None = AUTO
     wccn: bool = False
     length_norm: bool = True
-    scorer: str = "plda"
+    scorer: str = AUTO
     plda_iter: int = 10
 
     def __post_init__(self) -> None:
         normalise(self)
-        check_min(self, "lda_dim", 1, optional=True)
+        lda = self.lda_dim
+        if isinstance(lda, float) and not isinstance(lda, bool) and lda.is_integer():
+            object.__setattr__(self, "lda_dim", int(lda))  # 25.0 and 25: one config, one hash
+        lda = self.lda_dim
+        ok = lda is None or lda == AUTO or (type(lda) is int and lda >= 1)
+        _check(ok, "lda_dim", "'auto', null or an integer >= 1", lda)
         _check(isinstance(self.wccn, bool), "wccn", "true or false", self.wccn)
         _check(isinstance(self.length_norm, bool), "length_norm", "true or false", self.length_norm)
-        check_choice(self, "scorer", SCORERS)
+        check_choice(self, "scorer", (AUTO, *SCORERS))
         check_min(self, "plda_iter", 0)
 
     @property
+    def resolved(self) -> bool:
+        """Whether no option is ``auto`` (a back end can be fitted with it as it is)."""
+        return AUTO not in (self.lda_dim, self.scorer)
+
+    @property
     def needs_speakers(self) -> bool:
-        """Whether training needs within-speaker statistics (two utterances per speaker)."""
+        """Whether training needs within-speaker statistics (two utterances per speaker);
+        of a :attr:`resolved` config."""
         return self.lda_dim is not None or self.wccn or self.scorer == "plda"
 
 
-__all__ = ["SCORERS", "SYSTEMS", "BackendConfig", "IVectorConfig"]
+__all__ = ["AUTO", "SCORERS", "SYSTEMS", "BackendConfig", "IVectorConfig"]

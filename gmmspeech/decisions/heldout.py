@@ -68,6 +68,12 @@ def choose_norm(requested: str, n_speakers: int) -> tuple[str, str]:
     )
 
 
+def needs_heldout(norm: str, calibrate: bool, calibration_trials: str) -> bool:
+    """Whether an experiment scores anything under held-out models: a cohort
+    (``scoring.norm`` other than none) or calibration trials of the background speakers."""
+    return norm != "none" or (calibrate and calibration_trials == "background")
+
+
 def speaker_groups(speakers: Iterable[str], n_groups: int = GROUPS) -> list[list[str]]:
     """``n_groups`` groups of the sorted speakers, dealt in turn (sizes differ by <= 1)."""
     ordered = sorted(speakers)
@@ -225,12 +231,14 @@ def heldout_parts(
 
 __all__ = [
     "GROUPS",
+    "MIN_GROUP",
     "HeldoutUBM",
     "build_heldout_ubms",
     "cohort_speakers",
     "heldout_parts",
     "heldout_path",
     "load_heldout",
+    "needs_heldout",
     "require",
     "save_heldout",
     "speaker_groups",

@@ -27,6 +27,7 @@ from ..config.ivector import BackendConfig
 from ..errors import DataError, GmmSpeechError, ModelFormatError
 from ..storage.atomic import atomic_path
 from ..storage.h5io import from_json, open_checked, read_array, write_header
+from .limits import TrainingSpeakers, resolve
 
 Enrolment = np.ndarray | Sequence[np.ndarray]
 
@@ -47,7 +48,9 @@ def _vectors(X: Any, name: str = "X", dim: int | None = None) -> np.ndarray:
 
 
 def _groups(X: Any, y: Any, what: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Validated vectors and the row indices of each speaker (two or more each)."""
+    """Validated vectors and the row indices of each speaker (two or more each), with a
+    within-speaker scatter that can be full rank (``n - speakers >= dim``; a singular one
+    may pass a factorisation by rounding and give garbage, so it is refused by count)."""
     x = _vectors(X)
     labels = np.asarray(y)
     if labels.shape != (x.shape[0],):
@@ -64,6 +67,13 @@ def _groups(X: Any, y: Any, what: str) -> tuple[np.ndarray, list[np.ndarray]]:
         )
     if uniq.size < 2:
         raise DataError(f"y: {what} needs at least two speakers, got {uniq.size}")
+    room = x.shape[0] - uniq.size
+    if room < x.shape[1]:
+        raise DataError(
+            f"X: {what} of {x.shape[1]}-dimensional vectors needs a full-rank within-speaker "
+            f"scatter, and {x.shape[0]} vectors of {uniq.size} speakers give rank {room} at "
+            f"most; reduce the dimension (e.g. ivector.rank) or add utterances"
+        )
     order = np.argsort(inverse, kind="stable")
     return x, np.split(order, np.cumsum(counts)[:-1])
 
@@ -394,12 +404,24 @@ class Backend:
 
     def fit(self, X: Any, y: Any | None = None) -> Backend:
         """Train on vectors ``X`` (n, R) of speakers ``y`` (n,); ``y`` may be None when
-        ``config.needs_speakers`` is false (cosine without LDA and WCCN)."""
-        c = self.config
+        ``config.needs_speakers`` is false (cosine without LDA and WCCN).
+
+        ``auto`` options are chosen on these speakers (:func:`.limits.resolve`); then
+        :attr:`config` holds the choice and :attr:`choices_` the reasons. An experiment
+        resolves them beforehand over all of its back ends, so that they agree.
+        """
         x = _vectors(X)
+        self.choices_: dict[str, str] = {}
+        if not self.config.resolved:
+            labels = np.arange(x.shape[0]) if y is None else np.asarray(y)
+            _, counts = np.unique(labels, return_counts=True)
+            sets = [TrainingSpeakers("the back end", tuple(int(n) for n in counts))]
+            choice = resolve(self.config, x.shape[1], sets)
+            self.config, self.choices_ = choice.config, choice.reasons
+        c = self.config
         if c.needs_speakers and y is None:
             raise DataError("y: speaker labels are needed for LDA, WCCN and PLDA")
-        self.lda_ = LDA(c.lda_dim).fit(x, y) if c.lda_dim is not None else None
+        self.lda_ = LDA(c.lda_dim).fit(x, y) if isinstance(c.lda_dim, int) else None
         x = self.lda_.transform(x) if self.lda_ is not None else x
         self.wccn_ = WCCN().fit(x, y) if c.wccn else None
         x = self.wccn_.transform(x) if self.wccn_ is not None else x
@@ -470,6 +492,11 @@ class Backend:
                 be = cls(BackendConfig(**from_json(f.attrs.get("config"), {})))
             except (TypeError, GmmSpeechError) as exc:
                 raise ModelFormatError(f"{path}: its back-end config is invalid ({exc})") from None
+            if not be.config.resolved:
+                raise ModelFormatError(
+                    f"{path}: its back-end config has 'auto' options, which a fitted back end "
+                    f"resolves; the file is damaged or forged: train it again"
+                )
             shapes = {k: tuple(f[k].shape) for k in f if isinstance(f[k], h5py.Dataset)}
             dims = _check_layout(path, be.config, shapes)
 

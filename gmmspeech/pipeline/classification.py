@@ -179,6 +179,7 @@ def _vector_fold(
     """``method: supervector`` or ``ivector``: one vector per file on fold ``k``'s UBM, a
     back end trained on the training files (their folds group the choice of ``C``)."""
     c = ws.cfg.classification
+    lda = ws.cfg.backend.lda_dim
     y = [utt2label[u] for u in train]
     groups = [folds[u] for u in train]
     store_path = str(ws.path(FEATURES, set="all"))
@@ -200,7 +201,8 @@ def _vector_fold(
         groups,
         w[len(train) :],
         scorer=c.ivector_scorer,
-        lda_dim=ws.cfg.backend.lda_dim,
+        # auto: as many directions as the classes allow (lda_projection's None)
+        lda_dim=lda if isinstance(lda, int) else None,
         classifier=c.classifier,
         c_grid=c.c_grid,
         random_state=c.random_state,

@@ -121,8 +121,11 @@ def report_stage(
     (and ``counts``, default :meth:`Workspace.data_counts`); it shows ``figure``."""
     results = json.loads(ws.path(RESULTS).read_text(encoding="utf-8"))
     stages = []
+    chosen: dict[str, str] = {}
     for i, name in enumerate(ws.stage_names[:-1], 1):
         rec = ws.record(i) or {}
+        # what a stage chose for an ``auto`` option: "<key>" -> "<value> (<why>)"
+        chosen |= (rec.get("info") or {}).get("auto") or {}
         stages.append(
             {
                 "index": i,
@@ -142,6 +145,7 @@ def report_stage(
         stages=stages,
         results=results,
         figure=figure.rel(),
+        chosen=chosen,
     )
     write_text(ws.output(REPORT), text)
     return [REPORT.rel()], {}

@@ -27,6 +27,7 @@ import numpy as np
 from ..corpus.trials import TrialList
 from ..decisions.backgroundtrials import BackgroundSplit, split_background
 from ..decisions.enroltrials import enrolment_folds
+from ..decisions.heldout import needs_heldout
 from ..errors import DataError
 from ..ivector.backend import Backend
 from ..ivector.stats import compute_stats
@@ -46,8 +47,7 @@ def caltv(ws: Workspace) -> StageResult:
     and ``ivectors/calibration_<g>.h5``, the i-vectors it extracts (nothing when neither
     the background calibration trials nor a cohort normalisation needs them)."""
     s = ws.cfg.scoring
-    calibrate = s.calibrate and s.calibration_trials == "background"
-    if not calibrate and scoring_norm(ws) == "none":
+    if not needs_heldout(scoring_norm(ws), s.calibrate, s.calibration_trials):
         return [], {"calibrate": s.calibrate, "calibration_trials": s.calibration_trials}
     held = heldout_ubms(ws, ws.ubm())
     sets = ["background"] + (["enroll", "test"] if scoring_norm(ws) != "none" else [])

@@ -16,9 +16,11 @@ from ..corpus.scorefiles import system_header, write_scores
 from ..corpus.trials import TrialList
 from ..errors import DataError
 from ..ivector.backend import Backend
+from ..ivector.limits import Choice
 from ..ivector.stats import StatsFile, compute_stats
 from ..ivector.tv import IVectorSet, TotalVariability, check_same_tv
 from .artefacts import BACKEND, DATA_DIR, IVECTORS, RAW_SCORES, STATS, TRIALS, TV
+from .feasibility import backend_choice
 from .verification import SETS
 from .workspace import StageResult, Workspace
 
@@ -86,19 +88,32 @@ def ivectors(ws: Workspace) -> StageResult:
     return outputs, {"rank": model.rank}
 
 
+def backend_config(ws: Workspace, vectors: Mapping[str, np.ndarray]) -> Choice:
+    """``backend.*`` with its ``auto`` options chosen for every back end of the experiment
+    (:func:`.feasibility.backend_choice`), on the background utterances that have i-vectors
+    in ``vectors``: the choice the feasibility check logged, unless extraction lost some."""
+    background = {
+        spk: [u for u in utts if u in vectors]
+        for spk, utts in ws.datadir("background").spk2utt.items()
+    }
+    return backend_choice(ws.cfg, background)
+
+
 def fit_backend(
     ws: Workspace,
     vectors: Mapping[str, np.ndarray],
     spk2utt: Mapping[str, Sequence[str]],
     calibration: bool = False,
 ) -> Backend:
-    """A back end of ``backend.*`` trained on the i-vectors of ``spk2utt``; a
-    :class:`DataError` names the data dir and the settings that avoid the problem
-    (``calibration``: the back end of a calibration group, on the other group's speakers)."""
+    """A back end of ``backend.*`` (``auto`` chosen by :func:`backend_config`) trained on the
+    i-vectors of ``spk2utt``; a :class:`DataError` names the data dir and the settings that
+    avoid the problem (``calibration``: the back end of a calibration group, on the other
+    group's speakers)."""
     ids = [u for spk in sorted(spk2utt) for u in spk2utt[spk] if u in vectors]
     y = [spk for spk in sorted(spk2utt) for u in spk2utt[spk] if u in vectors]
+    config = backend_config(ws, vectors).config
     try:
-        return Backend(ws.cfg.backend).fit(np.stack([vectors[u] for u in ids]), y)
+        return Backend(config).fit(np.stack([vectors[u] for u in ids]), y)
     except DataError as exc:
         what, also = "backend", ""
         if calibration:
@@ -115,12 +130,17 @@ def backend(ws: Workspace) -> StageResult:
     """The back end ``backend/backend.h5``, trained on the background i-vectors."""
     ivs = IVectorSet.load(ws.path(IVECTORS, set="background"))
     spk2utt = ws.datadir("background").spk2utt
+    choice = backend_config(ws, ivs.as_dict())
+    if choice.reasons:  # logged by the feasibility check at the start of the run
+        log.debug("%s", choice.summary())
     be = fit_backend(ws, ivs.as_dict(), spk2utt)
     be.tv_fingerprint_ = ivs.tv
     be.save(ws.output(BACKEND))
-    c = ws.cfg.backend
+    c = be.config
     return [BACKEND.rel()], {
         "scorer": c.scorer,
+        "lda_dim": c.lda_dim,
+        "auto": {f"backend.{k}": why for k, why in choice.reasons.items()},
         "speakers": len(spk2utt),
         "dim": be.mean_.size,
     }

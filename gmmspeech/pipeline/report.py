@@ -341,8 +341,10 @@ def render_report(
     stages: Sequence[Mapping[str, Any]],
     results: Mapping[str, Any],
     figure: str | None,
+    chosen: Mapping[str, str] | None = None,
 ) -> str:
-    """The text of ``report.md``: the numbers, data counts, stage timings and the config."""
+    """The text of ``report.md``: the numbers, data counts, stage timings and the config
+    (and ``chosen``: config key -> what its ``auto`` became and why)."""
     lines = [f"# {name}", ""]
     lines.append(f"Task: {task}. Config hash `{config_hash}`. Machine: {machine_description()}.")
     lines.append("")
@@ -376,6 +378,9 @@ def render_report(
         )
     header = ["#", "stage", "seconds", "peak RSS MiB", "used MiB", "finished"]
     lines.append(_table(header, rows))
+    if chosen:
+        lines += ["", "## Chosen by auto", ""]
+        lines += [f"- `{key}`: {why}" for key, why in chosen.items()]
     lines += ["", "## Config", "", "```yaml", config_yaml.rstrip(), "```", ""]
     return "\n".join(lines)
 

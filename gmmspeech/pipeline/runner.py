@@ -25,6 +25,7 @@ from ..errors import ConfigError, DataError
 from ..storage.atomic import protected
 from .artefacts import RECORDS, RESULTS
 from .declarations import Stage
+from .feasibility import check_experiment
 from .folder import open_folder, remove_if_unused
 from .inputs import INPUTS, changes
 from .report import StageMemory, write_json, write_text
@@ -146,6 +147,7 @@ class Experiment(Workspace):
             progress=progress,
         )
         self._inputs: dict[str, dict[str, str]] = {}
+        self._checked = False
 
     @property
     def stages(self) -> tuple[Stage, ...]:
@@ -235,6 +237,7 @@ class Experiment(Workspace):
         log.debug("BLAS threads per run: %s", self._blas or "as set by the environment")
         redone = ""
         self._inputs = {}
+        self._checked = False
         try:
             with protected(theirs, mine), protected([self.where], "the experiment's config"):
                 for i, st in enumerate(self.stages, 1):
@@ -251,6 +254,21 @@ class Experiment(Workspace):
                 remove_if_unused(self.out)
             raise
         return outcomes
+
+    def check_feasible(self) -> dict[str, Any]:
+        """Check the config against the prepared data (:mod:`.feasibility`), once per run:
+        before the first stage after the first that runs. Nothing is checked while the
+        first stage (prepare) is not up to date.
+
+        Raises
+        ------
+        ConfigError
+            An option the prepared data cannot carry (one line: option, limit, fix).
+        """
+        self._checked = True
+        if not self.is_done(1):
+            return {}
+        return check_experiment(self)
 
     def open_folder(self, force: bool = False) -> list[str]:
         """Make sure the folder is a gmmspeech experiment; return the files it must not
@@ -271,6 +289,8 @@ class Experiment(Workspace):
             rec = self.record(i) or {}
             log.debug("stage %d %s: up to date (skipped)", i, st.name)
             return StageOutcome(i, st.name, "skipped", rec.get("seconds"))
+        if i > 1 and not self._checked:
+            self.check_feasible()
         log.info("stage %d %s: running (%s)", i, st.name, reason)
         # taken before the stage reads them: a file changed during the run is redone next time
         inputs = self.inputs_of(st.name)

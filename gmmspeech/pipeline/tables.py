@@ -77,6 +77,14 @@ TV_KEYS = (
     "ivector.batch_size",
     "ivector.random_state",
 )
+#: What the ``auto`` options of ``backend.*`` are chosen from, besides the data
+#: (:func:`.feasibility.backend_choice`): the rank, and whether held-out groups fit back ends.
+BACKEND_CHOICE_KEYS = (
+    "ivector.rank",
+    "scoring.norm",
+    "scoring.calibrate",
+    "scoring.calibration_trials",
+)
 #: Version 2 writes calibration/summary.json, which the evaluate stage reads.
 CALIBRATE_VERSION = 2
 CALIBRATION_OUT = (
@@ -228,6 +236,8 @@ IVECTOR = (
         "backend",
         ivector_stages.backend,
         ("backend",),
+        # backend.*: auto is chosen for every back end, the held-out groups' too
+        upstream=BACKEND_CHOICE_KEYS,
         reads=(IVECTORS, DATA_DIR),
         writes=(BACKEND,),
     ),
@@ -242,7 +252,7 @@ IVECTOR = (
         ivector_cohort.normalize_stage,
         NORM_KEYS,
         # each part of the cohort: a held-out extractor and a back end of the others
-        upstream=("backend",),
+        upstream=("backend", *BACKEND_CHOICE_KEYS),
         reads=(*_NORMALIZE_READS, UBM, HELDOUT_UBM, CALIBRATION_IVECTORS, IVECTORS),
         writes=(SCORES,),
     ),
@@ -250,7 +260,7 @@ IVECTOR = (
         "calibrate",
         ivector_calibration.calibrate,
         CALIBRATE_KEYS,
-        upstream=(*NORM_KEYS, "backend", "ivector.top_n"),
+        upstream=(*NORM_KEYS, "backend", "ivector.top_n", *BACKEND_CHOICE_KEYS),
         reads=(
             UBM,
             HELDOUT_UBM,
