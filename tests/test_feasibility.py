@@ -21,6 +21,7 @@ from gmmspeech.cli.main import main
 from gmmspeech.config.loader import load_config
 from gmmspeech.config.sections import BackendConfig
 from gmmspeech.errors import ConfigError
+from gmmspeech.ivector import limits
 from gmmspeech.ivector.backend import Backend
 from gmmspeech.ivector.limits import LDA_CAP, TrainingSpeakers, violations
 from gmmspeech.ivector.tv import IVectorSet
@@ -53,7 +54,7 @@ def test_auto_lda_dim_against_a_hand_computation() -> None:
         in (choice.reasons["lda_dim"])
     )
     # without held-out groups only the main back end counts: 125 - 1
-    off = load_config(None, [*IVECTOR_ARGS, "scoring.calibrate=false"])
+    off = load_config(None, [*IVECTOR_ARGS, "scoring.calibrate=false", "scoring.norm=none"])
     assert backend_choice(off, bg).config.lda_dim == 124
     # a cohort needs the groups' back ends too
     norm = load_config(None, [*IVECTOR_ARGS, "scoring.calibrate=false", "scoring.norm=s"])
@@ -95,7 +96,8 @@ def test_violations_name_each_limit() -> None:
     assert violations(BackendConfig(lda_dim=None, scorer="cosine"), 400, [main_]) == []
 
 
-def test_backend_fit_resolves_auto_on_its_own_speakers() -> None:
+def test_backend_fit_resolves_auto_on_its_own_speakers(monkeypatch) -> None:
+    monkeypatch.setattr(limits, "PLDA_MIN_AUTO_DIM", 2)  # PLDA on 5 dimensions, as asked
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(6), 4)  # 6 speakers x 4 vectors of dimension 8
     x = rng.normal(size=(6, 8))[y] * 3 + rng.normal(size=(24, 8))
@@ -341,7 +343,8 @@ def test_ivector_runs_on_125_speakers(corpus125: Path, tmp_path: Path) -> None:
     assert res["n_trials"] == 32 and res["eer"] < 0.25
 
 
-def test_train_backend_says_what_auto_chose(tmp_path: Path, capsys) -> None:
+def test_train_backend_says_what_auto_chose(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(limits, "PLDA_MIN_AUTO_DIM", 2)
     rng = np.random.default_rng(2)
     utts = [f"s{s}-{u}" for s in range(6) for u in range(4)]
     vectors = rng.normal(size=(6, 8))[np.repeat(np.arange(6), 4)] * 3 + rng.normal(size=(24, 8))
@@ -355,3 +358,16 @@ def test_train_backend_says_what_auto_chose(tmp_path: Path, capsys) -> None:
     assert "backend.scorer: auto -> plda" in out and "backend.lda_dim: auto -> 5 (" in out
     assert "plda on 24 i-vectors of 6 speakers (dimension 5)" in out
     assert Backend.load(tmp_path / "be.h5").config.lda_dim == 5
+
+
+def test_auto_takes_cosine_when_plda_would_get_few_dimensions() -> None:
+    # 6 speakers x 20: PLDA fits on 5 LDA dimensions, but auto wants PLDA_MIN_AUTO_DIM
+    args = [*IVECTOR_ARGS, "scoring.calibrate=false", "scoring.norm=none", "ivector.rank=60"]
+    cfg = load_config(None, args)
+    choice = backend_choice(cfg, _background(6, 20))
+    assert (choice.config.scorer, choice.config.lda_dim) == ("cosine", None)
+    assert (
+        f"5 LDA dimensions, fewer than the {limits.PLDA_MIN_AUTO_DIM}" in choice.reasons["scorer"]
+    )
+    many = backend_choice(cfg, _background(limits.PLDA_MIN_AUTO_DIM + 1, 4))
+    assert (many.config.scorer, many.config.lda_dim) == ("plda", limits.PLDA_MIN_AUTO_DIM)

@@ -33,7 +33,11 @@ from ..errors import ConfigError
 
 #: Largest dimension ``backend.lda_dim: auto`` keeps (Kaldi's SRE and VoxCeleb i-vector
 #: recipes keep 200 LDA dimensions of their 400 to 600-dimensional i-vectors).
-LDA_CAP = 200
+LDA_CAP: int = 200
+#: The fewest LDA dimensions ``scorer: auto`` takes PLDA with. On Arabic Speech Commands
+#: (9 speakers per calibration back end) PLDA on 8 dimensions gave 17.19 % EER, cosine
+#: without LDA 8.38 % in the same setup; recipes in the literature keep 100-200.
+PLDA_MIN_AUTO_DIM = 50
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,8 @@ def resolve(config: BackendConfig, rank: int, sets: Iterable[TrainingSpeakers]) 
         lda = _auto_lda(rank, sets)[0] if config.lda_dim == AUTO else config.lda_dim
         trial = dataclasses.replace(config, scorer="plda", lda_dim=lda)
         problems = violations(trial, rank, sets)
+        if not problems and isinstance(lda, int) and lda < PLDA_MIN_AUTO_DIM:
+            problems = [f"{lda} LDA dimensions, fewer than the {PLDA_MIN_AUTO_DIM} auto needs"]
         scorer = "cosine" if problems else "plda"
         reasons["scorer"] = (
             # the limit without its fix: auto has taken the fix
@@ -263,4 +269,12 @@ def resolve(config: BackendConfig, rank: int, sets: Iterable[TrainingSpeakers]) 
     return Choice(dataclasses.replace(config, scorer=scorer, lda_dim=lda_dim), reasons)
 
 
-__all__ = ["LDA_CAP", "Choice", "TrainingSpeakers", "check", "resolve", "violations"]
+__all__ = [
+    "LDA_CAP",
+    "PLDA_MIN_AUTO_DIM",
+    "Choice",
+    "TrainingSpeakers",
+    "check",
+    "resolve",
+    "violations",
+]
