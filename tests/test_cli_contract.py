@@ -103,6 +103,20 @@ def test_parser_builds_without_heavy_imports() -> None:
     assert build_parser().prog == "gmmspeech"
 
 
+def test_run_and_demo_start_without_scikit_learn() -> None:
+    # scikit-learn's import costs about 0.6 s, a fifth of the demo's budget; only the
+    # classification back ends and the estimators use it, and they import it themselves.
+    for command in ("run", "demo"):
+        code = (
+            f"import sys; from gmmspeech.cli.main import build_parser; build_parser({command!r}); "
+            "import gmmspeech.pipeline; print(int('sklearn' in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert out == ["0"], f"'gmmspeech {command}' loads scikit-learn"
+
+
 @pytest.mark.parametrize(
     ("argv", "level"),
     [

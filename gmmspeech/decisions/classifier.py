@@ -11,8 +11,9 @@ over the classes. Two ways of making the class models:
 ``mode="ml"``
     an independent EM-trained GMM per class (maximum likelihood).
 
-With a UBM, every class decision goes through :func:`class_llrs` (the frame-averaged LLR of
-each class model, :func:`gmmspeech.score_matrix`): :class:`GMMClassifier` in ``map`` mode,
+With a UBM, every class decision goes through
+:func:`~gmmspeech.decisions.class_scores.class_llrs` (the frame-averaged LLR of each class
+model, :func:`gmmspeech.score_matrix`): :class:`GMMClassifier` in ``map`` mode,
 ``gmmspeech classify`` and the cross-validation folds of the pipeline all score that way.
 """
 
@@ -34,7 +35,7 @@ from ..mixture.gmm import DiagGMM
 from ..mixture.map import check_adapt
 from ..mixture.speakermodels import SpeakerModels, enroll
 from ..mixture.ubm import train_ubm
-from .scoring import score_matrix
+from .class_scores import class_llrs
 
 log = logging.getLogger(__name__)
 
@@ -277,56 +278,3 @@ class GMMClassifier(ClassifierMixin, BaseEstimator):
         """The class models (alias of ``models_``)."""
         self._check_fitted()
         return self.models_
-
-
-def class_llrs(
-    ubm: DiagGMM,
-    class_models: SpeakerModels,
-    features: Any,
-    utt_ids: Sequence[str],
-    *,
-    method: str = "topc",
-    top_c: int | None = 5,
-    progress: bool = False,
-) -> np.ndarray:
-    """Frame-averaged LLR of every class model for every utterance.
-
-    Parameters
-    ----------
-    ubm : DiagGMM
-        The UBM the class models were adapted from.
-    class_models : SpeakerModels
-        One model per class.
-    features : mapping of str to ndarray (n_frames, n_features)
-    utt_ids : sequence of str, length n
-    method, top_c, progress
-        As :func:`gmmspeech.score_matrix`.
-
-    Returns
-    -------
-    ndarray, shape (n, n_classes)
-        Column ``j`` belongs to ``class_models.ids[j]``.
-    """
-    return score_matrix(
-        ubm, class_models, features, utt_ids, method=method, top_c=top_c, progress=progress
-    ).T
-
-
-def predict_classes(
-    ubm: DiagGMM,
-    class_models: SpeakerModels,
-    features: Any,
-    utt_ids: Sequence[str],
-    *,
-    method: str = "topc",
-    top_c: int | None = 5,
-    progress: bool = False,
-) -> list[str]:
-    """The class (model id) of highest LLR for each utterance (equal priors).
-
-    Parameters are those of :func:`class_llrs`; returns one model id per utterance.
-    """
-    llrs = class_llrs(
-        ubm, class_models, features, utt_ids, method=method, top_c=top_c, progress=progress
-    )
-    return [class_models.ids[j] for j in np.argmax(llrs, axis=1)]

@@ -1,7 +1,7 @@
 """The classification stages: one data set in folds, a UBM and class models per fold.
 
 Fold ``k`` trains on the other folds and is tested on its own files; the class decisions go
-through :func:`gmmspeech.decisions.classifier.predict_classes`, the same path as
+through :func:`gmmspeech.decisions.class_scores.class_llrs`, the same path as
 :class:`~gmmspeech.decisions.classifier.GMMClassifier`. Every function takes the
 :class:`~.workspace.Workspace` and returns the stage's outputs and record info.
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..corpus.datadir import DataDir, read_predictions
 from ..corpus.prepare import assign_folds
-from ..decisions.classifier import predict_classes
+from ..decisions.class_scores import best_classes, class_llrs
 from ..decisions.ivector_classifier import classify_ivectors
 from ..decisions.metrics import balanced_accuracy, confusion_matrix, per_class_recall
 from ..decisions.supervector import fit_linear, span_coordinates, store_supervectors
@@ -162,9 +162,10 @@ def _llr_fold(ws: Workspace, ubm_: DiagGMM, k: int, test: list[str]) -> list[str
     s = ws.cfg.scoring
     models = SpeakerModels.load(ws.path(FOLD_MODELS, fold=k), ubm_)
     with ws.store("all") as store:
-        return predict_classes(
+        llrs = class_llrs(
             ubm_, models, store, test, method=s.method, top_c=s.top_c, progress=ws.progress
         )
+    return best_classes(llrs, models.ids)
 
 
 def _vector_fold(
