@@ -6,6 +6,7 @@ cohort nor the trial's speakers."""
 from __future__ import annotations
 
 import ast
+import logging
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,9 @@ def _run(tmp_path: Path, extra: str, sets: list[str] | None = None) -> Path:
     return out
 
 
-def test_built_once_saved_and_used_by_normalize_and_calibrate(tmp_path: Path, monkeypatch) -> None:
+def test_built_once_saved_and_used_by_normalize_and_calibrate(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
     make_corpus(tmp_path / "corpus")
     built: list[int] = []
     real = heldout.build_heldout_ubms
@@ -66,7 +69,13 @@ def test_built_once_saved_and_used_by_normalize_and_calibrate(tmp_path: Path, mo
         return out
 
     monkeypatch.setattr(verification, "build_heldout_ubms", counting)
-    out = _run(tmp_path, "  norm: s\n")
+    with caplog.at_level(logging.INFO, logger="gmmspeech"):
+        out = _run(tmp_path, "  norm: s\n")
+    # clearing former held-out UBMs beside the new ubm.h5 is not news, and the files there
+    # are this run's own: a fresh run used to log "kept (it holds files gmmspeech did not
+    # write there)" for its own ubm folder
+    noted = [r for r in caplog.records if r.name == "gmmspeech.storage.outputs"]
+    assert not [r.getMessage() for r in noted if r.levelno >= logging.INFO]
     assert built == [2]  # once, in the ubm stage, for both normalize and calibrate
     assert sorted(p.name for p in (out / "ubm").glob("heldout_*.h5")) == [
         "heldout_1.h5",

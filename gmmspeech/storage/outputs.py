@@ -266,10 +266,13 @@ def remove_outputs(folder: str | os.PathLike[str], kind: OutputKind, pattern: st
         if p.is_file() and not p.is_symlink() and rx.search(p.name) and kind.matches(p):
             remove_file(p)
             removed += 1
-    try:
+    left = sum(1 for _ in d.iterdir())
+    if left == 0:
         d.rmdir()
-    except OSError:
-        log.info("%s: kept (it holds files gmmspeech did not write there)", d)
+    else:
+        # other files of this run (a stage's own output beside its former files) or the
+        # user's: either way not a matter for the log at INFO
+        log.debug("%s: kept (%d other entries)", d, left)
     return removed
 
 
