@@ -13,7 +13,7 @@ from sklearn.svm import LinearSVC
 
 from gmmspeech.decisions.ivector_classifier import cosine_classes, lda_projection
 from gmmspeech.decisions.supervector import (
-    choose_c,
+    fit_linear,
     kl_supervectors,
     span_coordinates,
     store_supervectors,
@@ -91,13 +91,13 @@ def test_span_coordinates_give_the_same_linear_classifier(make) -> None:
     np.testing.assert_allclose(small.decision_function(b), full.decision_function(t), atol=1e-4)
 
 
-def test_choose_c_is_leave_one_group_out_accuracy() -> None:
+def test_fit_linear_chooses_c_by_leave_one_group_out_accuracy() -> None:
     rng = np.random.default_rng(3)
     y = np.tile(["a", "b", "c"], 12)
     x = rng.normal(0, 1, (36, 5)) + 0.8 * (y[:, None] == np.array(["a", "b", "c", "a", "b"]))
     groups = np.repeat([0, 1, 2, 3], 9)
     grid = (0.01, 1.0, 100.0)
-    c, scores = choose_c(x, y, groups, classifier="logistic", c_grid=grid)
+    _, c, scores = fit_linear(x, y, groups, classifier="logistic", c_grid=grid)
     for value in grid:  # oracle: scikit-learn's own cross-validation, pooled over groups
         model = LogisticRegression(C=value, max_iter=2000, random_state=0)
         acc = cross_val_score(model, x, y, groups=groups, cv=LeaveOneGroupOut())
@@ -105,7 +105,7 @@ def test_choose_c_is_leave_one_group_out_accuracy() -> None:
     assert scores[c] == max(scores.values())
     assert c == min(v for v, s in scores.items() if s == scores[c])
     # one group: no inner cross-validation possible, the middle of the grid
-    assert choose_c(x, y, np.zeros(36), c_grid=grid) == (1.0, {})
+    assert fit_linear(x, y, np.zeros(36), c_grid=grid)[1:] == (1.0, {})
 
 
 def test_cosine_classes_and_lda_guard() -> None:

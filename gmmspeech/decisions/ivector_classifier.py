@@ -5,7 +5,7 @@ training files' statistics). LDA (between- to within-class scatter, on the train
 keeps at most ``n_classes - 1`` directions; after length normalisation each test file gets
 the class whose mean training vector is nearest in angle (``cosine``), or the class of a
 scikit-learn linear classifier (``logistic``, its ``C`` chosen by
-:func:`~gmmspeech.decisions.supervector.choose_c` on the training folds).
+:func:`~gmmspeech.decisions.supervector.fit_linear` on the training folds).
 """
 
 from __future__ import annotations

@@ -139,50 +139,6 @@ def make_linear(classifier: str, c: float, random_state: int = 0) -> Any:
     raise DataError(f"classifier: must be one of {LINEAR_CLASSIFIERS}, got {classifier!r}")
 
 
-def choose_c(
-    X: np.ndarray,
-    y: Sequence[str],
-    groups: Sequence[int],
-    *,
-    classifier: str = "logistic",
-    c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0, 100.0),
-    random_state: int = 0,
-) -> tuple[float, dict[float, float]]:
-    """The ``C`` of ``c_grid`` with the best leave-one-group-out accuracy on ``(X, y)``.
-
-    The groups are the training folds, so ``C`` is chosen on the training data only and,
-    when folds are by speaker, on held-out speakers. Ties go to the smaller ``C`` (stronger
-    regularisation). With one group only the middle of the grid is used.
-
-    Returns
-    -------
-    c : float
-    scores : dict of float to float
-        Mean inner accuracy per ``C``.
-    """
-    yv, gv = np.asarray(y), np.asarray(groups)
-    uniq = np.unique(gv)
-    grid = sorted(float(c) for c in c_grid)
-    if not grid:
-        raise DataError("c_grid: needs at least one value")
-    if len(uniq) < 2:
-        return grid[len(grid) // 2], {}
-    scores: dict[float, float] = {}
-    for c in grid:
-        correct, total = 0, 0
-        for g in uniq:
-            tr, te = gv != g, gv == g
-            if len(np.unique(yv[tr])) < 2:
-                continue
-            model = make_linear(classifier, c, random_state).fit(X[tr], yv[tr])
-            correct += int((model.predict(X[te]) == yv[te]).sum())
-            total += int(te.sum())
-        scores[c] = correct / max(total, 1)
-    best = max(scores.values())
-    c = min(c for c, s in scores.items() if s == best)
-    return c, scores
-
-
 def fit_linear(
     X: np.ndarray,
     y: Sequence[str],
@@ -192,12 +148,54 @@ def fit_linear(
     c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0, 100.0),
     random_state: int = 0,
 ) -> tuple[Any, float, dict[float, float]]:
-    """A linear classifier on ``(X, y)`` with ``C`` from :func:`choose_c`, refitted on all.
+    """A linear classifier on ``(X, y)``, its ``C`` chosen by leave-one-group-out accuracy.
 
-    Returns the fitted estimator, the chosen ``C`` and the inner accuracies per ``C``.
+    The groups are the training folds, so ``C`` is chosen on the training data only and,
+    when folds are by speaker, on held-out speakers. Ties go to the smaller ``C`` (stronger
+    regularisation); with one group only the middle of the grid is used. The classifier is
+    then refitted on all of ``(X, y)`` with that ``C``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+    y : sequence of str, length n
+    groups : sequence of int, length n
+    classifier : {"logistic", "linear_svc"}
+    c_grid : sequence of float
+    random_state : int
+
+    Returns
+    -------
+    model : fitted scikit-learn estimator
+    c : float
+    scores : dict of float to float
+        Mean inner accuracy per ``C`` (empty with one group).
     """
-    c, scores = choose_c(
-        X, y, groups, classifier=classifier, c_grid=c_grid, random_state=random_state
-    )
-    model = make_linear(classifier, c, random_state).fit(X, np.asarray(y))
+    yv, gv = np.asarray(y), np.asarray(groups)
+    grid = sorted(float(c) for c in c_grid)
+    if not grid:
+        raise DataError("c_grid: needs at least one value")
+    scores: dict[float, float] = {}
+    if len(np.unique(gv)) < 2:
+        c = grid[len(grid) // 2]
+    else:
+        scores = {c: _inner_accuracy(X, yv, gv, classifier, c, random_state) for c in grid}
+        best = max(scores.values())
+        c = min(c for c, s in scores.items() if s == best)
+    model = make_linear(classifier, c, random_state).fit(X, yv)
     return model, c, scores
+
+
+def _inner_accuracy(
+    X: np.ndarray, y: np.ndarray, groups: np.ndarray, classifier: str, c: float, seed: int
+) -> float:
+    """Accuracy pooled over leave-one-group-out folds (folds with one class are skipped)."""
+    correct, total = 0, 0
+    for g in np.unique(groups):
+        tr, te = groups != g, groups == g
+        if len(np.unique(y[tr])) < 2:
+            continue
+        model = make_linear(classifier, c, seed).fit(X[tr], y[tr])
+        correct += int((model.predict(X[te]) == y[te]).sum())
+        total += int(te.sum())
+    return correct / max(total, 1)
