@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import soundfile as sf
@@ -55,7 +56,7 @@ def test_demo_runs_in_the_current_directory(tmp_path: Path, monkeypatch, capsys)
     assert (exp / "det.png").is_file() and (exp / "report.md").is_file()
 
 
-def test_the_demo_at_its_own_settings_is_calibrated(tmp_path: Path, caplog) -> None:
+def test_the_demo_at_its_own_settings_is_calibrated(tmp_path: Path, caplog, recwarn) -> None:
     """What a new user reads first: calibrated LLRs, with no fallback to the raw scores."""
     assert main(["demo", "--no-progress", "--out", str(tmp_path / "d")]) == 0
     res = json.loads((tmp_path / "d" / "results.json").read_text())
@@ -65,6 +66,9 @@ def test_the_demo_at_its_own_settings_is_calibrated(tmp_path: Path, caplog) -> N
     assert res["calibrated"]["act_dcf"] <= 1.3 * res["calibrated"]["min_dcf"]
     assert res["calibrated"]["cllr"] < res["cllr_uncalibrated"]
     assert not [r for r in caplog.records if "not calibrating" in r.getMessage()]
+    # nothing to worry a new user: no fallback, no ConvergenceWarning, no warning at all
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [str(w.message) for w in recwarn], "the demo warns"
 
 
 def test_demo_on_a_dask_cluster_gives_the_same_experiment(tmp_path: Path) -> None:
