@@ -73,6 +73,20 @@ def test_large_messages_go_at_the_large_message_rate() -> None:
     assert part_seconds(part, m, 1, dask=False) == pytest.approx(2.0**24 / 100.0)
 
 
+def test_a_large_shared_argument_is_paid_once_per_call_not_per_task() -> None:
+    # the process pool sends a shared argument over 1 MiB through one file per call
+    m = _machine()
+    big = Part("bank", 10.0, "engine", p=1.0, tasks=12, calls=3, shared=2.0**24)
+    # 3 calls x one 16 MiB message at 100 B/s before the work, then 12 tasks in 2 waves of
+    # 6 on 2 workers (half of the 10 s); no shared bytes travel with the tasks
+    assert part_seconds(big, m, 2, dask=False) == pytest.approx(3 * 2.0**24 / 100 + 5.0)
+    small = Part("ubm", 10.0, "engine", p=1.0, tasks=12, calls=3, shared=2.0**19)
+    per_task = 2.0**19 / 400  # small messages go with every task, at the small rate
+    assert part_seconds(small, m, 2, dask=False) == pytest.approx(
+        max(5.0, (36 - 3) * per_task) + 3 * per_task
+    )
+
+
 def test_counts_match_the_arabic_run() -> None:
     # the real run (gmmspeech run .../arabic_speech_commands/config.yaml) took 46 EM
     # iterations at K=512: 38 planned and 8 until the final stage converged

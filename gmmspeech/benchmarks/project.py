@@ -251,8 +251,9 @@ def assumptions(
         "utterances per scoring or statistics task; 2 TV tasks per worker); the driver's "
         "BLAS threads = N; MAP enrolment one thread. The TV E-step scales as the statistics.",
         "Transfers overlap the work (a stage takes the longer of the two, plus one task's "
-        "transfers): what the pool pickles with every task (UBM, model bank, TV "
-        "precomputation) and back (TV accumulators, statistics, features) at the pipe rates "
+        "transfers): what the pool pickles with every task (the UBM; a model bank or TV "
+        "precomputation over 1 MiB once per call, through a file) and back (TV accumulators, "
+        "statistics, features) at the pipe rates "
         "measured here (messages under 8 MiB at the 1 MiB rate); on Dask, shared data once "
         "per worker and call, results and inputs (features, statistics, on shared storage) "
         f"at {machine.network_bytes_per_s * 8 / 1e9:g} Gbit/s, plus "

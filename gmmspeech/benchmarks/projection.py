@@ -21,6 +21,7 @@ from ..config.ivector import IVectorConfig
 from ..config.models import UBMConfig
 from ..decisions.backgroundtrials import MAX_SPEAKERS, MAX_TESTS_PER_SPEAKER
 from ..decisions.heldout import GROUPS
+from ..engine.processes import SHARED_INLINE_BYTES
 from ..mixture.ubm import Schedule
 
 #: Test utterances per scoring task and utterances per statistics task (the library's).
@@ -189,7 +190,9 @@ class Part:
     ``where`` is ``engine`` (spread over workers in ``tasks`` tasks per call), ``driver``
     (on the driver's threads) or ``single`` (one thread whatever the machine); ``p`` is the
     parallel fraction. Bytes, per call (``calls`` of the engine's map): ``shared`` goes
-    with every task to local workers and once to each Dask worker; ``task_results`` come
+    with every task to local workers when it is small, once per call through a file when it
+    is larger than the pool's :data:`~gmmspeech.engine.processes.SHARED_INLINE_BYTES`, and
+    once to each Dask worker; ``task_results`` come
     back from every task. ``results`` come back in all; ``inputs`` are what Dask workers
     read from shared storage (local workers read the local disk). ``task_seconds`` is work
     that every task does once (per call), whatever its size; with ``tasks_per_worker`` the
@@ -277,9 +280,11 @@ def part_seconds(part: Part, m: Machine, workers: int, dask: bool) -> float:
         one = (part.task_results + (part.results + part.inputs) / messages) / net
         compute += messages * m.dask_task_overhead_s
     else:
-        broadcast = 0.0
+        # a large shared argument is written once per call and read by the workers at once
+        once = part.shared > SHARED_INLINE_BYTES
+        broadcast = part.calls * pipe_seconds(m, part.shared, 1) if once else 0.0
         one = (
-            pipe_seconds(m, part.shared, 1)
+            (0.0 if once else pipe_seconds(m, part.shared, 1))
             + pipe_seconds(m, part.task_results, 1)
             + pipe_seconds(m, part.results / messages, 1)
         )
