@@ -20,7 +20,7 @@ import numpy as np
 
 from ..engine import Engine, LocalEngine
 from ..errors import DataError
-from ..features.store import FeatureStore
+from ..features.store import read_utterances
 from ..ivector.stats import utterance_stats
 from ..mixture.gmm import DiagGMM
 
@@ -68,8 +68,9 @@ def _supervector_task(item: tuple[str, list[str]], shared: tuple[DiagGMM, float]
     """Map task: the supervectors of a batch of files of a feature store."""
     ubm, r = shared
     path, ids = item
-    with FeatureStore(path) as store:
-        stats = [utterance_stats(ubm, store[u]) for u in ids]
+    # only this batch's datasets, as the i-vector statistics task reads them: opening a
+    # FeatureStore per task reads every utterance's index entry, quadratic in the store
+    stats = [utterance_stats(ubm, x) for x in read_utterances(path, ids)]
     zeroth = np.stack([s.zeroth for s in stats])
     first = np.stack([s.first for s in stats])
     return kl_supervectors(ubm, zeroth, first, r)
