@@ -116,3 +116,18 @@ def test_cosine_classes_and_lda_guard() -> None:
     assert list(got) == ["x", "y", "y"]
     with pytest.raises(DataError, match=r"ivector.rank: 5 dimensions but only 4 training"):
         lda_projection(np.random.default_rng(0).normal(size=(4, 5)), y)
+
+
+def test_an_lda_dim_above_what_the_classes_allow_is_said(caplog) -> None:
+    rng = np.random.default_rng(1)
+    y = np.repeat(["a", "b", "c"], 10)
+    x = rng.normal(size=(30, 6)) + 2.0 * (y[:, None] == np.array(["a", "b", "c"] * 2))
+    with caplog.at_level("WARNING", logger="gmmspeech"):
+        _, k = lda_projection(x, list(y), lda_dim=5)
+    assert k == 2  # 3 classes: 2 directions at most
+    assert "backend.lda_dim: 5 directions asked" in caplog.text and "using 2" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gmmspeech"):
+        assert lda_projection(x, list(y), lda_dim=2)[1] == 2
+        assert lda_projection(x, list(y))[1] == 2
+    assert caplog.text == ""

@@ -10,6 +10,7 @@ scikit-learn linear classifier (``logistic``, its ``C`` chosen by
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ import numpy as np
 from ..errors import DataError
 from ..ivector.backend import LDA, length_normalize
 from .supervector import fit_linear
+
+log = logging.getLogger(__name__)
 
 
 def lda_projection(X: np.ndarray, y: Sequence[str], lda_dim: int | None = None) -> tuple[LDA, int]:
@@ -38,6 +41,16 @@ def lda_projection(X: np.ndarray, y: Sequence[str], lda_dim: int | None = None) 
             f"below {X.shape[0] - n_classes}"
         )
     k = min(n_classes - 1, dim) if lda_dim is None else min(int(lda_dim), n_classes - 1, dim)
+    if lda_dim is not None and k < int(lda_dim):
+        log.warning(
+            "backend.lda_dim: %d directions asked, but %d classes and %d dimensions allow "
+            "%d; using %d (set backend.lda_dim: auto to silence this)",
+            int(lda_dim),
+            n_classes,
+            dim,
+            k,
+            k,
+        )
     return LDA(k).fit(X, np.asarray(y)), k
 
 
