@@ -317,3 +317,17 @@ def test_a_reseeding_is_followed_without_a_dense_pass(ubms):
     assert repaired  # the fixture re-seeds: the test sees the case
     for i in repaired:
         assert h[i + 1]["selection"] == "expand"
+
+
+def test_a_candidate_listed_twice_counts_once():
+    rng = np.random.default_rng(12)
+    gmm = _random_model(10, 2, rng)
+    x = gmm.sample(50, rng)[0].astype(np.float32)
+    cand = np.stack([rng.choice(10, 4, replace=False) for _ in range(50)]).astype(np.int16)
+    twice = np.concatenate([cand, cand[:, :2]], axis=1)
+    a1, a2 = np.zeros((N_PARTS, 10, 5)), np.zeros((N_PARTS, 10, 5))
+    ll1, keep1 = accumulate_candidates(gmm, x, cand, a1, n_keep=3)
+    ll2, keep2 = accumulate_candidates(gmm, x, twice, a2, n_keep=3)
+    assert ll1 == ll2
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_array_equal(keep1, keep2)

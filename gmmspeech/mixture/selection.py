@@ -83,6 +83,8 @@ def _accumulate(x, cand, shift, means_c, prec, g, min_post, acc, out_sel):  # pr
         lp = np.empty(c)
         e = np.empty(c)
         bv = np.empty(max(n_keep, 1))
+        # the last frame that took each component: a candidate listed twice counts once
+        seen = np.full(g.shape[0], -1, dtype=np.int64)
         tot = 0.0
         for t in range(lo, hi):
             for j in range(d):
@@ -91,9 +93,10 @@ def _accumulate(x, cand, shift, means_c, prec, g, min_post, acc, out_sel):  # pr
             best = -np.inf
             for i in range(c):
                 k = cand[t, i]
-                if k < 0:
+                if k < 0 or seen[k] == t:
                     lp[i] = -np.inf
                     continue
+                seen[k] = t
                 v = g[k] - 0.5 * np.float64(_mahalanobis(xc, means_c[k], prec[k]))
                 lp[i] = v
                 if v > best:
@@ -255,7 +258,8 @@ def accumulate_candidates(
     x : ndarray, shape (n, D), float32
         Frames.
     cand : ndarray, shape (n, C), int16 or int32
-        Candidate component indices per frame; -1 marks an empty slot.
+        Candidate component indices per frame; -1 marks an empty slot; a component listed
+        twice for a frame counts once.
     acc : ndarray, shape (P, K, 2D + 1), float64
         Partial sums, added to in place: ``[:, :, :D]`` first order, ``[:, :, D:2D]`` second
         order, ``[:, :, 2D]`` counts; slot ``p`` takes the ``p``-th of P equal runs of frames.
