@@ -331,3 +331,26 @@ def test_a_candidate_listed_twice_counts_once():
     assert ll1 == ll2
     np.testing.assert_array_equal(a1, a2)
     np.testing.assert_array_equal(keep1, keep2)
+
+
+def test_selected_passes_see_the_frames_of_sources_that_reuse_a_buffer():
+    """A list of utterances (as a feature store) is handed out in packed blocks that share
+    one buffer: the carried selections must still line up with their frames."""
+    from gmmspeech.features.framesource import as_source
+    from gmmspeech.mixture.selection import SelectionPass, accumulate_selected_shard
+
+    rng = np.random.default_rng(13)
+    gmm = _random_model(64, 3, rng)
+    x = gmm.sample(6000, rng)[0].astype(np.float32)
+    utts = np.array_split(x, 300)  # short utterances, packed into 256-frame blocks
+    shard = as_source(utts).shards(10**6)[0]
+    _, sel = accumulate_selected_shard((shard, None), SelectionPass(gmm, 256, "dense", 16))
+    reuse, _ = accumulate_selected_shard((shard, sel), SelectionPass(gmm, 256, "reuse", 16))
+    ref, _ = accumulate_selected_shard(
+        (as_source(x).shards(10**6)[0], sel), SelectionPass(gmm, 256, "reuse", 16)
+    )
+    assert reuse.log_likelihood == pytest.approx(ref.log_likelihood, rel=1e-9)
+    np.testing.assert_allclose(reuse.zeroth, ref.zeroth, rtol=1e-9, atol=1e-9)
+    # the 16 best of 64 keep most of each frame's likelihood
+    dense = accumulate(gmm, x)
+    assert reuse.log_likelihood / 6000 > dense.log_likelihood / 6000 - 0.05

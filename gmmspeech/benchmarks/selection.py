@@ -132,8 +132,9 @@ def run(args: argparse.Namespace) -> int:
     for mode in modes:
         t0, c0 = time.perf_counter(), time.process_time()
         with threadpool_limits(limits=blas, user_api="blas"):
+            # the utterances as a list: streamed in packed blocks, as from a feature store
             ubm = train_ubm(
-                x,
+                train,
                 args.k,
                 selection=mode,
                 subsample_every=args.subsample_every,

@@ -395,11 +395,12 @@ def _top_columns(logp: np.ndarray, n: int) -> np.ndarray:
 
 def _joined(chunks: Iterable[np.ndarray], target: int) -> Iterator[np.ndarray]:
     """Consecutive chunks joined into blocks of at least ``target`` frames (the last may be
-    shorter), in order."""
+    shorter), in order. Each chunk is copied: a source may hand out every chunk in one
+    reused buffer (feature stores and lists of utterances do)."""
     parts: list[np.ndarray] = []
     size = 0
     for c in chunks:
-        parts.append(np.asarray(c, dtype=np.float32))
+        parts.append(np.array(c, dtype=np.float32, copy=True))
         size += parts[-1].shape[0]
         if size >= target:
             yield np.concatenate(parts) if len(parts) > 1 else parts[0]
