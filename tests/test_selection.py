@@ -200,7 +200,9 @@ def ubms(monkeypatch_module):
     monkeypatch_module.setattr(ubm_mod, "AUTO_MIN_COMPONENTS", 64)
     x = _speechlike()
     opts = dict(iterations_per_stage=(2, 2, 2, 2, 2, 4), final_max_iterations=6)
-    auto = train_ubm(x[:25000], 256, selection="auto", progress=False, **opts)
+    # auto on short utterances: streamed in packed blocks that share a buffer, as a store
+    utts = np.array_split(x[:25000], 500)
+    auto = train_ubm(utts, 256, selection="auto", progress=False, **opts)
     dense = train_ubm(x[:25000], 256, selection="dense", progress=False, **opts)
     return x, auto, dense
 

@@ -288,7 +288,8 @@ class _Trainer:
         n = min(_QUALITY_FRAMES, self.selections[0].shape[0])
         blocks, got = [], 0
         for block in self.shards[0].chunks(self.cfg.chunk_size):
-            blocks.append(np.asarray(block, dtype=np.float32)[: n - got])
+            # copied: a store hands out every chunk in one reused buffer
+            blocks.append(np.array(block[: n - got], dtype=np.float32, copy=True))
             got += blocks[-1].shape[0]
             if got >= n:
                 break
