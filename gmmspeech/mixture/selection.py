@@ -344,7 +344,7 @@ def selection_quality(
         b = min(a + chunk_size, x.shape[0])
         logp = gmm.component_log_likelihoods(x[a:b]).astype(np.float64)
         # the exact top set by log-likelihood (posteriors tie at the denormal floor)
-        best = np.argpartition(-logp, top - 1, axis=1)[:, :top]
+        best = top_rows(logp, top)[0]
         logp -= logp.max(axis=1, keepdims=True)
         post = np.exp(logp)
         post /= post.sum(axis=1, keepdims=True)
