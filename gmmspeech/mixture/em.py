@@ -212,6 +212,7 @@ def estimate(
     min_count: float,
     min_weight: float,
     split_epsilon: float,
+    reseeded: list[tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """M-step with variance floor and dead-component repair.
 
@@ -226,6 +227,9 @@ def estimate(
         dividing by (almost) zero it is re-seeded by splitting the heaviest live component.
     split_epsilon : float
         Offset (in standard deviations) of such a re-seeding split.
+    reseeded : list, optional
+        Appended to: ``(parent, dead)`` for every re-seeding, in order (Gaussian selection
+        follows a re-seeded component through the frames that selected its parent).
 
     Returns
     -------
@@ -250,6 +254,8 @@ def estimate(
     for k in dead_idx:
         heaviest = int(np.argmax(weights))
         _split_one(weights, means, variances, heaviest, int(k), split_epsilon, shrink=True)
+        if reseeded is not None:
+            reseeded.append((heaviest, int(k)))
     np.maximum(variances, var_floor, out=variances)
     return weights, means, variances, int(dead_idx.size)
 

@@ -9,6 +9,7 @@ map-reduce engine needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,9 +167,20 @@ def accumulate(gmm: DiagGMM, X: ArrayLike, *, chunk_size: int | None = None) -> 
 
 
 def accumulate_selecting(
-    gmm: DiagGMM, X: ArrayLike, n_select: int, *, chunk_size: int | None = None
+    gmm: DiagGMM,
+    X: ArrayLike,
+    n_select: int,
+    *,
+    chunk_size: int | None = None,
+    top: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> tuple[SufficientStats, np.ndarray]:
     """:func:`accumulate`, and each frame's ``n_select`` best components from the same pass.
+
+    Parameters
+    ----------
+    top : callable, optional
+        ``top(logp, n)``: the columns of the ``n`` largest entries of each row of the
+        (rows, K) float32 block, shape (rows, n); default ``numpy.argpartition``.
 
     Returns
     -------
@@ -177,12 +189,16 @@ def accumulate_selecting(
     selection : ndarray, shape (N, min(n_select, K)), int16 (int32 for K >= 32768)
         The components with the highest ``log w_k N_k(x_t)``, in no particular order.
     """
-    stats, sel = _accumulate(gmm, X, chunk_size, int(n_select))
+    stats, sel = _accumulate(gmm, X, chunk_size, int(n_select), top)
     return stats, sel if sel is not None else np.empty((0, 0), dtype=np.int16)
 
 
 def _accumulate(
-    gmm: DiagGMM, X: ArrayLike, chunk_size: int | None, n_select: int
+    gmm: DiagGMM,
+    X: ArrayLike,
+    chunk_size: int | None,
+    n_select: int,
+    top: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> tuple[SufficientStats, np.ndarray | None]:
     k, d = gmm.n_components, gmm.n_features
     acc = np.zeros((k, 2 * d + 1), dtype=np.float64)
@@ -192,7 +208,7 @@ def _accumulate(
     dtype = np.int16 if k < 2**15 else np.int32
     for blk in gmm.blocks(X, chunk_size=chunk_size, ones_column=True):
         if n_select > 0:
-            parts.append(_top(blk.logp, n_select, dtype))
+            parts.append(_top(blk.logp, n_select, dtype, top))
         frame_ll, sums = log_normalize(blk.logp)  # blk.logp now holds exp(logp - max)
         total_ll += float(frame_ll.sum())
         # responsibilities are exp / sums: fold 1/sums into the (n, 2D+1) side, not (n, K)
@@ -216,9 +232,16 @@ def _accumulate(
     return stats, sel
 
 
-def _top(logp: np.ndarray, n: int, dtype: type[np.signedinteger]) -> np.ndarray:
+def _top(
+    logp: np.ndarray,
+    n: int,
+    dtype: type[np.signedinteger],
+    top: Callable[[np.ndarray, int], np.ndarray] | None = None,
+) -> np.ndarray:
     """Indices of the ``n`` largest entries of each row (unordered), shape (rows, min(n, K))."""
     k = logp.shape[1]
     if n >= k:
         return np.broadcast_to(np.arange(k, dtype=dtype), (logp.shape[0], k)).copy()
+    if top is not None:
+        return np.asarray(top(logp, n)).astype(dtype)
     return np.argpartition(-logp, n - 1, axis=1)[:, :n].astype(dtype)

@@ -45,6 +45,7 @@ from .em import (
 from .gmm import DiagGMM
 from .selection import (
     AUTO_MIN_COMPONENTS,
+    MIN_POST,
     N_SELECT,
     SelectionPass,
     accumulate_selected_shard,
@@ -73,7 +74,7 @@ _MIN_FRAMES_PER_COMPONENT = 10
 # the robust scale is taken from at most this many frames (every n-th), a bounded sample
 _ROBUST_SAMPLE_FRAMES = 100_000
 # frames on which a selected run measures the posterior mass its selections kept
-_QUALITY_FRAMES = 20_000
+_QUALITY_FRAMES = 5_000
 _CHECKPOINT_RE = re.compile(r"^ubm_stage(\d{3})_k(\d+)\.h5$")
 
 
@@ -198,11 +199,12 @@ class _Trainer:
     mean: np.ndarray
     var: np.ndarray
     bar: tqdm | None = None
-    # Gaussian selection state: each shard's frames' selected components, the pending
-    # split's child map (expand at the next pass) and whether to reselect densely
+    # Gaussian selection state: each shard's frames' selected components; the components
+    # born since the last pass (split off or re-seeded), each mapped to the component whose
+    # frames take it as a candidate at the next pass; the re-seeded ones (they moved)
     selections: list[np.ndarray] | None = None
-    children: np.ndarray | None = None
-    reselect: bool = False
+    parent_of: dict[int, int] = dataclasses.field(default_factory=dict)
+    moved: list[int] = dataclasses.field(default_factory=list)
     last_selected: DiagGMM | None = None
 
     def selects(self, k: int) -> bool:
@@ -213,14 +215,33 @@ class _Trainer:
             and selection_dtype(k) == np.int16
         )
 
+    def follow(self, parent: int, child: int, moved: bool = False) -> None:
+        """Note a component born from ``parent``: the frames that selected ``parent`` (or,
+        if it was itself born since the last pass, its own parent) take it as a candidate."""
+        self.parent_of[child] = self.parent_of.get(parent, parent)
+        if moved:
+            self.moved.append(child)
+
     def split(self, gmm: DiagGMM, n_new: int) -> DiagGMM:
         """Split ``gmm`` by ``n_new`` components and note the children for the selections."""
         k = gmm.n_components
         if self.selections is not None:
-            children = np.full(k, -1, dtype=np.int64)
-            children[split_order(gmm, n_new)] = k + np.arange(n_new)
-            self.children = children
+            for j, src in enumerate(split_order(gmm, n_new)):
+                self.follow(int(src), k + j)
         return split_components(gmm, n_new, self.cfg.split_epsilon)
+
+    def children(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The pending births as ``(children (k, m), moved)`` for an ``expand`` pass (-1
+        pads), and forget them."""
+        by_parent: dict[int, list[int]] = {}
+        for child, parent in self.parent_of.items():
+            by_parent.setdefault(parent, []).append(child)
+        table = np.full((k, max(len(c) for c in by_parent.values())), -1, dtype=np.int64)
+        for parent, kids in by_parent.items():
+            table[parent, : len(kids)] = kids
+        moved = np.array(self.moved, dtype=np.int64)
+        self.parent_of, self.moved = {}, []
+        return table, moved
 
     def accumulate(self, gmm: DiagGMM) -> tuple[SufficientStats, str | None]:
         """The E-step over all shards: dense, or with selection (returns the pass's mode)."""
@@ -229,13 +250,18 @@ class _Trainer:
             self.selections = None
             stats = map_reduce(self.engine, accumulate_shard, self.shards, (gmm, cfg.chunk_size))
             return stats, None
-        if self.selections is None or self.reselect:
+        children = moved = None
+        if self.selections is None:
             mode = "dense"
-        elif self.children is not None:
+            self.parent_of, self.moved = {}, []
+        elif self.parent_of:
             mode = "expand"
+            children, moved = self.children(gmm.n_components)
         else:
             mode = "reuse"
-        shared = SelectionPass(gmm, cfg.chunk_size, mode, N_SELECT, self.children)
+        shared = SelectionPass(
+            gmm, cfg.chunk_size, mode, N_SELECT, children, moved, min_post=MIN_POST
+        )
         old: list[np.ndarray | None] = (
             list(self.selections) if self.selections else [None] * len(self.shards)
         )
@@ -248,12 +274,12 @@ class _Trainer:
             new.append(sel)
         if total is None:
             raise DataError("no frames were accumulated; cannot estimate a model")
-        self.selections, self.children, self.reselect = new, None, False
+        self.selections = new
         self.last_selected = gmm
         return total, mode
 
     def selection_report(self) -> dict[str, float]:
-        """How much dense posterior mass the last pass's selections kept, on up to 20000
+        """How much dense posterior mass the last pass's selections kept, on up to 5000
         frames of the first shard (one dense pass over them): mean, 1st percentile and the
         fraction of frames whose selection holds their exact top 5."""
         if self.selections is None or self.last_selected is None:
@@ -262,7 +288,8 @@ class _Trainer:
         n = min(_QUALITY_FRAMES, self.selections[0].shape[0])
         blocks, got = [], 0
         for block in self.shards[0].chunks(self.cfg.chunk_size):
-            blocks.append(np.asarray(block, dtype=np.float32)[: n - got])
+            # copied: a store hands out every chunk in one reused buffer
+            blocks.append(np.array(block[: n - got], dtype=np.float32, copy=True))
             got += blocks[-1].shape[0]
             if got >= n:
                 break
@@ -303,17 +330,22 @@ class _Trainer:
         cfg = self.cfg
         stats, mode = self.accumulate(gmm)
         ll = stats.log_likelihood / stats.n_frames
+        reseeded: list[tuple[int, int]] = []
         w, mu, v, repairs = estimate(
             stats,
             var_floor=self.floor,
             min_count=cfg.min_count,
             min_weight=cfg.min_weight,
             split_epsilon=cfg.split_epsilon,
+            reseeded=reseeded,
         )
         if repairs:
             log.info("stage %d iteration %d: re-seeded %d dead component(s)", stage, it, repairs)
-            # a re-seeded component sits where no frame's selection looks
-            self.reselect = True
+        if mode is not None:
+            # a re-seeded component sits by the one it was split off, where no frame's
+            # selection looks: the frames that selected that one evaluate it next
+            for parent, dead in reseeded:
+                self.follow(parent, dead, moved=True)
         entry: dict[str, Any] = {
             "stage": stage,
             "n_components": gmm.n_components,
