@@ -143,6 +143,10 @@ def test_changed_or_missing_feature_store_is_refused(setup, tmp_path):
     write_store(other, changed)
     with pytest.raises(DataError, match="utt3.*recompute"):
         _read(StatsFile(src.path, features=other), 10)
+    fewer = tmp_path / "fewer.h5"
+    write_store(fewer, {u: x for u, x in feats.items() if u != "utt4"})
+    with pytest.raises(DataError, match="no utterance 'utt4'"):
+        _read(StatsFile(src.path, features=fewer), 10)
     with pytest.raises(DataError, match="not there"):
         StatsFile(src.path, features=tmp_path / "nowhere.h5")
 

@@ -261,7 +261,14 @@ def read_stats(f: h5py.File, rows: list[int], features: str) -> tuple[np.ndarray
     comps, weights = f["components"][lo:hi], f["weights"][lo:hi]
     counts, sums = f["counts"][flo:fhi], f["frame_sums"][rows[0] : rows[-1] + 1]
     frames = read_utterances(features, list(utt_ids.values()))
-    for j, (r, x) in enumerate(zip(rows, frames, strict=True)):
+    for j, r in enumerate(rows):
+        try:
+            x = next(frames)
+        except KeyError:  # h5py: no dataset of that name
+            raise DataError(
+                f"{features}: no utterance {utt_ids[r]!r}, whose posteriors a stats file "
+                f"holds; give the store its statistics were computed from"
+            ) from None
         i = r - rows[0]
         c = counts[foff[i] : foff[i + 1]]
         if x.shape[0] != c.size or not np.isclose(frame_sum(x), sums[i], rtol=1e-12, atol=0):
