@@ -34,10 +34,12 @@ class IVectorConfig:
     top_n : int or None
         Keep each frame's top-N UBM posteriors in the statistics (None: all components).
     min_post : float or None
-        Then drop posteriors below this (Kaldi's ``min_post``, e.g. 0.025; each frame keeps
-        its best component) and renormalise. The stats files then hold the pruned
-        posteriors, read back with the feature store's frames: about 1/20 of the dense
-        size at K=512, D=60 (:mod:`gmmspeech.ivector.posteriors`). None: no pruning.
+        Then drop posteriors below this (Kaldi's ``min_post``; each frame keeps its best
+        component) and renormalise. The stats files then hold the pruned posteriors, read
+        back with the feature store's frames: 0.077 of the dense size at 0.005, K=512,
+        D=60 and 640 frames per utterance (:mod:`gmmspeech.ivector.posteriors`). 0.005
+        kept the Arabic recipe's EER within 0.03 points; Kaldi's 0.025 lost 0.38. None:
+        no pruning.
     min_divergence : bool
         Re-scale T after each M-step so that the mean posterior E[w w'] is the identity.
     batch_size : int
