@@ -215,6 +215,8 @@ IVECTOR = (
         ivector_stages.stats,
         STATS_KEYS,
         reads=(UBM, FEATURES),
+        # min_post came after i-vector folders existed: unset, their hashes stay
+        hashed_when_set=("ivector.min_post",),
         writes=(STATS,),
     ),
     # with ivector.min_post the stats files hold posteriors, read with the features' frames
