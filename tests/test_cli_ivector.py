@@ -11,7 +11,9 @@ from test_pipeline_ivector import write_config
 
 from gmmspeech.cli.main import main
 from gmmspeech.config.loader import load_config
-from gmmspeech.ivector.tv import IVectorSet
+from gmmspeech.features.store import FeatureStore
+from gmmspeech.ivector.stats import compute_stats
+from gmmspeech.ivector.tv import IVectorSet, TotalVariability
 from gmmspeech.pipeline import Experiment
 
 
@@ -74,3 +76,25 @@ def test_train_backend_names_the_single_utterance_speakers(
     assert "single utterance ('b9')" in err and "data/background" in err
     assert not (tmp_path / "be.h5").exists()
     assert main([*args, str(tmp_path / "be.h5"), "--set", "backend.scorer=cosine"]) == 0
+
+
+def test_commands_prune_with_ivector_min_post(experiment: tuple[Path, Path], tmp_path) -> None:
+    root, cfg = experiment
+    exp = root / "exp"
+    c = ["--config", str(cfg), "--set", "ivector.min_post=0.025"]
+    feats = exp / "features/test.h5"
+    assert main(["train-tv", str(exp / "ubm/ubm.h5"), str(exp / "features/background.h5"),
+                 str(tmp_path / "tv.h5"), *c]) == 0  # fmt: skip
+    assert (
+        main(["extract-ivectors", str(tmp_path / "tv.h5"), str(feats), str(tmp_path / "t.h5"), *c])
+        == 0
+    )
+    model = TotalVariability.load(tmp_path / "tv.h5")
+    with FeatureStore(feats) as store:
+        direct = compute_stats(model.ubm_, dict(store.items()), min_post=0.025)
+    got = IVectorSet.load(tmp_path / "t.h5")
+    assert got.utt_ids == direct.utt_ids
+    np.testing.assert_allclose(got.vectors, model.transform(direct), rtol=1e-5, atol=1e-8)
+    # and the pruning changed them: not the unpruned pipeline's model
+    dense = IVectorSet.load(exp / "ivectors/test.h5")
+    assert np.abs(got.vectors - dense.vectors).max() > 1e-3

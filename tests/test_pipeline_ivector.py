@@ -17,7 +17,7 @@ from gmmspeech.corpus.scorefiles import read_scores
 from gmmspeech.decisions.heldout import load_heldout
 from gmmspeech.errors import ConfigError
 from gmmspeech.features.store import FeatureStore
-from gmmspeech.ivector.stats import compute_stats
+from gmmspeech.ivector.stats import StatsFile, compute_stats
 from gmmspeech.ivector.tv import IVectorSet, TotalVariability
 from gmmspeech.mixture.gmm import DiagGMM
 from gmmspeech.pipeline import Experiment
@@ -259,3 +259,29 @@ def test_calibration_extractors_need_four_background_speakers(tmp_path: Path) ->
         exp.run()
     assert exp.is_done(exp.stage_number("prepare"))
     assert not (tmp_path / "exp/ubm/ubm.h5").exists()
+
+
+def test_min_post_gives_posterior_stats_files_and_their_ivectors(tmp_path: Path, capsys) -> None:
+    make_corpus(tmp_path / "corpus", n_bg=10)
+    cfg = write_config(tmp_path)
+    out = tmp_path / "exp"
+    assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    args = ["run", str(cfg), "--out", str(out), "--no-progress"]
+    assert main([*args, "--set", "ivector.min_post=0.025"]) == 0
+    printed = capsys.readouterr().out
+    # the statistics and everything after them are recomputed, the UBM is not
+    assert "stage 3 ubm: up to date" in printed and "stage 4 stats: done" in printed
+    assert "stage 5 tv: done" in printed and "stage 6 caltv: done" in printed
+    ubm_ = DiagGMM.load(out / "ubm/ubm.h5")
+    model = TotalVariability.load(out / "ivectors/tv.h5", ubm_)
+    for name in ("background", "enroll", "test"):
+        src = StatsFile(out / f"ivectors/stats_{name}.h5", ubm_)
+        assert src.layout == "posteriors"
+        with FeatureStore(out / f"features/{name}.h5") as store:
+            direct = compute_stats(ubm_, dict(store.items()), min_post=0.025)
+        iv = IVectorSet.load(out / f"ivectors/{name}.h5")
+        assert iv.utt_ids == direct.utt_ids
+        np.testing.assert_allclose(iv.vectors, model.transform(direct), rtol=1e-5, atol=1e-8)
+    with pytest.raises(ConfigError, match="min_post"):
+        load_config(cfg, ["ivector.min_post=1.5"])

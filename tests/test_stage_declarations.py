@@ -100,7 +100,8 @@ def _old_sections(cfg: ExperimentConfig) -> dict[str, object]:
             "c_fa": s.c_fa,
         },
         "stats": {"top_n": cfg.ivector.top_n},
-        "tv": {k: v for k, v in to_dict(cfg.ivector).items() if k != "top_n"},
+        # ivector.min_post came later (hashed by stats when set, by tv never)
+        "tv": {k: v for k, v in to_dict(cfg.ivector).items() if k not in ("top_n", "min_post")},
         "caltv": {
             "calibrate": s.calibrate,
             "calibration_trials": s.calibration_trials,

@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("tv", metavar="TV.h5", help="model written by gmmspeech train-tv")
     p.add_argument("features", metavar="FEATS.h5", help="feature store")
     p.add_argument("output", metavar="IVECTORS.h5", help="i-vectors file to write")
-    add_config_arguments(p, "'ivector:' (top_n) and 'compute:'", "ivector.top_n=20")
+    add_config_arguments(p, "'ivector:' (top_n, min_post) and 'compute:'", "ivector.top_n=20")
     add_overwrite_argument(p)
 
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     model = TotalVariability.load(args.tv)
     engine = make_engine(compute)
     try:
-        with statistics(model.ubm_, args.features, c.top_n, engine, args.output) as stats:
+        with statistics(model.ubm_, args.features, c, engine, args.output) as stats:
             vectors = model.transform(stats, engine=engine)
             ids = list(stats.utt_ids)  # the rows' own ids, never an order assumed
     finally:

@@ -33,15 +33,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 @contextlib.contextmanager
 def statistics(
-    ubm: DiagGMM, features: str, top_n: int | None, engine: Engine, near: str
+    ubm: DiagGMM, features: str, c: IVectorConfig, engine: Engine, near: str
 ) -> Iterator[StatsFile]:
-    """The statistics of a feature store on ``ubm``, streamed to a temporary file in the
-    folder of ``near`` (removed when the block ends, or by the next run after a kill)."""
+    """The statistics of a feature store on ``ubm`` (``c.top_n``, ``c.min_post``), streamed
+    to a temporary file in the folder of ``near`` (removed when the block ends, or by the
+    next run after a kill)."""
     with (
         scratch_folder(Path(near).resolve().parent) as tmp,
         FeatureStore(features) as store,
     ):
-        out = compute_stats(ubm, store, top_n=top_n, engine=engine, out=Path(tmp) / "stats.h5")
+        out = compute_stats(
+            ubm,
+            store,
+            top_n=c.top_n,
+            min_post=c.min_post,
+            engine=engine,
+            out=Path(tmp) / "stats.h5",
+        )
         yield out
 
 
@@ -60,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     )
     engine = make_engine(compute)
     try:
-        with statistics(ubm, args.features, c.top_n, engine, args.output) as stats:
+        with statistics(ubm, args.features, c, engine, args.output) as stats:
             model.fit(stats, engine=engine)
             n = len(stats)
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import check as _check
-from .base import check_choice, check_min, normalise
+from .base import check_choice, check_in, check_min, normalise
 
 #: The speaker-modelling systems (``system``).
 SYSTEMS = ("gmm-ubm", "ivector", "fusion")
@@ -33,6 +33,13 @@ class IVectorConfig:
         EM iterations of the total-variability matrix.
     top_n : int or None
         Keep each frame's top-N UBM posteriors in the statistics (None: all components).
+    min_post : float or None
+        Then drop posteriors below this (Kaldi's ``min_post``; each frame keeps its best
+        component) and renormalise. The stats files then hold the pruned posteriors, read
+        back with the feature store's frames: 0.077 of the dense size at 0.005, K=512,
+        D=60 and 640 frames per utterance (:mod:`gmmspeech.ivector.posteriors`). 0.005
+        kept the Arabic recipe's EER within 0.03 points; Kaldi's 0.025 lost 0.38. None:
+        no pruning.
     min_divergence : bool
         Re-scale T after each M-step so that the mean posterior E[w w'] is the identity.
     batch_size : int
@@ -44,6 +51,7 @@ class IVectorConfig:
     rank: int = 400
     n_iter: int = 10
     top_n: int | None = None
+    min_post: float | None = None
     min_divergence: bool = True
     batch_size: int = 100
     random_state: int = 0
@@ -53,6 +61,7 @@ class IVectorConfig:
         check_min(self, "rank", 1)
         check_min(self, "n_iter", 1)
         check_min(self, "top_n", 1, optional=True)
+        check_in(self, "min_post", "(0, 1)", optional=True)
         check_min(self, "batch_size", 1)
         ok = isinstance(self.min_divergence, bool)
         _check(ok, "min_divergence", "true or false", self.min_divergence)

@@ -223,7 +223,13 @@ def _ivectors(
     store_path = ws.path(FEATURES, set="all")
     try:
         stats = compute_stats(
-            ubm_, store_path, top_n=iv.top_n, engine=engine, batch_size=iv.batch_size, out=tmp
+            ubm_,
+            store_path,
+            top_n=iv.top_n,
+            min_post=iv.min_post,
+            engine=engine,
+            batch_size=iv.batch_size,
+            out=tmp,
         )
         tv = TotalVariability(iv.rank, iv.n_iter, iv.min_divergence, iv.random_state)
         tv.fit(cast(StatsFile, stats).select(train), engine=engine)

@@ -54,6 +54,9 @@ class Stage:
     version : int
         Part of the hash: raised when the stage's outputs change, so that the records of
         folders made before are redone.
+    hashed_when_set : tuple of str
+        Keys of ``sections`` added after folders were made, whose None means what those
+        folders did: hashed only when not None, so that the folders keep their hashes.
     """
 
     name: str
@@ -63,6 +66,7 @@ class Stage:
     reads: tuple[Artefact, ...] = ()
     writes: tuple[Artefact, ...] = ()
     version: int = 1
+    hashed_when_set: tuple[str, ...] = ()
 
     @property
     def config_keys(self) -> frozenset[str]:
@@ -78,7 +82,11 @@ class Stage:
             return to_dict(cfg)
         if len(self.sections) == 1 and _is_section(self.sections[0]):
             return _value(cfg, self.sections[0])
-        return {key.rsplit(".", 1)[-1]: _value(cfg, key) for key in self.sections}
+        return {
+            key.rsplit(".", 1)[-1]: _value(cfg, key)
+            for key in self.sections
+            if key not in self.hashed_when_set or _value(cfg, key) is not None
+        }
 
 
 def _is_section(key: str) -> bool:

@@ -72,6 +72,7 @@ def caltv(ws: Workspace) -> StageResult:
                         h.ubm,
                         st,
                         top_n=ws.cfg.ivector.top_n,
+                        min_post=ws.cfg.ivector.min_post,
                         engine=engine,
                         out=Path(tmp) / f"{name}.h5",
                     )
@@ -102,7 +103,8 @@ def _halves(
     if not missing:
         return {}
     with ws.engine() as engine:
-        st = compute_stats(model.ubm_, missing, top_n=ws.cfg.ivector.top_n, engine=engine)
+        c = ws.cfg.ivector
+        st = compute_stats(model.ubm_, missing, top_n=c.top_n, min_post=c.min_post, engine=engine)
         return dict(zip(missing, model.transform(st, engine=engine), strict=True))
 
 

@@ -38,8 +38,9 @@ def stats(ws: Workspace) -> StageResult:
         for name in SETS:
             path = ws.output(STATS, set=name)
             with ws.store(name) as store:
+                c = ws.cfg.ivector
                 out = compute_stats(
-                    ubm_, store, top_n=ws.cfg.ivector.top_n, engine=engine, out=path
+                    ubm_, store, top_n=c.top_n, min_post=c.min_post, engine=engine, out=path
                 )
             outputs.append(STATS.rel(set=name))
             info[name] = len(out)

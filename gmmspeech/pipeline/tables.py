@@ -69,7 +69,9 @@ CALIBRATE_KEYS = (
     "scoring.c_fa",
 )
 EVALUATE_KEYS = ("scoring.p_target", "scoring.c_miss", "scoring.c_fa", "name")
-#: The total-variability model's settings (``ivector.top_n`` belongs to the statistics).
+#: The statistics' settings (which posteriors they keep).
+STATS_KEYS = ("ivector.top_n", "ivector.min_post")
+#: The total-variability model's settings (``STATS_KEYS`` belong to the statistics).
 TV_KEYS = (
     "ivector.rank",
     "ivector.n_iter",
@@ -211,18 +213,21 @@ IVECTOR = (
     Stage(
         "stats",
         ivector_stages.stats,
-        ("ivector.top_n",),
+        STATS_KEYS,
         reads=(UBM, FEATURES),
+        # min_post came after i-vector folders existed: unset, their hashes stay
+        hashed_when_set=("ivector.min_post",),
         writes=(STATS,),
     ),
-    Stage("tv", ivector_stages.tv, TV_KEYS, reads=(UBM, STATS), writes=(TV,)),
+    # with ivector.min_post the stats files hold posteriors, read with the features' frames
+    Stage("tv", ivector_stages.tv, TV_KEYS, reads=(UBM, STATS, FEATURES), writes=(TV,)),
     Stage(
         "caltv",
         ivector_calibration.caltv,
         # the held-out extractors serve the calibration and the cohort: changing p_target
         # does not retrain them, turning either on does
         ("scoring.calibrate", "scoring.calibration_trials", "scoring.norm"),
-        upstream=("ivector.top_n", *TV_KEYS),
+        upstream=(*STATS_KEYS, *TV_KEYS),
         reads=(UBM, HELDOUT_UBM, DATA_DIR, FEATURES),
         writes=(CALIBRATION_TV, CALIBRATION_IVECTORS),
     ),
@@ -260,7 +265,7 @@ IVECTOR = (
         "calibrate",
         ivector_calibration.calibrate,
         CALIBRATE_KEYS,
-        upstream=(*NORM_KEYS, "backend", "ivector.top_n", *BACKEND_CHOICE_KEYS),
+        upstream=(*NORM_KEYS, "backend", *STATS_KEYS, *BACKEND_CHOICE_KEYS),
         reads=(
             UBM,
             HELDOUT_UBM,
