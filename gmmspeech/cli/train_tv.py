@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..config.ivector import stats_options
 from ..config.sections import ComputeConfig, IVectorConfig
 from ..engine import Engine, make_engine
 from ..features.store import FeatureStore
@@ -43,12 +44,7 @@ def statistics(
         FeatureStore(features) as store,
     ):
         out = compute_stats(
-            ubm,
-            store,
-            top_n=c.top_n,
-            min_post=c.min_post,
-            engine=engine,
-            out=Path(tmp) / "stats.h5",
+            ubm, store, engine=engine, out=Path(tmp) / "stats.h5", **stats_options(c)
         )
         yield out
 

@@ -8,6 +8,7 @@ the scorer). Both are re-exported by :mod:`gmmspeech.config.sections`, where the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .base import check as _check
 from .base import check_choice, check_in, check_min, normalise
@@ -65,6 +66,16 @@ class IVectorConfig:
         check_min(self, "batch_size", 1)
         ok = isinstance(self.min_divergence, bool)
         _check(ok, "min_divergence", "true or false", self.min_divergence)
+
+
+def stats_options(section: Any) -> dict[str, Any]:
+    """The keyword arguments of :func:`gmmspeech.ivector.stats.compute_stats` that an
+    ``ivector:`` section sets, from the section or a pipeline stage's view of it.
+
+    One place maps the section to the call, so that a new statistics key reaches the
+    pipeline's stats, caltv and fold stages and ``gmmspeech train-tv`` alike.
+    """
+    return {"top_n": section.top_n, "min_post": section.min_post}
 
 
 @dataclass(frozen=True)

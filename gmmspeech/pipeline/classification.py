@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from ..config.ivector import stats_options
 from ..corpus.datadir import DataDir, read_predictions
 from ..corpus.prepare import assign_folds
 from ..decisions.class_scores import best_classes, class_llrs
@@ -225,11 +226,10 @@ def _ivectors(
         stats = compute_stats(
             ubm_,
             store_path,
-            top_n=iv.top_n,
-            min_post=iv.min_post,
             engine=engine,
             batch_size=iv.batch_size,
             out=tmp,
+            **stats_options(iv),
         )
         tv = TotalVariability(iv.rank, iv.n_iter, iv.min_divergence, iv.random_state)
         tv.fit(cast(StatsFile, stats).select(train), engine=engine)

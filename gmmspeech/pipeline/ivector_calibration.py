@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config.ivector import stats_options
 from ..corpus.trials import TrialList
 from ..decisions.backgroundtrials import BackgroundSplit, split_background
 from ..decisions.enroltrials import enrolment_folds
@@ -71,10 +72,9 @@ def caltv(ws: Workspace) -> StageResult:
                     stats = compute_stats(
                         h.ubm,
                         st,
-                        top_n=ws.cfg.ivector.top_n,
-                        min_post=ws.cfg.ivector.min_post,
                         engine=engine,
                         out=Path(tmp) / f"{name}.h5",
+                        **stats_options(ws.cfg.ivector),
                     )
                     if name == "background":
                         model.fit(stats.select(others), engine=engine)
@@ -104,7 +104,7 @@ def _halves(
         return {}
     with ws.engine() as engine:
         c = ws.cfg.ivector
-        st = compute_stats(model.ubm_, missing, top_n=c.top_n, min_post=c.min_post, engine=engine)
+        st = compute_stats(model.ubm_, missing, engine=engine, **stats_options(c))
         return dict(zip(missing, model.transform(st, engine=engine), strict=True))
 
 

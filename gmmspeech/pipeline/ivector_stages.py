@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..config.ivector import stats_options
 from ..corpus.scorefiles import system_header, write_scores
 from ..corpus.trials import TrialList
 from ..errors import DataError
@@ -39,9 +40,7 @@ def stats(ws: Workspace) -> StageResult:
             path = ws.output(STATS, set=name)
             with ws.store(name) as store:
                 c = ws.cfg.ivector
-                out = compute_stats(
-                    ubm_, store, top_n=c.top_n, min_post=c.min_post, engine=engine, out=path
-                )
+                out = compute_stats(ubm_, store, engine=engine, out=path, **stats_options(c))
             outputs.append(STATS.rel(set=name))
             info[name] = len(out)
     return outputs, {"utterances": info}

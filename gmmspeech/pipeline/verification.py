@@ -153,7 +153,6 @@ def heldout_ubms(ws: Workspace, ubm_: DiagGMM) -> list[HeldoutUBM]:
 def enroll_speakers(ws: Workspace) -> StageResult:
     """Stage 4: one MAP model per enrolled model (``data/enroll/model2utt``, else per
     speaker), ``models/models.h5``."""
-    e = ws.cfg.enroll
     ubm_ = ws.ubm()
     en = ws.datadir("enroll")
     with ws.store("enroll") as store:
@@ -162,9 +161,8 @@ def enroll_speakers(ws: Workspace) -> StageResult:
             ubm_,
             store,
             spk2utt,
-            relevance_factor=e.relevance_factor,
-            adapt=e.adapt,
             progress=ws.progress,
+            **_map_options(ws),
         )
     models.save(ws.output(MODELS))
     return [MODELS.rel()], {"models": len(models), "utterances_missing_features": dropped}
@@ -229,16 +227,14 @@ def _score_trials(
 ) -> np.ndarray:
     """``trials`` scored by ``scoring.method`` / ``top_c``: the one GMM scoring call of the
     target and the calibration trials, so both are scored alike."""
-    s = ws.cfg.scoring
     return score_trials(
         ubm_,
         models,
         store,
         trials,
         engine=engine,
-        method=s.method,
-        top_c=s.top_c,
         progress=ws.progress,
+        **_scoring_options(ws),
     )
 
 
@@ -258,6 +254,17 @@ def _per_model(ws: Workspace) -> int:
     return max(1, int(np.median(counts))) if counts else 1
 
 
+def _map_options(ws: Workspace) -> dict[str, Any]:
+    """``enroll.relevance_factor`` and ``adapt`` as keywords: every model of an experiment,
+    target, cohort or calibration, is adapted alike."""
+    return {"relevance_factor": ws.cfg.enroll.relevance_factor, "adapt": ws.cfg.enroll.adapt}
+
+
+def _scoring_options(ws: Workspace) -> dict[str, Any]:
+    """``scoring.method`` and ``top_c`` as keywords: every trial is scored alike."""
+    return {"method": ws.cfg.scoring.method, "top_c": ws.cfg.scoring.top_c}
+
+
 def _heldout_normalize(
     ws: Workspace,
     keys: list[tuple[str, str]],
@@ -275,7 +282,7 @@ def _heldout_normalize(
     scored under a held-out UBM that has seen neither it nor ``trial_speakers``, with the
     trial models ``models_under(h)`` enrolled from it and test utterances from
     ``features``. Also returns the cohort."""
-    s, e = ws.cfg.scoring, ws.cfg.enroll
+    s = ws.cfg.scoring
     ubm_ = ws.ubm()
     held = heldout_ubms(ws, ubm_)
     with ws.store("background") as cstore:
@@ -288,11 +295,9 @@ def _heldout_normalize(
                 h.ubm,
                 models_under(h),
                 feats,
-                relevance_factor=e.relevance_factor,
-                adapt=e.adapt,
-                method=s.method,
-                top_c=s.top_c,
                 progress=ws.progress,
+                **_map_options(ws),
+                **_scoring_options(ws),
             )
 
         parts = heldout_parts(held, cohort, background, trial_speakers, scorer)
@@ -329,16 +334,13 @@ def _cohort_normalize(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Normalise the target trials with cohort scores from UBMs that have not seen the
     cohort (:mod:`gmmspeech.decisions.heldout`)."""
-    e = ws.cfg.enroll
     en = ws.datadir("enroll")
     with ws.store("test") as tstore, ws.store("enroll") as estore:
         spk2utt = {m: en.enrolment[m] for m in sorted({k[0] for k in keys})}
         speakers = {en.utt2spk[u] for utts in spk2utt.values() for u in utts}
 
         def models_under(h: HeldoutUBM) -> SpeakerModels:
-            return enroll(
-                h.ubm, estore, spk2utt, relevance_factor=e.relevance_factor, adapt=e.adapt
-            )
+            return enroll(h.ubm, estore, spk2utt, **_map_options(ws))
 
         normed, cohort = _heldout_normalize(ws, keys, values, models_under, tstore, speakers)
     info: dict[str, Any] = {
@@ -407,7 +409,6 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
     over the target models' enrolment utterances (:mod:`gmmspeech.decisions.enroltrials`),
     scored with the UBM and normalised as the target trials are; then
     :func:`fit_calibration`."""
-    e = ws.cfg.enroll
     ubm_ = ws.ubm()
     en = ws.datadir("enroll")
     with ws.store("enroll") as store:
@@ -420,9 +421,7 @@ def _enrolment_trials(ws: Workspace) -> StageResult:
             ) from None
 
         def enrol(ubm_g: DiagGMM) -> SpeakerModels:
-            return enrol_folds(
-                ubm_g, store, folds, relevance_factor=e.relevance_factor, adapt=e.adapt
-            )
+            return enrol_folds(ubm_g, store, folds, **_map_options(ws))
 
         trials = folds.trials
         with ws.engine() as engine:
@@ -536,18 +535,15 @@ def _group_trials(
     """Trials of the background speakers that ``h`` holds out, scored with ``h``'s UBM and
     normalised (when ``scoring.norm`` is set) exactly as the target trials are; also the
     enrolment frames of each of its models."""
-    s, e = ws.cfg.scoring, ws.cfg.enroll
     split = split_background({k: spk2utt[k] for k in h.speakers}, store, _per_model(ws))
     with ws.engine() as engine:
         trials, values, models = score_background(
             h.ubm,
             split,
-            relevance_factor=e.relevance_factor,
-            adapt=e.adapt,
-            method=s.method,
-            top_c=s.top_c,
             engine=engine,
             progress=ws.progress,
+            **_map_options(ws),
+            **_scoring_options(ws),
         )
     if scoring_norm(ws) != "none":
 
@@ -558,8 +554,7 @@ def _group_trials(
                 other.ubm,
                 split.features,
                 split.enroll,
-                relevance_factor=e.relevance_factor,
-                adapt=e.adapt,
+                **_map_options(ws),
             )
 
         values, _ = _heldout_normalize(
